@@ -1,0 +1,111 @@
+/* common.c: errors, checked allocation, growable buffers, whole-file reads. */
+#include "lm/common.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int lm_errf(struct lm_err *e, const char *fmt, ...) {
+    if (e) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+void lm_err_prefix(struct lm_err *e, const char *prefix) {
+    if (!e) return;
+    char tmp[sizeof e->msg];
+    snprintf(tmp, sizeof tmp, "%s: %s", prefix, e->msg);
+    memcpy(e->msg, tmp, sizeof tmp);
+}
+
+_Noreturn void lm_assert_fail(const char *expr, const char *file, int line) {
+    fprintf(stderr, "lm: internal error: %s:%d: assertion failed: %s\n", file, line, expr);
+    abort();
+}
+
+static void *check_alloc(void *p, size_t n) {
+    if (!p && n) {
+        fprintf(stderr, "lm: out of memory (%zu bytes)\n", n);
+        abort();
+    }
+    return p;
+}
+
+void *lm_xmalloc(size_t n) { return check_alloc(malloc(n ? n : 1), n); }
+void *lm_xcalloc(size_t n, size_t size) { return check_alloc(calloc(n ? n : 1, size ? size : 1), n * size); }
+void *lm_xrealloc(void *p, size_t n) { return check_alloc(realloc(p, n ? n : 1), n); }
+char *lm_xstrdup(const char *s) { return lm_xstrndup(s, strlen(s)); }
+
+char *lm_xstrndup(const char *s, size_t n) {
+    char *r = lm_xmalloc(n + 1);
+    memcpy(r, s, n);
+    r[n] = 0;
+    return r;
+}
+
+void lm_buf_reserve(struct lm_buf *b, size_t extra) {
+    if (b->data && b->len + extra + 1 <= b->cap) return;
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap < b->len + extra + 1) cap *= 2;
+    b->data = lm_xrealloc(b->data, cap);
+    b->cap = cap;
+}
+
+void lm_buf_append(struct lm_buf *b, const void *data, size_t n) {
+    lm_buf_reserve(b, n);
+    if (n) memcpy(b->data + b->len, data, n);
+    b->len += n;
+    b->data[b->len] = 0;
+}
+
+void lm_buf_puts(struct lm_buf *b, const char *s) { lm_buf_append(b, s, strlen(s)); }
+void lm_buf_putc(struct lm_buf *b, char c) { lm_buf_append(b, &c, 1); }
+
+void lm_buf_printf(struct lm_buf *b, const char *fmt, ...) {
+    va_list ap, ap2;
+    va_start(ap, fmt);
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    LM_ASSERT(n >= 0);
+    lm_buf_reserve(b, (size_t)n);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap2);
+    va_end(ap2);
+    b->len += (size_t)n;
+}
+
+void lm_buf_free(struct lm_buf *b) {
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+int lm_read_file(const char *path, struct lm_buf *out, struct lm_err *err) {
+    bool is_stdin = strcmp(path, "-") == 0;
+    FILE *f = is_stdin ? stdin : fopen(path, "rb");
+    if (!f) return lm_errf(err, "%s: %s", path, strerror(errno));
+    lm_buf_reserve(out, 4096);
+    for (;;) {
+        lm_buf_reserve(out, 65536);
+        size_t n = fread(out->data + out->len, 1, out->cap - out->len - 1, f);
+        out->len += n;
+        out->data[out->len] = 0;
+        if (n == 0) break;
+    }
+    int bad = ferror(f);
+    if (!is_stdin) fclose(f);
+    if (bad) return lm_errf(err, "%s: read error", path);
+    return 0;
+}
+
+double lm_time(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}

@@ -1,0 +1,106 @@
+/* The test runner: runs every registered TEST (or those whose name contains
+ * argv[1]) and ends with "N passed, N failed, N skipped". -v names each test. */
+#include "test.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+static struct lm_test *tests;
+static int current_failures;
+int test_verbose;
+
+void lm_test_register(struct lm_test *t) {
+    t->next = tests;
+    tests = t;
+}
+
+void test_fail(const char *file, int line, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "  %s:%d: ", file, line);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    current_failures++;
+}
+
+int test_skip(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "  skipped: ");
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return LM_TEST_SKIP;
+}
+
+const char *test_shared_path(const char *rel) {
+    static char buf[4096];
+    const char *root = getenv("LM_SHARED");
+    snprintf(buf, sizeof buf, "%s/%s", root && *root ? root : "../shared", rel);
+    return buf;
+}
+
+static char tmp_dir[256];
+
+static void remove_tmp_dir(void) {
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_dir);
+    if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", tmp_dir);
+}
+
+const char *test_tmp_path(const char *suffix) {
+    static char buf[512];
+    static int counter;
+    if (!tmp_dir[0]) {
+        snprintf(tmp_dir, sizeof tmp_dir, "/tmp/lm-test-XXXXXX");
+        if (!mkdtemp(tmp_dir)) {
+            perror("mkdtemp");
+            exit(3);
+        }
+        atexit(remove_tmp_dir);
+    }
+    snprintf(buf, sizeof buf, "%s/%d%s", tmp_dir, counter++, suffix);
+    return buf;
+}
+
+static int by_name(const void *a, const void *b) {
+    return strcmp((*(struct lm_test *const *)a)->name, (*(struct lm_test *const *)b)->name);
+}
+
+int main(int argc, char **argv) {
+    const char *filter = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-v") == 0) test_verbose = 1;
+        else filter = argv[i];
+    }
+    int n = 0;
+    for (struct lm_test *t = tests; t; t = t->next) n++;
+    struct lm_test **list = malloc(sizeof *list * (size_t)(n ? n : 1));
+    n = 0;
+    for (struct lm_test *t = tests; t; t = t->next) list[n++] = t;
+    qsort(list, (size_t)n, sizeof *list, by_name);
+
+    int passed = 0, failed = 0, skipped = 0;
+    for (int i = 0; i < n; i++) {
+        struct lm_test *t = list[i];
+        if (filter && !strstr(t->name, filter)) continue;
+        if (test_verbose) fprintf(stderr, "%s\n", t->name);
+        current_failures = 0;
+        int r = t->fn();
+        if (r == LM_TEST_SKIP && current_failures == 0) {
+            skipped++;
+            fprintf(stderr, "SKIP %s\n", t->name);
+        } else if (current_failures || r > 0) {
+            failed++;
+            fprintf(stderr, "FAIL %s\n", t->name);
+        } else {
+            passed++;
+        }
+    }
+    free(list);
+    fflush(stderr);
+    printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,71 @@
+/* test.h: the test runner's tiny framework.
+ *
+ *   TEST(name) { EXPECT(x == 1); EXPECT_EQ_INT(a, b); return 0; }
+ *
+ * Each TEST registers itself at startup (constructor), so a new test file
+ * needs no edit elsewhere. A test returns 0, or LM_TEST_SKIP after calling
+ * test_skip("why"); every failed EXPECT prints file:line and what differed,
+ * and counts as a failure of the test. */
+#ifndef LM_TEST_H
+#define LM_TEST_H
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#define LM_TEST_SKIP (-1)
+
+struct lm_test {
+    const char *name;
+    int (*fn)(void);
+    struct lm_test *next;
+};
+
+void lm_test_register(struct lm_test *t);
+void test_fail(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int test_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+extern int test_verbose;
+
+/* Path of the shared test data (../shared by default, $LM_SHARED overrides);
+ * returns path joined with rel in a static buffer. */
+const char *test_shared_path(const char *rel);
+/* A fresh temporary file path (removed at exit). */
+const char *test_tmp_path(const char *suffix);
+
+#define TEST(name)                                                                  \
+    static int test_##name(void);                                                   \
+    static struct lm_test test_reg_##name = {#name, test_##name, 0};                \
+    __attribute__((constructor)) static void test_ctor_##name(void) {               \
+        lm_test_register(&test_reg_##name);                                         \
+    }                                                                               \
+    static int test_##name(void)
+
+#define EXPECT(c) ((c) ? (void)0 : test_fail(__FILE__, __LINE__, "expected %s", #c))
+#define EXPECT_EQ_INT(a, b)                                                                          \
+    do {                                                                                             \
+        long long a_ = (long long)(a), b_ = (long long)(b);                                          \
+        if (a_ != b_) test_fail(__FILE__, __LINE__, "%s == %s: %lld != %lld", #a, #b, a_, b_);      \
+    } while (0)
+#define EXPECT_EQ_STR(a, b)                                                                          \
+    do {                                                                                             \
+        const char *a_ = (a), *b_ = (b);                                                             \
+        if (!a_ || !b_ || strcmp(a_, b_) != 0)                                                       \
+            test_fail(__FILE__, __LINE__, "%s == %s: \"%s\" != \"%s\"", #a, #b, a_ ? a_ : "(null)",   \
+                      b_ ? b_ : "(null)");                                                           \
+    } while (0)
+#define EXPECT_NEAR(a, b, tol)                                                                       \
+    do {                                                                                             \
+        double a_ = (a), b_ = (b);                                                                   \
+        if (!(fabs(a_ - b_) <= (tol)))                                                               \
+            test_fail(__FILE__, __LINE__, "%s ~ %s: %g vs %g (tol %g)", #a, #b, a_, b_, (double)(tol)); \
+    } while (0)
+/* Error message contains the substring. */
+#define EXPECT_CONTAINS(hay, needle)                                                                 \
+    do {                                                                                             \
+        const char *h_ = (hay), *n_ = (needle);                                                      \
+        if (!h_ || !strstr(h_, n_)) test_fail(__FILE__, __LINE__, "\"%s\" does not contain \"%s\"", h_ ? h_ : "(null)", n_); \
+    } while (0)
+
+#endif
