@@ -1,0 +1,69 @@
+/* Helpers shared by the subcommands: errors, strict numbers, model path. */
+#include "lm/cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+int lm_cli_fail(int code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("lm: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return code;
+}
+
+int lm_cli_int(const char *flag, const char *s, long long lo, long long hi, long long *out) {
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end) {
+        lm_cli_fail(LM_EXIT_USAGE, "%s: '%s' is not an integer", flag, s);
+        return -1;
+    }
+    if (v < lo || v > hi) {
+        lm_cli_fail(LM_EXIT_USAGE, "%s: %lld is out of range [%lld, %lld]", flag, v, lo, hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int lm_cli_float(const char *flag, const char *s, double lo, double hi, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || isnan(v)) {
+        lm_cli_fail(LM_EXIT_USAGE, "%s: '%s' is not a number", flag, s);
+        return -1;
+    }
+    if (v < lo || v > hi) {
+        lm_cli_fail(LM_EXIT_USAGE, "%s: %g is out of range [%g, %g]", flag, v, lo, hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+const char *lm_cli_value(int argc, char **argv, int *i) {
+    if (*i + 1 >= argc) {
+        lm_cli_fail(LM_EXIT_USAGE, "%s needs a value", argv[*i]);
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+const char *lm_cli_model_path(const char *flag_value) {
+    if (flag_value) return flag_value;
+    const char *env = getenv("LM_MODEL");
+    if (env && *env) return env;
+    const char *def = "models/default.gguf";
+    if (access(def, F_OK) == 0) return def;
+    lm_cli_fail(LM_EXIT_MODEL, "no model: pass -m MODEL.gguf, set LM_MODEL, or run scripts/get-model.sh "
+                               "to fetch the default model into %s", def);
+    return NULL;
+}
