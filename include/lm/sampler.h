@@ -20,9 +20,9 @@
  *     through splitmix64; uniforms in [0,1) carry 53 bits.
  *
  * temp == 0 is greedy: the argmax of the logits after the repetition
- * penalty, the lowest id on ties; stages 2-6 are skipped (none of them can
- * drop the top token) and the generator is not advanced. Otherwise each
- * sample takes exactly one number from the generator.
+ * penalty, the lowest id on ties; stages 2-5 are skipped (none of them can
+ * drop the top token). Every sample, greedy or not, takes exactly one number
+ * from the generator, so the stream does not depend on the logits.
  *
  * Ordering among equal logits is by id (lower first), so the result depends
  * only on the logits, the history and the seed: the same seed gives the same
