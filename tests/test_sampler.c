@@ -52,6 +52,7 @@ TEST(sampler_greedy) {
     struct lm_sampler_params prm = plain();
     prm.temp = 0;
     prm.repeat_penalty = 2;
+    prm.seed = 42;
     struct lm_sampler s;
     EXPECT_EQ_INT(lm_sampler_init(&s, &prm, 4, NULL), 0);
     float a[4] = {1, 3, 3, 2};
@@ -62,6 +63,8 @@ TEST(sampler_greedy) {
     lm_sampler_accept(&s, 2);
     float c[4] = {1, 3, 3, 2};
     EXPECT_EQ_INT(lm_sampler_sample(&s, c), 3); /* 1.5, 1.5, 2 */
+    /* Each sample took one number: next is seed 42's fourth (sampler_rng_ref.py). */
+    EXPECT(lm_sampler_uniform(&s) == 0x1.d9715a8e0766cp-1);
     lm_sampler_free(&s);
     return 0;
 }
