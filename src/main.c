@@ -12,6 +12,7 @@ struct command {
 
 static const struct command commands[] = {
     {"info", cmd_info, "show a model's metadata and tensors"},
+    {"bench", cmd_bench, "measure prompt and generation speed (tokens per second)"},
 };
 
 static void usage(FILE *f) {
