@@ -19,9 +19,13 @@ int lm_errf(struct lm_err *e, const char *fmt, ...) {
 
 void lm_err_prefix(struct lm_err *e, const char *prefix) {
     if (!e) return;
-    char tmp[sizeof e->msg];
-    snprintf(tmp, sizeof tmp, "%s: %s", prefix, e->msg);
-    memcpy(e->msg, tmp, sizeof tmp);
+    size_t cap = sizeof e->msg, np = strlen(prefix), nm = strlen(e->msg);
+    if (np + 2 >= cap) np = cap - 3;
+    if (np + 2 + nm >= cap) nm = cap - 1 - np - 2;
+    memmove(e->msg + np + 2, e->msg, nm);
+    memcpy(e->msg, prefix, np);
+    memcpy(e->msg + np, ": ", 2);
+    e->msg[np + 2 + nm] = 0;
 }
 
 _Noreturn void lm_assert_fail(const char *expr, const char *file, int line) {
@@ -84,6 +88,54 @@ void lm_buf_free(struct lm_buf *b) {
     free(b->data);
     b->data = NULL;
     b->len = b->cap = 0;
+}
+
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 when invalid. */
+static size_t utf8_seq_len(const unsigned char *s, size_t n) {
+    unsigned c = s[0];
+    size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    if (len == 0 || len > n) return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((s[i] & 0xc0) != 0x80) return 0;
+    uint32_t cp = len == 1 ? c : len == 2 ? c & 0x1f : len == 3 ? c & 0x0f : c & 0x07;
+    for (size_t i = 1; i < len; i++) cp = (cp << 6) | (s[i] & 0x3f);
+    static const uint32_t min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < min_cp[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+    return len;
+}
+
+void lm_buf_json_str(struct lm_buf *b, const char *s, size_t n) {
+    const unsigned char *p = (const unsigned char *)s;
+    lm_buf_putc(b, '"');
+    for (size_t i = 0; i < n;) {
+        unsigned c = p[i];
+        if (c == '"' || c == '\\') {
+            lm_buf_putc(b, '\\');
+            lm_buf_putc(b, (char)c);
+        } else if (c == '\n') {
+            lm_buf_puts(b, "\\n");
+        } else if (c == '\r') {
+            lm_buf_puts(b, "\\r");
+        } else if (c == '\t') {
+            lm_buf_puts(b, "\\t");
+        } else if (c < 0x20 || c == 0x7f) {
+            lm_buf_printf(b, "\\u%04x", c);
+        } else if (c >= 0x80) {
+            size_t len = utf8_seq_len(p + i, n - i);
+            if (len == 0) {
+                lm_buf_puts(b, "\xef\xbf\xbd");
+                i++;
+                continue;
+            }
+            lm_buf_append(b, p + i, len);
+            i += len;
+            continue;
+        } else {
+            lm_buf_putc(b, (char)c);
+        }
+        i++;
+    }
+    lm_buf_putc(b, '"');
 }
 
 int lm_read_file(const char *path, struct lm_buf *out, struct lm_err *err) {

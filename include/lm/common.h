@@ -57,6 +57,9 @@ void lm_buf_puts(struct lm_buf *b, const char *s);
 void lm_buf_putc(struct lm_buf *b, char c);
 void lm_buf_printf(struct lm_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void lm_buf_free(struct lm_buf *b);
+/* Appends s[0..n) as a JSON string literal (quoted, escaped; bytes that are
+ * not valid UTF-8 become U+FFFD so the output is always valid JSON). */
+void lm_buf_json_str(struct lm_buf *b, const char *s, size_t n);
 
 /* Reads a whole file ("-" is stdin) into a NUL-terminated buffer. */
 int lm_read_file(const char *path, struct lm_buf *out, struct lm_err *err);

@@ -86,9 +86,10 @@ struct lm_gguf {
     /* private */
     void *map;
     size_t map_size;
-    void *values;          /* storage for string/array elements */
-    uint32_t *kv_index, *tensor_index; /* hash tables */
-    uint64_t index_cap_kv, index_cap_tensor;
+    struct lm_gguf_value **allocs; /* storage for string/array elements */
+    size_t n_allocs, cap_allocs;
+    uint32_t *kv_index, *tensor_index; /* open-addressing hash tables: index + 1, 0 = empty */
+    uint64_t kv_index_cap, tensor_index_cap;
 };
 
 /* Parses buf[0..size). The buffer must outlive g. 0 or -1 with err set. */

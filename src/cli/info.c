@@ -1,0 +1,206 @@
+/* lm info: what a model file holds, for people (default) and scripts (--json). */
+#include "lm/cli.h"
+#include "lm/gguf.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char usage[] =
+    "usage: lm info [-m MODEL.gguf] [--tensors] [--json]\n"
+    "\n"
+    "Shows the model's architecture, hyperparameters, tokenizer, and the tensors\n"
+    "per weight format. Works on vocabulary-only files too.\n"
+    "\n"
+    "  -m, --model PATH  model file (default: $LM_MODEL, else models/default.gguf)\n"
+    "  --tensors         list every tensor: name, type, shape, offset\n"
+    "  --json            print one JSON object instead of text\n";
+
+/* llama.cpp's general.file_type values (enum llama_ftype). */
+static const char *file_type_name(int64_t ft) {
+    static const char *const names[] = {
+        [0] = "F32", [1] = "F16", [2] = "Q4_0", [3] = "Q4_1", [7] = "Q8_0", [8] = "Q5_0", [9] = "Q5_1",
+        [10] = "Q2_K", [11] = "Q3_K_S", [12] = "Q3_K_M", [13] = "Q3_K_L", [14] = "Q4_K_S", [15] = "Q4_K_M",
+        [16] = "Q5_K_S", [17] = "Q5_K_M", [18] = "Q6_K", [19] = "IQ2_XXS", [20] = "IQ2_XS", [21] = "Q2_K_S",
+        [22] = "IQ3_XS", [23] = "IQ3_XXS", [24] = "IQ1_S", [25] = "IQ4_NL", [26] = "IQ3_S", [27] = "IQ3_M",
+        [28] = "IQ2_S", [29] = "IQ2_M", [30] = "IQ4_XS", [31] = "IQ1_M", [32] = "BF16", [36] = "TQ1_0",
+        [37] = "TQ2_0", [38] = "MXFP4_MOE",
+    };
+    int64_t masked = ft & ~1024; /* 1024: "guessed" flag */
+    if (masked >= 0 && masked < (int64_t)(sizeof names / sizeof names[0]) && names[masked]) return names[masked];
+    return "unknown";
+}
+
+struct summary {
+    struct lm_gguf_str arch, name, tok_model;
+    int64_t file_type, n_ctx, n_embd, n_head, n_head_kv, n_layer, n_vocab;
+    uint64_t n_params;
+    bool has_template;
+    uint64_t type_count[LM_TYPE_COUNT], type_bytes[LM_TYPE_COUNT];
+};
+
+static int arch_int(const struct lm_gguf *g, struct lm_gguf_str arch, const char *suffix, int64_t *out, struct lm_err *err) {
+    char key[256];
+    snprintf(key, sizeof key, "%.*s.%s", (int)(arch.len < 100 ? arch.len : 100), arch.data, suffix);
+    *out = -1;
+    return lm_gguf_get_int(g, key, out, err) < 0 ? -1 : 0;
+}
+
+static int summarize(const struct lm_gguf *g, struct summary *s, struct lm_err *err) {
+    memset(s, 0, sizeof *s);
+    s->file_type = -1;
+    if (lm_gguf_get_str(g, "general.architecture", &s->arch, err) < 0 ||
+        lm_gguf_get_str(g, "general.name", &s->name, err) < 0 ||
+        lm_gguf_get_str(g, "tokenizer.ggml.model", &s->tok_model, err) < 0 ||
+        lm_gguf_get_int(g, "general.file_type", &s->file_type, err) < 0)
+        return -1;
+    if (arch_int(g, s->arch, "context_length", &s->n_ctx, err) < 0 ||
+        arch_int(g, s->arch, "embedding_length", &s->n_embd, err) < 0 ||
+        arch_int(g, s->arch, "attention.head_count", &s->n_head, err) < 0 ||
+        arch_int(g, s->arch, "attention.head_count_kv", &s->n_head_kv, err) < 0 ||
+        arch_int(g, s->arch, "block_count", &s->n_layer, err) < 0)
+        return -1;
+    const struct lm_gguf_value *tokens = NULL;
+    if (lm_gguf_get_arr(g, "tokenizer.ggml.tokens", LM_GGUF_STRING, &tokens, err) < 0) return -1;
+    if (tokens) s->n_vocab = (int64_t)tokens->arr.n;
+    else if (arch_int(g, s->arch, "vocab_size", &s->n_vocab, err) < 0) return -1;
+    struct lm_gguf_str tmpl;
+    int has = lm_gguf_get_str(g, "tokenizer.chat_template", &tmpl, err);
+    if (has < 0) return -1;
+    s->has_template = has == 1;
+    for (uint64_t i = 0; i < g->n_tensors; i++) {
+        const struct lm_gguf_tensor *t = &g->tensors[i];
+        uint64_t n = 1;
+        for (int d = 0; d < 4; d++) n *= (uint64_t)t->t.ne[d]; /* cannot overflow: bytes were checked */
+        s->n_params += n;
+        s->type_count[t->t.type]++;
+        s->type_bytes[t->t.type] += t->size;
+    }
+    return 0;
+}
+
+static void print_text(const char *path, const struct lm_gguf *g, const struct summary *s, bool tensors) {
+    printf("file:          %s (%.1f MB, GGUF v%u)\n", path, (double)g->size / 1e6, g->version);
+    printf("architecture:  %.*s\n", (int)s->arch.len, s->arch.data ? s->arch.data : "");
+    printf("name:          %.*s\n", (int)s->name.len, s->name.data ? s->name.data : "");
+    printf("parameters:    %.2f M (%llu)\n", (double)s->n_params / 1e6, (unsigned long long)s->n_params);
+    if (s->file_type >= 0) printf("file type:     %s (%lld)\n", file_type_name(s->file_type), (long long)s->file_type);
+    else printf("file type:     -\n");
+    const struct { const char *label; int64_t v; } rows[] = {
+        {"context:      ", s->n_ctx},  {"embedding:    ", s->n_embd},    {"heads:        ", s->n_head},
+        {"kv heads:     ", s->n_head_kv}, {"layers:       ", s->n_layer},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        if (rows[i].v >= 0) printf("%s %lld\n", rows[i].label, (long long)rows[i].v);
+        else printf("%s -\n", rows[i].label);
+    }
+    printf("vocabulary:    %lld (%.*s)\n", (long long)s->n_vocab, (int)s->tok_model.len,
+           s->tok_model.data ? s->tok_model.data : "none");
+    printf("chat template: %s\n", s->has_template ? "yes" : "no");
+    printf("tensors:       %llu\n", (unsigned long long)g->n_tensors);
+    for (int t = 0; t < LM_TYPE_COUNT; t++)
+        if (s->type_count[t])
+            printf("  %-8s %5llu tensors %12llu bytes\n", lm_type_get((uint32_t)t)->name,
+                   (unsigned long long)s->type_count[t], (unsigned long long)s->type_bytes[t]);
+    if (!tensors) return;
+    printf("\n%-40s %-8s %-28s %s\n", "name", "type", "shape", "offset");
+    for (uint64_t i = 0; i < g->n_tensors; i++) {
+        const struct lm_gguf_tensor *t = &g->tensors[i];
+        char shape[96];
+        int n = snprintf(shape, sizeof shape, "[%lld", (long long)t->t.ne[0]);
+        for (int d = 1; d < t->t.n_dims; d++) n += snprintf(shape + n, sizeof shape - (size_t)n, ", %lld", (long long)t->t.ne[d]);
+        snprintf(shape + n, sizeof shape - (size_t)n, "]");
+        printf("%-40.*s %-8s %-28s %llu\n", (int)t->name.len, t->name.data, lm_type_get(t->t.type)->name, shape,
+               (unsigned long long)t->offset);
+    }
+}
+
+static void json_field_str(struct lm_buf *b, const char *key, struct lm_gguf_str v) {
+    lm_buf_printf(b, "\"%s\":", key);
+    if (v.data) lm_buf_json_str(b, v.data, v.len);
+    else lm_buf_puts(b, "null");
+    lm_buf_putc(b, ',');
+}
+
+static void json_field_int(struct lm_buf *b, const char *key, int64_t v) {
+    if (v >= 0) lm_buf_printf(b, "\"%s\":%lld,", key, (long long)v);
+    else lm_buf_printf(b, "\"%s\":null,", key);
+}
+
+static void print_json(const char *path, const struct lm_gguf *g, const struct summary *s, bool tensors) {
+    struct lm_buf b = {0};
+    lm_buf_puts(&b, "{\"file\":");
+    lm_buf_json_str(&b, path, strlen(path));
+    lm_buf_printf(&b, ",\"file_size\":%zu,\"gguf_version\":%u,", g->size, g->version);
+    json_field_str(&b, "architecture", s->arch);
+    json_field_str(&b, "name", s->name);
+    lm_buf_printf(&b, "\"parameters\":%llu,", (unsigned long long)s->n_params);
+    json_field_int(&b, "file_type", s->file_type);
+    if (s->file_type >= 0) lm_buf_printf(&b, "\"file_type_name\":\"%s\",", file_type_name(s->file_type));
+    json_field_int(&b, "context_length", s->n_ctx);
+    json_field_int(&b, "embedding_length", s->n_embd);
+    json_field_int(&b, "head_count", s->n_head);
+    json_field_int(&b, "head_count_kv", s->n_head_kv);
+    json_field_int(&b, "block_count", s->n_layer);
+    json_field_int(&b, "vocab_size", s->n_vocab);
+    json_field_str(&b, "tokenizer_model", s->tok_model);
+    lm_buf_printf(&b, "\"chat_template\":%s,\"tensor_count\":%llu,\"metadata_count\":%llu,\"types\":{",
+                  s->has_template ? "true" : "false", (unsigned long long)g->n_tensors, (unsigned long long)g->n_kv);
+    bool first = true;
+    for (int t = 0; t < LM_TYPE_COUNT; t++) {
+        if (!s->type_count[t]) continue;
+        lm_buf_printf(&b, "%s\"%s\":{\"count\":%llu,\"bytes\":%llu}", first ? "" : ",", lm_type_get((uint32_t)t)->name,
+                      (unsigned long long)s->type_count[t], (unsigned long long)s->type_bytes[t]);
+        first = false;
+    }
+    lm_buf_putc(&b, '}');
+    if (tensors) {
+        lm_buf_puts(&b, ",\"tensors\":[");
+        for (uint64_t i = 0; i < g->n_tensors; i++) {
+            const struct lm_gguf_tensor *t = &g->tensors[i];
+            lm_buf_puts(&b, i ? ",{\"name\":" : "{\"name\":");
+            lm_buf_json_str(&b, t->name.data, t->name.len);
+            lm_buf_printf(&b, ",\"type\":\"%s\",\"shape\":[", lm_type_get(t->t.type)->name);
+            for (int d = 0; d < t->t.n_dims; d++) lm_buf_printf(&b, "%s%lld", d ? "," : "", (long long)t->t.ne[d]);
+            lm_buf_printf(&b, "],\"offset\":%llu,\"bytes\":%llu}", (unsigned long long)t->offset,
+                          (unsigned long long)t->size);
+        }
+        lm_buf_putc(&b, ']');
+    }
+    lm_buf_puts(&b, "}\n");
+    fwrite(b.data, 1, b.len, stdout);
+    lm_buf_free(&b);
+}
+
+int cmd_info(int argc, char **argv) {
+    const char *model = NULL;
+    bool tensors = false, json = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(usage, stdout);
+            return LM_EXIT_OK;
+        } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
+            if (!(model = lm_cli_value(argc, argv, &i))) return LM_EXIT_USAGE;
+        } else if (!strcmp(a, "--tensors")) {
+            tensors = true;
+        } else if (!strcmp(a, "--json")) {
+            json = true;
+        } else {
+            return lm_cli_fail(LM_EXIT_USAGE, "info: unknown option '%s' (see lm info --help)", a);
+        }
+    }
+    const char *path = lm_cli_model_path(model);
+    if (!path) return LM_EXIT_MODEL;
+    struct lm_gguf g;
+    struct lm_err err;
+    if (lm_gguf_open(&g, path, &err) < 0) return lm_cli_fail(LM_EXIT_MODEL, "%s", err.msg);
+    struct summary s;
+    if (summarize(&g, &s, &err) < 0) {
+        lm_gguf_close(&g);
+        return lm_cli_fail(LM_EXIT_MODEL, "%s: %s", path, err.msg);
+    }
+    if (json) print_json(path, &g, &s, tensors);
+    else print_text(path, &g, &s, tensors);
+    lm_gguf_close(&g);
+    return fflush(stdout) == 0 ? LM_EXIT_OK : LM_EXIT_RUNTIME;
+}

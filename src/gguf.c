@@ -1,0 +1,502 @@
+/* gguf.c: the GGUF reader. Every length, count, dimension and offset read
+ * from the file is checked against the buffer before it is used, and no
+ * allocation is made that the buffer's size cannot justify (each string
+ * element costs at least 8 bytes of file, each tensor info at least 24).
+ * The writer is in gguf_write.c. */
+#include "lm/gguf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define GGUF_MAGIC 0x46554747u /* "GGUF" read as little-endian u32 */
+#define MAX_ARRAY_DEPTH 4
+#define MAX_ALIGNMENT 65536u
+#define MAX_TENSOR_NAME 255
+#define MAX_DIMS 4
+
+static const char *const type_names[LM_GGUF_TYPE_COUNT] = {
+    "u8", "i8", "u16", "i16", "u32", "i32", "f32", "bool", "string", "array", "u64", "i64", "f64",
+};
+static const uint8_t type_sizes[LM_GGUF_TYPE_COUNT] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
+
+const char *lm_gguf_type_name(enum lm_gguf_type t) {
+    return (unsigned)t < LM_GGUF_TYPE_COUNT ? type_names[t] : "unknown";
+}
+
+bool lm_gguf_str_eq(struct lm_gguf_str s, const char *c) {
+    size_t n = strlen(c);
+    return s.len == n && memcmp(s.data, c, n) == 0;
+}
+
+/* ---- bounded reading ---------------------------------------------------- */
+
+struct reader {
+    const uint8_t *buf;
+    size_t size, pos;
+    struct lm_err *err;
+};
+
+static size_t remaining(const struct reader *r) { return r->size - r->pos; }
+
+static int read_bytes(struct reader *r, void *dst, size_t n, const char *what) {
+    if (remaining(r) < n)
+        return lm_errf(r->err, "%s at offset %zu runs past the end of the file (%zu bytes)", what, r->pos, r->size);
+    memcpy(dst, r->buf + r->pos, n);
+    r->pos += n;
+    return 0;
+}
+
+static int read_u32(struct reader *r, uint32_t *v, const char *what) { return read_bytes(r, v, 4, what); }
+static int read_u64(struct reader *r, uint64_t *v, const char *what) { return read_bytes(r, v, 8, what); }
+
+static int read_str(struct reader *r, struct lm_gguf_str *s, const char *what) {
+    if (read_u64(r, &s->len, what) < 0) return -1;
+    if (s->len > remaining(r))
+        return lm_errf(r->err, "%s at offset %zu: length %llu runs past the end of the file", what, r->pos - 8,
+                       (unsigned long long)s->len);
+    s->data = (const char *)r->buf + r->pos;
+    r->pos += s->len;
+    return 0;
+}
+
+/* Printable form of a key or name for messages, cut short. */
+static const char *shown(struct lm_gguf_str s, char *tmp, size_t cap) {
+    size_t n = s.len < cap - 4 ? s.len : cap - 4;
+    for (size_t i = 0; i < n; i++) tmp[i] = (s.data[i] >= 32 && s.data[i] < 127) ? s.data[i] : '?';
+    strcpy(tmp + n, s.len > n ? "..." : "");
+    return tmp;
+}
+
+static struct lm_gguf_value *alloc_values(struct lm_gguf *g, uint64_t n) {
+    if (g->n_allocs == g->cap_allocs) {
+        g->cap_allocs = g->cap_allocs ? g->cap_allocs * 2 : 16;
+        g->allocs = lm_xrealloc(g->allocs, g->cap_allocs * sizeof *g->allocs);
+    }
+    return g->allocs[g->n_allocs++] = lm_xcalloc(n, sizeof(struct lm_gguf_value));
+}
+
+static int read_value(struct lm_gguf *g, struct reader *r, enum lm_gguf_type type, struct lm_gguf_value *v, int depth);
+
+static int read_array(struct lm_gguf *g, struct reader *r, struct lm_gguf_value *v, int depth) {
+    uint32_t elem = 0;
+    if (read_u32(r, &elem, "array element type") < 0) return -1;
+    if (elem >= LM_GGUF_TYPE_COUNT) return lm_errf(r->err, "unknown array element type %u at offset %zu", elem, r->pos - 4);
+    if (elem == LM_GGUF_ARRAY && depth >= MAX_ARRAY_DEPTH)
+        return lm_errf(r->err, "arrays nested deeper than %d at offset %zu", MAX_ARRAY_DEPTH, r->pos - 4);
+    uint64_t n = 0;
+    if (read_u64(r, &n, "array length") < 0) return -1;
+    v->arr.type = (enum lm_gguf_type)elem;
+    v->arr.n = n;
+    /* Smallest encoding of one element: its fixed size, a string's u64
+     * length, an array's type and length. */
+    uint64_t min_size = elem == LM_GGUF_STRING ? 8 : elem == LM_GGUF_ARRAY ? 12 : type_sizes[elem], need;
+    if (!lm_mul_ok(n, min_size, &need) || need > remaining(r))
+        return lm_errf(r->err, "array of %llu %s at offset %zu runs past the end of the file", (unsigned long long)n,
+                       type_names[elem], r->pos - 12);
+    if (elem != LM_GGUF_STRING && elem != LM_GGUF_ARRAY) {
+        v->arr.raw = r->buf + r->pos;
+        if (elem == LM_GGUF_BOOL)
+            for (uint64_t i = 0; i < n; i++)
+                if (r->buf[r->pos + i] > 1)
+                    return lm_errf(r->err, "bool array element at offset %zu is %u, not 0 or 1", (size_t)(r->pos + i),
+                                   r->buf[r->pos + i]);
+        r->pos += need;
+        return 0;
+    }
+    struct lm_gguf_value *items = n ? alloc_values(g, n) : NULL;
+    v->arr.items = items;
+    for (uint64_t i = 0; i < n; i++)
+        if (read_value(g, r, (enum lm_gguf_type)elem, &items[i], depth + 1) < 0) return -1;
+    return 0;
+}
+
+static int read_value(struct lm_gguf *g, struct reader *r, enum lm_gguf_type type, struct lm_gguf_value *v, int depth) {
+    v->type = type;
+    uint8_t b[8] = {0};
+    switch (type) {
+    case LM_GGUF_STRING: return read_str(r, &v->str, "string");
+    case LM_GGUF_ARRAY: return read_array(g, r, v, depth);
+    default: break;
+    }
+    if (read_bytes(r, b, type_sizes[type], type_names[type]) < 0) return -1;
+    switch (type) {
+    case LM_GGUF_U8: v->u64 = b[0]; break;
+    case LM_GGUF_I8: v->i64 = (int8_t)b[0]; break;
+    case LM_GGUF_U16: { uint16_t x; memcpy(&x, b, 2); v->u64 = x; break; }
+    case LM_GGUF_I16: { int16_t x; memcpy(&x, b, 2); v->i64 = x; break; }
+    case LM_GGUF_U32: { uint32_t x; memcpy(&x, b, 4); v->u64 = x; break; }
+    case LM_GGUF_I32: { int32_t x; memcpy(&x, b, 4); v->i64 = x; break; }
+    case LM_GGUF_U64: memcpy(&v->u64, b, 8); break;
+    case LM_GGUF_I64: memcpy(&v->i64, b, 8); break;
+    case LM_GGUF_F32: { float x; memcpy(&x, b, 4); v->f64 = x; break; }
+    case LM_GGUF_F64: memcpy(&v->f64, b, 8); break;
+    case LM_GGUF_BOOL:
+        if (b[0] > 1) return lm_errf(r->err, "bool value at offset %zu is %u, not 0 or 1", r->pos - 1, b[0]);
+        v->u64 = b[0];
+        break;
+    default: LM_ASSERT(0);
+    }
+    return 0;
+}
+
+/* ---- name indexes ------------------------------------------------------- */
+
+static uint64_t hash_bytes(const char *s, uint64_t n) {
+    uint64_t h = 1469598103934665603ull;
+    for (uint64_t i = 0; i < n; i++) h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
+    return h;
+}
+
+static uint64_t index_capacity(uint64_t n) {
+    uint64_t cap = 16;
+    while (cap < 2 * n) cap *= 2;
+    return cap;
+}
+
+/* Inserts entry i named s; returns the index of an existing entry with the
+ * same name instead, or -1 when inserted. */
+typedef struct lm_gguf_str (*name_of_fn)(const struct lm_gguf *g, uint64_t i);
+
+static int64_t index_insert(const struct lm_gguf *g, uint32_t *table, uint64_t cap, name_of_fn name_of, uint64_t i) {
+    struct lm_gguf_str s = name_of(g, i);
+    for (uint64_t h = hash_bytes(s.data, s.len) & (cap - 1);; h = (h + 1) & (cap - 1)) {
+        if (!table[h]) {
+            table[h] = (uint32_t)(i + 1);
+            return -1;
+        }
+        struct lm_gguf_str o = name_of(g, table[h] - 1);
+        if (o.len == s.len && memcmp(o.data, s.data, s.len) == 0) return table[h] - 1;
+    }
+}
+
+static int64_t index_find(const struct lm_gguf *g, const uint32_t *table, uint64_t cap, name_of_fn name_of,
+                          const char *name) {
+    if (!table) return -1;
+    uint64_t n = strlen(name);
+    for (uint64_t h = hash_bytes(name, n) & (cap - 1); table[h]; h = (h + 1) & (cap - 1)) {
+        struct lm_gguf_str o = name_of(g, table[h] - 1);
+        if (o.len == n && memcmp(o.data, name, n) == 0) return table[h] - 1;
+    }
+    return -1;
+}
+
+static struct lm_gguf_str kv_name(const struct lm_gguf *g, uint64_t i) { return g->kv[i].key; }
+static struct lm_gguf_str tensor_name(const struct lm_gguf *g, uint64_t i) { return g->tensors[i].name; }
+
+/* ---- parse -------------------------------------------------------------- */
+
+static int parse_kvs(struct lm_gguf *g, struct reader *r) {
+    char tmp[80];
+    g->kv = lm_xcalloc(g->n_kv, sizeof *g->kv);
+    g->kv_index_cap = index_capacity(g->n_kv);
+    g->kv_index = lm_xcalloc(g->kv_index_cap, sizeof *g->kv_index);
+    for (uint64_t i = 0; i < g->n_kv; i++) {
+        struct lm_gguf_kv *kv = &g->kv[i];
+        if (read_str(r, &kv->key, "metadata key") < 0) return -1;
+        if (kv->key.len == 0) return lm_errf(r->err, "metadata key %llu is empty", (unsigned long long)i);
+        uint32_t type = 0;
+        if (read_u32(r, &type, "metadata value type") < 0) return -1;
+        if (type >= LM_GGUF_TYPE_COUNT)
+            return lm_errf(r->err, "metadata '%s': unknown value type %u", shown(kv->key, tmp, sizeof tmp), type);
+        if (read_value(g, r, (enum lm_gguf_type)type, &kv->value, 0) < 0) {
+            lm_err_prefix(r->err, "metadata");
+            return -1;
+        }
+        if (index_insert(g, g->kv_index, g->kv_index_cap, kv_name, i) >= 0)
+            return lm_errf(r->err, "metadata key '%s' appears twice", shown(kv->key, tmp, sizeof tmp));
+    }
+    return 0;
+}
+
+static int parse_alignment(struct lm_gguf *g, struct lm_err *err) {
+    g->alignment = 32;
+    const struct lm_gguf_value *v = lm_gguf_get(g, "general.alignment");
+    if (!v) return 0;
+    if (v->type != LM_GGUF_U32)
+        return lm_errf(err, "general.alignment: expected u32, found %s", lm_gguf_type_name(v->type));
+    if (v->u64 == 0 || (v->u64 & (v->u64 - 1)) || v->u64 > MAX_ALIGNMENT)
+        return lm_errf(err, "general.alignment: %llu is not a power of two between 1 and %u", (unsigned long long)v->u64,
+                       MAX_ALIGNMENT);
+    g->alignment = v->u64;
+    return 0;
+}
+
+static int parse_tensor_info(struct lm_gguf *g, struct reader *r, struct lm_gguf_tensor *t) {
+    char tmp[80];
+    if (read_str(r, &t->name, "tensor name") < 0) return -1;
+    const char *name = shown(t->name, tmp, sizeof tmp);
+    if (t->name.len == 0 || t->name.len > MAX_TENSOR_NAME)
+        return lm_errf(r->err, "tensor name '%s' has length %llu (must be 1..%d)", name, (unsigned long long)t->name.len,
+                       MAX_TENSOR_NAME);
+    uint32_t n_dims = 0, type = 0;
+    if (read_u32(r, &n_dims, "tensor dimension count") < 0) return -1;
+    if (n_dims < 1 || n_dims > MAX_DIMS)
+        return lm_errf(r->err, "tensor '%s' has %u dimensions (at most %d supported)", name, n_dims, MAX_DIMS);
+    t->t.n_dims = (int)n_dims;
+    for (int d = 0; d < MAX_DIMS; d++) t->t.ne[d] = 1;
+    for (uint32_t d = 0; d < n_dims; d++) {
+        uint64_t ne = 0;
+        if (read_u64(r, &ne, "tensor dimension") < 0) return -1;
+        if (ne == 0 || ne > (uint64_t)INT64_MAX)
+            return lm_errf(r->err, "tensor '%s': dimension %u is %llu", name, d, (unsigned long long)ne);
+        t->t.ne[d] = (int64_t)ne;
+    }
+    if (read_u32(r, &type, "tensor type") < 0 || read_u64(r, &t->offset, "tensor offset") < 0) return -1;
+    const struct lm_type_traits *tt = lm_type_get(type);
+    if (!tt) return lm_errf(r->err, "tensor '%s' has unknown type %u", name, type);
+    t->t.type = (enum lm_type)type;
+    if (t->t.ne[0] % tt->blck)
+        return lm_errf(r->err, "tensor '%s': row length %lld is not a multiple of the %s block size %d", name,
+                       (long long)t->t.ne[0], tt->name, tt->blck);
+    uint64_t size = (uint64_t)t->t.ne[0] / (uint64_t)tt->blck;
+    bool ok = lm_mul_ok(size, tt->size, &size);
+    for (int d = 1; d < MAX_DIMS; d++) ok = ok && lm_mul_ok(size, (uint64_t)t->t.ne[d], &size);
+    if (!ok || size > (uint64_t)INT64_MAX)
+        return lm_errf(r->err, "tensor '%s': size of shape [%lld, %lld, %lld, %lld] overflows", name,
+                       (long long)t->t.ne[0], (long long)t->t.ne[1], (long long)t->t.ne[2], (long long)t->t.ne[3]);
+    t->size = size;
+    return 0;
+}
+
+static int cmp_by_offset(const void *a, const void *b) {
+    const struct lm_gguf_tensor *x = *(const struct lm_gguf_tensor *const *)a, *y = *(const struct lm_gguf_tensor *const *)b;
+    return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+static int place_tensors(struct lm_gguf *g, struct lm_err *err) {
+    char tmp[80], tmp2[80];
+    uint64_t data_size = g->size - g->data_offset;
+    for (uint64_t i = 0; i < g->n_tensors; i++) {
+        struct lm_gguf_tensor *t = &g->tensors[i];
+        uint64_t end;
+        if (t->offset % g->alignment)
+            return lm_errf(err, "tensor '%s': offset %llu is not a multiple of the alignment %llu",
+                           shown(t->name, tmp, sizeof tmp), (unsigned long long)t->offset,
+                           (unsigned long long)g->alignment);
+        if (!lm_add_ok(t->offset, t->size, &end) || end > data_size)
+            return lm_errf(err, "tensor '%s': data (offset %llu, %llu bytes) runs past the end of the file",
+                           shown(t->name, tmp, sizeof tmp), (unsigned long long)t->offset, (unsigned long long)t->size);
+        t->t.data = g->buf + g->data_offset + t->offset;
+    }
+    if (g->n_tensors < 2) return 0;
+    struct lm_gguf_tensor **sorted = lm_xmalloc(g->n_tensors * sizeof *sorted);
+    for (uint64_t i = 0; i < g->n_tensors; i++) sorted[i] = &g->tensors[i];
+    qsort(sorted, g->n_tensors, sizeof *sorted, cmp_by_offset);
+    int rc = 0;
+    for (uint64_t i = 1; i < g->n_tensors && rc == 0; i++)
+        if (sorted[i - 1]->offset + sorted[i - 1]->size > sorted[i]->offset)
+            rc = lm_errf(err, "tensors '%s' and '%s' overlap in the file", shown(sorted[i - 1]->name, tmp, sizeof tmp),
+                         shown(sorted[i]->name, tmp2, sizeof tmp2));
+    free(sorted);
+    return rc;
+}
+
+int lm_gguf_parse(struct lm_gguf *g, const void *buf, size_t size, struct lm_err *err) {
+    memset(g, 0, sizeof *g);
+    g->buf = buf;
+    g->size = size;
+    struct reader r = {buf, size, 0, err};
+    uint32_t magic;
+    if (size < 4 || (memcpy(&magic, buf, 4), magic != GGUF_MAGIC)) return lm_errf(err, "not a GGUF file (bad magic)");
+    r.pos = 4;
+    if (read_u32(&r, &g->version, "version") < 0) return -1;
+    if (g->version == 1) return lm_errf(err, "GGUF version 1 is not supported (only 2 and 3)");
+    if (g->version != 2 && g->version != 3)
+        return lm_errf(err, "unsupported GGUF version %u%s", g->version,
+                       (g->version & 0xffff) == 0 ? " (a big-endian file?)" : "");
+    if (read_u64(&r, &g->n_tensors, "tensor count") < 0 || read_u64(&r, &g->n_kv, "metadata count") < 0) return -1;
+    /* Each key/value takes at least 13 bytes, each tensor info at least 32. */
+    if (g->n_kv > remaining(&r) / 13 || g->n_kv >= UINT32_MAX)
+        return lm_errf(err, "metadata count %llu is more than the file can hold", (unsigned long long)g->n_kv);
+    if (g->n_tensors > remaining(&r) / 32 || g->n_tensors >= UINT32_MAX)
+        return lm_errf(err, "tensor count %llu is more than the file can hold", (unsigned long long)g->n_tensors);
+    if (parse_kvs(g, &r) < 0 || parse_alignment(g, err) < 0) return -1;
+
+    g->tensors = lm_xcalloc(g->n_tensors, sizeof *g->tensors);
+    g->tensor_index_cap = index_capacity(g->n_tensors);
+    g->tensor_index = lm_xcalloc(g->tensor_index_cap, sizeof *g->tensor_index);
+    for (uint64_t i = 0; i < g->n_tensors; i++) {
+        char tmp[80];
+        if (parse_tensor_info(g, &r, &g->tensors[i]) < 0) return -1;
+        if (index_insert(g, g->tensor_index, g->tensor_index_cap, tensor_name, i) >= 0)
+            return lm_errf(err, "tensor name '%s' appears twice", shown(g->tensors[i].name, tmp, sizeof tmp));
+    }
+    g->data_offset = (r.pos + g->alignment - 1) / g->alignment * g->alignment;
+    if (g->data_offset > size) {
+        if (g->n_tensors) return lm_errf(err, "data section is missing (file ends at %zu)", size);
+        g->data_offset = size; /* vocabulary-only files may end without padding */
+    }
+    return place_tensors(g, err);
+}
+
+int lm_gguf_open(struct lm_gguf *g, const char *path, struct lm_err *err) {
+    memset(g, 0, sizeof *g);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) {
+        lm_errf(err, "%s", strerror(errno));
+        goto fail;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        lm_errf(err, "%s", strerror(errno));
+        goto fail;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        lm_errf(err, "not a regular file");
+        goto fail;
+    }
+    if (st.st_size < 24) {
+        lm_errf(err, "not a GGUF file (only %lld bytes)", (long long)st.st_size);
+        goto fail;
+    }
+    void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (map == MAP_FAILED) {
+        lm_errf(err, "cannot map the file: %s", strerror(errno));
+        goto fail;
+    }
+    close(fd);
+    fd = -1;
+    if (lm_gguf_parse(g, map, (size_t)st.st_size, err) < 0) {
+        g->map = map;
+        g->map_size = (size_t)st.st_size;
+        goto fail;
+    }
+    g->map = map;
+    g->map_size = (size_t)st.st_size;
+    return 0;
+fail:
+    if (fd >= 0) close(fd);
+    lm_gguf_close(g);
+    lm_err_prefix(err, path);
+    return -1;
+}
+
+void lm_gguf_close(struct lm_gguf *g) {
+    for (size_t i = 0; i < g->n_allocs; i++) free(g->allocs[i]);
+    free(g->allocs);
+    free(g->kv);
+    free(g->tensors);
+    free(g->kv_index);
+    free(g->tensor_index);
+    if (g->map) munmap(g->map, g->map_size);
+    memset(g, 0, sizeof *g);
+}
+
+/* ---- lookups ------------------------------------------------------------ */
+
+int64_t lm_gguf_find_key(const struct lm_gguf *g, const char *key) {
+    return index_find(g, g->kv_index, g->kv_index_cap, kv_name, key);
+}
+
+const struct lm_gguf_value *lm_gguf_get(const struct lm_gguf *g, const char *key) {
+    int64_t i = lm_gguf_find_key(g, key);
+    return i < 0 ? NULL : &g->kv[i].value;
+}
+
+const struct lm_gguf_tensor *lm_gguf_find_tensor(const struct lm_gguf *g, const char *name) {
+    int64_t i = index_find(g, g->tensor_index, g->tensor_index_cap, tensor_name, name);
+    return i < 0 ? NULL : &g->tensors[i];
+}
+
+static bool is_unsigned(enum lm_gguf_type t) {
+    return t == LM_GGUF_U8 || t == LM_GGUF_U16 || t == LM_GGUF_U32 || t == LM_GGUF_U64;
+}
+static bool is_signed(enum lm_gguf_type t) {
+    return t == LM_GGUF_I8 || t == LM_GGUF_I16 || t == LM_GGUF_I32 || t == LM_GGUF_I64;
+}
+
+static int mismatch(struct lm_err *err, const char *key, const char *want, enum lm_gguf_type found) {
+    return lm_errf(err, "metadata '%s': expected %s, found %s", key, want, lm_gguf_type_name(found));
+}
+
+int lm_gguf_get_int(const struct lm_gguf *g, const char *key, int64_t *out, struct lm_err *err) {
+    const struct lm_gguf_value *v = lm_gguf_get(g, key);
+    if (!v) return 0;
+    if (is_signed(v->type)) *out = v->i64;
+    else if (is_unsigned(v->type) && v->u64 <= (uint64_t)INT64_MAX) *out = (int64_t)v->u64;
+    else if (is_unsigned(v->type)) return lm_errf(err, "metadata '%s': %llu is too large", key, (unsigned long long)v->u64);
+    else return mismatch(err, key, "an integer", v->type);
+    return 1;
+}
+
+int lm_gguf_get_uint(const struct lm_gguf *g, const char *key, uint64_t *out, struct lm_err *err) {
+    const struct lm_gguf_value *v = lm_gguf_get(g, key);
+    if (!v) return 0;
+    if (is_unsigned(v->type)) *out = v->u64;
+    else if (is_signed(v->type) && v->i64 >= 0) *out = (uint64_t)v->i64;
+    else if (is_signed(v->type)) return lm_errf(err, "metadata '%s': %lld is negative", key, (long long)v->i64);
+    else return mismatch(err, key, "an unsigned integer", v->type);
+    return 1;
+}
+
+int lm_gguf_get_f32(const struct lm_gguf *g, const char *key, float *out, struct lm_err *err) {
+    const struct lm_gguf_value *v = lm_gguf_get(g, key);
+    if (!v) return 0;
+    if (v->type != LM_GGUF_F32 && v->type != LM_GGUF_F64) return mismatch(err, key, "f32", v->type);
+    *out = (float)v->f64;
+    return 1;
+}
+
+int lm_gguf_get_bool(const struct lm_gguf *g, const char *key, bool *out, struct lm_err *err) {
+    const struct lm_gguf_value *v = lm_gguf_get(g, key);
+    if (!v) return 0;
+    if (v->type != LM_GGUF_BOOL) return mismatch(err, key, "bool", v->type);
+    *out = v->u64 != 0;
+    return 1;
+}
+
+int lm_gguf_get_str(const struct lm_gguf *g, const char *key, struct lm_gguf_str *out, struct lm_err *err) {
+    const struct lm_gguf_value *v = lm_gguf_get(g, key);
+    if (!v) return 0;
+    if (v->type != LM_GGUF_STRING) return mismatch(err, key, "string", v->type);
+    *out = v->str;
+    return 1;
+}
+
+int lm_gguf_get_arr(const struct lm_gguf *g, const char *key, enum lm_gguf_type elem, const struct lm_gguf_value **out,
+                    struct lm_err *err) {
+    const struct lm_gguf_value *v = lm_gguf_get(g, key);
+    if (!v) return 0;
+    if (v->type != LM_GGUF_ARRAY) return mismatch(err, key, "array", v->type);
+    if (v->arr.type != elem)
+        return lm_errf(err, "metadata '%s': expected an array of %s, found an array of %s", key, lm_gguf_type_name(elem),
+                       lm_gguf_type_name(v->arr.type));
+    *out = v;
+    return 1;
+}
+
+int64_t lm_gguf_arr_int(const struct lm_gguf_value *a, uint64_t i) {
+    LM_ASSERT(a->type == LM_GGUF_ARRAY && i < a->arr.n);
+    const uint8_t *p = (const uint8_t *)a->arr.raw + i * type_sizes[a->arr.type];
+    switch (a->arr.type) {
+    case LM_GGUF_U8: case LM_GGUF_BOOL: return p[0];
+    case LM_GGUF_I8: return (int8_t)p[0];
+    case LM_GGUF_U16: { uint16_t x; memcpy(&x, p, 2); return x; }
+    case LM_GGUF_I16: { int16_t x; memcpy(&x, p, 2); return x; }
+    case LM_GGUF_U32: { uint32_t x; memcpy(&x, p, 4); return x; }
+    case LM_GGUF_I32: { int32_t x; memcpy(&x, p, 4); return x; }
+    case LM_GGUF_U64: case LM_GGUF_I64: { int64_t x; memcpy(&x, p, 8); return x; }
+    default: LM_ASSERT(!"not an integer array"); return 0;
+    }
+}
+
+double lm_gguf_arr_float(const struct lm_gguf_value *a, uint64_t i) {
+    LM_ASSERT(a->type == LM_GGUF_ARRAY && i < a->arr.n);
+    const uint8_t *p = (const uint8_t *)a->arr.raw + i * type_sizes[a->arr.type];
+    if (a->arr.type == LM_GGUF_F32) {
+        float x;
+        memcpy(&x, p, 4);
+        return x;
+    }
+    if (a->arr.type == LM_GGUF_F64) {
+        double x;
+        memcpy(&x, p, 8);
+        return x;
+    }
+    return (double)lm_gguf_arr_int(a, i);
+}
