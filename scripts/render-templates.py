@@ -99,9 +99,12 @@ def main():
                 if tmpl is None:
                     case["error"] = compile_error
                 else:
+                    # a conversation file is a list of messages, or an object
+                    # with "messages" and more variables (as lm template reads it)
+                    kw = dict(msgs) if isinstance(msgs, dict) else {"messages": msgs}
+                    kw.update(add_generation_prompt=gen, bos_token=BOS, eos_token=EOS)
                     try:
-                        case["output"] = tmpl.render(messages=msgs, add_generation_prompt=gen,
-                                                     bos_token=BOS, eos_token=EOS)
+                        case["output"] = tmpl.render(**kw)
                     except Exception as e:  # jinja2 raises TypeError & co. too
                         case["error"] = "%s: %s" % (type(e).__name__, e)
                 cases.append(case)

@@ -66,10 +66,13 @@ int value_in(struct ctx *c, const struct node *at, struct value x, struct value 
         if (x.type != V_STR) return jx_fail(c, at, "'in <string>' requires string as left operand, not %s", type_name(x));
         *res = x.len == 0 || (x.len <= seq.len && memmem(seq.s, seq.len, x.s, x.len));
         return jx_charge(c, seq.len / 64);
-    case V_LIST:
+    case V_LIST: {
+        struct list *l;
+        if (iterate(c, at, seq, &l) < 0) return -1;  /* consumes a generator */
         *res = false;
-        for (size_t i = 0; i < seq.list->n && !*res; i++) *res = values_equal(c, x, seq.list->items[i]);
-        return jx_charge(c, seq.list->n);
+        for (size_t i = 0; i < l->n && !*res; i++) *res = values_equal(c, x, l->items[i]);
+        return jx_charge(c, l->n);
+    }
     case V_DICT: *res = dict_find(c, seq.dict, x) >= 0; return 0;
     case V_UNDEF: *res = false; return 0;  /* iterating an Undefined yields nothing */
     default: return jx_fail(c, at, "argument of type '%s' is not iterable", type_name(seq));
@@ -175,7 +178,7 @@ static int arith(struct ctx *c, const struct node *at, int op, struct value a, s
         out->flags = markup ? VF_MARKUP : 0;
         return jx_charge(c, s.len / 64);
     }
-    if (op == OP_ADD && a.type == V_LIST && b.type == V_LIST && (a.flags & VF_TUPLE) == (b.flags & VF_TUPLE)) {
+    if (op == OP_ADD && a.type == V_LIST && b.type == V_LIST && a.flags == b.flags && !(a.flags & VF_GEN)) {
         struct list *l = list_new(c, a.list->n + b.list->n);
         if (!l) return -1;
         memcpy(l->items, a.list->items, a.list->n * sizeof *l->items);
@@ -183,8 +186,10 @@ static int arith(struct ctx *c, const struct node *at, int op, struct value a, s
         *out = v_list(l, a.flags & VF_TUPLE);
         return jx_charge(c, l->n);
     }
-    if (op == OP_MUL && (a.type == V_STR || a.type == V_LIST) && int_like(b)) return repeat(c, at, a, as_int(b), out);
-    if (op == OP_MUL && (b.type == V_STR || b.type == V_LIST) && int_like(a)) return repeat(c, at, b, as_int(a), out);
+    bool seq_a = a.type == V_STR || (a.type == V_LIST && !(a.flags & VF_GEN));
+    bool seq_b = b.type == V_STR || (b.type == V_LIST && !(b.flags & VF_GEN));
+    if (op == OP_MUL && seq_a && int_like(b)) return repeat(c, at, a, as_int(b), out);
+    if (op == OP_MUL && seq_b && int_like(a)) return repeat(c, at, b, as_int(a), out);
     if (op == OP_MOD && a.type == V_STR) return jx_fail(c, at, "%%-formatting of strings is not supported");
     return jx_fail(c, at, "unsupported operand type(s) for %s: '%s' and '%s'", sym[op], type_name(a), type_name(b));
 }
@@ -203,7 +208,7 @@ static int slice_value(struct ctx *c, const struct node *at, struct value obj, c
         }
         v[i] = given[i] ? as_int(bounds[i]) : 0;
     }
-    if (obj.type != V_STR && obj.type != V_LIST) {
+    if (obj.type != V_STR && (obj.type != V_LIST || (obj.flags & VF_GEN))) {
         *out = v_undef_of(c, U_ITEM, obj, v_cstr("slice"));
         return 0;
     }
@@ -639,12 +644,7 @@ static int set_json_var(struct ctx *c, struct scope *s, const char *key, size_t 
 static int set_str_var(struct ctx *c, struct scope *s, const char *name, const char *text) {
     if (!text) return 0;
     size_t n = strlen(text);
-    for (size_t i = 0; i < n;) {
-        uint32_t cp;
-        size_t k = lm_utf8_decode(text + i, n - i, &cp);
-        if (!k) return jx_fail(c, NULL, "%s is not valid UTF-8", name);
-        i += k;
-    }
+    if (!utf8_valid(text, n)) return jx_fail(c, NULL, "%s is not valid UTF-8", name);
     return scope_set(c, s, v_cstr(name), v_str(text, n));
 }
 
@@ -700,10 +700,15 @@ done:
     return rc;
 }
 
-int lm_template_render_json(const char *tmpl, size_t tmpl_len, const struct lm_json *messages, const struct lm_template_opts *opts,
+int lm_template_render_json(const char *tmpl, size_t tmpl_len, const struct lm_json *input, const struct lm_template_opts *opts,
                             struct lm_buf *out, struct lm_err *err) {
-    const struct lm_json *vars[1] = {opts ? opts->vars : NULL};
-    return render(tmpl, tmpl_len, messages, vars, 1, opts, out, err);
+    const struct lm_json *messages = input, *vars[2] = {opts ? opts->vars : NULL, NULL};
+    if (input->type == LM_JSON_OBJECT) {
+        messages = lm_json_get(input, "messages");
+        vars[1] = input;
+        if (!messages) return lm_errf(err, "the conversation object has no \"messages\"");
+    }
+    return render(tmpl, tmpl_len, messages, vars, 2, opts, out, err);
 }
 
 int lm_template_render(const char *tmpl, size_t tmpl_len, const struct lm_chat_msg *msgs, size_t n_msgs, bool add_generation_prompt,
@@ -743,16 +748,7 @@ int lm_template_render_text(const char *tmpl, size_t tmpl_len, const char *json,
         lm_err_prefix(err, "messages");
         return -1;
     }
-    const struct lm_json *messages = &doc, *vars[2] = {opts ? opts->vars : NULL, NULL};
-    if (doc.type == LM_JSON_OBJECT) {
-        messages = lm_json_get(&doc, "messages");
-        vars[1] = &doc;
-        if (!messages) {
-            lm_json_free(&doc);
-            return lm_errf(err, "messages: the object has no \"messages\" array");
-        }
-    }
-    int r = render(tmpl, tmpl_len, messages, vars, 2, opts, out, err);
+    int r = lm_template_render_json(tmpl, tmpl_len, &doc, opts, out, err);
     lm_json_free(&doc);
     return r;
 }

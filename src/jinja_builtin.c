@@ -117,9 +117,7 @@ static bool cp_is_digit(uint32_t cp) { return cp >= '0' && cp <= '9'; }
 /* Decodes the next code point of a valid UTF-8 string. */
 static uint32_t next_cp(const char *s, size_t n, size_t *i) {
     uint32_t cp = 0;
-    size_t k = lm_utf8_decode(s + *i, n - *i, &cp);
-    LM_ASSERT(k);
-    *i += k;
+    *i += lm_utf8_decode(s + *i, n - *i, &cp);
     return cp;
 }
 
@@ -304,6 +302,12 @@ static int lvec_value(struct ctx *c, struct lvec *l, bool tuple, struct value *o
     return 0;
 }
 
+static int empty_gen(struct ctx *c, struct value *out) {
+    struct list *l = list_new(c, 0);
+    *out = v_gen(l);
+    return l ? 0 : -1;
+}
+
 static struct value substr(struct value s, size_t b, size_t e) {
     struct value r = v_str(s.s + b, e - b);
     r.flags = s.flags;
@@ -314,7 +318,7 @@ static int do_split(struct ctx *c, const struct node *at, const char *fname, str
     static const char *const params[] = {"sep", "maxsplit", NULL};
     struct value p[2] = {v_none(), v_int(-1)};
     if (bind_args(c, at, fname, a, params, 0, p) < 0) return -1;
-    int64_t max;
+    int64_t max = 0;
     if (want_int(c, at, "maxsplit", p[1], &max) < 0) return -1;
     struct lvec parts = {0};
     const char *s = self.s;
@@ -497,7 +501,7 @@ static int str_replace(struct ctx *c, struct value s, struct value old, struct v
 static int m_replace(struct ctx *c, const struct node *at, struct value self, struct args *a, struct value *out) {
     static const char *const params[] = {"old", "new", "count", NULL};
     struct value p[3] = {v_none(), v_none(), v_int(-1)};
-    int64_t count;
+    int64_t count = 0;
     if (bind_args(c, at, "replace", a, params, 2, p) < 0 || want_str(c, at, "replace old", p[0]) < 0 ||
         want_str(c, at, "replace new", p[1]) < 0 || want_int(c, at, "count", p[2], &count) < 0)
         return -1;
@@ -574,7 +578,7 @@ static int m_join(struct ctx *c, const struct node *at, struct value self, struc
 static int do_pad(struct ctx *c, const struct node *at, const char *fname, struct value self, struct args *a, struct value *out, int where) {
     static const char *const params[] = {"width", "fillchar", NULL};
     struct value p[2] = {v_none(), v_str(" ", 1)};
-    int64_t width;
+    int64_t width = 0;
     if (bind_args(c, at, fname, a, params, 1, p) < 0 || want_int(c, at, "width", p[0], &width) < 0 ||
         want_str(c, at, "fillchar", p[1]) < 0)
         return -1;
@@ -656,7 +660,7 @@ static int m_removesuffix(struct ctx *c, const struct node *at, struct value sel
 static int m_zfill(struct ctx *c, const struct node *at, struct value self, struct args *a, struct value *out) {
     static const char *const params[] = {"width", NULL};
     struct value p[1];
-    int64_t width;
+    int64_t width = 0;
     if (bind_args(c, at, "zfill", a, params, 1, p) < 0 || want_int(c, at, "width", p[0], &width) < 0) return -1;
     int64_t n = (int64_t)utf8_len(self.s, self.len);
     if (width <= n) {
@@ -893,7 +897,7 @@ static int py_attr(struct ctx *c, struct value obj, struct value name, struct va
             *out = v_undef_of(c, U_UNSAFE, obj, name);
             return 1;
         }
-    } else if (obj.type == V_LIST) {
+    } else if (obj.type == V_LIST && !(obj.flags & VF_GEN)) {
         b = find_builtin(list_methods, name.s, name.len);
         if (!b && in_names(list_unsafe, name)) {
             *out = v_undef_of(c, U_UNSAFE, obj, name);
@@ -934,7 +938,7 @@ int get_item(struct ctx *c, const struct node *at, struct value obj, struct valu
             *out = obj.dict->vals[i];
             return 0;
         }
-    } else if ((obj.type == V_LIST || obj.type == V_STR) && (key.type == V_INT || key.type == V_BOOL)) {
+    } else if (((obj.type == V_LIST && !(obj.flags & VF_GEN)) || obj.type == V_STR) && (key.type == V_INT || key.type == V_BOOL)) {
         int64_t i = key.type == V_INT ? key.i : key.b;
         bool ascii = obj.type == V_STR && utf8_len(obj.s, obj.len) == obj.len;
         int64_t n = obj.type == V_LIST ? (int64_t)obj.list->n : ascii ? (int64_t)obj.len : (int64_t)utf8_len(obj.s, obj.len);
@@ -1002,15 +1006,19 @@ static int length_of(struct ctx *c, const struct node *at, struct value v, int64
     switch (v.type) {
     case V_UNDEF: *n = 0; return 0;
     case V_STR: *n = (int64_t)utf8_len(v.s, v.len); return 0;
-    case V_LIST: *n = (int64_t)v.list->n; return 0;
+    case V_LIST:
+        if (v.flags & VF_GEN) break;
+        *n = (int64_t)v.list->n;
+        return 0;
     case V_DICT: *n = (int64_t)v.dict->n; return 0;
     case V_LOOP: *n = (int64_t)v.loop->items->n; return 0;
-    default: return jx_fail(c, at, "object of type '%s' has no len()", type_name(v));
+    default: break;
     }
+    return jx_fail(c, at, "object of type '%s' has no len()", type_name(v));
 }
 
 FILTER(length) {
-    int64_t n;
+    int64_t n = 0;
     if (no_args(c, at, "length", a) < 0 || length_of(c, at, self, &n) < 0) return -1;
     *out = v_int(n);
     return 0;
@@ -1115,7 +1123,7 @@ static bool parse_py_int(struct value s, int64_t base, int64_t *out) {
 FILTER(int) {
     static const char *const params[] = {"default", "base", NULL};
     struct value p[2] = {v_int(0), v_int(10)};
-    int64_t base, i;
+    int64_t base = 10, i = 0;
     double f;
     if (bind_args(c, at, "int", a, params, 0, p) < 0 || want_int(c, at, "base", p[1], &base) < 0) return -1;
     if (base < 2 || base > 36) return jx_fail(c, at, "int() base must be >= 2 and <= 36");
@@ -1135,7 +1143,7 @@ FILTER(indent) {
     struct sb ib = {0};
     if (p[0].type == V_STR) ind = p[0];
     else {
-        int64_t w;
+        int64_t w = 0;
         if (want_int(c, at, "width", p[0], &w) < 0) return -1;
         for (int64_t i = 0; i < w; i++)
             if (sb_putc(c, &ib, ' ') < 0) return -1;
@@ -1161,13 +1169,11 @@ FILTER(indent) {
 
 FILTER(items) {
     if (no_args(c, at, "items", a) < 0) return -1;
-    if (self.type == V_UNDEF) {
-        struct list *l = list_new(c, 0);
-        *out = v_list(l, false);
-        return l ? 0 : -1;
-    }
+    if (self.type == V_UNDEF) return empty_gen(c, out);
     if (self.type != V_DICT) return jx_fail(c, at, "Can only get item pairs from a mapping.");
-    return dict_items(c, self.dict, out);
+    if (dict_items(c, self.dict, out) < 0) return -1;
+    *out = v_gen(out->list);
+    return 0;
 }
 
 /* make_attrgetter: "a.b.0" looked up item by item (digits as integers). */
@@ -1243,14 +1249,14 @@ FILTER(reverse) {
     struct list *r = list_new(c, l->n);
     if (!r) return -1;
     for (size_t i = 0; i < l->n; i++) r->items[i] = l->items[l->n - 1 - i];
-    *out = v_list(r, false);
+    *out = v_gen(r);  /* reversed() is an iterator */
     return 0;
 }
 
 FILTER(round) {
     static const char *const params[] = {"precision", "method", NULL};
     struct value p[2] = {v_int(0), v_str("common", 6)};
-    int64_t prec;
+    int64_t prec = 0;
     if (bind_args(c, at, "round", a, params, 0, p) < 0 || want_int(c, at, "precision", p[0], &prec) < 0 ||
         want_str(c, at, "method", p[1]) < 0)
         return -1;
@@ -1308,7 +1314,7 @@ FILTER(tojson) {
     struct sb ib = {0};
     if (p[1].type == V_STR) indent = p[1].s, indent_len = p[1].len;
     else if (p[1].type != V_NONE) {
-        int64_t w;
+        int64_t w = 0;
         if (want_int(c, at, "indent", p[1], &w) < 0) return -1;
         for (int64_t i = 0; i < w; i++)
             if (sb_putc(c, &ib, ' ') < 0) return -1;
@@ -1422,7 +1428,9 @@ FILTER(unique) {
         if (jx_charge(c, seen.n) < 0) return -1;
         if (!dup && (lvec_push(c, &seen, key) < 0 || lvec_push(c, &res, l->items[i]) < 0)) return -1;
     }
-    return lvec_value(c, &res, false, out);
+    if (lvec_value(c, &res, false, out) < 0) return -1;
+    *out = v_gen(out->list);
+    return 0;
 }
 
 static int min_max(struct ctx *c, const struct node *at, const char *fname, struct value self, struct args *a, struct value *out, bool max) {
@@ -1471,8 +1479,11 @@ FILTER(sum) {
 }
 
 /* map(attribute=...) or map('filter', args...) */
+/* map, select and friends yield nothing for a falsy value (even None),
+ * before looking at their arguments: jinja2 checks `if value:` first. */
 FILTER(map) {
     struct list *l;
+    if (!truthy(self)) return empty_gen(c, out);
     if (iterate(c, at, self, &l) < 0) return -1;
     struct list *r = list_new(c, l->n);
     if (!r) return -1;
@@ -1498,13 +1509,14 @@ FILTER(map) {
         for (size_t i = 0; i < l->n; i++)
             if (f->fn(c, at, l->items[i], &rest, &r->items[i]) < 0) return -1;
     }
-    *out = v_list(r, false);
+    *out = v_gen(r);
     return jx_charge(c, l->n);
 }
 
 /* select/reject(test, args...) and selectattr/rejectattr(attr, test, args...) */
 static int select_common(struct ctx *c, const struct node *at, struct value self, struct args *a, struct value *out, bool keep, bool by_attr) {
     struct list *l;
+    if (!truthy(self)) return empty_gen(c, out);
     if (iterate(c, at, self, &l) < 0) return -1;
     size_t skip = by_attr ? 1 : 0;
     if (by_attr && !a->n_pos) return jx_fail(c, at, "selectattr/rejectattr need an attribute");
@@ -1526,7 +1538,9 @@ static int select_common(struct ctx *c, const struct node *at, struct value self
         } else ok = truthy(x);
         if (ok == keep && lvec_push(c, &res, l->items[i]) < 0) return -1;
     }
-    return lvec_value(c, &res, false, out);
+    if (lvec_value(c, &res, false, out) < 0) return -1;
+    *out = v_gen(out->list);
+    return 0;
 }
 FILTER(select) { return select_common(c, at, self, a, out, true, false); }
 FILTER(reject) { return select_common(c, at, self, a, out, false, false); }
@@ -1596,13 +1610,13 @@ static int int_arg(struct ctx *c, const struct node *at, const char *fname, stru
 }
 
 TEST(odd) {
-    int64_t i;
+    int64_t i = 0;
     if (no_args(c, at, "odd", a) < 0 || int_arg(c, at, "odd", self, &i) < 0) return -1;
     *out = v_bool(i % 2 != 0);
     return 0;
 }
 TEST(even) {
-    int64_t i;
+    int64_t i = 0;
     if (no_args(c, at, "even", a) < 0 || int_arg(c, at, "even", self, &i) < 0) return -1;
     *out = v_bool(i % 2 == 0);
     return 0;
@@ -1610,7 +1624,7 @@ TEST(even) {
 TEST(divisibleby) {
     static const char *const params[] = {"num", NULL};
     struct value p[1];
-    int64_t i, d;
+    int64_t i = 0, d = 0;
     if (bind_args(c, at, "divisibleby", a, params, 1, p) < 0 || int_arg(c, at, "divisibleby", self, &i) < 0 ||
         int_arg(c, at, "divisibleby", p[0], &d) < 0)
         return -1;

@@ -16,6 +16,7 @@
 #define LM_JINJA_INT_H
 
 #include "lm/jinja.h"
+#include "lm/unicode.h"
 
 /* ---- arena -------------------------------------------------------------- */
 
@@ -44,6 +45,8 @@ enum vtype {
 enum {
     VF_MARKUP = 1,  /* V_STR: markupsafe.Markup (from |safe), whose + escapes the other side */
     VF_TUPLE = 1,   /* V_LIST */
+    VF_GEN = 2,     /* V_LIST: a generator (what map, select, ... return): always
+                       true, no len(), not JSON, one pass (then empty) */
 };
 
 /* Why a value is undefined, for the message when it is used. */
@@ -82,6 +85,7 @@ struct value {
 
 struct list {
     size_t n;
+    bool consumed;     /* a generator that has been iterated */
     struct value items[];
 };
 
@@ -224,6 +228,8 @@ static inline struct value sb_value(struct sb *b) { return v_str(b->p ? b->p : "
 
 struct list *list_new(struct ctx *c, size_t n);  /* n items to fill in */
 struct value v_list(struct list *l, bool tuple);
+/* A generator over the items of l (l must not be shared). */
+struct value v_gen(struct list *l);
 struct dict *dict_new(struct ctx *c, size_t n);   /* n pairs to fill in */
 /* Index of key in d, or -1 (Python equality of keys). */
 long dict_find(struct ctx *c, const struct dict *d, struct value key);
@@ -258,7 +264,10 @@ int html_escape(struct ctx *c, struct value s, struct value *out);
 size_t utf8_len(const char *s, size_t n);   /* code points */
 /* Byte offset of code point i (i <= length). */
 size_t utf8_offset(const char *s, size_t n, size_t i);
-bool py_isspace(uint32_t cp);
+/* Python's str.isspace() of one code point (White_Space and \x1c-\x1f). */
+static inline bool py_isspace(uint32_t cp) { return (cp >= 0x1c && cp <= 0x1f) || (lm_unicode_flags(cp) & LM_UC_SPACE); }
+/* Valid UTF-8 throughout? */
+bool utf8_valid(const char *s, size_t n);
 
 /* Turns a Python-style iterable into a list: list/tuple as is, dict keys,
  * string characters, undefined as empty; others fail (TypeError). */

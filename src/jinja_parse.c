@@ -80,16 +80,15 @@ static struct token *push(struct lexer *lx, int type, size_t pos) {
 static bool space_at(const char *s, size_t n, size_t *k) {
     uint32_t cp;
     *k = lm_utf8_decode(s, n, &cp);
-    return *k && py_isspace(cp);
+    return py_isspace(cp);
 }
 
 /* Length of s[0..n) without its trailing Python whitespace. */
 static size_t rstrip_len(const char *s, size_t n) {
-    size_t end = n, i = 0;
+    size_t end = 0, i = 0;
     while (i < n) {
         size_t k;
         bool sp = space_at(s + i, n - i, &k);
-        if (!k) k = 1;
         i += k;
         if (!sp) end = i;
     }
@@ -1252,10 +1251,10 @@ struct node *jx_parse(struct ctx *c, const char *src, size_t len) {
     for (size_t i = 0; i < len;) {
         uint32_t cp;
         size_t k = lm_utf8_decode(src + i, len - i, &cp);
-        if (!k || cp == 0) {
+        if (cp >= LM_UNICODE_BAD) {
             struct node at = {0};
             pos_of(src, i, &at.line, &at.col);
-            jx_fail(c, &at, cp == 0 && k ? "NUL character in template" : "template is not valid UTF-8");
+            jx_fail(c, &at, "template is not valid UTF-8");
             return NULL;
         }
         i += k;

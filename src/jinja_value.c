@@ -121,10 +121,13 @@ size_t utf8_offset(const char *s, size_t n, size_t i) {
     return n;
 }
 
-bool py_isspace(uint32_t cp) {
-    if (cp < 0x80) return (cp >= 0x09 && cp <= 0x0d) || (cp >= 0x1c && cp <= 0x20);
-    return cp == 0x85 || cp == 0xa0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200a) || cp == 0x2028 ||
-           cp == 0x2029 || cp == 0x202f || cp == 0x205f || cp == 0x3000;
+bool utf8_valid(const char *s, size_t n) {
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        i += lm_utf8_decode(s + i, n - i, &cp);
+        if (cp >= LM_UNICODE_BAD) return false;
+    }
+    return true;
 }
 
 /* ---- containers --------------------------------------------------------- */
@@ -135,13 +138,18 @@ struct list *list_new(struct ctx *c, size_t n) {
         return NULL;
     }
     struct list *l = jx_alloc(c, sizeof *l + n * sizeof(struct value));
-    if (l) l->n = n;
+    if (l) {
+        l->n = n;
+        l->consumed = false;
+    }
     return l;
 }
 
 struct value v_list(struct list *l, bool tuple) {
     return (struct value){.type = V_LIST, .flags = tuple ? VF_TUPLE : 0, .list = l};
 }
+
+struct value v_gen(struct list *l) { return (struct value){.type = V_LIST, .flags = VF_GEN, .list = l}; }
 
 struct dict *dict_new(struct ctx *c, size_t n) {
     struct dict *d = jx_alloc(c, sizeof *d);
@@ -195,7 +203,7 @@ int ns_set(struct ctx *c, struct ns *ns, struct value key, struct value v) {
 
 /* ---- types -------------------------------------------------------------- */
 
-static const char *vtype_name(int type, bool tuple) {
+static const char *vtype_name(int type, int flags) {
     switch (type) {
     case V_UNDEF: return "Undefined";
     case V_NONE: return "NoneType";
@@ -203,7 +211,7 @@ static const char *vtype_name(int type, bool tuple) {
     case V_INT: return "int";
     case V_FLOAT: return "float";
     case V_STR: return "str";
-    case V_LIST: return tuple ? "tuple" : "list";
+    case V_LIST: return flags & VF_TUPLE ? "tuple" : flags & VF_GEN ? "generator" : "list";
     case V_DICT: return "dict";
     case V_NS: return "Namespace";
     case V_FUNC: return "function";
@@ -212,7 +220,7 @@ static const char *vtype_name(int type, bool tuple) {
     return "?";
 }
 
-const char *type_name(struct value v) { return vtype_name(v.type, v.type == V_LIST && (v.flags & VF_TUPLE)); }
+const char *type_name(struct value v) { return vtype_name(v.type, v.type == V_LIST ? v.flags : 0); }
 
 bool truthy(struct value v) {
     switch (v.type) {
@@ -222,7 +230,7 @@ bool truthy(struct value v) {
     case V_INT: return v.i != 0;
     case V_FLOAT: return v.f != 0;
     case V_STR: return v.len > 0;
-    case V_LIST: return v.list->n > 0;
+    case V_LIST: return v.list->n > 0 || (v.flags & VF_GEN);
     case V_DICT: return v.dict->n > 0;
     default: return true;
     }
@@ -251,7 +259,7 @@ struct value v_undef_of(struct ctx *c, enum undef_kind kind, struct value obj, s
 }
 
 void undef_message(struct ctx *c, struct value u, struct sb *out) {
-    const char *tn = vtype_name(u.aux2, false);
+    const char *tn = vtype_name(u.aux2, 0);
     switch (u.aux) {
     case U_NAME: sb_printf(c, out, "'%.*s' is undefined", (int)(u.len > 100 ? 100 : u.len), u.s); return;
     case U_ATTR:
@@ -289,7 +297,8 @@ bool values_equal(struct ctx *c, struct value a, struct value b) {
     case V_NONE: return true;
     case V_STR: return a.len == b.len && !memcmp(a.s, b.s, a.len);
     case V_LIST: {
-        if ((a.flags & VF_TUPLE) != (b.flags & VF_TUPLE) || a.list->n != b.list->n) return false;
+        if ((a.flags | b.flags) & VF_GEN) return a.list == b.list;
+        if (a.flags != b.flags || a.list->n != b.list->n) return false;
         if (!enter(c)) return false;
         bool eq = true;
         for (size_t i = 0; i < a.list->n && eq && !c->failed; i++) eq = values_equal(c, a.list->items[i], b.list->items[i]);
@@ -338,7 +347,7 @@ int values_compare(struct ctx *c, const struct node *at, struct value a, struct 
         *res = memcmp_len(a.s, a.len, b.s, b.len);
         return 0;
     }
-    if (a.type == V_LIST && b.type == V_LIST && (a.flags & VF_TUPLE) == (b.flags & VF_TUPLE)) {
+    if (a.type == V_LIST && b.type == V_LIST && a.flags == b.flags && !(a.flags & VF_GEN)) {
         if (!enter(c)) return -1;
         for (size_t i = 0; i < a.list->n && i < b.list->n; i++) {
             if (values_equal(c, a.list->items[i], b.list->items[i])) continue;
@@ -355,18 +364,8 @@ int values_compare(struct ctx *c, const struct node *at, struct value a, struct 
 
 /* ---- printing ----------------------------------------------------------- */
 
-/* Python's str.isprintable(), for the code points templates meet. */
-static bool py_printable(uint32_t cp) {
-    if (cp < 0x20 || cp == 0x7f) return false;
-    if (cp < 0x7f) return true;
-    if (cp <= 0xa0 || cp == 0xad) return false;
-    if ((cp >= 0x600 && cp <= 0x605) || cp == 0x61c || cp == 0x6dd || cp == 0x70f || cp == 0x180e || cp == 0x1680)
-        return false;
-    if ((cp >= 0x2000 && cp <= 0x200f) || (cp >= 0x2028 && cp <= 0x202f) || (cp >= 0x205f && cp <= 0x206f)) return false;
-    if (cp == 0x3000 || cp == 0xfeff || (cp >= 0xfff9 && cp <= 0xfffb) || cp >= 0xfffe) return cp >= 0x10000 && cp < 0xe0000;
-    if (cp >= 0xd800 && cp <= 0xf8ff) return false;  /* surrogates, private use */
-    return true;
-}
+/* Python's str.isprintable(): not Other (C*) nor a separator (Z*) but space. */
+static bool py_printable(uint32_t cp) { return cp == ' ' || !(lm_unicode_flags(cp) & (LM_UC_OTHER | LM_UC_SEPARATOR)); }
 
 static int repr_str(struct ctx *c, struct value v, struct sb *out) {
     bool has_sq = memchr(v.s, '\'', v.len) != NULL, has_dq = memchr(v.s, '"', v.len) != NULL;
@@ -376,7 +375,6 @@ static int repr_str(struct ctx *c, struct value v, struct sb *out) {
     for (size_t i = 0; i < v.len;) {
         uint32_t cp;
         size_t k = lm_utf8_decode(v.s + i, v.len - i, &cp);
-        LM_ASSERT(k);  /* strings are valid UTF-8 */
         int r;
         if (cp == (uint32_t)q || cp == '\\') r = sb_putc(c, out, '\\') < 0 ? -1 : sb_putc(c, out, (char)cp);
         else if (cp == '\n') r = sb_put(c, out, "\\n", 2);
@@ -423,7 +421,8 @@ static int print_value(struct ctx *c, struct value v, struct sb *out, bool repr)
     }
     if (jx_charge(c, 1) < 0 || !enter(c)) return -1;
     int r = 0;
-    if (v.type == V_LIST) {
+    if (v.type == V_LIST && (v.flags & VF_GEN)) r = sb_put(c, out, "<generator object>", 18);
+    else if (v.type == V_LIST) {
         bool tuple = v.flags & VF_TUPLE;
         r = sb_putc(c, out, tuple ? '(' : '[');
         for (size_t i = 0; i < v.list->n && r == 0; i++) {
@@ -485,7 +484,13 @@ int html_escape(struct ctx *c, struct value s, struct value *out) {
 
 int iterate(struct ctx *c, const struct node *at, struct value v, struct list **out) {
     switch (v.type) {
-    case V_LIST: *out = v.list; return 0;
+    case V_LIST:
+        if (v.flags & VF_GEN) {
+            if (v.list->consumed) return (*out = list_new(c, 0)) ? 0 : -1;
+            v.list->consumed = true;
+        }
+        *out = v.list;
+        return 0;
     case V_UNDEF: return (*out = list_new(c, 0)) ? 0 : -1;
     case V_DICT: {
         struct list *l = list_new(c, v.dict->n);
@@ -517,12 +522,7 @@ int iterate(struct ctx *c, const struct node *at, struct value v, struct list **
 /* Inputs built by hand (not parsed) may hold anything: check. */
 static int check_utf8(struct ctx *c, const char *s, size_t n) {
     if (n > UINT32_MAX) return jx_fail(c, NULL, "input string too long");
-    for (size_t i = 0; i < n;) {
-        uint32_t cp;
-        size_t k = lm_utf8_decode(s + i, n - i, &cp);
-        if (!k) return jx_fail(c, NULL, "input text is not valid UTF-8");
-        i += k;
-    }
+    if (!utf8_valid(s, n)) return jx_fail(c, NULL, "input text is not valid UTF-8");
     return jx_charge(c, n / 64);
 }
 
@@ -611,6 +611,8 @@ static int json_value(struct ctx *c, const struct node *at, struct value v, cons
         return sb_put(c, out, tmp, strlen(tmp));
     case V_STR: return json_string(c, v.s, v.len, st->ensure_ascii, out);
     case V_LIST:
+        if (v.flags & VF_GEN) return jx_fail(c, at, "Object of type generator is not JSON serializable");
+        break;
     case V_DICT: break;
     default: return jx_fail(c, at, "Object of type %s is not JSON serializable", type_name(v));
     }

@@ -1,59 +1,11 @@
 /* JSON: strict recursive-descent reader, Python-compatible writers. */
 #include "lm/json.h"
+#include "lm/unicode.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* ---- UTF-8 -------------------------------------------------------------- */
-
-size_t lm_utf8_decode(const char *s, size_t n, uint32_t *cp) {
-    const unsigned char *u = (const unsigned char *)s;
-    if (n == 0) return 0;
-    if (u[0] < 0x80) {
-        *cp = u[0];
-        return 1;
-    }
-    size_t len;
-    uint32_t c, min;
-    if ((u[0] & 0xe0) == 0xc0) len = 2, c = u[0] & 0x1f, min = 0x80;
-    else if ((u[0] & 0xf0) == 0xe0) len = 3, c = u[0] & 0x0f, min = 0x800;
-    else if ((u[0] & 0xf8) == 0xf0) len = 4, c = u[0] & 0x07, min = 0x10000;
-    else return 0;
-    if (n < len) return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((u[i] & 0xc0) != 0x80) return 0;
-        c = c << 6 | (u[i] & 0x3f);
-    }
-    if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) return 0;
-    *cp = c;
-    return len;
-}
-
-size_t lm_utf8_encode(uint32_t cp, char *out) {
-    unsigned char *o = (unsigned char *)out;
-    if (cp < 0x80) {
-        o[0] = (unsigned char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (unsigned char)(0xc0 | cp >> 6);
-        o[1] = (unsigned char)(0x80 | (cp & 0x3f));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (unsigned char)(0xe0 | cp >> 12);
-        o[1] = (unsigned char)(0x80 | (cp >> 6 & 0x3f));
-        o[2] = (unsigned char)(0x80 | (cp & 0x3f));
-        return 3;
-    }
-    o[0] = (unsigned char)(0xf0 | cp >> 18);
-    o[1] = (unsigned char)(0x80 | (cp >> 12 & 0x3f));
-    o[2] = (unsigned char)(0x80 | (cp >> 6 & 0x3f));
-    o[3] = (unsigned char)(0x80 | (cp & 0x3f));
-    return 4;
-}
 
 /* ---- reader ------------------------------------------------------------- */
 
@@ -119,7 +71,7 @@ static int parse_string(struct reader *r, char **out, size_t *out_len) {
         if (c >= 0x80) {
             uint32_t cp;
             size_t k = lm_utf8_decode(r->s + r->pos, r->n - r->pos, &cp);
-            if (!k) {
+            if (cp >= LM_UNICODE_BAD) {
                 free(buf);
                 return fail(r, "invalid UTF-8 in string");
             }
@@ -409,7 +361,7 @@ void lm_json_write_str(struct lm_buf *b, const char *s, size_t n, bool ensure_as
         size_t k = 1;
         if (c >= 0x80 && ensure_ascii) {
             k = lm_utf8_decode(s + i, n - i, &cp);
-            if (!k) cp = 0xfffd, k = 1;  /* not UTF-8: callers validate, but never loop */
+            if (cp >= LM_UNICODE_BAD) cp = 0xfffd;  /* not UTF-8: callers validate */
         }
         if (!esc && c >= 0x20 && (c < 0x80 || !ensure_ascii)) {
             i++;

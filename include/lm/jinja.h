@@ -74,15 +74,16 @@ int lm_template_render(const char *tmpl, size_t tmpl_len, const struct lm_chat_m
                        bool add_generation_prompt, const char *bos_token, const char *eos_token,
                        struct lm_buf *out, struct lm_err *err);
 
-/* The same with messages as a JSON array (extra fields such as tool_calls
- * or reasoning_content reach the template) and the options above. */
-int lm_template_render_json(const char *tmpl, size_t tmpl_len, const struct lm_json *messages,
+/* The same with the conversation as JSON, with the options above: either
+ * an array of messages (extra fields such as tool_calls or
+ * reasoning_content reach the template), or an object with "messages" and
+ * further variables ("tools", ...) that are added to (and override)
+ * opts->vars. This is what `lm template --messages` reads. */
+int lm_template_render_json(const char *tmpl, size_t tmpl_len, const struct lm_json *input,
                             const struct lm_template_opts *opts, struct lm_buf *out, struct lm_err *err);
 
-/* The same from JSON text: either an array of messages, or an object with
- * "messages" and further variables ("tools", ...) that are added to (and
- * override) opts->vars. This is what `lm template --messages` reads, and
- * the entry point for fuzzing. */
+/* The same from JSON text (errors in it start with "messages: "): the
+ * entry point for fuzzing. */
 int lm_template_render_text(const char *tmpl, size_t tmpl_len, const char *json, size_t json_len,
                             const struct lm_template_opts *opts, struct lm_buf *out, struct lm_err *err);
 

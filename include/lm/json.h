@@ -83,11 +83,5 @@ void lm_json_write(struct lm_buf *b, const struct lm_json *v, int indent);
  * "1e+16", "inf", "nan". out must hold 32 bytes. */
 void lm_json_format_double(double f, char *out);
 
-/* UTF-8 as JSON (and Python's str) needs it. decode: the code point
- * starting at s[0..n) and its length in bytes, or 0 when the bytes there
- * are not valid UTF-8 (overlong, surrogate, beyond U+10FFFF, truncated).
- * encode: writes 1-4 bytes to out and returns how many. */
-size_t lm_utf8_decode(const char *s, size_t n, uint32_t *cp);
-size_t lm_utf8_encode(uint32_t cp, char *out);
 
 #endif
