@@ -178,7 +178,7 @@ static int arith(struct ctx *c, const struct node *at, int op, struct value a, s
         out->flags = markup ? VF_MARKUP : 0;
         return jx_charge(c, s.len / 64);
     }
-    if (op == OP_ADD && a.type == V_LIST && b.type == V_LIST && a.flags == b.flags && !(a.flags & VF_GEN)) {
+    if (op == OP_ADD && a.type == V_LIST && b.type == V_LIST && a.flags == b.flags && !(a.flags & VF_OPAQUE)) {
         struct list *l = list_new(c, a.list->n + b.list->n);
         if (!l) return -1;
         memcpy(l->items, a.list->items, a.list->n * sizeof *l->items);
@@ -186,32 +186,29 @@ static int arith(struct ctx *c, const struct node *at, int op, struct value a, s
         *out = v_list(l, a.flags & VF_TUPLE);
         return jx_charge(c, l->n);
     }
-    bool seq_a = a.type == V_STR || (a.type == V_LIST && !(a.flags & VF_GEN));
-    bool seq_b = b.type == V_STR || (b.type == V_LIST && !(b.flags & VF_GEN));
+    bool seq_a = a.type == V_STR || (a.type == V_LIST && !(a.flags & VF_OPAQUE));
+    bool seq_b = b.type == V_STR || (b.type == V_LIST && !(b.flags & VF_OPAQUE));
     if (op == OP_MUL && seq_a && int_like(b)) return repeat(c, at, a, as_int(b), out);
     if (op == OP_MUL && seq_b && int_like(a)) return repeat(c, at, b, as_int(a), out);
-    if (op == OP_MOD && a.type == V_STR) return jx_fail(c, at, "%%-formatting of strings is not supported");
+    if (op == OP_MOD && a.type == V_STR) return py_percent_format(c, at, a, b, out);
     return jx_fail(c, at, "unsupported operand type(s) for %s: '%s' and '%s'", sym[op], type_name(a), type_name(b));
 }
 
-/* Python's slice of a str or list; anything else gives undefined, as
- * jinja2's getitem turns the TypeError into Undefined. */
+/* Python's slice of a str, list or tuple. jinja2 compiles slices to plain
+ * Python subscripts (not its forgiving getitem), so other types fail. */
 static int slice_value(struct ctx *c, const struct node *at, struct value obj, const struct value *bounds, struct value *out) {
     if (obj.type == V_UNDEF) return fail_undefined(c, at, obj);
     int64_t v[3];
     bool given[3];
     for (int i = 0; i < 3; i++) {
         given[i] = bounds[i].type != V_NONE;
-        if (given[i] && !int_like(bounds[i])) {
-            *out = v_undef_of(c, U_ITEM, obj, v_cstr("slice"));
-            return 0;
-        }
+        if (given[i] && !int_like(bounds[i]))
+            return jx_fail(c, at, "slice indices must be integers or None or have an __index__ method");
         v[i] = given[i] ? as_int(bounds[i]) : 0;
     }
-    if (obj.type != V_STR && (obj.type != V_LIST || (obj.flags & VF_GEN))) {
-        *out = v_undef_of(c, U_ITEM, obj, v_cstr("slice"));
-        return 0;
-    }
+    if (obj.type == V_DICT) return jx_fail(c, at, "unhashable type: 'slice'");
+    if (obj.type != V_STR && (obj.type != V_LIST || (obj.flags & VF_OPAQUE)))
+        return jx_fail(c, at, "'%s' object is not subscriptable", type_name(obj));
     int64_t step = given[2] ? v[2] : 1;
     if (step == 0) return jx_fail(c, at, "slice step cannot be zero");
     if (step == INT64_MIN) step = -INT64_MAX;

@@ -746,6 +746,135 @@ static const struct builtin str_methods[] = {
     {NULL, NULL},
 };
 
+/* Python's fmt % args (printf-style): flags -+ 0#, width, precision (or
+ * *), conversions s r a d i u f F e E g G x X o c %, and %(key)s with a
+ * dict. */
+int py_percent_format(struct ctx *c, const struct node *at, struct value fmt, struct value args, struct value *out) {
+    struct value one[1] = {args};
+    const struct value *argv = one;
+    size_t argc = 1, next = 0;
+    bool by_key = args.type == V_DICT;
+    if (args.type == V_LIST && (args.flags & VF_TUPLE)) argv = args.list->items, argc = args.list->n;
+    struct sb b = {0};
+    const char *s = fmt.s;
+    size_t n = fmt.len;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != '%') {
+            if (sb_putc(c, &b, s[i]) < 0) return -1;
+            continue;
+        }
+        if (++i >= n) return jx_fail(c, at, "incomplete format");
+        struct value arg = {0};
+        bool have_arg = false;
+        if (s[i] == '(') {
+            size_t e = i + 1;
+            while (e < n && s[e] != ')') e++;
+            if (e >= n) return jx_fail(c, at, "incomplete format key");
+            if (!by_key) return jx_fail(c, at, "format requires a mapping");
+            long k = dict_find(c, args.dict, v_str(s + i + 1, e - i - 1));
+            if (k < 0) return jx_fail(c, at, "format key '%.*s' not found", (int)(e - i - 1), s + i + 1);
+            arg = args.dict->vals[k];
+            have_arg = true;
+            i = e + 1;
+        }
+        char spec[32] = "%";
+        size_t sl = 1;
+        while (i < n && strchr("-+ 0#", s[i]) && sl < 8) spec[sl++] = s[i++];
+        for (int part = 0; part < 2; part++) {  /* width, then .precision */
+            if (part == 1) {
+                if (i >= n || s[i] != '.') break;
+                spec[sl++] = s[i++];
+            }
+            if (i < n && s[i] == '*') {
+                int64_t w = 0;
+                if (next >= argc || want_int(c, at, "* width", argv[next++], &w) < 0) return jx_fail(c, at, "not enough arguments for format string");
+                if (w > 10000 || w < -10000) return jx_fail(c, at, "format width too large");
+                sl += (size_t)snprintf(spec + sl, sizeof spec - sl, "%d", (int)w);
+                i++;
+            } else {
+                size_t d0 = i;
+                while (i < n && s[i] >= '0' && s[i] <= '9') i++;
+                if (i - d0 > 4) return jx_fail(c, at, "format width too large");
+                memcpy(spec + sl, s + d0, i - d0);
+                sl += i - d0;
+            }
+        }
+        while (i < n && (s[i] == 'l' || s[i] == 'h' || s[i] == 'L')) i++;  /* Python ignores length modifiers */
+        if (i >= n) return jx_fail(c, at, "incomplete format");
+        char conv = s[i];
+        if (conv == '%') {
+            if (sb_putc(c, &b, '%') < 0) return -1;
+            continue;
+        }
+        if (!have_arg) {
+            if (by_key) return jx_fail(c, at, "format requires a mapping key");
+            if (next >= argc) return jx_fail(c, at, "not enough arguments for format string");
+            arg = argv[next++];
+        }
+        char tmp[512];
+        if (strchr("sra", conv)) {
+            struct sb sv = {0};
+            if ((conv == 's' ? to_str(c, arg, &sv) : to_repr(c, arg, &sv)) < 0) return -1;
+            /* width and precision count characters; pad by hand */
+            int width = 0, prec = -1;
+            bool left = strchr(spec, '-') != NULL;
+            const char *w = spec + 1;
+            while (*w && strchr("-+ 0#", *w)) w++;
+            width = atoi(w);
+            const char *dot = strchr(spec, '.');
+            if (dot) prec = atoi(dot + 1);
+            size_t len = sv.len, chars = utf8_len(sv.p ? sv.p : "", sv.len);
+            if (prec >= 0 && (size_t)prec < chars) len = utf8_offset(sv.p, sv.len, (size_t)prec), chars = (size_t)prec;
+            for (size_t k = chars; !left && (int)k < width; k++)
+                if (sb_putc(c, &b, ' ') < 0) return -1;
+            if (sb_put(c, &b, sv.p ? sv.p : "", len) < 0) return -1;
+            for (size_t k = chars; left && (int)k < width; k++)
+                if (sb_putc(c, &b, ' ') < 0) return -1;
+            continue;
+        }
+        if (strchr("diuxXoc", conv)) {
+            int64_t v;
+            if (conv == 'c' && arg.type == V_STR) {
+                if (utf8_len(arg.s, arg.len) != 1) return jx_fail(c, at, "%%c requires an int or a single character");
+                if (sb_put(c, &b, arg.s, arg.len) < 0) return -1;
+                continue;
+            }
+            if (arg.type == V_FLOAT && strchr("diu", conv) && isfinite(arg.f) && fabs(arg.f) < 9.2e18) v = (int64_t)arg.f;
+            else if (arg.type == V_INT || arg.type == V_BOOL) v = arg.type == V_INT ? arg.i : arg.b;
+            else return jx_fail(c, at, "%%%c format: a real number is required, not %s", conv, type_name(arg));
+            if (conv == 'c') {
+                if (v < 0 || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff)) return jx_fail(c, at, "%%c arg not in range(0x110000)");
+                if (put_cp(c, &b, (uint32_t)v) < 0) return -1;
+                continue;
+            }
+            if (conv == 'd' || conv == 'i' || conv == 'u') {
+                snprintf(spec + sl, sizeof spec - sl, "lld");
+                snprintf(tmp, sizeof tmp, spec, (long long)v);
+            } else {
+                /* Python writes a negative hex/octal number as '-' and the magnitude */
+                snprintf(spec + sl, sizeof spec - sl, "ll%c", conv);
+                char digits[128];
+                snprintf(digits, sizeof digits, spec, (unsigned long long)(v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v));
+                snprintf(tmp, sizeof tmp, "%s%s", v < 0 ? "-" : "", digits);
+            }
+            if (sb_put(c, &b, tmp, strlen(tmp)) < 0) return -1;
+            continue;
+        }
+        if (strchr("fFeEgG", conv)) {
+            if (!is_number(arg)) return jx_fail(c, at, "must be real number, not %s", type_name(arg));
+            spec[sl++] = conv;
+            spec[sl] = 0;
+            snprintf(tmp, sizeof tmp, spec, num_as_double(arg));
+            if (sb_put(c, &b, tmp, strlen(tmp)) < 0) return -1;
+            continue;
+        }
+        return jx_fail(c, at, "unsupported format character '%c'", conv);
+    }
+    if (!by_key && next < argc) return jx_fail(c, at, "not all arguments converted during string formatting");
+    *out = sb_value(&b);
+    return 0;
+}
+
 /* ---- dict and list methods ---------------------------------------------- */
 
 static int m_get(struct ctx *c, const struct node *at, struct value self, struct args *a, struct value *out) {
@@ -772,8 +901,9 @@ static int dict_items(struct ctx *c, struct dict *d, struct value *out) {
 }
 
 static int m_items(struct ctx *c, const struct node *at, struct value self, struct args *a, struct value *out) {
-    if (no_args(c, at, "items", a) < 0) return -1;
-    return dict_items(c, self.dict, out);
+    if (no_args(c, at, "items", a) < 0 || dict_items(c, self.dict, out) < 0) return -1;
+    out->flags = VF_ITEMS;
+    return 0;
 }
 
 static int m_keys_values(struct ctx *c, const struct node *at, struct value self, struct args *a, struct value *out, bool keys) {
@@ -782,6 +912,7 @@ static int m_keys_values(struct ctx *c, const struct node *at, struct value self
     if (!l) return -1;
     memcpy(l->items, keys ? self.dict->keys : self.dict->vals, self.dict->n * sizeof *l->items);
     *out = v_list(l, false);
+    out->flags = keys ? VF_KEYS : VF_VALUES;
     return 0;
 }
 static int m_keys(struct ctx *c, const struct node *at, struct value self, struct args *a, struct value *out) {
@@ -897,7 +1028,7 @@ static int py_attr(struct ctx *c, struct value obj, struct value name, struct va
             *out = v_undef_of(c, U_UNSAFE, obj, name);
             return 1;
         }
-    } else if (obj.type == V_LIST && !(obj.flags & VF_GEN)) {
+    } else if (obj.type == V_LIST && !(obj.flags & VF_OPAQUE)) {
         b = find_builtin(list_methods, name.s, name.len);
         if (!b && in_names(list_unsafe, name)) {
             *out = v_undef_of(c, U_UNSAFE, obj, name);
@@ -938,7 +1069,7 @@ int get_item(struct ctx *c, const struct node *at, struct value obj, struct valu
             *out = obj.dict->vals[i];
             return 0;
         }
-    } else if (((obj.type == V_LIST && !(obj.flags & VF_GEN)) || obj.type == V_STR) && (key.type == V_INT || key.type == V_BOOL)) {
+    } else if (((obj.type == V_LIST && !(obj.flags & VF_OPAQUE)) || obj.type == V_STR) && (key.type == V_INT || key.type == V_BOOL)) {
         int64_t i = key.type == V_INT ? key.i : key.b;
         bool ascii = obj.type == V_STR && utf8_len(obj.s, obj.len) == obj.len;
         int64_t n = obj.type == V_LIST ? (int64_t)obj.list->n : ascii ? (int64_t)obj.len : (int64_t)utf8_len(obj.s, obj.len);
@@ -989,6 +1120,31 @@ static int str_filter(struct ctx *c, const struct node *at, const char *fname, s
     if (no_args(c, at, fname, a) < 0 || soft_str(c, self, &self) < 0) return -1;
     return map_case(c, self, mode, out);
 }
+FILTER(batch) {
+    static const char *const params[] = {"linecount", "fill_with", NULL};
+    struct value p[2] = {v_none(), v_none()};
+    int64_t k = 0;
+    struct list *l;
+    bool fill;
+    if (bind_args(c, at, "batch", a, params, 1, p) < 0 || want_int(c, at, "linecount", p[0], &k) < 0 ||
+        iterate(c, at, self, &l) < 0)
+        return -1;
+    if (k <= 0) return jx_fail(c, at, "batch() needs a positive line count");
+    fill = p[1].type != V_NONE;
+    size_t nb = (l->n + (size_t)k - 1) / (size_t)k;
+    struct list *r = list_new(c, nb);
+    if (!r) return -1;
+    for (size_t b = 0; b < nb; b++) {
+        size_t start = b * (size_t)k, len = l->n - start < (size_t)k ? l->n - start : (size_t)k;
+        struct list *row = list_new(c, fill ? (size_t)k : len);
+        if (!row) return -1;
+        for (size_t i = 0; i < row->n; i++) row->items[i] = i < len ? l->items[start + i] : p[1];
+        r->items[b] = v_list(row, false);
+    }
+    *out = v_gen(r);
+    return jx_charge(c, l->n);
+}
+
 FILTER(capitalize) { return str_filter(c, at, "capitalize", self, a, out, CASE_CAPITALIZE); }
 FILTER(lower) { return str_filter(c, at, "lower", self, a, out, CASE_LOWER); }
 FILTER(upper) { return str_filter(c, at, "upper", self, a, out, CASE_UPPER); }
@@ -1035,6 +1191,25 @@ FILTER(default) {
 FILTER(escape) {
     if (no_args(c, at, "escape", a) < 0 || soft_str(c, self, &self) < 0) return -1;
     return html_escape(c, self, out);
+}
+
+FILTER(format) {
+    if (a->n_pos && a->n_kw) return jx_fail(c, at, "can't handle positional and keyword arguments at the same time");
+    if (soft_str(c, self, &self) < 0) return -1;
+    struct value args;
+    if (a->n_kw) {
+        struct dict *d = dict_new(c, a->n_kw);
+        if (!d) return -1;
+        memcpy(d->keys, a->kw_names, a->n_kw * sizeof *d->keys);
+        memcpy(d->vals, a->kw_vals, a->n_kw * sizeof *d->vals);
+        args = v_dict(d);
+    } else {
+        struct list *l = list_new(c, a->n_pos);
+        if (!l) return -1;
+        if (a->n_pos) memcpy(l->items, a->pos, a->n_pos * sizeof *l->items);
+        args = v_list(l, true);
+    }
+    return py_percent_format(c, at, self, args, out);
 }
 
 FILTER(forceescape) {
@@ -1548,10 +1723,10 @@ FILTER(selectattr) { return select_common(c, at, self, a, out, true, true); }
 FILTER(rejectattr) { return select_common(c, at, self, a, out, false, true); }
 
 static const struct builtin filters[] = {
-    {"abs", f_abs},         {"attr", f_attr},       {"capitalize", f_capitalize}, {"center", f_center},
+    {"abs", f_abs},         {"attr", f_attr},       {"batch", f_batch},       {"capitalize", f_capitalize}, {"center", f_center},
     {"count", f_length},    {"d", f_default},       {"default", f_default},       {"dictsort", f_dictsort},
     {"e", f_escape},        {"escape", f_escape},   {"first", f_first},           {"float", f_float},
-    {"forceescape", f_forceescape}, {"indent", f_indent}, {"int", f_int},         {"items", f_items},
+    {"forceescape", f_forceescape}, {"format", f_format}, {"indent", f_indent}, {"int", f_int},         {"items", f_items},
     {"join", f_join},       {"last", f_last},       {"length", f_length},         {"list", f_list},
     {"lower", f_lower},     {"map", f_map},         {"max", f_max},               {"min", f_min},
     {"reject", f_reject},   {"rejectattr", f_rejectattr}, {"replace", f_replace}, {"reverse", f_reverse},

@@ -47,6 +47,10 @@ enum {
     VF_TUPLE = 1,   /* V_LIST */
     VF_GEN = 2,     /* V_LIST: a generator (what map, select, ... return): always
                        true, no len(), not JSON, one pass (then empty) */
+    VF_KEYS = 4,    /* V_LIST: dict.keys(), .values(), .items() views: */
+    VF_VALUES = 8,  /* no indexing, not JSON, printed as dict_keys([...]) */
+    VF_ITEMS = 16,
+    VF_OPAQUE = VF_GEN | VF_KEYS | VF_VALUES | VF_ITEMS,  /* iterable, but not a list or tuple */
 };
 
 /* Why a value is undefined, for the message when it is used. */
@@ -320,6 +324,8 @@ int bind_args(struct ctx *c, const struct node *at, const char *fname, struct ar
 int call_value(struct ctx *c, const struct node *at, struct value fn, struct args *a, struct value *out);
 /* Calls a macro (in jinja.c). */
 int call_macro(struct ctx *c, const struct node *at, struct func *f, struct args *a, struct value *out);
+/* Python's fmt % args. */
+int py_percent_format(struct ctx *c, const struct node *at, struct value fmt, struct value args, struct value *out);
 /* Python's `x in seq` (the in operator and test). */
 int value_in(struct ctx *c, const struct node *at, struct value x, struct value seq, bool *res);
 /* Runs a test by name on v (select/reject use it). */

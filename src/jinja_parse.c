@@ -173,6 +173,7 @@ static int lex_string(struct lexer *lx) {
             len += lm_utf8_encode(cp, buf + len);
             continue;
         }
+        if (e == 'N') return lex_fail(lx, i - 2, "\\N{...} escapes are not supported");
         int digits = e == 'x' ? 2 : e == 'u' ? 4 : e == 'U' ? 8 : 0;
         if (!digits) {  /* unknown escapes stay as written */
             buf[len++] = '\\';

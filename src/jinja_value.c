@@ -211,7 +211,9 @@ static const char *vtype_name(int type, int flags) {
     case V_INT: return "int";
     case V_FLOAT: return "float";
     case V_STR: return "str";
-    case V_LIST: return flags & VF_TUPLE ? "tuple" : flags & VF_GEN ? "generator" : "list";
+    case V_LIST:
+        return flags & VF_TUPLE ? "tuple" : flags & VF_GEN ? "generator" : flags & VF_KEYS ? "dict_keys"
+             : flags & VF_VALUES ? "dict_values" : flags & VF_ITEMS ? "dict_items" : "list";
     case V_DICT: return "dict";
     case V_NS: return "Namespace";
     case V_FUNC: return "function";
@@ -297,7 +299,7 @@ bool values_equal(struct ctx *c, struct value a, struct value b) {
     case V_NONE: return true;
     case V_STR: return a.len == b.len && !memcmp(a.s, b.s, a.len);
     case V_LIST: {
-        if ((a.flags | b.flags) & VF_GEN) return a.list == b.list;
+        if ((a.flags | b.flags) & (VF_GEN | VF_VALUES)) return a.list == b.list;  /* compared by identity */
         if (a.flags != b.flags || a.list->n != b.list->n) return false;
         if (!enter(c)) return false;
         bool eq = true;
@@ -347,7 +349,7 @@ int values_compare(struct ctx *c, const struct node *at, struct value a, struct 
         *res = memcmp_len(a.s, a.len, b.s, b.len);
         return 0;
     }
-    if (a.type == V_LIST && b.type == V_LIST && a.flags == b.flags && !(a.flags & VF_GEN)) {
+    if (a.type == V_LIST && b.type == V_LIST && a.flags == b.flags && !(a.flags & VF_OPAQUE)) {
         if (!enter(c)) return -1;
         for (size_t i = 0; i < a.list->n && i < b.list->n; i++) {
             if (values_equal(c, a.list->items[i], b.list->items[i])) continue;
@@ -423,14 +425,16 @@ static int print_value(struct ctx *c, struct value v, struct sb *out, bool repr)
     int r = 0;
     if (v.type == V_LIST && (v.flags & VF_GEN)) r = sb_put(c, out, "<generator object>", 18);
     else if (v.type == V_LIST) {
-        bool tuple = v.flags & VF_TUPLE;
-        r = sb_putc(c, out, tuple ? '(' : '[');
+        bool tuple = v.flags & VF_TUPLE, view = v.flags & VF_OPAQUE;
+        if (view) r = sb_printf(c, out, "%s(", type_name(v));
+        if (r == 0) r = sb_putc(c, out, tuple ? '(' : '[');
         for (size_t i = 0; i < v.list->n && r == 0; i++) {
             if (i) r = sb_put(c, out, ", ", 2);
             if (r == 0) r = print_value(c, v.list->items[i], out, true);
         }
         if (r == 0 && tuple && v.list->n == 1) r = sb_putc(c, out, ',');
         if (r == 0) r = sb_putc(c, out, tuple ? ')' : ']');
+        if (r == 0 && view) r = sb_putc(c, out, ')');
     } else if (v.type == V_DICT) {
         r = sb_putc(c, out, '{');
         if (r == 0) r = print_dict_items(c, v.dict->keys, v.dict->vals, v.dict->n, out);
@@ -611,7 +615,7 @@ static int json_value(struct ctx *c, const struct node *at, struct value v, cons
         return sb_put(c, out, tmp, strlen(tmp));
     case V_STR: return json_string(c, v.s, v.len, st->ensure_ascii, out);
     case V_LIST:
-        if (v.flags & VF_GEN) return jx_fail(c, at, "Object of type generator is not JSON serializable");
+        if (v.flags & VF_OPAQUE) return jx_fail(c, at, "Object of type %s is not JSON serializable", type_name(v));
         break;
     case V_DICT: break;
     default: return jx_fail(c, at, "Object of type %s is not JSON serializable", type_name(v));
