@@ -15,6 +15,11 @@ int cmd_run(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 
+/* Set by the CLI fuzzer (fuzz/fuzz_cli.c): each command returns LM_EXIT_OK
+ * as soon as its flags are parsed and checked, before it reads a file or
+ * loads a model. */
+extern bool lm_cli_flags_only;
+
 /* Prints "lm: MSG" on stderr (one line) and returns code. */
 int lm_cli_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

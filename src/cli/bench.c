@@ -85,6 +85,7 @@ int cmd_bench(int argc, char **argv) {
         else return lm_cli_fail(LM_EXIT_USAGE, "bench: unknown option '%s' (see lm bench --help)", a);
         if (!(v = lm_cli_value(argc, argv, &i)) || lm_cli_int(a, v, lo, hi, num) < 0) return LM_EXIT_USAGE;
     }
+    if (lm_cli_flags_only) return LM_EXIT_OK;
     const char *path = lm_cli_model_path(o.model);
     if (!path) return LM_EXIT_MODEL;
     struct lm_model m;

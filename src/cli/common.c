@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+bool lm_cli_flags_only;
+
 int lm_cli_fail(int code, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);

@@ -189,6 +189,7 @@ int cmd_info(int argc, char **argv) {
             return lm_cli_fail(LM_EXIT_USAGE, "info: unknown option '%s' (see lm info --help)", a);
         }
     }
+    if (lm_cli_flags_only) return LM_EXIT_OK;
     const char *path = lm_cli_model_path(model);
     if (!path) return LM_EXIT_MODEL;
     struct lm_gguf g;

@@ -149,7 +149,7 @@ int cmd_run(int argc, char **argv) {
     struct run_opts o = {.n_predict = -1};
     o.engine.sampling = lm_sampler_params_default();
     int rc = parse(argc, argv, &o);
-    if (rc) {
+    if (rc || lm_cli_flags_only) {
         free(o.stops);
         return rc < 0 ? LM_EXIT_OK : rc;
     }

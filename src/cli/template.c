@@ -91,6 +91,7 @@ int cmd_template(int argc, char **argv) {
     struct options o = {0};
     int r = parse(argc, argv, &o);
     if (r) return r > 0 ? LM_EXIT_OK : LM_EXIT_USAGE;
+    if (lm_cli_flags_only) return LM_EXIT_OK;
 
     struct lm_err err = {{0}};
     struct lm_buf tmpl = {0}, messages = {0}, out = {0};

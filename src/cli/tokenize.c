@@ -112,6 +112,7 @@ int cmd_tokenize(int argc, char **argv) {
     struct options o = {0};
     int r = parse(argc, argv, &o);
     if (r) return r > 0 ? LM_EXIT_OK : LM_EXIT_USAGE;
+    if (lm_cli_flags_only) return LM_EXIT_OK;
     const char *path = lm_cli_model_path(o.model);
     if (!path) return LM_EXIT_MODEL;
 
