@@ -70,6 +70,8 @@ static int load_hparams(struct lm_model *m, struct lm_err *err) {
     if (hp_int(g, a, "attention.value_length", hp->head_dim, 1, MAX_DIM, &v_len, err) < 0) return -1;
     if (v_len != hp->head_dim)
         return lm_errf(err, "key length %d differs from value length %d (not supported)", hp->head_dim, v_len);
+    if ((int64_t)hp->n_head * hp->head_dim > MAX_DIM) /* so products of dimensions fit in an int */
+        return lm_errf(err, "%d heads of dimension %d are more than %d values", hp->n_head, hp->head_dim, MAX_DIM);
     if (hp->head_dim == def_head_dim && hp->n_embd % hp->n_head)
         return lm_errf(err, "embedding length %d is not divisible by %d heads", hp->n_embd, hp->n_head);
     if (hp->head_dim % 2) return lm_errf(err, "head dimension %d is odd", hp->head_dim);
@@ -225,6 +227,12 @@ int lm_ctx_init(struct lm_ctx *c, const struct lm_model *m, struct lm_pool *pool
     const struct lm_hparams *hp = &m->hp;
     LM_ASSERT(n_ctx >= 1 && n_batch >= 1);
     if (n_batch > n_ctx) n_batch = n_ctx;
+    /* The forward pass indexes a batch's rows (n_batch x the widest of them) with ints. */
+    int64_t widest = hp->n_embd > hp->n_ff ? hp->n_embd : hp->n_ff;
+    if ((int64_t)hp->n_head * hp->head_dim > widest) widest = (int64_t)hp->n_head * hp->head_dim;
+    if ((int64_t)n_batch * widest > INT32_MAX)
+        return lm_errf(err, "a batch of %d tokens is too large for this model (rows of %lld values; try a smaller -b)",
+                       n_batch, (long long)widest);
     c->model = m;
     c->pool = pool;
     c->n_ctx = n_ctx;
