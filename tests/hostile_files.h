@@ -1,0 +1,20 @@
+/* hostile_files.h: tiny GGUF files, a few that load and run and one per
+ * class of malformed file a loader must refuse (issue 6, "Hostile inputs"),
+ * all built with the GGUF writer. tests/test_hostile.c checks that each bad
+ * one is refused at load with its message; fuzz/make_corpus.c writes them
+ * all to tests/corpus/gguf/ as the fuzzer's seeds. */
+#ifndef LM_TEST_HOSTILE_FILES_H
+#define LM_TEST_HOSTILE_FILES_H
+
+#include "lm/common.h"
+
+struct hostile_file {
+    const char *name;    /* file name in tests/corpus/gguf/ */
+    const char *refusal; /* part of the load error; NULL: the file loads and runs */
+    void (*build)(struct lm_buf *out);
+};
+
+extern const struct hostile_file hostile_files[];
+extern const size_t n_hostile_files;
+
+#endif
