@@ -25,7 +25,7 @@ OBJ := $(SRC:%.c=$(BUILD)/%.o)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all test asan fuzz bench chat clean model
+.PHONY: all test asan fuzz fuzz-run fuzz-replay corpus bench chat clean model
 
 all: lm
 
@@ -47,10 +47,53 @@ test: lm $(BUILD)/test-runner
 	./$(BUILD)/test-runner $(T)
 
 # Same suite under AddressSanitizer + UndefinedBehaviorSanitizer, in its own build dir.
+SAN_CFLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 asan:
-	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
-		build-asan/test-runner build-asan/lm
+	$(MAKE) BUILD=build-asan CFLAGS="$(SAN_CFLAGS)" build-asan/test-runner build-asan/lm
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 LM_BIN=build-asan/lm ./build-asan/test-runner $(T)
+
+# Fuzzing (fuzz/README.md): libFuzzer harnesses built with clang into
+# build-fuzz/; fuzz-run runs each for FUZZ_SECONDS on a scratch copy of its
+# seeds in tests/corpus/NAME and fails on a finding; fuzz-replay runs every
+# corpus file once under ASan/UBSan without libFuzzer; corpus rewrites the seeds.
+FUZZ_TARGETS := gguf tokenizer cli template
+FUZZ_SECONDS ?= 60
+FUZZ_CC ?= clang
+FUZZ_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard fuzz/*.c)) $(BUILD)/tests/hostile_files.o
+
+fuzz:
+	$(MAKE) BUILD=build-fuzz CC=$(FUZZ_CC) CFLAGS="$(SAN_CFLAGS) -fsanitize=fuzzer-no-link" \
+		$(FUZZ_TARGETS:%=build-fuzz/fuzz_%)
+
+$(BUILD)/fuzz_%: $(BUILD)/fuzz/fuzz_%.o $(BUILD)/fuzz/common.o $(LIB_OBJ)
+	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
+$(BUILD)/replay_%: $(BUILD)/fuzz/fuzz_%.o $(BUILD)/fuzz/common.o $(BUILD)/fuzz/replay.o $(LIB_OBJ)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/make-corpus: $(BUILD)/fuzz/make_corpus.o $(BUILD)/fuzz/common.o $(BUILD)/tests/hostile_files.o $(LIB_OBJ)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+
+fuzz-run: fuzz
+	@for t in $(FUZZ_TARGETS); do \
+		mkdir -p build-fuzz/corpus/$$t && \
+		echo "fuzz_$$t: $(FUZZ_SECONDS) s" && \
+		./build-fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
+			-print_final_stats=1 -artifact_prefix=build-fuzz/$$t- -dict=fuzz/$$t.dict \
+			build-fuzz/corpus/$$t tests/corpus/$$t 2>build-fuzz/fuzz_$$t.log || \
+			{ tail -n 60 build-fuzz/fuzz_$$t.log; exit 1; }; \
+		grep -E '^stat::(number_of_executed_units|average_exec_per_sec)|^Done' build-fuzz/fuzz_$$t.log; \
+	done
+
+fuzz-replay:
+	$(MAKE) BUILD=build-asan CFLAGS="$(SAN_CFLAGS)" $(FUZZ_TARGETS:%=build-asan/replay_%)
+	@for t in $(FUZZ_TARGETS); do \
+		ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ./build-asan/replay_$$t tests/corpus/$$t || exit 1; \
+	done
+
+corpus: $(BUILD)/make-corpus
+	rm -rf tests/corpus
+	./$(BUILD)/make-corpus tests/corpus
 
 model: models/default.gguf
 models/default.gguf:
@@ -62,4 +105,4 @@ chat: lm models/default.gguf
 clean:
 	rm -rf build build-asan build-fuzz lm
 
--include $(OBJ:.o=.d) $(TEST_OBJ:.o=.d)
+-include $(OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(FUZZ_OBJ:.o=.d)
