@@ -5,7 +5,8 @@
  * same bytes as ggml's quantize_row_*_ref, so their float expressions keep
  * ggml's order of operations and must not be contracted into FMAs (gcc does
  * not contract under -std=c11; clang needs the pragma below). SIMD versions
- * live in quants_avx2.c and replace entries of the served table. */
+ * live in quants_avx2.c and quants_neon.c and replace entries of the served
+ * table. */
 #include "lm/quants.h"
 #include "quants_simd.h"
 
@@ -586,34 +587,6 @@ static float make_qkx2_quants(int n, int nmax, const float *x, const float *weig
     return scale;
 }
 
-/* q4_K/q5_K pack 8 six-bit scales and 8 six-bit mins into 12 bytes: bytes
- * 0-3 hold scales 0-3 (+ top bits of scales 4-7), bytes 4-7 mins 0-3 (+ top
- * bits of mins 4-7), bytes 8-11 the low nibbles of scales and mins 4-7. */
-static inline void get_scale_min_k4(int j, const uint8_t *q, uint8_t *sc, uint8_t *m) {
-    if (j < 4) {
-        *sc = q[j] & 63;
-        *m = q[j + 4] & 63;
-    } else {
-        *sc = (uint8_t)((q[j + 4] & 0xf) | (q[j - 4] >> 6) << 4);
-        *m = (uint8_t)((q[j + 4] >> 4) | (q[j] >> 6) << 4);
-    }
-}
-
-static void unpack_scales_k4(const uint8_t *q, uint8_t sc[8], uint8_t m[8]) {
-    for (int j = 0; j < 8; j++) get_scale_min_k4(j, q, &sc[j], &m[j]);
-}
-
-/* q3_K packs 16 six-bit scales (offset by 32) into 12 bytes: low nibbles in
- * bytes 0-7 (scale j < 8 low half, j >= 8 high half of byte j-8), top two bits
- * in bytes 8-11 (scale j at bits 2*(j/4) of byte 8 + j%4). */
-static void unpack_scales_q3_K(const uint8_t *q, int sc[16]) {
-    for (int j = 0; j < 16; j++) {
-        const int lo = j < 8 ? q[j] & 0xf : q[j - 8] >> 4;
-        const int hi = (q[8 + j % 4] >> (2 * (j / 4))) & 3;
-        sc[j] = (lo | hi << 4) - 32;
-    }
-}
-
 /* The k-quant reference kernels first decode a block's 256 levels into
  * bytes (in weight order), then scale (to_f32) or multiply with the q8_K
  * quants per sub-block (vec_dot): plain loops the compiler can vectorize. */
@@ -726,10 +699,10 @@ static void levels_q3_K(const struct lm_block_q3_K *restrict b, int8_t *restrict
 static void to_f32_q3_K(const void *vx, float *y, int64_t n) {
     const struct lm_block_q3_K *restrict x = vx;
     int8_t q[LM_QK_K];
-    int sc[16];
+    int8_t sc[16];
     for (int64_t i = 0; i < n / LM_QK_K; i++) {
         const float d = F16(x[i].d);
-        unpack_scales_q3_K(x[i].scales, sc);
+        unpack_q3_K_scales(x[i].scales, sc);
         levels_q3_K(&x[i], q);
         for (int j = 0; j < 256; j++) *y++ = d * (float)sc[j / 16] * (float)q[j];
     }
@@ -761,8 +734,8 @@ static void from_f32_q3_K(const float *x, void *vy, int64_t n) {
         } else {
             y[i].d = lm_f32_to_f16(0.f);
         }
-        int sc[16];
-        unpack_scales_q3_K(y[i].scales, sc);
+        int8_t sc[16];
+        unpack_q3_K_scales(y[i].scales, sc);
         for (int j = 0; j < 16; j++) {
             const float d = F16(y[i].d) * (float)sc[j];
             if (!d) continue;
@@ -788,10 +761,12 @@ static void dot_q3_K_q8_K_ref(int n, float *s, const void *vx, const void *vy) {
     const struct lm_block_q3_K *restrict x = vx;
     const struct lm_block_q8_K *restrict y = vy;
     int8_t q[LM_QK_K];
+    int8_t sc8[16];
     int sc[16];
     float sum = 0;
     for (int i = 0; i < n / LM_QK_K; i++) {
-        unpack_scales_q3_K(x[i].scales, sc);
+        unpack_q3_K_scales(x[i].scales, sc8);
+        for (int j = 0; j < 16; j++) sc[j] = sc8[j];
         levels_q3_K(&x[i], q);
         sum += F16(x[i].d) * y[i].d * (float)scaled_dot(q, y[i].qs, sc, 16);
     }
@@ -843,12 +818,12 @@ static void quant_k4_scales(const float *x, int nmax, float rmin, int nstep, str
         hdr_q5->dmin = dmin;
     }
     /* final levels against the rounded scales */
+    uint8_t sc[8], m[8];
+    unpack_k4_scales(packed, sc, m);
     for (int j = 0; j < 8; j++) {
-        uint8_t sc, m;
-        get_scale_min_k4(j, packed, &sc, &m);
-        const float dl = F16(d) * sc;
+        const float dl = F16(d) * sc[j];
         if (!dl) continue;
-        const float dm = F16(dmin) * m;
+        const float dm = F16(dmin) * m[j];
         for (int ii = 0; ii < 32; ii++) {
             const int l = nearest_int((x[32 * j + ii] + dm) / dl);
             L[32 * j + ii] = (uint8_t)imax(0, imin(nmax, l));
@@ -875,7 +850,7 @@ static void levels_q5_K(const struct lm_block_q5_K *restrict b, int8_t *restrict
 static void scale_k4(const uint8_t *packed, uint16_t d16, uint16_t dmin16, const int8_t *restrict q, float *restrict y) {
     const float d = F16(d16), dmin = F16(dmin16);
     uint8_t sc[8], m[8];
-    unpack_scales_k4(packed, sc, m);
+    unpack_k4_scales(packed, sc, m);
     for (int j = 0; j < 8; j++) {
         const float dl = d * sc[j], ml = dmin * m[j];
         for (int l = 0; l < 32; l++) y[32 * j + l] = dl * q[32 * j + l] - ml;
@@ -906,7 +881,7 @@ static float dot_k4_block(const uint8_t *packed, uint16_t d, uint16_t dmin, cons
                           const struct lm_block_q8_K *y) {
     uint8_t sc[8], m[8];
     int sc32[8], summ = 0;
-    unpack_scales_k4(packed, sc, m);
+    unpack_k4_scales(packed, sc, m);
     for (int j = 0; j < 8; j++) {
         sc32[j] = sc[j];
         summ += m[j] * (y->bsums[2 * j] + y->bsums[2 * j + 1]);
@@ -1132,6 +1107,8 @@ static void init_traits(void) {
     memcpy(traits, traits_ref, sizeof traits);
 #if LM_QUANTS_AVX2
     lm_quants_avx2_install(traits);
+#elif LM_QUANTS_NEON
+    lm_quants_neon_install(traits);
 #endif
 }
 
@@ -1146,4 +1123,4 @@ const struct lm_type_traits *lm_type_get_ref(uint32_t type) {
     return &traits_ref[type];
 }
 
-const char *lm_quants_simd(void) { return LM_QUANTS_AVX2 ? "avx2" : "scalar"; }
+const char *lm_quants_simd(void) { return LM_QUANTS_SIMD_NAME; }

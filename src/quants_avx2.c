@@ -418,17 +418,6 @@ static void dot_q2_K_q8_K(int n, float *s, const void *vx, const void *vy) {
     *s = hsum_ps(acc) - summs;
 }
 
-/* q3_K's 16 six-bit scales (see quants.c) as signed bytes, four at a time. */
-static inline __m128i unpack_q3_K_scales(const uint8_t *packed) {
-    uint32_t a[3], w[4];
-    memcpy(a, packed, 12);
-    w[0] = (a[0] & 0x0f0f0f0f) | (a[2] & 0x03030303) << 4;
-    w[1] = (a[1] & 0x0f0f0f0f) | ((a[2] >> 2) & 0x03030303) << 4;
-    w[2] = ((a[0] >> 4) & 0x0f0f0f0f) | ((a[2] >> 4) & 0x03030303) << 4;
-    w[3] = ((a[1] >> 4) & 0x0f0f0f0f) | ((a[2] >> 6) & 0x03030303) << 4;
-    return _mm_sub_epi8(_mm_loadu_si128((const __m128i *)w), _mm_set1_epi8(32));
-}
-
 /* q3_K: level = lo + 4*hbit - 4; the -4 is taken out through bsums. */
 static void dot_q3_K_q8_K(int n, float *s, const void *vx, const void *vy) {
     const struct lm_block_q3_K *x = vx;
@@ -436,7 +425,9 @@ static void dot_q3_K_q8_K(int n, float *s, const void *vx, const void *vy) {
     const __m256i m3 = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4);
     __m256 acc = _mm256_setzero_ps();
     for (int i = 0; i < n / LM_QK_K; i++) {
-        const __m128i scales = unpack_q3_K_scales(x[i].scales);
+        int8_t sc[16];
+        unpack_q3_K_scales(x[i].scales, sc);
+        const __m128i scales = _mm_loadu_si128((const __m128i *)sc);
         const __m256i bsums = _mm256_loadu_si256((const __m256i *)y[i].bsums);
         __m256i sumi = _mm256_slli_epi32(_mm256_madd_epi16(_mm256_cvtepi8_epi16(scales), bsums), 2);
         sumi = _mm256_sub_epi32(_mm256_setzero_si256(), sumi);
@@ -460,19 +451,6 @@ static void dot_q3_K_q8_K(int n, float *s, const void *vx, const void *vy) {
     *s = hsum_ps(acc);
 }
 
-/* q4_K/q5_K scales and mins from their 12-byte packing (see quants.c),
- * four at a time as 32-bit words. */
-static inline void unpack_k4(const uint8_t *packed, uint8_t sc[8], uint8_t m[8]) {
-    uint32_t u[3], w[4];
-    memcpy(u, packed, 12);
-    w[0] = u[0] & 0x3f3f3f3f;                                            /* scales 0-3 */
-    w[1] = (u[2] & 0x0f0f0f0f) | ((u[0] >> 6) & 0x03030303) << 4;        /* scales 4-7 */
-    w[2] = u[1] & 0x3f3f3f3f;                                            /* mins 0-3 */
-    w[3] = ((u[2] >> 4) & 0x0f0f0f0f) | ((u[1] >> 6) & 0x03030303) << 4; /* mins 4-7 */
-    memcpy(sc, w, 8);
-    memcpy(m, w + 2, 8);
-}
-
 /* sum over sub-blocks j of m[j] * (bsums[2j] + bsums[2j+1]) */
 static inline int mins_dot(const uint8_t m[8], const int16_t *bsums) {
     uint64_t m8;
@@ -494,7 +472,7 @@ static void dot_q4_K_q8_K(int n, float *s, const void *vx, const void *vy) {
     float summs = 0;
     for (int i = 0; i < n / LM_QK_K; i++) {
         uint8_t sc[8], m[8];
-        unpack_k4(x[i].scales, sc, m);
+        unpack_k4_scales(x[i].scales, sc, m);
         summs += y[i].d * f16(x[i].dmin) * (float)mins_dot(m, y[i].bsums);
         const int8_t *q8 = y[i].qs;
         __m256i sumi = _mm256_setzero_si256();
@@ -520,7 +498,7 @@ static void dot_q5_K_q8_K(int n, float *s, const void *vx, const void *vy) {
     float summs = 0;
     for (int i = 0; i < n / LM_QK_K; i++) {
         uint8_t sc[8], m[8];
-        unpack_k4(x[i].scales, sc, m);
+        unpack_k4_scales(x[i].scales, sc, m);
         summs += y[i].d * f16(x[i].dmin) * (float)mins_dot(m, y[i].bsums);
         const __m256i hbits = _mm256_loadu_si256((const __m256i *)x[i].qh);
         __m256i hmask = _mm256_set1_epi8(1);
