@@ -10,11 +10,10 @@
 #include "lm/quants.h"
 #include "quants_simd.h"
 
-#include "lm/common.h"
-
 #include <float.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <string.h>
 
 #ifdef __clang__

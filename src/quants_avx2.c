@@ -177,28 +177,26 @@ static inline __m256 block_q5_1(const void *vx, const void *vy) {
     return _mm256_cvtepi32_ps(dot_us8(qx, _mm256_loadu_si256((const __m256i *)y->qs)));
 }
 
-/* Blocks whose value is d*dot: q4_0, q5_0, q8_0 (x's d is the first field
- * of every x block, y's of every q8_0 block). */
+/* Blocks whose value is dx*dy*dot: q4_0, q5_0, q8_0 against q8_0. Both
+ * blocks start with their f16 d; one conversion takes both. */
+static inline __m256 d_scale(const uint8_t *x, const uint8_t *y) {
+    uint16_t dx, dy;
+    memcpy(&dx, x, 2);
+    memcpy(&dy, y, 2);
+    const __m128 f = _mm_cvtph_ps(_mm_cvtsi32_si128((int)((uint32_t)dx | (uint32_t)dy << 16))); /* dx dy */
+    return _mm256_broadcastss_ps(_mm_mul_ss(f, _mm_movehdup_ps(f)));
+}
+
 static inline __attribute__((always_inline)) float dot_d_blocks(int nb, const uint8_t *x, size_t xsize, const uint8_t *y,
                                                                 block_dot_fn block) {
     const size_t ysize = sizeof(struct lm_block_q8_0);
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     int i = 0;
     for (; i + 1 < nb; i += 2, x += 2 * xsize, y += 2 * ysize) {
-        uint16_t dx0, dy0, dx1, dy1;
-        memcpy(&dx0, x, 2);
-        memcpy(&dy0, y, 2);
-        memcpy(&dx1, x + xsize, 2);
-        memcpy(&dy1, y + ysize, 2);
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16(dx0) * f16(dy0)), block(x, y), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(f16(dx1) * f16(dy1)), block(x + xsize, y + ysize), acc1);
+        acc0 = _mm256_fmadd_ps(d_scale(x, y), block(x, y), acc0);
+        acc1 = _mm256_fmadd_ps(d_scale(x + xsize, y + ysize), block(x + xsize, y + ysize), acc1);
     }
-    if (i < nb) {
-        uint16_t dx, dy;
-        memcpy(&dx, x, 2);
-        memcpy(&dy, y, 2);
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16(dx) * f16(dy)), block(x, y), acc0);
-    }
+    if (i < nb) acc0 = _mm256_fmadd_ps(d_scale(x, y), block(x, y), acc0);
     return hsum_ps(_mm256_add_ps(acc0, acc1));
 }
 
