@@ -2,6 +2,10 @@
  * argv[1]) and ends with "N passed, N failed, N skipped". -v names each test. */
 #include "test.h"
 
+#include "lm/common.h"
+
+#include <sys/wait.h>
+
 #include <stdarg.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -63,6 +67,45 @@ const char *test_tmp_path(const char *suffix) {
     }
     snprintf(buf, sizeof buf, "%s/%d%s", tmp_dir, counter++, suffix);
     return buf;
+}
+
+static void write_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "wb");
+    if (!f || fputs(text, f) < 0 || fclose(f) != 0) {
+        perror(path);
+        exit(3);
+    }
+}
+
+int test_run_lm(const char *args, const char *in, struct lm_buf *out, struct lm_buf *err) {
+    const char *bin = getenv("LM_BIN");
+    char in_path[512], out_path[512], err_path[512];
+    snprintf(in_path, sizeof in_path, "%s", test_tmp_path(".in"));
+    snprintf(out_path, sizeof out_path, "%s", test_tmp_path(".out"));
+    snprintf(err_path, sizeof err_path, "%s", test_tmp_path(".err"));
+    write_file(in_path, in ? in : "");
+    struct lm_buf cmd = {0};
+    lm_buf_printf(&cmd, "%s %s < '%s' > '%s' 2> '%s'", bin && *bin ? bin : "./lm", args, in_path, out_path, err_path);
+    int status = system(cmd.data);
+    lm_buf_free(&cmd);
+    struct lm_err e;
+    if (out) {
+        out->len = 0;
+        if (lm_read_file(out_path, out, &e) < 0) test_fail(__FILE__, __LINE__, "%s", e.msg);
+    }
+    if (err) {
+        err->len = 0;
+        if (lm_read_file(err_path, err, &e) < 0) test_fail(__FILE__, __LINE__, "%s", e.msg);
+    }
+    if (status == -1) return -1;
+    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+    return WEXITSTATUS(status);
+}
+
+const char *test_model_path(void) {
+    const char *env = getenv("LM_MODEL");
+    const char *path = env && *env ? env : "models/default.gguf";
+    return access(path, R_OK) == 0 ? path : NULL;
 }
 
 static int by_name(const void *a, const void *b) {

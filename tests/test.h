@@ -34,6 +34,15 @@ const char *test_shared_path(const char *rel);
 /* A fresh temporary file path (removed at exit). */
 const char *test_tmp_path(const char *suffix);
 
+/* Runs `lm ARGS` through the shell (lm = $LM_BIN, default ./lm) with stdin
+ * from the string `in` (NULL: /dev/null); captures stdout and stderr into
+ * the buffers (either may be NULL) and returns the exit code (128+signal
+ * when killed). */
+struct lm_buf;
+int test_run_lm(const char *args, const char *in, struct lm_buf *out, struct lm_buf *err);
+/* The default model, or NULL (tests then skip): $LM_MODEL, else models/default.gguf. */
+const char *test_model_path(void);
+
 #define TEST(name)                                                                  \
     static int test_##name(void);                                                   \
     static struct lm_test test_reg_##name = {#name, test_##name, 0};                \

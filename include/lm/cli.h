@@ -32,4 +32,22 @@ const char *lm_cli_value(int argc, char **argv, int *i);
  * none exists. */
 const char *lm_cli_model_path(const char *flag_value);
 
+/* Sampling flags shared by run and chat (src/cli/sampling.c): if argv[*i]
+ * is one, reads its value into p, advances *i and returns 1; returns 0 if
+ * it is not a sampling flag, -1 (message printed) on a missing or bad
+ * value. LM_SAMPLER_USAGE is their help text, defaults included. */
+struct lm_sampler_params;
+int lm_sampler_parse_flag(struct lm_sampler_params *p, int argc, char **argv, int *i);
+#define LM_SAMPLER_USAGE                                                                           \
+    "sampling, applied in this order (see include/lm/sampler.h):\n"                                \
+    "  --repeat-penalty X  divide positive logits of recent tokens by X, multiply negative ones\n"  \
+    "                      (default 1.0 = off)\n"                                                  \
+    "  --repeat-last-n N   how many recent tokens the penalty looks at (default 64, 0 = off)\n"    \
+    "  --top-k N           keep the N most likely tokens (default 40, <= 0 = off)\n"               \
+    "  --top-p P           keep the fewest most likely tokens whose mass reaches P\n"              \
+    "                      (default 0.95, 1 = off)\n"                                              \
+    "  --min-p P           drop tokens less likely than P times the top one (default 0.05, 0 = off)\n" \
+    "  --temp T            divide logits by T (default 0.8, 0 = greedy: always the top token)\n"   \
+    "  -s, --seed N        random seed (default: picked from time and pid and printed; -1 = that)\n"
+
 #endif

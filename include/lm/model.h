@@ -1,0 +1,85 @@
+/* model.h: a transformer over mmapped GGUF weights, and its forward pass.
+ *
+ * Architectures: llama (Llama 2/3.x, SmolLM/SmolLM2, TinyLlama, Mistral),
+ * qwen2 (biases on Q/K/V) and qwen3 (RMSNorm on Q and K). Hyperparameters
+ * come from the GGUF metadata; the shape and format of every tensor are
+ * checked against them at load. Weights are never copied: each struct
+ * lm_tensor points into the map.
+ *
+ * A context (struct lm_ctx) owns the KV cache (f16) and the scratch of one
+ * sequence. lm_forward() runs a batch of tokens at consecutive positions
+ * (prefill in one batch, then one token at a time) and computes logits only
+ * for the last token of the batch.
+ *
+ * Left out on purpose: mixture-of-experts, sliding-window attention, YaRN
+ * and LongRoPE scaling (refused at load), multiple sequences per context. */
+#ifndef LM_MODEL_H
+#define LM_MODEL_H
+
+#include "lm/common.h"
+#include "lm/gguf.h"
+#include "lm/pool.h"
+
+enum lm_arch { LM_ARCH_LLAMA, LM_ARCH_QWEN2, LM_ARCH_QWEN3 };
+
+struct lm_hparams {
+    enum lm_arch arch;
+    int n_vocab, n_embd, n_layer, n_ff;
+    int n_head, n_head_kv, head_dim; /* head_dim: key/value length per head */
+    int n_ctx_train;
+    int n_rot;          /* dimensions rotated by RoPE (<= head_dim) */
+    bool rope_neox;     /* rotate halves (qwen) instead of adjacent pairs (llama) */
+    float rope_base, rope_scale; /* position scale: 1 / linear scaling factor */
+    float norm_eps;
+};
+
+struct lm_layer {
+    const struct lm_tensor *attn_norm;         /* (n_embd) f32 */
+    const struct lm_tensor *wq, *wk, *wv;      /* (n_embd) -> (n_head*head_dim), (n_head_kv*head_dim) x2 */
+    const struct lm_tensor *bq, *bk, *bv;      /* qwen2 biases, else NULL; f32 */
+    const struct lm_tensor *q_norm, *k_norm;   /* qwen3: (head_dim) f32, else NULL */
+    const struct lm_tensor *wo;                /* (n_head*head_dim) -> (n_embd) */
+    const struct lm_tensor *ffn_norm;          /* (n_embd) f32 */
+    const struct lm_tensor *w_gate, *w_up;     /* (n_embd) -> (n_ff) */
+    const struct lm_tensor *w_down;            /* (n_ff) -> (n_embd) */
+};
+
+struct lm_model {
+    struct lm_gguf gguf;                /* the mapped file; tensors point into it */
+    struct lm_hparams hp;
+    const struct lm_tensor *tok_embd;   /* (n_vocab rows of n_embd), any format with to_f32 */
+    const struct lm_tensor *output_norm;/* (n_embd) f32 */
+    const struct lm_tensor *output;     /* (n_embd) -> (n_vocab); tok_embd when tied */
+    const struct lm_tensor *rope_freqs; /* (n_rot/2) f32 frequency divisors (Llama 3), or NULL */
+    struct lm_layer *layers;            /* n_layer */
+    float *inv_freq;                    /* (n_rot/2) RoPE frequencies, derived at load */
+};
+
+/* Opens and maps path, checks every tensor. Errors are prefixed with the path. */
+int lm_model_load(struct lm_model *m, const char *path, struct lm_err *err);
+/* Same, over an already parsed GGUF (ownership moves into m, even on failure). */
+int lm_model_from_gguf(struct lm_model *m, struct lm_gguf *g, struct lm_err *err);
+void lm_model_free(struct lm_model *m); /* safe on zeroed or half-built */
+
+struct lm_ctx {
+    const struct lm_model *model;
+    struct lm_pool *pool;  /* borrowed */
+    int n_ctx, n_batch;
+    uint16_t *k_cache, *v_cache; /* (n_layer, n_ctx, n_head_kv*head_dim) f16 */
+    /* scratch, sized for n_batch tokens */
+    float *x, *xn, *q, *k, *v, *att, *ffn_g, *ffn_u, *scores, *rope_cos, *rope_sin;
+    void *qscratch;
+    float *logits; /* (n_vocab) of the last token of the last batch */
+};
+
+/* n_ctx: KV cache positions (>= 1); n_batch: most tokens per lm_forward call. */
+int lm_ctx_init(struct lm_ctx *c, const struct lm_model *m, struct lm_pool *pool, int n_ctx, int n_batch,
+                struct lm_err *err);
+void lm_ctx_free(struct lm_ctx *c); /* safe on zeroed */
+
+/* Runs tokens[0..n) at positions pos..pos+n-1 (n <= n_batch, pos+n <= n_ctx;
+ * ids < n_vocab) and leaves the last token's logits in c->logits. Earlier
+ * cache entries at positions >= pos are overwritten. */
+int lm_forward(struct lm_ctx *c, const int32_t *tokens, int n, int pos, struct lm_err *err);
+
+#endif

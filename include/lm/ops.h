@@ -1,0 +1,46 @@
+/* ops.h: the activation-side kernels of the forward pass: matrix products
+ * over any weight format (through the traits table), normalisation, rotary
+ * embedding, softmax, SwiGLU, and the f16 dot/axpy of attention over the KV
+ * cache. Scalar code is the reference; AVX2/F16C paths are compiled in where
+ * available and tested against it. */
+#ifndef LM_OPS_H
+#define LM_OPS_H
+
+#include "lm/pool.h"
+#include "lm/quants.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Bytes of scratch lm_matmul needs for n_tok rows of activations against W. */
+size_t lm_matmul_scratch_size(const struct lm_tensor *w, int n_tok);
+
+/* y[t][r] = sum_c W[r][c] * x[t][c] for t < n_tok, r < W->ne[1], with
+ * c < W->ne[0]. x is quantized once to W's activation format in scratch. */
+void lm_matmul(struct lm_pool *pool, float *y, const struct lm_tensor *w, const float *x, int n_tok, void *scratch);
+
+/* y = x / sqrt(mean(x^2) + eps) * weight, over n elements (y may be x). */
+void lm_rmsnorm(float *y, const float *x, const float *weight, int n, float eps);
+
+/* In place, over n elements. */
+void lm_softmax(float *x, int n);
+
+/* gate[i] = silu(gate[i]) * up[i]. */
+void lm_swiglu(float *gate, const float *up, int n);
+
+/* Rotates each of n_heads heads of x (head_dim apart) by the angles whose
+ * cos/sin are given for i < n_rot/2: pairs (2i, 2i+1) when !neox, (i, i +
+ * n_rot/2) when neox. Dimensions past n_rot are left alone. */
+void lm_rope(float *x, int n_heads, int head_dim, int n_rot, const float *cos_t, const float *sin_t, bool neox);
+
+/* Attention helpers over an f16 KV cache. */
+float lm_dot_f16_f32(int n, const uint16_t *a, const float *b);
+void lm_axpy_f16(int n, float alpha, const uint16_t *x, float *y); /* y += alpha * x */
+void lm_f32_to_f16_row(const float *x, uint16_t *y, int n);
+
+/* The plain scalar versions, for tests of the SIMD ones. */
+float lm_dot_f16_f32_ref(int n, const uint16_t *a, const float *b);
+void lm_axpy_f16_ref(int n, float alpha, const uint16_t *x, float *y);
+
+#endif

@@ -1,0 +1,369 @@
+/* model.c: loading a transformer from GGUF and running it. See model.h. */
+#include "lm/model.h"
+
+#include "lm/ops.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const arch_names[] = {[LM_ARCH_LLAMA] = "llama", [LM_ARCH_QWEN2] = "qwen2", [LM_ARCH_QWEN3] = "qwen3"};
+
+/* Sanity bounds on hyperparameters, far above any real model, so products
+ * of them cannot overflow before the tensor shapes are checked. */
+#define MAX_DIM (1 << 20)
+#define MAX_LAYERS 4096
+
+/* ARCH.suffix as an integer in [lo, hi]; def when absent (def < 0: required). */
+static int hp_int(const struct lm_gguf *g, const char *arch, const char *suffix, int64_t def, int64_t lo, int64_t hi,
+                  int *out, struct lm_err *err) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    int64_t v = def;
+    int rc = lm_gguf_get_int(g, key, &v, err);
+    if (rc < 0) return -1;
+    if (rc == 0 && def < 0) return lm_errf(err, "metadata '%s' is missing", key);
+    if (v < lo || v > hi) return lm_errf(err, "metadata '%s' is %lld (expected %lld..%lld)", key, (long long)v, (long long)lo, (long long)hi);
+    *out = (int)v;
+    return 0;
+}
+
+static int hp_float(const struct lm_gguf *g, const char *arch, const char *suffix, float def, float lo, float hi,
+                    float *out, struct lm_err *err) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    float v = def;
+    if (lm_gguf_get_f32(g, key, &v, err) < 0) return -1;
+    if (!(v >= lo && v <= hi)) return lm_errf(err, "metadata '%s' is %g (expected %g..%g)", key, v, lo, hi);
+    *out = v;
+    return 0;
+}
+
+static int load_hparams(struct lm_model *m, struct lm_err *err) {
+    const struct lm_gguf *g = &m->gguf;
+    struct lm_hparams *hp = &m->hp;
+    struct lm_gguf_str arch;
+    int rc = lm_gguf_get_str(g, "general.architecture", &arch, err);
+    if (rc < 0) return -1;
+    if (rc == 0) return lm_errf(err, "metadata 'general.architecture' is missing");
+    int found = -1;
+    for (int i = 0; i < (int)(sizeof arch_names / sizeof arch_names[0]); i++)
+        if (lm_gguf_str_eq(arch, arch_names[i])) found = i;
+    if (found < 0)
+        return lm_errf(err, "architecture '%.*s' is not supported (supported: llama, qwen2, qwen3)",
+                       (int)(arch.len < 64 ? arch.len : 64), arch.data);
+    hp->arch = (enum lm_arch)found;
+    const char *a = arch_names[found];
+    if (hp_int(g, a, "embedding_length", -1, 1, MAX_DIM, &hp->n_embd, err) < 0 ||
+        hp_int(g, a, "block_count", -1, 1, MAX_LAYERS, &hp->n_layer, err) < 0 ||
+        hp_int(g, a, "feed_forward_length", -1, 1, MAX_DIM, &hp->n_ff, err) < 0 ||
+        hp_int(g, a, "attention.head_count", -1, 1, MAX_DIM, &hp->n_head, err) < 0 ||
+        hp_int(g, a, "attention.head_count_kv", hp->n_head, 1, hp->n_head, &hp->n_head_kv, err) < 0 ||
+        hp_int(g, a, "context_length", 2048, 1, 1 << 24, &hp->n_ctx_train, err) < 0)
+        return -1;
+    if (hp->n_head % hp->n_head_kv)
+        return lm_errf(err, "%d attention heads cannot be shared by %d KV heads", hp->n_head, hp->n_head_kv);
+    int def_head_dim = hp->n_embd / hp->n_head;
+    if (hp_int(g, a, "attention.key_length", def_head_dim, 1, MAX_DIM, &hp->head_dim, err) < 0) return -1;
+    int v_len;
+    if (hp_int(g, a, "attention.value_length", hp->head_dim, 1, MAX_DIM, &v_len, err) < 0) return -1;
+    if (v_len != hp->head_dim)
+        return lm_errf(err, "key length %d differs from value length %d (not supported)", hp->head_dim, v_len);
+    if (hp->head_dim == def_head_dim && hp->n_embd % hp->n_head)
+        return lm_errf(err, "embedding length %d is not divisible by %d heads", hp->n_embd, hp->n_head);
+    if (hp->head_dim % 2) return lm_errf(err, "head dimension %d is odd", hp->head_dim);
+    if (hp_int(g, a, "rope.dimension_count", hp->head_dim, 2, hp->head_dim, &hp->n_rot, err) < 0) return -1;
+    if (hp->n_rot % 2) return lm_errf(err, "rope.dimension_count %d is odd", hp->n_rot);
+    if (hp_float(g, a, "rope.freq_base", 10000.0f, 1.0f, 1e12f, &hp->rope_base, err) < 0 ||
+        hp_float(g, a, "attention.layer_norm_rms_epsilon", 1e-5f, 0.0f, 1.0f, &hp->norm_eps, err) < 0)
+        return -1;
+    hp->rope_neox = hp->arch != LM_ARCH_LLAMA;
+    hp->rope_scale = 1.0f;
+    char key[128];
+    snprintf(key, sizeof key, "%s.rope.scaling.type", a);
+    struct lm_gguf_str stype;
+    rc = lm_gguf_get_str(g, key, &stype, err);
+    if (rc < 0) return -1;
+    if (rc == 1 && lm_gguf_str_eq(stype, "linear")) {
+        float factor;
+        if (hp_float(g, a, "rope.scaling.factor", 1.0f, 1e-3f, 1e6f, &factor, err) < 0) return -1;
+        hp->rope_scale = 1.0f / factor;
+    } else if (rc == 1 && !lm_gguf_str_eq(stype, "none")) {
+        return lm_errf(err, "rope scaling '%.*s' is not supported (only linear)", (int)(stype.len < 32 ? stype.len : 32),
+                       stype.data);
+    }
+    return 0;
+}
+
+/* A tensor that must have exactly the shape [ne0, ne1] (ne1 = 0: a vector)
+ * and a format we can use: f32 for vectors, one with a dot product for
+ * matrices. Optional tensors may be absent (NULL, no error). */
+static const struct lm_tensor *tensor(const struct lm_model *m, const char *name, int64_t ne0, int64_t ne1, bool optional,
+                                      struct lm_err *err, int *failed) {
+    if (*failed) return NULL;
+    const struct lm_gguf_tensor *t = lm_gguf_find_tensor(&m->gguf, name);
+    if (!t) {
+        if (!optional) *failed = lm_errf(err, "tensor '%s' is missing", name);
+        return NULL;
+    }
+    int want_dims = ne1 ? 2 : 1;
+    bool shape_ok = t->t.ne[0] == ne0 && t->t.ne[1] == (ne1 ? ne1 : 1) && t->t.ne[2] == 1 && t->t.ne[3] == 1;
+    if (!shape_ok || t->t.n_dims > want_dims) {
+        *failed = lm_errf(err, "tensor '%s' has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld]", name,
+                          (long long)t->t.ne[0], (long long)t->t.ne[1], (long long)t->t.ne[2], (long long)t->t.ne[3],
+                          (long long)ne0, (long long)(ne1 ? ne1 : 1));
+        return NULL;
+    }
+    const struct lm_type_traits *tt = lm_type_get(t->t.type);
+    if (ne1 ? !tt->vec_dot : t->t.type != LM_TYPE_F32) {
+        *failed = lm_errf(err, "tensor '%s' has format %s, which lm does not support here%s", name, tt->name,
+                          ne1 ? "" : " (expected f32)");
+        return NULL;
+    }
+    return &t->t;
+}
+
+static int load_tensors(struct lm_model *m, struct lm_err *err) {
+    const struct lm_hparams *hp = &m->hp;
+    int failed = 0;
+    const struct lm_gguf_tensor *emb = lm_gguf_find_tensor(&m->gguf, "token_embd.weight");
+    if (!emb) return lm_errf(err, "tensor 'token_embd.weight' is missing");
+    int64_t n_vocab = emb->t.ne[1];
+    if (n_vocab < 1 || n_vocab > (1 << 24)) return lm_errf(err, "token_embd.weight has %lld rows", (long long)n_vocab);
+    m->hp.n_vocab = (int)n_vocab;
+    const struct lm_gguf_value *tokens = NULL;
+    if (lm_gguf_get_arr(&m->gguf, "tokenizer.ggml.tokens", LM_GGUF_STRING, &tokens, err) < 0) return -1;
+    if (tokens && tokens->arr.n != (uint64_t)n_vocab)
+        return lm_errf(err, "the vocabulary has %llu tokens but token_embd.weight has %lld rows",
+                       (unsigned long long)tokens->arr.n, (long long)n_vocab);
+    m->tok_embd = &emb->t;
+    if (emb->t.ne[0] != hp->n_embd || emb->t.ne[2] != 1 || emb->t.ne[3] != 1 || !lm_type_get(emb->t.type)->to_f32)
+        return lm_errf(err, "tensor 'token_embd.weight' has shape [%lld, %lld] and format %s; expected [%d, n_vocab] "
+                            "in a supported format", (long long)emb->t.ne[0], (long long)emb->t.ne[1],
+                       lm_type_get(emb->t.type)->name, hp->n_embd);
+    m->output_norm = tensor(m, "output_norm.weight", hp->n_embd, 0, false, err, &failed);
+    m->output = tensor(m, "output.weight", hp->n_embd, n_vocab, true, err, &failed);
+    if (!failed && !m->output) m->output = tensor(m, "token_embd.weight", hp->n_embd, n_vocab, false, err, &failed);
+    m->rope_freqs = tensor(m, "rope_freqs.weight", hp->n_rot / 2, 0, true, err, &failed);
+    int q_dim = hp->n_head * hp->head_dim, kv_dim = hp->n_head_kv * hp->head_dim;
+    m->layers = lm_xcalloc((size_t)hp->n_layer, sizeof *m->layers);
+    for (int l = 0; l < hp->n_layer && !failed; l++) {
+        struct lm_layer *L = &m->layers[l];
+        char name[96];
+#define T(field, suffix, ne0, ne1, optional)                                       \
+    snprintf(name, sizeof name, "blk.%d.%s", l, suffix);                          \
+    L->field = tensor(m, name, ne0, ne1, optional, err, &failed)
+        T(attn_norm, "attn_norm.weight", hp->n_embd, 0, false);
+        T(wq, "attn_q.weight", hp->n_embd, q_dim, false);
+        T(wk, "attn_k.weight", hp->n_embd, kv_dim, false);
+        T(wv, "attn_v.weight", hp->n_embd, kv_dim, false);
+        T(wo, "attn_output.weight", q_dim, hp->n_embd, false);
+        T(ffn_norm, "ffn_norm.weight", hp->n_embd, 0, false);
+        T(w_gate, "ffn_gate.weight", hp->n_embd, hp->n_ff, false);
+        T(w_up, "ffn_up.weight", hp->n_embd, hp->n_ff, false);
+        T(w_down, "ffn_down.weight", hp->n_ff, hp->n_embd, false);
+        bool qwen2 = hp->arch == LM_ARCH_QWEN2, qwen3 = hp->arch == LM_ARCH_QWEN3;
+        T(bq, "attn_q.bias", q_dim, 0, !qwen2);
+        T(bk, "attn_k.bias", kv_dim, 0, !qwen2);
+        T(bv, "attn_v.bias", kv_dim, 0, !qwen2);
+        T(q_norm, "attn_q_norm.weight", hp->head_dim, 0, !qwen3);
+        T(k_norm, "attn_k_norm.weight", hp->head_dim, 0, !qwen3);
+#undef T
+    }
+    if (failed) return -1;
+    int half = hp->n_rot / 2;
+    m->inv_freq = lm_xmalloc(sizeof *m->inv_freq * (size_t)half);
+    for (int i = 0; i < half; i++) {
+        double f = pow(hp->rope_base, -2.0 * i / hp->n_rot);
+        if (m->rope_freqs) {
+            float div = ((const float *)m->rope_freqs->data)[i];
+            if (!(div > 0 && isfinite(div))) return lm_errf(err, "rope_freqs.weight[%d] is %g", i, div);
+            f /= div;
+        }
+        m->inv_freq[i] = (float)f;
+    }
+    return 0;
+}
+
+int lm_model_from_gguf(struct lm_model *m, struct lm_gguf *g, struct lm_err *err) {
+    memset(m, 0, sizeof *m);
+    m->gguf = *g;
+    memset(g, 0, sizeof *g);
+    if (load_hparams(m, err) < 0 || load_tensors(m, err) < 0) {
+        lm_model_free(m);
+        return -1;
+    }
+    return 0;
+}
+
+int lm_model_load(struct lm_model *m, const char *path, struct lm_err *err) {
+    struct lm_gguf g;
+    memset(m, 0, sizeof *m);
+    if (lm_gguf_open(&g, path, err) < 0) return -1;
+    if (lm_model_from_gguf(m, &g, err) < 0) {
+        lm_err_prefix(err, path);
+        return -1;
+    }
+    return 0;
+}
+
+void lm_model_free(struct lm_model *m) {
+    lm_gguf_close(&m->gguf);
+    free(m->layers);
+    free(m->inv_freq);
+    memset(m, 0, sizeof *m);
+}
+
+/* ---- context ---------------------------------------------------------------- */
+
+static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
+
+int lm_ctx_init(struct lm_ctx *c, const struct lm_model *m, struct lm_pool *pool, int n_ctx, int n_batch,
+                struct lm_err *err) {
+    memset(c, 0, sizeof *c);
+    const struct lm_hparams *hp = &m->hp;
+    LM_ASSERT(n_ctx >= 1 && n_batch >= 1);
+    if (n_batch > n_ctx) n_batch = n_ctx;
+    c->model = m;
+    c->pool = pool;
+    c->n_ctx = n_ctx;
+    c->n_batch = n_batch;
+    size_t kv_dim = (size_t)hp->n_head_kv * (size_t)hp->head_dim;
+    size_t kv_elems = (size_t)hp->n_layer * (size_t)n_ctx * kv_dim;
+    c->k_cache = calloc(kv_elems, sizeof *c->k_cache);
+    c->v_cache = calloc(kv_elems, sizeof *c->v_cache);
+    if (!c->k_cache || !c->v_cache) {
+        lm_ctx_free(c);
+        return lm_errf(err, "cannot allocate a KV cache of %.1f MB for %d positions (try a smaller -c)",
+                       2.0 * (double)kv_elems * 2 / 1e6, n_ctx);
+    }
+    size_t nb = (size_t)n_batch, q_dim = (size_t)hp->n_head * (size_t)hp->head_dim;
+    c->x = lm_xmalloc(sizeof(float) * nb * (size_t)hp->n_embd);
+    c->xn = lm_xmalloc(sizeof(float) * nb * max_size((size_t)hp->n_embd, q_dim));
+    c->q = lm_xmalloc(sizeof(float) * nb * q_dim);
+    c->k = lm_xmalloc(sizeof(float) * nb * kv_dim);
+    c->v = lm_xmalloc(sizeof(float) * nb * kv_dim);
+    c->att = lm_xmalloc(sizeof(float) * nb * q_dim);
+    c->ffn_g = lm_xmalloc(sizeof(float) * nb * (size_t)hp->n_ff);
+    c->ffn_u = lm_xmalloc(sizeof(float) * nb * (size_t)hp->n_ff);
+    c->scores = lm_xmalloc(sizeof(float) * (size_t)lm_pool_size(pool) * (size_t)n_ctx);
+    c->rope_cos = lm_xmalloc(sizeof(float) * nb * (size_t)(hp->n_rot / 2));
+    c->rope_sin = lm_xmalloc(sizeof(float) * nb * (size_t)(hp->n_rot / 2));
+    c->logits = lm_xmalloc(sizeof(float) * (size_t)hp->n_vocab);
+    size_t qs = lm_matmul_scratch_size(m->output, 1);
+    for (int l = 0; l < hp->n_layer; l++) {
+        const struct lm_layer *L = &m->layers[l];
+        const struct lm_tensor *ws[] = {L->wq, L->wk, L->wv, L->wo, L->w_gate, L->w_up, L->w_down};
+        for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++) qs = max_size(qs, lm_matmul_scratch_size(ws[i], n_batch));
+    }
+    c->qscratch = lm_xmalloc(qs ? qs : 1);
+    return 0;
+}
+
+void lm_ctx_free(struct lm_ctx *c) {
+    void *bufs[] = {c->k_cache, c->v_cache, c->x, c->xn, c->q, c->k, c->v, c->att, c->ffn_g, c->ffn_u,
+                    c->scores, c->rope_cos, c->rope_sin, c->logits, c->qscratch};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+    memset(c, 0, sizeof *c);
+}
+
+/* ---- forward ----------------------------------------------------------------- */
+
+struct attn_job {
+    struct lm_ctx *c;
+    int layer, n, pos;
+};
+
+/* One task per (token, head): causal softmax attention over the cache. */
+static void attention(void *arg, int ith, int nth) {
+    struct attn_job *j = arg;
+    struct lm_ctx *c = j->c;
+    const struct lm_hparams *hp = &c->model->hp;
+    int hd = hp->head_dim, group = hp->n_head / hp->n_head_kv;
+    size_t kv_dim = (size_t)hp->n_head_kv * (size_t)hd, q_dim = (size_t)hp->n_head * (size_t)hd;
+    size_t layer_off = (size_t)j->layer * (size_t)c->n_ctx * kv_dim;
+    float *scores = c->scores + (size_t)ith * (size_t)c->n_ctx;
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int task = ith; task < j->n * hp->n_head; task += nth) {
+        int t = task / hp->n_head, h = task % hp->n_head, kvh = h / group;
+        int n_pos = j->pos + t + 1;
+        const float *q = c->q + (size_t)t * q_dim + (size_t)h * (size_t)hd;
+        const uint16_t *k = c->k_cache + layer_off + (size_t)kvh * (size_t)hd;
+        const uint16_t *v = c->v_cache + layer_off + (size_t)kvh * (size_t)hd;
+        for (int p = 0; p < n_pos; p++) scores[p] = lm_dot_f16_f32(hd, k + (size_t)p * kv_dim, q) * scale;
+        lm_softmax(scores, n_pos);
+        float *out = c->att + (size_t)t * q_dim + (size_t)h * (size_t)hd;
+        memset(out, 0, sizeof(float) * (size_t)hd);
+        for (int p = 0; p < n_pos; p++) lm_axpy_f16(hd, scores[p], v + (size_t)p * kv_dim, out);
+    }
+}
+
+static void add_bias(float *y, const struct lm_tensor *b, int n_tok, int dim) {
+    if (!b) return;
+    const float *bias = b->data;
+    for (int t = 0; t < n_tok; t++)
+        for (int i = 0; i < dim; i++) y[(size_t)t * dim + i] += bias[i];
+}
+
+static void add(float *x, const float *y, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] += y[i];
+}
+
+int lm_forward(struct lm_ctx *c, const int32_t *tokens, int n, int pos, struct lm_err *err) {
+    const struct lm_model *m = c->model;
+    const struct lm_hparams *hp = &m->hp;
+    if (n < 1 || n > c->n_batch) return lm_errf(err, "batch of %d tokens (1..%d allowed)", n, c->n_batch);
+    if (pos < 0 || pos + n > c->n_ctx)
+        return lm_errf(err, "positions %d..%d do not fit in the context of %d", pos, pos + n - 1, c->n_ctx);
+    int E = hp->n_embd, hd = hp->head_dim, half = hp->n_rot / 2;
+    int q_dim = hp->n_head * hd, kv_dim = hp->n_head_kv * hd;
+    const struct lm_type_traits *et = lm_type_get(m->tok_embd->type);
+    size_t emb_row = (size_t)(E / et->blck) * et->size;
+    for (int t = 0; t < n; t++) {
+        if (tokens[t] < 0 || tokens[t] >= hp->n_vocab)
+            return lm_errf(err, "token id %d is outside the vocabulary (%d)", tokens[t], hp->n_vocab);
+        et->to_f32((const uint8_t *)m->tok_embd->data + emb_row * (size_t)tokens[t], c->x + (size_t)t * E, E);
+        for (int i = 0; i < half; i++) {
+            float angle = (float)(pos + t) * hp->rope_scale * m->inv_freq[i];
+            c->rope_cos[t * half + i] = cosf(angle);
+            c->rope_sin[t * half + i] = sinf(angle);
+        }
+    }
+    for (int l = 0; l < hp->n_layer; l++) {
+        const struct lm_layer *L = &m->layers[l];
+        for (int t = 0; t < n; t++) lm_rmsnorm(c->xn + (size_t)t * E, c->x + (size_t)t * E, L->attn_norm->data, E, hp->norm_eps);
+        lm_matmul(c->pool, c->q, L->wq, c->xn, n, c->qscratch);
+        lm_matmul(c->pool, c->k, L->wk, c->xn, n, c->qscratch);
+        lm_matmul(c->pool, c->v, L->wv, c->xn, n, c->qscratch);
+        add_bias(c->q, L->bq, n, q_dim);
+        add_bias(c->k, L->bk, n, kv_dim);
+        add_bias(c->v, L->bv, n, kv_dim);
+        size_t cache_off = ((size_t)l * (size_t)c->n_ctx + (size_t)pos) * (size_t)kv_dim;
+        for (int t = 0; t < n; t++) {
+            float *q = c->q + (size_t)t * q_dim, *k = c->k + (size_t)t * kv_dim;
+            if (L->q_norm) {
+                for (int h = 0; h < hp->n_head; h++) lm_rmsnorm(q + h * hd, q + h * hd, L->q_norm->data, hd, hp->norm_eps);
+                for (int h = 0; h < hp->n_head_kv; h++) lm_rmsnorm(k + h * hd, k + h * hd, L->k_norm->data, hd, hp->norm_eps);
+            }
+            lm_rope(q, hp->n_head, hd, hp->n_rot, c->rope_cos + t * half, c->rope_sin + t * half, hp->rope_neox);
+            lm_rope(k, hp->n_head_kv, hd, hp->n_rot, c->rope_cos + t * half, c->rope_sin + t * half, hp->rope_neox);
+            lm_f32_to_f16_row(k, c->k_cache + cache_off + (size_t)t * kv_dim, kv_dim);
+            lm_f32_to_f16_row(c->v + (size_t)t * kv_dim, c->v_cache + cache_off + (size_t)t * kv_dim, kv_dim);
+        }
+        struct attn_job job = {c, l, n, pos};
+        lm_pool_run(c->pool, attention, &job);
+        lm_matmul(c->pool, c->xn, L->wo, c->att, n, c->qscratch);
+        add(c->x, c->xn, (size_t)n * E);
+        for (int t = 0; t < n; t++) lm_rmsnorm(c->xn + (size_t)t * E, c->x + (size_t)t * E, L->ffn_norm->data, E, hp->norm_eps);
+        lm_matmul(c->pool, c->ffn_g, L->w_gate, c->xn, n, c->qscratch);
+        lm_matmul(c->pool, c->ffn_u, L->w_up, c->xn, n, c->qscratch);
+        lm_swiglu(c->ffn_g, c->ffn_u, n * hp->n_ff);
+        lm_matmul(c->pool, c->xn, L->w_down, c->ffn_g, n, c->qscratch);
+        add(c->x, c->xn, (size_t)n * E);
+    }
+    float *last = c->x + (size_t)(n - 1) * E;
+    lm_rmsnorm(c->xn, last, m->output_norm->data, E, hp->norm_eps);
+    lm_matmul(c->pool, c->logits, m->output, c->xn, 1, c->qscratch);
+    return 0;
+}

@@ -1,0 +1,712 @@
+/* The tokenizer: vocabulary loading and checks, special-token partition,
+ * byte-level BPE and SentencePiece BPE, decoding (see tokenizer.h). */
+#include "lm/tokenizer.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SPACE_MARK "\xE2\x96\x81" /* U+2581, SentencePiece's visible space */
+
+void lm_tokens_push(struct lm_tokens *v, int32_t id) {
+    if (v->n == v->cap) {
+        v->cap = v->cap ? v->cap * 2 : 64;
+        v->ids = lm_xrealloc(v->ids, v->cap * sizeof *v->ids);
+    }
+    v->ids[v->n++] = id;
+}
+
+void lm_tokens_free(struct lm_tokens *v) {
+    free(v->ids);
+    *v = (struct lm_tokens){0};
+}
+
+/* ---- hash tables -------------------------------------------------------- */
+
+struct lm_tok_merge {
+    uint64_t key;  /* left << 32 | right */
+    int32_t rank;  /* -1: empty slot */
+    int32_t id;    /* the merged token */
+};
+
+static uint64_t hash_bytes(const char *s, size_t n) {
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ n;
+    for (; n >= 8; s += 8, n -= 8) {
+        uint64_t x;
+        memcpy(&x, s, 8);
+        h = (h ^ x) * 0xBF58476D1CE4E5B9ull;
+        h ^= h >> 31;
+    }
+    uint64_t x = 0;
+    memcpy(&x, s, n);
+    h = (h ^ x) * 0x94D049BB133111EBull;
+    return h ^ (h >> 29);
+}
+
+static uint64_t hash_pair(uint64_t key) {
+    key *= 0x9E3779B97F4A7C15ull;
+    return key ^ (key >> 32);
+}
+
+/* A power of two at least twice n, so probes stay short. */
+static uint64_t table_size(uint64_t n) {
+    uint64_t cap = 16;
+    while (cap < 2 * n) cap *= 2;
+    return cap;
+}
+
+static int32_t find_token(const struct lm_tokenizer *t, const char *s, size_t n) {
+    for (uint64_t i = hash_bytes(s, n) & t->index_mask;; i = (i + 1) & t->index_mask) {
+        int32_t v = t->index[i];
+        if (v == 0) return -1;
+        const struct lm_token *tk = &t->tokens[v - 1];
+        if (tk->len == n && memcmp(tk->text, s, n) == 0) return v - 1;
+    }
+}
+
+/* Tokens that plain text may turn into: not markup, not <0xNN> spellings. */
+static bool from_text(const struct lm_token *tk) {
+    return tk->type != LM_TOKEN_CONTROL && tk->type != LM_TOKEN_UNKNOWN && tk->type != LM_TOKEN_BYTE &&
+           tk->type != LM_TOKEN_UNUSED;
+}
+
+static int32_t find_text_token(const struct lm_tokenizer *t, const char *s, size_t n) {
+    int32_t id = find_token(t, s, n);
+    return id >= 0 && from_text(&t->tokens[id]) ? id : -1;
+}
+
+static const struct lm_tok_merge *find_merge(const struct lm_tokenizer *t, int32_t left, int32_t right) {
+    uint64_t key = (uint64_t)(uint32_t)left << 32 | (uint32_t)right;
+    for (uint64_t i = hash_pair(key) & t->merges_mask;; i = (i + 1) & t->merges_mask) {
+        const struct lm_tok_merge *m = &t->merges[i];
+        if (m->rank < 0) return NULL;
+        if (m->key == key) return m;
+    }
+}
+
+/* ---- loading ------------------------------------------------------------ */
+
+struct pretok_name {
+    const char *name;
+    enum lm_pretok pre;
+    bool llama3; /* llama.cpp's llama3 group: ignore_merges, BOS by default */
+};
+
+/* tokenizer.ggml.pre values and the pre-tokenizer each means (llama.cpp's
+ * llama_vocab::impl::load, restricted to the expressions we implement). */
+static const struct pretok_name pretok_names[] = {
+    {"gpt-2", LM_PRETOK_GPT2, false},           {"mpt", LM_PRETOK_GPT2, false},
+    {"phi-2", LM_PRETOK_GPT2, false},           {"olmo", LM_PRETOK_GPT2, false},
+    {"llama3", LM_PRETOK_LLAMA3, true},         {"llama-v3", LM_PRETOK_LLAMA3, true},
+    {"llama-bpe", LM_PRETOK_LLAMA3, true},      {"falcon3", LM_PRETOK_LLAMA3, true},
+    {"pixtral", LM_PRETOK_LLAMA3, true},        {"dbrx", LM_PRETOK_LLAMA3, false},
+    {"smaug-bpe", LM_PRETOK_LLAMA3, false},     {"qwen2", LM_PRETOK_QWEN2, false},
+    {"stablelm2", LM_PRETOK_QWEN2, false},      {"starcoder", LM_PRETOK_STARCODER, false},
+    {"refact", LM_PRETOK_STARCODER, false},     {"smollm", LM_PRETOK_STARCODER, false},
+    {"command-r", LM_PRETOK_STARCODER, false},  {"codeshell", LM_PRETOK_STARCODER, false},
+    {"deepseek-llm", LM_PRETOK_DEEPSEEK_LLM, false}, {"deepseek-coder", LM_PRETOK_DEEPSEEK_CODER, false},
+    {"falcon", LM_PRETOK_FALCON, false},
+};
+
+/* Texts that end generation (llama.cpp's EOG list, the common part). The
+ * first one present also serves as eot when the file names none. */
+static const char *const eog_texts[] = {
+    "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>",
+    "<|eom_id|>", "<EOT>", "<end_of_utterance>", "<\xEF\xBD\x9C" "end\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>",
+};
+
+static int hex_digit(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+}
+
+/* The byte of a "<0xNN>" text, or -1. */
+static int byte_token_value(const char *s, size_t n) {
+    if (n != 6 || memcmp(s, "<0x", 3) != 0 || s[5] != '>') return -1;
+    int hi = hex_digit(s[3]), lo = hex_digit(s[4]);
+    return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;
+}
+
+/* An optional array of n numbers: F32 (or I32, as llama.cpp allows) for
+ * scores, I32 for token types. */
+static int get_numbers(const struct lm_gguf *g, const char *key, bool allow_f32, uint64_t n,
+                       const struct lm_gguf_value **out, struct lm_err *err) {
+    const struct lm_gguf_value *v = lm_gguf_get(g, key);
+    *out = NULL;
+    if (!v) return 0;
+    bool ok = v->type == LM_GGUF_ARRAY && (v->arr.type == LM_GGUF_I32 || (allow_f32 && v->arr.type == LM_GGUF_F32));
+    if (!ok) {
+        if (v->type != LM_GGUF_ARRAY) return lm_errf(err, "%s: expected an array, found %s", key, lm_gguf_type_name(v->type));
+        return lm_errf(err, "%s: expected an array of %s, found an array of %s", key, allow_f32 ? "f32" : "i32",
+                       lm_gguf_type_name(v->arr.type));
+    }
+    if (v->arr.n != n)
+        return lm_errf(err, "%s has %llu entries but there are %llu tokens", key, (unsigned long long)v->arr.n,
+                       (unsigned long long)n);
+    *out = v;
+    return 0;
+}
+
+/* A token id under key: *id is left alone when the key is absent; an id
+ * outside the vocabulary is an error when strict, else dropped (-1). */
+static int get_id(struct lm_tokenizer *t, const struct lm_gguf *g, const char *key, bool strict, int32_t *id,
+                  struct lm_err *err) {
+    int64_t v;
+    int r = lm_gguf_get_int(g, key, &v, err);
+    if (r < 0) return -1;
+    if (r == 0) return 0;
+    if (v < 0 || v >= t->n_vocab) {
+        if (strict) return lm_errf(err, "%s = %lld is outside the vocabulary (%d tokens)", key, (long long)v, t->n_vocab);
+        *id = -1;
+        return 0;
+    }
+    *id = (int32_t)v;
+    return 0;
+}
+
+static int load_tokens(struct lm_tokenizer *t, const struct lm_gguf *g, struct lm_err *err) {
+    const struct lm_gguf_value *toks;
+    int r = lm_gguf_get_arr(g, "tokenizer.ggml.tokens", LM_GGUF_STRING, &toks, err);
+    if (r < 0) return -1;
+    if (r == 0) return lm_errf(err, "no vocabulary (tokenizer.ggml.tokens)");
+    if (toks->arr.n == 0) return lm_errf(err, "the vocabulary (tokenizer.ggml.tokens) is empty");
+    if (toks->arr.n >= INT32_MAX) return lm_errf(err, "the vocabulary has too many tokens (%llu)", (unsigned long long)toks->arr.n);
+    uint64_t n = toks->arr.n;
+    const struct lm_gguf_value *scores, *types;
+    if (get_numbers(g, "tokenizer.ggml.scores", true, n, &scores, err) < 0 ||
+        get_numbers(g, "tokenizer.ggml.token_type", false, n, &types, err) < 0)
+        return -1;
+
+    t->n_vocab = (int32_t)n;
+    t->tokens = lm_xcalloc(n, sizeof *t->tokens);
+    t->index_mask = table_size(n) - 1;
+    t->index = lm_xcalloc(t->index_mask + 1, sizeof *t->index);
+    for (uint64_t i = 0; i < n; i++) {
+        struct lm_token *tk = &t->tokens[i];
+        struct lm_gguf_str s = toks->arr.items[i].str;
+        if (s.len >= UINT32_MAX) return lm_errf(err, "token %llu is too long", (unsigned long long)i);
+        tk->text = s.data;
+        tk->len = (uint32_t)s.len;
+        tk->type = types ? (int32_t)lm_gguf_arr_int(types, i) : LM_TOKEN_NORMAL;
+        tk->score = scores ? (float)(scores->arr.type == LM_GGUF_F32 ? lm_gguf_arr_float(scores, i)
+                                                                     : (double)lm_gguf_arr_int(scores, i))
+                           : 0.0f;
+        if (tk->type == LM_TOKEN_BYTE && byte_token_value(tk->text, tk->len) < 0)
+            return lm_errf(err, "byte token %llu '%.*s' is not of the form <0xNN>", (unsigned long long)i,
+                           (int)(tk->len < 32 ? tk->len : 32), tk->text);
+        uint64_t slot = hash_bytes(tk->text, tk->len) & t->index_mask;
+        for (; t->index[slot]; slot = (slot + 1) & t->index_mask) {
+            const struct lm_token *o = &t->tokens[t->index[slot] - 1];
+            if (o->len == tk->len && memcmp(o->text, tk->text, tk->len) == 0)
+                return lm_errf(err, "tokens %d and %llu are both '%.*s'", t->index[slot] - 1, (unsigned long long)i,
+                               (int)(tk->len < 32 ? tk->len : 32), tk->text);
+        }
+        t->index[slot] = (int32_t)i + 1;
+    }
+    return 0;
+}
+
+static int load_merges(struct lm_tokenizer *t, const struct lm_gguf *g, struct lm_err *err) {
+    const struct lm_gguf_value *m;
+    int r = lm_gguf_get_arr(g, "tokenizer.ggml.merges", LM_GGUF_STRING, &m, err);
+    if (r < 0) return -1;
+    if (r == 0) return lm_errf(err, "no merges (tokenizer.ggml.merges) for a gpt2 vocabulary");
+    if (m->arr.n >= INT32_MAX) return lm_errf(err, "too many merges");
+    t->merges_mask = table_size(m->arr.n) - 1;
+    t->merges = lm_xmalloc((t->merges_mask + 1) * sizeof *t->merges);
+    for (uint64_t i = 0; i <= t->merges_mask; i++) t->merges[i].rank = -1;
+    for (uint64_t i = 0; i < m->arr.n; i++) {
+        struct lm_gguf_str s = m->arr.items[i].str;
+        /* "left right"; the split is at the first space after the first
+         * byte, as in llama.cpp, since a left part may itself be a space. */
+        const char *sp = s.len > 1 ? memchr(s.data + 1, ' ', s.len - 1) : NULL;
+        int shown = (int)(s.len < 64 ? s.len : 64);
+        if (!sp) return lm_errf(err, "merge %llu '%.*s' is not two tokens separated by a space", (unsigned long long)i, shown, s.data);
+        size_t nl = (size_t)(sp - s.data), nr = s.len - nl - 1;
+        int32_t left = find_token(t, s.data, nl), right = find_token(t, sp + 1, nr);
+        if (left < 0 || right < 0)
+            return lm_errf(err, "merge %llu '%.*s' names a token that is not in the vocabulary", (unsigned long long)i, shown, s.data);
+        if (nl + nr > 4096) return lm_errf(err, "merge %llu is too long", (unsigned long long)i);
+        char joined[4096];
+        memcpy(joined, s.data, nl);
+        memcpy(joined + nl, sp + 1, nr);
+        int32_t id = find_token(t, joined, nl + nr);
+        if (id < 0)
+            return lm_errf(err, "merge %llu '%.*s' makes a token that is not in the vocabulary", (unsigned long long)i, shown, s.data);
+        /* Merges never make markup; the first (lowest) rank of a pair wins. */
+        if (!from_text(&t->tokens[id])) continue;
+        uint64_t key = (uint64_t)(uint32_t)left << 32 | (uint32_t)right;
+        uint64_t slot = hash_pair(key) & t->merges_mask;
+        while (t->merges[slot].rank >= 0 && t->merges[slot].key != key) slot = (slot + 1) & t->merges_mask;
+        if (t->merges[slot].rank >= 0) continue;
+        t->merges[slot] = (struct lm_tok_merge){key, (int32_t)i, id};
+    }
+    return 0;
+}
+
+static int load_config(struct lm_tokenizer *t, const struct lm_gguf *g, struct lm_err *err) {
+    struct lm_gguf_str model, pre = {0, NULL};
+    int r = lm_gguf_get_str(g, "tokenizer.ggml.model", &model, err);
+    if (r < 0) return -1;
+    if (r == 0) return lm_errf(err, "no tokenizer.ggml.model");
+    bool llama3 = false;
+    if (lm_gguf_str_eq(model, "gpt2")) {
+        t->type = LM_VOCAB_BPE;
+        if (lm_gguf_get_str(g, "tokenizer.ggml.pre", &pre, err) < 0) return -1;
+        t->pre = LM_PRETOK_GPT2;
+        if (pre.data && !lm_gguf_str_eq(pre, "default")) {
+            size_t i = 0, n = sizeof pretok_names / sizeof pretok_names[0];
+            while (i < n && !lm_gguf_str_eq(pre, pretok_names[i].name)) i++;
+            if (i < n) {
+                t->pre = pretok_names[i].pre;
+                llama3 = pretok_names[i].llama3;
+            } else {
+                snprintf(t->warning, sizeof t->warning, "unknown pre-tokenizer '%.*s', using gpt-2's",
+                         (int)(pre.len < 64 ? pre.len : 64), pre.data);
+            }
+        }
+        t->add_bos = llama3;
+        t->ignore_merges = llama3;
+    } else if (lm_gguf_str_eq(model, "llama")) {
+        t->type = LM_VOCAB_SPM;
+        t->add_bos = true;
+        t->add_space_prefix = true;
+    } else {
+        return lm_errf(err, "unsupported tokenizer model '%.*s' (lm knows gpt2 and llama)",
+                       (int)(model.len < 64 ? model.len : 64), model.data);
+    }
+    if (lm_gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &t->add_bos, err) < 0 ||
+        lm_gguf_get_bool(g, "tokenizer.ggml.add_eos_token", &t->add_eos, err) < 0 ||
+        lm_gguf_get_bool(g, "tokenizer.ggml.add_space_prefix", &t->add_space_prefix, err) < 0)
+        return -1;
+    return 0;
+}
+
+static int load_ids(struct lm_tokenizer *t, const struct lm_gguf *g, struct lm_err *err) {
+    t->bos = t->eos = t->eot = t->unk = t->pad = -1;
+    if (t->type == LM_VOCAB_SPM) { /* SentencePiece's defaults, when they exist */
+        t->unk = t->n_vocab > 0 ? 0 : -1;
+        t->bos = t->n_vocab > 1 ? 1 : -1;
+        t->eos = t->n_vocab > 2 ? 2 : -1;
+    }
+    int32_t eom = -1;
+    if (get_id(t, g, "tokenizer.ggml.bos_token_id", true, &t->bos, err) < 0 ||
+        get_id(t, g, "tokenizer.ggml.eos_token_id", true, &t->eos, err) < 0 ||
+        get_id(t, g, "tokenizer.ggml.eot_token_id", true, &t->eot, err) < 0 ||
+        get_id(t, g, "tokenizer.ggml.unknown_token_id", true, &t->unk, err) < 0 ||
+        get_id(t, g, "tokenizer.ggml.eom_token_id", false, &eom, err) < 0 ||
+        get_id(t, g, "tokenizer.ggml.padding_token_id", false, &t->pad, err) < 0)
+        return -1;
+
+    /* End of generation, as llama.cpp decides it: eos, eot, eom, and tokens
+     * known by their text, which are markup whatever the file says. */
+    for (size_t i = 0; i < sizeof eog_texts / sizeof eog_texts[0]; i++) {
+        int32_t id = find_token(t, eog_texts[i], strlen(eog_texts[i]));
+        if (id < 0) continue;
+        t->tokens[id].eog = true;
+        t->tokens[id].type = LM_TOKEN_CONTROL;
+        if (t->eot < 0) t->eot = id;
+    }
+    int32_t roles[] = {t->eos, t->eot, eom};
+    for (size_t i = 0; i < sizeof roles / sizeof roles[0]; i++)
+        if (roles[i] >= 0) t->tokens[roles[i]].eog = true;
+    return 0;
+}
+
+static int by_length_desc(const void *a, const void *b, void *ctx) {
+    const struct lm_token *tokens = ctx;
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    if (tokens[x].len != tokens[y].len) return tokens[x].len > tokens[y].len ? -1 : 1;
+    return x < y ? -1 : x > y;
+}
+
+static void build_tables(struct lm_tokenizer *t) {
+    /* The token of each byte: its GPT-2 character, or <0xNN> (falling back
+     * to the byte itself, as llama.cpp does). */
+    for (int b = 0; b < 256; b++) {
+        char s[8];
+        int32_t id;
+        if (t->type == LM_VOCAB_BPE) {
+            id = find_token(t, s, lm_utf8_encode(lm_unicode_byte_to_cp((uint8_t)b), s));
+        } else {
+            snprintf(s, sizeof s, "<0x%02X>", b);
+            id = find_token(t, s, 6);
+            if (id < 0) {
+                s[0] = (char)b;
+                id = find_token(t, s, 1);
+            }
+        }
+        t->byte_id[b] = id;
+    }
+    t->specials = lm_xmalloc((size_t)t->n_vocab * sizeof *t->specials);
+    t->n_specials = 0;
+    for (int32_t i = 0; i < t->n_vocab; i++) {
+        int32_t type = t->tokens[i].type;
+        if (t->tokens[i].len > 0 &&
+            (type == LM_TOKEN_CONTROL || type == LM_TOKEN_USER_DEFINED || type == LM_TOKEN_UNKNOWN))
+            t->specials[t->n_specials++] = i;
+    }
+    qsort_r(t->specials, (size_t)t->n_specials, sizeof *t->specials, by_length_desc, t->tokens);
+}
+
+int lm_tokenizer_load(struct lm_tokenizer *t, const struct lm_gguf *g, struct lm_err *err) {
+    *t = (struct lm_tokenizer){0};
+    if (load_config(t, g, err) < 0 || load_tokens(t, g, err) < 0 || load_ids(t, g, err) < 0 ||
+        (t->type == LM_VOCAB_BPE && load_merges(t, g, err) < 0)) {
+        lm_tokenizer_free(t);
+        return -1;
+    }
+    build_tables(t);
+    return 0;
+}
+
+void lm_tokenizer_free(struct lm_tokenizer *t) {
+    free(t->tokens);
+    free(t->index);
+    free(t->merges);
+    free(t->specials);
+    *t = (struct lm_tokenizer){0};
+}
+
+/* ---- encoding ----------------------------------------------------------- */
+
+/* A symbol of a word being merged: bytes [start, start + len) of the word,
+ * linked to its neighbours; len 0 once merged into its left neighbour. */
+struct sym {
+    int32_t prev, next;
+    uint32_t start, len;
+    int32_t id; /* -1: no token (a byte missing from the vocabulary) */
+};
+
+/* A candidate merge of symbols left and right into token id. key orders the
+ * heap: priority (BPE rank, or SPM score made descending) then left. len is
+ * the pair's length when queued: if it changed, one side merged meanwhile. */
+struct pair {
+    uint64_t key;
+    int32_t left, right, id;
+    uint32_t len;
+};
+
+struct session {
+    const struct lm_tokenizer *t;
+    struct lm_tokens *out;
+    struct sym *sym;
+    size_t sym_cap;
+    struct pair *heap;
+    size_t n_heap, heap_cap;
+    struct lm_buf buf;
+    struct lm_pretok_buf pb;
+};
+
+static void heap_push(struct session *s, struct pair p) {
+    if (s->n_heap == s->heap_cap) {
+        s->heap_cap = s->heap_cap ? s->heap_cap * 2 : 64;
+        s->heap = lm_xrealloc(s->heap, s->heap_cap * sizeof *s->heap);
+    }
+    size_t i = s->n_heap++;
+    while (i > 0 && s->heap[(i - 1) / 2].key > p.key) {
+        s->heap[i] = s->heap[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    s->heap[i] = p;
+}
+
+static struct pair heap_pop(struct session *s) {
+    struct pair top = s->heap[0], last = s->heap[--s->n_heap];
+    size_t i = 0, n = s->n_heap;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && s->heap[c + 1].key < s->heap[c].key) c++;
+        if (s->heap[c].key >= last.key) break;
+        s->heap[i] = s->heap[c];
+        i = c;
+    }
+    if (n > 0) s->heap[i] = last;
+    return top;
+}
+
+static void reserve_syms(struct session *s, size_t n) {
+    if (n <= s->sym_cap) return;
+    s->sym_cap = n < 64 ? 64 : n;
+    s->sym = lm_xrealloc(s->sym, s->sym_cap * sizeof *s->sym);
+}
+
+/* Scores sort descending as unsigned keys: flip the float's order bits. */
+static uint32_t score_key(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    u = u & 0x80000000u ? ~u : u | 0x80000000u; /* ascending order of f */
+    return ~u;
+}
+
+static void try_pair(struct session *s, const char *word, int32_t left, int32_t right) {
+    if (left < 0 || right < 0) return;
+    const struct sym *l = &s->sym[left], *r = &s->sym[right];
+    uint32_t len = l->len + r->len;
+    uint32_t prio;
+    int32_t id;
+    if (s->t->type == LM_VOCAB_BPE) {
+        if (l->id < 0 || r->id < 0) return;
+        const struct lm_tok_merge *m = find_merge(s->t, l->id, r->id);
+        if (!m) return;
+        prio = (uint32_t)m->rank;
+        id = m->id;
+    } else {
+        id = find_text_token(s->t, word + l->start, len);
+        if (id < 0) return;
+        prio = score_key(s->t->tokens[id].score);
+    }
+    heap_push(s, (struct pair){(uint64_t)prio << 32 | (uint32_t)left, left, right, id, len});
+}
+
+/* Merges the n symbols of word (already in s->sym) and emits their tokens;
+ * a symbol without one is spelled with byte tokens (or unk, else dropped). */
+static void merge_word(struct session *s, const char *word, size_t n) {
+    struct sym *sym = s->sym;
+    s->n_heap = 0;
+    for (size_t i = 1; i < n; i++) try_pair(s, word, (int32_t)i - 1, (int32_t)i);
+    while (s->n_heap) {
+        struct pair p = heap_pop(s);
+        struct sym *l = &sym[p.left], *r = &sym[p.right];
+        if (l->len == 0 || r->len == 0 || l->next != p.right || l->len + r->len != p.len) continue; /* stale */
+        l->len += r->len;
+        l->id = p.id;
+        r->len = 0;
+        l->next = r->next;
+        if (r->next >= 0) sym[r->next].prev = p.left;
+        try_pair(s, word, l->prev, p.left);
+        try_pair(s, word, p.left, l->next);
+    }
+    const struct lm_tokenizer *t = s->t;
+    for (int32_t i = 0; i >= 0; i = sym[i].next) {
+        if (sym[i].id >= 0) {
+            lm_tokens_push(s->out, sym[i].id);
+            continue;
+        }
+        for (uint32_t k = 0; k < sym[i].len; k++) {
+            int32_t b = t->byte_id[(uint8_t)word[sym[i].start + k]];
+            if (b < 0) b = t->unk;
+            if (b >= 0) lm_tokens_push(s->out, b);
+        }
+    }
+}
+
+static void bpe_word(struct session *s, const char *w, size_t n) {
+    const struct lm_tokenizer *t = s->t;
+    if (n == 1) {
+        if (t->byte_id[(uint8_t)w[0]] >= 0) lm_tokens_push(s->out, t->byte_id[(uint8_t)w[0]]);
+        return;
+    }
+    if (t->ignore_merges) { /* the whole word, spelled in the byte alphabet */
+        s->buf.len = 0;
+        lm_buf_reserve(&s->buf, 2 * n);
+        for (size_t i = 0; i < n; i++) s->buf.len += lm_utf8_encode(lm_unicode_byte_to_cp((uint8_t)w[i]), s->buf.data + s->buf.len);
+        int32_t id = find_text_token(t, s->buf.data, s->buf.len);
+        if (id >= 0) {
+            lm_tokens_push(s->out, id);
+            return;
+        }
+    }
+    reserve_syms(s, n);
+    for (size_t i = 0; i < n; i++)
+        s->sym[i] = (struct sym){(int32_t)i - 1, i + 1 < n ? (int32_t)i + 1 : -1, (uint32_t)i, 1, t->byte_id[(uint8_t)w[i]]};
+    merge_word(s, w, n);
+}
+
+static void bpe_fragment(struct session *s, const char *text, size_t len) {
+    lm_pretok_split(s->t->pre, text, len, &s->pb);
+    size_t start = 0;
+    for (size_t i = 0; i < s->pb.n; i++) {
+        bpe_word(s, text + start, s->pb.ends[i] - start);
+        start = s->pb.ends[i];
+    }
+}
+
+/* SentencePiece: the whole fragment is one word, spaces made visible. */
+static void spm_fragment(struct session *s, const char *text, size_t len, bool prefix_space) {
+    struct lm_buf *b = &s->buf;
+    b->len = 0;
+    lm_buf_reserve(b, 3 * (len + 1));
+    if (prefix_space) lm_buf_append(b, SPACE_MARK, 3);
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] == ' ') lm_buf_append(b, SPACE_MARK, 3);
+        else b->data[b->len++] = text[i];
+    }
+    reserve_syms(s, b->len);
+    size_t n = 0;
+    for (size_t i = 0; i < b->len; n++) {
+        uint32_t cp;
+        size_t k = lm_utf8_decode(b->data + i, b->len - i, &cp);
+        s->sym[n] = (struct sym){(int32_t)n - 1, (int32_t)n + 1, (uint32_t)i, (uint32_t)k,
+                                 find_text_token(s->t, b->data + i, k)};
+        i += k;
+    }
+    if (n == 0) return;
+    s->sym[n - 1].next = -1;
+    merge_word(s, b->data, n);
+}
+
+struct frag {
+    size_t start, len;
+    int32_t id; /* a special token, or -1 for text */
+};
+
+struct frags {
+    struct frag *v;
+    size_t n, cap;
+};
+
+static void frag_push(struct frags *f, size_t start, size_t len, int32_t id) {
+    if (f->n == f->cap) {
+        f->cap = f->cap ? f->cap * 2 : 16;
+        f->v = lm_xrealloc(f->v, f->cap * sizeof *f->v);
+    }
+    f->v[f->n++] = (struct frag){start, len, id};
+}
+
+/* Cuts special tokens out of the text, longest first, each at its leftmost
+ * non-overlapping occurrences (llama.cpp's tokenizer_st_partition). */
+static void partition(const struct lm_tokenizer *t, const char *text, size_t len, bool parse_special, struct frags *cur) {
+    struct frags next = {0};
+    frag_push(cur, 0, len, -1);
+    for (int32_t k = 0; k < t->n_specials; k++) {
+        int32_t id = t->specials[k];
+        const struct lm_token *tk = &t->tokens[id];
+        if (!parse_special && tk->type != LM_TOKEN_USER_DEFINED) continue;
+        next.n = 0;
+        for (size_t i = 0; i < cur->n; i++) {
+            struct frag f = cur->v[i];
+            if (f.id >= 0 || f.len < tk->len) {
+                frag_push(&next, f.start, f.len, f.id);
+                continue;
+            }
+            size_t pos = f.start, end = f.start + f.len;
+            const char *m;
+            while (end - pos >= tk->len && (m = memmem(text + pos, end - pos, tk->text, tk->len))) {
+                size_t at = (size_t)(m - text);
+                if (at > pos) frag_push(&next, pos, at - pos, -1);
+                frag_push(&next, at, tk->len, id);
+                pos = at + tk->len;
+            }
+            if (pos < end) frag_push(&next, pos, end - pos, -1);
+        }
+        struct frags swap = *cur;
+        *cur = next;
+        next = swap;
+    }
+    free(next.v);
+}
+
+int lm_tokenizer_encode(const struct lm_tokenizer *t, const char *text, size_t len, bool add_bos,
+                        bool parse_special, struct lm_tokens *out, struct lm_err *err) {
+    if (add_bos && t->bos < 0) return lm_errf(err, "the vocabulary has no BOS token");
+    if (len >= UINT32_MAX / 4) return lm_errf(err, "text too long to tokenize (%zu bytes)", len);
+    if (add_bos) lm_tokens_push(out, t->bos);
+    if (len == 0) return 0;
+
+    struct frags frags = {0};
+    partition(t, text, len, parse_special, &frags);
+    struct session s = {.t = t, .out = out};
+    bool after_special = true; /* SPM puts a space before text that starts the input or follows a special token */
+    for (size_t i = 0; i < frags.n; i++) {
+        struct frag f = frags.v[i];
+        if (f.id >= 0) lm_tokens_push(out, f.id);
+        else if (t->type == LM_VOCAB_BPE) bpe_fragment(&s, text + f.start, f.len);
+        else spm_fragment(&s, text + f.start, f.len, t->add_space_prefix && after_special);
+        after_special = f.id >= 0;
+    }
+    free(frags.v);
+    free(s.sym);
+    free(s.heap);
+    lm_buf_free(&s.buf);
+    lm_pretok_free(&s.pb);
+    return 0;
+}
+
+int32_t lm_tokenizer_find(const struct lm_tokenizer *t, const char *s, size_t len) { return find_token(t, s, len); }
+
+const char *lm_tokenizer_token_text(const struct lm_tokenizer *t, int32_t id, size_t *len) {
+    if (id < 0 || id >= t->n_vocab) {
+        *len = 0;
+        return "";
+    }
+    *len = t->tokens[id].len;
+    return t->tokens[id].text;
+}
+
+/* ---- decoding ----------------------------------------------------------- */
+
+void lm_tokenizer_decode_piece(const struct lm_tokenizer *t, int32_t id, struct lm_buf *out) {
+    if (id < 0 || id >= t->n_vocab) return; /* e.g. a padded output row of the model */
+    const struct lm_token *tk = &t->tokens[id];
+    switch (tk->type) {
+    case LM_TOKEN_BYTE: lm_buf_putc(out, (char)byte_token_value(tk->text, tk->len)); return;
+    case LM_TOKEN_CONTROL:
+    case LM_TOKEN_UNKNOWN:
+    case LM_TOKEN_USER_DEFINED: lm_buf_append(out, tk->text, tk->len); return;
+    default: break;
+    }
+    lm_buf_reserve(out, tk->len);
+    if (t->type == LM_VOCAB_SPM) {
+        for (uint32_t i = 0; i < tk->len;) {
+            if (tk->len - i >= 3 && memcmp(tk->text + i, SPACE_MARK, 3) == 0) {
+                lm_buf_putc(out, ' ');
+                i += 3;
+            } else {
+                lm_buf_putc(out, tk->text[i++]);
+            }
+        }
+        return;
+    }
+    for (uint32_t i = 0; i < tk->len;) {
+        uint32_t cp;
+        size_t k = lm_utf8_decode(tk->text + i, tk->len - i, &cp);
+        int b = lm_unicode_cp_to_byte(cp);
+        if (b >= 0) lm_buf_putc(out, (char)b);
+        else lm_buf_append(out, tk->text + i, k); /* not in the alphabet: keep as written */
+        i += (uint32_t)k;
+    }
+}
+
+void lm_tokenizer_decode(const struct lm_tokenizer *t, const int32_t *ids, size_t n, struct lm_buf *out) {
+    for (size_t i = 0; i < n; i++) {
+        size_t at = out->len;
+        lm_tokenizer_decode_piece(t, ids[i], out);
+        if (i == 0 && t->type == LM_VOCAB_SPM && t->add_space_prefix && out->len > at && out->data[at] == ' ') {
+            memmove(out->data + at, out->data + at + 1, out->len - at); /* NUL included */
+            out->len--;
+        }
+    }
+}
+
+bool lm_tokenizer_is_eog(const struct lm_tokenizer *t, int32_t id) {
+    return id >= 0 && id < t->n_vocab && t->tokens[id].eog;
+}
+
+bool lm_tokenizer_is_special(const struct lm_tokenizer *t, int32_t id) {
+    return id >= 0 && id < t->n_vocab && (t->tokens[id].type == LM_TOKEN_CONTROL || t->tokens[id].type == LM_TOKEN_UNKNOWN);
+}
+
+void lm_detok_init(struct lm_detok *d, const struct lm_tokenizer *t, bool special) {
+    *d = (struct lm_detok){.t = t, .special = special};
+}
+
+void lm_detok_feed(struct lm_detok *d, int32_t id, struct lm_buf *out) {
+    if (!d->special && lm_tokenizer_is_special(d->t, id)) return;
+    size_t at = out->len;
+    lm_buf_append(out, d->pending, d->n_pending);
+    lm_tokenizer_decode_piece(d->t, id, out);
+    size_t keep = at + lm_utf8_complete(out->data + at, out->len - at);
+    d->n_pending = (uint8_t)(out->len - keep);
+    memcpy(d->pending, out->data + keep, d->n_pending);
+    out->len = keep;
+    out->data[keep] = '\0';
+}
+
+void lm_detok_flush(struct lm_detok *d, struct lm_buf *out) {
+    lm_buf_append(out, d->pending, d->n_pending);
+    d->n_pending = 0;
+}

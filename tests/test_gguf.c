@@ -1,0 +1,482 @@
+/* GGUF reader and writer: a round trip of every metadata type, and one test
+ * per class of malformed file, each checking the message. */
+#include "test.h"
+
+#include "lm/gguf.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+/* Parses b; returns the error message ("" on success) in a static buffer. */
+static const char *parse_error(const struct lm_buf *b) {
+    static struct lm_err err;
+    struct lm_gguf g;
+    err.msg[0] = 0;
+    if (lm_gguf_parse(&g, b->data, b->len, &err) == 0) err.msg[0] = 0;
+    lm_gguf_close(&g);
+    return err.msg;
+}
+
+static void finish(struct lm_gguf_writer *w, struct lm_buf *b) {
+    lm_gguf_writer_finish(w, b);
+    lm_gguf_writer_free(w);
+}
+
+static const float f4[4] = {1.5f, -2.0f, 0.25f, 3.0f};
+
+/* A file with one 4x2 f32 tensor. */
+static void tiny_model(struct lm_buf *b) {
+    struct lm_gguf_writer w;
+    lm_gguf_writer_init(&w);
+    lm_gguf_write_str(&w, "general.architecture", "llama");
+    float data[8] = {0};
+    int64_t ne[2] = {4, 2};
+    lm_gguf_write_tensor(&w, "a", LM_TYPE_F32, 2, ne, data);
+    finish(&w, b);
+}
+
+TEST(gguf_roundtrip_every_type) {
+    struct lm_gguf_writer w;
+    lm_gguf_writer_init(&w);
+    lm_gguf_write_u32(&w, "u32", 4000000000u);
+    lm_gguf_write_i32(&w, "i32", -7);
+    lm_gguf_write_u64(&w, "u64", 1ull << 40);
+    lm_gguf_write_f32(&w, "f32", 0.5f);
+    lm_gguf_write_bool(&w, "bool", true);
+    lm_gguf_write_str(&w, "str", "héllo");
+    /* Scalars the writer has no helper for, encoded by hand. */
+    struct lm_buf raw = {0};
+    const struct { const char *key; enum lm_gguf_type t; uint64_t bits; int size; } scalars[] = {
+        {"u8", LM_GGUF_U8, 200, 1},   {"i8", LM_GGUF_I8, 0x80, 1},       {"u16", LM_GGUF_U16, 65535, 2},
+        {"i16", LM_GGUF_I16, 0x8000, 2}, {"i64", LM_GGUF_I64, (uint64_t)-5, 8}, {"f64", LM_GGUF_F64, 0x400921fb54442d18ull, 8},
+    };
+    for (size_t i = 0; i < sizeof scalars / sizeof scalars[0]; i++) {
+        raw.len = 0;
+        lm_gguf_put_u32(&raw, scalars[i].t);
+        lm_buf_append(&raw, &scalars[i].bits, (size_t)scalars[i].size);
+        lm_gguf_write_raw(&w, scalars[i].key, raw.data, raw.len);
+    }
+    lm_gguf_write_arr(&w, "arr.f32", LM_GGUF_F32, f4, 4);
+    int16_t i16s[3] = {-1, 2, -3};
+    lm_gguf_write_arr(&w, "arr.i16", LM_GGUF_I16, i16s, 3);
+    const char *strs[] = {"a", "", "ccc"};
+    lm_gguf_write_arr_str(&w, "arr.str", strs, 3);
+    /* An array of two arrays: [[1, 2], ["x"]]. */
+    raw.len = 0;
+    lm_gguf_put_u32(&raw, LM_GGUF_ARRAY);
+    lm_gguf_put_u32(&raw, LM_GGUF_ARRAY);
+    lm_gguf_put_u64(&raw, 2);
+    lm_gguf_put_u32(&raw, LM_GGUF_U32);
+    lm_gguf_put_u64(&raw, 2);
+    lm_gguf_put_u32(&raw, 1);
+    lm_gguf_put_u32(&raw, 2);
+    lm_gguf_put_u32(&raw, LM_GGUF_STRING);
+    lm_gguf_put_u64(&raw, 1);
+    lm_gguf_put_str(&raw, "x", 1);
+    lm_gguf_write_raw(&w, "arr.nested", raw.data, raw.len);
+    lm_buf_free(&raw);
+    int64_t ne[2] = {4, 2};
+    float t[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    lm_gguf_write_tensor(&w, "t.f32", LM_TYPE_F32, 2, ne, t);
+    uint8_t q[2 * 34] = {0};
+    q[0] = 0x00, q[1] = 0x3c; /* f16 1.0 scale */
+    q[2] = 5;
+    int64_t ne_q[1] = {64};
+    lm_gguf_write_tensor(&w, "t.q8_0", LM_TYPE_Q8_0, 1, ne_q, q);
+
+    struct lm_buf b = {0};
+    finish(&w, &b);
+    struct lm_gguf g;
+    struct lm_err err;
+    int rc = lm_gguf_parse(&g, b.data, b.len, &err);
+    EXPECT_EQ_INT(rc, 0);
+    if (rc != 0) {
+        fprintf(stderr, "  %s\n", err.msg);
+        lm_buf_free(&b);
+        return 1;
+    }
+    EXPECT_EQ_INT(g.version, 3);
+    EXPECT_EQ_INT(g.n_kv, 16);
+    int64_t iv = 0;
+    uint64_t uv = 0;
+    float fv = 0;
+    bool bv = false;
+    struct lm_gguf_str sv = {0};
+    EXPECT(lm_gguf_get_uint(&g, "u32", &uv, &err) == 1 && uv == 4000000000u);
+    EXPECT(lm_gguf_get_int(&g, "i32", &iv, &err) == 1 && iv == -7);
+    EXPECT(lm_gguf_get_uint(&g, "u64", &uv, &err) == 1 && uv == (1ull << 40));
+    EXPECT(lm_gguf_get_f32(&g, "f32", &fv, &err) == 1 && fv == 0.5f);
+    EXPECT(lm_gguf_get_bool(&g, "bool", &bv, &err) == 1 && bv);
+    EXPECT(lm_gguf_get_str(&g, "str", &sv, &err) == 1 && lm_gguf_str_eq(sv, "héllo"));
+    EXPECT(lm_gguf_get_int(&g, "u8", &iv, &err) == 1 && iv == 200);
+    EXPECT(lm_gguf_get_int(&g, "i8", &iv, &err) == 1 && iv == -128);
+    EXPECT(lm_gguf_get_int(&g, "u16", &iv, &err) == 1 && iv == 65535);
+    EXPECT(lm_gguf_get_int(&g, "i16", &iv, &err) == 1 && iv == -32768);
+    EXPECT(lm_gguf_get_int(&g, "i64", &iv, &err) == 1 && iv == -5);
+    const struct lm_gguf_value *v = lm_gguf_get(&g, "f64");
+    EXPECT(v && v->type == LM_GGUF_F64 && fabs(v->f64 - 3.141592653589793) < 1e-15);
+    EXPECT_EQ_INT(lm_gguf_get_int(&g, "missing", &iv, &err), 0);
+
+    /* A type mismatch is an error, not a cast. */
+    EXPECT_EQ_INT(lm_gguf_get_str(&g, "u32", &sv, &err), -1);
+    EXPECT_CONTAINS(err.msg, "expected string, found u32");
+    EXPECT_EQ_INT(lm_gguf_get_int(&g, "f32", &iv, &err), -1);
+    EXPECT_EQ_INT(lm_gguf_get_uint(&g, "i32", &uv, &err), -1);
+
+    const struct lm_gguf_value *a = NULL;
+    EXPECT_EQ_INT(lm_gguf_get_arr(&g, "arr.f32", LM_GGUF_F32, &a, &err), 1);
+    if (a) {
+        EXPECT_EQ_INT(a->arr.n, 4);
+        for (int i = 0; i < 4; i++) EXPECT(lm_gguf_arr_float(a, (uint64_t)i) == f4[i]);
+    }
+    EXPECT_EQ_INT(lm_gguf_get_arr(&g, "arr.f32", LM_GGUF_U8, &a, &err), -1);
+    EXPECT_CONTAINS(err.msg, "expected an array of u8, found an array of f32");
+    a = NULL;
+    EXPECT_EQ_INT(lm_gguf_get_arr(&g, "arr.i16", LM_GGUF_I16, &a, &err), 1);
+    if (a) EXPECT(lm_gguf_arr_int(a, 0) == -1 && lm_gguf_arr_int(a, 2) == -3);
+    a = NULL;
+    EXPECT_EQ_INT(lm_gguf_get_arr(&g, "arr.str", LM_GGUF_STRING, &a, &err), 1);
+    if (a) {
+        EXPECT(a->arr.n == 3 && lm_gguf_str_eq(a->arr.items[0].str, "a") && lm_gguf_str_eq(a->arr.items[1].str, ""));
+        EXPECT(lm_gguf_str_eq(a->arr.items[2].str, "ccc"));
+    }
+    a = NULL;
+    EXPECT_EQ_INT(lm_gguf_get_arr(&g, "arr.nested", LM_GGUF_ARRAY, &a, &err), 1);
+    if (a && a->arr.n == 2) {
+        const struct lm_gguf_value *x = &a->arr.items[0], *y = &a->arr.items[1];
+        EXPECT(x->arr.type == LM_GGUF_U32 && x->arr.n == 2 && lm_gguf_arr_int(x, 1) == 2);
+        EXPECT(y->arr.type == LM_GGUF_STRING && y->arr.n == 1 && lm_gguf_str_eq(y->arr.items[0].str, "x"));
+    }
+
+    EXPECT_EQ_INT(g.n_tensors, 2);
+    const struct lm_gguf_tensor *tf = lm_gguf_find_tensor(&g, "t.f32"), *tq = lm_gguf_find_tensor(&g, "t.q8_0");
+    EXPECT(tf && tq && !lm_gguf_find_tensor(&g, "t"));
+    if (tf && tq) {
+        EXPECT(tf->t.type == LM_TYPE_F32 && tf->t.n_dims == 2 && tf->t.ne[0] == 4 && tf->t.ne[1] == 2 && tf->size == 32);
+        EXPECT(memcmp(tf->t.data, t, sizeof t) == 0);
+        EXPECT((uintptr_t)((const uint8_t *)tf->t.data - (const uint8_t *)b.data) % 32 == 0);
+        EXPECT(tq->t.type == LM_TYPE_Q8_0 && tq->size == 68 && tq->offset % 32 == 0);
+        EXPECT(memcmp(tq->t.data, q, sizeof q) == 0);
+    }
+    lm_gguf_close(&g);
+    lm_buf_free(&b);
+    return 0;
+}
+
+TEST(gguf_version2_and_alignment) {
+    struct lm_gguf_writer w;
+    lm_gguf_writer_init(&w);
+    w.version = 2;
+    w.alignment = 64;
+    lm_gguf_write_u32(&w, "general.alignment", 64);
+    float d[16] = {0};
+    int64_t ne[1] = {3};
+    lm_gguf_write_tensor(&w, "a", LM_TYPE_F32, 1, ne, d);
+    lm_gguf_write_tensor(&w, "b", LM_TYPE_F32, 1, ne, d);
+    struct lm_buf b = {0};
+    finish(&w, &b);
+    struct lm_gguf g;
+    struct lm_err err;
+    EXPECT_EQ_INT(lm_gguf_parse(&g, b.data, b.len, &err), 0);
+    EXPECT_EQ_INT(g.alignment, 64);
+    const struct lm_gguf_tensor *t = lm_gguf_find_tensor(&g, "b");
+    EXPECT(t && t->offset == 64);
+    lm_gguf_close(&g);
+    lm_buf_free(&b);
+    return 0;
+}
+
+/* ---- malformed files ------------------------------------------------------ */
+
+/* A header followed by the given body (the caller encodes kvs and infos). */
+static void header(struct lm_buf *b, uint32_t version, uint64_t n_tensors, uint64_t n_kv) {
+    b->len = 0;
+    lm_buf_append(b, "GGUF", 4);
+    lm_gguf_put_u32(b, version);
+    lm_gguf_put_u64(b, n_tensors);
+    lm_gguf_put_u64(b, n_kv);
+}
+
+static void put_info(struct lm_buf *b, const char *name, uint32_t n_dims, const uint64_t *ne, uint32_t type, uint64_t off) {
+    lm_gguf_put_str(b, name, strlen(name));
+    lm_gguf_put_u32(b, n_dims);
+    for (uint32_t d = 0; d < n_dims; d++) lm_gguf_put_u64(b, ne[d]);
+    lm_gguf_put_u32(b, type);
+    lm_gguf_put_u64(b, off);
+}
+
+static void pad_and_data(struct lm_buf *b, size_t n_data) {
+    while (b->len % 32) lm_buf_putc(b, 0);
+    for (size_t i = 0; i < n_data; i++) lm_buf_putc(b, 0);
+}
+
+TEST(gguf_bad_magic_version_truncated) {
+    struct lm_buf b = {0};
+    lm_buf_append(&b, "GGML", 4);
+    EXPECT_CONTAINS(parse_error(&b), "not a GGUF file");
+    header(&b, 1, 0, 0);
+    EXPECT_CONTAINS(parse_error(&b), "version 1 is not supported");
+    header(&b, 7, 0, 0);
+    EXPECT_CONTAINS(parse_error(&b), "unsupported GGUF version 7");
+    header(&b, 3 << 24, 0, 0);
+    EXPECT_CONTAINS(parse_error(&b), "big-endian");
+    header(&b, 3, 0, 0);
+    b.len = 12;
+    EXPECT_CONTAINS(parse_error(&b), "tensor count at offset 8 runs past the end");
+    tiny_model(&b);
+    for (size_t cut = 0; cut < b.len; cut++) { /* every truncation is refused, never read past */
+        struct lm_buf t = {0};
+        lm_buf_append(&t, b.data, cut);
+        if (!parse_error(&t)[0]) test_fail(__FILE__, __LINE__, "file cut at %zu bytes was accepted", cut);
+        lm_buf_free(&t);
+    }
+    lm_buf_free(&b);
+    return 0;
+}
+
+TEST(gguf_string_and_array_lengths_past_end) {
+    struct lm_buf b = {0};
+    header(&b, 3, 0, 1);
+    lm_gguf_put_u64(&b, 1000); /* key length */
+    lm_buf_append(&b, "abc", 3);
+    for (int i = 0; i < 20; i++) lm_buf_putc(&b, 'x');
+    EXPECT_CONTAINS(parse_error(&b), "metadata key at offset 24: length 1000 runs past the end");
+    header(&b, 3, 0, 1);
+    lm_gguf_put_str(&b, "k", 1);
+    lm_gguf_put_u32(&b, LM_GGUF_STRING);
+    lm_gguf_put_u64(&b, UINT64_MAX);
+    EXPECT_CONTAINS(parse_error(&b), "length 18446744073709551615 runs past the end");
+    header(&b, 3, 0, 1);
+    lm_gguf_put_str(&b, "k", 1);
+    lm_gguf_put_u32(&b, LM_GGUF_ARRAY);
+    lm_gguf_put_u32(&b, LM_GGUF_U32);
+    lm_gguf_put_u64(&b, 1ull << 62); /* count * 4 overflows */
+    EXPECT_CONTAINS(parse_error(&b), "array of 4611686018427387904 u32");
+    header(&b, 3, 0, 1);
+    lm_gguf_put_str(&b, "k", 1);
+    lm_gguf_put_u32(&b, LM_GGUF_ARRAY);
+    lm_gguf_put_u32(&b, LM_GGUF_STRING);
+    lm_gguf_put_u64(&b, 1000000); /* a million strings cannot fit in a few bytes */
+    lm_gguf_put_u64(&b, 0);
+    EXPECT_CONTAINS(parse_error(&b), "array of 1000000 string");
+    lm_buf_free(&b);
+    return 0;
+}
+
+TEST(gguf_huge_counts) {
+    struct lm_buf b = {0};
+    header(&b, 3, 0, 1ull << 60);
+    EXPECT_CONTAINS(parse_error(&b), "metadata count 1152921504606846976 is more than the file can hold");
+    header(&b, 3, UINT64_MAX, 0);
+    EXPECT_CONTAINS(parse_error(&b), "tensor count 18446744073709551615 is more than the file can hold");
+    lm_buf_free(&b);
+    return 0;
+}
+
+TEST(gguf_bad_value_types) {
+    struct lm_buf b = {0};
+    header(&b, 3, 0, 1);
+    lm_gguf_put_str(&b, "k", 1);
+    lm_gguf_put_u32(&b, 13);
+    EXPECT_CONTAINS(parse_error(&b), "metadata 'k': unknown value type 13");
+    header(&b, 3, 0, 1);
+    lm_gguf_put_str(&b, "k", 1);
+    lm_gguf_put_u32(&b, LM_GGUF_ARRAY);
+    lm_gguf_put_u32(&b, 99);
+    lm_gguf_put_u64(&b, 0);
+    EXPECT_CONTAINS(parse_error(&b), "unknown array element type 99");
+    header(&b, 3, 0, 1);
+    lm_gguf_put_str(&b, "k", 1);
+    lm_gguf_put_u32(&b, LM_GGUF_BOOL);
+    lm_buf_putc(&b, 2);
+    EXPECT_CONTAINS(parse_error(&b), "bool value at offset 37 is 2");
+    header(&b, 3, 0, 1); /* arrays nested 6 deep */
+    lm_gguf_put_str(&b, "k", 1);
+    lm_gguf_put_u32(&b, LM_GGUF_ARRAY);
+    for (int i = 0; i < 6; i++) {
+        lm_gguf_put_u32(&b, LM_GGUF_ARRAY);
+        lm_gguf_put_u64(&b, 1);
+    }
+    for (int i = 0; i < 64; i++) lm_buf_putc(&b, 0);
+    EXPECT_CONTAINS(parse_error(&b), "arrays nested deeper than 4");
+    header(&b, 3, 0, 1);
+    lm_gguf_put_str(&b, "", 0);
+    lm_gguf_put_u32(&b, LM_GGUF_U8);
+    lm_buf_putc(&b, 1);
+    EXPECT_CONTAINS(parse_error(&b), "metadata key 0 is empty");
+    lm_buf_free(&b);
+    return 0;
+}
+
+TEST(gguf_duplicates) {
+    struct lm_gguf_writer w;
+    lm_gguf_writer_init(&w);
+    lm_gguf_write_u32(&w, "a.b", 1);
+    lm_gguf_write_str(&w, "a.b", "again");
+    struct lm_buf b = {0};
+    finish(&w, &b);
+    EXPECT_CONTAINS(parse_error(&b), "metadata key 'a.b' appears twice");
+    lm_gguf_writer_init(&w);
+    float d[4] = {0};
+    int64_t ne[1] = {4};
+    lm_gguf_write_tensor(&w, "x", LM_TYPE_F32, 1, ne, d);
+    lm_gguf_write_tensor(&w, "x", LM_TYPE_F32, 1, ne, d);
+    finish(&w, &b);
+    EXPECT_CONTAINS(parse_error(&b), "tensor name 'x' appears twice");
+    lm_buf_free(&b);
+    return 0;
+}
+
+TEST(gguf_bad_tensor_shapes_and_types) {
+    struct lm_buf b = {0};
+    uint64_t ne[5] = {4, 1, 1, 1, 1};
+    header(&b, 3, 1, 0);
+    put_info(&b, "t", 5, ne, LM_TYPE_F32, 0);
+    pad_and_data(&b, 64);
+    EXPECT_CONTAINS(parse_error(&b), "tensor 't' has 5 dimensions");
+    header(&b, 3, 1, 0);
+    put_info(&b, "t", 0, ne, LM_TYPE_F32, 0);
+    pad_and_data(&b, 64);
+    EXPECT_CONTAINS(parse_error(&b), "tensor 't' has 0 dimensions");
+    uint64_t zero[2] = {4, 0};
+    header(&b, 3, 1, 0);
+    put_info(&b, "t", 2, zero, LM_TYPE_F32, 0);
+    pad_and_data(&b, 64);
+    EXPECT_CONTAINS(parse_error(&b), "tensor 't': dimension 1 is 0");
+    uint64_t big[4] = {1ull << 32, 1ull << 32, 1ull << 32, 1};
+    header(&b, 3, 1, 0);
+    put_info(&b, "t", 4, big, LM_TYPE_F32, 0);
+    pad_and_data(&b, 64);
+    EXPECT_CONTAINS(parse_error(&b), "overflows");
+    uint64_t neg[1] = {1ull << 63};
+    header(&b, 3, 1, 0);
+    put_info(&b, "t", 1, neg, LM_TYPE_F32, 0);
+    pad_and_data(&b, 64);
+    EXPECT_CONTAINS(parse_error(&b), "dimension 0 is 9223372036854775808");
+    header(&b, 3, 1, 0);
+    put_info(&b, "t", 1, ne, 4, 0); /* a retired type id */
+    pad_and_data(&b, 64);
+    EXPECT_CONTAINS(parse_error(&b), "tensor 't' has unknown type 4");
+    header(&b, 3, 1, 0);
+    put_info(&b, "t", 1, ne, 1000, 0);
+    pad_and_data(&b, 64);
+    EXPECT_CONTAINS(parse_error(&b), "unknown type 1000");
+    header(&b, 3, 1, 0);
+    put_info(&b, "t", 1, ne, LM_TYPE_Q8_0, 0); /* 4 is not a multiple of 32 */
+    pad_and_data(&b, 64);
+    EXPECT_CONTAINS(parse_error(&b), "row length 4 is not a multiple of the q8_0 block size 32");
+    header(&b, 3, 1, 0);
+    put_info(&b, "", 1, ne, LM_TYPE_F32, 0);
+    pad_and_data(&b, 64);
+    EXPECT_CONTAINS(parse_error(&b), "has length 0");
+    lm_buf_free(&b);
+    return 0;
+}
+
+TEST(gguf_bad_offsets) {
+    struct lm_buf b = {0};
+    uint64_t ne[1] = {8}; /* 32 bytes of f32 */
+    header(&b, 3, 1, 0);
+    put_info(&b, "t", 1, ne, LM_TYPE_F32, 4);
+    pad_and_data(&b, 64);
+    EXPECT_CONTAINS(parse_error(&b), "tensor 't': offset 4 is not a multiple of the alignment 32");
+    header(&b, 3, 1, 0);
+    put_info(&b, "t", 1, ne, LM_TYPE_F32, 64);
+    pad_and_data(&b, 64);
+    EXPECT_CONTAINS(parse_error(&b), "tensor 't': data (offset 64, 32 bytes) runs past the end of the file");
+    header(&b, 3, 1, 0);
+    put_info(&b, "t", 1, ne, LM_TYPE_F32, UINT64_MAX - 31); /* offset + size wraps */
+    pad_and_data(&b, 64);
+    EXPECT_CONTAINS(parse_error(&b), "runs past the end of the file");
+    uint64_t ne2[1] = {16}; /* 64 bytes at 0 overlaps 32 bytes at 32 */
+    header(&b, 3, 2, 0);
+    put_info(&b, "big", 1, ne2, LM_TYPE_F32, 0);
+    put_info(&b, "small", 1, ne, LM_TYPE_F32, 32);
+    pad_and_data(&b, 128);
+    EXPECT_CONTAINS(parse_error(&b), "tensors 'big' and 'small' overlap");
+    header(&b, 3, 1, 0);
+    put_info(&b, "t", 1, ne, LM_TYPE_F32, 0);
+    EXPECT_CONTAINS(parse_error(&b), "data section is missing");
+    lm_buf_free(&b);
+    return 0;
+}
+
+TEST(gguf_bad_alignment) {
+    const struct { uint32_t value; const char *msg; } cases[] = {
+        {0, "0 is not a power of two"}, {48, "48 is not a power of two"}, {1u << 30, "1073741824 is not a power of two"},
+    };
+    struct lm_buf b = {0};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct lm_gguf_writer w;
+        lm_gguf_writer_init(&w);
+        lm_gguf_write_u32(&w, "general.alignment", cases[i].value);
+        finish(&w, &b);
+        EXPECT_CONTAINS(parse_error(&b), cases[i].msg);
+    }
+    struct lm_gguf_writer w;
+    lm_gguf_writer_init(&w);
+    lm_gguf_write_str(&w, "general.alignment", "32");
+    finish(&w, &b);
+    EXPECT_CONTAINS(parse_error(&b), "general.alignment: expected u32, found string");
+    lm_buf_free(&b);
+    return 0;
+}
+
+/* The same refusals through the program: one line on stderr naming the file, exit 2. */
+TEST(cli_info_refuses_malformed_files) {
+    struct lm_buf b = {0}, out = {0}, err = {0};
+    tiny_model(&b);
+    struct { const char *name; struct lm_buf bytes; } files[3];
+    files[0].name = "truncated";
+    files[0].bytes = (struct lm_buf){0};
+    lm_buf_append(&files[0].bytes, b.data, 30);
+    files[1].bytes = (struct lm_buf){0};
+    header(&files[1].bytes, 3, 1ull << 40, 0);
+    files[1].name = "huge-count";
+    files[2].name = "not-gguf";
+    files[2].bytes = (struct lm_buf){0};
+    lm_buf_puts(&files[2].bytes, "hello, this is not a model file at all");
+    for (int i = 0; i < 3; i++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s", test_tmp_path(".gguf"));
+        FILE *f = fopen(path, "wb");
+        EXPECT(f && fwrite(files[i].bytes.data, 1, files[i].bytes.len, f) == files[i].bytes.len);
+        if (f) fclose(f);
+        char args[600];
+        snprintf(args, sizeof args, "info -m '%s'", path);
+        int rc = test_run_lm(args, NULL, &out, &err);
+        EXPECT_EQ_INT(rc, 2);
+        EXPECT(out.len == 0);
+        char prefix[600];
+        snprintf(prefix, sizeof prefix, "lm: %s: ", path);
+        EXPECT(err.data && strncmp(err.data, prefix, strlen(prefix)) == 0);
+        EXPECT(err.data && strchr(err.data, '\n') == err.data + err.len - 1); /* one line */
+        lm_buf_free(&files[i].bytes);
+    }
+    int rc = test_run_lm("info -m /nonexistent/model.gguf", NULL, &out, &err);
+    EXPECT_EQ_INT(rc, 2);
+    EXPECT_CONTAINS(err.data, "lm: /nonexistent/model.gguf: No such file or directory");
+    rc = test_run_lm("info --bogus", NULL, &out, &err);
+    EXPECT_EQ_INT(rc, 1);
+    EXPECT_CONTAINS(err.data, "unknown option '--bogus'");
+    lm_buf_free(&b);
+    lm_buf_free(&out);
+    lm_buf_free(&err);
+    return 0;
+}
+
+/* lm info agrees with what the gguf Python package reads (an independent reader). */
+TEST(cli_info_matches_gguf_py) {
+    const char *model = test_model_path();
+    if (!model) return test_skip("no default model (scripts/get-model.sh)");
+    if (system("python3 -c 'import gguf' 2>/dev/null") != 0) return test_skip("python3 gguf package not installed");
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "python3 scripts/check-info.py '%s' %s", model, getenv("LM_BIN") ? getenv("LM_BIN") : "./lm");
+    EXPECT_EQ_INT(system(cmd), 0);
+    const char *vocab = test_shared_path("vocab/ggml-vocab-gpt-2.gguf");
+    if (access(vocab, R_OK) == 0) {
+        snprintf(cmd, sizeof cmd, "python3 scripts/check-info.py '%s' %s", vocab, getenv("LM_BIN") ? getenv("LM_BIN") : "./lm");
+        EXPECT_EQ_INT(system(cmd), 0);
+    }
+    return 0;
+}

@@ -1,0 +1,280 @@
+/* The forward pass against an independent double-precision reference written
+ * plainly here (no cache, no batching, no threads), on tiny random models in
+ * every weight format we compute with, for llama, qwen2 and qwen3. */
+#include "test.h"
+
+#include "lm/model.h"
+
+#include <stdlib.h>
+
+enum { V = 48, E = 256, FF = 512, H = 4, HKV = 2, HD = 64, L = 2, N_TOK = 7 };
+
+struct rng {
+    uint64_t s;
+};
+static float frand(struct rng *r) { /* uniform in [-1, 1) */
+    r->s = r->s * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((r->s >> 40) / (double)(1ull << 24)) * 2 - 1;
+}
+
+/* The weights as the reference sees them: what the file holds, dequantized. */
+struct ref_layer {
+    double *attn_norm, *wq, *wk, *wv, *wo, *bq, *bk, *bv, *qn, *kn, *ffn_norm, *wg, *wu, *wd;
+};
+struct ref_model {
+    int arch; /* 0 llama, 1 qwen2, 2 qwen3 */
+    double *emb, *out_norm, *out;
+    struct ref_layer layers[L];
+};
+
+static double *add_tensor(struct lm_gguf_writer *w, const char *name, enum lm_type type, int64_t ne0, int64_t ne1,
+                          float scale, struct rng *r) {
+    size_t n = (size_t)ne0 * (size_t)ne1;
+    float *f = malloc(n * sizeof *f);
+    for (size_t i = 0; i < n; i++) f[i] = frand(r) * scale;
+    const struct lm_type_traits *t = lm_type_get(type);
+    size_t bytes = (size_t)(ne0 / t->blck) * t->size * (size_t)ne1;
+    void *q = malloc(bytes);
+    if (type == LM_TYPE_F32) memcpy(q, f, bytes);
+    else t->from_f32(f, q, (int64_t)n);
+    int64_t ne[2] = {ne0, ne1};
+    lm_gguf_write_tensor(w, name, type, ne1 > 1 ? 2 : 1, ne, q);
+    double *d = malloc(n * sizeof *d);
+    if (type == LM_TYPE_F32) {
+        for (size_t i = 0; i < n; i++) d[i] = f[i];
+    } else {
+        t->to_f32(q, f, (int64_t)n);
+        for (size_t i = 0; i < n; i++) d[i] = f[i];
+    }
+    free(f);
+    free(q);
+    return d;
+}
+
+static void build(struct lm_buf *file, struct ref_model *ref, int arch, enum lm_type wtype, bool tied) {
+    static const char *const names[] = {"llama", "qwen2", "qwen3"};
+    struct rng r = {42 + (uint64_t)arch * 7 + (uint64_t)wtype};
+    struct lm_gguf_writer w;
+    lm_gguf_writer_init(&w);
+    const char *a = names[arch];
+    char key[96];
+    lm_gguf_write_str(&w, "general.architecture", a);
+#define KEY(suffix) (snprintf(key, sizeof key, "%s.%s", a, suffix), key)
+    lm_gguf_write_u32(&w, KEY("embedding_length"), E);
+    lm_gguf_write_u32(&w, KEY("block_count"), L);
+    lm_gguf_write_u32(&w, KEY("feed_forward_length"), FF);
+    lm_gguf_write_u32(&w, KEY("attention.head_count"), H);
+    lm_gguf_write_u32(&w, KEY("attention.head_count_kv"), HKV);
+    lm_gguf_write_u32(&w, KEY("context_length"), 128);
+    lm_gguf_write_f32(&w, KEY("rope.freq_base"), 10000.0f);
+    lm_gguf_write_f32(&w, KEY("attention.layer_norm_rms_epsilon"), 1e-5f);
+#undef KEY
+    ref->arch = arch;
+    ref->emb = add_tensor(&w, "token_embd.weight", tied ? wtype : LM_TYPE_Q8_0, E, V, 1.0f, &r);
+    ref->out_norm = add_tensor(&w, "output_norm.weight", LM_TYPE_F32, E, 1, 1.0f, &r);
+    ref->out = tied ? ref->emb : add_tensor(&w, "output.weight", wtype, E, V, 0.2f, &r);
+    for (int l = 0; l < L; l++) {
+        struct ref_layer *R = &ref->layers[l];
+        char name[64];
+#define W(field, suffix, type, ne0, ne1, scale)                              \
+    snprintf(name, sizeof name, "blk.%d.%s", l, suffix);                    \
+    R->field = add_tensor(&w, name, type, ne0, ne1, scale, &r)
+        W(attn_norm, "attn_norm.weight", LM_TYPE_F32, E, 1, 1.0f);
+        W(wq, "attn_q.weight", wtype, E, H * HD, 0.15f);
+        W(wk, "attn_k.weight", wtype, E, HKV * HD, 0.15f);
+        W(wv, "attn_v.weight", wtype, E, HKV * HD, 0.15f);
+        W(wo, "attn_output.weight", wtype, H * HD, E, 0.1f);
+        W(ffn_norm, "ffn_norm.weight", LM_TYPE_F32, E, 1, 1.0f);
+        W(wg, "ffn_gate.weight", wtype, E, FF, 0.1f);
+        W(wu, "ffn_up.weight", wtype, E, FF, 0.1f);
+        W(wd, "ffn_down.weight", wtype, FF, E, 0.1f);
+        R->bq = R->bk = R->bv = R->qn = R->kn = NULL;
+        if (arch == 1) {
+            W(bq, "attn_q.bias", LM_TYPE_F32, H * HD, 1, 0.5f);
+            W(bk, "attn_k.bias", LM_TYPE_F32, HKV * HD, 1, 0.5f);
+            W(bv, "attn_v.bias", LM_TYPE_F32, HKV * HD, 1, 0.5f);
+        }
+        if (arch == 2) {
+            W(qn, "attn_q_norm.weight", LM_TYPE_F32, HD, 1, 1.0f);
+            W(kn, "attn_k_norm.weight", LM_TYPE_F32, HD, 1, 1.0f);
+        }
+#undef W
+    }
+    lm_gguf_writer_finish(&w, file);
+    lm_gguf_writer_free(&w);
+}
+
+static void free_ref(struct ref_model *ref) {
+    if (ref->out != ref->emb) free(ref->out);
+    free(ref->emb);
+    free(ref->out_norm);
+    for (int l = 0; l < L; l++) {
+        struct ref_layer *R = &ref->layers[l];
+        double *all[] = {R->attn_norm, R->wq, R->wk, R->wv, R->wo, R->bq, R->bk, R->bv, R->qn, R->kn, R->ffn_norm, R->wg, R->wu, R->wd};
+        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) free(all[i]);
+    }
+}
+
+static void ref_rmsnorm(double *y, const double *x, const double *w, int n) {
+    double ss = 0;
+    for (int i = 0; i < n; i++) ss += x[i] * x[i];
+    double s = 1.0 / sqrt(ss / n + 1e-5);
+    for (int i = 0; i < n; i++) y[i] = x[i] * s * w[i];
+}
+
+static void ref_matvec(double *y, const double *w, const double *x, int rows, int cols) {
+    for (int r = 0; r < rows; r++) {
+        double s = 0;
+        for (int c = 0; c < cols; c++) s += w[(size_t)r * cols + c] * x[c];
+        y[r] = s;
+    }
+}
+
+static void ref_rope(double *v, int pos, bool neox) {
+    for (int i = 0; i < HD / 2; i++) {
+        double theta = pos * pow(10000.0, -2.0 * i / HD);
+        int a = neox ? i : 2 * i, b = neox ? i + HD / 2 : 2 * i + 1;
+        double x0 = v[a], x1 = v[b];
+        v[a] = x0 * cos(theta) - x1 * sin(theta);
+        v[b] = x0 * sin(theta) + x1 * cos(theta);
+    }
+}
+
+/* Logits after the whole sequence, recomputing every position from scratch. */
+static void ref_forward(const struct ref_model *m, const int32_t *tok, int n, double *logits) {
+    static double x[N_TOK][E], K[L][N_TOK][HKV * HD], Vv[L][N_TOK][HKV * HD];
+    double xn[FF], att[H * HD], tmp[FF], g[FF], u[FF], sc[N_TOK];
+    for (int t = 0; t < n; t++)
+        for (int i = 0; i < E; i++) x[t][i] = m->emb[(size_t)tok[t] * E + i];
+    for (int l = 0; l < L; l++) {
+        const struct ref_layer *R = &m->layers[l];
+        static double Q[N_TOK][H * HD];
+        for (int t = 0; t < n; t++) {
+            ref_rmsnorm(xn, x[t], R->attn_norm, E);
+            ref_matvec(Q[t], R->wq, xn, H * HD, E);
+            ref_matvec(K[l][t], R->wk, xn, HKV * HD, E);
+            ref_matvec(Vv[l][t], R->wv, xn, HKV * HD, E);
+            if (R->bq) {
+                for (int i = 0; i < H * HD; i++) Q[t][i] += R->bq[i];
+                for (int i = 0; i < HKV * HD; i++) K[l][t][i] += R->bk[i], Vv[l][t][i] += R->bv[i];
+            }
+            for (int h = 0; h < H; h++) {
+                if (R->qn) ref_rmsnorm(&Q[t][h * HD], &Q[t][h * HD], R->qn, HD);
+                ref_rope(&Q[t][h * HD], t, m->arch != 0);
+            }
+            for (int h = 0; h < HKV; h++) {
+                if (R->kn) ref_rmsnorm(&K[l][t][h * HD], &K[l][t][h * HD], R->kn, HD);
+                ref_rope(&K[l][t][h * HD], t, m->arch != 0);
+            }
+        }
+        for (int t = 0; t < n; t++) {
+            for (int h = 0; h < H; h++) {
+                int kvh = h / (H / HKV);
+                double mx = -1e300, sum = 0;
+                for (int p = 0; p <= t; p++) {
+                    double s = 0;
+                    for (int i = 0; i < HD; i++) s += Q[t][h * HD + i] * K[l][p][kvh * HD + i];
+                    sc[p] = s / sqrt((double)HD);
+                    mx = sc[p] > mx ? sc[p] : mx;
+                }
+                for (int p = 0; p <= t; p++) sum += (sc[p] = exp(sc[p] - mx));
+                for (int i = 0; i < HD; i++) {
+                    double s = 0;
+                    for (int p = 0; p <= t; p++) s += sc[p] / sum * Vv[l][p][kvh * HD + i];
+                    att[h * HD + i] = s;
+                }
+            }
+            ref_matvec(tmp, R->wo, att, E, H * HD);
+            for (int i = 0; i < E; i++) x[t][i] += tmp[i];
+            ref_rmsnorm(xn, x[t], R->ffn_norm, E);
+            ref_matvec(g, R->wg, xn, FF, E);
+            ref_matvec(u, R->wu, xn, FF, E);
+            for (int i = 0; i < FF; i++) g[i] = g[i] / (1 + exp(-g[i])) * u[i];
+            ref_matvec(tmp, R->wd, g, E, FF);
+            for (int i = 0; i < E; i++) x[t][i] += tmp[i];
+        }
+    }
+    ref_rmsnorm(xn, x[n - 1], m->out_norm, E);
+    ref_matvec(logits, m->out, xn, V, E);
+}
+
+static double max_abs_diff(const float *a, const double *b, int n) {
+    double m = 0;
+    for (int i = 0; i < n; i++) m = fmax(m, fabs(a[i] - b[i]));
+    return m;
+}
+
+/* Tolerance on logits of magnitude ~1: the KV cache is f16 (about 1e-3
+ * relative), and activations are quantized to 8 bits for quantized weights. */
+static double tolerance(enum lm_type t) {
+    return t == LM_TYPE_F32 || t == LM_TYPE_F16 || t == LM_TYPE_BF16 ? 5e-3 : 6e-2;
+}
+
+static int check(int arch, enum lm_type wtype, bool tied, int n_threads) {
+    struct lm_buf file = {0};
+    struct ref_model ref;
+    build(&file, &ref, arch, wtype, tied);
+    struct lm_gguf g;
+    struct lm_model m;
+    struct lm_ctx c;
+    struct lm_err err;
+    struct lm_pool *pool = lm_pool_create(n_threads);
+    int32_t tok[N_TOK] = {3, 17, 0, 47, 9, 9, 30};
+    double want[V];
+    ref_forward(&ref, tok, N_TOK, want);
+    const char *tname = lm_type_get(wtype)->name;
+    if (lm_gguf_parse(&g, file.data, file.len, &err) < 0 || lm_model_from_gguf(&m, &g, &err) < 0) {
+        test_fail(__FILE__, __LINE__, "arch %d %s: %s", arch, tname, err.msg);
+    } else {
+        /* The whole prompt as one batch. */
+        EXPECT_EQ_INT(lm_ctx_init(&c, &m, pool, 32, 16, &err), 0);
+        EXPECT_EQ_INT(lm_forward(&c, tok, N_TOK, 0, &err), 0);
+        double d = max_abs_diff(c.logits, want, V);
+        if (d > tolerance(wtype))
+            test_fail(__FILE__, __LINE__, "arch %d %s batch: max |logit diff| %g > %g", arch, tname, d, tolerance(wtype));
+        /* The same tokens one at a time through the cache. */
+        for (int t = 0; t < N_TOK; t++) EXPECT_EQ_INT(lm_forward(&c, &tok[t], 1, t, &err), 0);
+        d = max_abs_diff(c.logits, want, V);
+        if (d > tolerance(wtype))
+            test_fail(__FILE__, __LINE__, "arch %d %s one by one: max |logit diff| %g > %g", arch, tname, d, tolerance(wtype));
+        if (test_verbose) fprintf(stderr, "  arch %d %-5s max |diff| %.2e\n", arch, tname, d);
+        /* Out-of-range requests are errors, not crashes. */
+        EXPECT_EQ_INT(lm_forward(&c, tok, 1, 32, &err), -1);
+        EXPECT_CONTAINS(err.msg, "do not fit in the context of 32");
+        int32_t bad = V;
+        EXPECT_EQ_INT(lm_forward(&c, &bad, 1, 0, &err), -1);
+        EXPECT_CONTAINS(err.msg, "outside the vocabulary");
+        lm_ctx_free(&c);
+        lm_model_free(&m);
+    }
+    lm_pool_free(pool);
+    free_ref(&ref);
+    lm_buf_free(&file);
+    return 0;
+}
+
+static const enum lm_type formats[] = {LM_TYPE_F32, LM_TYPE_F16, LM_TYPE_BF16, LM_TYPE_Q8_0, LM_TYPE_Q4_0, LM_TYPE_Q4_1,
+                                       LM_TYPE_Q5_0, LM_TYPE_Q5_1, LM_TYPE_Q4_K, LM_TYPE_Q5_K, LM_TYPE_Q6_K, LM_TYPE_Q2_K,
+                                       LM_TYPE_Q3_K};
+
+TEST(model_matches_reference_every_format) {
+    int n_checked = 0;
+    for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++) {
+        const struct lm_type_traits *t = lm_type_get(formats[i]);
+        if (!t->vec_dot) continue;
+        LM_ASSERT(formats[i] == LM_TYPE_F32 || t->from_f32);
+        check(0, formats[i], false, 2);
+        n_checked++;
+    }
+    EXPECT(n_checked >= 11); /* F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K Q5_K Q6_K */
+    return 0;
+}
+
+TEST(model_matches_reference_archs) {
+    check(0, LM_TYPE_F32, true, 1); /* tied output, single thread */
+    check(1, LM_TYPE_F32, false, 2);
+    check(2, LM_TYPE_F32, false, 2);
+    check(1, LM_TYPE_Q8_0, false, 3);
+    check(2, LM_TYPE_Q4_K, false, 2);
+    return 0;
+}
