@@ -112,7 +112,7 @@ static void dot_f32_ref(int n, float *s, const void *vx, const void *vy) {
     *s = (float)sum;
 }
 
-static void to_f32_f16(const void *vx, float *y, int64_t n) {
+static void to_f32_f16_ref(const void *vx, float *y, int64_t n) {
     const uint16_t *restrict x = vx;
     for (int64_t i = 0; i < n; i++) y[i] = F16(x[i]);
 }
@@ -1050,7 +1050,7 @@ static void from_f32_q8_K_ref(const float *x, void *vy, int64_t n) {
 static const struct lm_type_traits traits_ref[LM_TYPE_COUNT] = {
     [LM_TYPE_F32] = {.name = "f32", .blck = 1, .size = 4, .to_f32 = to_f32_f32, .from_f32 = from_f32_f32,
                      .vec_dot = dot_f32_ref, .vec_dot_type = LM_TYPE_F32},
-    [LM_TYPE_F16] = {.name = "f16", .blck = 1, .size = 2, .to_f32 = to_f32_f16, .from_f32 = from_f32_f16,
+    [LM_TYPE_F16] = {.name = "f16", .blck = 1, .size = 2, .to_f32 = to_f32_f16_ref, .from_f32 = from_f32_f16,
                      .vec_dot = dot_f16_ref, .vec_dot_type = LM_TYPE_F32},
     [LM_TYPE_Q4_0] = {.name = "q4_0", .blck = 32, .size = sizeof(struct lm_block_q4_0), .to_f32 = to_f32_q4_0,
                       .from_f32 = from_f32_q4_0, .vec_dot = dot_q4_0_q8_0_ref, .vec_dot_type = LM_TYPE_Q8_0},

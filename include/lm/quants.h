@@ -14,8 +14,8 @@
  *   q2_K .. q6_K . q8_K         f32, f16, bf16 . f32 (ggml uses f16/bf16 for
  *   the latter two; f32 activations skip one rounding and cost nothing here)
  *
- * Every kernel has a plain C version (*_ref in quants.c), kept as the
- * reference and served by lm_type_get_ref(). lm_type_get() serves the same
+ * Every kernel has a plain C version in quants.c (named *_ref where a SIMD
+ * twin exists), kept as the reference and served by lm_type_get_ref(). lm_type_get() serves the same
  * table with SIMD versions swapped in where the build has them (AVX2 + FMA +
  * F16C on x86-64, NEON on AArch64; chosen at compile time). The SIMD
  * activation quantizers produce the same bytes as the reference ones; SIMD
