@@ -463,7 +463,8 @@ static void try_pair(struct session *s, const char *word, int32_t left, int32_t 
 }
 
 /* Merges the n symbols of word (already in s->sym) and emits their tokens;
- * a symbol without one is spelled with byte tokens (or unk, else dropped). */
+ * a symbol without one is spelled with byte tokens. A byte the vocabulary
+ * cannot spell becomes unk (SPM) or is dropped (BPE). */
 static void merge_word(struct session *s, const char *word, size_t n) {
     struct sym *sym = s->sym;
     s->n_heap = 0;
@@ -488,7 +489,7 @@ static void merge_word(struct session *s, const char *word, size_t n) {
         }
         for (uint32_t k = 0; k < sym[i].len; k++) {
             int32_t b = t->byte_id[(uint8_t)word[sym[i].start + k]];
-            if (b < 0) b = t->unk;
+            if (b < 0 && t->type == LM_VOCAB_SPM) b = t->unk; /* BPE drops it, as llama.cpp: unk is often markup there */
             if (b >= 0) lm_tokens_push(s->out, b);
         }
     }
