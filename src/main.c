@@ -11,7 +11,9 @@ struct command {
 };
 
 static const struct command commands[] = {
+    {"run", cmd_run, "continue a prompt (plain completion, for scripts)"},
     {"info", cmd_info, "show a model's metadata and tensors"},
+    {"bench", cmd_bench, "measure prompt and generation speed (tokens per second)"},
     {"tokenize", cmd_tokenize, "show how the model's vocabulary splits a text into tokens"},
 };
 

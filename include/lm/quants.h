@@ -1,13 +1,29 @@
 /* quants.h: weight formats and the kernels over them.
  *
  * One traits table, indexed by the GGML type id stored in GGUF files: block
- * size, bytes per block, and for the formats we compute with, the kernels
- * (to-float, reference quantizer from float, dot product against the
- * activation format vec_dot_type). The GGUF loader uses the sizes of every
- * known type; the model refuses a tensor whose type has no vec_dot.
+ * size, bytes per block, and for the formats we compute with, the kernels:
+ * to_f32 (dequantize), from_f32 (reference quantizer), vec_dot (dot product
+ * of a row of this type with a row of vec_dot_type, the format activations
+ * are quantized to first). The GGUF loader uses the sizes of every known
+ * type; the model refuses a tensor whose type has no vec_dot.
  *
  * Block layouts follow ggml's (ggml-common.h) byte for byte, since that is
- * what the files contain.
+ * what the files contain; the quantizers follow ggml's quantize_row_*_ref so
+ * files we write match llama.cpp's. Pairings, as in ggml:
+ *   q4_0, q5_0, q8_0 . q8_0     q4_1, q5_1 . q8_1 (carries s = d*sum(q))
+ *   q2_K .. q6_K . q8_K         f32, f16, bf16 . f32 (ggml uses f16/bf16 for
+ *   the latter two; f32 activations skip one rounding and cost nothing here)
+ *
+ * Every kernel has a plain C version (*_ref in quants.c), kept as the
+ * reference and served by lm_type_get_ref(). lm_type_get() serves the same
+ * table with SIMD versions swapped in where the build has them (AVX2 + FMA +
+ * F16C, chosen at compile time). The SIMD activation quantizers produce the
+ * same bytes as the reference ones; SIMD dot products differ from the
+ * reference only in float summation order.
+ *
+ * Left out on purpose: the i-quants, ternary and fp4 formats (sizes only),
+ * importance-weighted quantization (quantize_*_impl with imatrix), and
+ * ggml's multi-row (nrc > 1) dot products.
  */
 #ifndef LM_QUANTS_H
 #define LM_QUANTS_H
@@ -52,19 +68,45 @@ enum lm_type {
     LM_TYPE_COUNT = 40,
 };
 
+/* Weights per block of the k-quants. */
+#define LM_QK_K 256
+
+/* Block layouts; f16 fields are IEEE half bits. Weight j of a q4_0/q4_1
+ * block is the low nibble of qs[j] for j < 16 and the high nibble of
+ * qs[j-16] otherwise; q5_* add bit j of qh as the fifth bit. */
+struct lm_block_q4_0 { uint16_t d; uint8_t qs[16]; };                     /* x = d*(q-8) */
+struct lm_block_q4_1 { uint16_t d, m; uint8_t qs[16]; };                  /* x = d*q + m */
+struct lm_block_q5_0 { uint16_t d; uint8_t qh[4]; uint8_t qs[16]; };      /* x = d*(q-16) */
+struct lm_block_q5_1 { uint16_t d, m; uint8_t qh[4]; uint8_t qs[16]; };   /* x = d*q + m */
+struct lm_block_q8_0 { uint16_t d; int8_t qs[32]; };                      /* x = d*q */
+struct lm_block_q8_1 { uint16_t d, s; int8_t qs[32]; };                   /* x = d*q, s = d*sum(q) */
+/* k-quants: 256 weights in 16 or 8 sub-blocks, each with its own scale
+ * (and min), quantized against the super-block's d (and dmin). */
+struct lm_block_q2_K { uint8_t scales[16]; uint8_t qs[64]; uint16_t d, dmin; };
+struct lm_block_q3_K { uint8_t hmask[32]; uint8_t qs[64]; uint8_t scales[12]; uint16_t d; };
+struct lm_block_q4_K { uint16_t d, dmin; uint8_t scales[12]; uint8_t qs[128]; };
+struct lm_block_q5_K { uint16_t d, dmin; uint8_t scales[12]; uint8_t qh[32]; uint8_t qs[128]; };
+struct lm_block_q6_K { uint8_t ql[128]; uint8_t qh[64]; int8_t scales[16]; uint16_t d; };
+struct lm_block_q8_K { float d; int8_t qs[256]; int16_t bsums[16]; };     /* bsums: sums of 16 qs */
+
 struct lm_type_traits {
     const char *name;  /* NULL: not a known type id */
     int blck;          /* weights per block */
     size_t size;       /* bytes per block */
-    /* Kernels; NULL where we don't compute with the format. n is a multiple of blck. */
+    /* Kernels; NULL where we don't compute with the format. n is a multiple
+     * of blck; block pointers need only the alignment of their struct. */
     void (*to_f32)(const void *x, float *y, int64_t n);
-    void (*from_f32)(const float *x, void *y, int64_t n);          /* reference quantizer */
+    void (*from_f32)(const float *x, void *y, int64_t n);          /* quantizer, ggml's _ref math */
     void (*vec_dot)(int n, float *s, const void *x, const void *y);  /* x: this type, y: vec_dot_type */
     enum lm_type vec_dot_type;
 };
 
 /* Traits of a type id read from a file; NULL when the id is unknown. */
 const struct lm_type_traits *lm_type_get(uint32_t type);
+/* The same table with only the plain C kernels (for tests and comparison). */
+const struct lm_type_traits *lm_type_get_ref(uint32_t type);
+/* Which SIMD kernels this build uses: "avx2" or "scalar". */
+const char *lm_quants_simd(void);
 
 /* A typed view of a weight (a tensor in the mapped file, or a test buffer).
  * ne[0] is the row length (contiguous), ne[1] the number of rows, as in ggml. */

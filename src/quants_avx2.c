@@ -1,0 +1,528 @@
+/* quants_avx2.c: AVX2 + FMA + F16C kernels, installed over the reference
+ * ones in quants.c when the compiler targets those extensions.
+ *
+ * The integer part of every dot product is exact: weights are unpacked to
+ * bytes and multiplied with the int8 activations by vpmaddubsw (unsigned x
+ * signed bytes, pairs summed to int16), then vpmaddwd sums to int32. For
+ * signed weights the sign is moved onto the activation first (ggml's trick).
+ * No pair sum can saturate int16: |q| <= 63 for the unsigned weights and
+ * activations stay in [-127, 127] (ggml's quantizers never emit -128; a file
+ * holding q8_0 weights of -128 is the one input that could saturate).
+ *
+ * The quantizers give the same bytes as the reference: same scale
+ * arithmetic, rounding done exactly (half away from zero for q8_0/q8_1, to
+ * nearest even for q8_K, as ggml's reference code does).
+ *
+ * Reference: ggml-cpu/arch/x86/quants.c. */
+#include "quants_simd.h"
+
+#if LM_QUANTS_AVX2
+
+#include <immintrin.h>
+#include <string.h>
+
+static inline float f16(uint16_t h) { return _cvtsh_ss(h); }
+static inline uint16_t to_f16(float f) { return (uint16_t)_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT); }
+
+static inline float hsum_ps(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static inline int hsum_epi32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* 16 bytes of nibble pairs -> 32 bytes: low nibbles, then high nibbles (the
+ * order of weights in q4_0/q4_1/q5_0/q5_1 blocks). */
+static inline __m256i unpack_nibbles(const uint8_t *qs) {
+    const __m128i b = _mm_loadu_si128((const __m128i *)qs);
+    const __m256i both = _mm256_set_m128i(_mm_srli_epi16(b, 4), b);
+    return _mm256_and_si256(both, _mm256_set1_epi8(0x0f));
+}
+
+/* 32 bits -> 32 bytes, 0xff where the bit is set. */
+static inline __m256i unpack_bits(const uint8_t *qh) {
+    uint32_t v;
+    memcpy(&v, qh, 4);
+    const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32((int)v),
+        _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0));
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+    return _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+}
+
+/* Unsigned bytes u times signed bytes s, summed in groups of 4 to int32. */
+static inline __m256i dot_us8(__m256i u, __m256i s) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+}
+
+/* Signed times signed: move a's sign onto b, then as above. */
+static inline __m256i dot_ss8(__m256i a, __m256i b) {
+    return dot_us8(_mm256_sign_epi8(a, a), _mm256_sign_epi8(b, a));
+}
+
+/* ---- f32, f16, bf16 against f32 ---- */
+
+static void dot_f32(int n, float *s, const void *vx, const void *vy) {
+    const float *x = vx, *y = vy;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), acc2 = _mm256_setzero_ps(), acc3 = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(y + i + 8), acc1);
+        acc2 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 16), _mm256_loadu_ps(y + i + 16), acc2);
+        acc3 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 24), _mm256_loadu_ps(y + i + 24), acc3);
+    }
+    for (; i + 8 <= n; i += 8) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), acc0);
+    float sum = hsum_ps(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
+    for (; i < n; i++) sum += x[i] * y[i];
+    *s = sum;
+}
+
+static inline __m256 load_f16x8(const uint16_t *x) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)x)); }
+
+static void dot_f16(int n, float *s, const void *vx, const void *vy) {
+    const uint16_t *x = vx;
+    const float *y = vy;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), acc2 = _mm256_setzero_ps(), acc3 = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        acc0 = _mm256_fmadd_ps(load_f16x8(x + i), _mm256_loadu_ps(y + i), acc0);
+        acc1 = _mm256_fmadd_ps(load_f16x8(x + i + 8), _mm256_loadu_ps(y + i + 8), acc1);
+        acc2 = _mm256_fmadd_ps(load_f16x8(x + i + 16), _mm256_loadu_ps(y + i + 16), acc2);
+        acc3 = _mm256_fmadd_ps(load_f16x8(x + i + 24), _mm256_loadu_ps(y + i + 24), acc3);
+    }
+    for (; i + 8 <= n; i += 8) acc0 = _mm256_fmadd_ps(load_f16x8(x + i), _mm256_loadu_ps(y + i), acc0);
+    float sum = hsum_ps(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
+    for (; i < n; i++) sum += f16(x[i]) * y[i];
+    *s = sum;
+}
+
+static void to_f32_f16(const void *vx, float *y, int64_t n) {
+    const uint16_t *x = vx;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, load_f16x8(x + i));
+    for (; i < n; i++) y[i] = f16(x[i]);
+}
+
+static inline __m256 load_bf16x8(const uint16_t *x) {
+    const __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)x));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
+}
+
+static void dot_bf16(int n, float *s, const void *vx, const void *vy) {
+    const uint16_t *x = vx;
+    const float *y = vy;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), acc2 = _mm256_setzero_ps(), acc3 = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        acc0 = _mm256_fmadd_ps(load_bf16x8(x + i), _mm256_loadu_ps(y + i), acc0);
+        acc1 = _mm256_fmadd_ps(load_bf16x8(x + i + 8), _mm256_loadu_ps(y + i + 8), acc1);
+        acc2 = _mm256_fmadd_ps(load_bf16x8(x + i + 16), _mm256_loadu_ps(y + i + 16), acc2);
+        acc3 = _mm256_fmadd_ps(load_bf16x8(x + i + 24), _mm256_loadu_ps(y + i + 24), acc3);
+    }
+    for (; i + 8 <= n; i += 8) acc0 = _mm256_fmadd_ps(load_bf16x8(x + i), _mm256_loadu_ps(y + i), acc0);
+    float sum = hsum_ps(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
+    for (; i < n; i++) sum += lm_bf16_to_f32(x[i]) * y[i];
+    *s = sum;
+}
+
+/* ---- 32-weight blocks ----
+ * Two blocks per iteration into two accumulators, so consecutive FMAs do not
+ * wait on each other. */
+
+static void dot_q4_0_q8_0(int n, float *s, const void *vx, const void *vy) {
+    const struct lm_block_q4_0 *x = vx;
+    const struct lm_block_q8_0 *y = vy;
+    const int nb = n / 32;
+    const __m256i eight = _mm256_set1_epi8(8);
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int i = 0; i < nb; i++) {
+        const __m256i qx = _mm256_sub_epi8(unpack_nibbles(x[i].qs), eight);
+        const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        const __m256 d = _mm256_set1_ps(f16(x[i].d) * f16(y[i].d));
+        acc[i & 1] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_ss8(qx, qy)), acc[i & 1]);
+    }
+    *s = hsum_ps(_mm256_add_ps(acc[0], acc[1]));
+}
+
+/* The hot one for q4_1 models: the m*s terms of two blocks are gathered
+ * with their d products so one FMA per block handles both. */
+static void dot_q4_1_q8_1(int n, float *s, const void *vx, const void *vy) {
+    const struct lm_block_q4_1 *x = vx;
+    const struct lm_block_q8_1 *y = vy;
+    const int nb = n / 32;
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    float summs = 0;
+    for (int i = 0; i < nb; i++) {
+        const __m256i qx = unpack_nibbles(x[i].qs);
+        const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        summs += f16(x[i].m) * f16(y[i].s);
+        const __m256 d = _mm256_set1_ps(f16(x[i].d) * f16(y[i].d));
+        acc[i & 1] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_us8(qx, qy)), acc[i & 1]);
+    }
+    *s = hsum_ps(_mm256_add_ps(acc[0], acc[1])) + summs;
+}
+
+static void dot_q5_0_q8_0(int n, float *s, const void *vx, const void *vy) {
+    const struct lm_block_q5_0 *x = vx;
+    const struct lm_block_q8_0 *y = vy;
+    const int nb = n / 32;
+    const __m256i f0 = _mm256_set1_epi8((char)0xf0);
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int i = 0; i < nb; i++) {
+        /* q - 16 as a signed byte: the nibble, with 0xf0 on top when the fifth bit is 0 */
+        const __m256i qx = _mm256_or_si256(unpack_nibbles(x[i].qs), _mm256_andnot_si256(unpack_bits(x[i].qh), f0));
+        const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        const __m256 d = _mm256_set1_ps(f16(x[i].d) * f16(y[i].d));
+        acc[i & 1] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_ss8(qx, qy)), acc[i & 1]);
+    }
+    *s = hsum_ps(_mm256_add_ps(acc[0], acc[1]));
+}
+
+static void dot_q5_1_q8_1(int n, float *s, const void *vx, const void *vy) {
+    const struct lm_block_q5_1 *x = vx;
+    const struct lm_block_q8_1 *y = vy;
+    const int nb = n / 32;
+    const __m256i b4 = _mm256_set1_epi8(0x10);
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    float summs = 0;
+    for (int i = 0; i < nb; i++) {
+        const __m256i qx = _mm256_or_si256(unpack_nibbles(x[i].qs), _mm256_and_si256(unpack_bits(x[i].qh), b4));
+        const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        summs += f16(x[i].m) * f16(y[i].s);
+        const __m256 d = _mm256_set1_ps(f16(x[i].d) * f16(y[i].d));
+        acc[i & 1] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_us8(qx, qy)), acc[i & 1]);
+    }
+    *s = hsum_ps(_mm256_add_ps(acc[0], acc[1])) + summs;
+}
+
+static void dot_q8_0_q8_0(int n, float *s, const void *vx, const void *vy) {
+    const struct lm_block_q8_0 *x = vx;
+    const struct lm_block_q8_0 *y = vy;
+    const int nb = n / 32;
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int i = 0; i < nb; i++) {
+        const __m256i qx = _mm256_loadu_si256((const __m256i *)x[i].qs);
+        const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        const __m256 d = _mm256_set1_ps(f16(x[i].d) * f16(y[i].d));
+        acc[i & 1] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_ss8(qx, qy)), acc[i & 1]);
+    }
+    *s = hsum_ps(_mm256_add_ps(acc[0], acc[1]));
+}
+
+/* ---- activation quantizers ---- */
+
+/* Four vectors of 8 int32 (in [-128, 127]) -> 32 int8 in order. */
+static inline __m256i pack_i32_to_i8(__m256i a, __m256i b, __m256i c, __m256i d) {
+    const __m256i ab = _mm256_packs_epi32(a, b); /* a0-3 b0-3 | a4-7 b4-7 */
+    const __m256i cd = _mm256_packs_epi32(c, d);
+    const __m256i abcd = _mm256_packs_epi16(ab, cd); /* a0-3 b0-3 c0-3 d0-3 | a4-7 b4-7 c4-7 d4-7 */
+    return _mm256_permutevar8x32_epi32(abcd, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+/* roundf(): half away from zero, exactly (v - trunc(v) is exact). */
+static inline __m256 round_away(__m256 v) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __m256 frac = _mm256_andnot_ps(sign, _mm256_sub_ps(v, t));
+    const __m256 up = _mm256_cmp_ps(frac, _mm256_set1_ps(0.5f), _CMP_GE_OQ);
+    const __m256 one = _mm256_or_ps(_mm256_set1_ps(1.0f), _mm256_and_ps(v, sign));
+    return _mm256_add_ps(t, _mm256_and_ps(up, one));
+}
+
+static inline float hmax_ps(__m256 v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+}
+
+/* One q8_0/q8_1 block: returns d and the sum of the quants. */
+static inline float quant_q8_block(const float *x, int8_t *qs, int *sum) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 v[4];
+    __m256 amax = _mm256_setzero_ps();
+    for (int k = 0; k < 4; k++) {
+        v[k] = _mm256_loadu_ps(x + 8 * k);
+        amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign, v[k]));
+    }
+    const float d = hmax_ps(amax) / 127;
+    const __m256 id = _mm256_set1_ps(d ? 1.0f / d : 0.0f);
+    __m256i q[4];
+    for (int k = 0; k < 4; k++) q[k] = _mm256_cvttps_epi32(round_away(_mm256_mul_ps(v[k], id)));
+    _mm256_storeu_si256((__m256i *)qs, pack_i32_to_i8(q[0], q[1], q[2], q[3]));
+    *sum = hsum_epi32(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3])));
+    return d;
+}
+
+static void from_f32_q8_0(const float *x, void *vy, int64_t n) {
+    struct lm_block_q8_0 *y = vy;
+    int sum;
+    for (int64_t i = 0; i < n / 32; i++) y[i].d = to_f16(quant_q8_block(x + 32 * i, y[i].qs, &sum));
+}
+
+static void from_f32_q8_1(const float *x, void *vy, int64_t n) {
+    struct lm_block_q8_1 *y = vy;
+    for (int64_t i = 0; i < n / 32; i++) {
+        int sum;
+        const float d = quant_q8_block(x + 32 * i, y[i].qs, &sum);
+        y[i].d = to_f16(d);
+        y[i].s = to_f16((float)sum * d);
+    }
+}
+
+static void from_f32_q8_K(const float *x, void *vy, int64_t n) {
+    struct lm_block_q8_K *y = vy;
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (int64_t i = 0; i < n / LM_QK_K; i++, x += LM_QK_K) {
+        __m256 amax = _mm256_setzero_ps();
+        for (int k = 0; k < 32; k++) amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + 8 * k)));
+        const float m = hmax_ps(amax);
+        if (m == 0) {
+            memset(&y[i], 0, sizeof y[i]);
+            continue;
+        }
+        /* the reference keeps the sign of the first element of largest magnitude */
+        const __m256 vm = _mm256_set1_ps(m);
+        int first = 0;
+        for (int k = 0; k < 32; k++) {
+            const int hit = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + 8 * k)), vm, _CMP_EQ_OQ));
+            if (hit) {
+                first = 8 * k + __builtin_ctz((unsigned)hit);
+                break;
+            }
+        }
+        const float iscale = -127.f / x[first];
+        const __m256 vs = _mm256_set1_ps(iscale);
+        for (int g = 0; g < 8; g++) { /* 32 weights: bsums of two groups of 16 */
+            __m256i q[4];
+            for (int k = 0; k < 4; k++) q[k] = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 32 * g + 8 * k), vs));
+            _mm256_storeu_si256((__m256i *)(y[i].qs + 32 * g), pack_i32_to_i8(q[0], q[1], q[2], q[3]));
+            y[i].bsums[2 * g] = (int16_t)hsum_epi32(_mm256_add_epi32(q[0], q[1]));
+            y[i].bsums[2 * g + 1] = (int16_t)hsum_epi32(_mm256_add_epi32(q[2], q[3]));
+        }
+        y[i].d = 1 / iscale;
+    }
+}
+
+/* ---- k-quants against q8_K ---- */
+
+/* Two int16 scales as a vector: a on the 8 low lanes, b on the 8 high ones
+ * (the low lanes of a vpmaddubsw result come from bytes 0-15). */
+static inline __m256i scale_pair(int a, int b) {
+    return _mm256_set_m128i(_mm_set1_epi16((short)b), _mm_set1_epi16((short)a));
+}
+
+/* q2_K weights of quarter k (bits 2k..2k+1) of a 32-byte qs chunk. */
+static void dot_q2_K_q8_K(int n, float *s, const void *vx, const void *vy) {
+    const struct lm_block_q2_K *x = vx;
+    const struct lm_block_q8_K *y = vy;
+    const __m256i m3 = _mm256_set1_epi8(3);
+    __m256 acc = _mm256_setzero_ps();
+    float summs = 0;
+    for (int i = 0; i < n / LM_QK_K; i++) {
+        /* mins: sum over sub-blocks of (scale >> 4) * bsum */
+        const __m128i sc8 = _mm_loadu_si128((const __m128i *)x[i].scales);
+        const __m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc8, 4), _mm_set1_epi8(0x0f)));
+        const __m256i bsums = _mm256_loadu_si256((const __m256i *)y[i].bsums);
+        summs += y[i].d * f16(x[i].dmin) * (float)hsum_epi32(_mm256_madd_epi16(mins, bsums));
+
+        const int8_t *q8 = y[i].qs;
+        __m256i sumi = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            const __m256i bits = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * h));
+            for (int k = 0; k < 4; k++, q8 += 32) {
+                const int sub = 8 * h + 2 * k;
+                const __m256i q = _mm256_and_si256(_mm256_srli_epi16(bits, 2 * k), m3);
+                const __m256i p = _mm256_maddubs_epi16(q, _mm256_loadu_si256((const __m256i *)q8));
+                const __m256i sc = scale_pair(x[i].scales[sub] & 0xf, x[i].scales[sub + 1] & 0xf);
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(sc, p));
+            }
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * f16(x[i].d)), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    *s = hsum_ps(acc) - summs;
+}
+
+/* q3_K: level = lo + 4*hbit - 4; the -4 is taken out through bsums. */
+static void dot_q3_K_q8_K(int n, float *s, const void *vx, const void *vy) {
+    const struct lm_block_q3_K *x = vx;
+    const struct lm_block_q8_K *y = vy;
+    const __m256i m3 = _mm256_set1_epi8(3);
+    __m256 acc = _mm256_setzero_ps();
+    for (int i = 0; i < n / LM_QK_K; i++) {
+        int16_t sc[16];
+        for (int j = 0; j < 16; j++) {
+            const int lo = j < 8 ? x[i].scales[j] & 0xf : x[i].scales[j - 8] >> 4;
+            const int hi = (x[i].scales[8 + j % 4] >> (2 * (j / 4))) & 3;
+            sc[j] = (int16_t)((lo | hi << 4) - 32);
+        }
+        const __m256i scales = _mm256_loadu_si256((const __m256i *)sc);
+        const __m256i bsums = _mm256_loadu_si256((const __m256i *)y[i].bsums);
+        __m256i sumi = _mm256_slli_epi32(_mm256_madd_epi16(scales, bsums), 2);
+        sumi = _mm256_sub_epi32(_mm256_setzero_si256(), sumi);
+
+        const __m256i hbits = _mm256_loadu_si256((const __m256i *)x[i].hmask);
+        __m256i hmask = _mm256_set1_epi8(1);
+        const int8_t *q8 = y[i].qs;
+        for (int h = 0; h < 2; h++) {
+            const __m256i bits = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * h));
+            for (int k = 0; k < 4; k++, q8 += 32) {
+                const int sub = 8 * h + 2 * k;
+                const __m256i hb = _mm256_cmpeq_epi8(_mm256_and_si256(hbits, hmask), hmask);
+                hmask = _mm256_add_epi8(hmask, hmask);
+                const __m256i q = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bits, 2 * k), m3),
+                                                  _mm256_and_si256(hb, _mm256_set1_epi8(4)));
+                const __m256i p = _mm256_maddubs_epi16(q, _mm256_loadu_si256((const __m256i *)q8));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(scale_pair(sc[sub], sc[sub + 1]), p));
+            }
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * f16(x[i].d)), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    *s = hsum_ps(acc);
+}
+
+/* q4_K/q5_K scales and mins from their 12-byte packing (see quants.c),
+ * four at a time as 32-bit words. */
+static inline void unpack_k4(const uint8_t *packed, uint8_t sc[8], uint8_t m[8]) {
+    uint32_t u[3], w[4];
+    memcpy(u, packed, 12);
+    w[0] = u[0] & 0x3f3f3f3f;                                            /* scales 0-3 */
+    w[1] = (u[2] & 0x0f0f0f0f) | ((u[0] >> 6) & 0x03030303) << 4;        /* scales 4-7 */
+    w[2] = u[1] & 0x3f3f3f3f;                                            /* mins 0-3 */
+    w[3] = ((u[2] >> 4) & 0x0f0f0f0f) | ((u[1] >> 6) & 0x03030303) << 4; /* mins 4-7 */
+    memcpy(sc, w, 8);
+    memcpy(m, w + 2, 8);
+}
+
+/* sum over sub-blocks j of m[j] * (bsums[2j] + bsums[2j+1]) */
+static inline int mins_dot(const uint8_t m[8], const int16_t *bsums) {
+    uint64_t m8;
+    memcpy(&m8, m, 8);
+    const __m128i m16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)m8));
+    const __m256i b = _mm256_loadu_si256((const __m256i *)bsums);
+    const __m128i pairs = _mm_hadd_epi16(_mm256_castsi256_si128(b), _mm256_extracti128_si256(b, 1));
+    __m128i p = _mm_madd_epi16(m16, pairs);
+    p = _mm_add_epi32(p, _mm_unpackhi_epi64(p, p));
+    p = _mm_add_epi32(p, _mm_shuffle_epi32(p, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm_cvtsi128_si32(p);
+}
+
+static void dot_q4_K_q8_K(int n, float *s, const void *vx, const void *vy) {
+    const struct lm_block_q4_K *x = vx;
+    const struct lm_block_q8_K *y = vy;
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    __m256 acc = _mm256_setzero_ps();
+    float summs = 0;
+    for (int i = 0; i < n / LM_QK_K; i++) {
+        uint8_t sc[8], m[8];
+        unpack_k4(x[i].scales, sc, m);
+        summs += y[i].d * f16(x[i].dmin) * (float)mins_dot(m, y[i].bsums);
+        const int8_t *q8 = y[i].qs;
+        __m256i sumi = _mm256_setzero_si256();
+        for (int k = 0; k < 4; k++, q8 += 64) {
+            const __m256i bits = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * k));
+            const __m256i lo = _mm256_and_si256(bits, m4);
+            const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+            const __m256i plo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)q8));
+            const __m256i phi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(q8 + 32)));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_set1_epi16(sc[2 * k]), plo));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_set1_epi16(sc[2 * k + 1]), phi));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * f16(x[i].d)), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    *s = hsum_ps(acc) - summs;
+}
+
+static void dot_q5_K_q8_K(int n, float *s, const void *vx, const void *vy) {
+    const struct lm_block_q5_K *x = vx;
+    const struct lm_block_q8_K *y = vy;
+    const __m256i m4 = _mm256_set1_epi8(0x0f), b4 = _mm256_set1_epi8(0x10);
+    __m256 acc = _mm256_setzero_ps();
+    float summs = 0;
+    for (int i = 0; i < n / LM_QK_K; i++) {
+        uint8_t sc[8], m[8];
+        unpack_k4(x[i].scales, sc, m);
+        summs += y[i].d * f16(x[i].dmin) * (float)mins_dot(m, y[i].bsums);
+        const __m256i hbits = _mm256_loadu_si256((const __m256i *)x[i].qh);
+        __m256i hmask = _mm256_set1_epi8(1);
+        const int8_t *q8 = y[i].qs;
+        __m256i sumi = _mm256_setzero_si256();
+        for (int k = 0; k < 4; k++, q8 += 64) {
+            const __m256i bits = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * k));
+            const __m256i h0 = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hbits, hmask), hmask), b4);
+            hmask = _mm256_add_epi8(hmask, hmask);
+            const __m256i h1 = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hbits, hmask), hmask), b4);
+            hmask = _mm256_add_epi8(hmask, hmask);
+            const __m256i lo = _mm256_or_si256(_mm256_and_si256(bits, m4), h0);
+            const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bits, 4), m4), h1);
+            const __m256i plo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)q8));
+            const __m256i phi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(q8 + 32)));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_set1_epi16(sc[2 * k]), plo));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_set1_epi16(sc[2 * k + 1]), phi));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * f16(x[i].d)), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    *s = hsum_ps(acc) - summs;
+}
+
+/* q6_K: levels 0..63 times q8 unsigned, minus 32 * sum(scale * bsum). */
+static void dot_q6_K_q8_K(int n, float *s, const void *vx, const void *vy) {
+    const struct lm_block_q6_K *x = vx;
+    const struct lm_block_q8_K *y = vy;
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m3 = _mm256_set1_epi8(3);
+    __m256 acc = _mm256_setzero_ps();
+    for (int i = 0; i < n / LM_QK_K; i++) {
+        const __m256i scales = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[i].scales));
+        const __m256i bsums = _mm256_loadu_si256((const __m256i *)y[i].bsums);
+        __m256i sumi = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(_mm256_madd_epi16(scales, bsums), 5));
+        const int8_t *q8 = y[i].qs;
+        for (int h = 0; h < 2; h++) {
+            const __m256i ql0 = _mm256_loadu_si256((const __m256i *)(x[i].ql + 64 * h));
+            const __m256i ql1 = _mm256_loadu_si256((const __m256i *)(x[i].ql + 64 * h + 32));
+            const __m256i qh = _mm256_loadu_si256((const __m256i *)(x[i].qh + 32 * h));
+            __m256i q[4];
+            q[0] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4));
+            q[1] = _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m3), 4));
+            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m3), 4));
+            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4));
+            for (int k = 0; k < 4; k++, q8 += 32) {
+                const int sub = 8 * h + 2 * k;
+                const __m256i p = _mm256_maddubs_epi16(q[k], _mm256_loadu_si256((const __m256i *)q8));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(scale_pair(x[i].scales[sub], x[i].scales[sub + 1]), p));
+            }
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * f16(x[i].d)), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    *s = hsum_ps(acc);
+}
+
+void lm_quants_avx2_install(struct lm_type_traits *t) {
+    t[LM_TYPE_F32].vec_dot = dot_f32;
+    t[LM_TYPE_F16].vec_dot = dot_f16;
+    t[LM_TYPE_F16].to_f32 = to_f32_f16;
+    t[LM_TYPE_BF16].vec_dot = dot_bf16;
+    t[LM_TYPE_Q4_0].vec_dot = dot_q4_0_q8_0;
+    t[LM_TYPE_Q4_1].vec_dot = dot_q4_1_q8_1;
+    t[LM_TYPE_Q5_0].vec_dot = dot_q5_0_q8_0;
+    t[LM_TYPE_Q5_1].vec_dot = dot_q5_1_q8_1;
+    t[LM_TYPE_Q8_0].vec_dot = dot_q8_0_q8_0;
+    t[LM_TYPE_Q8_0].from_f32 = from_f32_q8_0;
+    t[LM_TYPE_Q8_1].from_f32 = from_f32_q8_1;
+    t[LM_TYPE_Q8_K].from_f32 = from_f32_q8_K;
+    t[LM_TYPE_Q2_K].vec_dot = dot_q2_K_q8_K;
+    t[LM_TYPE_Q3_K].vec_dot = dot_q3_K_q8_K;
+    t[LM_TYPE_Q4_K].vec_dot = dot_q4_K_q8_K;
+    t[LM_TYPE_Q5_K].vec_dot = dot_q5_K_q8_K;
+    t[LM_TYPE_Q6_K].vec_dot = dot_q6_K_q8_K;
+}
+
+#endif

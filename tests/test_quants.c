@@ -1,0 +1,332 @@
+/* Kernel tests, looping over the traits table. Expected values come from
+ * tests/data/quants/ (made by scripts/gen-quant-vectors.py from gguf-py,
+ * numpy and ggml's own reference quantizers), from double-precision dot
+ * products of dequantized rows, and from the IEEE formats' definitions.
+ * Every kernel is checked in both tables: the served one (SIMD where built)
+ * and the reference one. */
+#include "lm/common.h"
+#include "lm/quants.h"
+#include "test.h"
+
+#include <stdlib.h>
+
+#define DATA "tests/data/quants/"
+
+static const char *table_name(int ref) { return ref ? "ref" : lm_quants_simd(); }
+static const struct lm_type_traits *get(int ref, uint32_t t) { return ref ? lm_type_get_ref(t) : lm_type_get(t); }
+
+/* Reads a committed vector; a missing file is a failure, not a skip. */
+static bool read_vec(const char *name, struct lm_buf *b) {
+    char path[256];
+    struct lm_err err;
+    snprintf(path, sizeof path, DATA "%s", name);
+    if (lm_read_file(path, b, &err) < 0) {
+        test_fail(__FILE__, __LINE__, "%s", err.msg);
+        return false;
+    }
+    return true;
+}
+
+static bool file_exists(const char *name) {
+    char path[256];
+    snprintf(path, sizeof path, DATA "%s", name);
+    FILE *f = fopen(path, "rb");
+    if (f) fclose(f);
+    return f != NULL;
+}
+
+/* splitmix64: a small reproducible generator */
+static uint64_t rng_state;
+static uint64_t rng_next(void) {
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+static float rng_uniform(void) { return (float)((double)(rng_next() >> 11) * 0x1.0p-53 * 2 - 1); } /* [-1, 1) */
+
+/* The formats the engine computes with: each must have all three kernels. */
+static const enum lm_type computed[] = {LM_TYPE_F32,  LM_TYPE_F16,  LM_TYPE_BF16, LM_TYPE_Q4_0, LM_TYPE_Q4_1,
+                                        LM_TYPE_Q5_0, LM_TYPE_Q5_1, LM_TYPE_Q8_0, LM_TYPE_Q2_K, LM_TYPE_Q3_K,
+                                        LM_TYPE_Q4_K, LM_TYPE_Q5_K, LM_TYPE_Q6_K};
+
+TEST(quants_traits) {
+    for (size_t k = 0; k < sizeof computed / sizeof computed[0]; k++)
+        for (int ref = 0; ref < 2; ref++) {
+            const struct lm_type_traits *t = get(ref, computed[k]);
+            EXPECT(t && t->to_f32 && t->from_f32 && t->vec_dot);
+            if (!t || !t->vec_dot) continue;
+            const struct lm_type_traits *a = get(ref, t->vec_dot_type);
+            EXPECT(a && a->to_f32 && a->from_f32);
+            if (a) EXPECT_EQ_INT(t->blck % a->blck, 0); /* a row of x covers whole blocks of y */
+        }
+    /* the pairings ggml uses, and ours for the float formats */
+    EXPECT_EQ_INT(lm_type_get(LM_TYPE_Q4_0)->vec_dot_type, LM_TYPE_Q8_0);
+    EXPECT_EQ_INT(lm_type_get(LM_TYPE_Q5_0)->vec_dot_type, LM_TYPE_Q8_0);
+    EXPECT_EQ_INT(lm_type_get(LM_TYPE_Q8_0)->vec_dot_type, LM_TYPE_Q8_0);
+    EXPECT_EQ_INT(lm_type_get(LM_TYPE_Q4_1)->vec_dot_type, LM_TYPE_Q8_1);
+    EXPECT_EQ_INT(lm_type_get(LM_TYPE_Q5_1)->vec_dot_type, LM_TYPE_Q8_1);
+    EXPECT_EQ_INT(lm_type_get(LM_TYPE_Q4_K)->vec_dot_type, LM_TYPE_Q8_K);
+    EXPECT_EQ_INT(lm_type_get(LM_TYPE_Q6_K)->vec_dot_type, LM_TYPE_Q8_K);
+    EXPECT_EQ_INT(lm_type_get(LM_TYPE_F16)->vec_dot_type, LM_TYPE_F32);
+    /* sizes as in gguf-py's GGML_QUANT_SIZES */
+    EXPECT_EQ_INT(lm_type_get(LM_TYPE_Q4_1)->size, 20);
+    EXPECT_EQ_INT(lm_type_get(LM_TYPE_Q8_1)->size, 36);
+    EXPECT_EQ_INT(lm_type_get(LM_TYPE_Q5_K)->size, 176);
+    EXPECT_EQ_INT(lm_type_get(LM_TYPE_Q8_K)->size, 292);
+    EXPECT(lm_type_get(4) == NULL && lm_type_get(LM_TYPE_COUNT) == NULL && lm_type_get_ref(31) == NULL);
+    return 0;
+}
+
+/* to_f32 of random raw blocks equals gguf-py's dequantization exactly. */
+TEST(quants_to_f32) {
+    int n_checked = 0;
+    for (uint32_t type = 0; type < LM_TYPE_COUNT; type++) {
+        const struct lm_type_traits *t = lm_type_get_ref(type);
+        if (!t || !t->to_f32 || type == LM_TYPE_F32) continue;
+        char name[64];
+        struct lm_buf blocks = {0}, deq = {0};
+        snprintf(name, sizeof name, "%s.blocks", t->name);
+        bool ok = read_vec(name, &blocks);
+        snprintf(name, sizeof name, "%s.deq", t->name);
+        ok = read_vec(name, &deq) && ok;
+        if (ok) {
+            const int64_t n = (int64_t)(blocks.len / t->size) * t->blck;
+            EXPECT(blocks.len % t->size == 0 && deq.len == (size_t)n * sizeof(float));
+            float *y = lm_xmalloc(deq.len);
+            for (int ref = 0; ref < 2 && deq.len == (size_t)n * sizeof(float); ref++) {
+                memset(y, 0xff, deq.len);
+                get(ref, type)->to_f32(blocks.data, y, n);
+                const float *want = (const float *)deq.data;
+                for (int64_t i = 0; i < n; i++)
+                    if (memcmp(&y[i], &want[i], sizeof(float)) != 0) {
+                        test_fail(__FILE__, __LINE__, "%s to_f32 (%s) [%lld]: %.9g, gguf-py %.9g", t->name,
+                                  table_name(ref), (long long)i, y[i], want[i]);
+                        break;
+                    }
+            }
+            free(y);
+            n_checked++;
+        }
+        lm_buf_free(&blocks);
+        lm_buf_free(&deq);
+    }
+    EXPECT_EQ_INT(n_checked, 14); /* f16, bf16, q4_0 .. q8_1, q2_K .. q8_K */
+    return 0;
+}
+
+/* from_f32 matches the quantizers of gguf-py (q4_0 .. q8_0, f16, bf16) and
+ * ggml (q8_1, q8_K, q2_K .. q6_K) byte for byte, on inputs with ties, zero
+ * and constant blocks, tiny and huge values. */
+TEST(quants_from_f32) {
+    struct lm_buf in = {0};
+    if (!read_vec("quant.f32", &in)) return 1;
+    const int64_t n = (int64_t)(in.len / sizeof(float));
+    float *x = lm_xmalloc(in.len);
+    memcpy(x, in.data, in.len);
+    int n_checked = 0;
+    for (uint32_t type = 0; type < LM_TYPE_COUNT; type++) {
+        const struct lm_type_traits *t = lm_type_get_ref(type);
+        char name[64];
+        if (!t || !t->from_f32) continue;
+        snprintf(name, sizeof name, "%s.quant", t->name);
+        if (!file_exists(name)) {
+            EXPECT(type == LM_TYPE_F32); /* every other format has a vector */
+            continue;
+        }
+        struct lm_buf want = {0};
+        if (read_vec(name, &want) && n % t->blck == 0) {
+            const size_t size = (size_t)(n / t->blck) * t->size;
+            EXPECT_EQ_INT(want.len, size);
+            uint8_t *y = lm_xmalloc(size);
+            for (int ref = 0; ref < 2 && want.len == size; ref++) {
+                memset(y, 0xa5, size);
+                get(ref, type)->from_f32(x, y, n);
+                for (size_t i = 0; i < size; i++)
+                    if (y[i] != (uint8_t)want.data[i]) {
+                        test_fail(__FILE__, __LINE__, "%s from_f32 (%s): byte %zu of block %zu: %d, expected %d", t->name,
+                                  table_name(ref), i % t->size, i / t->size, y[i], (uint8_t)want.data[i]);
+                        break;
+                    }
+            }
+            free(y);
+            n_checked++;
+        }
+        lm_buf_free(&want);
+    }
+    EXPECT_EQ_INT(n_checked, 14);
+    free(x);
+    lm_buf_free(&in);
+    return 0;
+}
+
+/* The SIMD activation quantizers give the reference bytes on many random
+ * blocks, including exact rounding ties and +a/-a maxima. */
+TEST(quants_activation_bytes) {
+    static const enum lm_type acts[] = {LM_TYPE_Q8_0, LM_TYPE_Q8_1, LM_TYPE_Q8_K};
+    const int64_t n = 64 * LM_QK_K;
+    float *x = lm_xmalloc((size_t)n * sizeof(float));
+    rng_state = 7;
+    for (int64_t i = 0; i < n; i++) {
+        const int64_t blk = i / 32;
+        if (blk % 3 == 0) x[i] = (float)((int)(rng_uniform() * 126) + 0.5); /* ties once d = 1 */
+        else x[i] = rng_uniform() * (float)(1 << (blk % 20)) * 1e-3f;
+        if (blk % 3 == 0 && i % 32 == 5) x[i] = 127;
+        if (blk % 4 == 1 && i % 32 == 7) x[i] = -x[i - 1]; /* equal magnitudes: the first decides */
+    }
+    for (size_t k = 0; k < sizeof acts / sizeof acts[0]; k++) {
+        const struct lm_type_traits *t = lm_type_get(acts[k]), *r = lm_type_get_ref(acts[k]);
+        const size_t size = (size_t)(n / t->blck) * t->size;
+        uint8_t *a = lm_xmalloc(size), *b = lm_xmalloc(size);
+        t->from_f32(x, a, n);
+        r->from_f32(x, b, n);
+        for (size_t i = 0; i < size; i++)
+            if (a[i] != b[i]) {
+                test_fail(__FILE__, __LINE__, "%s: %s and ref differ at byte %zu of block %zu", t->name, lm_quants_simd(),
+                          i % t->size, i / t->size);
+                break;
+            }
+        free(a);
+        free(b);
+    }
+    free(x);
+    return 0;
+}
+
+/* Fills n weights of a type: from the committed random raw blocks (every
+ * bit pattern, tiled to length) or by quantizing random floats. */
+static void *make_x(const struct lm_type_traits *t, uint32_t type, int n, bool raw) {
+    const size_t size = (size_t)(n / t->blck) * t->size;
+    uint8_t *x = lm_xmalloc(size);
+    if (raw && type != LM_TYPE_F32) {
+        char name[64];
+        struct lm_buf b = {0};
+        snprintf(name, sizeof name, "%s.blocks", t->name);
+        if (read_vec(name, &b) && b.len >= t->size)
+            for (size_t off = 0; off < size; off += t->size) memcpy(x + off, b.data + off % (b.len - b.len % t->size), t->size);
+        lm_buf_free(&b);
+    } else {
+        float *f = lm_xmalloc((size_t)n * sizeof(float));
+        for (int i = 0; i < n; i++) f[i] = rng_uniform() * (1 + (i % 7));
+        lm_type_get_ref(type)->from_f32(f, x, n);
+        free(f);
+    }
+    return x;
+}
+
+/* vec_dot against the reference kernel (tight: only summation order may
+ * differ) and against a double-precision dot of the dequantized rows. */
+TEST(quants_vec_dot) {
+    rng_state = 42;
+    for (size_t k = 0; k < sizeof computed / sizeof computed[0]; k++) {
+        const uint32_t type = computed[k];
+        const struct lm_type_traits *t = lm_type_get(type), *r = lm_type_get_ref(type);
+        const struct lm_type_traits *at = lm_type_get_ref(t->vec_dot_type);
+        const int blck = t->blck == 1 ? 8 : t->blck;
+        const int ns[] = {t->blck, 3 * blck + (t->blck == 1), 4096 + blck, 17 * blck + (t->blck == 1) * 5};
+        for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++)
+            for (int raw = 0; raw < 2; raw++) {
+                const int n = ns[ni];
+                void *x = make_x(t, type, n, raw);
+                float *yf = lm_xmalloc((size_t)n * sizeof(float)), *xd = lm_xmalloc((size_t)n * sizeof(float));
+                float *yd = lm_xmalloc((size_t)n * sizeof(float));
+                for (int i = 0; i < n; i++) yf[i] = rng_uniform() * (i % 5 == 0 ? 4.0f : 1.0f);
+                void *y = lm_xmalloc((size_t)(n / at->blck) * at->size);
+                lm_type_get(t->vec_dot_type)->from_f32(yf, y, n);
+                r->to_f32(x, xd, n);
+                at->to_f32(y, yd, n);
+                double exact = 0, mag = 0;
+                for (int i = 0; i < n; i++) {
+                    exact += (double)xd[i] * yd[i];
+                    mag += fabs((double)xd[i] * yd[i]);
+                }
+                float fast = NAN, ref = NAN;
+                t->vec_dot(n, &fast, x, y);
+                r->vec_dot(n, &ref, x, y);
+                /* q8_1's s = d*sum(q) is rounded to f16, which the dequantized dot does not see */
+                const double tol = (t->vec_dot_type == LM_TYPE_Q8_1 ? 1e-3 : 1e-6) * mag + 1e-30;
+                if (!(fabs((double)fast - ref) <= 1e-6 * mag + 1e-30) || !(fabs(ref - exact) <= tol))
+                    test_fail(__FILE__, __LINE__, "%s n=%d %s: %s %.9g, ref %.9g, exact %.9g (sum |xy| %g)", t->name, n,
+                              raw ? "raw blocks" : "quantized", lm_quants_simd(), fast, ref, exact, mag);
+                else if (test_verbose)
+                    fprintf(stderr, "  %-5s n=%-5d %s: simd-ref %.2g, ref-exact %.2g (relative to sum |xy|)\n", t->name, n,
+                            raw ? "raw" : "quantized", fabs((double)fast - ref) / mag, fabs(ref - exact) / mag);
+                free(x);
+                free(y);
+                free(yf);
+                free(xd);
+                free(yd);
+            }
+    }
+    return 0;
+}
+
+/* f16: numpy's conversions of edge values, and every one of the 65536 bit
+ * patterns against the format's definition and back. */
+TEST(quants_f16) {
+    struct lm_buf in = {0}, bits = {0};
+    if (read_vec("f16.f32", &in) && read_vec("f16.bits", &bits)) {
+        const size_t n = in.len / sizeof(float);
+        EXPECT_EQ_INT(bits.len, n * 2);
+        for (size_t i = 0; i < n && bits.len == n * 2; i++) {
+            float f;
+            uint16_t want;
+            memcpy(&f, in.data + 4 * i, 4);
+            memcpy(&want, bits.data + 2 * i, 2);
+            const uint16_t got = lm_f32_to_f16(f);
+            if (got != want) {
+                test_fail(__FILE__, __LINE__, "f32_to_f16(%a) = 0x%04x, numpy 0x%04x", (double)f, got, want);
+                break;
+            }
+        }
+    }
+    lm_buf_free(&in);
+    lm_buf_free(&bits);
+
+    int bad = 0;
+    for (uint32_t h = 0; h < 65536 && bad < 3; h++) {
+        const int sign = h >> 15, exp = (h >> 10) & 31, man = h & 0x3ff;
+        const float f = lm_f16_to_f32((uint16_t)h);
+        if (exp == 31 && man) {
+            if (!isnan(f) || (lm_f32_to_f16(f) & 0x7e00) != 0x7e00) bad++, test_fail(__FILE__, __LINE__, "NaN 0x%04x", h);
+            continue;
+        }
+        const double v = exp == 31 ? INFINITY : exp == 0 ? ldexp(man, -24) : ldexp(1024 + man, exp - 25);
+        if (f != (sign ? -v : v) || !!signbit(f) != sign || lm_f32_to_f16(f) != h) {
+            bad++;
+            test_fail(__FILE__, __LINE__, "f16 0x%04x -> %a -> 0x%04x", h, (double)f, lm_f32_to_f16(f));
+        }
+    }
+    EXPECT(isnan(lm_f16_to_f32(lm_f32_to_f16(NAN))));
+    EXPECT_EQ_INT(lm_f32_to_f16(0x1.ffcp15f), 0x7bff);   /* 65504, the largest half */
+    EXPECT_EQ_INT(lm_f32_to_f16(0x1.ffep15f), 0x7c00);   /* 65520: the tie rounds to even, i.e. inf */
+    EXPECT_EQ_INT(lm_f32_to_f16(0x1.0p-25f), 0x0000);    /* half the smallest subnormal: tie to even 0 */
+    EXPECT_EQ_INT(lm_f32_to_f16(0x1.8p-24f), 0x0002);    /* 1.5 subnormal units: tie to even 2 */
+    EXPECT_EQ_INT(lm_f32_to_f16(-0x1.ff4p-15f), 0x83fe); /* 1022.5 units: tie to even 1022 */
+    EXPECT_EQ_INT(lm_f32_to_f16(0x1.ffcp-15f), 0x0400);  /* 1023.5 units: carries into the smallest normal */
+    return 0;
+}
+
+/* bf16: the upper half of a float, rounded to nearest even; NaN stays NaN. */
+TEST(quants_bf16) {
+    static const struct { uint32_t f; uint16_t b; } cases[] = {
+        {0x3f800000, 0x3f80}, {0x3f808000, 0x3f80}, {0x3f818000, 0x3f82}, {0x3f808001, 0x3f81},
+        {0x7f800000, 0x7f80}, {0xff800000, 0xff80}, {0x7f7fffff, 0x7f80}, {0x00000001, 0x0000},
+        {0x80008000, 0x8000}, {0x00018000, 0x0002},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        float f;
+        memcpy(&f, &cases[i].f, 4);
+        EXPECT_EQ_INT(lm_f32_to_bf16(f), cases[i].b);
+    }
+    EXPECT(isnan(lm_bf16_to_f32(lm_f32_to_bf16(NAN))));
+    const uint32_t snan_bits = 0x7f800001; /* signalling NaN whose payload would truncate to inf */
+    float snan;
+    memcpy(&snan, &snan_bits, 4);
+    EXPECT(isnan(lm_bf16_to_f32(lm_f32_to_bf16(snan))));
+    for (uint32_t h = 0; h < 65536; h += 7) {
+        if ((h & 0x7f80) == 0x7f80 && (h & 0x7f)) continue;
+        EXPECT_EQ_INT(lm_f32_to_bf16(lm_bf16_to_f32((uint16_t)h)), h);
+    }
+    return 0;
+}
