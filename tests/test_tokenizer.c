@@ -203,7 +203,7 @@ static void build_bpe(struct lm_gguf_writer *w, unsigned omit) {
         uint32_t cp = lm_unicode_byte_to_cp((uint8_t)b);
         bpe_text[b][lm_utf8_encode(cp, bpe_text[b])] = 0;
     }
-    const char *extra[] = {"ab", "abc", "\xC4\xA0" "a", "<|im_end|>", "<user>", "<|endoftext|>"};
+    const char *extra[] = {"ab", "abc", ("\xC4\xA0" "a"), "<|im_end|>", "<user>", "<|endoftext|>"};
     int32_t extra_types[] = {LM_TOKEN_NORMAL, LM_TOKEN_NORMAL, LM_TOKEN_NORMAL, LM_TOKEN_CONTROL, LM_TOKEN_USER_DEFINED,
                              LM_TOKEN_CONTROL};
     for (int i = 0; i < N_BPE; i++) {
@@ -379,7 +379,8 @@ TEST(tokenizer_refuses_bad_vocab) {
                    "tokenizer.ggml.scores: expected an array of f32, found an array of u8");
     EXPECT_REFUSED(0, lm_gguf_write_arr(&w, "tokenizer.ggml.scores", LM_GGUF_F32, scores, N_BPE - 1),
                    "tokenizer.ggml.scores has 261 entries but there are 262 tokens");
-    EXPECT_REFUSED(OMIT_TYPES, lm_gguf_write_arr(&w, "tokenizer.ggml.token_type", LM_GGUF_I32, bpe_types, N_BPE + 1),
+    int32_t types_long[N_BPE + 1] = {0};
+    EXPECT_REFUSED(OMIT_TYPES, lm_gguf_write_arr(&w, "tokenizer.ggml.token_type", LM_GGUF_I32, types_long, N_BPE + 1),
                    "tokenizer.ggml.token_type has 263 entries");
     EXPECT_REFUSED(OMIT_TYPES, lm_gguf_write_arr(&w, "tokenizer.ggml.token_type", LM_GGUF_F32, scores, N_BPE),
                    "expected an array of i32");
