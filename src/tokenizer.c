@@ -389,6 +389,17 @@ struct pair {
     uint32_t len;
 };
 
+/* Words repeat (half the words of English prose are among the 100 most
+ * common), so each encode call remembers the tokens of short words, in a
+ * table sized to the text: up to 2^16 slots, at most half of them used. */
+#define CACHE_MAX_SLOTS (1u << 16)
+#define CACHE_MAX_WORD 32
+
+struct cached_word {
+    const char *word; /* in the text being encoded; NULL: empty slot */
+    uint32_t len, first, n; /* ids: cache_ids[first .. first + n) */
+};
+
 struct session {
     const struct lm_tokenizer *t;
     struct lm_tokens *out;
@@ -398,6 +409,10 @@ struct session {
     size_t n_heap, heap_cap;
     struct lm_buf buf;
     struct lm_pretok_buf pb;
+    struct cached_word *cache; /* [cache_mask + 1] */
+    size_t n_cached, text_len;
+    uint64_t cache_mask;
+    struct lm_tokens cache_ids;
 };
 
 static void heap_push(struct session *s, struct pair p) {
@@ -495,12 +510,8 @@ static void merge_word(struct session *s, const char *word, size_t n) {
     }
 }
 
-static void bpe_word(struct session *s, const char *w, size_t n) {
+static void bpe_word_uncached(struct session *s, const char *w, size_t n) {
     const struct lm_tokenizer *t = s->t;
-    if (n == 1) {
-        if (t->byte_id[(uint8_t)w[0]] >= 0) lm_tokens_push(s->out, t->byte_id[(uint8_t)w[0]]);
-        return;
-    }
     if (t->ignore_merges) { /* the whole word, spelled in the byte alphabet */
         s->buf.len = 0;
         lm_buf_reserve(&s->buf, 2 * n);
@@ -515,6 +526,39 @@ static void bpe_word(struct session *s, const char *w, size_t n) {
     for (size_t i = 0; i < n; i++)
         s->sym[i] = (struct sym){(int32_t)i - 1, i + 1 < n ? (int32_t)i + 1 : -1, (uint32_t)i, 1, t->byte_id[(uint8_t)w[i]]};
     merge_word(s, w, n);
+}
+
+static void bpe_word(struct session *s, const char *w, size_t n) {
+    if (n == 1) {
+        int32_t id = s->t->byte_id[(uint8_t)w[0]];
+        if (id >= 0) lm_tokens_push(s->out, id);
+        return;
+    }
+    if (n > CACHE_MAX_WORD) {
+        bpe_word_uncached(s, w, n);
+        return;
+    }
+    if (!s->cache) {
+        uint64_t slots = 64;
+        while (slots < CACHE_MAX_SLOTS && slots < s->text_len / 4) slots *= 2;
+        s->cache = lm_xcalloc(slots, sizeof *s->cache);
+        s->cache_mask = slots - 1;
+    }
+    const uint64_t mask = s->cache_mask;
+    uint64_t slot = hash_bytes(w, n) & mask;
+    for (; s->cache[slot].word; slot = (slot + 1) & mask) {
+        const struct cached_word *c = &s->cache[slot];
+        if (c->len == n && memcmp(c->word, w, n) == 0) {
+            for (uint32_t i = 0; i < c->n; i++) lm_tokens_push(s->out, s->cache_ids.ids[c->first + i]);
+            return;
+        }
+    }
+    size_t first = s->out->n;
+    bpe_word_uncached(s, w, n);
+    if (s->n_cached >= mask / 2) return; /* full enough: keep probes short */
+    s->cache[slot] = (struct cached_word){w, (uint32_t)n, (uint32_t)s->cache_ids.n, (uint32_t)(s->out->n - first)};
+    s->n_cached++;
+    for (size_t i = first; i < s->out->n; i++) lm_tokens_push(&s->cache_ids, s->out->ids[i]);
 }
 
 static void bpe_fragment(struct session *s, const char *text, size_t len) {
@@ -610,7 +654,7 @@ int lm_tokenizer_encode(const struct lm_tokenizer *t, const char *text, size_t l
 
     struct frags frags = {0};
     partition(t, text, len, parse_special, &frags);
-    struct session s = {.t = t, .out = out};
+    struct session s = {.t = t, .out = out, .text_len = len};
     bool after_special = true; /* SPM puts a space before text that starts the input or follows a special token */
     for (size_t i = 0; i < frags.n; i++) {
         struct frag f = frags.v[i];
@@ -620,6 +664,8 @@ int lm_tokenizer_encode(const struct lm_tokenizer *t, const char *text, size_t l
         after_special = f.id >= 0;
     }
     free(frags.v);
+    free(s.cache);
+    lm_tokens_free(&s.cache_ids);
     free(s.sym);
     free(s.heap);
     lm_buf_free(&s.buf);
