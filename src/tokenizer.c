@@ -612,15 +612,59 @@ static void frag_push(struct frags *f, size_t start, size_t len, int32_t id) {
     f->v[f->n++] = (struct frag){start, len, id};
 }
 
+/* Which short byte strings a text holds: its bytes, its pairs of adjacent
+ * bytes, and (hashed into 2^20 bits) its 4-byte windows. Most special tokens
+ * are not in a given text, and this tells it without searching for each. */
+struct ngrams {
+    uint8_t bytes[256];
+    uint8_t pairs[65536 / 8];
+    uint8_t quads[(1u << 20) / 8];
+};
+
+static inline uint32_t quad_hash(const char *s) {
+    uint32_t x;
+    memcpy(&x, s, 4);
+    return (x * 0x9E3779B1u) >> 12;
+}
+
+#define BIT_SET(a, i) ((a)[(i) >> 3] |= (uint8_t)(1u << ((i) & 7)))
+#define BIT_GET(a, i) (((a)[(i) >> 3] >> ((i) & 7)) & 1u)
+
+static void ngrams_scan(struct ngrams *g, const char *text, size_t len) {
+    const uint8_t *u = (const uint8_t *)text;
+    for (size_t i = 0; i < len; i++) {
+        g->bytes[u[i]] = 1;
+        if (i + 1 < len) BIT_SET(g->pairs, (unsigned)u[i] << 8 | u[i + 1]);
+        if (i + 3 < len) BIT_SET(g->quads, quad_hash(text + i));
+    }
+}
+
+/* False when s cannot be in the text. */
+static bool may_occur(const struct ngrams *g, const char *s, size_t n) {
+    const uint8_t *u = (const uint8_t *)s;
+    if (n == 1) return g->bytes[u[0]];
+    for (size_t i = 0; i + 1 < n; i++)
+        if (!BIT_GET(g->pairs, (unsigned)u[i] << 8 | u[i + 1])) return false;
+    for (size_t i = 0; i + 3 < n; i++)
+        if (!BIT_GET(g->quads, quad_hash(s + i))) return false;
+    return true;
+}
+
 /* Cuts special tokens out of the text, longest first, each at its leftmost
  * non-overlapping occurrences (llama.cpp's tokenizer_st_partition). */
 static void partition(const struct lm_tokenizer *t, const char *text, size_t len, bool parse_special, struct frags *cur) {
     struct frags next = {0};
     frag_push(cur, 0, len, -1);
+    struct ngrams *seen = NULL;
     for (int32_t k = 0; k < t->n_specials; k++) {
         int32_t id = t->specials[k];
         const struct lm_token *tk = &t->tokens[id];
         if (!parse_special && tk->type != LM_TOKEN_USER_DEFINED) continue;
+        if (!seen) {
+            seen = lm_xcalloc(1, sizeof *seen);
+            ngrams_scan(seen, text, len);
+        }
+        if (!may_occur(seen, tk->text, tk->len)) continue;
         next.n = 0;
         for (size_t i = 0; i < cur->n; i++) {
             struct frag f = cur->v[i];
@@ -643,6 +687,7 @@ static void partition(const struct lm_tokenizer *t, const char *text, size_t len
         next = swap;
     }
     free(next.v);
+    free(seen);
 }
 
 int lm_tokenizer_encode(const struct lm_tokenizer *t, const char *text, size_t len, bool add_bos,
