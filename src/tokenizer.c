@@ -217,24 +217,31 @@ static int load_merges(struct lm_tokenizer *t, const struct lm_gguf *g, struct l
     t->merges_mask = table_size(m->arr.n) - 1;
     t->merges = lm_xmalloc((t->merges_mask + 1) * sizeof *t->merges);
     for (uint64_t i = 0; i <= t->merges_mask; i++) t->merges[i].rank = -1;
+    struct lm_buf joined = {0};
     for (uint64_t i = 0; i < m->arr.n; i++) {
         struct lm_gguf_str s = m->arr.items[i].str;
         /* "left right"; the split is at the first space after the first
          * byte, as in llama.cpp, since a left part may itself be a space. */
         const char *sp = s.len > 1 ? memchr(s.data + 1, ' ', s.len - 1) : NULL;
         int shown = (int)(s.len < 64 ? s.len : 64);
-        if (!sp) return lm_errf(err, "merge %llu '%.*s' is not two tokens separated by a space", (unsigned long long)i, shown, s.data);
+        if (!sp) {
+            lm_buf_free(&joined);
+            return lm_errf(err, "merge %llu '%.*s' is not two tokens separated by a space", (unsigned long long)i, shown, s.data);
+        }
         size_t nl = (size_t)(sp - s.data), nr = s.len - nl - 1;
         int32_t left = find_token(t, s.data, nl), right = find_token(t, sp + 1, nr);
-        if (left < 0 || right < 0)
+        if (left < 0 || right < 0) {
+            lm_buf_free(&joined);
             return lm_errf(err, "merge %llu '%.*s' names a token that is not in the vocabulary", (unsigned long long)i, shown, s.data);
-        if (nl + nr > 4096) return lm_errf(err, "merge %llu is too long", (unsigned long long)i);
-        char joined[4096];
-        memcpy(joined, s.data, nl);
-        memcpy(joined + nl, sp + 1, nr);
-        int32_t id = find_token(t, joined, nl + nr);
-        if (id < 0)
+        }
+        joined.len = 0;
+        lm_buf_append(&joined, s.data, nl);
+        lm_buf_append(&joined, sp + 1, nr);
+        int32_t id = find_token(t, joined.data, joined.len);
+        if (id < 0) {
+            lm_buf_free(&joined);
             return lm_errf(err, "merge %llu '%.*s' makes a token that is not in the vocabulary", (unsigned long long)i, shown, s.data);
+        }
         /* Merges never make markup; the first (lowest) rank of a pair wins. */
         if (!from_text(&t->tokens[id])) continue;
         uint64_t key = (uint64_t)(uint32_t)left << 32 | (uint32_t)right;
@@ -243,6 +250,7 @@ static int load_merges(struct lm_tokenizer *t, const struct lm_gguf *g, struct l
         if (t->merges[slot].rank >= 0) continue;
         t->merges[slot] = (struct lm_tok_merge){key, (int32_t)i, id};
     }
+    lm_buf_free(&joined);
     return 0;
 }
 
@@ -287,7 +295,7 @@ static int load_config(struct lm_tokenizer *t, const struct lm_gguf *g, struct l
 static int load_ids(struct lm_tokenizer *t, const struct lm_gguf *g, struct lm_err *err) {
     t->bos = t->eos = t->eot = t->unk = t->pad = -1;
     if (t->type == LM_VOCAB_SPM) { /* SentencePiece's defaults, when they exist */
-        t->unk = t->n_vocab > 0 ? 0 : -1;
+        t->unk = 0;
         t->bos = t->n_vocab > 1 ? 1 : -1;
         t->eos = t->n_vocab > 2 ? 2 : -1;
     }
@@ -377,7 +385,7 @@ void lm_tokenizer_free(struct lm_tokenizer *t) {
 struct sym {
     int32_t prev, next;
     uint32_t start, len;
-    int32_t id; /* -1: no token (a byte missing from the vocabulary) */
+    int32_t id; /* -1: not a token (then spelled with byte tokens) */
 };
 
 /* A candidate merge of symbols left and right into token id. key orders the
