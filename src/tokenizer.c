@@ -330,6 +330,31 @@ static int by_length_desc(const void *a, const void *b, void *ctx) {
     return x < y ? -1 : x > y;
 }
 
+/* SPM: the pairs of characters found side by side in tokens text can make. */
+static void build_joins(struct lm_tokenizer *t) {
+    uint64_t n = 0;
+    for (int32_t i = 0; i < t->n_vocab; i++) n += t->tokens[i].len;
+    t->joins_mask = table_size(n) - 1;
+    t->joins = lm_xmalloc((t->joins_mask + 1) * sizeof *t->joins);
+    memset(t->joins, 0xFF, (t->joins_mask + 1) * sizeof *t->joins); /* UINT64_MAX: empty */
+    for (int32_t i = 0; i < t->n_vocab; i++) {
+        const struct lm_token *tk = &t->tokens[i];
+        if (!from_text(tk)) continue;
+        uint32_t prev = 0;
+        for (uint32_t k = 0; k < tk->len;) {
+            uint32_t cp;
+            size_t len = lm_utf8_decode(tk->text + k, tk->len - k, &cp);
+            if (k > 0) {
+                uint64_t key = (uint64_t)prev << 32 | cp, slot = hash_pair(key) & t->joins_mask;
+                while (t->joins[slot] != UINT64_MAX && t->joins[slot] != key) slot = (slot + 1) & t->joins_mask;
+                t->joins[slot] = key;
+            }
+            prev = cp;
+            k += (uint32_t)len;
+        }
+    }
+}
+
 static void build_tables(struct lm_tokenizer *t) {
     /* The token of each byte: its GPT-2 character, or <0xNN> (falling back
      * to the byte itself, as llama.cpp does). */
@@ -357,6 +382,7 @@ static void build_tables(struct lm_tokenizer *t) {
             t->specials[t->n_specials++] = i;
     }
     qsort_r(t->specials, (size_t)t->n_specials, sizeof *t->specials, by_length_desc, t->tokens);
+    if (t->type == LM_VOCAB_SPM) build_joins(t);
 }
 
 int lm_tokenizer_load(struct lm_tokenizer *t, const struct lm_gguf *g, struct lm_err *err) {
@@ -375,6 +401,7 @@ void lm_tokenizer_free(struct lm_tokenizer *t) {
     free(t->index);
     free(t->merges);
     free(t->specials);
+    free(t->joins);
     *t = (struct lm_tokenizer){0};
 }
 
@@ -404,8 +431,8 @@ struct pair {
 #define CACHE_MAX_WORD 32
 
 struct cached_word {
-    const char *word; /* in the text being encoded; NULL: empty slot */
-    uint32_t len, first, n; /* ids: cache_ids[first .. first + n) */
+    uint32_t text, len; /* the word: cache_text[text .. text + len); len 0: empty slot */
+    uint32_t first, n;  /* its ids: cache_ids[first .. first + n) */
 };
 
 struct session {
@@ -420,6 +447,7 @@ struct session {
     struct cached_word *cache; /* [cache_mask + 1] */
     size_t n_cached, text_len;
     uint64_t cache_mask;
+    struct lm_buf cache_text;
     struct lm_tokens cache_ids;
 };
 
@@ -536,14 +564,12 @@ static void bpe_word_uncached(struct session *s, const char *w, size_t n) {
     merge_word(s, w, n);
 }
 
-static void bpe_word(struct session *s, const char *w, size_t n) {
-    if (n == 1) {
-        int32_t id = s->t->byte_id[(uint8_t)w[0]];
-        if (id >= 0) lm_tokens_push(s->out, id);
-        return;
-    }
+typedef void (*word_fn)(struct session *s, const char *w, size_t n);
+
+/* Emits the tokens of word w, from the cache or by calling uncached. */
+static void encode_word(struct session *s, const char *w, size_t n, word_fn uncached) {
     if (n > CACHE_MAX_WORD) {
-        bpe_word_uncached(s, w, n);
+        uncached(s, w, n);
         return;
     }
     if (!s->cache) {
@@ -554,19 +580,30 @@ static void bpe_word(struct session *s, const char *w, size_t n) {
     }
     const uint64_t mask = s->cache_mask;
     uint64_t slot = hash_bytes(w, n) & mask;
-    for (; s->cache[slot].word; slot = (slot + 1) & mask) {
+    for (; s->cache[slot].len; slot = (slot + 1) & mask) {
         const struct cached_word *c = &s->cache[slot];
-        if (c->len == n && memcmp(c->word, w, n) == 0) {
+        if (c->len == n && memcmp(s->cache_text.data + c->text, w, n) == 0) {
             for (uint32_t i = 0; i < c->n; i++) lm_tokens_push(s->out, s->cache_ids.ids[c->first + i]);
             return;
         }
     }
     size_t first = s->out->n;
-    bpe_word_uncached(s, w, n);
-    if (s->n_cached >= mask / 2) return; /* full enough: keep probes short */
-    s->cache[slot] = (struct cached_word){w, (uint32_t)n, (uint32_t)s->cache_ids.n, (uint32_t)(s->out->n - first)};
+    uncached(s, w, n);
+    if (n == 0 || s->n_cached >= mask / 2) return; /* full enough: keep probes short */
+    s->cache[slot] = (struct cached_word){(uint32_t)s->cache_text.len, (uint32_t)n, (uint32_t)s->cache_ids.n,
+                                          (uint32_t)(s->out->n - first)};
     s->n_cached++;
+    lm_buf_append(&s->cache_text, w, n);
     for (size_t i = first; i < s->out->n; i++) lm_tokens_push(&s->cache_ids, s->out->ids[i]);
+}
+
+static void bpe_word(struct session *s, const char *w, size_t n) {
+    if (n == 1) {
+        int32_t id = s->t->byte_id[(uint8_t)w[0]];
+        if (id >= 0) lm_tokens_push(s->out, id);
+        return;
+    }
+    encode_word(s, w, n, bpe_word_uncached);
 }
 
 static void bpe_fragment(struct session *s, const char *text, size_t len) {
@@ -578,7 +615,32 @@ static void bpe_fragment(struct session *s, const char *text, size_t len) {
     }
 }
 
-/* SentencePiece: the whole fragment is one word, spaces made visible. */
+/* A piece of SentencePiece text: one symbol per character, merged. */
+static void spm_word(struct session *s, const char *w, size_t n) {
+    reserve_syms(s, n);
+    size_t k = 0;
+    for (size_t i = 0; i < n; k++) {
+        uint32_t cp;
+        size_t len = lm_utf8_decode(w + i, n - i, &cp);
+        s->sym[k] = (struct sym){(int32_t)k - 1, (int32_t)k + 1, (uint32_t)i, (uint32_t)len, find_text_token(s->t, w + i, len)};
+        i += len;
+    }
+    s->sym[k - 1].next = -1;
+    merge_word(s, w, k);
+}
+
+static bool spm_joinable(const struct lm_tokenizer *t, uint32_t a, uint32_t b) {
+    uint64_t key = (uint64_t)a << 32 | b;
+    for (uint64_t i = hash_pair(key) & t->joins_mask;; i = (i + 1) & t->joins_mask) {
+        if (t->joins[i] == key) return true;
+        if (t->joins[i] == UINT64_MAX) return false;
+    }
+}
+
+/* SentencePiece: spaces made visible, then the text is one word, except
+ * that it is cut between two characters no token has side by side: no
+ * merge can cross such a cut, so the pieces merge alone, each as fast as a
+ * short word (and cached), with the same result. */
 static void spm_fragment(struct session *s, const char *text, size_t len, bool prefix_space) {
     struct lm_buf *b = &s->buf;
     b->len = 0;
@@ -588,18 +650,19 @@ static void spm_fragment(struct session *s, const char *text, size_t len, bool p
         if (text[i] == ' ') lm_buf_append(b, SPACE_MARK, 3);
         else b->data[b->len++] = text[i];
     }
-    reserve_syms(s, b->len);
-    size_t n = 0;
-    for (size_t i = 0; i < b->len; n++) {
+    size_t start = 0;
+    uint32_t prev = 0;
+    for (size_t i = 0; i < b->len;) {
         uint32_t cp;
         size_t k = lm_utf8_decode(b->data + i, b->len - i, &cp);
-        s->sym[n] = (struct sym){(int32_t)n - 1, (int32_t)n + 1, (uint32_t)i, (uint32_t)k,
-                                 find_text_token(s->t, b->data + i, k)};
+        if (i > start && !spm_joinable(s->t, prev, cp)) {
+            encode_word(s, b->data + start, i - start, spm_word);
+            start = i;
+        }
+        prev = cp;
         i += k;
     }
-    if (n == 0) return;
-    s->sym[n - 1].next = -1;
-    merge_word(s, b->data, n);
+    if (b->len > start) encode_word(s, b->data + start, b->len - start, spm_word);
 }
 
 struct frag {
@@ -718,6 +781,7 @@ int lm_tokenizer_encode(const struct lm_tokenizer *t, const char *text, size_t l
     }
     free(frags.v);
     free(s.cache);
+    lm_buf_free(&s.cache_text);
     lm_tokens_free(&s.cache_ids);
     free(s.sym);
     free(s.heap);

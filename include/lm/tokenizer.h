@@ -88,6 +88,8 @@ struct lm_tokenizer {
     int32_t byte_id[256];    /* the token of each byte, -1 if none */
     int32_t *specials;       /* user-defined/control/unknown ids, longest first */
     int32_t n_specials;
+    uint64_t *joins;         /* SPM: character pairs inside tokens, a << 32 | b */
+    uint64_t joins_mask;
 };
 
 /* A growable array of token ids. */
