@@ -209,7 +209,10 @@ static int parse_array(struct reader *r, struct lm_json *v, int depth) {
             v->arr.items = lm_xrealloc(v->arr.items, cap * sizeof *v->arr.items);
         }
         struct lm_json *item = &v->arr.items[v->arr.n];
-        if (parse_value(r, item, depth + 1) < 0) return -1;
+        if (parse_value(r, item, depth + 1) < 0) {
+            lm_json_free(item);  /* not counted in n yet */
+            return -1;
+        }
         v->arr.n++;
         skip_ws(r);
         if (r->pos < r->n && r->s[r->pos] == ',') {
