@@ -28,6 +28,7 @@ enum tok {
 
 struct token {
     uint8_t type;
+    size_t off;           /* byte offset in the source; line and col follow from it */
     uint32_t line, col;
     const char *s;        /* T_NAME, T_OP: the text */
     uint32_t len;
@@ -71,8 +72,7 @@ static struct token *push(struct lexer *lx, int type, size_t pos) {
     struct token *t = &lx->toks[lx->n_toks++];
     memset(t, 0, sizeof *t);
     t->type = (uint8_t)type;
-    /* Positions are filled in one pass at the end (see fill_positions). */
-    t->line = (uint32_t)pos;
+    t->off = pos;
     return t;
 }
 
@@ -291,7 +291,7 @@ static int lex_tag(struct lexer *lx, bool is_block, size_t tag_start) {
         if (depth == 0) {
             char sign = 0;
             size_t q = p;
-            if ((s[q] == '-' || (s[q] == '+' && is_block)) && q + 2 < lx->n + 1 && q + 1 < lx->n && s[q + 1] == close) sign = s[q++];
+            if ((s[q] == '-' || (s[q] == '+' && is_block)) && q + 1 < lx->n && s[q + 1] == close) sign = s[q++];
             if (q + 1 < lx->n && s[q] == close && s[q + 1] == '}') {
                 if (!push(lx, is_block ? T_BLOCK_END : T_VAR_END, p)) return -1;
                 lx->pos = q + 2;
@@ -422,13 +422,13 @@ static int lex(struct lexer *lx) {
     return push(lx, T_EOF, lx->n) ? 0 : -1;
 }
 
-/* Tokens carry byte offsets in .line until here; one pass turns them into
- * line and column. */
+/* One pass over the source turns the tokens' offsets (increasing) into
+ * lines and columns. */
 static void fill_positions(struct lexer *lx) {
     uint32_t line = 1, col = 1;
     size_t at = 0;
     for (size_t i = 0; i < lx->n_toks; i++) {
-        size_t off = lx->toks[i].line;
+        size_t off = lx->toks[i].off;
         for (; at < off; at++) {
             if (lx->s[at] == '\n') line++, col = 1;
             else if (((unsigned char)lx->s[at] & 0xc0) != 0x80) col++;
