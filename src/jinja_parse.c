@@ -799,9 +799,9 @@ static struct node *parse_primary(struct parser *p) {
         next(p);
         if (p->t->type == T_STRING) {
             struct sb b = {0};
-            if (sb_put(p->c, &b, s.s, s.len) < 0) return NULL;
+            if (jx_sb_put(p->c, &b, s.s, s.len) < 0) return NULL;
             for (; p->t->type == T_STRING; next(p))
-                if (sb_put(p->c, &b, p->t->val.s, p->t->val.len) < 0) return NULL;
+                if (jx_sb_put(p->c, &b, p->t->val.s, p->t->val.len) < 0) return NULL;
             s = sb_value(&b);
         }
         if (!(n = node_at(p, N_CONST, t))) return NULL;
