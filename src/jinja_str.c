@@ -350,7 +350,7 @@ int jx_splitlines(struct ctx *c, struct value s, bool keepends, struct lvec *par
 static int m_splitlines(struct ctx *c, const struct node *at, struct value self, struct args *a, struct value *out) {
     static const char *const params[] = {"keepends", NULL};
     struct value p[1] = {v_bool(false)};
-    if (jx_bind_args(c, at, "jx_splitlines", a, params, 0, p) < 0) return -1;
+    if (jx_bind_args(c, at, "splitlines", a, params, 0, p) < 0) return -1;
     struct lvec parts = {0};
     if (jx_splitlines(c, self, jx_truthy(p[0]), &parts) < 0) return -1;
     return jx_lvec_value(c, &parts, false, out);
@@ -640,7 +640,7 @@ static const struct builtin str_methods[] = {
     {"lower", m_lower},           {"lstrip", m_lstrip},     {"partition", m_partition}, {"removeprefix", m_removeprefix},
     {"removesuffix", m_removesuffix}, {"replace", m_replace}, {"rfind", m_rfind},       {"rindex", m_rindex},
     {"rjust", m_rjust},           {"rpartition", m_rpartition}, {"rsplit", m_rsplit},   {"rstrip", m_rstrip},
-    {"split", m_split},           {"jx_splitlines", m_splitlines}, {"startswith", m_startswith}, {"strip", m_strip},
+    {"split", m_split},           {"splitlines", m_splitlines}, {"startswith", m_startswith}, {"strip", m_strip},
     {"swapcase", m_swapcase},     {"title", m_title},       {"upper", m_upper},         {"zfill", m_zfill},
     {NULL, NULL},
 };
