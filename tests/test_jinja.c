@@ -372,6 +372,20 @@ static int read_json(const char *path, struct lm_json *v, struct lm_buf *text) {
     return 0;
 }
 
+/* The output jinja2 rendered for case i into want (false when it raised):
+ * "output", or the previous case's output and "output_after_previous". */
+static bool expected_output(const struct lm_json *cases, size_t i, struct lm_buf *want) {
+    const struct lm_json *c = &cases->arr.items[i], *full = lm_json_get(c, "output"), *tail = lm_json_get(c, "output_after_previous");
+    if (full) {
+        want->len = 0;
+        lm_buf_append(want, full->str.s, full->str.len);
+        return true;
+    }
+    if (!tail || i == 0 || !expected_output(cases, i - 1, want)) return false;
+    lm_buf_append(want, tail->str.s, tail->str.len);
+    return true;
+}
+
 static bool is_known_gap(const char *name) {
     for (size_t i = 0; known_gaps[i].name; i++)
         if (!strcmp(known_gaps[i].name, name)) return true;
@@ -380,7 +394,7 @@ static bool is_known_gap(const char *name) {
 
 /* Checks one expectation file; returns 1 when every case matched. */
 static int check_template(const char *json_path, int *n_cases, int *n_missing) {
-    struct lm_buf text = {0}, tmpl = {0}, conv_text = {0}, out = {0};
+    struct lm_buf text = {0}, tmpl = {0}, conv_text = {0}, out = {0}, want = {0};
     struct lm_json exp = {0};
     struct lm_err err = {{0}};
     int ok = 0;
@@ -407,7 +421,8 @@ static int check_template(const char *json_path, int *n_cases, int *n_missing) {
     for (size_t i = 0; i < cases->arr.n; i++) {
         const struct lm_json *c = &cases->arr.items[i];
         const struct lm_json *cv = lm_json_get(c, "conversation"), *gen = lm_json_get(c, "add_generation_prompt");
-        const struct lm_json *want = lm_json_get(c, "output"), *jerr = lm_json_get(c, "error");
+        const struct lm_json *jerr = lm_json_get(c, "error");
+        bool renders = expected_output(cases, i, &want);
         char conv_path[512];
         snprintf(conv_path, sizeof conv_path, DATA "conversations/%s.json", cv ? cv->str.s : "?");
         conv_text.len = 0;
@@ -421,16 +436,16 @@ static int check_template(const char *json_path, int *n_cases, int *n_missing) {
         out.len = 0;
         int r = lm_template_render_text(tmpl.data, tmpl.len, conv_text.data, conv_text.len, &o, &out, &err);
         (*n_cases)++;
-        bool match = want ? r == 0 && out.len == want->str.len && !memcmp(out.data ? out.data : "", want->str.s, out.len) : r < 0;
+        bool match = renders ? r == 0 && out.len == want.len && !memcmp(out.data ? out.data : "", want.data ? want.data : "", out.len) : r < 0;
         if (!match && !gap) {
-            if (!want) test_fail(__FILE__, __LINE__, "%s/%s/gen=%d: jinja2 raised (%s), lm rendered", name->str.s, cv->str.s, o.add_generation_prompt,
+            if (!renders) test_fail(__FILE__, __LINE__, "%s/%s/gen=%d: jinja2 raised (%s), lm rendered", name->str.s, cv->str.s, o.add_generation_prompt,
                                  jerr ? jerr->str.s : "?");
             else if (r < 0) test_fail(__FILE__, __LINE__, "%s/%s/gen=%d: %s", name->str.s, cv->str.s, o.add_generation_prompt, err.msg);
             else {
                 size_t k = 0;
-                while (k < out.len && k < want->str.len && out.data[k] == want->str.s[k]) k++;
+                while (k < out.len && k < want.len && out.data[k] == want.data[k]) k++;
                 test_fail(__FILE__, __LINE__, "%s/%s/gen=%d: output differs from byte %zu: \"%.40s\" vs jinja2 \"%.40s\"", name->str.s,
-                          cv->str.s, o.add_generation_prompt, k, out.data + k, want->str.s + k);
+                          cv->str.s, o.add_generation_prompt, k, out.data + k, want.data + k);
             }
         }
         all &= match;
@@ -443,6 +458,7 @@ done:
     lm_buf_free(&tmpl);
     lm_buf_free(&conv_text);
     lm_buf_free(&out);
+    lm_buf_free(&want);
     return ok;
 }
 
@@ -600,22 +616,24 @@ TEST(jinja_cli_model) {
      * what jinja2 rendered from the same template (extracted with gguf-py). */
     const char *model = test_model_path();
     if (!model) return test_skip("no model (scripts/get-model.sh)");
-    struct lm_buf exp_text = {0}, out = {0};
+    struct lm_buf exp_text = {0}, out = {0}, want = {0};
     struct lm_json exp = {0};
     if (read_json(DATA "templates/SmolLM2-135M-Instruct.json", &exp, &exp_text) < 0) return 0;
-    const struct lm_json *cases = lm_json_get(&exp, "cases"), *want = NULL;
-    for (size_t i = 0; cases && i < cases->arr.n; i++) {
+    const struct lm_json *cases = lm_json_get(&exp, "cases");
+    bool found = false;
+    for (size_t i = 0; cases && i < cases->arr.n && !found; i++) {
         const struct lm_json *c = &cases->arr.items[i];
         if (!strcmp(lm_json_get(c, "conversation")->str.s, "multi_turn") && lm_json_get(c, "add_generation_prompt")->boolean)
-            want = lm_json_get(c, "output");
+            found = expected_output(cases, i, &want);
     }
-    EXPECT(want != NULL);
+    EXPECT(found);
     char args[2048];
     snprintf(args, sizeof args, "template -m '%s' --messages " DATA "conversations/multi_turn.json", model);
     EXPECT_EQ_INT(test_run_lm(args, NULL, &out, NULL), 0);
-    if (want) EXPECT(out.len == want->str.len && !memcmp(out.data, want->str.s, out.len));
+    if (found) EXPECT(out.len == want.len && !memcmp(out.data, want.data, out.len));
     lm_json_free(&exp);
     lm_buf_free(&exp_text);
     lm_buf_free(&out);
+    lm_buf_free(&want);
     return 0;
 }
