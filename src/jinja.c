@@ -685,7 +685,6 @@ static int render(const char *tmpl, size_t tmpl_len, const struct lm_json *messa
         scope_set(&c, globals, v_cstr("add_generation_prompt"), v_bool(opts->add_generation_prompt)) < 0 ||
         set_str_var(&c, globals, "bos_token", opts->bos_token) < 0 || set_str_var(&c, globals, "eos_token", opts->eos_token) < 0)
         goto done;
-    c.globals = globals;
     c.out = &main_out;
     /* The template's top level has its own scope above the inputs. */
     struct scope *top = scope_new(&c, globals);

@@ -191,7 +191,6 @@ struct ctx {
     size_t max_output;
     int depth;
     struct sb *out;           /* where output goes now (captures swap it) */
-    struct scope *globals;
     const char *date;         /* strftime_now's pinned date, or NULL */
 };
 
