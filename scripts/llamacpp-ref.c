@@ -4,9 +4,10 @@
  *   cc -O2 scripts/llamacpp-ref.c -I$LLAMA/include -I$LLAMA/ggml/include \
  *      -L$LLAMA/build/bin -lllama -lggml -lggml-base -Wl,-rpath,$LLAMA/build/bin -o build/llamacpp-ref
  *
- * usage: llamacpp-ref MODEL PROMPT_FILE N_GEN LOGITS_OUT [special]
+ * usage: llamacpp-ref MODEL PROMPT_FILE N_GEN LOGITS_OUT [special] [nofa]
  * Tokenizes the prompt (adding BOS as the model says; parsing special tokens
- * when "special" is given), runs it, writes the last position's logits as
+ * when "special" is given), runs it (without flash attention when "nofa"
+ * is given: the two paths differ numerically, which measures the noise), writes the last position's logits as
  * float32 to LOGITS_OUT, then generates greedily up to N_GEN tokens.
  * stdout: line 1 the prompt ids; then one line per generated token:
  * "id top1_logit top2_id top2_logit". */
@@ -25,12 +26,20 @@ static void top2(const float *l, int n, int *i1, int *i2) {
     }
 }
 
+static void quiet(enum ggml_log_level level, const char *text, void *ud) {
+    (void)level, (void)text, (void)ud;
+}
+
 int main(int argc, char **argv) {
     if (argc < 5) {
-        fprintf(stderr, "usage: llamacpp-ref MODEL PROMPT_FILE N_GEN LOGITS_OUT [special]\n");
+        fprintf(stderr, "usage: llamacpp-ref MODEL PROMPT_FILE N_GEN LOGITS_OUT [special] [nofa]\n");
         return 1;
     }
-    bool special = argc > 5 && !strcmp(argv[5], "special");
+    bool special = false, nofa = false;
+    for (int i = 5; i < argc; i++) {
+        special |= !strcmp(argv[i], "special");
+        nofa |= !strcmp(argv[i], "nofa");
+    }
     FILE *f = fopen(argv[2], "rb");
     if (!f) return perror(argv[2]), 1;
     static char text[1 << 20];
@@ -39,7 +48,7 @@ int main(int argc, char **argv) {
     int n_gen = atoi(argv[3]);
 
     llama_backend_init();
-    llama_log_set(NULL, NULL);
+    llama_log_set(quiet, NULL);
     struct llama_model_params mp = llama_model_default_params();
     struct llama_model *model = llama_model_load_from_file(argv[1], mp);
     if (!model) return fprintf(stderr, "cannot load %s\n", argv[1]), 1;
@@ -48,6 +57,7 @@ int main(int argc, char **argv) {
     cp.n_ctx = 4096;
     cp.n_batch = 512;
     cp.n_threads = cp.n_threads_batch = 2;
+    if (nofa) cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
     struct llama_context *ctx = llama_init_from_model(model, cp);
     int n_vocab = llama_vocab_n_tokens(vocab);
     static llama_token toks[8192];
