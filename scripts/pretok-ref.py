@@ -6,7 +6,8 @@ hand-written ones in src/unicode.c (tests/test_unicode.c quotes its output).
 
 Each expression splits every piece left by the previous one, keeping the
 text between matches as pieces too (HF "Split" with behavior "Isolated",
-which is also what llama.cpp does). The expressions are those of the
+which is also what llama.cpp does, but for one quirk kept here, see
+split()). The expressions are those of the
 models' tokenizer.json files as quoted in llama.cpp's src/llama-vocab.cpp.
 """
 import json
@@ -40,13 +41,17 @@ PRE = {
 
 
 def split(pieces, expr):
+    # llama.cpp runs expressions without \p classes on a copy of the text
+    # where each non-ASCII whitespace is \v, so explicit ranges miss them.
+    plain = "\\p{" not in expr
     out = []
     for p in pieces:
         last = 0
-        for m in regex.finditer(expr, p):
+        q = "".join("\v" if plain and ord(c) >= 0x80 and regex.match(r"\s", c) else c for c in p)
+        for m in regex.finditer(expr, q):
             if m.start() > last:
                 out.append(p[last:m.start()])
-            out.append(m.group())
+            out.append(p[m.start():m.end()])
             last = m.end()
         if last < len(p):
             out.append(p[last:])

@@ -13,8 +13,12 @@ date.
 
 Writes tests/data/templates/NAME.json:
   {"template": "NAME.jinja", "cases": [
-     {"conversation": "user", "add_generation_prompt": true, "output": "..."},
+     {"conversation": "user", "add_generation_prompt": false, "output": "..."},
+     {"conversation": "user", "add_generation_prompt": true, "output_after_previous": "..."},
      {"conversation": "...", "add_generation_prompt": false, "error": "UndefinedError: ..."}, ...]}
+"output_after_previous" keeps the files small: the output is the previous
+case's output followed by this text (the generation prompt usually just
+appends to the same conversation).
 
 Usage: scripts/render-templates.py [--shared DIR] [--extract-gguf MODEL.gguf NAME]
 """
@@ -94,6 +98,7 @@ def main():
         except jinja2.TemplateError as e:
             tmpl, compile_error = None, "%s: %s" % (type(e).__name__, e)
         for cname, msgs in convs.items():
+            prev = None
             for gen in (False, True):
                 case = {"conversation": cname, "add_generation_prompt": gen}
                 if tmpl is None:
@@ -107,6 +112,11 @@ def main():
                         case["output"] = tmpl.render(**kw)
                     except Exception as e:  # jinja2 raises TypeError & co. too
                         case["error"] = "%s: %s" % (type(e).__name__, e)
+                out = case.get("output")
+                if out is not None and prev is not None and out.startswith(prev):
+                    del case["output"]
+                    case["output_after_previous"] = out[len(prev):]
+                prev = out
                 cases.append(case)
         out = os.path.join(DATA, "templates", os.path.splitext(name)[0] + ".json")
         with open(out, "w", encoding="utf-8") as fp:

@@ -60,22 +60,22 @@ static int exec(struct ctx *c, struct scope *s, const struct node *n);
 
 /* ---- operators ---------------------------------------------------------- */
 
-int value_in(struct ctx *c, const struct node *at, struct value x, struct value seq, bool *res) {
+int jx_value_in(struct ctx *c, const struct node *at, struct value x, struct value seq, bool *res) {
     switch (seq.type) {
     case V_STR:
-        if (x.type != V_STR) return jx_fail(c, at, "'in <string>' requires string as left operand, not %s", type_name(x));
+        if (x.type != V_STR) return jx_fail(c, at, "'in <string>' requires string as left operand, not %s", jx_type_name(x));
         *res = x.len == 0 || (x.len <= seq.len && memmem(seq.s, seq.len, x.s, x.len));
         return jx_charge(c, seq.len / 64);
     case V_LIST: {
         struct list *l;
-        if (iterate(c, at, seq, &l) < 0) return -1;  /* consumes a generator */
+        if (jx_iterate(c, at, seq, &l) < 0) return -1;  /* consumes a generator */
         *res = false;
-        for (size_t i = 0; i < l->n && !*res; i++) *res = values_equal(c, x, l->items[i]);
+        for (size_t i = 0; i < l->n && !*res; i++) *res = jx_values_equal(c, x, l->items[i]);
         return jx_charge(c, l->n);
     }
-    case V_DICT: *res = dict_find(c, seq.dict, x) >= 0; return 0;
+    case V_DICT: *res = jx_dict_find(c, seq.dict, x) >= 0; return 0;
     case V_UNDEF: *res = false; return 0;  /* iterating an Undefined yields nothing */
-    default: return jx_fail(c, at, "argument of type '%s' is not iterable", type_name(seq));
+    default: return jx_fail(c, at, "argument of type '%s' is not iterable", jx_type_name(seq));
     }
 }
 
@@ -93,14 +93,14 @@ static int repeat(struct ctx *c, const struct node *at, struct value seq, int64_
         if (k && seq.len > c->max_output / (uint64_t)k) return jx_fail(c, at, "template output exceeds %zu bytes", c->max_output);
         struct sb b = {0};
         for (int64_t i = 0; i < k; i++)
-            if (sb_put(c, &b, seq.s, seq.len) < 0) return -1;
+            if (jx_sb_put(c, &b, seq.s, seq.len) < 0) return -1;
         *out = sb_value(&b);
         out->flags = seq.flags;
         return 0;
     }
     size_t n = seq.list->n;
     if (k && n > (c->arena.cap / sizeof(struct value)) / (uint64_t)k) return jx_fail(c, at, "list too large");
-    struct list *l = list_new(c, n * (size_t)k);
+    struct list *l = jx_list_new(c, n * (size_t)k);
     if (!l) return -1;
     for (int64_t i = 0; i < k; i++) memcpy(l->items + (size_t)i * n, seq.list->items, n * sizeof *l->items);
     *out = v_list(l, seq.flags & VF_TUPLE);
@@ -108,10 +108,10 @@ static int repeat(struct ctx *c, const struct node *at, struct value seq, int64_
 }
 
 static int arith(struct ctx *c, const struct node *at, int op, struct value a, struct value b, struct value *out) {
-    if (a.type == V_UNDEF) return fail_undefined(c, at, a);
-    if (b.type == V_UNDEF) return fail_undefined(c, at, b);
+    if (a.type == V_UNDEF) return jx_fail_undefined(c, at, a);
+    if (b.type == V_UNDEF) return jx_fail_undefined(c, at, b);
     static const char *const sym[] = {"+", "-", "*", "/", "//", "%", "**"};
-    if (is_number(a) && is_number(b)) {
+    if (jx_is_number(a) && jx_is_number(b)) {
         if (int_like(a) && int_like(b) && op != OP_DIV) {
             int64_t x = as_int(a), y = as_int(b), r = 0;
             switch (op) {
@@ -143,7 +143,7 @@ static int arith(struct ctx *c, const struct node *at, int op, struct value a, s
             *out = v_int(r);
             return 0;
         }
-        double x = num_as_double(a), y = num_as_double(b), r;
+        double x = jx_num_as_double(a), y = jx_num_as_double(b), r;
         switch (op) {
         case OP_ADD: r = x + y; break;
         case OP_SUB: r = x - y; break;
@@ -171,15 +171,15 @@ static int arith(struct ctx *c, const struct node *at, int op, struct value a, s
     if (op == OP_ADD && a.type == V_STR && b.type == V_STR) {
         /* Markup + str escapes the str (markupsafe), whichever side it is on */
         bool markup = (a.flags | b.flags) & VF_MARKUP;
-        if (markup && (html_escape(c, a, &a) < 0 || html_escape(c, b, &b) < 0)) return -1;
+        if (markup && (jx_html_escape(c, a, &a) < 0 || jx_html_escape(c, b, &b) < 0)) return -1;
         struct sb s = {0};
-        if (sb_put(c, &s, a.s, a.len) < 0 || sb_put(c, &s, b.s, b.len) < 0) return -1;
+        if (jx_sb_put(c, &s, a.s, a.len) < 0 || jx_sb_put(c, &s, b.s, b.len) < 0) return -1;
         *out = sb_value(&s);
         out->flags = markup ? VF_MARKUP : 0;
         return jx_charge(c, s.len / 64);
     }
     if (op == OP_ADD && a.type == V_LIST && b.type == V_LIST && a.flags == b.flags && !(a.flags & VF_OPAQUE)) {
-        struct list *l = list_new(c, a.list->n + b.list->n);
+        struct list *l = jx_list_new(c, a.list->n + b.list->n);
         if (!l) return -1;
         memcpy(l->items, a.list->items, a.list->n * sizeof *l->items);
         memcpy(l->items + a.list->n, b.list->items, b.list->n * sizeof *l->items);
@@ -190,14 +190,14 @@ static int arith(struct ctx *c, const struct node *at, int op, struct value a, s
     bool seq_b = b.type == V_STR || (b.type == V_LIST && !(b.flags & VF_OPAQUE));
     if (op == OP_MUL && seq_a && int_like(b)) return repeat(c, at, a, as_int(b), out);
     if (op == OP_MUL && seq_b && int_like(a)) return repeat(c, at, b, as_int(a), out);
-    if (op == OP_MOD && a.type == V_STR) return py_percent_format(c, at, a, b, out);
-    return jx_fail(c, at, "unsupported operand type(s) for %s: '%s' and '%s'", sym[op], type_name(a), type_name(b));
+    if (op == OP_MOD && a.type == V_STR) return jx_py_percent_format(c, at, a, b, out);
+    return jx_fail(c, at, "unsupported operand type(s) for %s: '%s' and '%s'", sym[op], jx_type_name(a), jx_type_name(b));
 }
 
 /* Python's slice of a str, list or tuple. jinja2 compiles slices to plain
  * Python subscripts (not its forgiving getitem), so other types fail. */
 static int slice_value(struct ctx *c, const struct node *at, struct value obj, const struct value *bounds, struct value *out) {
-    if (obj.type == V_UNDEF) return fail_undefined(c, at, obj);
+    if (obj.type == V_UNDEF) return jx_fail_undefined(c, at, obj);
     int64_t v[3];
     bool given[3];
     for (int i = 0; i < 3; i++) {
@@ -208,12 +208,12 @@ static int slice_value(struct ctx *c, const struct node *at, struct value obj, c
     }
     if (obj.type == V_DICT) return jx_fail(c, at, "unhashable type: 'slice'");
     if (obj.type != V_STR && (obj.type != V_LIST || (obj.flags & VF_OPAQUE)))
-        return jx_fail(c, at, "'%s' object is not subscriptable", type_name(obj));
+        return jx_fail(c, at, "'%s' object is not subscriptable", jx_type_name(obj));
     int64_t step = given[2] ? v[2] : 1;
     if (step == 0) return jx_fail(c, at, "slice step cannot be zero");
     if (step == INT64_MIN) step = -INT64_MAX;
-    bool ascii = obj.type == V_STR && utf8_len(obj.s, obj.len) == obj.len;
-    int64_t len = obj.type == V_LIST ? (int64_t)obj.list->n : ascii ? (int64_t)obj.len : (int64_t)utf8_len(obj.s, obj.len);
+    bool ascii = obj.type == V_STR && jx_utf8_len(obj.s, obj.len) == obj.len;
+    int64_t len = obj.type == V_LIST ? (int64_t)obj.list->n : ascii ? (int64_t)obj.len : (int64_t)jx_utf8_len(obj.s, obj.len);
     int64_t lower = step > 0 ? 0 : -1, upper = step > 0 ? len : len - 1;
     int64_t idx[2];
     for (int i = 0; i < 2; i++) {
@@ -232,7 +232,7 @@ static int slice_value(struct ctx *c, const struct node *at, struct value obj, c
     else count = stop < start ? (start - stop - 1) / (-step) + 1 : 0;
     if (jx_charge(c, (uint64_t)count) < 0) return -1;
     if (obj.type == V_LIST) {
-        struct list *l = list_new(c, (size_t)count);
+        struct list *l = jx_list_new(c, (size_t)count);
         if (!l) return -1;
         for (int64_t i = 0; i < count; i++) l->items[i] = obj.list->items[start + i * step];
         *out = v_list(l, obj.flags & VF_TUPLE);
@@ -256,7 +256,7 @@ static int slice_value(struct ctx *c, const struct node *at, struct value obj, c
     struct sb b = {0};
     for (int64_t i = 0; i < count; i++) {
         int64_t k = start + i * step;
-        if (sb_put(c, &b, obj.s + OFF(k), OFF(k + 1) - OFF(k)) < 0) return -1;
+        if (jx_sb_put(c, &b, obj.s + OFF(k), OFF(k + 1) - OFF(k)) < 0) return -1;
     }
 #undef OFF
     *out = sb_value(&b);
@@ -311,15 +311,15 @@ static int eval_compare(struct ctx *c, struct scope *s, const struct node *n, st
         bool ok;
         int r;
         switch (o->op) {
-        case OP_EQ: ok = values_equal(c, left, right); break;
-        case OP_NE: ok = !values_equal(c, left, right); break;
+        case OP_EQ: ok = jx_values_equal(c, left, right); break;
+        case OP_NE: ok = !jx_values_equal(c, left, right); break;
         case OP_IN:
         case OP_NOTIN:
-            if (value_in(c, o, left, right, &ok) < 0) return -1;
+            if (jx_value_in(c, o, left, right, &ok) < 0) return -1;
             if (o->op == OP_NOTIN) ok = !ok;
             break;
         default:
-            if (values_compare(c, o, left, right, &r) < 0) return -1;
+            if (jx_values_compare(c, o, left, right, &r) < 0) return -1;
             ok = o->op == OP_LT ? r < 0 : o->op == OP_LE ? r <= 0 : o->op == OP_GT ? r > 0 : r >= 0;
         }
         if (!ok) {
@@ -357,10 +357,10 @@ static int eval_inner(struct ctx *c, struct scope *s, const struct node *n, stru
     }
     case N_ATTR:
         if (eval(c, s, n->a, &a) < 0) return -1;
-        return get_attr(c, n, a, n->name, out);
+        return jx_get_attr(c, n, a, n->name, out);
     case N_ITEM:
         if (eval(c, s, n->a, &a) < 0 || eval(c, s, n->b, &b) < 0) return -1;
-        return get_item(c, n, a, b, out);
+        return jx_get_item(c, n, a, b, out);
     case N_SLICE: {
         struct value bounds[3] = {v_none(), v_none(), v_none()};
         const struct node *bn[3] = {n->b, n->c, n->d};
@@ -373,7 +373,7 @@ static int eval_inner(struct ctx *c, struct scope *s, const struct node *n, stru
         struct args args;
         if (eval(c, s, n->a, &a) < 0 || eval_args(c, s, n, &args) < 0) return -1;
         c->at = n;
-        return call_value(c, n, a, &args, out);
+        return jx_call_value(c, n, a, &args, out);
     }
     case N_FILTER: return eval_filter(c, s, n, NULL, out);
     case N_TEST: {
@@ -382,7 +382,7 @@ static int eval_inner(struct ctx *c, struct scope *s, const struct node *n, stru
         if (!n->fn) return jx_fail(c, n, "no test named '%.*s'", (int)n->name.len, n->name.s);
         if (eval_args(c, s, n, &args) < 0) return -1;
         bool r;
-        if (run_test(c, n, n->fn, a, &args, &r) < 0) return -1;
+        if (jx_run_test(c, n, n->fn, a, &args, &r) < 0) return -1;
         *out = v_bool(r != (n->op != 0));
         return 0;
     }
@@ -391,42 +391,42 @@ static int eval_inner(struct ctx *c, struct scope *s, const struct node *n, stru
         return arith(c, n, n->op, a, b, out);
     case N_UNARY:
         if (eval(c, s, n->a, &a) < 0) return -1;
-        if (a.type == V_UNDEF) return fail_undefined(c, n, a);
+        if (a.type == V_UNDEF) return jx_fail_undefined(c, n, a);
         if (a.type == V_FLOAT) *out = v_float(n->op == OP_NEG ? -a.f : a.f);
         else if (int_like(a)) {
             if (n->op == OP_NEG && as_int(a) == INT64_MIN) return overflow(c, n);
             *out = v_int(n->op == OP_NEG ? -as_int(a) : as_int(a));
-        } else return jx_fail(c, n, "bad operand type for unary %s: '%s'", n->op == OP_NEG ? "-" : "+", type_name(a));
+        } else return jx_fail(c, n, "bad operand type for unary %s: '%s'", n->op == OP_NEG ? "-" : "+", jx_type_name(a));
         return 0;
     case N_AND:
     case N_OR:
         if (eval(c, s, n->a, &a) < 0) return -1;
-        if (truthy(a) == (n->kind == N_OR)) {
+        if (jx_truthy(a) == (n->kind == N_OR)) {
             *out = a;
             return 0;
         }
         return eval(c, s, n->b, out);
     case N_NOT:
         if (eval(c, s, n->a, &a) < 0) return -1;
-        *out = v_bool(!truthy(a));
+        *out = v_bool(!jx_truthy(a));
         return 0;
     case N_CONCAT: {
         struct sb sb = {0};
         for (uint32_t i = 0; i < n->n_kids; i++)
-            if (eval(c, s, n->kids[i], &a) < 0 || to_str(c, a, &sb) < 0) return -1;
+            if (eval(c, s, n->kids[i], &a) < 0 || jx_to_str(c, a, &sb) < 0) return -1;
         *out = sb_value(&sb);
         return 0;
     }
     case N_COMPARE: return eval_compare(c, s, n, out);
     case N_COND:
         if (eval(c, s, n->a, &a) < 0) return -1;
-        if (truthy(a)) return eval(c, s, n->b, out);
+        if (jx_truthy(a)) return eval(c, s, n->b, out);
         if (n->c) return eval(c, s, n->c, out);
         *out = (struct value){.type = V_UNDEF, .aux = U_HINT, .s = "the inline if-expression evaluated to false and no else section was defined.", .len = 76};
         return 0;
     case N_LIST:
     case N_TUPLE: {
-        struct list *l = list_new(c, n->n_kids);
+        struct list *l = jx_list_new(c, n->n_kids);
         if (!l) return -1;
         for (uint32_t i = 0; i < n->n_kids; i++)
             if (eval(c, s, n->kids[i], &l->items[i]) < 0) return -1;
@@ -434,14 +434,14 @@ static int eval_inner(struct ctx *c, struct scope *s, const struct node *n, stru
         return 0;
     }
     case N_DICT: {
-        struct dict *d = dict_new(c, n->n_kids);
+        struct dict *d = jx_dict_new(c, n->n_kids);
         if (!d) return -1;
         d->n = 0;
         for (uint32_t i = 0; i < n->n_kids; i++) {
             if (eval(c, s, n->kids[i]->a, &a) < 0 || eval(c, s, n->kids[i]->b, &b) < 0) return -1;
             if (a.type == V_LIST || a.type == V_DICT || a.type == V_NS || a.type == V_UNDEF)
-                return jx_fail(c, n->kids[i], "unhashable type: '%s'", type_name(a));
-            long j = dict_find(c, d, a);
+                return jx_fail(c, n->kids[i], "unhashable type: '%s'", jx_type_name(a));
+            long j = jx_dict_find(c, d, a);
             if (j >= 0) d->vals[j] = b;
             else {
                 d->keys[d->n] = a;
@@ -471,7 +471,7 @@ static int eval(struct ctx *c, struct scope *s, const struct node *n, struct val
 static int assign(struct ctx *c, struct scope *s, const struct node *n, struct value v) {
     if (n->n_names == 1) return scope_set(c, s, n->names[0], v);
     struct list *l;
-    if (iterate(c, n, v, &l) < 0) return -1;
+    if (jx_iterate(c, n, v, &l) < 0) return -1;
     if (l->n != n->n_names)
         return jx_fail(c, n, "%s values to unpack (expected %u, got %zu)", l->n < n->n_names ? "not enough" : "too many", n->n_names, l->n);
     for (uint32_t i = 0; i < n->n_names; i++)
@@ -489,7 +489,7 @@ static int capture(struct ctx *c, struct scope *s, const struct node *body, stru
     return r;
 }
 
-int call_macro(struct ctx *c, const struct node *at, struct func *f, struct args *a, struct value *out) {
+int jx_call_macro(struct ctx *c, const struct node *at, struct func *f, struct args *a, struct value *out) {
     const struct node *m = f->macro;
     struct scope *s = scope_new(c, f->closure);
     if (!s) return -1;
@@ -528,19 +528,19 @@ int call_macro(struct ctx *c, const struct node *at, struct func *f, struct args
 static int exec_for(struct ctx *c, struct scope *s, const struct node *n) {
     struct value it;
     struct list *items;
-    if (eval(c, s, n->a, &it) < 0 || iterate(c, n->a, it, &items) < 0) return -1;
+    if (eval(c, s, n->a, &it) < 0 || jx_iterate(c, n->a, it, &items) < 0) return -1;
     struct scope *body = scope_new(c, s);
     if (!body) return -1;
     if (n->b) {
         /* the loop's if filters first, so loop.length counts what remains */
-        struct list *kept = list_new(c, items->n);
+        struct list *kept = jx_list_new(c, items->n);
         if (!kept) return -1;
         kept->n = 0;
         for (size_t i = 0; i < items->n; i++) {
             struct value ok;
             body->n = 0;
             if (assign(c, body, n, items->items[i]) < 0 || eval(c, body, n->b, &ok) < 0) return -1;
-            if (truthy(ok)) kept->items[kept->n++] = items->items[i];
+            if (jx_truthy(ok)) kept->items[kept->n++] = items->items[i];
         }
         items = kept;
     }
@@ -569,13 +569,13 @@ static int exec_inner(struct ctx *c, struct scope *s, const struct node *n) {
             if (r) return r;
         }
         return EXEC_OK;
-    case N_TEXT: return sb_put(c, c->out, n->val.s, n->val.len);
+    case N_TEXT: return jx_sb_put(c, c->out, n->val.s, n->val.len);
     case N_OUTPUT:
         if (eval(c, s, n->a, &v) < 0) return -1;
-        return to_str(c, v, c->out);
+        return jx_to_str(c, v, c->out);
     case N_IF:
         if (eval(c, s, n->a, &v) < 0) return -1;
-        if (truthy(v)) return exec(c, s, n->b);
+        if (jx_truthy(v)) return exec(c, s, n->b);
         return n->c ? exec(c, s, n->c) : EXEC_OK;
     case N_FOR: return exec_for(c, s, n);
     case N_SET:
@@ -585,7 +585,7 @@ static int exec_inner(struct ctx *c, struct scope *s, const struct node *n) {
         if (eval(c, s, n->a, &v) < 0) return -1;
         struct value *ns = scope_find(c, s, n->name);
         if (!ns || ns->type != V_NS) return jx_fail(c, n, "cannot assign attribute on non-namespace object");
-        return ns_set(c, ns->ns, n->val, v);
+        return jx_ns_set(c, ns->ns, n->val, v);
     }
     case N_SET_BLOCK:
     case N_FILTER_BLOCK: {
@@ -595,7 +595,7 @@ static int exec_inner(struct ctx *c, struct scope *s, const struct node *n) {
         if (r) return r;
         if (n->b && eval_filter(c, s, n->b, &v, &v) < 0) return -1;
         if (n->kind == N_SET_BLOCK) return assign(c, s, n, v);
-        return to_str(c, v, c->out);
+        return jx_to_str(c, v, c->out);
     }
     case N_MACRO: {
         struct func *f = jx_alloc(c, sizeof *f);
@@ -634,14 +634,14 @@ static int exec(struct ctx *c, struct scope *s, const struct node *n) {
 static int set_json_var(struct ctx *c, struct scope *s, const char *key, size_t key_len, const struct lm_json *j) {
     struct value v;
     char *name = jx_strdup(c, key, key_len);
-    if (!name || from_json(c, j, &v) < 0) return -1;
+    if (!name || jx_from_json(c, j, &v) < 0) return -1;
     return scope_set(c, s, v_str(name, key_len), v);
 }
 
 static int set_str_var(struct ctx *c, struct scope *s, const char *name, const char *text) {
     if (!text) return 0;
     size_t n = strlen(text);
-    if (!utf8_valid(text, n)) return jx_fail(c, NULL, "%s is not valid UTF-8", name);
+    if (!jx_utf8_valid(text, n)) return jx_fail(c, NULL, "%s is not valid UTF-8", name);
     return scope_set(c, s, v_cstr(name), v_str(text, n));
 }
 
@@ -685,7 +685,6 @@ static int render(const char *tmpl, size_t tmpl_len, const struct lm_json *messa
         scope_set(&c, globals, v_cstr("add_generation_prompt"), v_bool(opts->add_generation_prompt)) < 0 ||
         set_str_var(&c, globals, "bos_token", opts->bos_token) < 0 || set_str_var(&c, globals, "eos_token", opts->eos_token) < 0)
         goto done;
-    c.globals = globals;
     c.out = &main_out;
     /* The template's top level has its own scope above the inputs. */
     struct scope *top = scope_new(&c, globals);

@@ -14,14 +14,10 @@
 #define MAX_RANGE 100000  /* jinja2.sandbox.MAX_RANGE */
 
 static struct value v_dict(struct dict *d) { return (struct value){.type = V_DICT, .dict = d}; }
-static struct value v_markup(struct value s, bool markup) {
-    s.flags = markup ? VF_MARKUP : 0;
-    return s;
-}
 
 /* ---- arguments ---------------------------------------------------------- */
 
-int bind_args(struct ctx *c, const struct node *at, const char *fname, struct args *a, const char *const *params,
+int jx_bind_args(struct ctx *c, const struct node *at, const char *fname, struct args *a, const char *const *params,
               int n_required, struct value *out) {
     int n_params = 0;
     while (params[n_params]) n_params++;
@@ -48,831 +44,21 @@ int bind_args(struct ctx *c, const struct node *at, const char *fname, struct ar
     return 0;
 }
 
-static int no_args(struct ctx *c, const struct node *at, const char *fname, struct args *a) {
+int jx_no_args(struct ctx *c, const struct node *at, const char *fname, struct args *a) {
     static const char *const none[] = {NULL};
-    return bind_args(c, at, fname, a, none, 0, NULL);
+    return jx_bind_args(c, at, fname, a, none, 0, NULL);
 }
 
-static int want_int(struct ctx *c, const struct node *at, const char *what, struct value v, int64_t *out) {
+int jx_want_int(struct ctx *c, const struct node *at, const char *what, struct value v, int64_t *out) {
     if (v.type == V_INT || v.type == V_BOOL) {
         *out = v.type == V_INT ? v.i : v.b;
         return 0;
     }
-    return jx_fail(c, at, "%s must be an integer, not '%s'", what, type_name(v));
+    return jx_fail(c, at, "%s must be an integer, not '%s'", what, jx_type_name(v));
 }
 
-static int want_str(struct ctx *c, const struct node *at, const char *what, struct value v) {
-    return v.type == V_STR ? 0 : jx_fail(c, at, "%s must be a string, not '%s'", what, type_name(v));
-}
-
-/* ---- characters --------------------------------------------------------- */
-
-/* Simple case mapping for ASCII, Latin-1, Greek and Cyrillic; other
- * characters are left as they are. */
-static uint32_t cp_upper(uint32_t cp) {
-    if (cp >= 'a' && cp <= 'z') return cp - 32;
-    if (cp < 0x80) return cp;
-    if ((cp >= 0xe0 && cp <= 0xfe && cp != 0xf7)) return cp - 32;
-    if (cp == 0xff) return 0x178;
-    if (cp == 0xb5) return 0x39c;
-    if (cp >= 0x100 && cp <= 0x17f && cp != 0x131 && cp != 0x138 && cp != 0x149) {
-        bool odd_lower = (cp >= 0x100 && cp <= 0x137) || (cp >= 0x14a && cp <= 0x177);
-        if (odd_lower) return cp & 1 ? cp - 1 : cp;
-        if ((cp >= 0x139 && cp <= 0x148) || (cp >= 0x179 && cp <= 0x17e)) return cp & 1 ? cp : cp - 1;
-    }
-    if (cp >= 0x3b1 && cp <= 0x3c9 && cp != 0x3c2) return cp - 32;
-    if (cp == 0x3c2) return 0x3a3;
-    if (cp >= 0x3ac && cp <= 0x3af) return cp == 0x3ac ? 0x386 : cp - 37;
-    if (cp >= 0x430 && cp <= 0x44f) return cp - 32;
-    if (cp >= 0x450 && cp <= 0x45f) return cp - 80;
-    return cp;
-}
-
-static uint32_t cp_lower(uint32_t cp) {
-    if (cp >= 'A' && cp <= 'Z') return cp + 32;
-    if (cp < 0x80) return cp;
-    if (cp >= 0xc0 && cp <= 0xde && cp != 0xd7) return cp + 32;
-    if (cp == 0x178) return 0xff;
-    if (cp >= 0x100 && cp <= 0x17f && cp != 0x130 && cp != 0x138 && cp != 0x149) {
-        bool even_upper = (cp >= 0x100 && cp <= 0x137) || (cp >= 0x14a && cp <= 0x177);
-        if (even_upper) return cp & 1 ? cp : cp + 1;
-        if ((cp >= 0x139 && cp <= 0x148) || (cp >= 0x179 && cp <= 0x17e)) return cp & 1 ? cp + 1 : cp;
-    }
-    if (cp >= 0x391 && cp <= 0x3a9 && cp != 0x3a2) return cp + 32;
-    if (cp == 0x386) return 0x3ac;
-    if (cp >= 0x388 && cp <= 0x38a) return cp + 37;
-    if (cp >= 0x410 && cp <= 0x42f) return cp + 32;
-    if (cp >= 0x400 && cp <= 0x40f) return cp + 80;
-    return cp;
-}
-
-static bool cp_is_upper(uint32_t cp) { return cp_lower(cp) != cp; }
-static bool cp_is_lower(uint32_t cp) { return cp_upper(cp) != cp || cp == 0xdf; }
-static bool cp_cased(uint32_t cp) { return cp_is_upper(cp) || cp_is_lower(cp); }
-static bool cp_is_alpha(uint32_t cp) {
-    return (cp < 0x80 && ((cp | 32) >= 'a' && (cp | 32) <= 'z')) || cp_cased(cp) || (cp >= 0x80 && cp != 0xd7 && cp != 0xf7 && cp >= 0xc0 && cp < 0x2000);
-}
-static bool cp_is_digit(uint32_t cp) { return cp >= '0' && cp <= '9'; }
-
-/* Decodes the next code point of a valid UTF-8 string. */
-static uint32_t next_cp(const char *s, size_t n, size_t *i) {
-    uint32_t cp = 0;
-    *i += lm_utf8_decode(s + *i, n - *i, &cp);
-    return cp;
-}
-
-static int put_cp(struct ctx *c, struct sb *b, uint32_t cp) {
-    char tmp[4];
-    return sb_put(c, b, tmp, lm_utf8_encode(cp, tmp));
-}
-
-enum casemode { CASE_UPPER, CASE_LOWER, CASE_SWAP, CASE_CAPITALIZE, CASE_TITLE, CASE_TITLE_FILTER };
-
-static bool title_filter_sep(uint32_t cp) { return py_isspace(cp) || cp == '-' || cp == '(' || cp == '{' || cp == '[' || cp == '<'; }
-
-static int map_case(struct ctx *c, struct value s, enum casemode mode, struct value *out) {
-    struct sb b = {0};
-    bool prev_cased = false, first = true;
-    for (size_t i = 0; i < s.len;) {
-        uint32_t cp = next_cp(s.s, s.len, &i), m;
-        switch (mode) {
-        case CASE_UPPER: m = cp_upper(cp); break;
-        case CASE_LOWER: m = cp_lower(cp); break;
-        case CASE_SWAP: m = cp_is_upper(cp) ? cp_lower(cp) : cp_upper(cp); break;
-        case CASE_CAPITALIZE: m = first ? cp_upper(cp) : cp_lower(cp); break;
-        case CASE_TITLE: m = prev_cased ? cp_lower(cp) : cp_upper(cp); break;
-        default: m = prev_cased ? cp_lower(cp) : cp_upper(cp); break;  /* jinja's title filter */
-        }
-        if (mode == CASE_TITLE_FILTER) prev_cased = !title_filter_sep(cp);
-        else prev_cased = cp_cased(cp);
-        first = false;
-        if (cp == 0xdf && (mode == CASE_UPPER || ((mode == CASE_CAPITALIZE || mode == CASE_TITLE) && m == 0xdf && !prev_cased))) {
-            if (sb_put(c, &b, "SS", 2) < 0) return -1;  /* Python: 'ß'.upper() == 'SS' */
-            continue;
-        }
-        if (put_cp(c, &b, m) < 0) return -1;
-    }
-    *out = v_markup(sb_value(&b), s.flags & VF_MARKUP);
-    return jx_charge(c, s.len / 16);
-}
-
-/* ---- Python str methods ------------------------------------------------- */
-
-/* Python's start/end arguments (code point indices, negative from the end)
- * as a byte range of s. */
-static int sub_range(struct ctx *c, const struct node *at, struct value s, struct value start, struct value end, size_t *b0, size_t *b1) {
-    size_t n = utf8_len(s.s, s.len);
-    int64_t lo = 0, hi = (int64_t)n;
-    if (start.type != V_UNDEF && start.type != V_NONE) {
-        if (want_int(c, at, "start", start, &lo) < 0) return -1;
-        if (lo < 0) lo += (int64_t)n;
-        if (lo < 0) lo = 0;
-    }
-    if (end.type != V_UNDEF && end.type != V_NONE) {
-        if (want_int(c, at, "end", end, &hi) < 0) return -1;
-        if (hi < 0) hi += (int64_t)n;
-        if (hi < 0) hi = 0;
-    }
-    if (lo > (int64_t)n) lo = (int64_t)n;
-    if (hi > (int64_t)n) hi = (int64_t)n;
-    if (hi < lo) hi = lo;
-    bool ascii = n == s.len;
-    *b0 = ascii ? (size_t)lo : utf8_offset(s.s, s.len, (size_t)lo);
-    *b1 = ascii ? (size_t)hi : utf8_offset(s.s, s.len, (size_t)hi);
-    return 0;
-}
-
-static const char *memfind(const char *h, size_t nh, const char *n, size_t nn) {
-    if (nn == 0) return h;
-    if (nn > nh) return NULL;
-    return memmem(h, nh, n, nn);
-}
-
-static const char *memrfind(const char *h, size_t nh, const char *n, size_t nn) {
-    if (nn > nh) return NULL;
-    for (size_t i = nh - nn + 1; i-- > 0;)
-        if (!memcmp(h + i, n, nn)) return h + i;
-    return NULL;
-}
-
-static int m_startswith_endswith(struct ctx *c, const struct node *at, struct value self, struct args *a, struct value *out, bool ends) {
-    static const char *const params[] = {"prefix", "start", "end", NULL};
-    struct value p[3] = {v_none(), v_none(), v_none()};
-    if (bind_args(c, at, ends ? "endswith" : "startswith", a, params, 1, p) < 0) return -1;
-    size_t b0, b1;
-    if (sub_range(c, at, self, p[1], p[2], &b0, &b1) < 0) return -1;
-    const char *s = self.s + b0;
-    size_t n = b1 - b0;
-    struct value one[1] = {p[0]};
-    const struct value *cands = one;
-    size_t nc = 1;
-    if (p[0].type == V_LIST && (p[0].flags & VF_TUPLE)) cands = p[0].list->items, nc = p[0].list->n;
-    for (size_t i = 0; i < nc; i++) {
-        struct value x = cands[i];
-        if (x.type != V_STR)
-            return jx_fail(c, at, "%s first arg must be str or a tuple of str, not %s", ends ? "endswith" : "startswith", type_name(x));
-        if (x.len <= n && !memcmp(ends ? s + n - x.len : s, x.s, x.len)) {
-            *out = v_bool(true);
-            return 0;
-        }
-    }
-    *out = v_bool(false);
-    return 0;
-}
-static int m_startswith(struct ctx *c, const struct node *at, struct value self, struct args *a, struct value *out) {
-    return m_startswith_endswith(c, at, self, a, out, false);
-}
-static int m_endswith(struct ctx *c, const struct node *at, struct value self, struct args *a, struct value *out) {
-    return m_startswith_endswith(c, at, self, a, out, true);
-}
-
-/* Is cp in the strip set (NULL chars: whitespace)? */
-static bool in_chars(uint32_t cp, const struct value *chars) {
-    if (!chars) return py_isspace(cp);
-    for (size_t i = 0; i < chars->len;) {
-        if (next_cp(chars->s, chars->len, &i) == cp) return true;
-    }
-    return false;
-}
-
-/* Python's strip/lstrip/rstrip: which = 1 left, 2 right, 3 both. */
-static struct value strip_value(struct value s, const struct value *chars, int which) {
-    size_t b = 0, e = s.len;
-    if (which & 1)
-        while (b < e) {
-            size_t i = b;
-            if (!in_chars(next_cp(s.s, s.len, &i), chars)) break;
-            b = i;
-        }
-    if (which & 2)
-        while (e > b) {
-            size_t i = e - 1;
-            while (i > b && ((unsigned char)s.s[i] & 0xc0) == 0x80) i--;
-            size_t j = i;
-            if (!in_chars(next_cp(s.s, s.len, &j), chars)) break;
-            e = i;
-        }
-    struct value r = v_str(s.s + b, e - b);
-    r.flags = s.flags;
-    return r;
-}
-
-static int do_strip(struct ctx *c, const struct node *at, const char *fname, struct value self, struct args *a, struct value *out, int which) {
-    static const char *const params[] = {"chars", NULL};
-    struct value p[1] = {v_none()};
-    if (bind_args(c, at, fname, a, params, 0, p) < 0) return -1;
-    if (p[0].type != V_NONE && want_str(c, at, "strip chars", p[0]) < 0) return -1;
-    *out = strip_value(self, p[0].type == V_NONE ? NULL : &p[0], which);
-    return jx_charge(c, self.len / 32);
-}
-static int m_strip(struct ctx *c, const struct node *at, struct value self, struct args *a, struct value *out) {
-    return do_strip(c, at, "strip", self, a, out, 3);
-}
-static int m_lstrip(struct ctx *c, const struct node *at, struct value self, struct args *a, struct value *out) {
-    return do_strip(c, at, "lstrip", self, a, out, 1);
-}
-static int m_rstrip(struct ctx *c, const struct node *at, struct value self, struct args *a, struct value *out) {
-    return do_strip(c, at, "rstrip", self, a, out, 2);
-}
-
-/* A growable list under construction. */
-struct lvec {
-    struct value *v;
-    size_t n, cap;
-};
-
-static int lvec_push(struct ctx *c, struct lvec *l, struct value x) {
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 8;
-        struct value *nv = jx_alloc(c, cap * sizeof *nv);
-        if (!nv) return -1;
-        if (l->n) memcpy(nv, l->v, l->n * sizeof *nv);
-        l->v = nv;
-        l->cap = cap;
-    }
-    l->v[l->n++] = x;
-    return jx_charge(c, 1);
-}
-
-static int lvec_value(struct ctx *c, struct lvec *l, bool tuple, struct value *out) {
-    struct list *r = list_new(c, l->n);
-    if (!r) return -1;
-    if (l->n) memcpy(r->items, l->v, l->n * sizeof *l->v);
-    *out = v_list(r, tuple);
-    return 0;
-}
-
-static int empty_gen(struct ctx *c, struct value *out) {
-    struct list *l = list_new(c, 0);
-    *out = v_gen(l);
-    return l ? 0 : -1;
-}
-
-static struct value substr(struct value s, size_t b, size_t e) {
-    struct value r = v_str(s.s + b, e - b);
-    r.flags = s.flags;
-    return r;
-}
-
-static int do_split(struct ctx *c, const struct node *at, const char *fname, struct value self, struct args *a, struct value *out, bool right) {
-    static const char *const params[] = {"sep", "maxsplit", NULL};
-    struct value p[2] = {v_none(), v_int(-1)};
-    if (bind_args(c, at, fname, a, params, 0, p) < 0) return -1;
-    int64_t max = 0;
-    if (want_int(c, at, "maxsplit", p[1], &max) < 0) return -1;
-    struct lvec parts = {0};
-    const char *s = self.s;
-    size_t n = self.len;
-    if (p[0].type == V_NONE) {
-        /* runs of whitespace separate; none at the ends */
-        struct value rest = strip_value(self, NULL, right ? 2 : 1);
-        size_t b = (size_t)(rest.s - s), e = b + rest.len;
-        if (!right) {
-            while (b < e) {
-                if (max >= 0 && (int64_t)parts.n == max) {
-                    if (lvec_push(c, &parts, substr(self, b, e)) < 0) return -1;
-                    b = e;
-                    break;
-                }
-                size_t i = b, w = b;
-                while (i < e) {
-                    size_t j = i;
-                    if (py_isspace(next_cp(s, n, &j))) break;
-                    i = j;
-                }
-                w = i;
-                if (lvec_push(c, &parts, substr(self, b, w)) < 0) return -1;
-                while (i < e) {
-                    size_t j = i;
-                    if (!py_isspace(next_cp(s, n, &j))) break;
-                    i = j;
-                }
-                b = i;
-            }
-        } else {
-            /* collect from the right, then reverse */
-            while (e > b) {
-                if (max >= 0 && (int64_t)parts.n == max) {
-                    if (lvec_push(c, &parts, substr(self, b, e)) < 0) return -1;
-                    break;
-                }
-                size_t i = e;
-                while (i > b) {
-                    size_t k = i - 1;
-                    while (k > b && ((unsigned char)s[k] & 0xc0) == 0x80) k--;
-                    size_t j = k;
-                    if (py_isspace(next_cp(s, n, &j))) break;
-                    i = k;
-                }
-                if (lvec_push(c, &parts, substr(self, i, e)) < 0) return -1;
-                while (i > b) {
-                    size_t k = i - 1;
-                    while (k > b && ((unsigned char)s[k] & 0xc0) == 0x80) k--;
-                    size_t j = k;
-                    if (!py_isspace(next_cp(s, n, &j))) break;
-                    i = k;
-                }
-                e = i;
-            }
-            for (size_t i = 0; i < parts.n / 2; i++) {
-                struct value t = parts.v[i];
-                parts.v[i] = parts.v[parts.n - 1 - i];
-                parts.v[parts.n - 1 - i] = t;
-            }
-        }
-        return lvec_value(c, &parts, false, out);
-    }
-    if (want_str(c, at, "separator", p[0]) < 0) return -1;
-    if (p[0].len == 0) return jx_fail(c, at, "empty separator");
-    const char *sep = p[0].s;
-    size_t ns = p[0].len;
-    if (!right) {
-        size_t b = 0;
-        for (;;) {
-            const char *hit = max >= 0 && (int64_t)parts.n == max ? NULL : memfind(s + b, n - b, sep, ns);
-            if (!hit) break;
-            if (lvec_push(c, &parts, substr(self, b, (size_t)(hit - s))) < 0) return -1;
-            b = (size_t)(hit - s) + ns;
-        }
-        if (lvec_push(c, &parts, substr(self, b, n)) < 0) return -1;
-    } else {
-        size_t e = n;
-        for (;;) {
-            const char *hit = max >= 0 && (int64_t)parts.n == max ? NULL : memrfind(s, e, sep, ns);
-            if (!hit) break;
-            if (lvec_push(c, &parts, substr(self, (size_t)(hit - s) + ns, e)) < 0) return -1;
-            e = (size_t)(hit - s);
-        }
-        if (lvec_push(c, &parts, substr(self, 0, e)) < 0) return -1;
-        for (size_t i = 0; i < parts.n / 2; i++) {
-            struct value t = parts.v[i];
-            parts.v[i] = parts.v[parts.n - 1 - i];
-            parts.v[parts.n - 1 - i] = t;
-        }
-    }
-    return lvec_value(c, &parts, false, out);
-}
-static int m_split(struct ctx *c, const struct node *at, struct value self, struct args *a, struct value *out) {
-    return do_split(c, at, "split", self, a, out, false);
-}
-static int m_rsplit(struct ctx *c, const struct node *at, struct value self, struct args *a, struct value *out) {
-    return do_split(c, at, "rsplit", self, a, out, true);
-}
-
-/* Line boundaries of str.splitlines(): length of the one at s[i], or 0. */
-static size_t line_break_at(const char *s, size_t n, size_t i) {
-    unsigned char ch = (unsigned char)s[i];
-    if (ch == '\r') return i + 1 < n && s[i + 1] == '\n' ? 2 : 1;
-    if (ch == '\n' || ch == 0x0b || ch == 0x0c || ch == 0x1c || ch == 0x1d || ch == 0x1e) return 1;
-    if (ch >= 0x80) {
-        size_t j = i;
-        uint32_t cp = next_cp(s, n, &j);
-        if (cp == 0x85 || cp == 0x2028 || cp == 0x2029) return j - i;
-    }
-    return 0;
-}
-
-static int splitlines(struct ctx *c, struct value s, bool keepends, struct lvec *parts) {
-    size_t b = 0;
-    for (size_t i = 0; i < s.len;) {
-        size_t k = line_break_at(s.s, s.len, i);
-        if (!k) {
-            i++;
-            continue;
-        }
-        if (lvec_push(c, parts, substr(s, b, keepends ? i + k : i)) < 0) return -1;
-        i += k;
-        b = i;
-    }
-    if (b < s.len && lvec_push(c, parts, substr(s, b, s.len)) < 0) return -1;
-    return 0;
-}
-
-static int m_splitlines(struct ctx *c, const struct node *at, struct value self, struct args *a, struct value *out) {
-    static const char *const params[] = {"keepends", NULL};
-    struct value p[1] = {v_bool(false)};
-    if (bind_args(c, at, "splitlines", a, params, 0, p) < 0) return -1;
-    struct lvec parts = {0};
-    if (splitlines(c, self, truthy(p[0]), &parts) < 0) return -1;
-    return lvec_value(c, &parts, false, out);
-}
-
-#define CASE_METHOD(fname, mode)                                                                          \
-    static int m_##fname(struct ctx *c, const struct node *at, struct value self, struct args *a, struct value *out) { \
-        if (no_args(c, at, #fname, a) < 0) return -1;                                                      \
-        return map_case(c, self, mode, out);                                                               \
-    }
-CASE_METHOD(upper, CASE_UPPER)
-CASE_METHOD(lower, CASE_LOWER)
-CASE_METHOD(casefold, CASE_LOWER)
-CASE_METHOD(swapcase, CASE_SWAP)
-CASE_METHOD(capitalize, CASE_CAPITALIZE)
-CASE_METHOD(title, CASE_TITLE)
-
-static int str_replace(struct ctx *c, struct value s, struct value old, struct value new_, int64_t count, struct value *out) {
-    struct sb b = {0};
-    size_t i = 0;
-    int64_t done = 0;
-    if (old.len == 0) {
-        /* Python inserts new before every character and at the end */
-        while (count < 0 || done < count) {
-            if (sb_put(c, &b, new_.s, new_.len) < 0) return -1;
-            done++;
-            if (i >= s.len) break;
-            size_t j = i;
-            next_cp(s.s, s.len, &j);
-            if (sb_put(c, &b, s.s + i, j - i) < 0) return -1;
-            i = j;
-        }
-    } else {
-        while (count < 0 || done < count) {
-            const char *hit = memfind(s.s + i, s.len - i, old.s, old.len);
-            if (!hit) break;
-            if (sb_put(c, &b, s.s + i, (size_t)(hit - s.s) - i) < 0 || sb_put(c, &b, new_.s, new_.len) < 0) return -1;
-            i = (size_t)(hit - s.s) + old.len;
-            done++;
-        }
-    }
-    if (sb_put(c, &b, s.s + i, s.len - i) < 0) return -1;
-    *out = sb_value(&b);
-    return jx_charge(c, s.len / 16);
-}
-
-static int m_replace(struct ctx *c, const struct node *at, struct value self, struct args *a, struct value *out) {
-    static const char *const params[] = {"old", "new", "count", NULL};
-    struct value p[3] = {v_none(), v_none(), v_int(-1)};
-    int64_t count = 0;
-    if (bind_args(c, at, "replace", a, params, 2, p) < 0 || want_str(c, at, "replace old", p[0]) < 0 ||
-        want_str(c, at, "replace new", p[1]) < 0 || want_int(c, at, "count", p[2], &count) < 0)
-        return -1;
-    if (self.flags & VF_MARKUP) {  /* Markup.replace escapes what it inserts */
-        if (html_escape(c, p[0], &p[0]) < 0 || html_escape(c, p[1], &p[1]) < 0) return -1;
-    }
-    if (str_replace(c, self, p[0], p[1], count, out) < 0) return -1;
-    out->flags = self.flags & VF_MARKUP;
-    return 0;
-}
-
-static int do_find(struct ctx *c, const struct node *at, const char *fname, struct value self, struct args *a, struct value *out,
-                   bool right, bool raise) {
-    static const char *const params[] = {"sub", "start", "end", NULL};
-    struct value p[3] = {v_none(), v_none(), v_none()};
-    size_t b0, b1;
-    if (bind_args(c, at, fname, a, params, 1, p) < 0 || want_str(c, at, "substring", p[0]) < 0 ||
-        sub_range(c, at, self, p[1], p[2], &b0, &b1) < 0)
-        return -1;
-    const char *hit = right ? memrfind(self.s + b0, b1 - b0, p[0].s, p[0].len) : memfind(self.s + b0, b1 - b0, p[0].s, p[0].len);
-    if (!hit && raise) return jx_fail(c, at, "substring not found");
-    *out = v_int(hit ? (int64_t)utf8_len(self.s, (size_t)(hit - self.s)) : -1);
-    return jx_charge(c, self.len / 16);
-}
-static int m_find(struct ctx *c, const struct node *at, struct value self, struct args *a, struct value *out) {
-    return do_find(c, at, "find", self, a, out, false, false);
-}
-static int m_rfind(struct ctx *c, const struct node *at, struct value self, struct args *a, struct value *out) {
-    return do_find(c, at, "rfind", self, a, out, true, false);
-}
-static int m_index(struct ctx *c, const struct node *at, struct value self, struct args *a, struct value *out) {
-    return do_find(c, at, "index", self, a, out, false, true);
-}
-static int m_rindex(struct ctx *c, const struct node *at, struct value self, struct args *a, struct value *out) {
-    return do_find(c, at, "rindex", self, a, out, true, true);
-}
-
-static int m_count(struct ctx *c, const struct node *at, struct value self, struct args *a, struct value *out) {
-    static const char *const params[] = {"sub", "start", "end", NULL};
-    struct value p[3] = {v_none(), v_none(), v_none()};
-    size_t b0, b1;
-    if (bind_args(c, at, "count", a, params, 1, p) < 0 || want_str(c, at, "substring", p[0]) < 0 ||
-        sub_range(c, at, self, p[1], p[2], &b0, &b1) < 0)
-        return -1;
-    int64_t k = 0;
-    if (p[0].len == 0) k = (int64_t)utf8_len(self.s + b0, b1 - b0) + 1;
-    else
-        for (size_t i = b0;;) {
-            const char *hit = memfind(self.s + i, b1 - i, p[0].s, p[0].len);
-            if (!hit) break;
-            k++;
-            i = (size_t)(hit - self.s) + p[0].len;
-        }
-    *out = v_int(k);
-    return jx_charge(c, self.len / 16);
-}
-
-static int m_join(struct ctx *c, const struct node *at, struct value self, struct args *a, struct value *out) {
-    static const char *const params[] = {"iterable", NULL};
-    struct value p[1];
-    struct list *items;
-    if (bind_args(c, at, "join", a, params, 1, p) < 0 || iterate(c, at, p[0], &items) < 0) return -1;
-    struct sb b = {0};
-    for (size_t i = 0; i < items->n; i++) {
-        struct value x = items->items[i];
-        if (x.type != V_STR) return jx_fail(c, at, "sequence item %zu: expected str instance, %s found", i, type_name(x));
-        if (self.flags & VF_MARKUP && html_escape(c, x, &x) < 0) return -1;
-        if ((i && sb_put(c, &b, self.s, self.len) < 0) || sb_put(c, &b, x.s, x.len) < 0) return -1;
-    }
-    *out = v_markup(sb_value(&b), self.flags & VF_MARKUP);
-    return 0;
-}
-
-static int do_pad(struct ctx *c, const struct node *at, const char *fname, struct value self, struct args *a, struct value *out, int where) {
-    static const char *const params[] = {"width", "fillchar", NULL};
-    struct value p[2] = {v_none(), v_str(" ", 1)};
-    int64_t width = 0;
-    if (bind_args(c, at, fname, a, params, 1, p) < 0 || want_int(c, at, "width", p[0], &width) < 0 ||
-        want_str(c, at, "fillchar", p[1]) < 0)
-        return -1;
-    if (utf8_len(p[1].s, p[1].len) != 1) return jx_fail(c, at, "the fill character must be exactly one character long");
-    int64_t n = (int64_t)utf8_len(self.s, self.len);
-    if (width <= n) {
-        *out = self;
-        return 0;
-    }
-    if (width - n > (int64_t)c->max_output) return jx_fail(c, at, "template output exceeds %zu bytes", c->max_output);
-    int64_t marg = width - n, left;
-    if (where < 0) left = 0;
-    else if (where > 0) left = marg;
-    else left = marg / 2 + (marg & width & 1);
-    struct sb b = {0};
-    for (int64_t i = 0; i < left; i++)
-        if (sb_put(c, &b, p[1].s, p[1].len) < 0) return -1;
-    if (sb_put(c, &b, self.s, self.len) < 0) return -1;
-    for (int64_t i = left; i < marg; i++)
-        if (sb_put(c, &b, p[1].s, p[1].len) < 0) return -1;
-    *out = v_markup(sb_value(&b), self.flags & VF_MARKUP);
-    return jx_charge(c, (uint64_t)marg / 16);
-}
-static int m_center(struct ctx *c, const struct node *at, struct value self, struct args *a, struct value *out) {
-    return do_pad(c, at, "center", self, a, out, 0);
-}
-static int m_ljust(struct ctx *c, const struct node *at, struct value self, struct args *a, struct value *out) {
-    return do_pad(c, at, "ljust", self, a, out, -1);
-}
-static int m_rjust(struct ctx *c, const struct node *at, struct value self, struct args *a, struct value *out) {
-    return do_pad(c, at, "rjust", self, a, out, 1);
-}
-
-static int do_partition(struct ctx *c, const struct node *at, const char *fname, struct value self, struct args *a, struct value *out, bool right) {
-    static const char *const params[] = {"sep", NULL};
-    struct value p[1];
-    if (bind_args(c, at, fname, a, params, 1, p) < 0 || want_str(c, at, "separator", p[0]) < 0) return -1;
-    if (!p[0].len) return jx_fail(c, at, "empty separator");
-    struct list *l = list_new(c, 3);
-    if (!l) return -1;
-    const char *hit = right ? memrfind(self.s, self.len, p[0].s, p[0].len) : memfind(self.s, self.len, p[0].s, p[0].len);
-    struct value empty = substr(self, 0, 0);
-    if (!hit) {
-        l->items[0] = right ? empty : self;
-        l->items[1] = empty;
-        l->items[2] = right ? self : empty;
-    } else {
-        size_t h = (size_t)(hit - self.s);
-        l->items[0] = substr(self, 0, h);
-        l->items[1] = p[0];
-        l->items[2] = substr(self, h + p[0].len, self.len);
-    }
-    *out = v_list(l, true);
-    return 0;
-}
-static int m_partition(struct ctx *c, const struct node *at, struct value self, struct args *a, struct value *out) {
-    return do_partition(c, at, "partition", self, a, out, false);
-}
-static int m_rpartition(struct ctx *c, const struct node *at, struct value self, struct args *a, struct value *out) {
-    return do_partition(c, at, "rpartition", self, a, out, true);
-}
-
-static int do_remove_affix(struct ctx *c, const struct node *at, const char *fname, struct value self, struct args *a, struct value *out, bool suffix) {
-    static const char *const params[] = {"affix", NULL};
-    struct value p[1];
-    if (bind_args(c, at, fname, a, params, 1, p) < 0 || want_str(c, at, "argument", p[0]) < 0) return -1;
-    *out = self;
-    if (p[0].len <= self.len && !memcmp(suffix ? self.s + self.len - p[0].len : self.s, p[0].s, p[0].len))
-        *out = suffix ? substr(self, 0, self.len - p[0].len) : substr(self, p[0].len, self.len);
-    return 0;
-}
-static int m_removeprefix(struct ctx *c, const struct node *at, struct value self, struct args *a, struct value *out) {
-    return do_remove_affix(c, at, "removeprefix", self, a, out, false);
-}
-static int m_removesuffix(struct ctx *c, const struct node *at, struct value self, struct args *a, struct value *out) {
-    return do_remove_affix(c, at, "removesuffix", self, a, out, true);
-}
-
-static int m_zfill(struct ctx *c, const struct node *at, struct value self, struct args *a, struct value *out) {
-    static const char *const params[] = {"width", NULL};
-    struct value p[1];
-    int64_t width = 0;
-    if (bind_args(c, at, "zfill", a, params, 1, p) < 0 || want_int(c, at, "width", p[0], &width) < 0) return -1;
-    int64_t n = (int64_t)utf8_len(self.s, self.len);
-    if (width <= n) {
-        *out = self;
-        return 0;
-    }
-    if (width - n > (int64_t)c->max_output) return jx_fail(c, at, "template output exceeds %zu bytes", c->max_output);
-    struct sb b = {0};
-    size_t sign = self.len && (self.s[0] == '+' || self.s[0] == '-');
-    if (sb_put(c, &b, self.s, sign) < 0) return -1;
-    for (int64_t i = n; i < width; i++)
-        if (sb_putc(c, &b, '0') < 0) return -1;
-    if (sb_put(c, &b, self.s + sign, self.len - sign) < 0) return -1;
-    *out = sb_value(&b);
-    return 0;
-}
-
-/* isdigit, isalpha, ...: every character passes and there is at least one. */
-enum charclass { CC_DIGIT, CC_ALPHA, CC_ALNUM, CC_SPACE };
-static int char_test(struct ctx *c, const struct node *at, const char *fname, struct value self, struct args *a, struct value *out, enum charclass cc) {
-    if (no_args(c, at, fname, a) < 0) return -1;
-    bool ok = self.len > 0;
-    for (size_t i = 0; i < self.len && ok;) {
-        uint32_t cp = next_cp(self.s, self.len, &i);
-        switch (cc) {
-        case CC_DIGIT: ok = cp_is_digit(cp); break;
-        case CC_ALPHA: ok = cp_is_alpha(cp); break;
-        case CC_ALNUM: ok = cp_is_alpha(cp) || cp_is_digit(cp); break;
-        case CC_SPACE: ok = py_isspace(cp); break;
-        }
-    }
-    *out = v_bool(ok);
-    return 0;
-}
-static int m_isdigit(struct ctx *c, const struct node *at, struct value self, struct args *a, struct value *out) {
-    return char_test(c, at, "isdigit", self, a, out, CC_DIGIT);
-}
-static int m_isalpha(struct ctx *c, const struct node *at, struct value self, struct args *a, struct value *out) {
-    return char_test(c, at, "isalpha", self, a, out, CC_ALPHA);
-}
-static int m_isalnum(struct ctx *c, const struct node *at, struct value self, struct args *a, struct value *out) {
-    return char_test(c, at, "isalnum", self, a, out, CC_ALNUM);
-}
-static int m_isspace(struct ctx *c, const struct node *at, struct value self, struct args *a, struct value *out) {
-    return char_test(c, at, "isspace", self, a, out, CC_SPACE);
-}
-
-/* isupper/islower: some cased character, and none of the other case. */
-static bool str_case_is(struct value s, bool upper) {
-    bool cased = false;
-    for (size_t i = 0; i < s.len;) {
-        uint32_t cp = next_cp(s.s, s.len, &i);
-        if (upper ? cp_is_lower(cp) : cp_is_upper(cp)) return false;
-        cased |= cp_cased(cp);
-    }
-    return cased;
-}
-static int m_isupper(struct ctx *c, const struct node *at, struct value self, struct args *a, struct value *out) {
-    if (no_args(c, at, "isupper", a) < 0) return -1;
-    *out = v_bool(str_case_is(self, true));
-    return 0;
-}
-static int m_islower(struct ctx *c, const struct node *at, struct value self, struct args *a, struct value *out) {
-    if (no_args(c, at, "islower", a) < 0) return -1;
-    *out = v_bool(str_case_is(self, false));
-    return 0;
-}
-
-static int m_unsupported(struct ctx *c, const struct node *at, struct value self, struct args *a, struct value *out) {
-    return jx_fail(c, at, "str.format is not supported");
-}
-
-static const struct builtin str_methods[] = {
-    {"capitalize", m_capitalize}, {"casefold", m_casefold}, {"center", m_center},       {"count", m_count},
-    {"endswith", m_endswith},     {"find", m_find},         {"format", m_unsupported},  {"index", m_index},
-    {"isalnum", m_isalnum},       {"isalpha", m_isalpha},   {"isdigit", m_isdigit},     {"islower", m_islower},
-    {"isspace", m_isspace},       {"isupper", m_isupper},   {"join", m_join},           {"ljust", m_ljust},
-    {"lower", m_lower},           {"lstrip", m_lstrip},     {"partition", m_partition}, {"removeprefix", m_removeprefix},
-    {"removesuffix", m_removesuffix}, {"replace", m_replace}, {"rfind", m_rfind},       {"rindex", m_rindex},
-    {"rjust", m_rjust},           {"rpartition", m_rpartition}, {"rsplit", m_rsplit},   {"rstrip", m_rstrip},
-    {"split", m_split},           {"splitlines", m_splitlines}, {"startswith", m_startswith}, {"strip", m_strip},
-    {"swapcase", m_swapcase},     {"title", m_title},       {"upper", m_upper},         {"zfill", m_zfill},
-    {NULL, NULL},
-};
-
-/* Python's fmt % args (printf-style): flags -+ 0#, width, precision (or
- * *), conversions s r a d i u f F e E g G x X o c %, and %(key)s with a
- * dict. */
-int py_percent_format(struct ctx *c, const struct node *at, struct value fmt, struct value args, struct value *out) {
-    struct value one[1] = {args};
-    const struct value *argv = one;
-    size_t argc = 1, next = 0;
-    bool by_key = args.type == V_DICT;
-    if (args.type == V_LIST && (args.flags & VF_TUPLE)) argv = args.list->items, argc = args.list->n;
-    struct sb b = {0};
-    const char *s = fmt.s;
-    size_t n = fmt.len;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] != '%') {
-            if (sb_putc(c, &b, s[i]) < 0) return -1;
-            continue;
-        }
-        if (++i >= n) return jx_fail(c, at, "incomplete format");
-        struct value arg = {0};
-        bool have_arg = false;
-        if (s[i] == '(') {
-            size_t e = i + 1;
-            while (e < n && s[e] != ')') e++;
-            if (e >= n) return jx_fail(c, at, "incomplete format key");
-            if (!by_key) return jx_fail(c, at, "format requires a mapping");
-            long k = dict_find(c, args.dict, v_str(s + i + 1, e - i - 1));
-            if (k < 0) return jx_fail(c, at, "format key '%.*s' not found", (int)(e - i - 1), s + i + 1);
-            arg = args.dict->vals[k];
-            have_arg = true;
-            i = e + 1;
-        }
-        char spec[32] = "%";
-        size_t sl = 1;
-        while (i < n && strchr("-+ 0#", s[i]) && sl < 8) spec[sl++] = s[i++];
-        for (int part = 0; part < 2; part++) {  /* width, then .precision */
-            if (part == 1) {
-                if (i >= n || s[i] != '.') break;
-                spec[sl++] = s[i++];
-            }
-            if (i < n && s[i] == '*') {
-                int64_t w = 0;
-                if (next >= argc || want_int(c, at, "* width", argv[next++], &w) < 0) return jx_fail(c, at, "not enough arguments for format string");
-                if (w > 10000 || w < -10000) return jx_fail(c, at, "format width too large");
-                sl += (size_t)snprintf(spec + sl, sizeof spec - sl, "%d", (int)w);
-                i++;
-            } else {
-                size_t d0 = i;
-                while (i < n && s[i] >= '0' && s[i] <= '9') i++;
-                if (i - d0 > 4) return jx_fail(c, at, "format width too large");
-                memcpy(spec + sl, s + d0, i - d0);
-                sl += i - d0;
-            }
-        }
-        while (i < n && (s[i] == 'l' || s[i] == 'h' || s[i] == 'L')) i++;  /* Python ignores length modifiers */
-        if (i >= n) return jx_fail(c, at, "incomplete format");
-        char conv = s[i];
-        if (conv == '%') {
-            if (sb_putc(c, &b, '%') < 0) return -1;
-            continue;
-        }
-        if (!have_arg) {
-            if (by_key) return jx_fail(c, at, "format requires a mapping key");
-            if (next >= argc) return jx_fail(c, at, "not enough arguments for format string");
-            arg = argv[next++];
-        }
-        char tmp[512];
-        if (strchr("sra", conv)) {
-            struct sb sv = {0};
-            if ((conv == 's' ? to_str(c, arg, &sv) : to_repr(c, arg, &sv)) < 0) return -1;
-            /* width and precision count characters; pad by hand */
-            int width = 0, prec = -1;
-            bool left = strchr(spec, '-') != NULL;
-            const char *w = spec + 1;
-            while (*w && strchr("-+ 0#", *w)) w++;
-            width = atoi(w);
-            const char *dot = strchr(spec, '.');
-            if (dot) prec = atoi(dot + 1);
-            size_t len = sv.len, chars = utf8_len(sv.p ? sv.p : "", sv.len);
-            if (prec >= 0 && (size_t)prec < chars) len = utf8_offset(sv.p, sv.len, (size_t)prec), chars = (size_t)prec;
-            for (size_t k = chars; !left && (int)k < width; k++)
-                if (sb_putc(c, &b, ' ') < 0) return -1;
-            if (sb_put(c, &b, sv.p ? sv.p : "", len) < 0) return -1;
-            for (size_t k = chars; left && (int)k < width; k++)
-                if (sb_putc(c, &b, ' ') < 0) return -1;
-            continue;
-        }
-        if (strchr("diuxXoc", conv)) {
-            int64_t v;
-            if (conv == 'c' && arg.type == V_STR) {
-                if (utf8_len(arg.s, arg.len) != 1) return jx_fail(c, at, "%%c requires an int or a single character");
-                if (sb_put(c, &b, arg.s, arg.len) < 0) return -1;
-                continue;
-            }
-            if (arg.type == V_FLOAT && strchr("diu", conv) && isfinite(arg.f) && fabs(arg.f) < 9.2e18) v = (int64_t)arg.f;
-            else if (arg.type == V_INT || arg.type == V_BOOL) v = arg.type == V_INT ? arg.i : arg.b;
-            else return jx_fail(c, at, "%%%c format: a real number is required, not %s", conv, type_name(arg));
-            if (conv == 'c') {
-                if (v < 0 || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff)) return jx_fail(c, at, "%%c arg not in range(0x110000)");
-                if (put_cp(c, &b, (uint32_t)v) < 0) return -1;
-                continue;
-            }
-            if (conv == 'd' || conv == 'i' || conv == 'u') {
-                snprintf(spec + sl, sizeof spec - sl, "lld");
-                snprintf(tmp, sizeof tmp, spec, (long long)v);
-            } else {
-                /* Python writes a negative hex/octal number as '-' and the magnitude */
-                snprintf(spec + sl, sizeof spec - sl, "ll%c", conv);
-                char digits[128];
-                snprintf(digits, sizeof digits, spec, (unsigned long long)(v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v));
-                snprintf(tmp, sizeof tmp, "%s%s", v < 0 ? "-" : "", digits);
-            }
-            if (sb_put(c, &b, tmp, strlen(tmp)) < 0) return -1;
-            continue;
-        }
-        if (strchr("fFeEgG", conv)) {
-            if (!is_number(arg)) return jx_fail(c, at, "must be real number, not %s", type_name(arg));
-            spec[sl++] = conv;
-            spec[sl] = 0;
-            snprintf(tmp, sizeof tmp, spec, num_as_double(arg));
-            if (sb_put(c, &b, tmp, strlen(tmp)) < 0) return -1;
-            continue;
-        }
-        return jx_fail(c, at, "unsupported format character '%c'", conv);
-    }
-    if (!by_key && next < argc) return jx_fail(c, at, "not all arguments converted during string formatting");
-    *out = sb_value(&b);
-    return 0;
+int jx_want_str(struct ctx *c, const struct node *at, const char *what, struct value v) {
+    return v.type == V_STR ? 0 : jx_fail(c, at, "%s must be a string, not '%s'", what, jx_type_name(v));
 }
 
 /* ---- dict and list methods ---------------------------------------------- */
@@ -880,17 +66,17 @@ int py_percent_format(struct ctx *c, const struct node *at, struct value fmt, st
 static int m_get(struct ctx *c, const struct node *at, struct value self, struct args *a, struct value *out) {
     static const char *const params[] = {"key", "default", NULL};
     struct value p[2] = {v_none(), v_none()};
-    if (bind_args(c, at, "get", a, params, 1, p) < 0) return -1;
-    long i = dict_find(c, self.dict, p[0]);
+    if (jx_bind_args(c, at, "get", a, params, 1, p) < 0) return -1;
+    long i = jx_dict_find(c, self.dict, p[0]);
     *out = i >= 0 ? self.dict->vals[i] : p[1];
     return 0;
 }
 
 static int dict_items(struct ctx *c, struct dict *d, struct value *out) {
-    struct list *l = list_new(c, d->n);
+    struct list *l = jx_list_new(c, d->n);
     if (!l) return -1;
     for (size_t i = 0; i < d->n; i++) {
-        struct list *pair = list_new(c, 2);
+        struct list *pair = jx_list_new(c, 2);
         if (!pair) return -1;
         pair->items[0] = d->keys[i];
         pair->items[1] = d->vals[i];
@@ -901,14 +87,14 @@ static int dict_items(struct ctx *c, struct dict *d, struct value *out) {
 }
 
 static int m_items(struct ctx *c, const struct node *at, struct value self, struct args *a, struct value *out) {
-    if (no_args(c, at, "items", a) < 0 || dict_items(c, self.dict, out) < 0) return -1;
+    if (jx_no_args(c, at, "items", a) < 0 || dict_items(c, self.dict, out) < 0) return -1;
     out->flags = VF_ITEMS;
     return 0;
 }
 
 static int m_keys_values(struct ctx *c, const struct node *at, struct value self, struct args *a, struct value *out, bool keys) {
-    if (no_args(c, at, keys ? "keys" : "values", a) < 0) return -1;
-    struct list *l = list_new(c, self.dict->n);
+    if (jx_no_args(c, at, keys ? "keys" : "values", a) < 0) return -1;
+    struct list *l = jx_list_new(c, self.dict->n);
     if (!l) return -1;
     memcpy(l->items, keys ? self.dict->keys : self.dict->vals, self.dict->n * sizeof *l->items);
     *out = v_list(l, false);
@@ -923,7 +109,7 @@ static int m_values(struct ctx *c, const struct node *at, struct value self, str
 }
 
 static int m_copy(struct ctx *c, const struct node *at, struct value self, struct args *a, struct value *out) {
-    if (no_args(c, at, "copy", a) < 0) return -1;
+    if (jx_no_args(c, at, "copy", a) < 0) return -1;
     *out = self;  /* lists and dicts never change, so a copy can share */
     return 0;
 }
@@ -931,9 +117,9 @@ static int m_copy(struct ctx *c, const struct node *at, struct value self, struc
 static int m_list_index(struct ctx *c, const struct node *at, struct value self, struct args *a, struct value *out) {
     static const char *const params[] = {"value", NULL};
     struct value p[1];
-    if (bind_args(c, at, "index", a, params, 1, p) < 0) return -1;
+    if (jx_bind_args(c, at, "index", a, params, 1, p) < 0) return -1;
     for (size_t i = 0; i < self.list->n; i++)
-        if (values_equal(c, self.list->items[i], p[0])) {
+        if (jx_values_equal(c, self.list->items[i], p[0])) {
             *out = v_int((int64_t)i);
             return 0;
         }
@@ -943,9 +129,9 @@ static int m_list_index(struct ctx *c, const struct node *at, struct value self,
 static int m_list_count(struct ctx *c, const struct node *at, struct value self, struct args *a, struct value *out) {
     static const char *const params[] = {"value", NULL};
     struct value p[1];
-    if (bind_args(c, at, "count", a, params, 1, p) < 0) return -1;
+    if (jx_bind_args(c, at, "count", a, params, 1, p) < 0) return -1;
     int64_t k = 0;
-    for (size_t i = 0; i < self.list->n; i++) k += values_equal(c, self.list->items[i], p[0]);
+    for (size_t i = 0; i < self.list->n; i++) k += jx_values_equal(c, self.list->items[i], p[0]);
     *out = v_int(k);
     return jx_charge(c, self.list->n);
 }
@@ -1010,7 +196,7 @@ static int loop_attr(struct ctx *c, struct value obj, struct value name, struct 
     else if (IS("nextitem"))
         *out = i + 1 < n ? l->items->items[i + 1] : (struct value){.type = V_UNDEF, .aux = U_HINT, .s = "there is no next item", .len = 21};
     else if (IS("cycle")) return bound(c, &loop_cycle, obj, out);
-    else *out = v_undef_of(c, U_ATTR, obj, name);
+    else *out = jx_v_undef_of(c, U_ATTR, obj, name);
 #undef IS
     return 0;
 }
@@ -1021,24 +207,24 @@ static int loop_attr(struct ctx *c, struct value obj, struct value name, struct 
  * 1 found (out set), 0 none. */
 static int py_attr(struct ctx *c, struct value obj, struct value name, struct value *out) {
     const struct builtin *b = NULL;
-    if (obj.type == V_STR) b = find_builtin(str_methods, name.s, name.len);
+    if (obj.type == V_STR) b = jx_find_str_method(name.s, name.len);
     else if (obj.type == V_DICT) {
         b = find_builtin(dict_methods, name.s, name.len);
         if (!b && in_names(dict_unsafe, name)) {
-            *out = v_undef_of(c, U_UNSAFE, obj, name);
+            *out = jx_v_undef_of(c, U_UNSAFE, obj, name);
             return 1;
         }
     } else if (obj.type == V_LIST && !(obj.flags & VF_OPAQUE)) {
         b = find_builtin(list_methods, name.s, name.len);
         if (!b && in_names(list_unsafe, name)) {
-            *out = v_undef_of(c, U_UNSAFE, obj, name);
+            *out = jx_v_undef_of(c, U_UNSAFE, obj, name);
             return 1;
         }
     } else if (obj.type == V_LOOP) {
         loop_attr(c, obj, name, out);
         return out->type != V_UNDEF || out->aux == U_HINT;
     } else if (obj.type == V_NS) {
-        struct value *v = ns_get(obj.ns, name.s, name.len);
+        struct value *v = jx_ns_get(obj.ns, name.s, name.len);
         if (v) *out = *v;
         return v != NULL;
     }
@@ -1046,40 +232,40 @@ static int py_attr(struct ctx *c, struct value obj, struct value name, struct va
     return bound(c, b, obj, out) < 0 ? -1 : 1;
 }
 
-int get_attr(struct ctx *c, const struct node *at, struct value obj, struct value name, struct value *out) {
-    if (obj.type == V_UNDEF) return fail_undefined(c, at, obj);
+int jx_get_attr(struct ctx *c, const struct node *at, struct value obj, struct value name, struct value *out) {
+    if (obj.type == V_UNDEF) return jx_fail_undefined(c, at, obj);
     int r = py_attr(c, obj, name, out);
     if (r) return r < 0 ? -1 : 0;
     if (obj.type == V_DICT) {
-        long i = dict_find(c, obj.dict, name);
+        long i = jx_dict_find(c, obj.dict, name);
         if (i >= 0) {
             *out = obj.dict->vals[i];
             return 0;
         }
     }
-    *out = v_undef_of(c, U_ATTR, obj, name);
+    *out = jx_v_undef_of(c, U_ATTR, obj, name);
     return 0;
 }
 
-int get_item(struct ctx *c, const struct node *at, struct value obj, struct value key, struct value *out) {
-    if (obj.type == V_UNDEF) return fail_undefined(c, at, obj);
+int jx_get_item(struct ctx *c, const struct node *at, struct value obj, struct value key, struct value *out) {
+    if (obj.type == V_UNDEF) return jx_fail_undefined(c, at, obj);
     if (obj.type == V_DICT) {
-        long i = dict_find(c, obj.dict, key);
+        long i = jx_dict_find(c, obj.dict, key);
         if (i >= 0) {
             *out = obj.dict->vals[i];
             return 0;
         }
     } else if (((obj.type == V_LIST && !(obj.flags & VF_OPAQUE)) || obj.type == V_STR) && (key.type == V_INT || key.type == V_BOOL)) {
         int64_t i = key.type == V_INT ? key.i : key.b;
-        bool ascii = obj.type == V_STR && utf8_len(obj.s, obj.len) == obj.len;
-        int64_t n = obj.type == V_LIST ? (int64_t)obj.list->n : ascii ? (int64_t)obj.len : (int64_t)utf8_len(obj.s, obj.len);
+        bool ascii = obj.type == V_STR && jx_utf8_len(obj.s, obj.len) == obj.len;
+        int64_t n = obj.type == V_LIST ? (int64_t)obj.list->n : ascii ? (int64_t)obj.len : (int64_t)jx_utf8_len(obj.s, obj.len);
         if (i < 0) i += n;
         if (i >= 0 && i < n) {
             if (obj.type == V_LIST) *out = obj.list->items[i];
             else {
-                size_t b = ascii ? (size_t)i : utf8_offset(obj.s, obj.len, (size_t)i), e = b;
-                next_cp(obj.s, obj.len, &e);
-                *out = substr(obj, b, e);
+                size_t b = ascii ? (size_t)i : jx_utf8_offset(obj.s, obj.len, (size_t)i), e = b;
+                jx_next_cp(obj.s, obj.len, &e);
+                *out = v_substr(obj, b, e);
             }
             return 0;
         }
@@ -1088,7 +274,7 @@ int get_item(struct ctx *c, const struct node *at, struct value obj, struct valu
         int r = py_attr(c, obj, key, out);
         if (r) return r < 0 ? -1 : 0;
     }
-    *out = v_undef_of(c, U_ITEM, obj, key);
+    *out = jx_v_undef_of(c, U_ITEM, obj, key);
     return 0;
 }
 
@@ -1096,29 +282,29 @@ int get_item(struct ctx *c, const struct node *at, struct value obj, struct valu
 
 #define FILTER(name) static int f_##name(struct ctx *c, const struct node *at, struct value self, struct args *a, struct value *out)
 
-static int soft_str(struct ctx *c, struct value v, struct value *out) { return str_of(c, v, out); }
+static int soft_str(struct ctx *c, struct value v, struct value *out) { return jx_str_of(c, v, out); }
 
 FILTER(abs) {
-    if (no_args(c, at, "abs", a) < 0) return -1;
+    if (jx_no_args(c, at, "abs", a) < 0) return -1;
     if (self.type == V_FLOAT) *out = v_float(fabs(self.f));
     else if (self.type == V_INT || self.type == V_BOOL) {
         int64_t i = self.type == V_INT ? self.i : self.b;
         if (i == INT64_MIN) return jx_fail(c, at, "integer overflow");
         *out = v_int(i < 0 ? -i : i);
-    } else return jx_fail(c, at, "bad operand type for abs(): '%s'", type_name(self));
+    } else return jx_fail(c, at, "bad operand type for abs(): '%s'", jx_type_name(self));
     return 0;
 }
 
 FILTER(attr) {
     static const char *const params[] = {"name", NULL};
     struct value p[1];
-    if (bind_args(c, at, "attr", a, params, 1, p) < 0 || want_str(c, at, "attribute name", p[0]) < 0) return -1;
-    return get_attr(c, at, self, p[0], out);
+    if (jx_bind_args(c, at, "attr", a, params, 1, p) < 0 || jx_want_str(c, at, "attribute name", p[0]) < 0) return -1;
+    return jx_get_attr(c, at, self, p[0], out);
 }
 
-static int str_filter(struct ctx *c, const struct node *at, const char *fname, struct value self, struct args *a, struct value *out, enum casemode mode) {
-    if (no_args(c, at, fname, a) < 0 || soft_str(c, self, &self) < 0) return -1;
-    return map_case(c, self, mode, out);
+static int str_filter(struct ctx *c, const struct node *at, const char *fname, struct value self, struct args *a, struct value *out, enum jx_case mode) {
+    if (jx_no_args(c, at, fname, a) < 0 || soft_str(c, self, &self) < 0) return -1;
+    return jx_map_case(c, self, mode, out);
 }
 FILTER(batch) {
     static const char *const params[] = {"linecount", "fill_with", NULL};
@@ -1126,17 +312,17 @@ FILTER(batch) {
     int64_t k = 0;
     struct list *l;
     bool fill;
-    if (bind_args(c, at, "batch", a, params, 1, p) < 0 || want_int(c, at, "linecount", p[0], &k) < 0 ||
-        iterate(c, at, self, &l) < 0)
+    if (jx_bind_args(c, at, "batch", a, params, 1, p) < 0 || jx_want_int(c, at, "linecount", p[0], &k) < 0 ||
+        jx_iterate(c, at, self, &l) < 0)
         return -1;
     if (k <= 0) return jx_fail(c, at, "batch() needs a positive line count");
     fill = p[1].type != V_NONE;
     size_t nb = (l->n + (size_t)k - 1) / (size_t)k;
-    struct list *r = list_new(c, nb);
+    struct list *r = jx_list_new(c, nb);
     if (!r) return -1;
     for (size_t b = 0; b < nb; b++) {
         size_t start = b * (size_t)k, len = l->n - start < (size_t)k ? l->n - start : (size_t)k;
-        struct list *row = list_new(c, fill ? (size_t)k : len);
+        struct list *row = jx_list_new(c, fill ? (size_t)k : len);
         if (!row) return -1;
         for (size_t i = 0; i < row->n; i++) row->items[i] = i < len ? l->items[start + i] : p[1];
         r->items[b] = v_list(row, false);
@@ -1153,15 +339,15 @@ FILTER(title) { return str_filter(c, at, "title", self, a, out, CASE_TITLE_FILTE
 FILTER(center) {
     static const char *const params[] = {"width", NULL};
     struct value p[1] = {v_int(80)};
-    if (bind_args(c, at, "center", a, params, 0, p) < 0 || soft_str(c, self, &self) < 0) return -1;
+    if (jx_bind_args(c, at, "center", a, params, 0, p) < 0 || soft_str(c, self, &self) < 0) return -1;
     struct args pa = {.pos = p, .n_pos = 1};
-    return m_center(c, at, self, &pa, out);
+    return jx_str_center(c, at, self, &pa, out);
 }
 
 static int length_of(struct ctx *c, const struct node *at, struct value v, int64_t *n) {
     switch (v.type) {
     case V_UNDEF: *n = 0; return 0;
-    case V_STR: *n = (int64_t)utf8_len(v.s, v.len); return 0;
+    case V_STR: *n = (int64_t)jx_utf8_len(v.s, v.len); return 0;
     case V_LIST:
         if (v.flags & VF_GEN) break;
         *n = (int64_t)v.list->n;
@@ -1170,12 +356,12 @@ static int length_of(struct ctx *c, const struct node *at, struct value v, int64
     case V_LOOP: *n = (int64_t)v.loop->items->n; return 0;
     default: break;
     }
-    return jx_fail(c, at, "object of type '%s' has no len()", type_name(v));
+    return jx_fail(c, at, "object of type '%s' has no len()", jx_type_name(v));
 }
 
 FILTER(length) {
     int64_t n = 0;
-    if (no_args(c, at, "length", a) < 0 || length_of(c, at, self, &n) < 0) return -1;
+    if (jx_no_args(c, at, "length", a) < 0 || length_of(c, at, self, &n) < 0) return -1;
     *out = v_int(n);
     return 0;
 }
@@ -1183,14 +369,14 @@ FILTER(length) {
 FILTER(default) {
     static const char *const params[] = {"default_value", "boolean", NULL};
     struct value p[2] = {v_str("", 0), v_bool(false)};
-    if (bind_args(c, at, "default", a, params, 0, p) < 0) return -1;
-    *out = self.type == V_UNDEF || (truthy(p[1]) && !truthy(self)) ? p[0] : self;
+    if (jx_bind_args(c, at, "default", a, params, 0, p) < 0) return -1;
+    *out = self.type == V_UNDEF || (jx_truthy(p[1]) && !jx_truthy(self)) ? p[0] : self;
     return 0;
 }
 
 FILTER(escape) {
-    if (no_args(c, at, "escape", a) < 0 || soft_str(c, self, &self) < 0) return -1;
-    return html_escape(c, self, out);
+    if (jx_no_args(c, at, "escape", a) < 0 || soft_str(c, self, &self) < 0) return -1;
+    return jx_html_escape(c, self, out);
 }
 
 FILTER(format) {
@@ -1198,36 +384,36 @@ FILTER(format) {
     if (soft_str(c, self, &self) < 0) return -1;
     struct value args;
     if (a->n_kw) {
-        struct dict *d = dict_new(c, a->n_kw);
+        struct dict *d = jx_dict_new(c, a->n_kw);
         if (!d) return -1;
         memcpy(d->keys, a->kw_names, a->n_kw * sizeof *d->keys);
         memcpy(d->vals, a->kw_vals, a->n_kw * sizeof *d->vals);
         args = v_dict(d);
     } else {
-        struct list *l = list_new(c, a->n_pos);
+        struct list *l = jx_list_new(c, a->n_pos);
         if (!l) return -1;
         if (a->n_pos) memcpy(l->items, a->pos, a->n_pos * sizeof *l->items);
         args = v_list(l, true);
     }
-    return py_percent_format(c, at, self, args, out);
+    return jx_py_percent_format(c, at, self, args, out);
 }
 
 FILTER(forceescape) {
-    if (no_args(c, at, "forceescape", a) < 0 || soft_str(c, self, &self) < 0) return -1;
+    if (jx_no_args(c, at, "forceescape", a) < 0 || soft_str(c, self, &self) < 0) return -1;
     self.flags = 0;
-    return html_escape(c, self, out);
+    return jx_html_escape(c, self, out);
 }
 
 FILTER(first) {
     struct list *l;
-    if (no_args(c, at, "first", a) < 0 || iterate(c, at, self, &l) < 0) return -1;
+    if (jx_no_args(c, at, "first", a) < 0 || jx_iterate(c, at, self, &l) < 0) return -1;
     *out = l->n ? l->items[0] : (struct value){.type = V_UNDEF, .aux = U_HINT, .s = "No first item, sequence was empty.", .len = 34};
     return 0;
 }
 
 FILTER(last) {
     struct list *l;
-    if (no_args(c, at, "last", a) < 0 || iterate(c, at, self, &l) < 0) return -1;
+    if (jx_no_args(c, at, "last", a) < 0 || jx_iterate(c, at, self, &l) < 0) return -1;
     *out = l->n ? l->items[l->n - 1] : (struct value){.type = V_UNDEF, .aux = U_HINT, .s = "No last item, sequence was empty.", .len = 33};
     return 0;
 }
@@ -1237,11 +423,11 @@ FILTER(last) {
 static bool parse_py_float(struct value s, double *out) {
     char tmp[128];
     size_t n = 0;
-    struct value t = strip_value(s, NULL, 3);
+    struct value t = jx_strip(s, NULL, 3);
     if (!t.len || t.len >= sizeof tmp) return false;
     for (size_t i = 0; i < t.len; i++) {
         if (t.s[i] == '_') {
-            if (!i || i + 1 >= t.len || !cp_is_digit((unsigned char)t.s[i - 1]) || !cp_is_digit((unsigned char)t.s[i + 1])) return false;
+            if (!i || i + 1 >= t.len || !jx_cp_is_digit((unsigned char)t.s[i - 1]) || !jx_cp_is_digit((unsigned char)t.s[i + 1])) return false;
             continue;
         }
         tmp[n++] = t.s[i];
@@ -1261,9 +447,9 @@ static bool parse_py_float(struct value s, double *out) {
 FILTER(float) {
     static const char *const params[] = {"default", NULL};
     struct value p[1] = {v_float(0.0)};
-    if (bind_args(c, at, "float", a, params, 0, p) < 0) return -1;
+    if (jx_bind_args(c, at, "float", a, params, 0, p) < 0) return -1;
     double f;
-    if (is_number(self)) *out = v_float(num_as_double(self));
+    if (jx_is_number(self)) *out = v_float(jx_num_as_double(self));
     else if (self.type == V_STR && parse_py_float(self, &f)) *out = v_float(f);
     else *out = p[0];
     return 0;
@@ -1273,7 +459,7 @@ static bool hex_digit_or_letter(char ch) { return (ch | 32) >= 'a' && (ch | 32) 
 
 /* Python's int(str, base) (base 10 or as given). */
 static bool parse_py_int(struct value s, int64_t base, int64_t *out) {
-    struct value t = strip_value(s, NULL, 3);
+    struct value t = jx_strip(s, NULL, 3);
     char tmp[96];
     size_t n = 0;
     if (!t.len || t.len >= sizeof tmp) return false;
@@ -1286,7 +472,7 @@ static bool parse_py_int(struct value s, int64_t base, int64_t *out) {
     }
     tmp[n] = 0;
     const char *p = tmp + (tmp[0] == '+' || tmp[0] == '-');
-    if (!*p || !(cp_is_digit((unsigned char)*p) || (base > 10 && hex_digit_or_letter(*p)))) return false;
+    if (!*p || !(jx_cp_is_digit((unsigned char)*p) || (base > 10 && hex_digit_or_letter(*p)))) return false;
     char *end;
     errno = 0;
     long long v = strtoll(tmp, &end, (int)base);
@@ -1300,7 +486,7 @@ FILTER(int) {
     struct value p[2] = {v_int(0), v_int(10)};
     int64_t base = 10, i = 0;
     double f;
-    if (bind_args(c, at, "int", a, params, 0, p) < 0 || want_int(c, at, "base", p[1], &base) < 0) return -1;
+    if (jx_bind_args(c, at, "int", a, params, 0, p) < 0 || jx_want_int(c, at, "base", p[1], &base) < 0) return -1;
     if (base < 2 || base > 36) return jx_fail(c, at, "int() base must be >= 2 and <= 36");
     if (self.type == V_INT || self.type == V_BOOL) *out = v_int(self.type == V_INT ? self.i : self.b);
     else if (self.type == V_FLOAT && isfinite(self.f) && fabs(self.f) < 9.2e18) *out = v_int((int64_t)self.f);
@@ -1313,38 +499,38 @@ FILTER(int) {
 FILTER(indent) {
     static const char *const params[] = {"width", "first", "blank", NULL};
     struct value p[3] = {v_int(4), v_bool(false), v_bool(false)};
-    if (bind_args(c, at, "indent", a, params, 0, p) < 0 || soft_str(c, self, &self) < 0) return -1;
+    if (jx_bind_args(c, at, "indent", a, params, 0, p) < 0 || soft_str(c, self, &self) < 0) return -1;
     struct value ind;
     struct sb ib = {0};
     if (p[0].type == V_STR) ind = p[0];
     else {
         int64_t w = 0;
-        if (want_int(c, at, "width", p[0], &w) < 0) return -1;
+        if (jx_want_int(c, at, "width", p[0], &w) < 0) return -1;
         for (int64_t i = 0; i < w; i++)
-            if (sb_putc(c, &ib, ' ') < 0) return -1;
+            if (jx_sb_putc(c, &ib, ' ') < 0) return -1;
         ind = sb_value(&ib);
     }
     /* s += "\n", then split into lines (the extra newline makes a trailing
      * newline produce an empty last line, as jinja2 intends) */
     struct sb sb = {0};
-    if (sb_put(c, &sb, self.s, self.len) < 0 || sb_putc(c, &sb, '\n') < 0) return -1;
+    if (jx_sb_put(c, &sb, self.s, self.len) < 0 || jx_sb_putc(c, &sb, '\n') < 0) return -1;
     struct lvec lines = {0};
-    if (splitlines(c, sb_value(&sb), false, &lines) < 0) return -1;
+    if (jx_splitlines(c, sb_value(&sb), false, &lines) < 0) return -1;
     struct sb b = {0};
-    if (truthy(p[1]) && sb_put(c, &b, ind.s, ind.len) < 0) return -1;
+    if (jx_truthy(p[1]) && jx_sb_put(c, &b, ind.s, ind.len) < 0) return -1;
     for (size_t i = 0; i < lines.n; i++) {
         struct value ln = lines.v[i];
-        if (i && sb_putc(c, &b, '\n') < 0) return -1;
-        if (i && (truthy(p[2]) || ln.len) && sb_put(c, &b, ind.s, ind.len) < 0) return -1;
-        if (sb_put(c, &b, ln.s, ln.len) < 0) return -1;
+        if (i && jx_sb_putc(c, &b, '\n') < 0) return -1;
+        if (i && (jx_truthy(p[2]) || ln.len) && jx_sb_put(c, &b, ind.s, ind.len) < 0) return -1;
+        if (jx_sb_put(c, &b, ln.s, ln.len) < 0) return -1;
     }
     *out = v_markup(sb_value(&b), self.flags & VF_MARKUP);
     return 0;
 }
 
 FILTER(items) {
-    if (no_args(c, at, "items", a) < 0) return -1;
-    if (self.type == V_UNDEF) return empty_gen(c, out);
+    if (jx_no_args(c, at, "items", a) < 0) return -1;
+    if (self.type == V_UNDEF) return jx_empty_gen(c, out);
     if (self.type != V_DICT) return jx_fail(c, at, "Can only get item pairs from a mapping.");
     if (dict_items(c, self.dict, out) < 0) return -1;
     *out = v_gen(out->list);
@@ -1353,16 +539,16 @@ FILTER(items) {
 
 /* make_attrgetter: "a.b.0" looked up item by item (digits as integers). */
 static int attr_path(struct ctx *c, const struct node *at, struct value item, struct value path, struct value *out) {
-    if (path.type != V_STR) return get_item(c, at, item, path, out);
+    if (path.type != V_STR) return jx_get_item(c, at, item, path, out);
     size_t b = 0;
     for (;;) {
         size_t e = b;
         while (e < path.len && path.s[e] != '.') e++;
         struct value key = v_str(path.s + b, e - b);
         bool digits = e > b;
-        for (size_t i = b; i < e; i++) digits &= cp_is_digit((unsigned char)path.s[i]);
+        for (size_t i = b; i < e; i++) digits &= jx_cp_is_digit((unsigned char)path.s[i]);
         if (digits && e - b < 18) key = v_int(strtoll(jx_strdup(c, path.s + b, e - b), NULL, 10));
-        if (get_item(c, at, item, key, &item) < 0) return -1;
+        if (jx_get_item(c, at, item, key, &item) < 0) return -1;
         if (e >= path.len) break;
         b = e + 1;
     }
@@ -1374,15 +560,15 @@ FILTER(join) {
     static const char *const params[] = {"d", "attribute", NULL};
     struct value p[2] = {v_str("", 0), v_none()};
     struct list *l;
-    if (bind_args(c, at, "join", a, params, 0, p) < 0 || iterate(c, at, self, &l) < 0) return -1;
+    if (jx_bind_args(c, at, "join", a, params, 0, p) < 0 || jx_iterate(c, at, self, &l) < 0) return -1;
     struct value sep;
-    if (str_of(c, p[0], &sep) < 0) return -1;
+    if (jx_str_of(c, p[0], &sep) < 0) return -1;
     struct sb b = {0};
     for (size_t i = 0; i < l->n; i++) {
         struct value x = l->items[i];
         if (p[1].type != V_NONE && attr_path(c, at, x, p[1], &x) < 0) return -1;
-        if (str_of(c, x, &x) < 0) return -1;
-        if ((i && sb_put(c, &b, sep.s, sep.len) < 0) || sb_put(c, &b, x.s, x.len) < 0) return -1;
+        if (jx_str_of(c, x, &x) < 0) return -1;
+        if ((i && jx_sb_put(c, &b, sep.s, sep.len) < 0) || jx_sb_put(c, &b, x.s, x.len) < 0) return -1;
     }
     *out = sb_value(&b);
     return jx_charge(c, l->n);
@@ -1390,7 +576,7 @@ FILTER(join) {
 
 FILTER(list) {
     struct list *l;
-    if (no_args(c, at, "list", a) < 0 || iterate(c, at, self, &l) < 0) return -1;
+    if (jx_no_args(c, at, "list", a) < 0 || jx_iterate(c, at, self, &l) < 0) return -1;
     *out = v_list(l, false);
     return 0;
 }
@@ -1399,29 +585,29 @@ FILTER(replace) {
     static const char *const params[] = {"old", "new", "count", NULL};
     struct value p[3] = {v_none(), v_none(), v_none()};
     int64_t count = -1;
-    if (bind_args(c, at, "replace", a, params, 2, p) < 0 || soft_str(c, self, &self) < 0 || str_of(c, p[0], &p[0]) < 0 ||
-        str_of(c, p[1], &p[1]) < 0)
+    if (jx_bind_args(c, at, "replace", a, params, 2, p) < 0 || soft_str(c, self, &self) < 0 || jx_str_of(c, p[0], &p[0]) < 0 ||
+        jx_str_of(c, p[1], &p[1]) < 0)
         return -1;
-    if (p[2].type != V_NONE && want_int(c, at, "count", p[2], &count) < 0) return -1;
-    return str_replace(c, self, p[0], p[1], count, out);
+    if (p[2].type != V_NONE && jx_want_int(c, at, "count", p[2], &count) < 0) return -1;
+    return jx_str_replace(c, self, p[0], p[1], count, out);
 }
 
 FILTER(reverse) {
-    if (no_args(c, at, "reverse", a) < 0) return -1;
+    if (jx_no_args(c, at, "reverse", a) < 0) return -1;
     if (self.type == V_STR) {
         struct sb b = {0};
         for (size_t i = self.len; i > 0;) {
             size_t k = i - 1;
             while (k > 0 && ((unsigned char)self.s[k] & 0xc0) == 0x80) k--;
-            if (sb_put(c, &b, self.s + k, i - k) < 0) return -1;
+            if (jx_sb_put(c, &b, self.s + k, i - k) < 0) return -1;
             i = k;
         }
         *out = v_markup(sb_value(&b), self.flags & VF_MARKUP);
         return 0;
     }
     struct list *l;
-    if (iterate(c, at, self, &l) < 0) return -1;
-    struct list *r = list_new(c, l->n);
+    if (jx_iterate(c, at, self, &l) < 0) return -1;
+    struct list *r = jx_list_new(c, l->n);
     if (!r) return -1;
     for (size_t i = 0; i < l->n; i++) r->items[i] = l->items[l->n - 1 - i];
     *out = v_gen(r);  /* reversed() is an iterator */
@@ -1432,11 +618,11 @@ FILTER(round) {
     static const char *const params[] = {"precision", "method", NULL};
     struct value p[2] = {v_int(0), v_str("common", 6)};
     int64_t prec = 0;
-    if (bind_args(c, at, "round", a, params, 0, p) < 0 || want_int(c, at, "precision", p[0], &prec) < 0 ||
-        want_str(c, at, "method", p[1]) < 0)
+    if (jx_bind_args(c, at, "round", a, params, 0, p) < 0 || jx_want_int(c, at, "precision", p[0], &prec) < 0 ||
+        jx_want_str(c, at, "method", p[1]) < 0)
         return -1;
-    if (!is_number(self)) return jx_fail(c, at, "type %s doesn't define __round__ method", type_name(self));
-    double x = num_as_double(self), m = pow(10.0, (double)prec), r;
+    if (!jx_is_number(self)) return jx_fail(c, at, "type %s doesn't define __round__ method", jx_type_name(self));
+    double x = jx_num_as_double(self), m = pow(10.0, (double)prec), r;
     if (p[1].len == 4 && !memcmp(p[1].s, "ceil", 4)) r = ceil(x * m) / m;
     else if (p[1].len == 5 && !memcmp(p[1].s, "floor", 5)) r = floor(x * m) / m;
     else if (p[1].len == 6 && !memcmp(p[1].s, "common", 6)) r = rint(x * m) / m;  /* Python rounds half to even */
@@ -1446,32 +632,32 @@ FILTER(round) {
 }
 
 FILTER(safe) {
-    if (no_args(c, at, "safe", a) < 0 || soft_str(c, self, &self) < 0) return -1;
+    if (jx_no_args(c, at, "safe", a) < 0 || soft_str(c, self, &self) < 0) return -1;
     *out = v_markup(self, true);
     return 0;
 }
 
 FILTER(string) {
-    if (no_args(c, at, "string", a) < 0) return -1;
+    if (jx_no_args(c, at, "string", a) < 0) return -1;
     return soft_str(c, self, out);
 }
 
 FILTER(trim) {
     static const char *const params[] = {"chars", NULL};
     struct value p[1] = {v_none()};
-    if (bind_args(c, at, "trim", a, params, 0, p) < 0 || soft_str(c, self, &self) < 0) return -1;
-    if (p[0].type != V_NONE && want_str(c, at, "trim chars", p[0]) < 0) return -1;
-    *out = strip_value(self, p[0].type == V_NONE ? NULL : &p[0], 3);
+    if (jx_bind_args(c, at, "trim", a, params, 0, p) < 0 || soft_str(c, self, &self) < 0) return -1;
+    if (p[0].type != V_NONE && jx_want_str(c, at, "trim chars", p[0]) < 0) return -1;
+    *out = jx_strip(self, p[0].type == V_NONE ? NULL : &p[0], 3);
     return 0;
 }
 
 FILTER(wordcount) {
-    if (no_args(c, at, "wordcount", a) < 0 || soft_str(c, self, &self) < 0) return -1;
+    if (jx_no_args(c, at, "wordcount", a) < 0 || soft_str(c, self, &self) < 0) return -1;
     int64_t n = 0;
     bool in_word = false;
     for (size_t i = 0; i < self.len;) {
-        uint32_t cp = next_cp(self.s, self.len, &i);
-        bool w = cp == '_' || cp_is_digit(cp) || cp_is_alpha(cp) || (cp >= 0x80 && !py_isspace(cp));
+        uint32_t cp = jx_next_cp(self.s, self.len, &i);
+        bool w = cp == '_' || jx_cp_is_digit(cp) || jx_cp_is_alpha(cp) || (cp >= 0x80 && !py_isspace(cp));
         n += w && !in_word;
         in_word = w;
     }
@@ -1483,16 +669,16 @@ FILTER(wordcount) {
 FILTER(tojson) {
     static const char *const params[] = {"ensure_ascii", "indent", "separators", "sort_keys", NULL};
     struct value p[4] = {v_bool(false), v_none(), v_none(), v_bool(false)};
-    if (bind_args(c, at, "tojson", a, params, 0, p) < 0) return -1;
+    if (jx_bind_args(c, at, "tojson", a, params, 0, p) < 0) return -1;
     const char *indent = NULL;
     size_t indent_len = 0;
     struct sb ib = {0};
     if (p[1].type == V_STR) indent = p[1].s, indent_len = p[1].len;
     else if (p[1].type != V_NONE) {
         int64_t w = 0;
-        if (want_int(c, at, "indent", p[1], &w) < 0) return -1;
+        if (jx_want_int(c, at, "indent", p[1], &w) < 0) return -1;
         for (int64_t i = 0; i < w; i++)
-            if (sb_putc(c, &ib, ' ') < 0) return -1;
+            if (jx_sb_putc(c, &ib, ' ') < 0) return -1;
         indent = ib.p ? ib.p : "";
         indent_len = ib.len;
     }
@@ -1504,7 +690,7 @@ FILTER(tojson) {
         key_sep = p[2].list->items[1];
     }
     struct sb b = {0};
-    if (to_json(c, at, self, indent, indent_len, truthy(p[0]), item_sep, key_sep, truthy(p[3]), &b) < 0) return -1;
+    if (jx_to_json(c, at, self, indent, indent_len, jx_truthy(p[0]), item_sep, key_sep, jx_truthy(p[3]), &b) < 0) return -1;
     *out = sb_value(&b);
     return 0;
 }
@@ -1523,7 +709,7 @@ static int merge_sort(struct ctx *c, const struct node *at, struct sort_item *v,
     size_t i = 0, j = h, k = 0;
     while (i < h && j < n) {
         int r;
-        if (values_compare(c, at, v[j].key, v[i].key, &r) < 0) return -1;
+        if (jx_values_compare(c, at, v[j].key, v[i].key, &r) < 0) return -1;
         bool take_right = reverse ? r > 0 : r < 0;
         tmp[k++] = take_right ? v[j++] : v[i++];
     }
@@ -1539,7 +725,7 @@ static int sort_key(struct ctx *c, const struct node *at, struct value item, str
     if (attribute.type != V_NONE) {
         if (attr_path(c, at, item, attribute, &item) < 0) return -1;
     }
-    if (!case_sensitive && item.type == V_STR) return map_case(c, item, CASE_LOWER, key);
+    if (!case_sensitive && item.type == V_STR) return jx_map_case(c, item, CASE_LOWER, key);
     *key = item;
     return 0;
 }
@@ -1561,10 +747,10 @@ FILTER(sort) {
     struct value p[3] = {v_bool(false), v_bool(false), v_none()};
     struct list *l;
     struct sort_item *v;
-    if (bind_args(c, at, "sort", a, params, 0, p) < 0 || iterate(c, at, self, &l) < 0 ||
-        sorted_items(c, at, l, p[2], truthy(p[1]), truthy(p[0]), &v) < 0)
+    if (jx_bind_args(c, at, "sort", a, params, 0, p) < 0 || jx_iterate(c, at, self, &l) < 0 ||
+        sorted_items(c, at, l, p[2], jx_truthy(p[1]), jx_truthy(p[0]), &v) < 0)
         return -1;
-    struct list *r = list_new(c, l->n);
+    struct list *r = jx_list_new(c, l->n);
     if (!r) return -1;
     for (size_t i = 0; i < l->n; i++) r->items[i] = v[i].item;
     *out = v_list(r, false);
@@ -1574,16 +760,16 @@ FILTER(sort) {
 FILTER(dictsort) {
     static const char *const params[] = {"case_sensitive", "by", "reverse", NULL};
     struct value p[3] = {v_bool(false), v_str("key", 3), v_bool(false)};
-    if (bind_args(c, at, "dictsort", a, params, 0, p) < 0) return -1;
-    if (self.type != V_DICT) return jx_fail(c, at, "dictsort needs a mapping, not '%s'", type_name(self));
+    if (jx_bind_args(c, at, "dictsort", a, params, 0, p) < 0) return -1;
+    if (self.type != V_DICT) return jx_fail(c, at, "dictsort needs a mapping, not '%s'", jx_type_name(self));
     struct value items;
-    if (dict_items(c, self.dict, &items) < 0 || want_str(c, at, "by", p[1]) < 0) return -1;
+    if (dict_items(c, self.dict, &items) < 0 || jx_want_str(c, at, "by", p[1]) < 0) return -1;
     int pos;
     if (p[1].len == 3 && !memcmp(p[1].s, "key", 3)) pos = 0;
     else if (p[1].len == 5 && !memcmp(p[1].s, "value", 5)) pos = 1;
     else return jx_fail(c, at, "You can only sort by either \"key\" or \"value\"");
     struct sort_item *v;
-    if (sorted_items(c, at, items.list, v_int(pos), truthy(p[0]), truthy(p[2]), &v) < 0) return -1;
+    if (sorted_items(c, at, items.list, v_int(pos), jx_truthy(p[0]), jx_truthy(p[2]), &v) < 0) return -1;
     for (size_t i = 0; i < items.list->n; i++) items.list->items[i] = v[i].item;
     *out = items;
     return 0;
@@ -1593,17 +779,17 @@ FILTER(unique) {
     static const char *const params[] = {"case_sensitive", "attribute", NULL};
     struct value p[2] = {v_bool(false), v_none()};
     struct list *l;
-    if (bind_args(c, at, "unique", a, params, 0, p) < 0 || iterate(c, at, self, &l) < 0) return -1;
+    if (jx_bind_args(c, at, "unique", a, params, 0, p) < 0 || jx_iterate(c, at, self, &l) < 0) return -1;
     struct lvec seen = {0}, res = {0};
     for (size_t i = 0; i < l->n; i++) {
         struct value key;
-        if (sort_key(c, at, l->items[i], p[1], truthy(p[0]), &key) < 0) return -1;
+        if (sort_key(c, at, l->items[i], p[1], jx_truthy(p[0]), &key) < 0) return -1;
         bool dup = false;
-        for (size_t j = 0; j < seen.n && !dup; j++) dup = values_equal(c, seen.v[j], key);
+        for (size_t j = 0; j < seen.n && !dup; j++) dup = jx_values_equal(c, seen.v[j], key);
         if (jx_charge(c, seen.n) < 0) return -1;
-        if (!dup && (lvec_push(c, &seen, key) < 0 || lvec_push(c, &res, l->items[i]) < 0)) return -1;
+        if (!dup && (jx_lvec_push(c, &seen, key) < 0 || jx_lvec_push(c, &res, l->items[i]) < 0)) return -1;
     }
-    if (lvec_value(c, &res, false, out) < 0) return -1;
+    if (jx_lvec_value(c, &res, false, out) < 0) return -1;
     *out = v_gen(out->list);
     return 0;
 }
@@ -1612,18 +798,18 @@ static int min_max(struct ctx *c, const struct node *at, const char *fname, stru
     static const char *const params[] = {"case_sensitive", "attribute", NULL};
     struct value p[2] = {v_bool(false), v_none()};
     struct list *l;
-    if (bind_args(c, at, fname, a, params, 0, p) < 0 || iterate(c, at, self, &l) < 0) return -1;
+    if (jx_bind_args(c, at, fname, a, params, 0, p) < 0 || jx_iterate(c, at, self, &l) < 0) return -1;
     if (!l->n) {
         *out = (struct value){.type = V_UNDEF, .aux = U_HINT, .s = "No aggregated item, sequence was empty.", .len = 39};
         return 0;
     }
     size_t best = 0;
     struct value best_key;
-    if (sort_key(c, at, l->items[0], p[1], truthy(p[0]), &best_key) < 0) return -1;
+    if (sort_key(c, at, l->items[0], p[1], jx_truthy(p[0]), &best_key) < 0) return -1;
     for (size_t i = 1; i < l->n; i++) {
         struct value key;
         int r;
-        if (sort_key(c, at, l->items[i], p[1], truthy(p[0]), &key) < 0 || values_compare(c, at, key, best_key, &r) < 0) return -1;
+        if (sort_key(c, at, l->items[i], p[1], jx_truthy(p[0]), &key) < 0 || jx_values_compare(c, at, key, best_key, &r) < 0) return -1;
         if (max ? r > 0 : r < 0) best = i, best_key = key;
     }
     *out = l->items[best];
@@ -1636,13 +822,13 @@ FILTER(sum) {
     static const char *const params[] = {"attribute", "start", NULL};
     struct value p[2] = {v_none(), v_int(0)};
     struct list *l;
-    if (bind_args(c, at, "sum", a, params, 0, p) < 0 || iterate(c, at, self, &l) < 0) return -1;
+    if (jx_bind_args(c, at, "sum", a, params, 0, p) < 0 || jx_iterate(c, at, self, &l) < 0) return -1;
     struct value acc = p[1];
     for (size_t i = 0; i < l->n; i++) {
         struct value x = l->items[i];
         if (p[0].type != V_NONE && attr_path(c, at, x, p[0], &x) < 0) return -1;
-        if (!is_number(acc) || !is_number(x)) return jx_fail(c, at, "unsupported operand type(s) for +: '%s' and '%s'", type_name(acc), type_name(x));
-        if (acc.type == V_FLOAT || x.type == V_FLOAT) acc = v_float(num_as_double(acc) + num_as_double(x));
+        if (!jx_is_number(acc) || !jx_is_number(x)) return jx_fail(c, at, "unsupported operand type(s) for +: '%s' and '%s'", jx_type_name(acc), jx_type_name(x));
+        if (acc.type == V_FLOAT || x.type == V_FLOAT) acc = v_float(jx_num_as_double(acc) + jx_num_as_double(x));
         else {
             int64_t r;
             if (__builtin_add_overflow(acc.type == V_BOOL ? acc.b : acc.i, x.type == V_BOOL ? x.b : x.i, &r)) return jx_fail(c, at, "integer overflow");
@@ -1658,9 +844,9 @@ FILTER(sum) {
  * before looking at their arguments: jinja2 checks `if value:` first. */
 FILTER(map) {
     struct list *l;
-    if (!truthy(self)) return empty_gen(c, out);
-    if (iterate(c, at, self, &l) < 0) return -1;
-    struct list *r = list_new(c, l->n);
+    if (!jx_truthy(self)) return jx_empty_gen(c, out);
+    if (jx_iterate(c, at, self, &l) < 0) return -1;
+    struct list *r = jx_list_new(c, l->n);
     if (!r) return -1;
     struct value attribute = {0}, deflt = {0};
     bool by_attr = false, has_default = false;
@@ -1691,8 +877,8 @@ FILTER(map) {
 /* select/reject(test, args...) and selectattr/rejectattr(attr, test, args...) */
 static int select_common(struct ctx *c, const struct node *at, struct value self, struct args *a, struct value *out, bool keep, bool by_attr) {
     struct list *l;
-    if (!truthy(self)) return empty_gen(c, out);
-    if (iterate(c, at, self, &l) < 0) return -1;
+    if (!jx_truthy(self)) return jx_empty_gen(c, out);
+    if (jx_iterate(c, at, self, &l) < 0) return -1;
     size_t skip = by_attr ? 1 : 0;
     if (by_attr && !a->n_pos) return jx_fail(c, at, "selectattr/rejectattr need an attribute");
     const struct builtin *test = NULL;
@@ -1709,11 +895,11 @@ static int select_common(struct ctx *c, const struct node *at, struct value self
         if (by_attr && attr_path(c, at, x, a->pos[0], &x) < 0) return -1;
         bool ok;
         if (test) {
-            if (run_test(c, at, test, x, &rest, &ok) < 0) return -1;
-        } else ok = truthy(x);
-        if (ok == keep && lvec_push(c, &res, l->items[i]) < 0) return -1;
+            if (jx_run_test(c, at, test, x, &rest, &ok) < 0) return -1;
+        } else ok = jx_truthy(x);
+        if (ok == keep && jx_lvec_push(c, &res, l->items[i]) < 0) return -1;
     }
-    if (lvec_value(c, &res, false, out) < 0) return -1;
+    if (jx_lvec_value(c, &res, false, out) < 0) return -1;
     *out = v_gen(out->list);
     return 0;
 }
@@ -1743,7 +929,7 @@ const struct builtin *jx_find_filter(const char *name, size_t len) { return find
 #define TEST(name) static int t_##name(struct ctx *c, const struct node *at, struct value self, struct args *a, struct value *out)
 #define TEST0(name, expr)                                   \
     TEST(name) {                                            \
-        if (no_args(c, at, #name, a) < 0) return -1;        \
+        if (jx_no_args(c, at, #name, a) < 0) return -1;        \
         *out = v_bool(expr);                                \
         return 0;                                           \
     }
@@ -1754,18 +940,18 @@ TEST0(none, self.type == V_NONE)
 TEST0(boolean, self.type == V_BOOL)
 /* not TEST0: false and true are macros of stdbool.h */
 TEST(is_false) {
-    if (no_args(c, at, "false", a) < 0) return -1;
+    if (jx_no_args(c, at, "false", a) < 0) return -1;
     *out = v_bool(self.type == V_BOOL && !self.b);
     return 0;
 }
 TEST(is_true) {
-    if (no_args(c, at, "true", a) < 0) return -1;
+    if (jx_no_args(c, at, "true", a) < 0) return -1;
     *out = v_bool(self.type == V_BOOL && self.b);
     return 0;
 }
 TEST0(integer, self.type == V_INT)
 TEST0(float, self.type == V_FLOAT)
-TEST0(number, is_number(self))
+TEST0(number, jx_is_number(self))
 TEST0(string, self.type == V_STR)
 TEST0(mapping, self.type == V_DICT)
 /* Undefined has __len__, __getitem__ and __iter__, so jinja2 says yes */
@@ -1773,26 +959,26 @@ TEST0(sequence, self.type == V_STR || self.type == V_LIST || self.type == V_DICT
 TEST0(iterable, self.type == V_STR || self.type == V_LIST || self.type == V_DICT || self.type == V_UNDEF)
 TEST0(callable, self.type == V_FUNC || self.type == V_UNDEF)
 TEST0(escaped, self.type == V_STR && (self.flags & VF_MARKUP))
-TEST0(lower, self.type == V_STR ? str_case_is(self, false) : false)
-TEST0(upper, self.type == V_STR ? str_case_is(self, true) : false)
+TEST0(lower, self.type == V_STR ? jx_str_case_is(self, false) : false)
+TEST0(upper, self.type == V_STR ? jx_str_case_is(self, true) : false)
 
 static int int_arg(struct ctx *c, const struct node *at, const char *fname, struct value v, int64_t *out) {
     if (v.type == V_INT || v.type == V_BOOL) {
         *out = v.type == V_INT ? v.i : v.b;
         return 0;
     }
-    return jx_fail(c, at, "%s needs an integer, not '%s'", fname, type_name(v));
+    return jx_fail(c, at, "%s needs an integer, not '%s'", fname, jx_type_name(v));
 }
 
 TEST(odd) {
     int64_t i = 0;
-    if (no_args(c, at, "odd", a) < 0 || int_arg(c, at, "odd", self, &i) < 0) return -1;
+    if (jx_no_args(c, at, "odd", a) < 0 || int_arg(c, at, "odd", self, &i) < 0) return -1;
     *out = v_bool(i % 2 != 0);
     return 0;
 }
 TEST(even) {
     int64_t i = 0;
-    if (no_args(c, at, "even", a) < 0 || int_arg(c, at, "even", self, &i) < 0) return -1;
+    if (jx_no_args(c, at, "even", a) < 0 || int_arg(c, at, "even", self, &i) < 0) return -1;
     *out = v_bool(i % 2 == 0);
     return 0;
 }
@@ -1800,7 +986,7 @@ TEST(divisibleby) {
     static const char *const params[] = {"num", NULL};
     struct value p[1];
     int64_t i = 0, d = 0;
-    if (bind_args(c, at, "divisibleby", a, params, 1, p) < 0 || int_arg(c, at, "divisibleby", self, &i) < 0 ||
+    if (jx_bind_args(c, at, "divisibleby", a, params, 1, p) < 0 || int_arg(c, at, "divisibleby", self, &i) < 0 ||
         int_arg(c, at, "divisibleby", p[0], &d) < 0)
         return -1;
     if (d == 0) return jx_fail(c, at, "integer division or modulo by zero");
@@ -1811,7 +997,7 @@ TEST(divisibleby) {
 TEST(sameas) {
     static const char *const params[] = {"other", NULL};
     struct value p[1];
-    if (bind_args(c, at, "sameas", a, params, 1, p) < 0) return -1;
+    if (jx_bind_args(c, at, "sameas", a, params, 1, p) < 0) return -1;
     struct value o = p[0];
     bool same = self.type == o.type;
     if (same) switch (self.type) {
@@ -1830,26 +1016,26 @@ TEST(sameas) {
 
 static int one_arg(struct ctx *c, const struct node *at, const char *fname, struct args *a, struct value *p) {
     static const char *const params[] = {"other", NULL};
-    return bind_args(c, at, fname, a, params, 1, p);
+    return jx_bind_args(c, at, fname, a, params, 1, p);
 }
 
 TEST(eq) {
     struct value o;
     if (one_arg(c, at, "eq", a, &o) < 0) return -1;
-    *out = v_bool(values_equal(c, self, o));
+    *out = v_bool(jx_values_equal(c, self, o));
     return 0;
 }
 TEST(ne) {
     struct value o;
     if (one_arg(c, at, "ne", a, &o) < 0) return -1;
-    *out = v_bool(!values_equal(c, self, o));
+    *out = v_bool(!jx_values_equal(c, self, o));
     return 0;
 }
 
 static int order_test(struct ctx *c, const struct node *at, const char *fname, struct value self, struct args *a, struct value *out, int op) {
     struct value o;
     int r;
-    if (one_arg(c, at, fname, a, &o) < 0 || values_compare(c, at, self, o, &r) < 0) return -1;
+    if (one_arg(c, at, fname, a, &o) < 0 || jx_values_compare(c, at, self, o, &r) < 0) return -1;
     *out = v_bool(op == OP_LT ? r < 0 : op == OP_LE ? r <= 0 : op == OP_GT ? r > 0 : r >= 0);
     return 0;
 }
@@ -1861,18 +1047,18 @@ TEST(ge) { return order_test(c, at, "ge", self, a, out, OP_GE); }
 TEST(in) {
     struct value o;
     bool r;
-    if (one_arg(c, at, "in", a, &o) < 0 || value_in(c, at, self, o, &r) < 0) return -1;
+    if (one_arg(c, at, "in", a, &o) < 0 || jx_value_in(c, at, self, o, &r) < 0) return -1;
     *out = v_bool(r);
     return 0;
 }
 
 TEST(filter) {
-    if (no_args(c, at, "filter", a) < 0) return -1;
+    if (jx_no_args(c, at, "filter", a) < 0) return -1;
     *out = v_bool(self.type == V_STR && jx_find_filter(self.s, self.len));
     return 0;
 }
 TEST(test) {
-    if (no_args(c, at, "test", a) < 0) return -1;
+    if (jx_no_args(c, at, "test", a) < 0) return -1;
     *out = v_bool(self.type == V_STR && jx_find_test(self.s, self.len));
     return 0;
 }
@@ -1892,10 +1078,10 @@ static const struct builtin tests[] = {
 
 const struct builtin *jx_find_test(const char *name, size_t len) { return find_builtin(tests, name, len); }
 
-int run_test(struct ctx *c, const struct node *at, const struct builtin *t, struct value v, struct args *a, bool *res) {
+int jx_run_test(struct ctx *c, const struct node *at, const struct builtin *t, struct value v, struct args *a, bool *res) {
     struct value r;
     if (t->fn(c, at, v, a, &r) < 0) return -1;
-    *res = truthy(r);
+    *res = jx_truthy(r);
     return 0;
 }
 
@@ -1905,14 +1091,14 @@ static int g_range(struct ctx *c, const struct node *at, struct value self, stru
     if (a->n_kw || a->n_pos < 1 || a->n_pos > 3) return jx_fail(c, at, "range() takes 1 to 3 positional arguments");
     int64_t v[3] = {0, 0, 1};
     for (size_t i = 0; i < a->n_pos; i++)
-        if (want_int(c, at, "range() argument", a->pos[i], &v[a->n_pos == 1 ? 1 : i]) < 0) return -1;
+        if (jx_want_int(c, at, "range() argument", a->pos[i], &v[a->n_pos == 1 ? 1 : i]) < 0) return -1;
     int64_t start = v[0], stop = v[1], step = v[2];
     if (step == 0) return jx_fail(c, at, "range() arg 3 must not be zero");
     /* the count, computed without overflow */
     double span = step > 0 ? (double)stop - (double)start : (double)start - (double)stop;
     double cnt = span <= 0 ? 0 : ceil(span / fabs((double)step));
     if (cnt > MAX_RANGE) return jx_fail(c, at, "Range too big. The sandbox blocks ranges larger than MAX_RANGE (%d).", MAX_RANGE);
-    struct list *l = list_new(c, (size_t)cnt);
+    struct list *l = jx_list_new(c, (size_t)cnt);
     if (!l) return -1;
     for (size_t i = 0; i < l->n; i++) l->items[i] = v_int(start + (int64_t)i * step);
     *out = v_list(l, false);
@@ -1924,16 +1110,16 @@ static int dict_from_args(struct ctx *c, const struct node *at, const char *fnam
     if (a->n_pos > 1) return jx_fail(c, at, "%s() takes at most 1 positional argument", fname);
     struct dict *base = NULL;
     if (a->n_pos) {
-        if (a->pos[0].type != V_DICT) return jx_fail(c, at, "%s() argument must be a mapping, not '%s'", fname, type_name(a->pos[0]));
+        if (a->pos[0].type != V_DICT) return jx_fail(c, at, "%s() argument must be a mapping, not '%s'", fname, jx_type_name(a->pos[0]));
         base = a->pos[0].dict;
     }
     size_t nb = base ? base->n : 0;
-    struct dict *d = dict_new(c, nb + a->n_kw);
+    struct dict *d = jx_dict_new(c, nb + a->n_kw);
     if (!d) return -1;
     d->n = 0;
     for (size_t i = 0; i < nb + a->n_kw; i++) {
         struct value k = i < nb ? base->keys[i] : a->kw_names[i - nb], v = i < nb ? base->vals[i] : a->kw_vals[i - nb];
-        long j = dict_find(c, d, k);
+        long j = jx_dict_find(c, d, k);
         if (j >= 0) d->vals[j] = v;
         else {
             d->keys[d->n] = k;
@@ -1959,7 +1145,7 @@ static int g_namespace(struct ctx *c, const struct node *at, struct value self, 
     memset(ns, 0, sizeof *ns);
     for (size_t i = 0; i < d->n; i++) {
         if (d->keys[i].type != V_STR) return jx_fail(c, at, "namespace() keywords must be strings");
-        if (ns_set(c, ns, d->keys[i], d->vals[i]) < 0) return -1;
+        if (jx_ns_set(c, ns, d->keys[i], d->vals[i]) < 0) return -1;
     }
     *out = (struct value){.type = V_NS, .ns = ns};
     return 0;
@@ -1968,14 +1154,14 @@ static int g_namespace(struct ctx *c, const struct node *at, struct value self, 
 static int g_raise_exception(struct ctx *c, const struct node *at, struct value self, struct args *a, struct value *out) {
     static const char *const params[] = {"message", NULL};
     struct value p[1];
-    if (bind_args(c, at, "raise_exception", a, params, 1, p) < 0 || str_of(c, p[0], &p[0]) < 0) return -1;
+    if (jx_bind_args(c, at, "raise_exception", a, params, 1, p) < 0 || jx_str_of(c, p[0], &p[0]) < 0) return -1;
     return jx_fail(c, at, "%.*s", (int)(p[0].len > 300 ? 300 : p[0].len), p[0].s);
 }
 
 static int g_strftime_now(struct ctx *c, const struct node *at, struct value self, struct args *a, struct value *out) {
     static const char *const params[] = {"format", NULL};
     struct value p[1];
-    if (bind_args(c, at, "strftime_now", a, params, 1, p) < 0 || want_str(c, at, "format", p[0]) < 0) return -1;
+    if (jx_bind_args(c, at, "strftime_now", a, params, 1, p) < 0 || jx_want_str(c, at, "format", p[0]) < 0) return -1;
     struct tm tm = {0};
     if (c->date) {
         int y, m, d;
@@ -2012,9 +1198,9 @@ static const struct builtin globals[] = {
 
 const struct builtin *jx_find_global(const char *name, size_t len) { return find_builtin(globals, name, len); }
 
-int call_value(struct ctx *c, const struct node *at, struct value fn, struct args *a, struct value *out) {
-    if (fn.type == V_UNDEF) return fail_undefined(c, at, fn);
-    if (fn.type != V_FUNC) return jx_fail(c, at, "'%s' object is not callable", type_name(fn));
-    if (fn.fn->kind == F_MACRO) return call_macro(c, at, fn.fn, a, out);
+int jx_call_value(struct ctx *c, const struct node *at, struct value fn, struct args *a, struct value *out) {
+    if (fn.type == V_UNDEF) return jx_fail_undefined(c, at, fn);
+    if (fn.type != V_FUNC) return jx_fail(c, at, "'%s' object is not callable", jx_type_name(fn));
+    if (fn.fn->kind == F_MACRO) return jx_call_macro(c, at, fn.fn, a, out);
     return fn.fn->b->fn(c, at, fn.fn->self, a, out);
 }

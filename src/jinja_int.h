@@ -3,7 +3,9 @@
  *   jinja_parse.c   text -> tokens (whitespace control) -> syntax tree
  *   jinja_value.c   values with Python semantics: printing, comparison,
  *                   strings, JSON in and out
- *   jinja_builtin.c filters, tests, methods and global functions
+ *   jinja_str.c     Python's str: case mapping, methods, %-formatting
+ *   jinja_builtin.c attribute access, filters, tests, dict/list methods and
+ *                   global functions
  *   jinja.c         the evaluator and the public entry points
  *
  * Everything a render allocates lives in one arena freed at the end, so
@@ -17,6 +19,8 @@
 
 #include "lm/jinja.h"
 #include "lm/unicode.h"
+
+#include <string.h>
 
 /* ---- arena -------------------------------------------------------------- */
 
@@ -152,6 +156,7 @@ enum {
 };
 
 struct builtin;
+struct args;
 
 struct node {
     uint8_t kind;
@@ -186,7 +191,6 @@ struct ctx {
     size_t max_output;
     int depth;
     struct sb *out;           /* where output goes now (captures swap it) */
-    struct scope *globals;
     const char *date;         /* strftime_now's pinned date, or NULL */
 };
 
@@ -216,69 +220,112 @@ static inline struct value v_bool(bool b) { return (struct value){.type = V_BOOL
 static inline struct value v_int(int64_t i) { return (struct value){.type = V_INT, .i = i}; }
 static inline struct value v_float(double f) { return (struct value){.type = V_FLOAT, .f = f}; }
 static inline struct value v_str(const char *s, size_t n) { return (struct value){.type = V_STR, .len = (uint32_t)n, .s = s}; }
+static inline struct value v_cstr(const char *s) { return v_str(s, strlen(s)); }
 static inline struct value v_undef_name(const char *s, size_t n) {
     return (struct value){.type = V_UNDEF, .aux = U_NAME, .len = (uint32_t)n, .s = s};
 }
-struct value v_cstr(const char *s);
 /* An undefined value explaining that obj has no attribute/element key. */
-struct value v_undef_of(struct ctx *c, enum undef_kind kind, struct value obj, struct value key);
+struct value jx_v_undef_of(struct ctx *c, enum undef_kind kind, struct value obj, struct value key);
 /* The message an undefined value carries. */
-void undef_message(struct ctx *c, struct value u, struct sb *out);
+void jx_undef_message(struct ctx *c, struct value u, struct sb *out);
 
-int sb_put(struct ctx *c, struct sb *b, const char *s, size_t n);
-int sb_putc(struct ctx *c, struct sb *b, char ch);
-int sb_printf(struct ctx *c, struct sb *b, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int jx_sb_put(struct ctx *c, struct sb *b, const char *s, size_t n);
+int jx_sb_putc(struct ctx *c, struct sb *b, char ch);
+int jx_sb_printf(struct ctx *c, struct sb *b, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static inline struct value sb_value(struct sb *b) { return v_str(b->p ? b->p : "", b->len); }
 
-struct list *list_new(struct ctx *c, size_t n);  /* n items to fill in */
-struct value v_list(struct list *l, bool tuple);
+struct list *jx_list_new(struct ctx *c, size_t n);  /* n items to fill in */
+static inline struct value v_list(struct list *l, bool tuple) {
+    return (struct value){.type = V_LIST, .flags = tuple ? VF_TUPLE : 0, .list = l};
+}
 /* A generator over the items of l (l must not be shared). */
-struct value v_gen(struct list *l);
-struct dict *dict_new(struct ctx *c, size_t n);   /* n pairs to fill in */
+static inline struct value v_gen(struct list *l) { return (struct value){.type = V_LIST, .flags = VF_GEN, .list = l}; }
+struct dict *jx_dict_new(struct ctx *c, size_t n);   /* n pairs to fill in */
 /* Index of key in d, or -1 (Python equality of keys). */
-long dict_find(struct ctx *c, const struct dict *d, struct value key);
+long jx_dict_find(struct ctx *c, const struct dict *d, struct value key);
 /* The namespace's attribute (NULL if absent); set adds or replaces. */
-struct value *ns_get(struct ns *ns, const char *name, size_t len);
-int ns_set(struct ctx *c, struct ns *ns, struct value key, struct value v);
+struct value *jx_ns_get(struct ns *ns, const char *name, size_t len);
+int jx_ns_set(struct ctx *c, struct ns *ns, struct value key, struct value v);
 
-const char *type_name(struct value v);   /* Python's type name: 'str', 'NoneType', ... */
-bool truthy(struct value v);
-bool is_str(struct value v);
-bool is_number(struct value v);          /* bool, int or float */
-double num_as_double(struct value v);
-bool values_equal(struct ctx *c, struct value a, struct value b);
+const char *jx_type_name(struct value v);   /* Python's type name: 'str', 'NoneType', ... */
+bool jx_truthy(struct value v);
+bool jx_is_number(struct value v);          /* bool, int or float */
+double jx_num_as_double(struct value v);
+bool jx_values_equal(struct ctx *c, struct value a, struct value b);
 /* Python's a < b etc.: sets *res to -1/0/1; -1 (TypeError) when unordered. */
-int values_compare(struct ctx *c, const struct node *at, struct value a, struct value b, int *res);
+int jx_values_compare(struct ctx *c, const struct node *at, struct value a, struct value b, int *res);
 
 /* str(v) and repr(v) appended to out. -1 on error (undefined in strict
  * contexts never happens here: str(Undefined) is ""). */
-int to_str(struct ctx *c, struct value v, struct sb *out);
-int to_repr(struct ctx *c, struct value v, struct sb *out);
+int jx_to_str(struct ctx *c, struct value v, struct sb *out);
+int jx_to_repr(struct ctx *c, struct value v, struct sb *out);
 /* str(v) as a value (strings are returned as they are). */
-int str_of(struct ctx *c, struct value v, struct value *out);
+int jx_str_of(struct ctx *c, struct value v, struct value *out);
 /* json.dumps(v, ...) as transformers' tojson filter calls it. */
-int to_json(struct ctx *c, const struct node *at, struct value v, const char *indent, size_t indent_len,
+int jx_to_json(struct ctx *c, const struct node *at, struct value v, const char *indent, size_t indent_len,
             bool ensure_ascii, struct value item_sep, struct value key_sep, bool sort_keys, struct sb *out);
 /* A JSON document as template values (strings point into it). */
-int from_json(struct ctx *c, const struct lm_json *j, struct value *out);
+int jx_from_json(struct ctx *c, const struct lm_json *j, struct value *out);
 /* HTML escape as markupsafe does (& < > " '). */
-int html_escape(struct ctx *c, struct value s, struct value *out);
+int jx_html_escape(struct ctx *c, struct value s, struct value *out);
 
 /* UTF-8 helpers over valid text. */
-size_t utf8_len(const char *s, size_t n);   /* code points */
+size_t jx_utf8_len(const char *s, size_t n);   /* code points */
 /* Byte offset of code point i (i <= length). */
-size_t utf8_offset(const char *s, size_t n, size_t i);
+size_t jx_utf8_offset(const char *s, size_t n, size_t i);
 /* Python's str.isspace() of one code point (White_Space and \x1c-\x1f). */
 static inline bool py_isspace(uint32_t cp) { return (cp >= 0x1c && cp <= 0x1f) || (lm_unicode_flags(cp) & LM_UC_SPACE); }
 /* Valid UTF-8 throughout? */
-bool utf8_valid(const char *s, size_t n);
+bool jx_utf8_valid(const char *s, size_t n);
+
+/* A list under construction (arena memory). */
+struct lvec {
+    struct value *v;
+    size_t n, cap;
+};
+int jx_lvec_push(struct ctx *c, struct lvec *l, struct value x);
+int jx_lvec_value(struct ctx *c, struct lvec *l, bool tuple, struct value *out);
+/* An empty generator. */
+int jx_empty_gen(struct ctx *c, struct value *out);
 
 /* Turns a Python-style iterable into a list: list/tuple as is, dict keys,
  * string characters, undefined as empty; others fail (TypeError). */
-int iterate(struct ctx *c, const struct node *at, struct value v, struct list **out);
+int jx_iterate(struct ctx *c, const struct node *at, struct value v, struct list **out);
 
 /* Fails with the message of an undefined value used where jinja2 raises. */
-int fail_undefined(struct ctx *c, const struct node *at, struct value u);
+int jx_fail_undefined(struct ctx *c, const struct node *at, struct value u);
+
+/* ---- Python's str (jinja_str.c) ---------------------------------------- */
+
+static inline struct value v_markup(struct value s, bool markup) {
+    s.flags = markup ? VF_MARKUP : 0;
+    return s;
+}
+/* s[b..e) in bytes, keeping s's Markup flag. */
+static inline struct value v_substr(struct value s, size_t b, size_t e) {
+    struct value r = v_str(s.s + b, e - b);
+    r.flags = s.flags;
+    return r;
+}
+static inline bool jx_cp_is_digit(uint32_t cp) { return cp >= '0' && cp <= '9'; }
+bool jx_cp_is_alpha(uint32_t cp);
+/* The code point at s[*i] (valid UTF-8), advancing *i. */
+uint32_t jx_next_cp(const char *s, size_t n, size_t *i);
+
+enum jx_case { CASE_UPPER, CASE_LOWER, CASE_SWAP, CASE_CAPITALIZE, CASE_TITLE, CASE_TITLE_FILTER };
+int jx_map_case(struct ctx *c, struct value s, enum jx_case mode, struct value *out);
+/* str.isupper() (upper) or str.islower(). */
+bool jx_str_case_is(struct value s, bool upper);
+/* str.strip(chars) (chars NULL: whitespace); which: 1 left, 2 right, 3 both. */
+struct value jx_strip(struct value s, const struct value *chars, int which);
+int jx_splitlines(struct ctx *c, struct value s, bool keepends, struct lvec *parts);
+int jx_str_replace(struct ctx *c, struct value s, struct value old, struct value new_, int64_t count, struct value *out);
+/* str.center(width, fillchar) with its arguments in a. */
+int jx_str_center(struct ctx *c, const struct node *at, struct value self, struct args *a, struct value *out);
+/* The str method called name, or NULL. */
+const struct builtin *jx_find_str_method(const char *name, size_t len);
+/* Python's fmt % args. */
+int jx_py_percent_format(struct ctx *c, const struct node *at, struct value fmt, struct value args, struct value *out);
 
 /* ---- builtins (jinja_builtin.c) ----------------------------------------- */
 
@@ -311,24 +358,27 @@ struct loop {
 };
 
 /* attribute (obj.name) and item (obj[key]) access, as the sandbox does it. */
-int get_attr(struct ctx *c, const struct node *at, struct value obj, struct value name, struct value *out);
-int get_item(struct ctx *c, const struct node *at, struct value obj, struct value key, struct value *out);
+int jx_get_attr(struct ctx *c, const struct node *at, struct value obj, struct value name, struct value *out);
+int jx_get_item(struct ctx *c, const struct node *at, struct value obj, struct value key, struct value *out);
 /* The global functions (range, namespace, ...), by name. */
 const struct builtin *jx_find_global(const char *name, size_t len);
 /* Binds a's arguments to params (NULL-terminated names; the first
  * n_required must be given) into out, which the caller has filled with the
  * defaults. Fails on unknown, repeated or missing arguments. */
-int bind_args(struct ctx *c, const struct node *at, const char *fname, struct args *a, const char *const *params,
+int jx_bind_args(struct ctx *c, const struct node *at, const char *fname, struct args *a, const char *const *params,
               int n_required, struct value *out);
+/* bind_args without parameters; integer (bool too) and string checks. */
+int jx_no_args(struct ctx *c, const struct node *at, const char *fname, struct args *a);
+int jx_want_int(struct ctx *c, const struct node *at, const char *what, struct value v, int64_t *out);
+int jx_want_str(struct ctx *c, const struct node *at, const char *what, struct value v);
 /* Calls a callable value (macro, builtin, method). */
-int call_value(struct ctx *c, const struct node *at, struct value fn, struct args *a, struct value *out);
+int jx_call_value(struct ctx *c, const struct node *at, struct value fn, struct args *a, struct value *out);
 /* Calls a macro (in jinja.c). */
-int call_macro(struct ctx *c, const struct node *at, struct func *f, struct args *a, struct value *out);
-/* Python's fmt % args. */
-int py_percent_format(struct ctx *c, const struct node *at, struct value fmt, struct value args, struct value *out);
+int jx_call_macro(struct ctx *c, const struct node *at, struct func *f, struct args *a, struct value *out);
+
 /* Python's `x in seq` (the in operator and test). */
-int value_in(struct ctx *c, const struct node *at, struct value x, struct value seq, bool *res);
+int jx_value_in(struct ctx *c, const struct node *at, struct value x, struct value seq, bool *res);
 /* Runs a test by name on v (select/reject use it). */
-int run_test(struct ctx *c, const struct node *at, const struct builtin *t, struct value v, struct args *a, bool *res);
+int jx_run_test(struct ctx *c, const struct node *at, const struct builtin *t, struct value v, struct args *a, bool *res);
 
 #endif

@@ -28,6 +28,7 @@ enum tok {
 
 struct token {
     uint8_t type;
+    size_t off;           /* byte offset in the source; line and col follow from it */
     uint32_t line, col;
     const char *s;        /* T_NAME, T_OP: the text */
     uint32_t len;
@@ -71,8 +72,7 @@ static struct token *push(struct lexer *lx, int type, size_t pos) {
     struct token *t = &lx->toks[lx->n_toks++];
     memset(t, 0, sizeof *t);
     t->type = (uint8_t)type;
-    /* Positions are filled in one pass at the end (see fill_positions). */
-    t->line = (uint32_t)pos;
+    t->off = pos;
     return t;
 }
 
@@ -291,7 +291,7 @@ static int lex_tag(struct lexer *lx, bool is_block, size_t tag_start) {
         if (depth == 0) {
             char sign = 0;
             size_t q = p;
-            if ((s[q] == '-' || (s[q] == '+' && is_block)) && q + 2 < lx->n + 1 && q + 1 < lx->n && s[q + 1] == close) sign = s[q++];
+            if ((s[q] == '-' || (s[q] == '+' && is_block)) && q + 1 < lx->n && s[q + 1] == close) sign = s[q++];
             if (q + 1 < lx->n && s[q] == close && s[q + 1] == '}') {
                 if (!push(lx, is_block ? T_BLOCK_END : T_VAR_END, p)) return -1;
                 lx->pos = q + 2;
@@ -422,13 +422,13 @@ static int lex(struct lexer *lx) {
     return push(lx, T_EOF, lx->n) ? 0 : -1;
 }
 
-/* Tokens carry byte offsets in .line until here; one pass turns them into
- * line and column. */
+/* One pass over the source turns the tokens' offsets (increasing) into
+ * lines and columns. */
 static void fill_positions(struct lexer *lx) {
     uint32_t line = 1, col = 1;
     size_t at = 0;
     for (size_t i = 0; i < lx->n_toks; i++) {
-        size_t off = lx->toks[i].line;
+        size_t off = lx->toks[i].off;
         for (; at < off; at++) {
             if (lx->s[at] == '\n') line++, col = 1;
             else if (((unsigned char)lx->s[at] & 0xc0) != 0x80) col++;
@@ -653,6 +653,8 @@ static struct node *parse_filter_expr(struct parser *p, struct node *n) {
             struct node *call = node_at(p, N_CALL, p->t);
             if (!call) return NULL;
             call->a = n;
+            call->line = n->line;  /* errors point at what is called */
+            call->col = n->col;
             if (parse_call_args(p, call) < 0) return NULL;
             n = call;
         } else break;
@@ -723,6 +725,8 @@ static struct node *parse_postfix(struct parser *p, struct node *n) {
             }
             if (key->kind == N_SLICE) {
                 key->a = n;
+                key->line = t->line;
+                key->col = t->col;
                 n = key;
             } else {
                 struct node *g = node_at(p, N_ITEM, t);
@@ -735,6 +739,8 @@ static struct node *parse_postfix(struct parser *p, struct node *n) {
             struct node *call = node_at(p, N_CALL, t);
             if (!call) return NULL;
             call->a = n;
+            call->line = n->line;
+            call->col = n->col;
             if (parse_call_args(p, call) < 0) return NULL;
             n = call;
         } else break;
@@ -793,9 +799,9 @@ static struct node *parse_primary(struct parser *p) {
         next(p);
         if (p->t->type == T_STRING) {
             struct sb b = {0};
-            if (sb_put(p->c, &b, s.s, s.len) < 0) return NULL;
+            if (jx_sb_put(p->c, &b, s.s, s.len) < 0) return NULL;
             for (; p->t->type == T_STRING; next(p))
-                if (sb_put(p->c, &b, p->t->val.s, p->t->val.len) < 0) return NULL;
+                if (jx_sb_put(p->c, &b, p->t->val.s, p->t->val.len) < 0) return NULL;
             s = sb_value(&b);
         }
         if (!(n = node_at(p, N_CONST, t))) return NULL;
@@ -955,9 +961,10 @@ static struct node *parse_condexpr(struct parser *p) {
         bool soft = p->soft;
         p->soft = true;
         struct node *cond = parse_or(p), *other = NULL;
-        if (cond && skip_name(p, "else")) other = parse_condexpr(p);
+        bool ok = cond != NULL;
+        if (ok && skip_name(p, "else")) ok = (other = parse_condexpr(p)) != NULL;
         p->soft = soft;
-        if (!cond || (is_name(p->t - 1, "else") && !other)) return NULL;
+        if (!ok) return NULL;
         struct node *c = node_at(p, N_COND, t);
         if (!c) return NULL;
         c->a = cond;
@@ -1194,14 +1201,22 @@ static struct node *parse_statement(struct parser *p) {
         p->soft = soft;
         return n->c ? n : NULL;
     }
+    struct node at = {.line = t->line, .col = t->col};
     if (is_name(t, "break") || is_name(t, "continue")) {
-        if (!p->loop_depth) return perr(p, t, "'break' and 'continue' belong inside a loop");
+        if (!p->loop_depth) {
+            jx_fail(p->c, &at, "'%.*s' outside a loop", (int)t->len, t->s);
+            return NULL;
+        }
         return node_at(p, is_name(t, "break") ? N_BREAK : N_CONTINUE, t);
     }
     static const char *const unsupported[] = {"extends", "block", "include", "import", "from", "call", "autoescape", NULL};
     for (int i = 0; unsupported[i]; i++)
-        if (is_name(t, unsupported[i])) return perr(p, t, "this tag is not supported");
-    return perr(p, t, "unknown tag");
+        if (is_name(t, unsupported[i])) {
+            jx_fail(p->c, &at, "the '%s' tag is not supported", unsupported[i]);
+            return NULL;
+        }
+    jx_fail(p->c, &at, "unknown tag '%.*s'", (int)t->len, t->s);
+    return NULL;
 }
 
 static struct node *subparse(struct parser *p, const char *const *ends) {
@@ -1215,8 +1230,10 @@ static struct node *subparse(struct parser *p, const char *const *ends) {
         struct node *n = NULL;
         if (t->type == T_EOF) {
             if (ends) {
+                const char *const *e = ends;
+                while (e[1] && strncmp(*e, "end", 3)) e++;  /* name the closing tag */
                 char what[64];
-                snprintf(what, sizeof what, "missing '{%% %s %%}'", ends[0]);
+                snprintf(what, sizeof what, "missing '{%% %s %%}'", *e);
                 return perr(p, t, what);
             }
             break;

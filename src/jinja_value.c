@@ -75,7 +75,7 @@ int jx_charge(struct ctx *c, uint64_t n) {
 
 /* ---- strings ------------------------------------------------------------ */
 
-int sb_put(struct ctx *c, struct sb *b, const char *s, size_t n) {
+int jx_sb_put(struct ctx *c, struct sb *b, const char *s, size_t n) {
     if (n > c->max_output || b->len > c->max_output - n)
         return jx_fail(c, NULL, "template output exceeds %zu bytes", c->max_output);
     if (b->len + n > b->cap) {
@@ -92,27 +92,25 @@ int sb_put(struct ctx *c, struct sb *b, const char *s, size_t n) {
     return 0;
 }
 
-int sb_putc(struct ctx *c, struct sb *b, char ch) { return sb_put(c, b, &ch, 1); }
+int jx_sb_putc(struct ctx *c, struct sb *b, char ch) { return jx_sb_put(c, b, &ch, 1); }
 
-int sb_printf(struct ctx *c, struct sb *b, const char *fmt, ...) {
+int jx_sb_printf(struct ctx *c, struct sb *b, const char *fmt, ...) {
     char tmp[256];
     va_list ap;
     va_start(ap, fmt);
     int k = vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
     LM_ASSERT(k >= 0 && (size_t)k < sizeof tmp);  /* only used for short fixed formats */
-    return sb_put(c, b, tmp, (size_t)k);
+    return jx_sb_put(c, b, tmp, (size_t)k);
 }
 
-struct value v_cstr(const char *s) { return v_str(s, strlen(s)); }
-
-size_t utf8_len(const char *s, size_t n) {
+size_t jx_utf8_len(const char *s, size_t n) {
     size_t k = 0;
     for (size_t i = 0; i < n; i++) k += ((unsigned char)s[i] & 0xc0) != 0x80;
     return k;
 }
 
-size_t utf8_offset(const char *s, size_t n, size_t i) {
+size_t jx_utf8_offset(const char *s, size_t n, size_t i) {
     size_t off = 0;
     for (; off < n; off++) {
         if (((unsigned char)s[off] & 0xc0) == 0x80) continue;
@@ -121,7 +119,7 @@ size_t utf8_offset(const char *s, size_t n, size_t i) {
     return n;
 }
 
-bool utf8_valid(const char *s, size_t n) {
+bool jx_utf8_valid(const char *s, size_t n) {
     for (size_t i = 0; i < n;) {
         uint32_t cp;
         i += lm_utf8_decode(s + i, n - i, &cp);
@@ -132,7 +130,7 @@ bool utf8_valid(const char *s, size_t n) {
 
 /* ---- containers --------------------------------------------------------- */
 
-struct list *list_new(struct ctx *c, size_t n) {
+struct list *jx_list_new(struct ctx *c, size_t n) {
     if (n > (SIZE_MAX - sizeof(struct list)) / sizeof(struct value)) {
         jx_fail(c, NULL, "list too large");
         return NULL;
@@ -145,13 +143,7 @@ struct list *list_new(struct ctx *c, size_t n) {
     return l;
 }
 
-struct value v_list(struct list *l, bool tuple) {
-    return (struct value){.type = V_LIST, .flags = tuple ? VF_TUPLE : 0, .list = l};
-}
-
-struct value v_gen(struct list *l) { return (struct value){.type = V_LIST, .flags = VF_GEN, .list = l}; }
-
-struct dict *dict_new(struct ctx *c, size_t n) {
+struct dict *jx_dict_new(struct ctx *c, size_t n) {
     struct dict *d = jx_alloc(c, sizeof *d);
     if (!d) return NULL;
     d->n = n;
@@ -161,25 +153,25 @@ struct dict *dict_new(struct ctx *c, size_t n) {
 }
 
 /* Python hashes 1, 1.0 and True alike, so they are one key. */
-long dict_find(struct ctx *c, const struct dict *d, struct value key) {
+long jx_dict_find(struct ctx *c, const struct dict *d, struct value key) {
     jx_charge(c, d->n / 8);
     for (size_t i = 0; i < d->n; i++) {
         struct value k = d->keys[i];
         if (k.type == V_STR && key.type == V_STR) {
             if (k.len == key.len && !memcmp(k.s, key.s, k.len)) return (long)i;
-        } else if (values_equal(c, k, key)) return (long)i;
+        } else if (jx_values_equal(c, k, key)) return (long)i;
     }
     return -1;
 }
 
-struct value *ns_get(struct ns *ns, const char *name, size_t len) {
+struct value *jx_ns_get(struct ns *ns, const char *name, size_t len) {
     for (size_t i = 0; i < ns->n; i++)
         if (ns->keys[i].len == len && !memcmp(ns->keys[i].s, name, len)) return &ns->vals[i];
     return NULL;
 }
 
-int ns_set(struct ctx *c, struct ns *ns, struct value key, struct value v) {
-    struct value *slot = ns_get(ns, key.s, key.len);
+int jx_ns_set(struct ctx *c, struct ns *ns, struct value key, struct value v) {
+    struct value *slot = jx_ns_get(ns, key.s, key.len);
     if (slot) {
         *slot = v;
         return 0;
@@ -199,6 +191,33 @@ int ns_set(struct ctx *c, struct ns *ns, struct value key, struct value v) {
     ns->keys[ns->n] = key;
     ns->vals[ns->n++] = v;
     return 0;
+}
+
+int jx_lvec_push(struct ctx *c, struct lvec *l, struct value x) {
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 8;
+        struct value *nv = jx_alloc(c, cap * sizeof *nv);
+        if (!nv) return -1;
+        if (l->n) memcpy(nv, l->v, l->n * sizeof *nv);
+        l->v = nv;
+        l->cap = cap;
+    }
+    l->v[l->n++] = x;
+    return jx_charge(c, 1);
+}
+
+int jx_lvec_value(struct ctx *c, struct lvec *l, bool tuple, struct value *out) {
+    struct list *r = jx_list_new(c, l->n);
+    if (!r) return -1;
+    if (l->n) memcpy(r->items, l->v, l->n * sizeof *l->v);
+    *out = v_list(r, tuple);
+    return 0;
+}
+
+int jx_empty_gen(struct ctx *c, struct value *out) {
+    struct list *l = jx_list_new(c, 0);
+    *out = v_gen(l);
+    return l ? 0 : -1;
 }
 
 /* ---- types -------------------------------------------------------------- */
@@ -222,9 +241,9 @@ static const char *vtype_name(int type, int flags) {
     return "?";
 }
 
-const char *type_name(struct value v) { return vtype_name(v.type, v.type == V_LIST ? v.flags : 0); }
+const char *jx_type_name(struct value v) { return vtype_name(v.type, v.type == V_LIST ? v.flags : 0); }
 
-bool truthy(struct value v) {
+bool jx_truthy(struct value v) {
     switch (v.type) {
     case V_UNDEF:
     case V_NONE: return false;
@@ -238,12 +257,11 @@ bool truthy(struct value v) {
     }
 }
 
-bool is_str(struct value v) { return v.type == V_STR; }
-bool is_number(struct value v) { return v.type == V_BOOL || v.type == V_INT || v.type == V_FLOAT; }
-double num_as_double(struct value v) { return v.type == V_FLOAT ? v.f : v.type == V_BOOL ? (double)v.b : (double)v.i; }
+bool jx_is_number(struct value v) { return v.type == V_BOOL || v.type == V_INT || v.type == V_FLOAT; }
+double jx_num_as_double(struct value v) { return v.type == V_FLOAT ? v.f : v.type == V_BOOL ? (double)v.b : (double)v.i; }
 static int64_t num_as_int(struct value v) { return v.type == V_BOOL ? v.b : v.i; }
 
-struct value v_undef_of(struct ctx *c, enum undef_kind kind, struct value obj, struct value key) {
+struct value jx_v_undef_of(struct ctx *c, enum undef_kind kind, struct value obj, struct value key) {
     struct value u = {.type = V_UNDEF, .aux = (uint8_t)kind, .aux2 = obj.type};
     if (key.type == V_STR) {
         /* jinja2 words a missing string key like a missing attribute */
@@ -253,30 +271,30 @@ struct value v_undef_of(struct ctx *c, enum undef_kind kind, struct value obj, s
         return u;
     }
     struct sb b = {0};
-    to_repr(c, key, &b);
+    jx_to_repr(c, key, &b);
     u.aux = U_ITEM;
     u.s = b.p ? b.p : "";
     u.len = (uint32_t)b.len;
     return u;
 }
 
-void undef_message(struct ctx *c, struct value u, struct sb *out) {
+void jx_undef_message(struct ctx *c, struct value u, struct sb *out) {
     const char *tn = vtype_name(u.aux2, 0);
     switch (u.aux) {
-    case U_NAME: sb_printf(c, out, "'%.*s' is undefined", (int)(u.len > 100 ? 100 : u.len), u.s); return;
+    case U_NAME: jx_sb_printf(c, out, "'%.*s' is undefined", (int)(u.len > 100 ? 100 : u.len), u.s); return;
     case U_ATTR:
-        if (u.aux2 == V_NONE) sb_printf(c, out, "'None' has no attribute '%.*s'", (int)(u.len > 100 ? 100 : u.len), u.s);
-        else sb_printf(c, out, "'%s object' has no attribute '%.*s'", tn, (int)(u.len > 100 ? 100 : u.len), u.s);
+        if (u.aux2 == V_NONE) jx_sb_printf(c, out, "'None' has no attribute '%.*s'", (int)(u.len > 100 ? 100 : u.len), u.s);
+        else jx_sb_printf(c, out, "'%s object' has no attribute '%.*s'", tn, (int)(u.len > 100 ? 100 : u.len), u.s);
         return;
-    case U_ITEM: sb_printf(c, out, "'%s object' has no element %.*s", tn, (int)(u.len > 100 ? 100 : u.len), u.s); return;
-    case U_UNSAFE: sb_printf(c, out, "access to attribute '%.*s' of '%s' object is unsafe", (int)(u.len > 100 ? 100 : u.len), u.s, tn); return;
-    default: sb_put(c, out, u.s, u.len); return;
+    case U_ITEM: jx_sb_printf(c, out, "'%s object' has no element %.*s", tn, (int)(u.len > 100 ? 100 : u.len), u.s); return;
+    case U_UNSAFE: jx_sb_printf(c, out, "access to attribute '%.*s' of '%s' object is unsafe", (int)(u.len > 100 ? 100 : u.len), u.s, tn); return;
+    default: jx_sb_put(c, out, u.s, u.len); return;
     }
 }
 
-int fail_undefined(struct ctx *c, const struct node *at, struct value u) {
+int jx_fail_undefined(struct ctx *c, const struct node *at, struct value u) {
     struct sb b = {0};
-    undef_message(c, u, &b);
+    jx_undef_message(c, u, &b);
     return jx_fail(c, at, "%.*s", (int)b.len, b.p ? b.p : "");
 }
 
@@ -288,9 +306,9 @@ static bool enter(struct ctx *c) {
     return false;
 }
 
-bool values_equal(struct ctx *c, struct value a, struct value b) {
-    if (is_number(a) && is_number(b)) {
-        if (a.type == V_FLOAT || b.type == V_FLOAT) return num_as_double(a) == num_as_double(b);
+bool jx_values_equal(struct ctx *c, struct value a, struct value b) {
+    if (jx_is_number(a) && jx_is_number(b)) {
+        if (a.type == V_FLOAT || b.type == V_FLOAT) return jx_num_as_double(a) == jx_num_as_double(b);
         return num_as_int(a) == num_as_int(b);
     }
     if (a.type != b.type) return false;
@@ -303,7 +321,7 @@ bool values_equal(struct ctx *c, struct value a, struct value b) {
         if (a.flags != b.flags || a.list->n != b.list->n) return false;
         if (!enter(c)) return false;
         bool eq = true;
-        for (size_t i = 0; i < a.list->n && eq && !c->failed; i++) eq = values_equal(c, a.list->items[i], b.list->items[i]);
+        for (size_t i = 0; i < a.list->n && eq && !c->failed; i++) eq = jx_values_equal(c, a.list->items[i], b.list->items[i]);
         c->depth--;
         return eq;
     }
@@ -312,8 +330,8 @@ bool values_equal(struct ctx *c, struct value a, struct value b) {
         if (!enter(c)) return false;
         bool eq = true;
         for (size_t i = 0; i < a.dict->n && eq && !c->failed; i++) {
-            long j = dict_find(c, b.dict, a.dict->keys[i]);
-            eq = j >= 0 && values_equal(c, a.dict->vals[i], b.dict->vals[j]);
+            long j = jx_dict_find(c, b.dict, a.dict->keys[i]);
+            eq = j >= 0 && jx_values_equal(c, a.dict->vals[i], b.dict->vals[j]);
         }
         c->depth--;
         return eq;
@@ -331,12 +349,12 @@ static int memcmp_len(const char *a, size_t na, const char *b, size_t nb) {
     return na == nb ? 0 : na < nb ? -1 : 1;
 }
 
-int values_compare(struct ctx *c, const struct node *at, struct value a, struct value b, int *res) {
-    if (a.type == V_UNDEF) return fail_undefined(c, at, a);
-    if (b.type == V_UNDEF) return fail_undefined(c, at, b);
-    if (is_number(a) && is_number(b)) {
+int jx_values_compare(struct ctx *c, const struct node *at, struct value a, struct value b, int *res) {
+    if (a.type == V_UNDEF) return jx_fail_undefined(c, at, a);
+    if (b.type == V_UNDEF) return jx_fail_undefined(c, at, b);
+    if (jx_is_number(a) && jx_is_number(b)) {
         if (a.type == V_FLOAT || b.type == V_FLOAT) {
-            double x = num_as_double(a), y = num_as_double(b);
+            double x = jx_num_as_double(a), y = jx_num_as_double(b);
             *res = x < y ? -1 : x > y ? 1 : 0;  /* NaN compares as equal here, as a sort key */
         } else {
             int64_t x = num_as_int(a), y = num_as_int(b);
@@ -352,8 +370,8 @@ int values_compare(struct ctx *c, const struct node *at, struct value a, struct 
     if (a.type == V_LIST && b.type == V_LIST && a.flags == b.flags && !(a.flags & VF_OPAQUE)) {
         if (!enter(c)) return -1;
         for (size_t i = 0; i < a.list->n && i < b.list->n; i++) {
-            if (values_equal(c, a.list->items[i], b.list->items[i])) continue;
-            int r = values_compare(c, at, a.list->items[i], b.list->items[i], res);
+            if (jx_values_equal(c, a.list->items[i], b.list->items[i])) continue;
+            int r = jx_values_compare(c, at, a.list->items[i], b.list->items[i], res);
             c->depth--;
             return r;
         }
@@ -361,7 +379,7 @@ int values_compare(struct ctx *c, const struct node *at, struct value a, struct 
         *res = a.list->n < b.list->n ? -1 : a.list->n > b.list->n ? 1 : 0;
         return c->failed ? -1 : 0;
     }
-    return jx_fail(c, at, "'<' not supported between instances of '%s' and '%s'", type_name(a), type_name(b));
+    return jx_fail(c, at, "'<' not supported between instances of '%s' and '%s'", jx_type_name(a), jx_type_name(b));
 }
 
 /* ---- printing ----------------------------------------------------------- */
@@ -372,33 +390,33 @@ static bool py_printable(uint32_t cp) { return cp == ' ' || !(lm_unicode_flags(c
 static int repr_str(struct ctx *c, struct value v, struct sb *out) {
     bool has_sq = memchr(v.s, '\'', v.len) != NULL, has_dq = memchr(v.s, '"', v.len) != NULL;
     char q = has_sq && !has_dq ? '"' : '\'';
-    if (v.flags & VF_MARKUP && sb_put(c, out, "Markup(", 7) < 0) return -1;
-    if (sb_putc(c, out, q) < 0) return -1;
+    if (v.flags & VF_MARKUP && jx_sb_put(c, out, "Markup(", 7) < 0) return -1;
+    if (jx_sb_putc(c, out, q) < 0) return -1;
     for (size_t i = 0; i < v.len;) {
         uint32_t cp;
         size_t k = lm_utf8_decode(v.s + i, v.len - i, &cp);
         int r;
-        if (cp == (uint32_t)q || cp == '\\') r = sb_putc(c, out, '\\') < 0 ? -1 : sb_putc(c, out, (char)cp);
-        else if (cp == '\n') r = sb_put(c, out, "\\n", 2);
-        else if (cp == '\r') r = sb_put(c, out, "\\r", 2);
-        else if (cp == '\t') r = sb_put(c, out, "\\t", 2);
-        else if (py_printable(cp)) r = sb_put(c, out, v.s + i, k);
-        else if (cp < 0x100) r = sb_printf(c, out, "\\x%02x", cp);
-        else if (cp < 0x10000) r = sb_printf(c, out, "\\u%04x", cp);
-        else r = sb_printf(c, out, "\\U%08x", cp);
+        if (cp == (uint32_t)q || cp == '\\') r = jx_sb_putc(c, out, '\\') < 0 ? -1 : jx_sb_putc(c, out, (char)cp);
+        else if (cp == '\n') r = jx_sb_put(c, out, "\\n", 2);
+        else if (cp == '\r') r = jx_sb_put(c, out, "\\r", 2);
+        else if (cp == '\t') r = jx_sb_put(c, out, "\\t", 2);
+        else if (py_printable(cp)) r = jx_sb_put(c, out, v.s + i, k);
+        else if (cp < 0x100) r = jx_sb_printf(c, out, "\\x%02x", cp);
+        else if (cp < 0x10000) r = jx_sb_printf(c, out, "\\u%04x", cp);
+        else r = jx_sb_printf(c, out, "\\U%08x", cp);
         if (r < 0) return -1;
         i += k;
     }
-    if (sb_putc(c, out, q) < 0) return -1;
-    return v.flags & VF_MARKUP ? sb_putc(c, out, ')') : 0;
+    if (jx_sb_putc(c, out, q) < 0) return -1;
+    return v.flags & VF_MARKUP ? jx_sb_putc(c, out, ')') : 0;
 }
 
 static int print_value(struct ctx *c, struct value v, struct sb *out, bool repr);
 
 static int print_dict_items(struct ctx *c, const struct value *keys, const struct value *vals, size_t n, struct sb *out) {
     for (size_t i = 0; i < n; i++) {
-        if (i && sb_put(c, out, ", ", 2) < 0) return -1;
-        if (print_value(c, keys[i], out, true) < 0 || sb_put(c, out, ": ", 2) < 0) return -1;
+        if (i && jx_sb_put(c, out, ", ", 2) < 0) return -1;
+        if (print_value(c, keys[i], out, true) < 0 || jx_sb_put(c, out, ": ", 2) < 0) return -1;
         if (print_value(c, vals[i], out, true) < 0) return -1;
     }
     return 0;
@@ -407,62 +425,62 @@ static int print_dict_items(struct ctx *c, const struct value *keys, const struc
 static int print_value(struct ctx *c, struct value v, struct sb *out, bool repr) {
     char tmp[32];
     switch (v.type) {
-    case V_UNDEF: return repr ? sb_put(c, out, "Undefined", 9) : 0;
-    case V_NONE: return sb_put(c, out, "None", 4);
-    case V_BOOL: return sb_put(c, out, v.b ? "True" : "False", v.b ? 4 : 5);
-    case V_INT: return sb_printf(c, out, "%lld", (long long)v.i);
-    case V_FLOAT: lm_json_format_double(v.f, tmp); return sb_put(c, out, tmp, strlen(tmp));
-    case V_STR: return repr ? repr_str(c, v, out) : sb_put(c, out, v.s, v.len);
+    case V_UNDEF: return repr ? jx_sb_put(c, out, "Undefined", 9) : 0;
+    case V_NONE: return jx_sb_put(c, out, "None", 4);
+    case V_BOOL: return jx_sb_put(c, out, v.b ? "True" : "False", v.b ? 4 : 5);
+    case V_INT: return jx_sb_printf(c, out, "%lld", (long long)v.i);
+    case V_FLOAT: lm_json_format_double(v.f, tmp); return jx_sb_put(c, out, tmp, strlen(tmp));
+    case V_STR: return repr ? repr_str(c, v, out) : jx_sb_put(c, out, v.s, v.len);
     case V_FUNC:
         if (v.fn->kind == F_MACRO)
-            return sb_printf(c, out, "<Macro '%.*s'>", (int)(v.fn->macro->name.len > 100 ? 100 : v.fn->macro->name.len),
+            return jx_sb_printf(c, out, "<Macro '%.*s'>", (int)(v.fn->macro->name.len > 100 ? 100 : v.fn->macro->name.len),
                              v.fn->macro->name.s);
-        return sb_printf(c, out, "<built-in function %s>", v.fn->b->name);
-    case V_LOOP: return sb_printf(c, out, "<LoopContext %zu/%zu>", v.loop->i + 1, v.loop->items->n);
+        return jx_sb_printf(c, out, "<built-in function %s>", v.fn->b->name);
+    case V_LOOP: return jx_sb_printf(c, out, "<LoopContext %zu/%zu>", v.loop->i + 1, v.loop->items->n);
     default: break;
     }
     if (jx_charge(c, 1) < 0 || !enter(c)) return -1;
     int r = 0;
-    if (v.type == V_LIST && (v.flags & VF_GEN)) r = sb_put(c, out, "<generator object>", 18);
+    if (v.type == V_LIST && (v.flags & VF_GEN)) r = jx_sb_put(c, out, "<generator object>", 18);
     else if (v.type == V_LIST) {
         bool tuple = v.flags & VF_TUPLE, view = v.flags & VF_OPAQUE;
-        if (view) r = sb_printf(c, out, "%s(", type_name(v));
-        if (r == 0) r = sb_putc(c, out, tuple ? '(' : '[');
+        if (view) r = jx_sb_printf(c, out, "%s(", jx_type_name(v));
+        if (r == 0) r = jx_sb_putc(c, out, tuple ? '(' : '[');
         for (size_t i = 0; i < v.list->n && r == 0; i++) {
-            if (i) r = sb_put(c, out, ", ", 2);
+            if (i) r = jx_sb_put(c, out, ", ", 2);
             if (r == 0) r = print_value(c, v.list->items[i], out, true);
         }
-        if (r == 0 && tuple && v.list->n == 1) r = sb_putc(c, out, ',');
-        if (r == 0) r = sb_putc(c, out, tuple ? ')' : ']');
-        if (r == 0 && view) r = sb_putc(c, out, ')');
+        if (r == 0 && tuple && v.list->n == 1) r = jx_sb_putc(c, out, ',');
+        if (r == 0) r = jx_sb_putc(c, out, tuple ? ')' : ']');
+        if (r == 0 && view) r = jx_sb_putc(c, out, ')');
     } else if (v.type == V_DICT) {
-        r = sb_putc(c, out, '{');
+        r = jx_sb_putc(c, out, '{');
         if (r == 0) r = print_dict_items(c, v.dict->keys, v.dict->vals, v.dict->n, out);
-        if (r == 0) r = sb_putc(c, out, '}');
+        if (r == 0) r = jx_sb_putc(c, out, '}');
     } else if (v.type == V_NS) {
-        r = sb_put(c, out, "<Namespace {", 12);
+        r = jx_sb_put(c, out, "<Namespace {", 12);
         if (r == 0) r = print_dict_items(c, v.ns->keys, v.ns->vals, v.ns->n, out);
-        if (r == 0) r = sb_put(c, out, "}>", 2);
+        if (r == 0) r = jx_sb_put(c, out, "}>", 2);
     }
     c->depth--;
     return r;
 }
 
-int to_str(struct ctx *c, struct value v, struct sb *out) { return print_value(c, v, out, false); }
-int to_repr(struct ctx *c, struct value v, struct sb *out) { return print_value(c, v, out, true); }
+int jx_to_str(struct ctx *c, struct value v, struct sb *out) { return print_value(c, v, out, false); }
+int jx_to_repr(struct ctx *c, struct value v, struct sb *out) { return print_value(c, v, out, true); }
 
-int str_of(struct ctx *c, struct value v, struct value *out) {
+int jx_str_of(struct ctx *c, struct value v, struct value *out) {
     if (v.type == V_STR) {
         *out = v;
         return 0;
     }
     struct sb b = {0};
-    if (to_str(c, v, &b) < 0) return -1;
+    if (jx_to_str(c, v, &b) < 0) return -1;
     *out = sb_value(&b);
     return 0;
 }
 
-int html_escape(struct ctx *c, struct value s, struct value *out) {
+int jx_html_escape(struct ctx *c, struct value s, struct value *out) {
     if (s.flags & VF_MARKUP) {
         *out = s;
         return 0;
@@ -477,7 +495,7 @@ int html_escape(struct ctx *c, struct value s, struct value *out) {
         case '"': e = "&#34;"; break;
         case '\'': e = "&#39;"; break;
         }
-        if (e ? sb_put(c, &b, e, strlen(e)) : sb_putc(c, &b, s.s[i])) return -1;
+        if (e ? jx_sb_put(c, &b, e, strlen(e)) : jx_sb_putc(c, &b, s.s[i])) return -1;
     }
     *out = sb_value(&b);
     out->flags = VF_MARKUP;
@@ -486,25 +504,25 @@ int html_escape(struct ctx *c, struct value s, struct value *out) {
 
 /* ---- iteration ---------------------------------------------------------- */
 
-int iterate(struct ctx *c, const struct node *at, struct value v, struct list **out) {
+int jx_iterate(struct ctx *c, const struct node *at, struct value v, struct list **out) {
     switch (v.type) {
     case V_LIST:
         if (v.flags & VF_GEN) {
-            if (v.list->consumed) return (*out = list_new(c, 0)) ? 0 : -1;
+            if (v.list->consumed) return (*out = jx_list_new(c, 0)) ? 0 : -1;
             v.list->consumed = true;
         }
         *out = v.list;
         return 0;
-    case V_UNDEF: return (*out = list_new(c, 0)) ? 0 : -1;
+    case V_UNDEF: return (*out = jx_list_new(c, 0)) ? 0 : -1;
     case V_DICT: {
-        struct list *l = list_new(c, v.dict->n);
+        struct list *l = jx_list_new(c, v.dict->n);
         if (!l) return -1;
         memcpy(l->items, v.dict->keys, v.dict->n * sizeof *l->items);
         *out = l;
         return 0;
     }
     case V_STR: {
-        struct list *l = list_new(c, utf8_len(v.s, v.len));
+        struct list *l = jx_list_new(c, jx_utf8_len(v.s, v.len));
         if (!l) return -1;
         size_t k = 0;
         for (size_t i = 0; i < v.len; k++) {
@@ -517,7 +535,7 @@ int iterate(struct ctx *c, const struct node *at, struct value v, struct list **
         *out = l;
         return jx_charge(c, l->n / 16);
     }
-    default: return jx_fail(c, at, "'%s' object is not iterable", type_name(v));
+    default: return jx_fail(c, at, "'%s' object is not iterable", jx_type_name(v));
     }
 }
 
@@ -526,11 +544,11 @@ int iterate(struct ctx *c, const struct node *at, struct value v, struct list **
 /* Inputs built by hand (not parsed) may hold anything: check. */
 static int check_utf8(struct ctx *c, const char *s, size_t n) {
     if (n > UINT32_MAX) return jx_fail(c, NULL, "input string too long");
-    if (!utf8_valid(s, n)) return jx_fail(c, NULL, "input text is not valid UTF-8");
+    if (!jx_utf8_valid(s, n)) return jx_fail(c, NULL, "input text is not valid UTF-8");
     return jx_charge(c, n / 64);
 }
 
-int from_json(struct ctx *c, const struct lm_json *j, struct value *out) {
+int jx_from_json(struct ctx *c, const struct lm_json *j, struct value *out) {
     switch (j->type) {
     case LM_JSON_NULL: *out = v_none(); return 0;
     case LM_JSON_BOOL: *out = v_bool(j->boolean); return 0;
@@ -540,20 +558,20 @@ int from_json(struct ctx *c, const struct lm_json *j, struct value *out) {
         *out = v_str(j->str.s, j->str.len);
         return 0;
     case LM_JSON_ARRAY: {
-        struct list *l = list_new(c, j->arr.n);
+        struct list *l = jx_list_new(c, j->arr.n);
         if (!l) return -1;
         for (size_t i = 0; i < j->arr.n; i++)
-            if (from_json(c, &j->arr.items[i], &l->items[i]) < 0) return -1;
+            if (jx_from_json(c, &j->arr.items[i], &l->items[i]) < 0) return -1;
         *out = v_list(l, false);
         return 0;
     }
     case LM_JSON_OBJECT: {
-        struct dict *d = dict_new(c, j->obj.n);
+        struct dict *d = jx_dict_new(c, j->obj.n);
         if (!d) return -1;
         for (size_t i = 0; i < j->obj.n; i++) {
             if (check_utf8(c, j->obj.members[i].key, j->obj.members[i].key_len) < 0) return -1;
             d->keys[i] = v_str(j->obj.members[i].key, j->obj.members[i].key_len);
-            if (from_json(c, &j->obj.members[i].value, &d->vals[i]) < 0) return -1;
+            if (jx_from_json(c, &j->obj.members[i].value, &d->vals[i]) < 0) return -1;
         }
         *out = (struct value){.type = V_DICT, .dict = d};
         return 0;
@@ -570,16 +588,16 @@ struct json_style {
 };
 
 static int json_newline(struct ctx *c, const struct json_style *st, int level, struct sb *out) {
-    if (sb_putc(c, out, '\n') < 0) return -1;
+    if (jx_sb_putc(c, out, '\n') < 0) return -1;
     for (int i = 0; i < level; i++)
-        if (sb_put(c, out, st->indent, st->indent_len) < 0) return -1;
+        if (jx_sb_put(c, out, st->indent, st->indent_len) < 0) return -1;
     return 0;
 }
 
 static int json_string(struct ctx *c, const char *s, size_t n, bool ensure_ascii, struct sb *out) {
     struct lm_buf tmp = {0};
     lm_json_write_str(&tmp, s, n, ensure_ascii);
-    int r = sb_put(c, out, tmp.data, tmp.len);
+    int r = jx_sb_put(c, out, tmp.data, tmp.len);
     lm_buf_free(&tmp);
     return r;
 }
@@ -598,31 +616,31 @@ static int json_key(struct ctx *c, const struct node *at, struct value k, const 
         else if (isinf(k.f)) strcpy(tmp, k.f < 0 ? "-Infinity" : "Infinity");
         else lm_json_format_double(k.f, tmp);
         return json_string(c, tmp, strlen(tmp), false, out);
-    default: return jx_fail(c, at, "keys must be str, int, float, bool or None, not %s", type_name(k));
+    default: return jx_fail(c, at, "keys must be str, int, float, bool or None, not %s", jx_type_name(k));
     }
 }
 
 static int json_value(struct ctx *c, const struct node *at, struct value v, const struct json_style *st, int level, struct sb *out) {
     char tmp[32];
     switch (v.type) {
-    case V_NONE: return sb_put(c, out, "null", 4);
-    case V_BOOL: return sb_put(c, out, v.b ? "true" : "false", v.b ? 4 : 5);
-    case V_INT: return sb_printf(c, out, "%lld", (long long)v.i);
+    case V_NONE: return jx_sb_put(c, out, "null", 4);
+    case V_BOOL: return jx_sb_put(c, out, v.b ? "true" : "false", v.b ? 4 : 5);
+    case V_INT: return jx_sb_printf(c, out, "%lld", (long long)v.i);
     case V_FLOAT:
-        if (isnan(v.f)) return sb_put(c, out, "NaN", 3);
-        if (isinf(v.f)) return v.f < 0 ? sb_put(c, out, "-Infinity", 9) : sb_put(c, out, "Infinity", 8);
+        if (isnan(v.f)) return jx_sb_put(c, out, "NaN", 3);
+        if (isinf(v.f)) return v.f < 0 ? jx_sb_put(c, out, "-Infinity", 9) : jx_sb_put(c, out, "Infinity", 8);
         lm_json_format_double(v.f, tmp);
-        return sb_put(c, out, tmp, strlen(tmp));
+        return jx_sb_put(c, out, tmp, strlen(tmp));
     case V_STR: return json_string(c, v.s, v.len, st->ensure_ascii, out);
     case V_LIST:
-        if (v.flags & VF_OPAQUE) return jx_fail(c, at, "Object of type %s is not JSON serializable", type_name(v));
+        if (v.flags & VF_OPAQUE) return jx_fail(c, at, "Object of type %s is not JSON serializable", jx_type_name(v));
         break;
     case V_DICT: break;
-    default: return jx_fail(c, at, "Object of type %s is not JSON serializable", type_name(v));
+    default: return jx_fail(c, at, "Object of type %s is not JSON serializable", jx_type_name(v));
     }
     bool is_list = v.type == V_LIST;
     size_t n = is_list ? v.list->n : v.dict->n;
-    if (n == 0) return sb_put(c, out, is_list ? "[]" : "{}", 2);
+    if (n == 0) return jx_sb_put(c, out, is_list ? "[]" : "{}", 2);
     if (jx_charge(c, n) < 0 || !enter(c)) return -1;
     /* sort_keys: visit the pairs in key order (stable insertion sort is
      * enough for the few keys JSON objects in templates have; the step
@@ -634,7 +652,7 @@ static int json_value(struct ctx *c, const struct node *at, struct value v, cons
             size_t j = i;
             for (; j > 0; j--) {
                 int r;
-                if (values_compare(c, at, v.dict->keys[order[j - 1]], v.dict->keys[i], &r) < 0) return -1;
+                if (jx_values_compare(c, at, v.dict->keys[order[j - 1]], v.dict->keys[i], &r) < 0) return -1;
                 if (r <= 0) break;
                 order[j] = order[j - 1];
             }
@@ -642,26 +660,26 @@ static int json_value(struct ctx *c, const struct node *at, struct value v, cons
             if (jx_charge(c, i) < 0) return -1;
         }
     }
-    int r = sb_putc(c, out, is_list ? '[' : '{');
+    int r = jx_sb_putc(c, out, is_list ? '[' : '{');
     for (size_t i = 0; i < n && r == 0; i++) {
-        if (i) r = sb_put(c, out, st->item_sep.s, st->item_sep.len);
+        if (i) r = jx_sb_put(c, out, st->item_sep.s, st->item_sep.len);
         if (r == 0 && st->indent) r = json_newline(c, st, level + 1, out);
         if (r < 0) break;
         if (is_list) r = json_value(c, at, v.list->items[i], st, level + 1, out);
         else {
             size_t k = order ? order[i] : i;
             r = json_key(c, at, v.dict->keys[k], st, out);
-            if (r == 0) r = sb_put(c, out, st->key_sep.s, st->key_sep.len);
+            if (r == 0) r = jx_sb_put(c, out, st->key_sep.s, st->key_sep.len);
             if (r == 0) r = json_value(c, at, v.dict->vals[k], st, level + 1, out);
         }
     }
     if (r == 0 && st->indent) r = json_newline(c, st, level, out);
-    if (r == 0) r = sb_putc(c, out, is_list ? ']' : '}');
+    if (r == 0) r = jx_sb_putc(c, out, is_list ? ']' : '}');
     c->depth--;
     return r;
 }
 
-int to_json(struct ctx *c, const struct node *at, struct value v, const char *indent, size_t indent_len,
+int jx_to_json(struct ctx *c, const struct node *at, struct value v, const char *indent, size_t indent_len,
             bool ensure_ascii, struct value item_sep, struct value key_sep, bool sort_keys, struct sb *out) {
     struct json_style st = {indent, indent_len, ensure_ascii, sort_keys, item_sep, key_sep};
     return json_value(c, at, v, &st, 0, out);

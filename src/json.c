@@ -2,6 +2,7 @@
 #include "lm/json.h"
 #include "lm/unicode.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,7 +60,10 @@ static int hex4(struct reader *r, uint32_t *out) {
 static int parse_string(struct reader *r, char **out, size_t *out_len) {
     size_t start = ++r->pos, end = start;
     while (end < r->n && r->s[end] != '"') end += r->s[end] == '\\' ? 2 : 1;
-    if (end >= r->n) return fail(r, "unterminated string");
+    if (end >= r->n) {
+        r->pos = start - 1;
+        return fail(r, "unterminated string");
+    }
     char *buf = lm_xmalloc(end - start + 1);
     size_t len = 0;
     while (r->s[r->pos] != '"') {
@@ -154,15 +158,10 @@ static int parse_number(struct reader *r, struct lm_json *v) {
     v->type = LM_JSON_NUMBER;
     v->num.f = strtod(tmp, NULL);
     v->num.is_int = false;
-    if (is_int && k < 20) {  /* up to 19 digits (and a sign) always fit */
+    if (is_int) {
+        errno = 0;
         v->num.i = strtoll(tmp, NULL, 10);
-        v->num.is_int = true;
-    } else if (is_int) {
-        /* 19+ digits: exact only when it fits, checked through the double. */
-        if (v->num.f > -9.2e18 && v->num.f < 9.2e18) {
-            v->num.i = strtoll(tmp, NULL, 10);
-            v->num.is_int = true;
-        }
+        v->num.is_int = errno != ERANGE;  /* beyond int64: kept as a double */
     }
     return 0;
 }
@@ -210,7 +209,10 @@ static int parse_array(struct reader *r, struct lm_json *v, int depth) {
             v->arr.items = lm_xrealloc(v->arr.items, cap * sizeof *v->arr.items);
         }
         struct lm_json *item = &v->arr.items[v->arr.n];
-        if (parse_value(r, item, depth + 1) < 0) return -1;
+        if (parse_value(r, item, depth + 1) < 0) {
+            lm_json_free(item);  /* not counted in n yet */
+            return -1;
+        }
         v->arr.n++;
         skip_ws(r);
         if (r->pos < r->n && r->s[r->pos] == ',') {
@@ -271,7 +273,7 @@ static int parse_object(struct reader *r, struct lm_json *v, int depth) {
 
 static int parse_value(struct reader *r, struct lm_json *v, int depth) {
     v->type = LM_JSON_NULL;
-    if (depth > LM_JSON_MAX_DEPTH) return fail(r, "nested too deeply");
+    if (depth >= LM_JSON_MAX_DEPTH) return fail(r, "nested too deeply");
     skip_ws(r);
     if (r->pos >= r->n) return fail(r, "unexpected end of input");
     char c = r->s[r->pos];
@@ -363,7 +365,7 @@ void lm_json_write_str(struct lm_buf *b, const char *s, size_t n, bool ensure_as
             k = lm_utf8_decode(s + i, n - i, &cp);
             if (cp >= LM_UNICODE_BAD) cp = 0xfffd;  /* not UTF-8: callers validate */
         }
-        if (!esc && c >= 0x20 && (c < 0x80 || !ensure_ascii)) {
+        if (!esc && c >= 0x20 && (c < 0x7f || !ensure_ascii)) {
             i++;
             continue;
         }

@@ -11,6 +11,7 @@ struct command {
 };
 
 static const struct command commands[] = {
+    {"chat", cmd_chat, "talk with the model through its chat template"},
     {"run", cmd_run, "continue a prompt (plain completion, for scripts)"},
     {"info", cmd_info, "show a model's metadata and tensors"},
     {"bench", cmd_bench, "measure prompt and generation speed (tokens per second)"},

@@ -5,15 +5,15 @@
  * same bytes as ggml's quantize_row_*_ref, so their float expressions keep
  * ggml's order of operations and must not be contracted into FMAs (gcc does
  * not contract under -std=c11; clang needs the pragma below). SIMD versions
- * live in quants_avx2.c and replace entries of the served table. */
+ * live in quants_avx2.c and quants_neon.c and replace entries of the served
+ * table. */
 #include "lm/quants.h"
 #include "quants_simd.h"
-
-#include "lm/common.h"
 
 #include <float.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <string.h>
 
 #ifdef __clang__
@@ -106,43 +106,43 @@ static void to_f32_f32(const void *x, float *y, int64_t n) { memcpy(y, x, (size_
 static void from_f32_f32(const float *x, void *y, int64_t n) { memcpy(y, x, (size_t)n * sizeof(float)); }
 
 static void dot_f32_ref(int n, float *s, const void *vx, const void *vy) {
-    const float *x = vx, *y = vy;
+    const float *restrict x = vx, *restrict y = vy;
     double sum = 0;
     for (int i = 0; i < n; i++) sum += (double)x[i] * y[i];
     *s = (float)sum;
 }
 
-static void to_f32_f16(const void *vx, float *y, int64_t n) {
-    const uint16_t *x = vx;
+static void to_f32_f16_ref(const void *vx, float *y, int64_t n) {
+    const uint16_t *restrict x = vx;
     for (int64_t i = 0; i < n; i++) y[i] = F16(x[i]);
 }
 
 static void from_f32_f16(const float *x, void *vy, int64_t n) {
-    uint16_t *y = vy;
+    uint16_t *restrict y = vy;
     for (int64_t i = 0; i < n; i++) y[i] = lm_f32_to_f16(x[i]);
 }
 
 static void dot_f16_ref(int n, float *s, const void *vx, const void *vy) {
-    const uint16_t *x = vx;
-    const float *y = vy;
+    const uint16_t *restrict x = vx;
+    const float *restrict y = vy;
     double sum = 0;
     for (int i = 0; i < n; i++) sum += (double)F16(x[i]) * y[i];
     *s = (float)sum;
 }
 
 static void to_f32_bf16(const void *vx, float *y, int64_t n) {
-    const uint16_t *x = vx;
+    const uint16_t *restrict x = vx;
     for (int64_t i = 0; i < n; i++) y[i] = lm_bf16_to_f32(x[i]);
 }
 
 static void from_f32_bf16(const float *x, void *vy, int64_t n) {
-    uint16_t *y = vy;
+    uint16_t *restrict y = vy;
     for (int64_t i = 0; i < n; i++) y[i] = lm_f32_to_bf16(x[i]);
 }
 
 static void dot_bf16_ref(int n, float *s, const void *vx, const void *vy) {
-    const uint16_t *x = vx;
-    const float *y = vy;
+    const uint16_t *restrict x = vx;
+    const float *restrict y = vy;
     double sum = 0;
     for (int i = 0; i < n; i++) sum += (double)lm_bf16_to_f32(x[i]) * y[i];
     *s = (float)sum;
@@ -172,7 +172,7 @@ static void min_max(const float *x, int n, float *min, float *max) {
 }
 
 static void to_f32_q4_0(const void *vx, float *y, int64_t n) {
-    const struct lm_block_q4_0 *x = vx;
+    const struct lm_block_q4_0 *restrict x = vx;
     for (int64_t i = 0; i < n / 32; i++, y += 32) {
         const float d = F16(x[i].d);
         for (int j = 0; j < 16; j++) {
@@ -183,7 +183,7 @@ static void to_f32_q4_0(const void *vx, float *y, int64_t n) {
 }
 
 static void from_f32_q4_0(const float *x, void *vy, int64_t n) {
-    struct lm_block_q4_0 *y = vy;
+    struct lm_block_q4_0 *restrict y = vy;
     for (int64_t i = 0; i < n / 32; i++, x += 32) {
         const float max = x[argmax_abs(x, 32)];
         const float d = max / -8;
@@ -198,8 +198,8 @@ static void from_f32_q4_0(const float *x, void *vy, int64_t n) {
 }
 
 static void dot_q4_0_q8_0_ref(int n, float *s, const void *vx, const void *vy) {
-    const struct lm_block_q4_0 *x = vx;
-    const struct lm_block_q8_0 *y = vy;
+    const struct lm_block_q4_0 *restrict x = vx;
+    const struct lm_block_q8_0 *restrict y = vy;
     float sum = 0;
     for (int i = 0; i < n / 32; i++) {
         int sumi = 0;
@@ -211,7 +211,7 @@ static void dot_q4_0_q8_0_ref(int n, float *s, const void *vx, const void *vy) {
 }
 
 static void to_f32_q4_1(const void *vx, float *y, int64_t n) {
-    const struct lm_block_q4_1 *x = vx;
+    const struct lm_block_q4_1 *restrict x = vx;
     for (int64_t i = 0; i < n / 32; i++, y += 32) {
         const float d = F16(x[i].d), m = F16(x[i].m);
         for (int j = 0; j < 16; j++) {
@@ -222,7 +222,7 @@ static void to_f32_q4_1(const void *vx, float *y, int64_t n) {
 }
 
 static void from_f32_q4_1(const float *x, void *vy, int64_t n) {
-    struct lm_block_q4_1 *y = vy;
+    struct lm_block_q4_1 *restrict y = vy;
     for (int64_t i = 0; i < n / 32; i++, x += 32) {
         float min, max;
         min_max(x, 32, &min, &max);
@@ -240,8 +240,8 @@ static void from_f32_q4_1(const float *x, void *vy, int64_t n) {
 
 /* sum d*q*(dy*qy) + m*dy*qy = dx*dy*sum(q*qy) + m*s: the activation block carries s. */
 static void dot_q4_1_q8_1_ref(int n, float *s, const void *vx, const void *vy) {
-    const struct lm_block_q4_1 *x = vx;
-    const struct lm_block_q8_1 *y = vy;
+    const struct lm_block_q4_1 *restrict x = vx;
+    const struct lm_block_q8_1 *restrict y = vy;
     float sum = 0;
     for (int i = 0; i < n / 32; i++) {
         int sumi = 0;
@@ -257,7 +257,7 @@ static inline uint32_t load_qh(const uint8_t qh[4]) {
 }
 
 static void to_f32_q5_0(const void *vx, float *y, int64_t n) {
-    const struct lm_block_q5_0 *x = vx;
+    const struct lm_block_q5_0 *restrict x = vx;
     for (int64_t i = 0; i < n / 32; i++, y += 32) {
         const float d = F16(x[i].d);
         const uint32_t qh = load_qh(x[i].qh);
@@ -271,7 +271,7 @@ static void to_f32_q5_0(const void *vx, float *y, int64_t n) {
 }
 
 static void from_f32_q5_0(const float *x, void *vy, int64_t n) {
-    struct lm_block_q5_0 *y = vy;
+    struct lm_block_q5_0 *restrict y = vy;
     for (int64_t i = 0; i < n / 32; i++, x += 32) {
         const float max = x[argmax_abs(x, 32)];
         const float d = max / -16;
@@ -289,8 +289,8 @@ static void from_f32_q5_0(const float *x, void *vy, int64_t n) {
 }
 
 static void dot_q5_0_q8_0_ref(int n, float *s, const void *vx, const void *vy) {
-    const struct lm_block_q5_0 *x = vx;
-    const struct lm_block_q8_0 *y = vy;
+    const struct lm_block_q5_0 *restrict x = vx;
+    const struct lm_block_q8_0 *restrict y = vy;
     float sum = 0;
     for (int i = 0; i < n / 32; i++) {
         const uint32_t qh = load_qh(x[i].qh);
@@ -306,7 +306,7 @@ static void dot_q5_0_q8_0_ref(int n, float *s, const void *vx, const void *vy) {
 }
 
 static void to_f32_q5_1(const void *vx, float *y, int64_t n) {
-    const struct lm_block_q5_1 *x = vx;
+    const struct lm_block_q5_1 *restrict x = vx;
     for (int64_t i = 0; i < n / 32; i++, y += 32) {
         const float d = F16(x[i].d), m = F16(x[i].m);
         const uint32_t qh = load_qh(x[i].qh);
@@ -320,7 +320,7 @@ static void to_f32_q5_1(const void *vx, float *y, int64_t n) {
 }
 
 static void from_f32_q5_1(const float *x, void *vy, int64_t n) {
-    struct lm_block_q5_1 *y = vy;
+    struct lm_block_q5_1 *restrict y = vy;
     for (int64_t i = 0; i < n / 32; i++, x += 32) {
         float min, max;
         min_max(x, 32, &min, &max);
@@ -340,8 +340,8 @@ static void from_f32_q5_1(const float *x, void *vy, int64_t n) {
 }
 
 static void dot_q5_1_q8_1_ref(int n, float *s, const void *vx, const void *vy) {
-    const struct lm_block_q5_1 *x = vx;
-    const struct lm_block_q8_1 *y = vy;
+    const struct lm_block_q5_1 *restrict x = vx;
+    const struct lm_block_q8_1 *restrict y = vy;
     float sum = 0;
     for (int i = 0; i < n / 32; i++) {
         const uint32_t qh = load_qh(x[i].qh);
@@ -357,31 +357,38 @@ static void dot_q5_1_q8_1_ref(int n, float *s, const void *vx, const void *vy) {
 }
 
 static void to_f32_q8_0(const void *vx, float *y, int64_t n) {
-    const struct lm_block_q8_0 *x = vx;
+    const struct lm_block_q8_0 *restrict x = vx;
     for (int64_t i = 0; i < n / 32; i++, y += 32) {
         const float d = F16(x[i].d);
         for (int j = 0; j < 32; j++) y[j] = x[i].qs[j] * d;
     }
 }
 
+/* roundf() for |v| < 2^31 without the libm call: v - trunc(v) is exact. */
+static inline int round_half_away(float v) {
+    const int t = (int)v;
+    const float frac = v - (float)t;
+    return t + (frac >= 0.5f) - (frac <= -0.5f);
+}
+
 /* q8_0 and q8_1 share the scale and rounding (half away from zero). */
-static float quant_q8_block(const float *x, int8_t qs[32]) {
+static float quant_q8_block(const float *restrict x, int8_t *restrict qs) {
     float amax = 0;
-    for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
+    for (int j = 0; j < 32; j++) amax = amax > fabsf(x[j]) ? amax : fabsf(x[j]);
     const float d = amax / 127;
     const float id = d ? 1.0f / d : 0.0f;
-    for (int j = 0; j < 32; j++) qs[j] = (int8_t)roundf(x[j] * id);
+    for (int j = 0; j < 32; j++) qs[j] = (int8_t)round_half_away(x[j] * id);
     return d;
 }
 
 static void from_f32_q8_0_ref(const float *x, void *vy, int64_t n) {
-    struct lm_block_q8_0 *y = vy;
+    struct lm_block_q8_0 *restrict y = vy;
     for (int64_t i = 0; i < n / 32; i++, x += 32) y[i].d = lm_f32_to_f16(quant_q8_block(x, y[i].qs));
 }
 
 static void dot_q8_0_q8_0_ref(int n, float *s, const void *vx, const void *vy) {
-    const struct lm_block_q8_0 *x = vx;
-    const struct lm_block_q8_0 *y = vy;
+    const struct lm_block_q8_0 *restrict x = vx;
+    const struct lm_block_q8_0 *restrict y = vy;
     float sum = 0;
     for (int i = 0; i < n / 32; i++) {
         int sumi = 0;
@@ -392,7 +399,7 @@ static void dot_q8_0_q8_0_ref(int n, float *s, const void *vx, const void *vy) {
 }
 
 static void to_f32_q8_1(const void *vx, float *y, int64_t n) {
-    const struct lm_block_q8_1 *x = vx;
+    const struct lm_block_q8_1 *restrict x = vx;
     for (int64_t i = 0; i < n / 32; i++, y += 32) {
         const float d = F16(x[i].d);
         for (int j = 0; j < 32; j++) y[j] = x[i].qs[j] * d;
@@ -400,7 +407,7 @@ static void to_f32_q8_1(const void *vx, float *y, int64_t n) {
 }
 
 static void from_f32_q8_1_ref(const float *x, void *vy, int64_t n) {
-    struct lm_block_q8_1 *y = vy;
+    struct lm_block_q8_1 *restrict y = vy;
     for (int64_t i = 0; i < n / 32; i++, x += 32) {
         const float d = quant_q8_block(x, y[i].qs);
         int sum = 0;
@@ -579,51 +586,46 @@ static float make_qkx2_quants(int n, int nmax, const float *x, const float *weig
     return scale;
 }
 
-/* q4_K/q5_K pack 8 six-bit scales and 8 six-bit mins into 12 bytes: bytes
- * 0-3 hold scales 0-3 (+ top bits of scales 4-7), bytes 4-7 mins 0-3 (+ top
- * bits of mins 4-7), bytes 8-11 the low nibbles of scales and mins 4-7. */
-static inline void get_scale_min_k4(int j, const uint8_t *q, uint8_t *sc, uint8_t *m) {
-    if (j < 4) {
-        *sc = q[j] & 63;
-        *m = q[j + 4] & 63;
-    } else {
-        *sc = (uint8_t)((q[j + 4] & 0xf) | (q[j - 4] >> 6) << 4);
-        *m = (uint8_t)((q[j + 4] >> 4) | (q[j] >> 6) << 4);
-    }
-}
+/* The k-quant reference kernels first decode a block's 256 levels into
+ * bytes (in weight order), then scale (to_f32) or multiply with the q8_K
+ * quants per sub-block (vec_dot): plain loops the compiler can vectorize. */
 
-static void unpack_scales_k4(const uint8_t *q, uint8_t sc[8], uint8_t m[8]) {
-    for (int j = 0; j < 8; j++) get_scale_min_k4(j, q, &sc[j], &m[j]);
-}
-
-/* q3_K packs 16 six-bit scales (offset by 32) into 12 bytes: low nibbles in
- * bytes 0-7 (scale j < 8 low half, j >= 8 high half of byte j-8), top two bits
- * in bytes 8-11 (scale j at bits 2*(j/4) of byte 8 + j%4). */
-static void unpack_scales_q3_K(const uint8_t *q, int sc[16]) {
-    for (int j = 0; j < 16; j++) {
-        const int lo = j < 8 ? q[j] & 0xf : q[j - 8] >> 4;
-        const int hi = (q[8 + j % 4] >> (2 * (j / 4))) & 3;
-        sc[j] = (lo | hi << 4) - 32;
+/* sum over sub-blocks j (of len weights, 16 or 32) of sc[j] * sum(q*q8);
+ * inlined with a constant len, the inner loop vectorizes */
+static inline int scaled_dot(const int8_t q[LM_QK_K], const int8_t q8[LM_QK_K], const int *sc, int len) {
+    int sum = 0;
+    for (int j = 0; j < LM_QK_K / len; j++) {
+        int s = 0;
+        for (int l = 0; l < len; l++) s += q[len * j + l] * q8[len * j + l];
+        sum += sc[j] * s;
     }
+    return sum;
 }
 
 /* ---- q2_K: x = d*sc*q - dmin*m, 16 sub-blocks of 16, q in 0..3 ----
- * qs byte 32*h + l holds weights 128*h + l + 32*k in bits 2k..2k+1. */
+ * qs byte 32*h + l holds weights 128*h + 32*k + l in bits 2k..2k+1. */
+
+static void levels_2bit(const uint8_t *restrict qs, int8_t *restrict q) {
+    for (int h = 0; h < 2; h++)
+        for (int k = 0; k < 4; k++)
+            for (int l = 0; l < 32; l++) q[128 * h + 32 * k + l] = (int8_t)((qs[32 * h + l] >> (2 * k)) & 3);
+}
 
 static void to_f32_q2_K(const void *vx, float *y, int64_t n) {
-    const struct lm_block_q2_K *x = vx;
+    const struct lm_block_q2_K *restrict x = vx;
+    int8_t q[LM_QK_K];
     for (int64_t i = 0; i < n / LM_QK_K; i++) {
         const float d = F16(x[i].d), dmin = F16(x[i].dmin);
-        for (int j = 0; j < 256; j++, y++) {
-            const int sub = j / 16, q = (x[i].qs[32 * (j / 128) + j % 32] >> (2 * (j % 128 / 32))) & 3;
-            const float dl = d * (x[i].scales[sub] & 0xf), ml = dmin * (x[i].scales[sub] >> 4);
-            *y = dl * q - ml;
+        levels_2bit(x[i].qs, q);
+        for (int j = 0; j < 16; j++) {
+            const float dl = d * (x[i].scales[j] & 0xf), ml = dmin * (x[i].scales[j] >> 4);
+            for (int l = 0; l < 16; l++) *y++ = dl * q[16 * j + l] - ml;
         }
     }
 }
 
 static void from_f32_q2_K(const float *x, void *vy, int64_t n) {
-    struct lm_block_q2_K *y = vy;
+    struct lm_block_q2_K *restrict y = vy;
     uint8_t L[LM_QK_K], Laux[16];
     float weights[16], mins[16], scales[16];
     const float q4scale = 15.f;
@@ -666,16 +668,19 @@ static void from_f32_q2_K(const float *x, void *vy, int64_t n) {
 }
 
 static void dot_q2_K_q8_K_ref(int n, float *s, const void *vx, const void *vy) {
-    const struct lm_block_q2_K *x = vx;
-    const struct lm_block_q8_K *y = vy;
+    const struct lm_block_q2_K *restrict x = vx;
+    const struct lm_block_q8_K *restrict y = vy;
+    int8_t q[LM_QK_K];
+    int sc[16];
     float sum = 0;
     for (int i = 0; i < n / LM_QK_K; i++) {
-        int summs = 0, isum = 0;
-        for (int j = 0; j < 16; j++) summs += y[i].bsums[j] * (x[i].scales[j] >> 4);
-        for (int j = 0; j < 256; j++) {
-            const int q = (x[i].qs[32 * (j / 128) + j % 32] >> (2 * (j % 128 / 32))) & 3;
-            isum += (x[i].scales[j / 16] & 0xf) * q * y[i].qs[j];
+        levels_2bit(x[i].qs, q);
+        int summs = 0;
+        for (int j = 0; j < 16; j++) {
+            sc[j] = x[i].scales[j] & 0xf;
+            summs += (x[i].scales[j] >> 4) * y[i].bsums[j];
         }
+        const int isum = scaled_dot(q, y[i].qs, sc, 16);
         sum += y[i].d * F16(x[i].d) * (float)isum - y[i].d * F16(x[i].dmin) * (float)summs;
     }
     *s = sum;
@@ -683,24 +688,27 @@ static void dot_q2_K_q8_K_ref(int n, float *s, const void *vx, const void *vy) {
 
 /* ---- q3_K: x = d*sc*(q - 4*!hbit), 16 sub-blocks of 16, 2 low bits as in q2_K ---- */
 
-static inline int q3_K_level(const struct lm_block_q3_K *b, int j) {
-    const int lo = (b->qs[32 * (j / 128) + j % 32] >> (2 * (j % 128 / 32))) & 3;
-    const int hbit = (b->hmask[j % 32] >> (j / 32)) & 1;
-    return lo - (hbit ? 0 : 4);
+/* the high bit of weight j is bit j/32 of hmask[j%32] */
+static void levels_q3_K(const struct lm_block_q3_K *restrict b, int8_t *restrict q) {
+    levels_2bit(b->qs, q);
+    for (int j = 0; j < 8; j++)
+        for (int l = 0; l < 32; l++) q[32 * j + l] = (int8_t)(q[32 * j + l] - 4 + 4 * ((b->hmask[l] >> j) & 1));
 }
 
 static void to_f32_q3_K(const void *vx, float *y, int64_t n) {
-    const struct lm_block_q3_K *x = vx;
+    const struct lm_block_q3_K *restrict x = vx;
+    int8_t q[LM_QK_K];
+    int8_t sc[16];
     for (int64_t i = 0; i < n / LM_QK_K; i++) {
         const float d = F16(x[i].d);
-        int sc[16];
-        unpack_scales_q3_K(x[i].scales, sc);
-        for (int j = 0; j < 256; j++) *y++ = d * (float)sc[j / 16] * (float)q3_K_level(&x[i], j);
+        unpack_q3_K_scales(x[i].scales, sc);
+        levels_q3_K(&x[i], q);
+        for (int j = 0; j < 256; j++) *y++ = d * (float)sc[j / 16] * (float)q[j];
     }
 }
 
 static void from_f32_q3_K(const float *x, void *vy, int64_t n) {
-    struct lm_block_q3_K *y = vy;
+    struct lm_block_q3_K *restrict y = vy;
     int8_t L[LM_QK_K];
     float scales[16];
     for (int64_t i = 0; i < n / LM_QK_K; i++, x += LM_QK_K) {
@@ -725,8 +733,8 @@ static void from_f32_q3_K(const float *x, void *vy, int64_t n) {
         } else {
             y[i].d = lm_f32_to_f16(0.f);
         }
-        int sc[16];
-        unpack_scales_q3_K(y[i].scales, sc);
+        int8_t sc[16];
+        unpack_q3_K_scales(y[i].scales, sc);
         for (int j = 0; j < 16; j++) {
             const float d = F16(y[i].d) * (float)sc[j];
             if (!d) continue;
@@ -749,18 +757,17 @@ static void from_f32_q3_K(const float *x, void *vy, int64_t n) {
 }
 
 static void dot_q3_K_q8_K_ref(int n, float *s, const void *vx, const void *vy) {
-    const struct lm_block_q3_K *x = vx;
-    const struct lm_block_q8_K *y = vy;
+    const struct lm_block_q3_K *restrict x = vx;
+    const struct lm_block_q8_K *restrict y = vy;
+    int8_t q[LM_QK_K];
+    int8_t sc8[16];
+    int sc[16];
     float sum = 0;
     for (int i = 0; i < n / LM_QK_K; i++) {
-        int sc[16], isum = 0;
-        unpack_scales_q3_K(x[i].scales, sc);
-        for (int j = 0; j < 16; j++) {
-            int sub = 0;
-            for (int l = 16 * j; l < 16 * j + 16; l++) sub += q3_K_level(&x[i], l) * y[i].qs[l];
-            isum += sc[j] * sub;
-        }
-        sum += F16(x[i].d) * y[i].d * (float)isum;
+        unpack_q3_K_scales(x[i].scales, sc8);
+        for (int j = 0; j < 16; j++) sc[j] = sc8[j];
+        levels_q3_K(&x[i], q);
+        sum += F16(x[i].d) * y[i].d * (float)scaled_dot(q, y[i].qs, sc, 16);
     }
     *s = sum;
 }
@@ -810,12 +817,12 @@ static void quant_k4_scales(const float *x, int nmax, float rmin, int nstep, str
         hdr_q5->dmin = dmin;
     }
     /* final levels against the rounded scales */
+    uint8_t sc[8], m[8];
+    unpack_k4_scales(packed, sc, m);
     for (int j = 0; j < 8; j++) {
-        uint8_t sc, m;
-        get_scale_min_k4(j, packed, &sc, &m);
-        const float dl = F16(d) * sc;
+        const float dl = F16(d) * sc[j];
         if (!dl) continue;
-        const float dm = F16(dmin) * m;
+        const float dm = F16(dmin) * m[j];
         for (int ii = 0; ii < 32; ii++) {
             const int l = nearest_int((x[32 * j + ii] + dm) / dl);
             L[32 * j + ii] = (uint8_t)imax(0, imin(nmax, l));
@@ -823,23 +830,43 @@ static void quant_k4_scales(const float *x, int nmax, float rmin, int nstep, str
     }
 }
 
-static void to_f32_q4_K(const void *vx, float *y, int64_t n) {
-    const struct lm_block_q4_K *x = vx;
-    for (int64_t i = 0; i < n / LM_QK_K; i++) {
-        const float d = F16(x[i].d), dmin = F16(x[i].dmin);
-        uint8_t sc[8], m[8];
-        unpack_scales_k4(x[i].scales, sc, m);
-        for (int j = 0; j < 8; j++) {
-            const float dl = d * sc[j], ml = dmin * m[j];
-            const uint8_t *q = x[i].qs + 32 * (j / 2);
-            const int shift = 4 * (j % 2);
-            for (int l = 0; l < 32; l++) *y++ = dl * ((q[l] >> shift) & 0xf) - ml;
+static void levels_q4_K(const uint8_t *restrict qs, int8_t *restrict q) {
+    for (int k = 0; k < 4; k++)
+        for (int l = 0; l < 32; l++) {
+            q[64 * k + l] = (int8_t)(qs[32 * k + l] & 0xf);
+            q[64 * k + 32 + l] = (int8_t)(qs[32 * k + l] >> 4);
         }
+}
+
+/* weight 32*j + l of q5_K takes bit j of qh[l] as its fifth bit */
+static void levels_q5_K(const struct lm_block_q5_K *restrict b, int8_t *restrict q) {
+    levels_q4_K(b->qs, q);
+    for (int j = 0; j < 8; j++)
+        for (int l = 0; l < 32; l++) q[32 * j + l] = (int8_t)(q[32 * j + l] | ((b->qh[l] >> j) & 1) << 4);
+}
+
+/* x = d*sc*q - dmin*m over 8 sub-blocks of 32 */
+static void scale_k4(const uint8_t *packed, uint16_t d16, uint16_t dmin16, const int8_t *restrict q, float *restrict y) {
+    const float d = F16(d16), dmin = F16(dmin16);
+    uint8_t sc[8], m[8];
+    unpack_k4_scales(packed, sc, m);
+    for (int j = 0; j < 8; j++) {
+        const float dl = d * sc[j], ml = dmin * m[j];
+        for (int l = 0; l < 32; l++) y[32 * j + l] = dl * q[32 * j + l] - ml;
+    }
+}
+
+static void to_f32_q4_K(const void *vx, float *y, int64_t n) {
+    const struct lm_block_q4_K *restrict x = vx;
+    int8_t q[LM_QK_K];
+    for (int64_t i = 0; i < n / LM_QK_K; i++, y += LM_QK_K) {
+        levels_q4_K(x[i].qs, q);
+        scale_k4(x[i].scales, x[i].d, x[i].dmin, q, y);
     }
 }
 
 static void from_f32_q4_K(const float *x, void *vy, int64_t n) {
-    struct lm_block_q4_K *y = vy;
+    struct lm_block_q4_K *restrict y = vy;
     uint8_t L[LM_QK_K];
     for (int64_t i = 0; i < n / LM_QK_K; i++, x += LM_QK_K) {
         quant_k4_scales(x, 15, -1.f, 20, &y[i], NULL, L);
@@ -848,55 +875,43 @@ static void from_f32_q4_K(const float *x, void *vy, int64_t n) {
     }
 }
 
-/* Shared by q4_K and q5_K: sums[j] = sum over sub-block j of q*q8. */
-static float finish_k4(const uint8_t *packed, uint16_t d, uint16_t dmin, const struct lm_block_q8_K *y, const int sums[8]) {
+/* The dot of one q4_K/q5_K block's levels with a q8_K block. */
+static float dot_k4_block(const uint8_t *packed, uint16_t d, uint16_t dmin, const int8_t q[LM_QK_K],
+                          const struct lm_block_q8_K *y) {
     uint8_t sc[8], m[8];
-    unpack_scales_k4(packed, sc, m);
-    int sumi = 0, summ = 0;
+    int sc32[8], summ = 0;
+    unpack_k4_scales(packed, sc, m);
     for (int j = 0; j < 8; j++) {
-        sumi += sc[j] * sums[j];
+        sc32[j] = sc[j];
         summ += m[j] * (y->bsums[2 * j] + y->bsums[2 * j + 1]);
     }
+    const int sumi = scaled_dot(q, y->qs, sc32, 32);
     return F16(d) * y->d * (float)sumi - F16(dmin) * y->d * (float)summ;
 }
 
 static void dot_q4_K_q8_K_ref(int n, float *s, const void *vx, const void *vy) {
-    const struct lm_block_q4_K *x = vx;
-    const struct lm_block_q8_K *y = vy;
+    const struct lm_block_q4_K *restrict x = vx;
+    const struct lm_block_q8_K *restrict y = vy;
+    int8_t q[LM_QK_K];
     float sum = 0;
     for (int i = 0; i < n / LM_QK_K; i++) {
-        int sums[8];
-        for (int j = 0; j < 8; j++) {
-            const uint8_t *q = x[i].qs + 32 * (j / 2);
-            const int8_t *q8 = y[i].qs + 32 * j;
-            const int shift = 4 * (j % 2);
-            int s32 = 0;
-            for (int l = 0; l < 32; l++) s32 += ((q[l] >> shift) & 0xf) * q8[l];
-            sums[j] = s32;
-        }
-        sum += finish_k4(x[i].scales, x[i].d, x[i].dmin, &y[i], sums);
+        levels_q4_K(x[i].qs, q);
+        sum += dot_k4_block(x[i].scales, x[i].d, x[i].dmin, q, &y[i]);
     }
     *s = sum;
 }
 
-/* q5_K: as q4_K plus a fifth bit: weight 32*j + l has bit j of qh[l]. */
 static void to_f32_q5_K(const void *vx, float *y, int64_t n) {
-    const struct lm_block_q5_K *x = vx;
-    for (int64_t i = 0; i < n / LM_QK_K; i++) {
-        const float d = F16(x[i].d), dmin = F16(x[i].dmin);
-        uint8_t sc[8], m[8];
-        unpack_scales_k4(x[i].scales, sc, m);
-        for (int j = 0; j < 8; j++) {
-            const float dl = d * sc[j], ml = dmin * m[j];
-            const uint8_t *q = x[i].qs + 32 * (j / 2);
-            const int shift = 4 * (j % 2);
-            for (int l = 0; l < 32; l++) *y++ = dl * (((q[l] >> shift) & 0xf) + ((x[i].qh[l] >> j) & 1) * 16) - ml;
-        }
+    const struct lm_block_q5_K *restrict x = vx;
+    int8_t q[LM_QK_K];
+    for (int64_t i = 0; i < n / LM_QK_K; i++, y += LM_QK_K) {
+        levels_q5_K(&x[i], q);
+        scale_k4(x[i].scales, x[i].d, x[i].dmin, q, y);
     }
 }
 
 static void from_f32_q5_K(const float *x, void *vy, int64_t n) {
-    struct lm_block_q5_K *y = vy;
+    struct lm_block_q5_K *restrict y = vy;
     uint8_t L[LM_QK_K];
     for (int64_t i = 0; i < n / LM_QK_K; i++, x += LM_QK_K) {
         quant_k4_scales(x, 31, -0.5f, 15, NULL, &y[i], L);
@@ -911,20 +926,13 @@ static void from_f32_q5_K(const float *x, void *vy, int64_t n) {
 }
 
 static void dot_q5_K_q8_K_ref(int n, float *s, const void *vx, const void *vy) {
-    const struct lm_block_q5_K *x = vx;
-    const struct lm_block_q8_K *y = vy;
+    const struct lm_block_q5_K *restrict x = vx;
+    const struct lm_block_q8_K *restrict y = vy;
+    int8_t q[LM_QK_K];
     float sum = 0;
     for (int i = 0; i < n / LM_QK_K; i++) {
-        int sums[8];
-        for (int j = 0; j < 8; j++) {
-            const uint8_t *q = x[i].qs + 32 * (j / 2);
-            const int8_t *q8 = y[i].qs + 32 * j;
-            const int shift = 4 * (j % 2);
-            int s32 = 0;
-            for (int l = 0; l < 32; l++) s32 += (((q[l] >> shift) & 0xf) + ((x[i].qh[l] >> j) & 1) * 16) * q8[l];
-            sums[j] = s32;
-        }
-        sum += finish_k4(x[i].scales, x[i].d, x[i].dmin, &y[i], sums);
+        levels_q5_K(&x[i], q);
+        sum += dot_k4_block(x[i].scales, x[i].d, x[i].dmin, q, &y[i]);
     }
     *s = sum;
 }
@@ -934,23 +942,30 @@ static void dot_q5_K_q8_K_ref(int n, float *s, const void *vx, const void *vy) {
  * low/high nibbles of ql[64h + l] and ql[64h + 32 + l] and bit pairs
  * 0-1, 2-3, 4-5, 6-7 of qh[32h + l]. */
 
-static inline int q6_K_level(const struct lm_block_q6_K *b, int j) {
-    const int h = j / 128, k = j % 128 / 32, l = j % 32;
-    const int lo = (b->ql[64 * h + 32 * (k & 1) + l] >> (4 * (k >> 1))) & 0xf;
-    const int hi = (b->qh[32 * h + l] >> (2 * k)) & 3;
-    return (lo | hi << 4) - 32;
+static void levels_q6_K(const struct lm_block_q6_K *restrict b, int8_t *restrict q) {
+    for (int h = 0; h < 2; h++)
+        for (int l = 0; l < 32; l++) {
+            const uint8_t *ql = b->ql + 64 * h, qh = b->qh[32 * h + l];
+            int8_t *qq = q + 128 * h;
+            qq[l] = (int8_t)(((ql[l] & 0xf) | (qh & 3) << 4) - 32);
+            qq[l + 32] = (int8_t)(((ql[l + 32] & 0xf) | (qh >> 2 & 3) << 4) - 32);
+            qq[l + 64] = (int8_t)(((ql[l] >> 4) | (qh >> 4 & 3) << 4) - 32);
+            qq[l + 96] = (int8_t)(((ql[l + 32] >> 4) | (qh >> 6) << 4) - 32);
+        }
 }
 
 static void to_f32_q6_K(const void *vx, float *y, int64_t n) {
-    const struct lm_block_q6_K *x = vx;
+    const struct lm_block_q6_K *restrict x = vx;
+    int8_t q[LM_QK_K];
     for (int64_t i = 0; i < n / LM_QK_K; i++) {
         const float d = F16(x[i].d);
-        for (int j = 0; j < 256; j++) *y++ = d * x[i].scales[j / 16] * q6_K_level(&x[i], j);
+        levels_q6_K(&x[i], q);
+        for (int j = 0; j < 256; j++) *y++ = d * x[i].scales[j / 16] * q[j];
     }
 }
 
 static void from_f32_q6_K(const float *x, void *vy, int64_t n) {
-    struct lm_block_q6_K *y = vy;
+    struct lm_block_q6_K *restrict y = vy;
     int8_t L[LM_QK_K];
     float scales[16];
     for (int64_t i = 0; i < n / LM_QK_K; i++, x += LM_QK_K) {
@@ -989,17 +1004,15 @@ static void from_f32_q6_K(const float *x, void *vy, int64_t n) {
 }
 
 static void dot_q6_K_q8_K_ref(int n, float *s, const void *vx, const void *vy) {
-    const struct lm_block_q6_K *x = vx;
-    const struct lm_block_q8_K *y = vy;
+    const struct lm_block_q6_K *restrict x = vx;
+    const struct lm_block_q8_K *restrict y = vy;
+    int8_t q[LM_QK_K];
+    int sc[16];
     float sum = 0;
     for (int i = 0; i < n / LM_QK_K; i++) {
-        int isum = 0;
-        for (int j = 0; j < 16; j++) {
-            int sub = 0;
-            for (int l = 16 * j; l < 16 * j + 16; l++) sub += q6_K_level(&x[i], l) * y[i].qs[l];
-            isum += x[i].scales[j] * sub;
-        }
-        sum += F16(x[i].d) * y[i].d * (float)isum;
+        levels_q6_K(&x[i], q);
+        for (int j = 0; j < 16; j++) sc[j] = x[i].scales[j];
+        sum += F16(x[i].d) * y[i].d * (float)scaled_dot(q, y[i].qs, sc, 16);
     }
     *s = sum;
 }
@@ -1007,13 +1020,13 @@ static void dot_q6_K_q8_K_ref(int n, float *s, const void *vx, const void *vy) {
 /* ---- q8_K: the k-quants' activation format, x = d*q with float d ---- */
 
 static void to_f32_q8_K(const void *vx, float *y, int64_t n) {
-    const struct lm_block_q8_K *x = vx;
+    const struct lm_block_q8_K *restrict x = vx;
     for (int64_t i = 0; i < n / LM_QK_K; i++)
         for (int j = 0; j < LM_QK_K; j++) *y++ = x[i].d * x[i].qs[j];
 }
 
 static void from_f32_q8_K_ref(const float *x, void *vy, int64_t n) {
-    struct lm_block_q8_K *y = vy;
+    struct lm_block_q8_K *restrict y = vy;
     for (int64_t i = 0; i < n / LM_QK_K; i++, x += LM_QK_K) {
         const float max = x[argmax_abs(x, LM_QK_K)];
         if (!max) { /* ggml leaves bsums unset here; we zero them */
@@ -1037,7 +1050,7 @@ static void from_f32_q8_K_ref(const float *x, void *vy, int64_t n) {
 static const struct lm_type_traits traits_ref[LM_TYPE_COUNT] = {
     [LM_TYPE_F32] = {.name = "f32", .blck = 1, .size = 4, .to_f32 = to_f32_f32, .from_f32 = from_f32_f32,
                      .vec_dot = dot_f32_ref, .vec_dot_type = LM_TYPE_F32},
-    [LM_TYPE_F16] = {.name = "f16", .blck = 1, .size = 2, .to_f32 = to_f32_f16, .from_f32 = from_f32_f16,
+    [LM_TYPE_F16] = {.name = "f16", .blck = 1, .size = 2, .to_f32 = to_f32_f16_ref, .from_f32 = from_f32_f16,
                      .vec_dot = dot_f16_ref, .vec_dot_type = LM_TYPE_F32},
     [LM_TYPE_Q4_0] = {.name = "q4_0", .blck = 32, .size = sizeof(struct lm_block_q4_0), .to_f32 = to_f32_q4_0,
                       .from_f32 = from_f32_q4_0, .vec_dot = dot_q4_0_q8_0_ref, .vec_dot_type = LM_TYPE_Q8_0},
@@ -1093,6 +1106,8 @@ static void init_traits(void) {
     memcpy(traits, traits_ref, sizeof traits);
 #if LM_QUANTS_AVX2
     lm_quants_avx2_install(traits);
+#elif LM_QUANTS_NEON
+    lm_quants_neon_install(traits);
 #endif
 }
 
@@ -1107,4 +1122,4 @@ const struct lm_type_traits *lm_type_get_ref(uint32_t type) {
     return &traits_ref[type];
 }
 
-const char *lm_quants_simd(void) { return LM_QUANTS_AVX2 ? "avx2" : "scalar"; }
+const char *lm_quants_simd(void) { return LM_QUANTS_SIMD_NAME; }

@@ -5,9 +5,9 @@
  * bytes and multiplied with the int8 activations by vpmaddubsw (unsigned x
  * signed bytes, pairs summed to int16), then vpmaddwd sums to int32. For
  * signed weights the sign is moved onto the activation first (ggml's trick).
- * No pair sum can saturate int16: |q| <= 63 for the unsigned weights and
- * activations stay in [-127, 127] (ggml's quantizers never emit -128; a file
- * holding q8_0 weights of -128 is the one input that could saturate).
+ * No pair sum can saturate int16: unsigned weights are at most 63, signed
+ * ones at least -128, and activations stay in [-127, 127] (our quantizers,
+ * like ggml's, never emit -128), so |pair| <= 2*128*127 < 32768.
  *
  * The quantizers give the same bytes as the reference: same scale
  * arithmetic, rounding done exactly (half away from zero for q8_0/q8_1, to
@@ -133,87 +133,124 @@ static void dot_bf16(int n, float *s, const void *vx, const void *vy) {
 }
 
 /* ---- 32-weight blocks ----
- * Two blocks per iteration into two accumulators, so consecutive FMAs do not
- * wait on each other. */
+ * A per-block function gives the integer dot product as 8 float partial
+ * sums; the drivers run two blocks per iteration into two accumulators, so
+ * consecutive FMAs do not wait on each other (one accumulator, or one kept in
+ * an array, made these kernels latency bound at half the speed). */
 
-static void dot_q4_0_q8_0(int n, float *s, const void *vx, const void *vy) {
+typedef __m256 (*block_dot_fn)(const void *x, const void *y);
+
+static inline __m256 block_q4_0(const void *vx, const void *vy) {
     const struct lm_block_q4_0 *x = vx;
     const struct lm_block_q8_0 *y = vy;
-    const int nb = n / 32;
-    const __m256i eight = _mm256_set1_epi8(8);
-    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-    for (int i = 0; i < nb; i++) {
-        const __m256i qx = _mm256_sub_epi8(unpack_nibbles(x[i].qs), eight);
-        const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
-        const __m256 d = _mm256_set1_ps(f16(x[i].d) * f16(y[i].d));
-        acc[i & 1] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_ss8(qx, qy)), acc[i & 1]);
-    }
-    *s = hsum_ps(_mm256_add_ps(acc[0], acc[1]));
+    const __m256i qx = _mm256_sub_epi8(unpack_nibbles(x->qs), _mm256_set1_epi8(8));
+    return _mm256_cvtepi32_ps(dot_ss8(qx, _mm256_loadu_si256((const __m256i *)y->qs)));
 }
 
-/* The hot one for q4_1 models: the m*s terms of two blocks are gathered
- * with their d products so one FMA per block handles both. */
-static void dot_q4_1_q8_1(int n, float *s, const void *vx, const void *vy) {
-    const struct lm_block_q4_1 *x = vx;
-    const struct lm_block_q8_1 *y = vy;
-    const int nb = n / 32;
-    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-    float summs = 0;
-    for (int i = 0; i < nb; i++) {
-        const __m256i qx = unpack_nibbles(x[i].qs);
-        const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
-        summs += f16(x[i].m) * f16(y[i].s);
-        const __m256 d = _mm256_set1_ps(f16(x[i].d) * f16(y[i].d));
-        acc[i & 1] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_us8(qx, qy)), acc[i & 1]);
-    }
-    *s = hsum_ps(_mm256_add_ps(acc[0], acc[1])) + summs;
-}
-
-static void dot_q5_0_q8_0(int n, float *s, const void *vx, const void *vy) {
+static inline __m256 block_q5_0(const void *vx, const void *vy) {
     const struct lm_block_q5_0 *x = vx;
     const struct lm_block_q8_0 *y = vy;
-    const int nb = n / 32;
-    const __m256i f0 = _mm256_set1_epi8((char)0xf0);
-    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-    for (int i = 0; i < nb; i++) {
-        /* q - 16 as a signed byte: the nibble, with 0xf0 on top when the fifth bit is 0 */
-        const __m256i qx = _mm256_or_si256(unpack_nibbles(x[i].qs), _mm256_andnot_si256(unpack_bits(x[i].qh), f0));
-        const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
-        const __m256 d = _mm256_set1_ps(f16(x[i].d) * f16(y[i].d));
-        acc[i & 1] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_ss8(qx, qy)), acc[i & 1]);
-    }
-    *s = hsum_ps(_mm256_add_ps(acc[0], acc[1]));
+    /* q - 16 as a signed byte: the nibble, with 0xf0 on top when the fifth bit is 0 */
+    const __m256i hi = _mm256_andnot_si256(unpack_bits(x->qh), _mm256_set1_epi8((char)0xf0));
+    const __m256i qx = _mm256_or_si256(unpack_nibbles(x->qs), hi);
+    return _mm256_cvtepi32_ps(dot_ss8(qx, _mm256_loadu_si256((const __m256i *)y->qs)));
 }
 
-static void dot_q5_1_q8_1(int n, float *s, const void *vx, const void *vy) {
-    const struct lm_block_q5_1 *x = vx;
-    const struct lm_block_q8_1 *y = vy;
-    const int nb = n / 32;
-    const __m256i b4 = _mm256_set1_epi8(0x10);
-    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-    float summs = 0;
-    for (int i = 0; i < nb; i++) {
-        const __m256i qx = _mm256_or_si256(unpack_nibbles(x[i].qs), _mm256_and_si256(unpack_bits(x[i].qh), b4));
-        const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
-        summs += f16(x[i].m) * f16(y[i].s);
-        const __m256 d = _mm256_set1_ps(f16(x[i].d) * f16(y[i].d));
-        acc[i & 1] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_us8(qx, qy)), acc[i & 1]);
-    }
-    *s = hsum_ps(_mm256_add_ps(acc[0], acc[1])) + summs;
-}
-
-static void dot_q8_0_q8_0(int n, float *s, const void *vx, const void *vy) {
+static inline __m256 block_q8_0(const void *vx, const void *vy) {
     const struct lm_block_q8_0 *x = vx;
     const struct lm_block_q8_0 *y = vy;
-    const int nb = n / 32;
-    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-    for (int i = 0; i < nb; i++) {
-        const __m256i qx = _mm256_loadu_si256((const __m256i *)x[i].qs);
-        const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
-        const __m256 d = _mm256_set1_ps(f16(x[i].d) * f16(y[i].d));
-        acc[i & 1] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_ss8(qx, qy)), acc[i & 1]);
+    const __m256i qx = _mm256_loadu_si256((const __m256i *)x->qs);
+    return _mm256_cvtepi32_ps(dot_ss8(qx, _mm256_loadu_si256((const __m256i *)y->qs)));
+}
+
+static inline __m256 block_q4_1(const void *vx, const void *vy) {
+    const struct lm_block_q4_1 *x = vx;
+    const struct lm_block_q8_1 *y = vy;
+    return _mm256_cvtepi32_ps(dot_us8(unpack_nibbles(x->qs), _mm256_loadu_si256((const __m256i *)y->qs)));
+}
+
+static inline __m256 block_q5_1(const void *vx, const void *vy) {
+    const struct lm_block_q5_1 *x = vx;
+    const struct lm_block_q8_1 *y = vy;
+    const __m256i hi = _mm256_and_si256(unpack_bits(x->qh), _mm256_set1_epi8(0x10));
+    const __m256i qx = _mm256_or_si256(unpack_nibbles(x->qs), hi);
+    return _mm256_cvtepi32_ps(dot_us8(qx, _mm256_loadu_si256((const __m256i *)y->qs)));
+}
+
+/* Blocks whose value is dx*dy*dot: q4_0, q5_0, q8_0 against q8_0. Both
+ * blocks start with their f16 d; one conversion takes both. */
+static inline __m256 d_scale(const uint8_t *x, const uint8_t *y) {
+    uint16_t dx, dy;
+    memcpy(&dx, x, 2);
+    memcpy(&dy, y, 2);
+    const __m128 f = _mm_cvtph_ps(_mm_cvtsi32_si128((int)((uint32_t)dx | (uint32_t)dy << 16))); /* dx dy */
+    return _mm256_broadcastss_ps(_mm_mul_ss(f, _mm_movehdup_ps(f)));
+}
+
+static inline __attribute__((always_inline)) float dot_d_blocks(int nb, const uint8_t *x, size_t xsize, const uint8_t *y,
+                                                                block_dot_fn block) {
+    const size_t ysize = sizeof(struct lm_block_q8_0);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 1 < nb; i += 2, x += 2 * xsize, y += 2 * ysize) {
+        acc0 = _mm256_fmadd_ps(d_scale(x, y), block(x, y), acc0);
+        acc1 = _mm256_fmadd_ps(d_scale(x + xsize, y + ysize), block(x + xsize, y + ysize), acc1);
     }
-    *s = hsum_ps(_mm256_add_ps(acc[0], acc[1]));
+    if (i < nb) acc0 = _mm256_fmadd_ps(d_scale(x, y), block(x, y), acc0);
+    return hsum_ps(_mm256_add_ps(acc0, acc1));
+}
+
+/* q4_1, q5_1 against q8_1: dx*dy*dot + m*s, where both blocks start with
+ * two f16 ({d, m} and {d, s}): one conversion gives all four, and lane 1 of
+ * the product accumulates m*s apart from the main sums. */
+static inline __m128 dm_scales(const uint8_t *x, const uint8_t *y) {
+    uint32_t a, b;
+    memcpy(&a, x, 4);
+    memcpy(&b, y, 4);
+    const __m128 f = _mm_cvtph_ps(_mm_setr_epi32((int)a, (int)b, 0, 0)); /* dx m dy s */
+    return _mm_mul_ps(f, _mm_movehl_ps(f, f));                           /* dx*dy m*s */
+}
+
+static inline __attribute__((always_inline)) float dot_dm_blocks(int nb, const uint8_t *x, size_t xsize, const uint8_t *y,
+                                                                 block_dot_fn block) {
+    const size_t ysize = sizeof(struct lm_block_q8_1);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    __m128 accm0 = _mm_setzero_ps(), accm1 = _mm_setzero_ps();
+    int i = 0;
+    for (; i + 1 < nb; i += 2, x += 2 * xsize, y += 2 * ysize) {
+        const __m128 s0 = dm_scales(x, y), s1 = dm_scales(x + xsize, y + ysize);
+        acc0 = _mm256_fmadd_ps(_mm256_broadcastss_ps(s0), block(x, y), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_broadcastss_ps(s1), block(x + xsize, y + ysize), acc1);
+        accm0 = _mm_add_ps(accm0, s0);
+        accm1 = _mm_add_ps(accm1, s1);
+    }
+    if (i < nb) {
+        const __m128 s0 = dm_scales(x, y);
+        acc0 = _mm256_fmadd_ps(_mm256_broadcastss_ps(s0), block(x, y), acc0);
+        accm0 = _mm_add_ps(accm0, s0);
+    }
+    const __m128 accm = _mm_add_ps(accm0, accm1);
+    return hsum_ps(_mm256_add_ps(acc0, acc1)) + _mm_cvtss_f32(_mm_movehdup_ps(accm));
+}
+
+static void dot_q4_0_q8_0(int n, float *s, const void *x, const void *y) {
+    *s = dot_d_blocks(n / 32, x, sizeof(struct lm_block_q4_0), y, block_q4_0);
+}
+
+static void dot_q5_0_q8_0(int n, float *s, const void *x, const void *y) {
+    *s = dot_d_blocks(n / 32, x, sizeof(struct lm_block_q5_0), y, block_q5_0);
+}
+
+static void dot_q8_0_q8_0(int n, float *s, const void *x, const void *y) {
+    *s = dot_d_blocks(n / 32, x, sizeof(struct lm_block_q8_0), y, block_q8_0);
+}
+
+static void dot_q4_1_q8_1(int n, float *s, const void *x, const void *y) {
+    *s = dot_dm_blocks(n / 32, x, sizeof(struct lm_block_q4_1), y, block_q4_1);
+}
+
+static void dot_q5_1_q8_1(int n, float *s, const void *x, const void *y) {
+    *s = dot_dm_blocks(n / 32, x, sizeof(struct lm_block_q5_1), y, block_q5_1);
 }
 
 /* ---- activation quantizers ---- */
@@ -243,37 +280,56 @@ static inline float hmax_ps(__m256 v) {
     return _mm_cvtss_f32(m);
 }
 
-/* One q8_0/q8_1 block: returns d and the sum of the quants. */
-static inline float quant_q8_block(const float *x, int8_t *qs, int *sum) {
+static inline float amax_32(const float *x) {
     const __m256 sign = _mm256_set1_ps(-0.0f);
-    __m256 v[4];
-    __m256 amax = _mm256_setzero_ps();
-    for (int k = 0; k < 4; k++) {
-        v[k] = _mm256_loadu_ps(x + 8 * k);
-        amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign, v[k]));
-    }
-    const float d = hmax_ps(amax) / 127;
-    const __m256 id = _mm256_set1_ps(d ? 1.0f / d : 0.0f);
-    __m256i q[4];
-    for (int k = 0; k < 4; k++) q[k] = _mm256_cvttps_epi32(round_away(_mm256_mul_ps(v[k], id)));
-    _mm256_storeu_si256((__m256i *)qs, pack_i32_to_i8(q[0], q[1], q[2], q[3]));
-    *sum = hsum_epi32(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3])));
-    return d;
+    const __m256 a = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x)), _mm256_andnot_ps(sign, _mm256_loadu_ps(x + 8)));
+    const __m256 b = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + 16)), _mm256_andnot_ps(sign, _mm256_loadu_ps(x + 24)));
+    return hmax_ps(_mm256_max_ps(a, b));
+}
+
+/* 32 weights times id, rounded, stored as bytes; returns their sum. */
+static inline int quant_32(const float *x, float id, int8_t *qs) {
+    const __m256 vid = _mm256_set1_ps(id);
+    const __m256i q0 = _mm256_cvttps_epi32(round_away(_mm256_mul_ps(_mm256_loadu_ps(x), vid)));
+    const __m256i q1 = _mm256_cvttps_epi32(round_away(_mm256_mul_ps(_mm256_loadu_ps(x + 8), vid)));
+    const __m256i q2 = _mm256_cvttps_epi32(round_away(_mm256_mul_ps(_mm256_loadu_ps(x + 16), vid)));
+    const __m256i q3 = _mm256_cvttps_epi32(round_away(_mm256_mul_ps(_mm256_loadu_ps(x + 24), vid)));
+    _mm256_storeu_si256((__m256i *)qs, pack_i32_to_i8(q0, q1, q2, q3));
+    return hsum_epi32(_mm256_add_epi32(_mm256_add_epi32(q0, q1), _mm256_add_epi32(q2, q3)));
+}
+
+/* q8_0 and q8_1 take blocks eight at a time and find all eight scales first:
+ * each block's max -> d -> 1/d chain is long but independent of the others,
+ * and block by block the CPU sat waiting on it (3x slower on Zen 1). */
+static inline int q8_scales(const float *x, int64_t nb, float d[8], float id[8]) {
+    const int m = nb < 8 ? (int)nb : 8;
+    for (int j = 0; j < m; j++) d[j] = amax_32(x + 32 * j) / 127;
+    for (int j = 0; j < m; j++) id[j] = d[j] ? 1.0f / d[j] : 0.0f;
+    return m;
 }
 
 static void from_f32_q8_0(const float *x, void *vy, int64_t n) {
     struct lm_block_q8_0 *y = vy;
-    int sum;
-    for (int64_t i = 0; i < n / 32; i++) y[i].d = to_f16(quant_q8_block(x + 32 * i, y[i].qs, &sum));
+    float d[8], id[8];
+    for (int64_t i = 0; i < n / 32;) {
+        const int m = q8_scales(x + 32 * i, n / 32 - i, d, id);
+        for (int j = 0; j < m; j++, i++) {
+            quant_32(x + 32 * i, id[j], y[i].qs);
+            y[i].d = to_f16(d[j]);
+        }
+    }
 }
 
 static void from_f32_q8_1(const float *x, void *vy, int64_t n) {
     struct lm_block_q8_1 *y = vy;
-    for (int64_t i = 0; i < n / 32; i++) {
-        int sum;
-        const float d = quant_q8_block(x + 32 * i, y[i].qs, &sum);
-        y[i].d = to_f16(d);
-        y[i].s = to_f16((float)sum * d);
+    float d[8], id[8];
+    for (int64_t i = 0; i < n / 32;) {
+        const int m = q8_scales(x + 32 * i, n / 32 - i, d, id);
+        for (int j = 0; j < m; j++, i++) {
+            const int sum = quant_32(x + 32 * i, id[j], y[i].qs);
+            y[i].d = to_f16(d[j]);
+            y[i].s = to_f16((float)sum * d[j]);
+        }
     }
 }
 
@@ -301,11 +357,14 @@ static void from_f32_q8_K(const float *x, void *vy, int64_t n) {
         const float iscale = -127.f / x[first];
         const __m256 vs = _mm256_set1_ps(iscale);
         for (int g = 0; g < 8; g++) { /* 32 weights: bsums of two groups of 16 */
-            __m256i q[4];
-            for (int k = 0; k < 4; k++) q[k] = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 32 * g + 8 * k), vs));
-            _mm256_storeu_si256((__m256i *)(y[i].qs + 32 * g), pack_i32_to_i8(q[0], q[1], q[2], q[3]));
-            y[i].bsums[2 * g] = (int16_t)hsum_epi32(_mm256_add_epi32(q[0], q[1]));
-            y[i].bsums[2 * g + 1] = (int16_t)hsum_epi32(_mm256_add_epi32(q[2], q[3]));
+            const float *xg = x + 32 * g;
+            const __m256i q0 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xg), vs));
+            const __m256i q1 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xg + 8), vs));
+            const __m256i q2 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xg + 16), vs));
+            const __m256i q3 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xg + 24), vs));
+            _mm256_storeu_si256((__m256i *)(y[i].qs + 32 * g), pack_i32_to_i8(q0, q1, q2, q3));
+            y[i].bsums[2 * g] = (int16_t)hsum_epi32(_mm256_add_epi32(q0, q1));
+            y[i].bsums[2 * g + 1] = (int16_t)hsum_epi32(_mm256_add_epi32(q2, q3));
         }
         y[i].d = 1 / iscale;
     }
@@ -313,36 +372,43 @@ static void from_f32_q8_K(const float *x, void *vy, int64_t n) {
 
 /* ---- k-quants against q8_K ---- */
 
-/* Two int16 scales as a vector: a on the 8 low lanes, b on the 8 high ones
- * (the low lanes of a vpmaddubsw result come from bytes 0-15). */
-static inline __m256i scale_pair(int a, int b) {
-    return _mm256_set_m128i(_mm_set1_epi16((short)b), _mm_set1_epi16((short)a));
+/* The scales of two consecutive 16-weight sub-blocks, widened to int16 on
+ * the 8 low lanes (first sub-block) and the 8 high lanes (second): the low
+ * lanes of a vpmaddubsw result come from bytes 0-15. sc8 holds 16 signed
+ * byte scales; pick holds {2c x 8, 2c+1 x 8} and moves on by 2 per call. */
+static inline __m256i next_scale_pair(__m128i sc8, __m128i *pick) {
+    const __m256i r = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc8, *pick));
+    *pick = _mm_add_epi8(*pick, _mm_set1_epi8(2));
+    return r;
 }
 
-/* q2_K weights of quarter k (bits 2k..2k+1) of a 32-byte qs chunk. */
+static inline __m128i first_scale_pair(void) { return _mm_set_epi64x(0x0101010101010101, 0); }
+
+/* q2_K: levels 0..3 in bit pairs, 4-bit scales and mins per 16 weights. */
 static void dot_q2_K_q8_K(int n, float *s, const void *vx, const void *vy) {
     const struct lm_block_q2_K *x = vx;
     const struct lm_block_q8_K *y = vy;
     const __m256i m3 = _mm256_set1_epi8(3);
+    const __m128i m4 = _mm_set1_epi8(0x0f);
     __m256 acc = _mm256_setzero_ps();
     float summs = 0;
     for (int i = 0; i < n / LM_QK_K; i++) {
-        /* mins: sum over sub-blocks of (scale >> 4) * bsum */
         const __m128i sc8 = _mm_loadu_si128((const __m128i *)x[i].scales);
-        const __m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc8, 4), _mm_set1_epi8(0x0f)));
+        /* mins: sum over sub-blocks of (scale >> 4) * bsum */
+        const __m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc8, 4), m4));
         const __m256i bsums = _mm256_loadu_si256((const __m256i *)y[i].bsums);
         summs += y[i].d * f16(x[i].dmin) * (float)hsum_epi32(_mm256_madd_epi16(mins, bsums));
 
+        const __m128i scales = _mm_and_si128(sc8, m4);
+        __m128i pick = first_scale_pair();
         const int8_t *q8 = y[i].qs;
         __m256i sumi = _mm256_setzero_si256();
         for (int h = 0; h < 2; h++) {
             const __m256i bits = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * h));
             for (int k = 0; k < 4; k++, q8 += 32) {
-                const int sub = 8 * h + 2 * k;
                 const __m256i q = _mm256_and_si256(_mm256_srli_epi16(bits, 2 * k), m3);
                 const __m256i p = _mm256_maddubs_epi16(q, _mm256_loadu_si256((const __m256i *)q8));
-                const __m256i sc = scale_pair(x[i].scales[sub] & 0xf, x[i].scales[sub + 1] & 0xf);
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(sc, p));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(next_scale_pair(scales, &pick), p));
             }
         }
         acc = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * f16(x[i].d)), _mm256_cvtepi32_ps(sumi), acc);
@@ -354,51 +420,33 @@ static void dot_q2_K_q8_K(int n, float *s, const void *vx, const void *vy) {
 static void dot_q3_K_q8_K(int n, float *s, const void *vx, const void *vy) {
     const struct lm_block_q3_K *x = vx;
     const struct lm_block_q8_K *y = vy;
-    const __m256i m3 = _mm256_set1_epi8(3);
+    const __m256i m3 = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4);
     __m256 acc = _mm256_setzero_ps();
     for (int i = 0; i < n / LM_QK_K; i++) {
-        int16_t sc[16];
-        for (int j = 0; j < 16; j++) {
-            const int lo = j < 8 ? x[i].scales[j] & 0xf : x[i].scales[j - 8] >> 4;
-            const int hi = (x[i].scales[8 + j % 4] >> (2 * (j / 4))) & 3;
-            sc[j] = (int16_t)((lo | hi << 4) - 32);
-        }
-        const __m256i scales = _mm256_loadu_si256((const __m256i *)sc);
+        int8_t sc[16];
+        unpack_q3_K_scales(x[i].scales, sc);
+        const __m128i scales = _mm_loadu_si128((const __m128i *)sc);
         const __m256i bsums = _mm256_loadu_si256((const __m256i *)y[i].bsums);
-        __m256i sumi = _mm256_slli_epi32(_mm256_madd_epi16(scales, bsums), 2);
+        __m256i sumi = _mm256_slli_epi32(_mm256_madd_epi16(_mm256_cvtepi8_epi16(scales), bsums), 2);
         sumi = _mm256_sub_epi32(_mm256_setzero_si256(), sumi);
 
         const __m256i hbits = _mm256_loadu_si256((const __m256i *)x[i].hmask);
         __m256i hmask = _mm256_set1_epi8(1);
+        __m128i pick = first_scale_pair();
         const int8_t *q8 = y[i].qs;
         for (int h = 0; h < 2; h++) {
             const __m256i bits = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * h));
             for (int k = 0; k < 4; k++, q8 += 32) {
-                const int sub = 8 * h + 2 * k;
                 const __m256i hb = _mm256_cmpeq_epi8(_mm256_and_si256(hbits, hmask), hmask);
                 hmask = _mm256_add_epi8(hmask, hmask);
-                const __m256i q = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bits, 2 * k), m3),
-                                                  _mm256_and_si256(hb, _mm256_set1_epi8(4)));
+                const __m256i q = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bits, 2 * k), m3), _mm256_and_si256(hb, four));
                 const __m256i p = _mm256_maddubs_epi16(q, _mm256_loadu_si256((const __m256i *)q8));
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(scale_pair(sc[sub], sc[sub + 1]), p));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(next_scale_pair(scales, &pick), p));
             }
         }
         acc = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * f16(x[i].d)), _mm256_cvtepi32_ps(sumi), acc);
     }
     *s = hsum_ps(acc);
-}
-
-/* q4_K/q5_K scales and mins from their 12-byte packing (see quants.c),
- * four at a time as 32-bit words. */
-static inline void unpack_k4(const uint8_t *packed, uint8_t sc[8], uint8_t m[8]) {
-    uint32_t u[3], w[4];
-    memcpy(u, packed, 12);
-    w[0] = u[0] & 0x3f3f3f3f;                                            /* scales 0-3 */
-    w[1] = (u[2] & 0x0f0f0f0f) | ((u[0] >> 6) & 0x03030303) << 4;        /* scales 4-7 */
-    w[2] = u[1] & 0x3f3f3f3f;                                            /* mins 0-3 */
-    w[3] = ((u[2] >> 4) & 0x0f0f0f0f) | ((u[1] >> 6) & 0x03030303) << 4; /* mins 4-7 */
-    memcpy(sc, w, 8);
-    memcpy(m, w + 2, 8);
 }
 
 /* sum over sub-blocks j of m[j] * (bsums[2j] + bsums[2j+1]) */
@@ -422,7 +470,7 @@ static void dot_q4_K_q8_K(int n, float *s, const void *vx, const void *vy) {
     float summs = 0;
     for (int i = 0; i < n / LM_QK_K; i++) {
         uint8_t sc[8], m[8];
-        unpack_k4(x[i].scales, sc, m);
+        unpack_k4_scales(x[i].scales, sc, m);
         summs += y[i].d * f16(x[i].dmin) * (float)mins_dot(m, y[i].bsums);
         const int8_t *q8 = y[i].qs;
         __m256i sumi = _mm256_setzero_si256();
@@ -448,7 +496,7 @@ static void dot_q5_K_q8_K(int n, float *s, const void *vx, const void *vy) {
     float summs = 0;
     for (int i = 0; i < n / LM_QK_K; i++) {
         uint8_t sc[8], m[8];
-        unpack_k4(x[i].scales, sc, m);
+        unpack_k4_scales(x[i].scales, sc, m);
         summs += y[i].d * f16(x[i].dmin) * (float)mins_dot(m, y[i].bsums);
         const __m256i hbits = _mm256_loadu_si256((const __m256i *)x[i].qh);
         __m256i hmask = _mm256_set1_epi8(1);
@@ -479,9 +527,11 @@ static void dot_q6_K_q8_K(int n, float *s, const void *vx, const void *vy) {
     const __m256i m4 = _mm256_set1_epi8(0x0f), m3 = _mm256_set1_epi8(3);
     __m256 acc = _mm256_setzero_ps();
     for (int i = 0; i < n / LM_QK_K; i++) {
-        const __m256i scales = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[i].scales));
+        const __m128i scales = _mm_loadu_si128((const __m128i *)x[i].scales);
         const __m256i bsums = _mm256_loadu_si256((const __m256i *)y[i].bsums);
-        __m256i sumi = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(_mm256_madd_epi16(scales, bsums), 5));
+        const __m256i offset = _mm256_slli_epi32(_mm256_madd_epi16(_mm256_cvtepi8_epi16(scales), bsums), 5);
+        __m256i sumi = _mm256_sub_epi32(_mm256_setzero_si256(), offset);
+        __m128i pick = first_scale_pair();
         const int8_t *q8 = y[i].qs;
         for (int h = 0; h < 2; h++) {
             const __m256i ql0 = _mm256_loadu_si256((const __m256i *)(x[i].ql + 64 * h));
@@ -495,9 +545,8 @@ static void dot_q6_K_q8_K(int n, float *s, const void *vx, const void *vy) {
             q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
                                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4));
             for (int k = 0; k < 4; k++, q8 += 32) {
-                const int sub = 8 * h + 2 * k;
                 const __m256i p = _mm256_maddubs_epi16(q[k], _mm256_loadu_si256((const __m256i *)q8));
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(scale_pair(x[i].scales[sub], x[i].scales[sub + 1]), p));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(next_scale_pair(scales, &pick), p));
             }
         }
         acc = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * f16(x[i].d)), _mm256_cvtepi32_ps(sumi), acc);

@@ -112,7 +112,7 @@ static const struct pretok_name pretok_names[] = {
  * first one present also serves as eot when the file names none. */
 static const char *const eog_texts[] = {
     "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>",
-    "<|eom_id|>", "<EOT>", "<end_of_utterance>", "<\xEF\xBD\x9C" "end\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>",
+    "<|eom_id|>", "<EOT>", "<end_of_utterance>", ("<\xEF\xBD\x9C" "end\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>"),
 };
 
 static int hex_digit(char c) {
@@ -217,24 +217,31 @@ static int load_merges(struct lm_tokenizer *t, const struct lm_gguf *g, struct l
     t->merges_mask = table_size(m->arr.n) - 1;
     t->merges = lm_xmalloc((t->merges_mask + 1) * sizeof *t->merges);
     for (uint64_t i = 0; i <= t->merges_mask; i++) t->merges[i].rank = -1;
+    struct lm_buf joined = {0};
     for (uint64_t i = 0; i < m->arr.n; i++) {
         struct lm_gguf_str s = m->arr.items[i].str;
         /* "left right"; the split is at the first space after the first
          * byte, as in llama.cpp, since a left part may itself be a space. */
         const char *sp = s.len > 1 ? memchr(s.data + 1, ' ', s.len - 1) : NULL;
         int shown = (int)(s.len < 64 ? s.len : 64);
-        if (!sp) return lm_errf(err, "merge %llu '%.*s' is not two tokens separated by a space", (unsigned long long)i, shown, s.data);
+        if (!sp) {
+            lm_buf_free(&joined);
+            return lm_errf(err, "merge %llu '%.*s' is not two tokens separated by a space", (unsigned long long)i, shown, s.data);
+        }
         size_t nl = (size_t)(sp - s.data), nr = s.len - nl - 1;
         int32_t left = find_token(t, s.data, nl), right = find_token(t, sp + 1, nr);
-        if (left < 0 || right < 0)
+        if (left < 0 || right < 0) {
+            lm_buf_free(&joined);
             return lm_errf(err, "merge %llu '%.*s' names a token that is not in the vocabulary", (unsigned long long)i, shown, s.data);
-        if (nl + nr > 4096) return lm_errf(err, "merge %llu is too long", (unsigned long long)i);
-        char joined[4096];
-        memcpy(joined, s.data, nl);
-        memcpy(joined + nl, sp + 1, nr);
-        int32_t id = find_token(t, joined, nl + nr);
-        if (id < 0)
+        }
+        joined.len = 0;
+        lm_buf_append(&joined, s.data, nl);
+        lm_buf_append(&joined, sp + 1, nr);
+        int32_t id = find_token(t, joined.data, joined.len);
+        if (id < 0) {
+            lm_buf_free(&joined);
             return lm_errf(err, "merge %llu '%.*s' makes a token that is not in the vocabulary", (unsigned long long)i, shown, s.data);
+        }
         /* Merges never make markup; the first (lowest) rank of a pair wins. */
         if (!from_text(&t->tokens[id])) continue;
         uint64_t key = (uint64_t)(uint32_t)left << 32 | (uint32_t)right;
@@ -243,6 +250,7 @@ static int load_merges(struct lm_tokenizer *t, const struct lm_gguf *g, struct l
         if (t->merges[slot].rank >= 0) continue;
         t->merges[slot] = (struct lm_tok_merge){key, (int32_t)i, id};
     }
+    lm_buf_free(&joined);
     return 0;
 }
 
@@ -287,7 +295,7 @@ static int load_config(struct lm_tokenizer *t, const struct lm_gguf *g, struct l
 static int load_ids(struct lm_tokenizer *t, const struct lm_gguf *g, struct lm_err *err) {
     t->bos = t->eos = t->eot = t->unk = t->pad = -1;
     if (t->type == LM_VOCAB_SPM) { /* SentencePiece's defaults, when they exist */
-        t->unk = t->n_vocab > 0 ? 0 : -1;
+        t->unk = 0;
         t->bos = t->n_vocab > 1 ? 1 : -1;
         t->eos = t->n_vocab > 2 ? 2 : -1;
     }
@@ -322,6 +330,31 @@ static int by_length_desc(const void *a, const void *b, void *ctx) {
     return x < y ? -1 : x > y;
 }
 
+/* SPM: the pairs of characters found side by side in tokens text can make. */
+static void build_joins(struct lm_tokenizer *t) {
+    uint64_t n = 0;
+    for (int32_t i = 0; i < t->n_vocab; i++) n += t->tokens[i].len;
+    t->joins_mask = table_size(n) - 1;
+    t->joins = lm_xmalloc((t->joins_mask + 1) * sizeof *t->joins);
+    memset(t->joins, 0xFF, (t->joins_mask + 1) * sizeof *t->joins); /* UINT64_MAX: empty */
+    for (int32_t i = 0; i < t->n_vocab; i++) {
+        const struct lm_token *tk = &t->tokens[i];
+        if (!from_text(tk)) continue;
+        uint32_t prev = 0;
+        for (uint32_t k = 0; k < tk->len;) {
+            uint32_t cp;
+            size_t len = lm_utf8_decode(tk->text + k, tk->len - k, &cp);
+            if (k > 0) {
+                uint64_t key = (uint64_t)prev << 32 | cp, slot = hash_pair(key) & t->joins_mask;
+                while (t->joins[slot] != UINT64_MAX && t->joins[slot] != key) slot = (slot + 1) & t->joins_mask;
+                t->joins[slot] = key;
+            }
+            prev = cp;
+            k += (uint32_t)len;
+        }
+    }
+}
+
 static void build_tables(struct lm_tokenizer *t) {
     /* The token of each byte: its GPT-2 character, or <0xNN> (falling back
      * to the byte itself, as llama.cpp does). */
@@ -349,6 +382,7 @@ static void build_tables(struct lm_tokenizer *t) {
             t->specials[t->n_specials++] = i;
     }
     qsort_r(t->specials, (size_t)t->n_specials, sizeof *t->specials, by_length_desc, t->tokens);
+    if (t->type == LM_VOCAB_SPM) build_joins(t);
 }
 
 int lm_tokenizer_load(struct lm_tokenizer *t, const struct lm_gguf *g, struct lm_err *err) {
@@ -367,6 +401,7 @@ void lm_tokenizer_free(struct lm_tokenizer *t) {
     free(t->index);
     free(t->merges);
     free(t->specials);
+    free(t->joins);
     *t = (struct lm_tokenizer){0};
 }
 
@@ -377,7 +412,7 @@ void lm_tokenizer_free(struct lm_tokenizer *t) {
 struct sym {
     int32_t prev, next;
     uint32_t start, len;
-    int32_t id; /* -1: no token (a byte missing from the vocabulary) */
+    int32_t id; /* -1: not a token (then spelled with byte tokens) */
 };
 
 /* A candidate merge of symbols left and right into token id. key orders the
@@ -389,6 +424,17 @@ struct pair {
     uint32_t len;
 };
 
+/* Words repeat (half the words of English prose are among the 100 most
+ * common), so each encode call remembers the tokens of short words, in a
+ * table sized to the text: up to 2^16 slots, at most half of them used. */
+#define CACHE_MAX_SLOTS (1u << 16)
+#define CACHE_MAX_WORD 32
+
+struct cached_word {
+    uint32_t text, len; /* the word: cache_text[text .. text + len); len 0: empty slot */
+    uint32_t first, n;  /* its ids: cache_ids[first .. first + n) */
+};
+
 struct session {
     const struct lm_tokenizer *t;
     struct lm_tokens *out;
@@ -398,6 +444,11 @@ struct session {
     size_t n_heap, heap_cap;
     struct lm_buf buf;
     struct lm_pretok_buf pb;
+    struct cached_word *cache; /* [cache_mask + 1] */
+    size_t n_cached, text_len;
+    uint64_t cache_mask;
+    struct lm_buf cache_text;
+    struct lm_tokens cache_ids;
 };
 
 static void heap_push(struct session *s, struct pair p) {
@@ -463,7 +514,8 @@ static void try_pair(struct session *s, const char *word, int32_t left, int32_t 
 }
 
 /* Merges the n symbols of word (already in s->sym) and emits their tokens;
- * a symbol without one is spelled with byte tokens (or unk, else dropped). */
+ * a symbol without one is spelled with byte tokens. A byte the vocabulary
+ * cannot spell becomes unk (SPM) or is dropped (BPE). */
 static void merge_word(struct session *s, const char *word, size_t n) {
     struct sym *sym = s->sym;
     s->n_heap = 0;
@@ -488,18 +540,14 @@ static void merge_word(struct session *s, const char *word, size_t n) {
         }
         for (uint32_t k = 0; k < sym[i].len; k++) {
             int32_t b = t->byte_id[(uint8_t)word[sym[i].start + k]];
-            if (b < 0) b = t->unk;
+            if (b < 0 && t->type == LM_VOCAB_SPM) b = t->unk; /* BPE drops it, as llama.cpp: unk is often markup there */
             if (b >= 0) lm_tokens_push(s->out, b);
         }
     }
 }
 
-static void bpe_word(struct session *s, const char *w, size_t n) {
+static void bpe_word_uncached(struct session *s, const char *w, size_t n) {
     const struct lm_tokenizer *t = s->t;
-    if (n == 1) {
-        if (t->byte_id[(uint8_t)w[0]] >= 0) lm_tokens_push(s->out, t->byte_id[(uint8_t)w[0]]);
-        return;
-    }
     if (t->ignore_merges) { /* the whole word, spelled in the byte alphabet */
         s->buf.len = 0;
         lm_buf_reserve(&s->buf, 2 * n);
@@ -516,6 +564,48 @@ static void bpe_word(struct session *s, const char *w, size_t n) {
     merge_word(s, w, n);
 }
 
+typedef void (*word_fn)(struct session *s, const char *w, size_t n);
+
+/* Emits the tokens of word w, from the cache or by calling uncached. */
+static void encode_word(struct session *s, const char *w, size_t n, word_fn uncached) {
+    if (n > CACHE_MAX_WORD) {
+        uncached(s, w, n);
+        return;
+    }
+    if (!s->cache) {
+        uint64_t slots = 64;
+        while (slots < CACHE_MAX_SLOTS && slots < s->text_len / 4) slots *= 2;
+        s->cache = lm_xcalloc(slots, sizeof *s->cache);
+        s->cache_mask = slots - 1;
+    }
+    const uint64_t mask = s->cache_mask;
+    uint64_t slot = hash_bytes(w, n) & mask;
+    for (; s->cache[slot].len; slot = (slot + 1) & mask) {
+        const struct cached_word *c = &s->cache[slot];
+        if (c->len == n && memcmp(s->cache_text.data + c->text, w, n) == 0) {
+            for (uint32_t i = 0; i < c->n; i++) lm_tokens_push(s->out, s->cache_ids.ids[c->first + i]);
+            return;
+        }
+    }
+    size_t first = s->out->n;
+    uncached(s, w, n);
+    if (n == 0 || s->n_cached >= mask / 2) return; /* full enough: keep probes short */
+    s->cache[slot] = (struct cached_word){(uint32_t)s->cache_text.len, (uint32_t)n, (uint32_t)s->cache_ids.n,
+                                          (uint32_t)(s->out->n - first)};
+    s->n_cached++;
+    lm_buf_append(&s->cache_text, w, n);
+    for (size_t i = first; i < s->out->n; i++) lm_tokens_push(&s->cache_ids, s->out->ids[i]);
+}
+
+static void bpe_word(struct session *s, const char *w, size_t n) {
+    if (n == 1) {
+        int32_t id = s->t->byte_id[(uint8_t)w[0]];
+        if (id >= 0) lm_tokens_push(s->out, id);
+        return;
+    }
+    encode_word(s, w, n, bpe_word_uncached);
+}
+
 static void bpe_fragment(struct session *s, const char *text, size_t len) {
     lm_pretok_split(s->t->pre, text, len, &s->pb);
     size_t start = 0;
@@ -525,7 +615,32 @@ static void bpe_fragment(struct session *s, const char *text, size_t len) {
     }
 }
 
-/* SentencePiece: the whole fragment is one word, spaces made visible. */
+/* A piece of SentencePiece text: one symbol per character, merged. */
+static void spm_word(struct session *s, const char *w, size_t n) {
+    reserve_syms(s, n);
+    size_t k = 0;
+    for (size_t i = 0; i < n; k++) {
+        uint32_t cp;
+        size_t len = lm_utf8_decode(w + i, n - i, &cp);
+        s->sym[k] = (struct sym){(int32_t)k - 1, (int32_t)k + 1, (uint32_t)i, (uint32_t)len, find_text_token(s->t, w + i, len)};
+        i += len;
+    }
+    s->sym[k - 1].next = -1;
+    merge_word(s, w, k);
+}
+
+static bool spm_joinable(const struct lm_tokenizer *t, uint32_t a, uint32_t b) {
+    uint64_t key = (uint64_t)a << 32 | b;
+    for (uint64_t i = hash_pair(key) & t->joins_mask;; i = (i + 1) & t->joins_mask) {
+        if (t->joins[i] == key) return true;
+        if (t->joins[i] == UINT64_MAX) return false;
+    }
+}
+
+/* SentencePiece: spaces made visible, then the text is one word, except
+ * that it is cut between two characters no token has side by side: no
+ * merge can cross such a cut, so the pieces merge alone, each as fast as a
+ * short word (and cached), with the same result. */
 static void spm_fragment(struct session *s, const char *text, size_t len, bool prefix_space) {
     struct lm_buf *b = &s->buf;
     b->len = 0;
@@ -535,18 +650,19 @@ static void spm_fragment(struct session *s, const char *text, size_t len, bool p
         if (text[i] == ' ') lm_buf_append(b, SPACE_MARK, 3);
         else b->data[b->len++] = text[i];
     }
-    reserve_syms(s, b->len);
-    size_t n = 0;
-    for (size_t i = 0; i < b->len; n++) {
+    size_t start = 0;
+    uint32_t prev = 0;
+    for (size_t i = 0; i < b->len;) {
         uint32_t cp;
         size_t k = lm_utf8_decode(b->data + i, b->len - i, &cp);
-        s->sym[n] = (struct sym){(int32_t)n - 1, (int32_t)n + 1, (uint32_t)i, (uint32_t)k,
-                                 find_text_token(s->t, b->data + i, k)};
+        if (i > start && !spm_joinable(s->t, prev, cp)) {
+            encode_word(s, b->data + start, i - start, spm_word);
+            start = i;
+        }
+        prev = cp;
         i += k;
     }
-    if (n == 0) return;
-    s->sym[n - 1].next = -1;
-    merge_word(s, b->data, n);
+    if (b->len > start) encode_word(s, b->data + start, b->len - start, spm_word);
 }
 
 struct frag {
@@ -567,15 +683,59 @@ static void frag_push(struct frags *f, size_t start, size_t len, int32_t id) {
     f->v[f->n++] = (struct frag){start, len, id};
 }
 
+/* Which short byte strings a text holds: its bytes, its pairs of adjacent
+ * bytes, and (hashed into 2^20 bits) its 4-byte windows. Most special tokens
+ * are not in a given text, and this tells it without searching for each. */
+struct ngrams {
+    uint8_t bytes[256];
+    uint8_t pairs[65536 / 8];
+    uint8_t quads[(1u << 20) / 8];
+};
+
+static inline uint32_t quad_hash(const char *s) {
+    uint32_t x;
+    memcpy(&x, s, 4);
+    return (x * 0x9E3779B1u) >> 12;
+}
+
+#define BIT_SET(a, i) ((a)[(i) >> 3] |= (uint8_t)(1u << ((i) & 7)))
+#define BIT_GET(a, i) (((a)[(i) >> 3] >> ((i) & 7)) & 1u)
+
+static void ngrams_scan(struct ngrams *g, const char *text, size_t len) {
+    const uint8_t *u = (const uint8_t *)text;
+    for (size_t i = 0; i < len; i++) {
+        g->bytes[u[i]] = 1;
+        if (i + 1 < len) BIT_SET(g->pairs, (unsigned)u[i] << 8 | u[i + 1]);
+        if (i + 3 < len) BIT_SET(g->quads, quad_hash(text + i));
+    }
+}
+
+/* False when s cannot be in the text. */
+static bool may_occur(const struct ngrams *g, const char *s, size_t n) {
+    const uint8_t *u = (const uint8_t *)s;
+    if (n == 1) return g->bytes[u[0]];
+    for (size_t i = 0; i + 1 < n; i++)
+        if (!BIT_GET(g->pairs, (unsigned)u[i] << 8 | u[i + 1])) return false;
+    for (size_t i = 0; i + 3 < n; i++)
+        if (!BIT_GET(g->quads, quad_hash(s + i))) return false;
+    return true;
+}
+
 /* Cuts special tokens out of the text, longest first, each at its leftmost
  * non-overlapping occurrences (llama.cpp's tokenizer_st_partition). */
 static void partition(const struct lm_tokenizer *t, const char *text, size_t len, bool parse_special, struct frags *cur) {
     struct frags next = {0};
     frag_push(cur, 0, len, -1);
+    struct ngrams *seen = NULL;
     for (int32_t k = 0; k < t->n_specials; k++) {
         int32_t id = t->specials[k];
         const struct lm_token *tk = &t->tokens[id];
         if (!parse_special && tk->type != LM_TOKEN_USER_DEFINED) continue;
+        if (!seen) {
+            seen = lm_xcalloc(1, sizeof *seen);
+            ngrams_scan(seen, text, len);
+        }
+        if (!may_occur(seen, tk->text, tk->len)) continue;
         next.n = 0;
         for (size_t i = 0; i < cur->n; i++) {
             struct frag f = cur->v[i];
@@ -598,6 +758,7 @@ static void partition(const struct lm_tokenizer *t, const char *text, size_t len
         next = swap;
     }
     free(next.v);
+    free(seen);
 }
 
 int lm_tokenizer_encode(const struct lm_tokenizer *t, const char *text, size_t len, bool add_bos,
@@ -609,7 +770,7 @@ int lm_tokenizer_encode(const struct lm_tokenizer *t, const char *text, size_t l
 
     struct frags frags = {0};
     partition(t, text, len, parse_special, &frags);
-    struct session s = {.t = t, .out = out};
+    struct session s = {.t = t, .out = out, .text_len = len};
     bool after_special = true; /* SPM puts a space before text that starts the input or follows a special token */
     for (size_t i = 0; i < frags.n; i++) {
         struct frag f = frags.v[i];
@@ -619,6 +780,9 @@ int lm_tokenizer_encode(const struct lm_tokenizer *t, const char *text, size_t l
         after_special = f.id >= 0;
     }
     free(frags.v);
+    free(s.cache);
+    lm_buf_free(&s.cache_text);
+    lm_tokens_free(&s.cache_ids);
     free(s.sym);
     free(s.heap);
     lm_buf_free(&s.buf);

@@ -269,10 +269,15 @@ static int is_falcon_punct(const struct text *t, uint32_t i) {
            c == '~' || c == '|' || c == '`';
 }
 
+/* llama.cpp matches expressions without \p classes against the text with
+ * every non-ASCII whitespace replaced by \v, so no such space is inside an
+ * explicit range (U+2029 and U+3000 are within the ones below). */
+static int is_nonascii_space(const struct text *t, uint32_t i) { return t->cp[i] >= 0x80 && (t->fl[i] & LM_UC_SPACE); }
+
 /* [一-龥ࠀ-一가-퟿] */
 static int is_cjk(const struct text *t, uint32_t i) {
     uint32_t c = t->cp[i];
-    return (c >= 0x0800 && c <= 0x9FA5) || (c >= 0xAC00 && c <= 0xD7FF);
+    return ((c >= 0x0800 && c <= 0x9FA5) || (c >= 0xAC00 && c <= 0xD7FF)) && !is_nonascii_space(t, i);
 }
 
 struct range {
@@ -290,11 +295,8 @@ static int in_ranges(uint32_t c, const struct range *r, size_t n) {
     return 0;
 }
 
-/* deepseek-llm's letter class, from its tokenizer.json as quoted in
- * llama.cpp: [A-Za-zµÀ-ÖØ-öø-ƺƼ-ƿǄ-ʓʕ-ʯͰ-ͳͶͷͻ-ͽͿΆΈ-ΊΌΎ-ΡΣ-ϵϷ-ҁҊ-ԯԱ-ՖႠ-ჅᎠ-Ᏽᏸ-ᏽ
- * Ა-ᲺᲽ-Ჿᴀ-ᴫᵫ-ᵷᵹ-ᶚḀ-ἕἘ-Ἕἠ-ὅὈ-Ὅὐ-ὗὙὛὝὟ-ώᾀ-ᾴᾶ-ᾼιῂ-ῄῆ-ῌῐ-ΐῖ-Ίῠ-Ῥῲ-ῴῶ-ῼℂℇℊ-ℓℕℙ-ℝℤΩℨ
- * K-ℭℯ-ℴℹℼ-ℿⅅ-ⅉⅎↃↄⰀ-ⱻⱾ-ⳤⳫ-ⳮⳲⳳꙀ-ꙭꚀ-ꚛꜢ-ꝯꝱ-ꞇꞋ-ꞎꭰ-ꮿﬀ-ﬆﬓ-ﬗＡ-Ｚａ-ｚ𐐀-𐑏𐒰-𐓓𐓘-𐓻𐲀-𐲲
- * 𐳀-𐳲𑢠-𑣟𞤀-𞥃] */
+/* deepseek-llm's letter class, [A-Za-zµÀ-ÖØ-ö...𞤀-𞥃] in its tokenizer.json as
+ * quoted in llama.cpp (cased letters, mostly), as code point ranges. */
 static const struct range deepseek_letters[] = {
     {0x41, 0x5A}, {0x61, 0x7A}, {0xB5, 0xB5}, {0xC0, 0xD6}, {0xD8, 0xF6}, {0xF8, 0x1BA},
     {0x1BC, 0x1BF}, {0x1C4, 0x293}, {0x295, 0x2AF}, {0x370, 0x373}, {0x376, 0x377}, {0x37B, 0x37D},
@@ -315,14 +317,15 @@ static const struct range deepseek_letters[] = {
 };
 
 static int is_deepseek_letter(const struct text *t, uint32_t i) {
-    return in_ranges(t->cp[i], deepseek_letters, sizeof deepseek_letters / sizeof deepseek_letters[0]);
+    return !is_nonascii_space(t, i) && in_ranges(t->cp[i], deepseek_letters, sizeof deepseek_letters / sizeof deepseek_letters[0]);
 }
 
-/* deepseek-llm's punctuation class: [!-/:-~！-／：-～‘-‟　-。] */
+/* deepseek-llm's punctuation class: [!-/:-~！-／：-～‘-‟　-。]; its first
+ * member U+3000 is whitespace, so never in it (see above). */
 static int is_deepseek_punct(const struct text *t, uint32_t i) {
     uint32_t c = t->cp[i];
     return (c >= 0x21 && c <= 0x2F) || (c >= 0x3A && c <= 0x7E) || (c >= 0xFF01 && c <= 0xFF0F) ||
-           (c >= 0xFF1A && c <= 0xFF5E) || (c >= 0x2018 && c <= 0x201F) || (c >= 0x3000 && c <= 0x3002);
+           (c >= 0xFF1A && c <= 0xFF5E) || (c >= 0x2018 && c <= 0x201F) || (c >= 0x3001 && c <= 0x3002);
 }
 
 /* X: every matching code point alone. */

@@ -174,21 +174,24 @@ TEST(quants_activation_bytes) {
         if (blk % 3 == 0 && i % 32 == 5) x[i] = 127;
         if (blk % 4 == 1 && i % 32 == 7) x[i] = -x[i - 1]; /* equal magnitudes: the first decides */
     }
-    for (size_t k = 0; k < sizeof acts / sizeof acts[0]; k++) {
-        const struct lm_type_traits *t = lm_type_get(acts[k]), *r = lm_type_get_ref(acts[k]);
-        const size_t size = (size_t)(n / t->blck) * t->size;
-        uint8_t *a = lm_xmalloc(size), *b = lm_xmalloc(size);
-        t->from_f32(x, a, n);
-        r->from_f32(x, b, n);
-        for (size_t i = 0; i < size; i++)
-            if (a[i] != b[i]) {
-                test_fail(__FILE__, __LINE__, "%s: %s and ref differ at byte %zu of block %zu", t->name, lm_quants_simd(),
-                          i % t->size, i / t->size);
-                break;
-            }
-        free(a);
-        free(b);
-    }
+    const int64_t lens[] = {n, LM_QK_K, 32 * 13}; /* the SIMD q8_0/q8_1 take blocks in groups of 8 */
+    for (size_t k = 0; k < sizeof acts / sizeof acts[0]; k++)
+        for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+            const struct lm_type_traits *t = lm_type_get(acts[k]), *r = lm_type_get_ref(acts[k]);
+            const int64_t len = lens[li] - lens[li] % t->blck;
+            const size_t size = (size_t)(len / t->blck) * t->size;
+            uint8_t *a = lm_xmalloc(size), *b = lm_xmalloc(size);
+            t->from_f32(x + (n - len), a, len);
+            r->from_f32(x + (n - len), b, len);
+            for (size_t i = 0; i < size; i++)
+                if (a[i] != b[i]) {
+                    test_fail(__FILE__, __LINE__, "%s n=%lld: %s and ref differ at byte %zu of block %zu", t->name,
+                              (long long)len, lm_quants_simd(), i % t->size, i / t->size);
+                    break;
+                }
+            free(a);
+            free(b);
+        }
     free(x);
     return 0;
 }
@@ -327,6 +330,78 @@ TEST(quants_bf16) {
     for (uint32_t h = 0; h < 65536; h += 7) {
         if ((h & 0x7f80) == 0x7f80 && (h & 0x7f)) continue;
         EXPECT_EQ_INT(lm_f32_to_bf16(lm_bf16_to_f32((uint16_t)h)), h);
+    }
+    return 0;
+}
+
+/* Not a test: kernel throughput, run with LM_BENCH=1 ./build/test-runner bench_quants.
+ * A matrix-vector product per type, one thread: weights from a cache-sized
+ * matrix (compute bound) and from a 64 MB one (memory bound). */
+static double bench_matvec(void (*dot)(int, float *, const void *, const void *), const void *w, size_t row_size,
+                           int n, int rows, const void *act, int reps) {
+    float s, sink = 0;
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) { /* the best of reps passes: the machine may be shared */
+        const double t0 = lm_time();
+        for (int i = 0; i < rows; i++) {
+            dot(n, &s, (const char *)w + (size_t)i * row_size, act);
+            sink += s;
+        }
+        const double dt = lm_time() - t0;
+        if (dt < best) best = dt;
+    }
+    if (sink == 12345.678f) fprintf(stderr, " ");
+    return (double)row_size * rows / best * 1e-9;
+}
+
+TEST(bench_quants) {
+    const char *env = getenv("LM_BENCH");
+    if (!env || !*env) return test_skip("set LM_BENCH=1 to run");
+    rng_state = 1;
+    fprintf(stderr, "  %-5s %5s  %18s  %18s   (GB/s of weights; %s vs ref)\n", "type", "n", "cache-resident",
+            "from memory", lm_quants_simd());
+    for (size_t k = 0; k < sizeof computed / sizeof computed[0]; k++) {
+        const uint32_t type = computed[k];
+        const struct lm_type_traits *t = lm_type_get(type), *r = lm_type_get_ref(type);
+        const struct lm_type_traits *a = lm_type_get(t->vec_dot_type);
+        const int sizes[] = {576, 4096};
+        for (int si = 0; si < 2; si++) {
+            const int n = sizes[si];
+            const size_t row = (size_t)(n / t->blck) * t->size;
+            const int big_rows = (int)((64u << 20) / row), small_rows = (int)((512u << 10) / row);
+            float *f = lm_xmalloc((size_t)n * sizeof(float));
+            for (int i = 0; i < n; i++) f[i] = rng_uniform();
+            void *act = lm_xmalloc((size_t)(n / a->blck) * a->size);
+            a->from_f32(f, act, n);
+            uint8_t *w = lm_xmalloc(row * (size_t)big_rows);
+            t->from_f32(f, w, n);
+            for (int i = 1; i < big_rows; i++) memcpy(w + row * (size_t)i, w, row);
+            const double c_fast = bench_matvec(t->vec_dot, w, row, n, small_rows, act, 50);
+            const double c_ref = bench_matvec(r->vec_dot, w, row, n, small_rows, act, 5);
+            const double m_fast = bench_matvec(t->vec_dot, w, row, n, big_rows, act, 4);
+            const double m_ref = bench_matvec(r->vec_dot, w, row, n, big_rows, act, 2);
+            fprintf(stderr, "  %-5s %5d  %7.2f vs %7.2f  %7.2f vs %7.2f\n", t->name, n, c_fast, c_ref, m_fast, m_ref);
+            free(w);
+            free(act);
+            free(f);
+        }
+    }
+    /* activation quantization, elements per ns */
+    for (int q = 0; q < 3; q++) {
+        const enum lm_type at = q == 0 ? LM_TYPE_Q8_0 : q == 1 ? LM_TYPE_Q8_1 : LM_TYPE_Q8_K;
+        const int n = 4096, reps = 2000;
+        float *f = lm_xmalloc(n * sizeof(float));
+        for (int i = 0; i < n; i++) f[i] = rng_uniform();
+        void *out = lm_xmalloc((size_t)(n / lm_type_get(at)->blck) * lm_type_get(at)->size);
+        double t0 = lm_time();
+        for (int r = 0; r < reps; r++) lm_type_get(at)->from_f32(f, out, n);
+        const double fast = (double)n * reps / (lm_time() - t0) * 1e-9;
+        t0 = lm_time();
+        for (int r = 0; r < reps / 10; r++) lm_type_get_ref(at)->from_f32(f, out, n);
+        const double ref = (double)n * reps / 10 / (lm_time() - t0) * 1e-9;
+        fprintf(stderr, "  quantize to %s: %.2f vs %.2f G elements/s\n", lm_type_get(at)->name, fast, ref);
+        free(f);
+        free(out);
     }
     return 0;
 }

@@ -11,21 +11,27 @@
  * sandbox.py), transformers' chat_template_utils.py.
  *
  * The language: text, {{ }}, {# #}, whitespace control (-, +, trim_blocks,
- * lstrip_blocks, one trailing newline dropped), raw; if/elif/else, for (with
- * else, an if filter, tuple unpacking, loop.index/index0/revindex/first/
- * last/length/previtem/nextitem/cycle, break, continue), set (names, tuples,
- * namespace attributes, blocks with filters), macro, filter blocks, with;
- * none/bool/int/float/str/list/tuple/dict values with Python semantics
- * (and/or return operands, str() and repr() printing, str methods, dict
- * get/items/keys/values, slicing, in, ~, //, %, **), jinja2's builtin tests
- * and the filters templates use (abs attr capitalize center count d default
- * dictsort e escape first float forceescape indent int items join last
- * length list lower map max min reject rejectattr replace reverse round safe
- * select selectattr sort string sum title tojson trim unique upper
- * wordcount), and the globals range, dict, namespace, cycler, joiner,
- * raise_exception, strftime_now. Undefined names are falsy, print as
- * nothing, and fail when used in arithmetic, as with jinja2's default
- * Undefined; the sandbox's refusals (list.append, dict.pop, ...) fail too.
+ * lstrip_blocks, newlines normalized, one trailing newline dropped), raw;
+ * if/elif/else, for (with else, an if filter, tuple unpacking, loop.index/
+ * index0/revindex/revindex0/first/last/length/previtem/nextitem/cycle,
+ * break, continue), set (names, tuples, namespace attributes, blocks with
+ * filters), macro (defaults, keyword arguments, recursion), filter blocks,
+ * with. Values are None, bool, int, float, str, list, tuple, dict,
+ * namespace, with Python's semantics: and/or return an operand; str() and
+ * repr() printing ({{ [1, 'a'] }} prints "[1, 'a']", {{ none }} "None");
+ * str methods; dict get/items/keys/values (as views); slicing; in, ~, //,
+ * %, ** and %-formatting; markupsafe's Markup from |safe. Tests: all of
+ * jinja2's. Filters: abs attr batch capitalize center count d default
+ * dictsort e escape first float forceescape format indent int items join
+ * last length list lower map max min reject rejectattr replace reverse
+ * round safe select selectattr sort string sum title tojson trim unique
+ * upper wordcount; map, select, items, ... return generators (always true,
+ * no length, not JSON, one pass) as in jinja2. Globals: range, dict,
+ * namespace, raise_exception, strftime_now. Undefined names are falsy,
+ * print as nothing and fail in arithmetic or attribute access (jinja2's
+ * default Undefined); the sandbox's refusals (list.append, dict.pop, ...)
+ * fail too. Unknown filters fail when parsed, or when reached inside an if,
+ * as in jinja2.
  *
  * Errors (syntax, runtime, raise_exception) are one line,
  * "line L, column C: what". Work is bounded: nesting depth, a step budget,
@@ -33,10 +39,13 @@
  * or an error.
  *
  * Left out on purpose: template inheritance and includes (extends, block,
- * include, import), call blocks, recursive loops, async, autoescaping,
- * str.format and %-formatting, integers beyond int64 (overflow is an
- * error), case mapping beyond Latin-1, Greek and Cyrillic, and generators
- * (map, select, items, ... return lists, so printing one directly differs).
+ * include, import), call blocks, recursive loops, loop.changed, async,
+ * autoescaping, the cycler/joiner/lipsum globals and the groupby, slice,
+ * truncate, urlize, wordwrap, xmlattr, filesizeformat, pprint, random
+ * filters, str.format, attributes of numbers (n.real), \N{name} escapes,
+ * integers beyond int64 (overflow is an error), case mapping beyond
+ * Latin-1, Latin Extended-A, Greek and Cyrillic, and printing functions or
+ * generators the way Python does (with memory addresses).
  */
 #ifndef LM_JINJA_H
 #define LM_JINJA_H

@@ -14,12 +14,12 @@
  *   q2_K .. q6_K . q8_K         f32, f16, bf16 . f32 (ggml uses f16/bf16 for
  *   the latter two; f32 activations skip one rounding and cost nothing here)
  *
- * Every kernel has a plain C version (*_ref in quants.c), kept as the
- * reference and served by lm_type_get_ref(). lm_type_get() serves the same
+ * Every kernel has a plain C version in quants.c (named *_ref where a SIMD
+ * twin exists), kept as the reference and served by lm_type_get_ref(). lm_type_get() serves the same
  * table with SIMD versions swapped in where the build has them (AVX2 + FMA +
- * F16C, chosen at compile time). The SIMD activation quantizers produce the
- * same bytes as the reference ones; SIMD dot products differ from the
- * reference only in float summation order.
+ * F16C on x86-64, NEON on AArch64; chosen at compile time). The SIMD
+ * activation quantizers produce the same bytes as the reference ones; SIMD
+ * dot products differ from the reference only in float summation order.
  *
  * Left out on purpose: the i-quants, ternary and fp4 formats (sizes only),
  * importance-weighted quantization (quantize_*_impl with imatrix), and
@@ -105,7 +105,7 @@ struct lm_type_traits {
 const struct lm_type_traits *lm_type_get(uint32_t type);
 /* The same table with only the plain C kernels (for tests and comparison). */
 const struct lm_type_traits *lm_type_get_ref(uint32_t type);
-/* Which SIMD kernels this build uses: "avx2" or "scalar". */
+/* Which SIMD kernels this build uses: "avx2", "neon", "neon+dotprod" or "scalar". */
 const char *lm_quants_simd(void);
 
 /* A typed view of a weight (a tensor in the mapped file, or a test buffer).

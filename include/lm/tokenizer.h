@@ -11,7 +11,9 @@
  *    concatenation is a token, highest score first, leftmost on ties;
  *    characters that are no token are spelled with <0xNN> byte tokens.
  * Both give llama.cpp's ids (src/llama-vocab.cpp). Merging keeps a binary
- * heap of candidate pairs, so a word of n symbols costs O(n log n).
+ * heap of candidate pairs, so a word of n symbols costs O(n log n), and an
+ * encode call remembers the tokens of the short words it has seen. Encoding
+ * only reads the tokenizer, so threads may share one.
  *
  * Special tokens: before splitting, tokens of type user-defined are always
  * cut out of the text as single tokens (as llama.cpp and Hugging Face do),
@@ -20,14 +22,21 @@
  * other, and BPE/SPM merges never produce a control, unknown or byte token.
  *
  * Decoding is exact: concatenating the pieces of encode's ids gives back the
- * input bytes, invalid UTF-8 and NUL included (SPM drops the space it put in
- * front). The vocabulary strings stay in the GGUF's buffer, which must
- * outlive the tokenizer.
+ * input bytes, invalid UTF-8 and NUL included, as long as the vocabulary can
+ * spell every byte. Many byte-level ones cannot (SmolLM's lacks 0x04, 0x06,
+ * 0x13, 0x14, 0x16, 0x1D and bytes never found in UTF-8): such bytes are
+ * dropped, as llama.cpp does. lm_tokenizer_decode removes the space SPM puts
+ * in front of the text, not the ones it puts after special tokens. The
+ * vocabulary strings stay in the GGUF's buffer, which must outlive the
+ * tokenizer.
  *
- * Left out on purpose: WordPiece/Unigram/RWKV vocabularies, the lstrip/rstrip
- * token attributes llama.cpp sets by model name (phi-3, jina), SPM's
- * remove_extra_whitespaces, and the clean-up of spaces before punctuation
- * that llama.cpp's detokenizer does (it would break exactness).
+ * Left out on purpose: WordPiece/Unigram/RWKV vocabularies; pre-tokenizers
+ * beyond those of unicode.h (an unknown tokenizer.ggml.pre gets gpt-2's and
+ * a warning; a missing one gets gpt-2's, where llama.cpp uses its own
+ * "default" expressions); the lstrip/rstrip token attributes llama.cpp sets
+ * by model name (phi-3, jina); SPM's remove_extra_whitespaces; and the
+ * clean-up of spaces before punctuation that llama.cpp's detokenizer does
+ * (it would break exactness).
  */
 #ifndef LM_TOKENIZER_H
 #define LM_TOKENIZER_H
@@ -79,6 +88,8 @@ struct lm_tokenizer {
     int32_t byte_id[256];    /* the token of each byte, -1 if none */
     int32_t *specials;       /* user-defined/control/unknown ids, longest first */
     int32_t n_specials;
+    uint64_t *joins;         /* SPM: character pairs inside tokens, a << 32 | b */
+    uint64_t joins_mask;
 };
 
 /* A growable array of token ids. */

@@ -85,8 +85,15 @@ static void print_tokens(const struct lm_tokenizer *t, const struct lm_tokens *i
         lm_buf_printf(out, "%zu\n", ids->n);
         return;
     }
-    if (o->ids) {
-        for (size_t i = 0; i < ids->n; i++) lm_buf_printf(out, i ? " %d" : "%d", ids->ids[i]);
+    if (o->ids) { /* by hand: printf would take more time than tokenizing */
+        lm_buf_reserve(out, ids->n * 12 + 1);
+        for (size_t i = 0; i < ids->n; i++) {
+            char digits[12];
+            int n = 0;
+            for (uint32_t v = (uint32_t)ids->ids[i]; n == 0 || v; v /= 10) digits[n++] = (char)('0' + v % 10);
+            if (i) out->data[out->len++] = ' ';
+            while (n) out->data[out->len++] = digits[--n];
+        }
         lm_buf_putc(out, '\n');
         return;
     }

@@ -1,0 +1,57 @@
+/* chat.h: a conversation rendered through the model's chat template.
+ *
+ * The template (tokenizer.chat_template, a named built-in, or a file) turns
+ * the messages into the exact text the model was trained on (jinja.h). That
+ * text is tokenized in pieces: what the template wrote is parsed for special
+ * tokens (<|im_start|>, ...), what the messages hold is not, so a user who
+ * types "<|im_end|>" gets plain text. The pieces are found by rendering a
+ * second time with each message's content replaced by a sentinel.
+ *
+ * Left out on purpose: tool calls and multimodal content parts (text parts of
+ * a content array are joined; other fields are ignored). */
+#ifndef LM_CHAT_H
+#define LM_CHAT_H
+
+#include "lm/generate.h"
+#include "lm/jinja.h"
+
+struct lm_chat {
+    const struct lm_tokenizer *tok;
+    char *tmpl;                 /* the template text */
+    char *bos_text, *eos_text;  /* bos_token / eos_token for the template, or NULL */
+    struct lm_chat_msg *msgs;   /* owned strings */
+    size_t n_msgs, cap;
+};
+
+/* Names of the built-in templates (for --template), NULL-terminated. */
+extern const char *const lm_chat_builtin_names[];
+/* The Jinja text of a built-in template, or NULL. */
+const char *lm_chat_builtin(const char *name);
+
+/* tmpl: the template text to use (copied). */
+void lm_chat_init(struct lm_chat *c, const struct lm_tokenizer *tok, const char *tmpl, size_t tmpl_len);
+void lm_chat_free(struct lm_chat *c);
+
+void lm_chat_add(struct lm_chat *c, const char *role, const char *content, size_t len);
+/* Drops every message but a leading system message (when keep_system). */
+void lm_chat_reset(struct lm_chat *c, bool keep_system);
+/* Sets (or with text NULL, removes) the leading system message. */
+void lm_chat_set_system(struct lm_chat *c, const char *text);
+/* Drops the oldest turn after the system message: a user message and the
+ * replies that follow it. false when only the last user message is left. */
+bool lm_chat_drop_oldest(struct lm_chat *c);
+
+/* Renders the conversation (with the assistant's turn opened when
+ * add_generation_prompt) into text and tokenizes it into ids.
+ * warn receives a one-line note when the template could only be tokenized
+ * as a whole (special tokens parsed everywhere), else "". */
+int lm_chat_render(const struct lm_chat *c, bool add_generation_prompt, struct lm_buf *text, struct lm_tokens *ids,
+                   char warn[160], struct lm_err *err);
+
+/* The conversation as a JSON array of {"role","content"}. */
+void lm_chat_to_json(const struct lm_chat *c, struct lm_buf *out);
+/* Replaces the messages with those of a JSON array of {"role","content"}
+ * (content a string, null, or an array of {"type":"text","text":...}). */
+int lm_chat_from_json(struct lm_chat *c, const char *json, size_t len, struct lm_err *err);
+
+#endif

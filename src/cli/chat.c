@@ -1,0 +1,496 @@
+/* lm chat: conversations through the model's chat template, in a terminal
+ * (line editing, commands, streamed replies) or in a pipe (stdin is one user
+ * message; stdout gets only the reply). */
+#include "lm/chat.h"
+#include "lm/cli.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char usage[] =
+    "usage: lm chat [-m MODEL.gguf] [options]\n"
+    "\n"
+    "Talks with the model through its own chat template. In a terminal: type a\n"
+    "message and press Enter (a line ending in \\ continues on the next line);\n"
+    "replies stream as they are generated; /help lists the commands. In a pipe:\n"
+    "all of standard input is one user message and stdout gets only the reply.\n"
+    "\n"
+    "  -m, --model PATH      model file (default: $LM_MODEL, else models/default.gguf)\n"
+    "  -sys, --system TEXT   the system prompt\n"
+    "  --system-file FILE    the system prompt, from FILE\n"
+    "  --messages FILE.json  continue this conversation (a JSON array of\n"
+    "                        {\"role\", \"content\"}) and print the next reply\n"
+    "  --json                print {\"role\":\"assistant\",\"content\":...,\"usage\":{...}}\n"
+    "                        instead of the bare reply (pipes)\n"
+    "  --template NAME       use a built-in template instead of the model's:\n"
+    "                        chatml, llama3, llama2, gemma, phi3, deepseek-r1\n"
+    "  --template-file FILE  use the Jinja template in FILE\n"
+    "  --show-prompt         print the rendered prompt to stderr before each reply\n"
+    "  --show-thinking       keep <think>...</think> text in piped output\n"
+    "  -n, --n-predict N     at most N tokens per reply (default -1: until the model\n"
+    "                        ends its turn)\n"
+    "  -c, --ctx-size N      context size in tokens (default: the model's, at most 4096);\n"
+    "                        when full, the oldest turns are dropped\n"
+    "  -t, --threads N       threads (default: number of CPUs)\n"
+    "  -q, --quiet           no statistics or notes on stderr\n"
+    "\n" LM_SAMPLER_USAGE;
+
+static const char help_text[] =
+    "commands:\n"
+    "  /system TEXT   set the system prompt (/system alone removes it)\n"
+    "  /reset         start the conversation over (the system prompt stays)\n"
+    "  /save FILE     save the conversation as JSON\n"
+    "  /load FILE     load a conversation saved with /save\n"
+    "  /stats         speed of the last reply and context use\n"
+    "  /help          this list\n"
+    "  /exit          quit (so does Ctrl-D); Ctrl-C stops a reply\n";
+
+struct chat_opts {
+    struct lm_engine_opts engine;
+    const char *system, *system_file, *messages, *template_name, *template_file;
+    long long n_predict;
+    bool json, show_prompt, show_thinking, quiet;
+};
+
+static void on_sigint(int sig) {
+    (void)sig;
+    lm_interrupted = 1;
+}
+
+static int parse(int argc, char **argv, struct chat_opts *o) {
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        long long n;
+        int r = lm_sampler_parse_flag(&o->engine.sampling, argc, argv, &i);
+        if (r < 0) return LM_EXIT_USAGE;
+        if (r > 0) continue;
+        const char **value = NULL;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(usage, stdout);
+            return -1;
+        } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) value = &o->engine.model_path;
+        else if (!strcmp(a, "-sys") || !strcmp(a, "--system")) value = &o->system;
+        else if (!strcmp(a, "--system-file")) value = &o->system_file;
+        else if (!strcmp(a, "--messages")) value = &o->messages;
+        else if (!strcmp(a, "--template")) value = &o->template_name;
+        else if (!strcmp(a, "--template-file")) value = &o->template_file;
+        else if (!strcmp(a, "--json")) o->json = true;
+        else if (!strcmp(a, "--show-prompt")) o->show_prompt = true;
+        else if (!strcmp(a, "--show-thinking")) o->show_thinking = true;
+        else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) o->quiet = true;
+        else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
+            if (!(v = lm_cli_value(argc, argv, &i)) || lm_cli_int(a, v, -1, 1 << 24, &o->n_predict) < 0) return LM_EXIT_USAGE;
+        } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
+            if (!(v = lm_cli_value(argc, argv, &i)) || lm_cli_int(a, v, 0, 1 << 24, &n) < 0) return LM_EXIT_USAGE;
+            o->engine.n_ctx = (int)n;
+        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
+            if (!(v = lm_cli_value(argc, argv, &i)) || lm_cli_int(a, v, 1, 256, &n) < 0) return LM_EXIT_USAGE;
+            o->engine.n_threads = (int)n;
+        } else {
+            return lm_cli_fail(LM_EXIT_USAGE, "chat: unknown option '%s' (see lm chat --help)", a);
+        }
+        if (value && !(*value = lm_cli_value(argc, argv, &i))) return LM_EXIT_USAGE;
+    }
+    if (o->system && o->system_file) return lm_cli_fail(LM_EXIT_USAGE, "chat: give --system or --system-file, not both");
+    if (o->template_name && o->template_file) return lm_cli_fail(LM_EXIT_USAGE, "chat: give --template or --template-file, not both");
+    if (o->template_name && !lm_chat_builtin(o->template_name))
+        return lm_cli_fail(LM_EXIT_USAGE, "chat: --template: no built-in template '%s' (chatml, llama3, llama2, gemma, "
+                                          "phi3, deepseek-r1)", o->template_name);
+    return 0;
+}
+
+/* ---- showing a reply ------------------------------------------------------- */
+
+/* Splits the reply stream into thinking (<think>...</think>) and answer:
+ * thinking is dimmed in a terminal, dropped in a pipe unless asked for. All
+ * text is also kept raw in `reply` for the conversation. */
+struct reply_sink {
+    bool tty, show_thinking, in_think, answer_started;
+    struct lm_buf pending; /* text that may be the start of a tag */
+    struct lm_buf reply;   /* everything the model said */
+    struct lm_buf shown;   /* the visible answer, for --json */
+    bool to_stdout;
+};
+
+static void show(struct reply_sink *s, const char *text, size_t n, bool thinking) {
+    if (!n) return;
+    if (thinking && !s->tty && !s->show_thinking) return;
+    if (!thinking && !s->answer_started && !s->show_thinking) { /* no blank lines left over after the thinking */
+        while (n && (*text == '\n' || *text == ' ')) text++, n--;
+        if (!n) return;
+        s->answer_started = true;
+    }
+    if (!s->to_stdout) {
+        lm_buf_append(&s->shown, text, n);
+        return;
+    }
+    if (thinking && s->tty) fputs("\x1b[2m", stdout);
+    fwrite(text, 1, n, stdout);
+    if (thinking && s->tty) fputs("\x1b[0m", stdout);
+    fflush(stdout);
+}
+
+static void sink_text(void *ud, const char *text, size_t n) {
+    struct reply_sink *s = ud;
+    lm_buf_append(&s->reply, text, n);
+    if (s->show_thinking && !s->tty) {
+        show(s, text, n, false);
+        return;
+    }
+    lm_buf_append(&s->pending, text, n);
+    for (;;) {
+        const char *tag = s->in_think ? "</think>" : "<think>";
+        size_t tlen = strlen(tag);
+        const char *hit = memmem(s->pending.data, s->pending.len, tag, tlen);
+        if (hit) {
+            size_t before = (size_t)(hit - s->pending.data);
+            show(s, s->pending.data, before, s->in_think);
+            if (s->tty) show(s, tag, tlen, true);
+            s->in_think = !s->in_think;
+            memmove(s->pending.data, hit + tlen, s->pending.len - before - tlen);
+            s->pending.len -= before + tlen;
+            continue;
+        }
+        size_t keep = 0; /* the longest tail that could begin the tag */
+        for (size_t k = tlen - 1; k > 0; k--)
+            if (k <= s->pending.len && !memcmp(s->pending.data + s->pending.len - k, tag, k)) {
+                keep = k;
+                break;
+            }
+        show(s, s->pending.data, s->pending.len - keep, s->in_think);
+        memmove(s->pending.data, s->pending.data + s->pending.len - keep, keep);
+        s->pending.len = keep;
+        return;
+    }
+}
+
+static void sink_flush(struct reply_sink *s) {
+    show(s, s->pending.data, s->pending.len, s->in_think);
+    s->pending.len = 0;
+}
+
+/* Models like DeepSeek-R1 start thinking inside the generation prompt. */
+static bool prompt_opens_thinking(const struct lm_buf *prompt) {
+    size_t n = prompt->len;
+    while (n && (prompt->data[n - 1] == '\n' || prompt->data[n - 1] == ' ')) n--;
+    return n >= 7 && !memcmp(prompt->data + n - 7, "<think>", 7);
+}
+
+/* ---- one turn -------------------------------------------------------------- */
+
+struct chat_session {
+    struct chat_opts *o;
+    struct lm_engine e;
+    struct lm_chat chat;
+    struct lm_gen_stats last;
+    bool have_last;
+};
+
+/* Renders the conversation, dropping the oldest turns while it does not
+ * leave room for a reply, and tokenizes it. */
+static int fit(struct chat_session *cs, struct lm_buf *text, struct lm_tokens *ids, struct lm_err *err) {
+    int n_ctx = cs->e.ctx.n_ctx;
+    int reserve = cs->o->n_predict >= 0 ? (int)cs->o->n_predict : n_ctx / 4 < 512 ? n_ctx / 4 : 512;
+    int dropped = 0;
+    char warn[160];
+    for (;;) {
+        if (lm_chat_render(&cs->chat, true, text, ids, warn, err) < 0) return -1;
+        if ((int)ids->n + reserve <= n_ctx) break;
+        if (!lm_chat_drop_oldest(&cs->chat)) {
+            if ((int)ids->n < n_ctx) break; /* no room to spare, but the message fits */
+            return lm_errf(err, "the message (%zu tokens with the template) does not fit in the context of %d tokens "
+                                "(see -c)", ids->n, n_ctx);
+        }
+        dropped++;
+    }
+    if (!cs->o->quiet && dropped)
+        fprintf(stderr, "lm: context full: dropped the %d oldest turn%s\n", dropped, dropped > 1 ? "s" : "");
+    if (!cs->o->quiet && warn[0]) fprintf(stderr, "lm: note: %s\n", warn);
+    return 0;
+}
+
+/* Adds the user's message, generates the reply into sink and keeps it. */
+static int turn(struct chat_session *cs, const char *message, size_t len, struct reply_sink *sink, struct lm_err *err) {
+    if (message) lm_chat_add(&cs->chat, "user", message, len);
+    struct lm_buf text = {0};
+    struct lm_tokens ids = {0};
+    int rc = fit(cs, &text, &ids, err);
+    if (rc == 0) {
+        if (cs->o->show_prompt) fprintf(stderr, "%s", text.data ? text.data : "");
+        sink->in_think = prompt_opens_thinking(&text);
+        int keep = lm_engine_common_prefix(&cs->e, ids.ids, (int)ids.n);
+        if (keep == (int)ids.n) keep--; /* the last token must run again for its logits */
+        lm_engine_truncate(&cs->e, keep);
+        struct lm_gen_params gp = {.n_predict = (int)cs->o->n_predict, .on_text = sink_text, .ud = sink};
+        rc = lm_generate(&cs->e, ids.ids + keep, (int)ids.n - keep, &gp, &cs->last, err);
+        sink_flush(sink);
+        if (rc == 0) {
+            cs->have_last = true;
+            cs->last.n_prompt = (int)ids.n; /* the whole prompt, reused or not */
+            lm_chat_add(&cs->chat, "assistant", sink->reply.data ? sink->reply.data : "", sink->reply.len);
+            if (cs->last.stop == LM_STOP_CONTEXT && !cs->o->quiet)
+                fprintf(stderr, "\nlm: the reply filled the context (%d tokens) and was cut\n", cs->e.ctx.n_ctx);
+        }
+    }
+    lm_buf_free(&text);
+    lm_tokens_free(&ids);
+    return rc;
+}
+
+static void sink_free(struct reply_sink *s) {
+    lm_buf_free(&s->pending);
+    lm_buf_free(&s->reply);
+    lm_buf_free(&s->shown);
+}
+
+/* ---- piped ----------------------------------------------------------------- */
+
+static int run_piped(struct chat_session *cs) {
+    struct chat_opts *o = cs->o;
+    struct lm_err err;
+    struct lm_buf input = {0};
+    int rc = LM_EXIT_OK;
+    if (!o->messages) {
+        if (lm_read_file("-", &input, &err) < 0) return lm_cli_fail(LM_EXIT_RUNTIME, "%s", err.msg);
+        while (input.len && (input.data[input.len - 1] == '\n' || input.data[input.len - 1] == '\r')) input.len--;
+        if (!input.len) {
+            lm_buf_free(&input);
+            return lm_cli_fail(LM_EXIT_USAGE, "chat: no message on standard input");
+        }
+    }
+    struct reply_sink sink = {.show_thinking = o->show_thinking, .to_stdout = !o->json};
+    signal(SIGINT, on_sigint);
+    if (turn(cs, o->messages ? NULL : input.data, input.len, &sink, &err) < 0) {
+        rc = lm_cli_fail(LM_EXIT_RUNTIME, "%s", err.msg);
+    } else if (o->json) {
+        struct lm_buf out = {0};
+        lm_buf_puts(&out, "{\"role\":\"assistant\",\"content\":");
+        lm_json_write_str(&out, sink.shown.data ? sink.shown.data : "", sink.shown.len, false);
+        lm_buf_printf(&out, ",\"finish_reason\":\"%s\",\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,"
+                            "\"total_tokens\":%d}}\n",
+                      lm_stop_reason_name(cs->last.stop), cs->last.n_prompt, cs->last.n_gen,
+                      cs->last.n_prompt + cs->last.n_gen);
+        fwrite(out.data, 1, out.len, stdout);
+        lm_buf_free(&out);
+    } else {
+        fputc('\n', stdout);
+    }
+    signal(SIGINT, SIG_DFL);
+    if (fflush(stdout) != 0) rc = lm_cli_fail(LM_EXIT_RUNTIME, "cannot write to stdout");
+    if (rc == LM_EXIT_OK && !o->quiet) {
+        struct lm_buf line = {0};
+        lm_gen_stats_line(&cs->e, &cs->last, &line);
+        fprintf(stderr, "lm: %s\n", line.data);
+        lm_buf_free(&line);
+    }
+    if (rc == LM_EXIT_OK && cs->last.stop == LM_STOP_INTERRUPT) rc = LM_EXIT_INTERRUPT;
+    sink_free(&sink);
+    lm_buf_free(&input);
+    return rc;
+}
+
+/* ---- interactive ----------------------------------------------------------- */
+
+/* One line from the terminal, without its newline: 1, 0 at end of input,
+ * -1 when Ctrl-C interrupted the read. */
+static int read_line(const char *prompt, struct lm_buf *out) {
+    fputs(prompt, stdout);
+    fflush(stdout);
+    out->len = 0;
+    lm_buf_reserve(out, 0);
+    for (;;) {
+        int ch = getchar();
+        if (ch == EOF) {
+            if (ferror(stdin) && errno == EINTR && lm_interrupted) {
+                clearerr(stdin);
+                lm_interrupted = 0;
+                return -1;
+            }
+            return out->len ? 1 : 0;
+        }
+        if (ch == '\n') return 1;
+        lm_buf_putc(out, (char)ch);
+    }
+}
+
+/* A message: lines joined while they end in a backslash. */
+static int read_message(struct lm_buf *msg) {
+    struct lm_buf line = {0};
+    msg->len = 0;
+    lm_buf_reserve(msg, 0);
+    int r;
+    while ((r = read_line(msg->len ? "... " : "> ", &line)) == 1) {
+        bool more = line.len && line.data[line.len - 1] == '\\';
+        lm_buf_append(msg, line.data, line.len - (more ? 1 : 0));
+        if (!more) break;
+        lm_buf_putc(msg, '\n');
+    }
+    lm_buf_free(&line);
+    return r;
+}
+
+static void show_stats(struct chat_session *cs) {
+    if (cs->have_last) {
+        struct lm_buf line = {0};
+        lm_gen_stats_line(&cs->e, &cs->last, &line);
+        printf("last reply: %s\n", line.data);
+        lm_buf_free(&line);
+    }
+    printf("context: %d of %d tokens in use, %zu messages\n", cs->e.n_cached, cs->e.ctx.n_ctx, cs->chat.n_msgs);
+}
+
+/* Handles a /command; returns 1 to quit. */
+static int command(struct chat_session *cs, char *line) {
+    char *arg = line + strcspn(line, " \t");
+    if (*arg) *arg++ = 0;
+    arg += strspn(arg, " \t");
+    struct lm_err err;
+    if (!strcmp(line, "/exit") || !strcmp(line, "/quit")) return 1;
+    if (!strcmp(line, "/help")) {
+        fputs(help_text, stdout);
+    } else if (!strcmp(line, "/reset")) {
+        lm_chat_reset(&cs->chat, true);
+        printf("(conversation cleared)\n");
+    } else if (!strcmp(line, "/system")) {
+        lm_chat_set_system(&cs->chat, *arg ? arg : NULL);
+        printf(*arg ? "(system prompt set)\n" : "(system prompt removed)\n");
+    } else if (!strcmp(line, "/stats")) {
+        show_stats(cs);
+    } else if (!strcmp(line, "/save") && *arg) {
+        struct lm_buf json = {0};
+        lm_chat_to_json(&cs->chat, &json);
+        FILE *f = fopen(arg, "wb");
+        bool ok = f && fwrite(json.data, 1, json.len, f) == json.len;
+        if (f && fclose(f) != 0) ok = false;
+        if (ok) printf("(saved %zu messages to %s)\n", cs->chat.n_msgs, arg);
+        else fprintf(stderr, "lm: %s: %s\n", arg, strerror(errno));
+        lm_buf_free(&json);
+    } else if (!strcmp(line, "/load") && *arg) {
+        struct lm_buf json = {0};
+        if (lm_read_file(arg, &json, &err) < 0 || lm_chat_from_json(&cs->chat, json.data, json.len, &err) < 0)
+            fprintf(stderr, "lm: %s: %s\n", arg, err.msg);
+        else printf("(loaded %zu messages from %s)\n", cs->chat.n_msgs, arg);
+        lm_buf_free(&json);
+    } else {
+        printf("unknown command %s (or missing argument); /help lists them\n", line);
+    }
+    return 0;
+}
+
+static int run_interactive(struct chat_session *cs) {
+    struct lm_buf msg = {0};
+    struct lm_err err;
+    struct sigaction sa = {.sa_handler = on_sigint}; /* no SA_RESTART: Ctrl-C ends a read */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    fprintf(stderr, "lm chat: %s, context %d tokens. /help for commands, Ctrl-D to quit.\n", cs->o->engine.model_path,
+            cs->e.ctx.n_ctx);
+    for (;;) {
+        int r = read_message(&msg);
+        if (r == 0) break;
+        if (r < 0) {
+            printf("\n(Ctrl-D or /exit quits)\n");
+            continue;
+        }
+        if (!msg.len) continue;
+        if (msg.data[0] == '/') {
+            if (command(cs, msg.data)) break;
+            continue;
+        }
+        struct reply_sink sink = {.tty = true, .to_stdout = true};
+        lm_interrupted = 0;
+        if (turn(cs, msg.data, msg.len, &sink, &err) < 0) fprintf(stderr, "lm: %s\n", err.msg);
+        else if (cs->last.stop == LM_STOP_INTERRUPT) printf(" (interrupted)");
+        lm_interrupted = 0;
+        printf("\n");
+        sink_free(&sink);
+    }
+    printf("\n");
+    lm_buf_free(&msg);
+    signal(SIGINT, SIG_DFL);
+    return LM_EXIT_OK;
+}
+
+/* ---- setup ----------------------------------------------------------------- */
+
+/* The template: a file, a built-in, or the model's own (chatml, loudly, when
+ * the model has none). */
+static int load_template(struct chat_session *cs, struct lm_buf *tmpl, struct lm_err *err) {
+    const struct chat_opts *o = cs->o;
+    if (o->template_file) return lm_read_file(o->template_file, tmpl, err);
+    if (o->template_name) {
+        lm_buf_puts(tmpl, lm_chat_builtin(o->template_name));
+        return 0;
+    }
+    struct lm_gguf_str s;
+    int found = lm_gguf_get_str(&cs->e.model.gguf, "tokenizer.chat_template", &s, err);
+    if (found < 0) return -1;
+    if (found) {
+        lm_buf_append(tmpl, s.data, s.len);
+        return 0;
+    }
+    fprintf(stderr, "lm: warning: %s has no chat template; using chatml (choose one with --template)\n",
+            o->engine.model_path);
+    lm_buf_puts(tmpl, lm_chat_builtin("chatml"));
+    return 0;
+}
+
+int cmd_chat(int argc, char **argv) {
+    struct chat_opts o = {.n_predict = -1};
+    o.engine.sampling = lm_sampler_params_default();
+    int rc = parse(argc, argv, &o);
+    if (rc) return rc < 0 ? LM_EXIT_OK : rc;
+    if (!(o.engine.model_path = lm_cli_model_path(o.engine.model_path))) return LM_EXIT_MODEL;
+    struct chat_session cs = {.o = &o};
+    struct lm_err err;
+    struct lm_buf tmpl = {0}, text = {0};
+    bool interactive = isatty(STDIN_FILENO) && !o.messages;
+    if (o.system_file && lm_read_file(o.system_file, &text, &err) < 0) return lm_cli_fail(LM_EXIT_USAGE, "%s", err.msg);
+    int code;
+    if (lm_engine_open(&cs.e, &o.engine, &code, &err) < 0) {
+        lm_buf_free(&text);
+        return lm_cli_fail(code, "%s", err.msg);
+    }
+    if (load_template(&cs, &tmpl, &err) < 0) {
+        rc = lm_cli_fail(LM_EXIT_USAGE, "%s", err.msg);
+        goto done;
+    }
+    lm_chat_init(&cs.chat, &cs.e.tok, tmpl.data, tmpl.len);
+    if (o.messages) {
+        struct lm_buf json = {0};
+        if (lm_read_file(o.messages, &json, &err) < 0 || lm_chat_from_json(&cs.chat, json.data, json.len, &err) < 0) {
+            lm_buf_free(&json);
+            rc = lm_cli_fail(LM_EXIT_USAGE, "%s: %s", o.messages, err.msg);
+            goto done;
+        }
+        lm_buf_free(&json);
+    }
+    if (o.system) lm_chat_set_system(&cs.chat, o.system);
+    if (o.system_file) lm_chat_set_system(&cs.chat, text.data ? text.data : "");
+    /* A template that cannot render this conversation fails loudly, before any input. */
+    struct lm_tokens ids = {0};
+    char warn[160];
+    lm_chat_add(&cs.chat, "user", "hello", 5);
+    int probe = lm_chat_render(&cs.chat, true, &text, &ids, warn, &err);
+    cs.chat.n_msgs--;
+    lm_tokens_free(&ids);
+    free((char *)cs.chat.msgs[cs.chat.n_msgs].role);
+    free((char *)cs.chat.msgs[cs.chat.n_msgs].content);
+    if (probe < 0) {
+        rc = lm_cli_fail(LM_EXIT_MODEL, "%s: chat template: %s (try --template chatml)", o.engine.model_path, err.msg);
+        goto done;
+    }
+    if (!o.quiet && !o.engine.sampling.seed_set && o.engine.sampling.temp > 0 && !interactive)
+        fprintf(stderr, "lm: seed %llu\n", (unsigned long long)cs.e.sampler.seed);
+    rc = interactive ? run_interactive(&cs) : run_piped(&cs);
+done:
+    lm_chat_free(&cs.chat);
+    lm_engine_close(&cs.e);
+    lm_buf_free(&tmpl);
+    lm_buf_free(&text);
+    return rc;
+}
