@@ -98,6 +98,17 @@ static int load_hparams(struct lm_model *m, struct lm_err *err) {
     return 0;
 }
 
+/* Kernels read weights as floats and halves, so the data must be aligned
+ * for them: 4 bytes is enough for every format (files use 32). */
+static bool aligned(const struct lm_model *m, const struct lm_gguf_tensor *t, struct lm_err *err) {
+    if ((uintptr_t)t->t.data % 4 == 0) return true;
+    char name[64];
+    snprintf(name, sizeof name, "%.*s", (int)(t->name.len < 48 ? t->name.len : 48), t->name.data);
+    lm_errf(err, "tensor '%s' is not aligned to 4 bytes in the file (general.alignment is %llu)", name,
+            (unsigned long long)m->gguf.alignment);
+    return false;
+}
+
 /* A tensor that must have exactly the shape [ne0, ne1] (ne1 = 0: a vector)
  * and a format we can use: f32 for vectors, one with a dot product for
  * matrices. Optional tensors may be absent (NULL, no error). */
@@ -123,6 +134,10 @@ static const struct lm_tensor *tensor(const struct lm_model *m, const char *name
                           ne1 ? "" : " (expected f32)");
         return NULL;
     }
+    if (!aligned(m, t, err)) {
+        *failed = -1;
+        return NULL;
+    }
     return &t->t;
 }
 
@@ -144,6 +159,7 @@ static int load_tensors(struct lm_model *m, struct lm_err *err) {
         return lm_errf(err, "tensor 'token_embd.weight' has shape [%lld, %lld] and format %s; expected [%d, n_vocab] "
                             "in a supported format", (long long)emb->t.ne[0], (long long)emb->t.ne[1],
                        lm_type_get(emb->t.type)->name, hp->n_embd);
+    if (!aligned(m, emb, err)) return -1;
     m->output_norm = tensor(m, "output_norm.weight", hp->n_embd, 0, false, err, &failed);
     m->output = tensor(m, "output.weight", hp->n_embd, n_vocab, true, err, &failed);
     if (!failed && !m->output) m->output = tensor(m, "token_embd.weight", hp->n_embd, n_vocab, false, err, &failed);

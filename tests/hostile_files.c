@@ -76,6 +76,8 @@ struct spec {
     int n_embd, n_ff, n_head, n_head_kv, n_layer;
     int n_layer_tensors;    /* layers whose tensors are written (default n_layer) */
     int extra_rows;         /* token_embd rows beyond the vocabulary */
+    uint32_t alignment;     /* general.alignment, when not 0 */
+    const char *name;       /* general.name, when not NULL */
     const char *omit[3];    /* keys and tensors left out, for the case to write its own */
 };
 
@@ -126,6 +128,11 @@ static void model(struct lm_gguf_writer *w, const struct spec *s) {
     static struct vocab v;
     rng = 1;
     lm_gguf_writer_init(w);
+    if (s->alignment) {
+        w->alignment = s->alignment;
+        lm_gguf_write_u32(w, "general.alignment", s->alignment);
+    }
+    if (s->name) lm_gguf_write_str(w, "general.name", s->name);
     if (!omitted(s, "general.architecture")) lm_gguf_write_str(w, "general.architecture", s->arch);
     put_u32(w, s, "embedding_length", (uint32_t)s->n_embd);
     put_u32(w, s, "block_count", (uint32_t)s->n_layer);
@@ -437,6 +444,24 @@ static void bad_alignment_zero(struct lm_buf *out) { with_alignment(out, 0); }
 static void bad_alignment_48(struct lm_buf *out) { with_alignment(out, 48); }
 static void bad_alignment_huge(struct lm_buf *out) { with_alignment(out, 1u << 30); }
 
+/* general.alignment 1 is valid GGUF, but a data section at an odd offset
+ * leaves the weights where kernels cannot read them: a name of the right
+ * length puts it there. */
+static void bad_tensor_misaligned(struct lm_buf *out) {
+    static const char *const names[] = {"a", "ab", "abc", "abcd"};
+    for (int i = 0; i < 4; i++) {
+        struct spec s = LLAMA;
+        s.alignment = 1, s.name = names[i];
+        plain(&s, out);
+        struct lm_gguf g;
+        struct lm_err err;
+        bool odd = lm_gguf_parse(&g, out->data, out->len, &err) == 0 && g.data_offset % 4 != 0;
+        lm_gguf_close(&g);
+        if (odd) return;
+    }
+    LM_ASSERT(!"no name misaligns the data");
+}
+
 /* ---- the vocabulary ------------------------------------------------------ */
 
 /* The model of s with key omitted and written again by fn. */
@@ -579,6 +604,8 @@ const struct hostile_file hostile_files[] = {
     {"bad-alignment-u64.gguf", "general.alignment: expected u32, found u64", with_alignment_u64},
     {"bad-alignment-zero.gguf", "general.alignment: 0 is not a power of two", bad_alignment_zero},
     {"bad-alignment-48.gguf", "general.alignment: 48 is not a power of two", bad_alignment_48},
+    {"bad-tensor-misaligned.gguf", "tensor 'token_embd.weight' is not aligned to 4 bytes in the file (general.alignment is 1)",
+     bad_tensor_misaligned},
     {"bad-alignment-huge.gguf", "general.alignment: 1073741824 is not a power of two between 1 and 65536", bad_alignment_huge},
 
     {"bad-scores-u8.gguf", "tokenizer.ggml.scores: expected an array of f32, found an array of u8", bad_scores_u8},
