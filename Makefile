@@ -60,6 +60,7 @@ FUZZ_TARGETS := gguf tokenizer cli template
 FUZZ_SECONDS ?= 60
 FUZZ_CC ?= clang
 FUZZ_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard fuzz/*.c)) $(BUILD)/tests/hostile_files.o
+.SECONDARY: $(FUZZ_OBJ)
 
 fuzz:
 	$(MAKE) BUILD=build-fuzz CC=$(FUZZ_CC) CFLAGS="$(SAN_CFLAGS) -fsanitize=fuzzer-no-link" \
@@ -82,7 +83,7 @@ fuzz-run: fuzz
 			-print_final_stats=1 -artifact_prefix=build-fuzz/$$t- -dict=fuzz/$$t.dict \
 			build-fuzz/corpus/$$t tests/corpus/$$t 2>build-fuzz/fuzz_$$t.log || \
 			{ tail -n 60 build-fuzz/fuzz_$$t.log; exit 1; }; \
-		grep -E '^stat::(number_of_executed_units|average_exec_per_sec)|^Done' build-fuzz/fuzz_$$t.log; \
+		grep -E 'DONE|^stat::average_exec_per_sec' build-fuzz/fuzz_$$t.log; \
 	done
 
 fuzz-replay:

@@ -85,8 +85,11 @@ static const char *const command_lines[][16] = {
     {"template", "--messages", "m.json", "--template-file", "t.jinja", "--no-generation-prompt", "--date", "2025-02-30"},
     {"template", "-m", "x.gguf", "--bos-token", "<s>", "--eos-token", "</s>", "--messages", "-"},
     {"template", "--date", "20250101", "--messages"},
+    {"chat", "-sys", "Be brief.", "-n", "64", "--temp", "0.7", "--show-thinking", "--json", "-q", "-c", "2048"},
+    {"chat", "--messages", "m.json", "--template", "chatml", "--show-prompt", "--system-file", "s.txt"},
+    {"chat", "--template", "nonesuch", "--template-file", "t.jinja", "-t", "0"},
 };
-static const char *const command_names[] = {"run", "info", "bench", "tokenize", "template"}; /* fuzz_cli.c's order */
+static const char *const command_names[] = {"run", "info", "bench", "tokenize", "template", "chat"}; /* fuzz_cli.c's order */
 
 /* Templates of our own, each using a few features of the language. */
 static const char *const inline_templates[] = {

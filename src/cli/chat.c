@@ -443,7 +443,7 @@ int cmd_chat(int argc, char **argv) {
     struct chat_opts o = {.n_predict = -1};
     o.engine.sampling = lm_sampler_params_default();
     int rc = parse(argc, argv, &o);
-    if (rc) return rc < 0 ? LM_EXIT_OK : rc;
+    if (rc || lm_cli_flags_only) return rc < 0 ? LM_EXIT_OK : rc;
     if (!(o.engine.model_path = lm_cli_model_path(o.engine.model_path))) return LM_EXIT_MODEL;
     struct chat_session cs = {.o = &o};
     struct lm_err err;
