@@ -50,7 +50,7 @@ test: lm $(BUILD)/test-runner
 asan:
 	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 		build-asan/test-runner build-asan/lm
-	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 LM_BIN=build-asan/lm ./build-asan/test-runner $(T)
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 LM_BIN=build-asan/lm LM_TEST_QUICK=1 ./build-asan/test-runner $(T)
 
 model: models/default.gguf
 models/default.gguf:
