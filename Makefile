@@ -57,7 +57,7 @@ models/default.gguf:
 	./scripts/get-model.sh
 
 chat: lm models/default.gguf
-	./lm info
+	./lm chat
 
 clean:
 	rm -rf build build-asan build-fuzz lm

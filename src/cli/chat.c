@@ -187,6 +187,7 @@ struct chat_session {
     struct lm_engine e;
     struct lm_chat chat;
     struct lm_gen_stats last;
+    int last_prompt_tokens; /* the whole rendered prompt; last.n_prompt counts only those not already cached */
     bool have_last;
 };
 
@@ -230,7 +231,7 @@ static int turn(struct chat_session *cs, const char *message, size_t len, struct
         sink_flush(sink);
         if (rc == 0) {
             cs->have_last = true;
-            cs->last.n_prompt = (int)ids.n; /* the whole prompt, reused or not */
+            cs->last_prompt_tokens = (int)ids.n;
             lm_chat_add(&cs->chat, "assistant", sink->reply.data ? sink->reply.data : "", sink->reply.len);
             if (cs->last.stop == LM_STOP_CONTEXT && !cs->o->quiet)
                 fprintf(stderr, "\nlm: the reply filled the context (%d tokens) and was cut\n", cs->e.ctx.n_ctx);
@@ -272,8 +273,8 @@ static int run_piped(struct chat_session *cs) {
         lm_json_write_str(&out, sink.shown.data ? sink.shown.data : "", sink.shown.len, false);
         lm_buf_printf(&out, ",\"finish_reason\":\"%s\",\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,"
                             "\"total_tokens\":%d}}\n",
-                      lm_stop_reason_name(cs->last.stop), cs->last.n_prompt, cs->last.n_gen,
-                      cs->last.n_prompt + cs->last.n_gen);
+                      lm_stop_reason_name(cs->last.stop), cs->last_prompt_tokens, cs->last.n_gen,
+                      cs->last_prompt_tokens + cs->last.n_gen);
         fwrite(out.data, 1, out.len, stdout);
         lm_buf_free(&out);
     } else {
