@@ -161,31 +161,31 @@ static void history_show(struct lm_lineedit *le, int idx) {
     else set_line(le, le->history[idx], strlen(le->history[idx]));
 }
 
-#define CTRL(c) ((c) & 0x1F)
+#define KEY_CTRL(c) ((c) & 0x1F)
 
 /* A key that is one byte (a control character or printable ASCII). */
 static int key(struct lm_lineedit *le, unsigned char c) {
     const char *s = le->line.data;
     size_t pos = le->pos, len = le->line.len;
     switch (c) {
-    case CTRL('A'): le->pos = 0; break;
-    case CTRL('E'): le->pos = len; break;
-    case CTRL('B'): if (pos > 0) le->pos = prev_char(s, pos); break;
-    case CTRL('F'): if (pos < len) le->pos = next_char(s, len, pos); break;
-    case CTRL('C'): return LM_LINEEDIT_INTERRUPT;
-    case CTRL('D'):
+    case KEY_CTRL('A'): le->pos = 0; break;
+    case KEY_CTRL('E'): le->pos = len; break;
+    case KEY_CTRL('B'): if (pos > 0) le->pos = prev_char(s, pos); break;
+    case KEY_CTRL('F'): if (pos < len) le->pos = next_char(s, len, pos); break;
+    case KEY_CTRL('C'): return LM_LINEEDIT_INTERRUPT;
+    case KEY_CTRL('D'):
         if (len == 0) return LM_LINEEDIT_EOF;
         if (pos < len) delete_span(le, pos, next_char(s, len, pos));
         break;
-    case CTRL('H'): case 0x7F: /* Backspace */
+    case KEY_CTRL('H'): case 0x7F: /* Backspace */
         if (pos > 0) delete_span(le, prev_char(s, pos), pos);
         break;
-    case CTRL('K'): delete_span(le, pos, len); break;
-    case CTRL('U'): delete_span(le, 0, pos); break;
-    case CTRL('W'): delete_span(le, word_left(le), pos); break;
-    case CTRL('L'): le->clear_screen = true; break;
-    case CTRL('P'): if (le->history_pos > 0) history_show(le, le->history_pos - 1); break;
-    case CTRL('N'): if (le->history_pos < le->n_history) history_show(le, le->history_pos + 1); break;
+    case KEY_CTRL('K'): delete_span(le, pos, len); break;
+    case KEY_CTRL('U'): delete_span(le, 0, pos); break;
+    case KEY_CTRL('W'): delete_span(le, word_left(le), pos); break;
+    case KEY_CTRL('L'): le->clear_screen = true; break;
+    case KEY_CTRL('P'): if (le->history_pos > 0) history_show(le, le->history_pos - 1); break;
+    case KEY_CTRL('N'): if (le->history_pos < le->n_history) history_show(le, le->history_pos + 1); break;
     case '\t': insert(le, "\t", 1); break;
     default:
         if (c >= 0x20 && c < 0x7F) insert(le, (const char *)&c, 1);
@@ -201,23 +201,23 @@ static int csi_key(struct lm_lineedit *le, char kind, const char *params, char f
     long mod = semi ? strtol(semi + 1, NULL, 10) : 1; /* 1 + (shift 1, alt 2, ctrl 4) */
     bool word = mod > 1 && ((mod - 1) & 6);
     switch (final) {
-    case 'A': return key(le, CTRL('P'));
-    case 'B': return key(le, CTRL('N'));
+    case 'A': return key(le, KEY_CTRL('P'));
+    case 'B': return key(le, KEY_CTRL('N'));
     case 'C':
-        if (!word) return key(le, CTRL('F'));
+        if (!word) return key(le, KEY_CTRL('F'));
         le->pos = word_right(le);
         break;
     case 'D':
-        if (!word) return key(le, CTRL('B'));
+        if (!word) return key(le, KEY_CTRL('B'));
         le->pos = word_left(le);
         break;
-    case 'H': return key(le, CTRL('A'));
-    case 'F': return key(le, CTRL('E'));
+    case 'H': return key(le, KEY_CTRL('A'));
+    case 'F': return key(le, KEY_CTRL('E'));
     case '~':
         if (kind != '[') break;
-        if (n == 1 || n == 7) return key(le, CTRL('A'));
-        if (n == 4 || n == 8) return key(le, CTRL('E'));
-        if (n == 3 && le->pos < le->line.len) return key(le, CTRL('D')); /* Delete */
+        if (n == 1 || n == 7) return key(le, KEY_CTRL('A'));
+        if (n == 4 || n == 8) return key(le, KEY_CTRL('E'));
+        if (n == 3 && le->pos < le->line.len) return key(le, KEY_CTRL('D')); /* Delete */
         if (n == 200) le->in_paste = true;
         break;
     }
@@ -239,7 +239,7 @@ static int escape_byte(struct lm_lineedit *le, unsigned char c) {
         }
         if (c == 'b') le->pos = word_left(le);                                 /* Alt-B */
         else if (c == 'f') le->pos = word_right(le);                           /* Alt-F */
-        else if (c == 0x7F || c == CTRL('H')) delete_span(le, word_left(le), le->pos); /* Alt-Backspace */
+        else if (c == 0x7F || c == KEY_CTRL('H')) delete_span(le, word_left(le), le->pos); /* Alt-Backspace */
         else return byte(le, c); /* a lone Escape: drop it, keep the key after it */
         return LM_LINEEDIT_MORE;
     }
@@ -290,7 +290,7 @@ static int byte(struct lm_lineedit *le, unsigned char c) {
         le->after_cr = c == '\r';
         return LM_LINEEDIT_LINE;
     }
-    if (c == CTRL('C')) return LM_LINEEDIT_INTERRUPT; /* even inside a paste: a way out if its end never comes */
+    if (c == KEY_CTRL('C')) return LM_LINEEDIT_INTERRUPT; /* even inside a paste: a way out if its end never comes */
     if (le->in_paste) {
         insert(le, (const char *)&c, 1);
         return LM_LINEEDIT_MORE;
