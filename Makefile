@@ -50,7 +50,7 @@ test: lm $(BUILD)/test-runner
 SAN_CFLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 asan:
 	$(MAKE) BUILD=build-asan CFLAGS="$(SAN_CFLAGS)" build-asan/test-runner build-asan/lm
-	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 LM_BIN=build-asan/lm ./build-asan/test-runner $(T)
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 LM_BIN=build-asan/lm LM_TEST_QUICK=1 ./build-asan/test-runner $(T)
 
 # Fuzzing (fuzz/README.md): libFuzzer harnesses built with clang into
 # build-fuzz/; fuzz-run runs each for FUZZ_SECONDS on a scratch copy of its
@@ -101,7 +101,7 @@ models/default.gguf:
 	./scripts/get-model.sh
 
 chat: lm models/default.gguf
-	./lm info
+	./lm chat
 
 clean:
 	rm -rf build build-asan build-fuzz lm

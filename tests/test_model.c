@@ -278,3 +278,48 @@ TEST(model_matches_reference_archs) {
     check(2, LM_TYPE_Q4_K, false, 2);
     return 0;
 }
+
+/* Models we cannot run are refused by name, before any inference. */
+TEST(model_refuses_unsupported) {
+    struct lm_err err;
+    struct lm_gguf g;
+    struct lm_model m;
+    struct lm_buf file = {0};
+    struct lm_gguf_writer w;
+    lm_gguf_writer_init(&w);
+    lm_gguf_write_str(&w, "general.architecture", "mamba");
+    lm_gguf_writer_finish(&w, &file);
+    lm_gguf_writer_free(&w);
+    EXPECT_EQ_INT(lm_gguf_parse(&g, file.data, file.len, &err), 0);
+    EXPECT_EQ_INT(lm_model_from_gguf(&m, &g, &err), -1);
+    EXPECT_CONTAINS(err.msg, "architecture 'mamba' is not supported");
+
+    /* A weight in a format without kernels (iq2_xxs: sizes only). */
+    struct ref_model ref;
+    build(&file, &ref, 0, LM_TYPE_F32, false);
+    free_ref(&ref);
+    EXPECT_EQ_INT(lm_gguf_parse(&g, file.data, file.len, &err), 0);
+    for (uint64_t i = 0; i < g.n_tensors; i++) /* retag blk.0.attn_q.weight: 256x256 f32 bytes hold enough */
+        if (lm_gguf_str_eq(g.tensors[i].name, "blk.0.attn_q.weight")) g.tensors[i].t.type = LM_TYPE_IQ2_XXS;
+    EXPECT_EQ_INT(lm_model_from_gguf(&m, &g, &err), -1);
+    EXPECT_CONTAINS(err.msg, "tensor 'blk.0.attn_q.weight' has format iq2_xxs, which lm does not support");
+
+    /* Hyperparameters that do not match the tensors. */
+    const char *bad[][2] = {{"llama.attention.head_count", "6"}, {"llama.block_count", "3"}, {"llama.embedding_length", "128"}};
+    const char *msgs[] = {"embedding length 256 is not divisible by 6 heads", "tensor 'blk.2.attn_norm.weight' is missing",
+                          "tensor 'token_embd.weight' has shape [256, 48] and format q8_0; expected [128, n_vocab]"};
+    for (int k = 0; k < 3; k++) {
+        build(&file, &ref, 0, LM_TYPE_F32, false);
+        free_ref(&ref);
+        EXPECT_EQ_INT(lm_gguf_parse(&g, file.data, file.len, &err), 0);
+        /* Patch the u32 value in place: the writer put it right after the key. */
+        int64_t idx = lm_gguf_find_key(&g, bad[k][0]);
+        EXPECT(idx >= 0);
+        struct lm_gguf_value *v = &g.kv[idx].value;
+        v->u64 = (uint64_t)atoi(bad[k][1]);
+        EXPECT_EQ_INT(lm_model_from_gguf(&m, &g, &err), -1);
+        EXPECT_CONTAINS(err.msg, msgs[k]);
+    }
+    lm_buf_free(&file);
+    return 0;
+}

@@ -19,7 +19,7 @@ static const char usage[] =
     "replies stream as they are generated; /help lists the commands. In a pipe:\n"
     "all of standard input is one user message and stdout gets only the reply.\n"
     "\n"
-    "  -m, --model PATH      model file (default: $LM_MODEL, else models/default.gguf)\n"
+    LM_ENGINE_USAGE
     "  -sys, --system TEXT   the system prompt\n"
     "  --system-file FILE    the system prompt, from FILE\n"
     "  --messages FILE.json  continue this conversation (a JSON array of\n"
@@ -32,10 +32,8 @@ static const char usage[] =
     "  --show-prompt         print the rendered prompt to stderr before each reply\n"
     "  --show-thinking       keep <think>...</think> text in piped output\n"
     "  -n, --n-predict N     at most N tokens per reply (default -1: until the model\n"
-    "                        ends its turn)\n"
-    "  -c, --ctx-size N      context size in tokens (default: the model's, at most 4096);\n"
-    "                        when full, the oldest turns are dropped\n"
-    "  -t, --threads N       threads (default: number of CPUs)\n"
+    "                        ends its turn); when the context is full, the oldest\n"
+    "                        turns are dropped\n"
     "  -q, --quiet           no statistics or notes on stderr\n"
     "\n" LM_SAMPLER_USAGE;
 
@@ -64,16 +62,14 @@ static void on_sigint(int sig) {
 static int parse(int argc, char **argv, struct chat_opts *o) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
-        long long n;
-        int r = lm_sampler_parse_flag(&o->engine.sampling, argc, argv, &i);
+        int r = lm_cli_engine_flag(&o->engine, argc, argv, &i);
         if (r < 0) return LM_EXIT_USAGE;
         if (r > 0) continue;
         const char **value = NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             fputs(usage, stdout);
             return -1;
-        } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) value = &o->engine.model_path;
-        else if (!strcmp(a, "-sys") || !strcmp(a, "--system")) value = &o->system;
+        } else if (!strcmp(a, "-sys") || !strcmp(a, "--system")) value = &o->system;
         else if (!strcmp(a, "--system-file")) value = &o->system_file;
         else if (!strcmp(a, "--messages")) value = &o->messages;
         else if (!strcmp(a, "--template")) value = &o->template_name;
@@ -84,12 +80,6 @@ static int parse(int argc, char **argv, struct chat_opts *o) {
         else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) o->quiet = true;
         else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
             if (!(v = lm_cli_value(argc, argv, &i)) || lm_cli_int(a, v, -1, 1 << 24, &o->n_predict) < 0) return LM_EXIT_USAGE;
-        } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
-            if (!(v = lm_cli_value(argc, argv, &i)) || lm_cli_int(a, v, 0, 1 << 24, &n) < 0) return LM_EXIT_USAGE;
-            o->engine.n_ctx = (int)n;
-        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
-            if (!(v = lm_cli_value(argc, argv, &i)) || lm_cli_int(a, v, 1, 256, &n) < 0) return LM_EXIT_USAGE;
-            o->engine.n_threads = (int)n;
         } else {
             return lm_cli_fail(LM_EXIT_USAGE, "chat: unknown option '%s' (see lm chat --help)", a);
         }
@@ -187,6 +177,7 @@ struct chat_session {
     struct lm_engine e;
     struct lm_chat chat;
     struct lm_gen_stats last;
+    int last_prompt_tokens; /* the whole rendered prompt; last.n_prompt counts only those not already cached */
     bool have_last;
 };
 
@@ -230,7 +221,7 @@ static int turn(struct chat_session *cs, const char *message, size_t len, struct
         sink_flush(sink);
         if (rc == 0) {
             cs->have_last = true;
-            cs->last.n_prompt = (int)ids.n; /* the whole prompt, reused or not */
+            cs->last_prompt_tokens = (int)ids.n;
             lm_chat_add(&cs->chat, "assistant", sink->reply.data ? sink->reply.data : "", sink->reply.len);
             if (cs->last.stop == LM_STOP_CONTEXT && !cs->o->quiet)
                 fprintf(stderr, "\nlm: the reply filled the context (%d tokens) and was cut\n", cs->e.ctx.n_ctx);
@@ -272,8 +263,8 @@ static int run_piped(struct chat_session *cs) {
         lm_json_write_str(&out, sink.shown.data ? sink.shown.data : "", sink.shown.len, false);
         lm_buf_printf(&out, ",\"finish_reason\":\"%s\",\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,"
                             "\"total_tokens\":%d}}\n",
-                      lm_stop_reason_name(cs->last.stop), cs->last.n_prompt, cs->last.n_gen,
-                      cs->last.n_prompt + cs->last.n_gen);
+                      lm_stop_reason_name(cs->last.stop), cs->last_prompt_tokens, cs->last.n_gen,
+                      cs->last_prompt_tokens + cs->last.n_gen);
         fwrite(out.data, 1, out.len, stdout);
         lm_buf_free(&out);
     } else {

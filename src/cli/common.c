@@ -1,10 +1,12 @@
 /* Helpers shared by the subcommands: errors, strict numbers, model path. */
 #include "lm/cli.h"
+#include "lm/generate.h"
 
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 bool lm_cli_flags_only;
@@ -57,6 +59,22 @@ const char *lm_cli_value(int argc, char **argv, int *i) {
         return NULL;
     }
     return argv[++*i];
+}
+
+int lm_cli_engine_flag(struct lm_engine_opts *o, int argc, char **argv, int *i) {
+    int r = lm_sampler_parse_flag(&o->sampling, argc, argv, i);
+    if (r) return r;
+    const char *a = argv[*i], *v;
+    int *num;
+    long long n, lo = 1, hi = 1 << 16;
+    if (!strcmp(a, "-m") || !strcmp(a, "--model")) return (o->model_path = lm_cli_value(argc, argv, i)) ? 1 : -1;
+    if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) num = &o->n_ctx, lo = 0, hi = 1 << 24;
+    else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) num = &o->n_threads, hi = 256;
+    else if (!strcmp(a, "-b") || !strcmp(a, "--batch-size")) num = &o->n_batch;
+    else return 0;
+    if (!(v = lm_cli_value(argc, argv, i)) || lm_cli_int(a, v, lo, hi, &n) < 0) return -1;
+    *num = (int)n;
+    return 1;
 }
 
 const char *lm_cli_model_path(const char *flag_value) {

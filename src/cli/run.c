@@ -16,23 +16,20 @@ static const char usage[] =
     "base model would: \"A zebra is\" goes on as text. Only the generated text goes\n"
     "to stdout, streamed token by token; statistics go to stderr.\n"
     "\n"
-    "  -m, --model PATH    model file (default: $LM_MODEL, else models/default.gguf)\n"
-    "  -p, --prompt TEXT   the prompt\n"
-    "  -f, --file FILE     read the prompt from FILE ('-' is stdin; the default)\n"
-    "  -n, --n-predict N   generate at most N tokens (default -1: until the model stops\n"
-    "                      or the context is full)\n"
-    "  -c, --ctx-size N    context size in tokens (default: the model's, at most 4096)\n"
-    "  -t, --threads N     threads (default: number of CPUs)\n"
-    "  -b, --batch-size N  prompt tokens per forward pass (default 512)\n"
-    "  --stop STRING       stop when STRING appears (not printed); may repeat\n"
-    "  --echo              print the prompt before the generated text\n"
-    "  --special           parse special tokens (<|im_start|>, ...) in the prompt\n"
-    "  --truncate          drop the start of a prompt too long for the context\n"
-    "                      (default: that is an error)\n"
-    "  --jsonl             stdout: one JSON object per token {\"id\",\"text\"}, then\n"
-    "                      {\"stop\",\"prompt_tokens\",\"generated_tokens\",...}\n"
-    "  --dump-logits FILE  write the logits after the prompt as float32 (for comparisons)\n"
-    "  -q, --quiet         no statistics on stderr\n"
+    LM_ENGINE_USAGE
+    "  -p, --prompt TEXT     the prompt\n"
+    "  -f, --file FILE       read the prompt from FILE ('-' is stdin; the default)\n"
+    "  -n, --n-predict N     generate at most N tokens (default -1: until the model stops\n"
+    "                        or the context is full)\n"
+    "  --stop STRING         stop when STRING appears (not printed); may repeat\n"
+    "  --echo                print the prompt before the generated text\n"
+    "  --special             parse special tokens (<|im_start|>, ...) in the prompt\n"
+    "  --truncate            drop the start of a prompt too long for the context\n"
+    "                        (default: that is an error)\n"
+    "  --jsonl               stdout: one JSON object per token {\"id\",\"text\"}, then\n"
+    "                        {\"stop\",\"prompt_tokens\",\"generated_tokens\",...}\n"
+    "  --dump-logits FILE    write the logits after the prompt as float32 (for comparisons)\n"
+    "  -q, --quiet           no statistics on stderr\n"
     "\n" LM_SAMPLER_USAGE
     "\n"
     "Ctrl-C stops generation cleanly (exit code 130).\n";
@@ -71,15 +68,12 @@ static void print_token_json(void *ud, int32_t id, const char *piece, size_t n) 
 static int parse(int argc, char **argv, struct run_opts *o) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
-        long long n;
-        int r = lm_sampler_parse_flag(&o->engine.sampling, argc, argv, &i);
+        int r = lm_cli_engine_flag(&o->engine, argc, argv, &i);
         if (r < 0) return LM_EXIT_USAGE;
         if (r > 0) continue;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             fputs(usage, stdout);
             return -1;
-        } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
-            if (!(o->engine.model_path = lm_cli_value(argc, argv, &i))) return LM_EXIT_USAGE;
         } else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
             if (!(o->prompt = lm_cli_value(argc, argv, &i))) return LM_EXIT_USAGE;
         } else if (!strcmp(a, "-f") || !strcmp(a, "--file")) {
@@ -93,15 +87,6 @@ static int parse(int argc, char **argv, struct run_opts *o) {
             o->stops[o->n_stops++] = v;
         } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
             if (!(v = lm_cli_value(argc, argv, &i)) || lm_cli_int(a, v, -1, 1 << 24, &o->n_predict) < 0) return LM_EXIT_USAGE;
-        } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
-            if (!(v = lm_cli_value(argc, argv, &i)) || lm_cli_int(a, v, 0, 1 << 24, &n) < 0) return LM_EXIT_USAGE;
-            o->engine.n_ctx = (int)n;
-        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
-            if (!(v = lm_cli_value(argc, argv, &i)) || lm_cli_int(a, v, 1, 256, &n) < 0) return LM_EXIT_USAGE;
-            o->engine.n_threads = (int)n;
-        } else if (!strcmp(a, "-b") || !strcmp(a, "--batch-size")) {
-            if (!(v = lm_cli_value(argc, argv, &i)) || lm_cli_int(a, v, 1, 1 << 16, &n) < 0) return LM_EXIT_USAGE;
-            o->engine.n_batch = (int)n;
         } else if (!strcmp(a, "--echo")) {
             o->echo = true;
         } else if (!strcmp(a, "--special")) {
