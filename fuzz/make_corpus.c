@@ -108,6 +108,7 @@ static const char *const inline_templates[] = {
     "{{ range(5) | sum }} {{ [3, 1, 2] | sort | first }} {{ strftime_now('%Y-%m-%d') }}",
     "{% raw %}{{ not a tag }}{% endraw %}{# comment #}{%- for m in messages if m.content -%}"
     "{{ m.content | replace('\\n', ' ') | wordcount }}{% break %}{% endfor %}{{ tools | default('no tools') }}",
+    "{{ messages | reject | list | length }} {{ messages | select | list | length }}", /* a fuzz_template finding */
 };
 
 int main(int argc, char **argv) {

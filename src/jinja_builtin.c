@@ -888,7 +888,8 @@ static int select_common(struct ctx *c, const struct node *at, struct value self
         if (!test) return jx_fail(c, at, "no test named '%.*s'", (int)a->pos[skip].len, a->pos[skip].s);
         skip++;
     }
-    struct args rest = {a->pos + skip, a->n_pos > skip ? a->n_pos - skip : 0, a->kw_names, a->kw_vals, a->n_kw};
+    struct args rest = {a->n_pos > skip ? a->pos + skip : NULL, a->n_pos > skip ? a->n_pos - skip : 0, a->kw_names,
+                        a->kw_vals, a->n_kw}; /* pos may be NULL: no arithmetic on it */
     struct lvec res = {0};
     for (size_t i = 0; i < l->n; i++) {
         struct value x = l->items[i];

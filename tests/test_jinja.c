@@ -117,6 +117,8 @@ static const struct {
      "['b', 'A', 'c']|[2, 1, 3]|dlroW olleH|['H', 'e', 'l', 'l', 'o', ' ', 'W', 'o', 'r', 'l', 'd']|['a', 'b', 'items']|3-1-2|None,True,1|x,y,z"},
     {"{{ objs | map(attribute='n') | join(',') }}|{{ objs | map(attribute='v', default=0) | list }}|{{ strs | map('upper') | list }}|{{ objs | selectattr('v') | map(attribute='n') | list }}|{{ objs | rejectattr('v') | list }}|{{ objs | selectattr('v', 'equalto', 2) | list }}|{{ l | select('odd') | list }}|{{ l | reject('odd') | list }}",
      "x,y,z|[2, 1, 0]|['B', 'A', 'C', 'A']|['x', 'y']|[{'n': 'z'}]|[{'n': 'x', 'v': 2}]|[3, 1]|[2]"},
+    {"{{ [0, 1, '', 2] | reject | list }}|{{ [0, 1, '', 2] | select | list }}|{{ {'a': 0} | reject | list }}", /* no test: truthiness */
+     "[0, '']|[1, 2]|[]"},
     {"{{ objs | sort(attribute='n', reverse=true) | map(attribute='n') | join }}|{{ objs | max(attribute='n') }}|{{ [1, 2, 3] | batch(2) | list }}|{{ none | selectattr('x') | list }}",
      "zyx|{'n': 'z'}|[[1, 2], [3]]|[]"},
     {"{{ d | tojson }}|{{ l | tojson(separators=(',', ':')) }}|{{ {'b': 1, 'a': 2} | tojson(sort_keys=true) }}|{{ u | tojson }}|{{ u | tojson(ensure_ascii=true) }}|{{ {1: 2, none: 3, true: 4} | tojson }}|{{ \"q\\\"b\\\\s\n\\u0001\" | tojson }}|{{ [1.0, 1e20, 0.5, -0.0] | tojson }}",
