@@ -26,7 +26,9 @@
  * spell every byte. Many byte-level ones cannot (SmolLM's lacks 0x04, 0x06,
  * 0x13, 0x14, 0x16, 0x1D and bytes never found in UTF-8): such bytes are
  * dropped, as llama.cpp does. lm_tokenizer_decode removes the space SPM puts
- * in front of the text, not the ones it puts after special tokens. The
+ * in front of the text, not the ones it puts after special tokens (user-
+ * defined ones are cut out even without parse_special), and SPM decodes a
+ * U+2581 of the text as a space, as SentencePiece does. The
  * vocabulary strings stay in the GGUF's buffer, which must outlive the
  * tokenizer.
  *
