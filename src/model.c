@@ -254,8 +254,12 @@ int lm_ctx_init(struct lm_ctx *c, const struct lm_model *m, struct lm_pool *pool
     size_t qs = lm_matmul_scratch_size(m->output, 1);
     for (int l = 0; l < hp->n_layer; l++) {
         const struct lm_layer *L = &m->layers[l];
-        const struct lm_tensor *ws[] = {L->wq, L->wk, L->wv, L->wo, L->w_gate, L->w_up, L->w_down};
-        for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++) qs = max_size(qs, lm_matmul_scratch_size(ws[i], n_batch));
+        /* the products that share one lm_matmul_multi call need their sum */
+        qs = max_size(qs, lm_matmul_scratch_size(L->wq, n_batch) + lm_matmul_scratch_size(L->wk, n_batch) +
+                              lm_matmul_scratch_size(L->wv, n_batch));
+        qs = max_size(qs, lm_matmul_scratch_size(L->w_gate, n_batch) + lm_matmul_scratch_size(L->w_up, n_batch));
+        qs = max_size(qs, lm_matmul_scratch_size(L->wo, n_batch));
+        qs = max_size(qs, lm_matmul_scratch_size(L->w_down, n_batch));
     }
     c->qscratch = lm_xmalloc(qs ? qs : 1);
     return 0;
@@ -276,7 +280,7 @@ struct attn_job {
 };
 
 /* One task per (token, head): causal softmax attention over the cache. */
-static void attention(void *arg, int ith, int nth) {
+static void attention(void *arg, int task, int ith) {
     struct attn_job *j = arg;
     struct lm_ctx *c = j->c;
     const struct lm_hparams *hp = &c->model->hp;
@@ -285,18 +289,16 @@ static void attention(void *arg, int ith, int nth) {
     size_t layer_off = (size_t)j->layer * (size_t)c->n_ctx * kv_dim;
     float *scores = c->scores + (size_t)ith * (size_t)c->n_ctx;
     float scale = 1.0f / sqrtf((float)hd);
-    for (int task = ith; task < j->n * hp->n_head; task += nth) {
-        int t = task / hp->n_head, h = task % hp->n_head, kvh = h / group;
-        int n_pos = j->pos + t + 1;
-        const float *q = c->q + (size_t)t * q_dim + (size_t)h * (size_t)hd;
-        const uint16_t *k = c->k_cache + layer_off + (size_t)kvh * (size_t)hd;
-        const uint16_t *v = c->v_cache + layer_off + (size_t)kvh * (size_t)hd;
-        for (int p = 0; p < n_pos; p++) scores[p] = lm_dot_f16_f32(hd, k + (size_t)p * kv_dim, q) * scale;
-        lm_softmax(scores, n_pos);
-        float *out = c->att + (size_t)t * q_dim + (size_t)h * (size_t)hd;
-        memset(out, 0, sizeof(float) * (size_t)hd);
-        for (int p = 0; p < n_pos; p++) lm_axpy_f16(hd, scores[p], v + (size_t)p * kv_dim, out);
-    }
+    int t = task / hp->n_head, h = task % hp->n_head, kvh = h / group;
+    int n_pos = j->pos + t + 1;
+    const float *q = c->q + (size_t)t * q_dim + (size_t)h * (size_t)hd;
+    const uint16_t *k = c->k_cache + layer_off + (size_t)kvh * (size_t)hd;
+    const uint16_t *v = c->v_cache + layer_off + (size_t)kvh * (size_t)hd;
+    for (int p = 0; p < n_pos; p++) scores[p] = lm_dot_f16_f32(hd, k + (size_t)p * kv_dim, q) * scale;
+    lm_softmax(scores, n_pos);
+    float *out = c->att + (size_t)t * q_dim + (size_t)h * (size_t)hd;
+    memset(out, 0, sizeof(float) * (size_t)hd);
+    for (int p = 0; p < n_pos; p++) lm_axpy_f16(hd, scores[p], v + (size_t)p * kv_dim, out);
 }
 
 static void add_bias(float *y, const struct lm_tensor *b, int n_tok, int dim) {
@@ -333,9 +335,8 @@ int lm_forward(struct lm_ctx *c, const int32_t *tokens, int n, int pos, struct l
     for (int l = 0; l < hp->n_layer; l++) {
         const struct lm_layer *L = &m->layers[l];
         for (int t = 0; t < n; t++) lm_rmsnorm(c->xn + (size_t)t * E, c->x + (size_t)t * E, L->attn_norm->data, E, hp->norm_eps);
-        lm_matmul(c->pool, c->q, L->wq, c->xn, n, c->qscratch);
-        lm_matmul(c->pool, c->k, L->wk, c->xn, n, c->qscratch);
-        lm_matmul(c->pool, c->v, L->wv, c->xn, n, c->qscratch);
+        lm_matmul_multi(c->pool, 3, (float *const[]){c->q, c->k, c->v}, (const struct lm_tensor *const[]){L->wq, L->wk, L->wv},
+                        c->xn, n, c->qscratch);
         add_bias(c->q, L->bq, n, q_dim);
         add_bias(c->k, L->bk, n, kv_dim);
         add_bias(c->v, L->bv, n, kv_dim);
@@ -352,12 +353,12 @@ int lm_forward(struct lm_ctx *c, const int32_t *tokens, int n, int pos, struct l
             lm_f32_to_f16_row(c->v + (size_t)t * kv_dim, c->v_cache + cache_off + (size_t)t * kv_dim, kv_dim);
         }
         struct attn_job job = {c, l, n, pos};
-        lm_pool_run(c->pool, attention, &job);
+        lm_pool_run(c->pool, n * hp->n_head, attention, &job);
         lm_matmul(c->pool, c->xn, L->wo, c->att, n, c->qscratch);
         add(c->x, c->xn, (size_t)n * E);
         for (int t = 0; t < n; t++) lm_rmsnorm(c->xn + (size_t)t * E, c->x + (size_t)t * E, L->ffn_norm->data, E, hp->norm_eps);
-        lm_matmul(c->pool, c->ffn_g, L->w_gate, c->xn, n, c->qscratch);
-        lm_matmul(c->pool, c->ffn_u, L->w_up, c->xn, n, c->qscratch);
+        lm_matmul_multi(c->pool, 2, (float *const[]){c->ffn_g, c->ffn_u}, (const struct lm_tensor *const[]){L->w_gate, L->w_up},
+                        c->xn, n, c->qscratch);
         lm_swiglu(c->ffn_g, c->ffn_u, n * hp->n_ff);
         lm_matmul(c->pool, c->xn, L->w_down, c->ffn_g, n, c->qscratch);
         add(c->x, c->xn, (size_t)n * E);

@@ -22,55 +22,102 @@ size_t lm_matmul_scratch_size(const struct lm_tensor *w, int n_tok) {
     return t->vec_dot_type == LM_TYPE_F32 ? 0 : row_bytes(t->vec_dot_type, w->ne[0]) * (size_t)n_tok;
 }
 
+/* Tokens per tile of a batch: a tile of weight rows stays in cache while
+ * this many tokens pass over it. */
+#define TOK_TILE 64
+
 struct matmul_job {
-    float *y;
-    const struct lm_tensor *w;
+    int n_w, n_tok, tok_tiles;
+    int row_tile;                 /* rows per task */
+    int task0[LM_MATMUL_MAX + 1]; /* first task of each weight */
+    float *y[LM_MATMUL_MAX];
+    const struct lm_tensor *w[LM_MATMUL_MAX];
+    const struct lm_type_traits *t[LM_MATMUL_MAX];
+    const uint8_t *xa[LM_MATMUL_MAX]; /* activations in each weight's vec_dot_type */
+    size_t xa_row[LM_MATMUL_MAX], w_row[LM_MATMUL_MAX];
+    /* quantization: one entry per distinct activation format */
+    int n_q;
+    const struct lm_type_traits *qt[LM_MATMUL_MAX];
+    uint8_t *qdst[LM_MATMUL_MAX];
+    size_t qrow[LM_MATMUL_MAX];
     const float *x;
-    const uint8_t *xq; /* activations in the weight's vec_dot_type */
-    size_t xq_row, w_row;
-    int n_tok;
-    const struct lm_type_traits *t, *at;
+    int64_t cols;
 };
 
-#define ROW_TILE 16
-
-static void matmul_rows(void *arg, int ith, int nth) {
+/* y[t][r] for the rows and tokens of one task's tile. */
+static void matmul_tile(void *arg, int task, int ith) {
     struct matmul_job *j = arg;
-    int64_t rows = j->w->ne[1], cols = j->w->ne[0];
-    /* Contiguous row ranges in tiles, so a tile of weights stays in cache
-     * while every token of the batch passes over it. */
-    int64_t n_tiles = (rows + ROW_TILE - 1) / ROW_TILE;
-    int64_t t0 = n_tiles * ith / nth, t1 = n_tiles * (ith + 1) / nth;
-    const uint8_t *wdata = j->w->data;
-    for (int64_t tile = t0; tile < t1; tile++) {
-        int64_t r0 = tile * ROW_TILE, r1 = r0 + ROW_TILE < rows ? r0 + ROW_TILE : rows;
-        for (int t = 0; t < j->n_tok; t++) {
-            const void *x = j->xq ? (const void *)(j->xq + j->xq_row * (size_t)t) : (const void *)(j->x + cols * t);
-            float *y = j->y + rows * t;
-            for (int64_t r = r0; r < r1; r++) j->t->vec_dot((int)cols, &y[r], wdata + j->w_row * (size_t)r, x);
-        }
-    }
+    int i = 0;
+    while (task >= j->task0[i + 1]) i++;
+    task -= j->task0[i];
+    int64_t rows = j->w[i]->ne[1];
+    int64_t r0 = (int64_t)(task / j->tok_tiles) * j->row_tile, r1 = r0 + j->row_tile < rows ? r0 + j->row_tile : rows;
+    int c0 = task % j->tok_tiles * TOK_TILE, c1 = c0 + TOK_TILE < j->n_tok ? c0 + TOK_TILE : j->n_tok;
+    const uint8_t *w = (const uint8_t *)j->w[i]->data + j->w_row[i] * (size_t)r0;
+    const uint8_t *x = j->xa[i] + j->xa_row[i] * (size_t)c0;
+    float *y = j->y[i] + (size_t)rows * (size_t)c0 + (size_t)r0;
+    lm_gemm(j->t[i], (int)j->cols, (int)(r1 - r0), c1 - c0, y, (size_t)rows, w, j->w_row[i], x, j->xa_row[i]);
 }
 
-static void quantize_rows(void *arg, int ith, int nth) {
+#define QUANT_TILE 8
+
+static void quantize_tile(void *arg, int task, int ith) {
     struct matmul_job *j = arg;
-    int64_t cols = j->w->ne[0];
-    for (int t = ith; t < j->n_tok; t += nth)
-        j->at->from_f32(j->x + cols * t, (uint8_t *)j->xq + j->xq_row * (size_t)t, cols);
+    int per = (j->n_tok + QUANT_TILE - 1) / QUANT_TILE;
+    int q = task / per, t0 = task % per * QUANT_TILE, t1 = t0 + QUANT_TILE < j->n_tok ? t0 + QUANT_TILE : j->n_tok;
+    for (int t = t0; t < t1; t++) j->qt[q]->from_f32(j->x + j->cols * t, j->qdst[q] + j->qrow[q] * (size_t)t, j->cols);
+}
+
+void lm_matmul_multi(struct lm_pool *pool, int n_w, float *const y[], const struct lm_tensor *const w[], const float *x,
+                     int n_tok, void *scratch) {
+    LM_ASSERT(n_w >= 1 && n_w <= LM_MATMUL_MAX && n_tok >= 1);
+    struct matmul_job j = {.n_w = n_w, .n_tok = n_tok, .x = x, .cols = w[0]->ne[0]};
+    uint8_t *free_scratch = scratch;
+    int64_t total_rows = 0;
+    for (int i = 0; i < n_w; i++) {
+        const struct lm_type_traits *t = lm_type_get(w[i]->type);
+        LM_ASSERT(t && t->vec_dot && w[i]->ne[0] == j.cols);
+        j.y[i] = y[i];
+        j.w[i] = w[i];
+        j.t[i] = t;
+        j.w_row[i] = row_bytes(w[i]->type, j.cols);
+        total_rows += w[i]->ne[1];
+        if (t->vec_dot_type == LM_TYPE_F32) {
+            j.xa[i] = (const uint8_t *)x;
+            j.xa_row[i] = sizeof(float) * (size_t)j.cols;
+            continue;
+        }
+        int q = 0; /* weights with the same activation format share its quantization */
+        while (q < j.n_q && j.qt[q] != lm_type_get(t->vec_dot_type)) q++;
+        if (q == j.n_q) {
+            j.qt[q] = lm_type_get(t->vec_dot_type);
+            j.qrow[q] = row_bytes(t->vec_dot_type, j.cols);
+            j.qdst[q] = free_scratch;
+            free_scratch += j.qrow[q] * (size_t)n_tok;
+            j.n_q++;
+        }
+        j.xa[i] = j.qdst[q];
+        j.xa_row[i] = j.qrow[q];
+    }
+    if (j.n_q) {
+        int per = (n_tok + QUANT_TILE - 1) / QUANT_TILE;
+        lm_pool_run(pool, j.n_q * per, quantize_tile, &j);
+    }
+    /* Row tiles: for one token, a few per thread so that whoever runs
+     * claims the next (memory bound, no reuse); for a batch, larger tiles
+     * that a run of tokens reuses from cache. Multiples of 16 rows suit
+     * every GEMM kernel's row blocking. */
+    j.tok_tiles = (n_tok + TOK_TILE - 1) / TOK_TILE;
+    int64_t target = n_tok == 1 ? total_rows / (8 * lm_pool_size(pool)) : 64;
+    target = (target + 15) / 16 * 16;
+    j.row_tile = (int)(target < 16 ? 16 : target > 4096 ? 4096 : target);
+    for (int i = 0; i < n_w; i++)
+        j.task0[i + 1] = j.task0[i] + (int)((w[i]->ne[1] + j.row_tile - 1) / j.row_tile) * j.tok_tiles;
+    lm_pool_run(pool, j.task0[n_w], matmul_tile, &j);
 }
 
 void lm_matmul(struct lm_pool *pool, float *y, const struct lm_tensor *w, const float *x, int n_tok, void *scratch) {
-    const struct lm_type_traits *t = lm_type_get(w->type);
-    LM_ASSERT(t && t->vec_dot);
-    struct matmul_job j = {.y = y, .w = w, .x = x, .n_tok = n_tok, .t = t, .w_row = row_bytes(w->type, w->ne[0])};
-    if (t->vec_dot_type != LM_TYPE_F32) {
-        j.at = lm_type_get(t->vec_dot_type);
-        j.xq = scratch;
-        j.xq_row = row_bytes(t->vec_dot_type, w->ne[0]);
-        if (n_tok == 1) quantize_rows(&j, 0, 1); /* not worth waking the pool */
-        else lm_pool_run(pool, quantize_rows, &j);
-    }
-    lm_pool_run(pool, matmul_rows, &j);
+    lm_matmul_multi(pool, 1, &y, &w, x, n_tok, scratch);
 }
 
 void lm_rmsnorm(float *y, const float *x, const float *weight, int n, float eps) {

@@ -13,12 +13,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Bytes of scratch lm_matmul needs for n_tok rows of activations against W. */
+/* Bytes of scratch lm_matmul needs for n_tok rows of activations against W
+ * (lm_matmul_multi: the sum over its weights). */
 size_t lm_matmul_scratch_size(const struct lm_tensor *w, int n_tok);
 
 /* y[t][r] = sum_c W[r][c] * x[t][c] for t < n_tok, r < W->ne[1], with
- * c < W->ne[0]. x is quantized once to W's activation format in scratch. */
+ * c < W->ne[0]. x is quantized once to W's activation format in scratch;
+ * the work is split in tiles of rows and tokens over the pool. */
 void lm_matmul(struct lm_pool *pool, float *y, const struct lm_tensor *w, const float *x, int n_tok, void *scratch);
+
+/* Several products of the same x in one pool job (Q, K and V; gate and
+ * up): y[i] = W[i] x, all W[i] with the same ne[0]; x is quantized once
+ * per distinct activation format. */
+#define LM_MATMUL_MAX 3
+void lm_matmul_multi(struct lm_pool *pool, int n_w, float *const y[], const struct lm_tensor *const w[], const float *x,
+                     int n_tok, void *scratch);
 
 /* y = x / sqrt(mean(x^2) + eps) * weight, over n elements (y may be x). */
 void lm_rmsnorm(float *y, const float *x, const float *weight, int n, float eps);
