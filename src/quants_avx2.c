@@ -19,6 +19,8 @@
 #if LM_QUANTS_AVX2
 
 #include <immintrin.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <string.h>
 
 static inline float f16(uint16_t h) { return _cvtsh_ss(h); }
@@ -554,6 +556,191 @@ static void dot_q6_K_q8_K(int n, float *s, const void *vx, const void *vy) {
     *s = hsum_ps(acc);
 }
 
+/* ---- GEMM: several weight rows against several activation rows ----
+ * A micro-kernel keeps an R x C tile of dot products in registers and walks
+ * the blocks once: each weight block is decoded once for C activation rows,
+ * each activation block loaded once for R weight rows (the per-pair
+ * vec_dot redid both for every pair). Activation scales are converted to
+ * float once per group of C rows, for a chunk of blocks at a time.
+ *
+ * Weights of the 32-blocks formats become unsigned bytes u with
+ * w = dx*u + mx: q4_1/q5_1 carry m; for q4_0/q5_0, mx = -8dx or -16dx, and
+ * the activation side supplies sy = dy*sum(qy) itself (q8_1 stores it as s).
+ * Then a block pair is dx*dy*sum(u*qy) + mx*sy. q8_0 weights are signed and
+ * take the sign trick per pair instead. */
+
+enum gemm_kind { G_Q4_0, G_Q4_1, G_Q5_0, G_Q5_1, G_Q8_0 };
+
+#define GEMM_CHUNK 64 /* blocks whose activation scales are converted at once */
+#define GEMM_MAX_C 4
+
+static inline size_t gemm_xsize(enum gemm_kind k) {
+    return k == G_Q4_0 ? sizeof(struct lm_block_q4_0) : k == G_Q4_1 ? sizeof(struct lm_block_q4_1)
+         : k == G_Q5_0 ? sizeof(struct lm_block_q5_0) : k == G_Q5_1 ? sizeof(struct lm_block_q5_1)
+                       : sizeof(struct lm_block_q8_0);
+}
+
+static inline bool gemm_y_q8_1(enum gemm_kind k) { return k == G_Q4_1 || k == G_Q5_1; }
+
+/* Weight block -> bytes (unsigned, or signed for q8_0) and its d and m. */
+static inline __attribute__((always_inline)) __m256i gemm_decode(enum gemm_kind k, const uint8_t *b, float *d, float *m) {
+    switch (k) {
+    case G_Q4_0: {
+        const struct lm_block_q4_0 *x = (const void *)b;
+        *d = f16(x->d);
+        *m = -8.0f * *d;
+        return unpack_nibbles(x->qs);
+    }
+    case G_Q4_1: {
+        const struct lm_block_q4_1 *x = (const void *)b;
+        *d = f16(x->d);
+        *m = f16(x->m);
+        return unpack_nibbles(x->qs);
+    }
+    case G_Q5_0: {
+        const struct lm_block_q5_0 *x = (const void *)b;
+        *d = f16(x->d);
+        *m = -16.0f * *d;
+        return _mm256_or_si256(unpack_nibbles(x->qs), _mm256_and_si256(unpack_bits(x->qh), _mm256_set1_epi8(0x10)));
+    }
+    case G_Q5_1: {
+        const struct lm_block_q5_1 *x = (const void *)b;
+        *d = f16(x->d);
+        *m = f16(x->m);
+        return _mm256_or_si256(unpack_nibbles(x->qs), _mm256_and_si256(unpack_bits(x->qh), _mm256_set1_epi8(0x10)));
+    }
+    default: {
+        const struct lm_block_q8_0 *x = (const void *)b;
+        *d = f16(x->d);
+        *m = 0;
+        return _mm256_loadu_si256((const __m256i *)x->qs);
+    }
+    }
+}
+
+/* dy[b][c] and sy[b][c] (c < GEMM_MAX_C) for nb blocks of nc activation rows. */
+static void gemm_y_scales(enum gemm_kind k, int nb, int nc, const uint8_t *y, size_t by, float *dy, float *sy) {
+    for (int c = 0; c < nc; c++, y += by)
+        for (int b = 0; b < nb; b++) {
+            if (gemm_y_q8_1(k)) {
+                const struct lm_block_q8_1 *q = (const struct lm_block_q8_1 *)y + b;
+                dy[b * GEMM_MAX_C + c] = f16(q->d);
+                sy[b * GEMM_MAX_C + c] = f16(q->s);
+            } else {
+                const struct lm_block_q8_0 *q = (const struct lm_block_q8_0 *)y + b;
+                dy[b * GEMM_MAX_C + c] = f16(q->d);
+                if (k != G_Q8_0) {
+                    const __m256i ones = _mm256_set1_epi8(1);
+                    const int sum = hsum_epi32(dot_us8(ones, _mm256_loadu_si256((const __m256i *)q->qs)));
+                    sy[b * GEMM_MAX_C + c] = dy[b * GEMM_MAX_C + c] * (float)sum;
+                }
+            }
+        }
+}
+
+static inline __attribute__((always_inline)) void gemm_tile(enum gemm_kind k, const int R, const int C, int nb,
+                                                              const uint8_t *x, size_t bx, const uint8_t *y, size_t by,
+                                                              const float *dy, const float *sy, float *s, size_t ldc,
+                                                              bool add) {
+    const size_t xsize = gemm_xsize(k);
+    const size_t ysize = gemm_y_q8_1(k) ? sizeof(struct lm_block_q8_1) : sizeof(struct lm_block_q8_0);
+    const size_t yqs = gemm_y_q8_1(k) ? offsetof(struct lm_block_q8_1, qs) : offsetof(struct lm_block_q8_0, qs);
+    __m256 acc[4][GEMM_MAX_C];
+    __m128 accm[4];
+    #pragma GCC unroll 4
+    for (int r = 0; r < R; r++) {
+        accm[r] = _mm_setzero_ps();
+        #pragma GCC unroll 4
+        for (int c = 0; c < C; c++) acc[r][c] = _mm256_setzero_ps();
+    }
+    for (int b = 0; b < nb; b++) {
+        __m256i u[4], w[4];
+        float dx[4], mx[4];
+        #pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            w[r] = gemm_decode(k, x + bx * (size_t)r + xsize * (size_t)b, &dx[r], &mx[r]);
+            u[r] = k == G_Q8_0 ? _mm256_sign_epi8(w[r], w[r]) : w[r];
+        }
+        #pragma GCC unroll 4
+        for (int c = 0; c < C; c++) {
+            const __m256i qy = _mm256_loadu_si256((const __m256i *)(y + by * (size_t)c + ysize * (size_t)b + yqs));
+            const float d = dy[b * GEMM_MAX_C + c];
+            #pragma GCC unroll 4
+            for (int r = 0; r < R; r++) {
+                const __m256i p = dot_us8(u[r], k == G_Q8_0 ? _mm256_sign_epi8(qy, w[r]) : qy);
+                acc[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(dx[r] * d), _mm256_cvtepi32_ps(p), acc[r][c]);
+            }
+        }
+        if (k != G_Q8_0) {
+            const __m128 s4 = _mm_loadu_ps(sy + b * GEMM_MAX_C);
+            #pragma GCC unroll 4
+            for (int r = 0; r < R; r++) accm[r] = _mm_fmadd_ps(_mm_set1_ps(mx[r]), s4, accm[r]);
+        }
+    }
+    #pragma GCC unroll 4
+    for (int r = 0; r < R; r++) {
+        float m[4];
+        _mm_storeu_ps(m, accm[r]);
+        #pragma GCC unroll 4
+        for (int c = 0; c < C; c++) {
+            const float v = hsum_ps(acc[r][c]) + m[c];
+            s[ldc * (size_t)c + (size_t)r] = add ? s[ldc * (size_t)c + (size_t)r] + v : v;
+        }
+    }
+}
+
+static inline __attribute__((always_inline)) void gemm_blocks(enum gemm_kind k, int n, int nr, int nc, float *s, size_t ldc,
+                                                                const void *vx, size_t bx, const void *vy, size_t by) {
+    const uint8_t *x = vx, *y = vy;
+    const size_t xsize = gemm_xsize(k);
+    const size_t ysize = gemm_y_q8_1(k) ? sizeof(struct lm_block_q8_1) : sizeof(struct lm_block_q8_0);
+    float dy[GEMM_CHUNK * GEMM_MAX_C] = {0}, sy[GEMM_CHUNK * GEMM_MAX_C] = {0};
+    for (int c0 = 0; c0 < nc; c0 += GEMM_MAX_C) {
+        const int C = nc - c0 < GEMM_MAX_C ? nc - c0 : GEMM_MAX_C;
+        for (int b0 = 0; b0 < n / 32; b0 += GEMM_CHUNK) {
+            const int nb = n / 32 - b0 < GEMM_CHUNK ? n / 32 - b0 : GEMM_CHUNK;
+            const uint8_t *yb = y + by * (size_t)c0 + ysize * (size_t)b0;
+            gemm_y_scales(k, nb, C, yb, by, dy, sy);
+            const bool add = b0 > 0;
+            int r = 0;
+            /* one activation row: four weight rows share its loads; more: two rows by up to four */
+            for (; C == 1 && r + 4 <= nr; r += 4)
+                gemm_tile(k, 4, 1, nb, x + bx * (size_t)r + xsize * (size_t)b0, bx, yb, by, dy, sy, s + ldc * (size_t)c0 + r, ldc, add);
+            for (; C > 1 && r + 2 <= nr; r += 2) {
+                const uint8_t *xr = x + bx * (size_t)r + xsize * (size_t)b0;
+                float *sr = s + ldc * (size_t)c0 + r;
+                if (C == 4) gemm_tile(k, 2, 4, nb, xr, bx, yb, by, dy, sy, sr, ldc, add);
+                else if (C == 3) gemm_tile(k, 2, 3, nb, xr, bx, yb, by, dy, sy, sr, ldc, add);
+                else gemm_tile(k, 2, 2, nb, xr, bx, yb, by, dy, sy, sr, ldc, add);
+            }
+            for (; r < nr; r++) {
+                const uint8_t *xr = x + bx * (size_t)r + xsize * (size_t)b0;
+                float *sr = s + ldc * (size_t)c0 + r;
+                if (C == 4) gemm_tile(k, 1, 4, nb, xr, bx, yb, by, dy, sy, sr, ldc, add);
+                else if (C == 3) gemm_tile(k, 1, 3, nb, xr, bx, yb, by, dy, sy, sr, ldc, add);
+                else if (C == 2) gemm_tile(k, 1, 2, nb, xr, bx, yb, by, dy, sy, sr, ldc, add);
+                else gemm_tile(k, 1, 1, nb, xr, bx, yb, by, dy, sy, sr, ldc, add);
+            }
+        }
+    }
+}
+
+static void gemm_q4_0(int n, int nr, int nc, float *s, size_t ldc, const void *x, size_t bx, const void *y, size_t by) {
+    gemm_blocks(G_Q4_0, n, nr, nc, s, ldc, x, bx, y, by);
+}
+static void gemm_q4_1(int n, int nr, int nc, float *s, size_t ldc, const void *x, size_t bx, const void *y, size_t by) {
+    gemm_blocks(G_Q4_1, n, nr, nc, s, ldc, x, bx, y, by);
+}
+static void gemm_q5_0(int n, int nr, int nc, float *s, size_t ldc, const void *x, size_t bx, const void *y, size_t by) {
+    gemm_blocks(G_Q5_0, n, nr, nc, s, ldc, x, bx, y, by);
+}
+static void gemm_q5_1(int n, int nr, int nc, float *s, size_t ldc, const void *x, size_t bx, const void *y, size_t by) {
+    gemm_blocks(G_Q5_1, n, nr, nc, s, ldc, x, bx, y, by);
+}
+static void gemm_q8_0(int n, int nr, int nc, float *s, size_t ldc, const void *x, size_t bx, const void *y, size_t by) {
+    gemm_blocks(G_Q8_0, n, nr, nc, s, ldc, x, bx, y, by);
+}
+
 void lm_quants_avx2_install(struct lm_type_traits *t) {
     t[LM_TYPE_F32].vec_dot = dot_f32;
     t[LM_TYPE_F16].vec_dot = dot_f16;
@@ -572,6 +759,11 @@ void lm_quants_avx2_install(struct lm_type_traits *t) {
     t[LM_TYPE_Q4_K].vec_dot = dot_q4_K_q8_K;
     t[LM_TYPE_Q5_K].vec_dot = dot_q5_K_q8_K;
     t[LM_TYPE_Q6_K].vec_dot = dot_q6_K_q8_K;
+    t[LM_TYPE_Q4_0].gemm = gemm_q4_0;
+    t[LM_TYPE_Q4_1].gemm = gemm_q4_1;
+    t[LM_TYPE_Q5_0].gemm = gemm_q5_0;
+    t[LM_TYPE_Q5_1].gemm = gemm_q5_1;
+    t[LM_TYPE_Q8_0].gemm = gemm_q8_0;
 }
 
 #endif
