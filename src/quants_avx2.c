@@ -689,13 +689,134 @@ static inline __attribute__((always_inline)) void gemm_tile(enum gemm_kind k, co
     }
 }
 
+/* Eight activation rows at once, tokens in lanes: the activation blocks are
+ * transposed in 4-byte steps, so step k of a block holds bytes 4k..4k+3 of
+ * each of the 8 rows. A weight row's 4 bytes for step k, broadcast, then
+ * meet all 8 rows in one vpmaddubsw, whose int16 sums add up across steps
+ * (4-bit weights: 8 steps of |pair| <= 2*15*127, 5-bit: 4 steps of
+ * 2*31*127, both < 32768) before one vpmaddwd; q8_0 takes the sign trick
+ * and widens every step. One scale multiply per weight block then serves
+ * 8 dot products, which end in their lanes without horizontal sums. */
+#define IL_CHUNK 32 /* activation blocks transposed at once (8 KB) */
+
+/* Transposes blocks [0, nb) of 8 activation rows into q (8 steps per
+ * block), with their d and s (or d*sum(qy)) in d8/s8 per block. */
+static void il_pack(enum gemm_kind k, int nb, const uint8_t *y, size_t by, __m256i *q, float *d8, float *s8) {
+    const size_t ysize = gemm_y_q8_1(k) ? sizeof(struct lm_block_q8_1) : sizeof(struct lm_block_q8_0);
+    const size_t yqs = gemm_y_q8_1(k) ? offsetof(struct lm_block_q8_1, qs) : offsetof(struct lm_block_q8_0, qs);
+    for (int b = 0; b < nb; b++) {
+        __m256i v[8];
+        for (int c = 0; c < 8; c++) {
+            const uint8_t *blk = y + by * (size_t)c + ysize * (size_t)b;
+            v[c] = _mm256_loadu_si256((const __m256i *)(blk + yqs));
+            uint16_t h[2];
+            memcpy(h, blk, sizeof h);
+            d8[b * 8 + c] = f16(h[0]);
+            if (gemm_y_q8_1(k)) s8[b * 8 + c] = f16(h[1]);
+            else if (k != G_Q8_0) s8[b * 8 + c] = d8[b * 8 + c] * (float)hsum_epi32(dot_us8(_mm256_set1_epi8(1), v[c]));
+        }
+        /* 8x8 transpose of 32-bit elements */
+        const __m256i t0 = _mm256_unpacklo_epi32(v[0], v[1]), t1 = _mm256_unpackhi_epi32(v[0], v[1]);
+        const __m256i t2 = _mm256_unpacklo_epi32(v[2], v[3]), t3 = _mm256_unpackhi_epi32(v[2], v[3]);
+        const __m256i t4 = _mm256_unpacklo_epi32(v[4], v[5]), t5 = _mm256_unpackhi_epi32(v[4], v[5]);
+        const __m256i t6 = _mm256_unpacklo_epi32(v[6], v[7]), t7 = _mm256_unpackhi_epi32(v[6], v[7]);
+        const __m256i u0 = _mm256_unpacklo_epi64(t0, t2), u1 = _mm256_unpackhi_epi64(t0, t2);
+        const __m256i u2 = _mm256_unpacklo_epi64(t1, t3), u3 = _mm256_unpackhi_epi64(t1, t3);
+        const __m256i u4 = _mm256_unpacklo_epi64(t4, t6), u5 = _mm256_unpackhi_epi64(t4, t6);
+        const __m256i u6 = _mm256_unpacklo_epi64(t5, t7), u7 = _mm256_unpackhi_epi64(t5, t7);
+        __m256i *o = q + 8 * b;
+        o[0] = _mm256_permute2x128_si256(u0, u4, 0x20);
+        o[1] = _mm256_permute2x128_si256(u1, u5, 0x20);
+        o[2] = _mm256_permute2x128_si256(u2, u6, 0x20);
+        o[3] = _mm256_permute2x128_si256(u3, u7, 0x20);
+        o[4] = _mm256_permute2x128_si256(u0, u4, 0x31);
+        o[5] = _mm256_permute2x128_si256(u1, u5, 0x31);
+        o[6] = _mm256_permute2x128_si256(u2, u6, 0x31);
+        o[7] = _mm256_permute2x128_si256(u3, u7, 0x31);
+    }
+}
+
+static inline __attribute__((always_inline)) void il_tile(enum gemm_kind k, const int R, int nb, const uint8_t *x, size_t bx,
+                                                            const __m256i *q, const float *d8, const float *s8, float *s,
+                                                            size_t ldc, bool add) {
+    const size_t xsize = gemm_xsize(k);
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc[4];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        const __m256 dy = _mm256_loadu_ps(d8 + 8 * b);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            float dx, mx;
+            _Alignas(32) uint8_t w[32];
+            const __m256i wv = gemm_decode(k, x + bx * (size_t)r + xsize * (size_t)b, &dx, &mx);
+            _mm256_store_si256((__m256i *)w, wv);
+            __m256i sum;
+            if (k == G_Q8_0) {
+                sum = _mm256_setzero_si256();
+#pragma GCC unroll 8
+                for (int j = 0; j < 8; j++) {
+                    int32_t w4;
+                    memcpy(&w4, w + 4 * j, 4);
+                    const __m256i wb = _mm256_set1_epi32(w4);
+                    sum = _mm256_add_epi32(sum, dot_us8(_mm256_sign_epi8(wb, wb), _mm256_sign_epi8(q[8 * b + j], wb)));
+                }
+            } else {
+                const int per = k == G_Q4_0 || k == G_Q4_1 ? 8 : 4; /* steps whose int16 sums cannot overflow */
+                sum = _mm256_setzero_si256();
+#pragma GCC unroll 2
+                for (int j0 = 0; j0 < 8; j0 += per) {
+                    __m256i s16 = _mm256_setzero_si256();
+#pragma GCC unroll 8
+                    for (int j = j0; j < j0 + per; j++) {
+                        int32_t w4;
+                        memcpy(&w4, w + 4 * j, 4);
+                        s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(_mm256_set1_epi32(w4), q[8 * b + j]));
+                    }
+                    sum = _mm256_add_epi32(sum, _mm256_madd_epi16(s16, ones));
+                }
+                acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(mx), _mm256_loadu_ps(s8 + 8 * b), acc[r]);
+            }
+            acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(dx), dy), _mm256_cvtepi32_ps(sum), acc[r]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) {
+        float v[8];
+        _mm256_storeu_ps(v, acc[r]);
+        for (int c = 0; c < 8; c++) s[ldc * (size_t)c + (size_t)r] = add ? s[ldc * (size_t)c + (size_t)r] + v[c] : v[c];
+    }
+}
+
+/* Activation rows [0, 8*groups) of gemm_blocks, eight at a time. */
+static inline __attribute__((always_inline)) void il_gemm(enum gemm_kind k, int n, int nr, int groups, float *s, size_t ldc,
+                                                            const uint8_t *x, size_t bx, const uint8_t *y, size_t by) {
+    const size_t xsize = gemm_xsize(k);
+    const size_t ysize = gemm_y_q8_1(k) ? sizeof(struct lm_block_q8_1) : sizeof(struct lm_block_q8_0);
+    __m256i q[IL_CHUNK * 8];
+    _Alignas(32) float d8[IL_CHUNK * 8], s8[IL_CHUNK * 8];
+    for (int g = 0; g < groups; g++)
+        for (int b0 = 0; b0 < n / 32; b0 += IL_CHUNK) {
+            const int nb = n / 32 - b0 < IL_CHUNK ? n / 32 - b0 : IL_CHUNK;
+            il_pack(k, nb, y + by * (size_t)(8 * g) + ysize * (size_t)b0, by, q, d8, s8);
+            float *sg = s + ldc * (size_t)(8 * g);
+            const uint8_t *xb = x + xsize * (size_t)b0;
+            int r = 0;
+            for (; r + 4 <= nr; r += 4) il_tile(k, 4, nb, xb + bx * (size_t)r, bx, q, d8, s8, sg + r, ldc, b0 > 0);
+            for (; r < nr; r++) il_tile(k, 1, nb, xb + bx * (size_t)r, bx, q, d8, s8, sg + r, ldc, b0 > 0);
+        }
+}
+
 static inline __attribute__((always_inline)) void gemm_blocks(enum gemm_kind k, int n, int nr, int nc, float *s, size_t ldc,
                                                                 const void *vx, size_t bx, const void *vy, size_t by) {
     const uint8_t *x = vx, *y = vy;
     const size_t xsize = gemm_xsize(k);
     const size_t ysize = gemm_y_q8_1(k) ? sizeof(struct lm_block_q8_1) : sizeof(struct lm_block_q8_0);
     float dy[GEMM_CHUNK * GEMM_MAX_C] = {0}, sy[GEMM_CHUNK * GEMM_MAX_C] = {0};
-    for (int c0 = 0; c0 < nc; c0 += GEMM_MAX_C) {
+    const int groups = nc / 8;
+    il_gemm(k, n, nr, groups, s, ldc, x, bx, y, by);
+    for (int c0 = 8 * groups; c0 < nc; c0 += GEMM_MAX_C) {
         const int C = nc - c0 < GEMM_MAX_C ? nc - c0 : GEMM_MAX_C;
         for (int b0 = 0; b0 < n / 32; b0 += GEMM_CHUNK) {
             const int nb = n / 32 - b0 < GEMM_CHUNK ? n / 32 - b0 : GEMM_CHUNK;
