@@ -156,6 +156,21 @@ void lm_rope(float *x, int n_heads, int head_dim, int n_rot, const float *cos_t,
     }
 }
 
+void lm_sgemm_ref(int M, int N, int K, const float *A, size_t lda, const float *B, size_t ldb, float *C, size_t ldc,
+                  bool add) {
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) {
+            float s = 0;
+            for (int k = 0; k < K; k++) s += A[(size_t)m * lda + k] * B[(size_t)k * ldb + n];
+            C[(size_t)m * ldc + n] = add ? C[(size_t)m * ldc + n] + s : s;
+        }
+}
+
+void lm_f16_transpose_ref(int np, int nd, const uint16_t *x, size_t ldx, float *y, size_t ldy) {
+    for (int p = 0; p < np; p++)
+        for (int d = 0; d < nd; d++) y[(size_t)d * ldy + p] = lm_f16_to_f32(x[(size_t)p * ldx + d]);
+}
+
 float lm_dot_f16_f32_ref(int n, const uint16_t *a, const float *b) {
     float s = 0;
     for (int i = 0; i < n; i++) s += lm_f16_to_f32(a[i]) * b[i];
@@ -172,6 +187,81 @@ static float hsum256(__m256 v) {
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
+}
+
+/* An R x 8*V tile of C: per k, V loads of B's row, R broadcasts of A, R*V
+ * FMAs into registers. */
+static inline __attribute__((always_inline)) void sgemm_tile(const int R, const int V, int K, const float *A, size_t lda,
+                                                               const float *B, size_t ldb, float *C, size_t ldc, bool add) {
+    __m256 acc[4][2];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 2
+        for (int v = 0; v < V; v++) acc[r][v] = add ? _mm256_loadu_ps(C + (size_t)r * ldc + 8 * v) : _mm256_setzero_ps();
+    for (int k = 0; k < K; k++) {
+        __m256 b[2];
+#pragma GCC unroll 2
+        for (int v = 0; v < V; v++) b[v] = _mm256_loadu_ps(B + (size_t)k * ldb + 8 * v);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const __m256 a = _mm256_broadcast_ss(A + (size_t)r * lda + k);
+#pragma GCC unroll 2
+            for (int v = 0; v < V; v++) acc[r][v] = _mm256_fmadd_ps(a, b[v], acc[r][v]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 2
+        for (int v = 0; v < V; v++) _mm256_storeu_ps(C + (size_t)r * ldc + 8 * v, acc[r][v]);
+}
+
+/* Columns [n, n + 8*V) of C, all rows. */
+static inline __attribute__((always_inline)) void sgemm_cols(const int V, int M, int n, int K, const float *A, size_t lda,
+                                                               const float *B, size_t ldb, float *C, size_t ldc, bool add) {
+    int m = 0;
+    for (; m + 4 <= M; m += 4) sgemm_tile(4, V, K, A + lda * m, lda, B + n, ldb, C + ldc * m + n, ldc, add);
+    for (; m < M; m++) sgemm_tile(1, V, K, A + lda * m, lda, B + n, ldb, C + ldc * m + n, ldc, add);
+}
+
+void lm_sgemm(int M, int N, int K, const float *A, size_t lda, const float *B, size_t ldb, float *C, size_t ldc, bool add) {
+    int n = 0;
+    for (; n + 16 <= N; n += 16) sgemm_cols(2, M, n, K, A, lda, B, ldb, C, ldc, add);
+    if (n + 8 <= N) {
+        sgemm_cols(1, M, n, K, A, lda, B, ldb, C, ldc, add);
+        n += 8;
+    }
+    if (n < N) lm_sgemm_ref(M, N - n, K, A, lda, B + n, ldb, C + n, ldc, add);
+}
+
+/* 8x8 blocks: eight rows widened, then transposed in registers. */
+void lm_f16_transpose(int np, int nd, const uint16_t *x, size_t ldx, float *y, size_t ldy) {
+    int p = 0;
+    for (; p + 8 <= np; p += 8) {
+        int d = 0;
+        for (; d + 8 <= nd; d += 8) {
+            __m256 r[8];
+            for (int i = 0; i < 8; i++) r[i] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + (size_t)(p + i) * ldx + d)));
+            const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+            const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+            const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+            const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+            const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xee);
+            const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xee);
+            const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xee);
+            const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xee);
+            float *o = y + (size_t)d * ldy + p;
+            _mm256_storeu_ps(o + 0 * ldy, _mm256_permute2f128_ps(u0, u4, 0x20));
+            _mm256_storeu_ps(o + 1 * ldy, _mm256_permute2f128_ps(u1, u5, 0x20));
+            _mm256_storeu_ps(o + 2 * ldy, _mm256_permute2f128_ps(u2, u6, 0x20));
+            _mm256_storeu_ps(o + 3 * ldy, _mm256_permute2f128_ps(u3, u7, 0x20));
+            _mm256_storeu_ps(o + 4 * ldy, _mm256_permute2f128_ps(u0, u4, 0x31));
+            _mm256_storeu_ps(o + 5 * ldy, _mm256_permute2f128_ps(u1, u5, 0x31));
+            _mm256_storeu_ps(o + 6 * ldy, _mm256_permute2f128_ps(u2, u6, 0x31));
+            _mm256_storeu_ps(o + 7 * ldy, _mm256_permute2f128_ps(u3, u7, 0x31));
+        }
+        if (d < nd) lm_f16_transpose_ref(8, nd - d, x + (size_t)p * ldx + d, ldx, y + (size_t)d * ldy + p, ldy);
+    }
+    if (p < np) lm_f16_transpose_ref(np - p, nd, x + (size_t)p * ldx, ldx, y + p, ldy);
 }
 
 float lm_dot_f16_f32(int n, const uint16_t *a, const float *b) {
@@ -203,6 +293,12 @@ void lm_f32_to_f16_row(const float *x, uint16_t *y, int n) {
     for (; i < n; i++) y[i] = lm_f32_to_f16(x[i]);
 }
 #else
+void lm_f16_transpose(int np, int nd, const uint16_t *x, size_t ldx, float *y, size_t ldy) {
+    lm_f16_transpose_ref(np, nd, x, ldx, y, ldy);
+}
+void lm_sgemm(int M, int N, int K, const float *A, size_t lda, const float *B, size_t ldb, float *C, size_t ldc, bool add) {
+    lm_sgemm_ref(M, N, K, A, lda, B, ldb, C, ldc, add);
+}
 float lm_dot_f16_f32(int n, const uint16_t *a, const float *b) { return lm_dot_f16_f32_ref(n, a, b); }
 void lm_axpy_f16(int n, float alpha, const uint16_t *x, float *y) { lm_axpy_f16_ref(n, alpha, x, y); }
 void lm_f32_to_f16_row(const float *x, uint16_t *y, int n) {
