@@ -689,6 +689,52 @@ static inline __attribute__((always_inline)) void gemm_tile(enum gemm_kind k, co
     }
 }
 
+/* One activation row (generation): R weight rows share each activation
+ * block. A block's d and m come out of one conversion as (dx, mx), and one
+ * multiply by the activation's (dy, sy) gives both the scale of the integer
+ * sum and the m*s term, which accumulates in lane 1 apart. */
+static inline __attribute__((always_inline)) __m128 gemv_dm(enum gemm_kind k, const uint8_t *b) {
+    if (k == G_Q4_1 || k == G_Q5_1) {
+        uint32_t dm;
+        memcpy(&dm, b, 4);
+        return _mm_cvtph_ps(_mm_cvtsi32_si128((int)dm));
+    }
+    uint16_t d;
+    memcpy(&d, b, 2);
+    const __m128 dd = _mm_cvtph_ps(_mm_set1_epi16((short)d));
+    return k == G_Q4_0 ? _mm_mul_ps(dd, _mm_setr_ps(1, -8, 0, 0)) : k == G_Q5_0 ? _mm_mul_ps(dd, _mm_setr_ps(1, -16, 0, 0)) : dd;
+}
+
+static inline __attribute__((always_inline)) void gemv_tile(enum gemm_kind k, const int R, int nb, const uint8_t *x, size_t bx,
+                                                              const uint8_t *y, const float *ds, float *s, bool add) {
+    const size_t xsize = gemm_xsize(k);
+    const size_t ysize = gemm_y_q8_1(k) ? sizeof(struct lm_block_q8_1) : sizeof(struct lm_block_q8_0);
+    const size_t yqs = gemm_y_q8_1(k) ? offsetof(struct lm_block_q8_1, qs) : offsetof(struct lm_block_q8_0, qs);
+    __m256 acc[4];
+    __m128 accm[4];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps(), accm[r] = _mm_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        const __m256i qy = _mm256_loadu_si256((const __m256i *)(y + ysize * (size_t)b + yqs));
+        const __m128 dys = _mm_castpd_ps(_mm_load_sd((const double *)(ds + 2 * b))); /* dy sy */
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const uint8_t *blk = x + bx * (size_t)r + xsize * (size_t)b;
+            float dx_unused, mx_unused;
+            const __m256i w = gemm_decode(k, blk, &dx_unused, &mx_unused);
+            const __m256i p = k == G_Q8_0 ? dot_ss8(w, qy) : dot_us8(w, qy);
+            const __m128 sc = _mm_mul_ps(gemv_dm(k, blk), dys); /* dx*dy mx*sy */
+            acc[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(sc), _mm256_cvtepi32_ps(p), acc[r]);
+            if (k != G_Q8_0) accm[r] = _mm_add_ps(accm[r], sc);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) {
+        const float v = hsum_ps(acc[r]) + (k != G_Q8_0 ? _mm_cvtss_f32(_mm_movehdup_ps(accm[r])) : 0.0f);
+        s[r] = add ? s[r] + v : v;
+    }
+}
+
 /* Eight activation rows at once, tokens in lanes: the activation blocks are
  * transposed in 4-byte steps, so step k of a block holds bytes 4k..4k+3 of
  * each of the 8 rows. A weight row's 4 bytes for step k, broadcast, then
@@ -824,10 +870,16 @@ static inline __attribute__((always_inline)) void gemm_blocks(enum gemm_kind k, 
             gemm_y_scales(k, nb, C, yb, by, dy, sy);
             const bool add = b0 > 0;
             int r = 0;
-            /* one activation row: four weight rows share its loads; more: two rows by up to four */
-            for (; C == 1 && r + 4 <= nr; r += 4)
-                gemm_tile(k, 4, 1, nb, x + bx * (size_t)r + xsize * (size_t)b0, bx, yb, by, dy, sy, s + ldc * (size_t)c0 + r, ldc, add);
-            for (; C > 1 && r + 2 <= nr; r += 2) {
+            if (C == 1) {
+                float ds[2 * GEMM_CHUNK];
+                for (int b = 0; b < nb; b++) ds[2 * b] = dy[b * GEMM_MAX_C], ds[2 * b + 1] = sy[b * GEMM_MAX_C];
+                for (; r + 4 <= nr; r += 4)
+                    gemv_tile(k, 4, nb, x + bx * (size_t)r + xsize * (size_t)b0, bx, yb, ds, s + ldc * (size_t)c0 + r, add);
+                for (; r < nr; r++)
+                    gemv_tile(k, 1, nb, x + bx * (size_t)r + xsize * (size_t)b0, bx, yb, ds, s + ldc * (size_t)c0 + r, add);
+                continue;
+            }
+            for (; r + 2 <= nr; r += 2) {
                 const uint8_t *xr = x + bx * (size_t)r + xsize * (size_t)b0;
                 float *sr = s + ldc * (size_t)c0 + r;
                 if (C == 4) gemm_tile(k, 2, 4, nb, xr, bx, yb, by, dy, sy, sr, ldc, add);
@@ -839,8 +891,7 @@ static inline __attribute__((always_inline)) void gemm_blocks(enum gemm_kind k, 
                 float *sr = s + ldc * (size_t)c0 + r;
                 if (C == 4) gemm_tile(k, 1, 4, nb, xr, bx, yb, by, dy, sy, sr, ldc, add);
                 else if (C == 3) gemm_tile(k, 1, 3, nb, xr, bx, yb, by, dy, sy, sr, ldc, add);
-                else if (C == 2) gemm_tile(k, 1, 2, nb, xr, bx, yb, by, dy, sy, sr, ldc, add);
-                else gemm_tile(k, 1, 1, nb, xr, bx, yb, by, dy, sy, sr, ldc, add);
+                else gemm_tile(k, 1, 2, nb, xr, bx, yb, by, dy, sy, sr, ldc, add);
             }
         }
     }
