@@ -103,12 +103,13 @@ void lm_matmul_multi(struct lm_pool *pool, int n_w, float *const y[], const stru
         int per = (n_tok + QUANT_TILE - 1) / QUANT_TILE;
         lm_pool_run(pool, j.n_q * per, quantize_tile, &j);
     }
-    /* Row tiles: for one token, a few per thread so that whoever runs
-     * claims the next (memory bound, no reuse); for a batch, larger tiles
-     * that a run of tokens reuses from cache. Multiples of 16 rows suit
-     * every GEMM kernel's row blocking. */
+    /* Row tiles: for one token, about 8 per thread, so that whoever runs
+     * claims the next (no reuse to keep); for a batch, 256 rows that a run
+     * of TOK_TILE tokens reuses from L2 (and over which a kernel's
+     * rearrangement of the activations pays off). Multiples of 16 rows
+     * suit every GEMM kernel's row blocking. */
     j.tok_tiles = (n_tok + TOK_TILE - 1) / TOK_TILE;
-    int64_t target = n_tok == 1 ? total_rows / (8 * lm_pool_size(pool)) : 64;
+    int64_t target = n_tok == 1 ? total_rows / (8 * lm_pool_size(pool)) : 256;
     target = (target + 15) / 16 * 16;
     j.row_tile = (int)(target < 16 ? 16 : target > 4096 ? 4096 : target);
     for (int i = 0; i < n_w; i++)
