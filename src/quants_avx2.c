@@ -916,6 +916,86 @@ static void gemm_q8_0(int n, int nr, int nc, float *s, size_t ldc, const void *x
     gemm_blocks(G_Q8_0, n, nr, nc, s, ldc, x, bx, y, by);
 }
 
+/* ---- GEMM for float weights (f32, f16, bf16) against f32 activations:
+ * R rows x C activation rows, each weight vector widened once for C
+ * activation rows ---- */
+
+enum fgemm_kind { F_F32, F_F16, F_BF16 };
+
+static inline __attribute__((always_inline)) __m256 fgemm_load(enum fgemm_kind k, const uint8_t *row, int i) {
+    if (k == F_F32) return _mm256_loadu_ps((const float *)row + i);
+    if (k == F_F16) return load_f16x8((const uint16_t *)row + i);
+    return load_bf16x8((const uint16_t *)row + i);
+}
+
+static inline __attribute__((always_inline)) float fgemm_scalar(enum fgemm_kind k, const uint8_t *row, int i) {
+    if (k == F_F32) return ((const float *)row)[i];
+    if (k == F_F16) return f16(((const uint16_t *)row)[i]);
+    return lm_bf16_to_f32(((const uint16_t *)row)[i]);
+}
+
+static inline __attribute__((always_inline)) void fgemm_tile(enum fgemm_kind k, const int R, const int C, int n,
+                                                               const uint8_t *x, size_t bx, const uint8_t *y, size_t by,
+                                                               float *s, size_t ldc) {
+    __m256 acc[4][4];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int c = 0; c < C; c++) acc[r][c] = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 w[4];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) w[r] = fgemm_load(k, x + bx * (size_t)r, i);
+#pragma GCC unroll 4
+        for (int c = 0; c < C; c++) {
+            const __m256 a = _mm256_loadu_ps((const float *)(y + by * (size_t)c) + i);
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++) acc[r][c] = _mm256_fmadd_ps(w[r], a, acc[r][c]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int c = 0; c < C; c++) {
+            float v = hsum_ps(acc[r][c]);
+            for (int j = i; j < n; j++) v += fgemm_scalar(k, x + bx * (size_t)r, j) * ((const float *)(y + by * (size_t)c))[j];
+            s[ldc * (size_t)c + (size_t)r] = v;
+        }
+}
+
+static inline __attribute__((always_inline)) void fgemm(enum fgemm_kind k, int n, int nr, int nc, float *s, size_t ldc,
+                                                          const void *vx, size_t bx, const void *vy, size_t by) {
+    const uint8_t *x = vx, *y = vy;
+    for (int c = 0; c < nc;) {
+        const int C = nc - c >= 4 ? 4 : nc - c;
+        const uint8_t *yc = y + by * (size_t)c;
+        float *sc = s + ldc * (size_t)c;
+        int r = 0;
+        if (C == 4)
+            for (; r + 2 <= nr; r += 2) fgemm_tile(k, 2, 4, n, x + bx * (size_t)r, bx, yc, by, sc + r, ldc);
+        else if (C == 1)
+            for (; r + 4 <= nr; r += 4) fgemm_tile(k, 4, 1, n, x + bx * (size_t)r, bx, yc, by, sc + r, ldc);
+        for (; r < nr; r++) {
+            if (C == 4) fgemm_tile(k, 1, 4, n, x + bx * (size_t)r, bx, yc, by, sc + r, ldc);
+            else if (C == 3) fgemm_tile(k, 1, 3, n, x + bx * (size_t)r, bx, yc, by, sc + r, ldc);
+            else if (C == 2) fgemm_tile(k, 1, 2, n, x + bx * (size_t)r, bx, yc, by, sc + r, ldc);
+            else fgemm_tile(k, 1, 1, n, x + bx * (size_t)r, bx, yc, by, sc + r, ldc);
+        }
+        c += C;
+    }
+}
+
+static void gemm_f32(int n, int nr, int nc, float *s, size_t ldc, const void *x, size_t bx, const void *y, size_t by) {
+    fgemm(F_F32, n, nr, nc, s, ldc, x, bx, y, by);
+}
+static void gemm_f16(int n, int nr, int nc, float *s, size_t ldc, const void *x, size_t bx, const void *y, size_t by) {
+    fgemm(F_F16, n, nr, nc, s, ldc, x, bx, y, by);
+}
+static void gemm_bf16(int n, int nr, int nc, float *s, size_t ldc, const void *x, size_t bx, const void *y, size_t by) {
+    fgemm(F_BF16, n, nr, nc, s, ldc, x, bx, y, by);
+}
+
 void lm_quants_avx2_install(struct lm_type_traits *t) {
     t[LM_TYPE_F32].vec_dot = dot_f32;
     t[LM_TYPE_F16].vec_dot = dot_f16;
@@ -939,6 +1019,9 @@ void lm_quants_avx2_install(struct lm_type_traits *t) {
     t[LM_TYPE_Q5_0].gemm = gemm_q5_0;
     t[LM_TYPE_Q5_1].gemm = gemm_q5_1;
     t[LM_TYPE_Q8_0].gemm = gemm_q8_0;
+    t[LM_TYPE_F32].gemm = gemm_f32;
+    t[LM_TYPE_F16].gemm = gemm_f16;
+    t[LM_TYPE_BF16].gemm = gemm_bf16;
 }
 
 #endif

@@ -276,7 +276,7 @@ TEST(quants_gemm) {
         const struct lm_type_traits *t = lm_type_get(type), *r = lm_type_get_ref(type);
         const struct lm_type_traits *at = lm_type_get(t->vec_dot_type);
         const int blck = t->blck == 1 ? 32 : t->blck;
-        const int ns[] = {blck, 5 * blck, 4096 + 3 * blck};
+        const int ns[] = {blck, 5 * blck + (t->blck == 1 ? 3 : 0), 4096 + 3 * blck + (t->blck == 1 ? 5 : 0)};
         for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++)
             for (int raw = 0; raw < 2; raw++) {
                 const int n = ns[ni], max_r = 11, max_c = 9;
