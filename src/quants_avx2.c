@@ -748,6 +748,26 @@ static inline __attribute__((always_inline)) void gemv_tile(enum gemm_kind k, co
  * 8 dot products, which end in their lanes without horizontal sums. */
 #define IL_CHUNK 32 /* activation blocks transposed at once (8 KB) */
 
+/* o[k] = element k of each of v[0..7]: an 8x8 transpose of 32-bit elements. */
+static inline void transpose_8x8_epi32(const __m256i v[8], __m256i *o) {
+    const __m256i t0 = _mm256_unpacklo_epi32(v[0], v[1]), t1 = _mm256_unpackhi_epi32(v[0], v[1]);
+    const __m256i t2 = _mm256_unpacklo_epi32(v[2], v[3]), t3 = _mm256_unpackhi_epi32(v[2], v[3]);
+    const __m256i t4 = _mm256_unpacklo_epi32(v[4], v[5]), t5 = _mm256_unpackhi_epi32(v[4], v[5]);
+    const __m256i t6 = _mm256_unpacklo_epi32(v[6], v[7]), t7 = _mm256_unpackhi_epi32(v[6], v[7]);
+    const __m256i u0 = _mm256_unpacklo_epi64(t0, t2), u1 = _mm256_unpackhi_epi64(t0, t2);
+    const __m256i u2 = _mm256_unpacklo_epi64(t1, t3), u3 = _mm256_unpackhi_epi64(t1, t3);
+    const __m256i u4 = _mm256_unpacklo_epi64(t4, t6), u5 = _mm256_unpackhi_epi64(t4, t6);
+    const __m256i u6 = _mm256_unpacklo_epi64(t5, t7), u7 = _mm256_unpackhi_epi64(t5, t7);
+    o[0] = _mm256_permute2x128_si256(u0, u4, 0x20);
+    o[1] = _mm256_permute2x128_si256(u1, u5, 0x20);
+    o[2] = _mm256_permute2x128_si256(u2, u6, 0x20);
+    o[3] = _mm256_permute2x128_si256(u3, u7, 0x20);
+    o[4] = _mm256_permute2x128_si256(u0, u4, 0x31);
+    o[5] = _mm256_permute2x128_si256(u1, u5, 0x31);
+    o[6] = _mm256_permute2x128_si256(u2, u6, 0x31);
+    o[7] = _mm256_permute2x128_si256(u3, u7, 0x31);
+}
+
 /* Transposes blocks [0, nb) of 8 activation rows into q (8 steps per
  * block), with their d and s (or d*sum(qy)) in d8/s8 per block. */
 static void il_pack(enum gemm_kind k, int nb, const uint8_t *y, size_t by, __m256i *q, float *d8, float *s8) {
@@ -764,24 +784,7 @@ static void il_pack(enum gemm_kind k, int nb, const uint8_t *y, size_t by, __m25
             if (gemm_y_q8_1(k)) s8[b * 8 + c] = f16(h[1]);
             else if (k != G_Q8_0) s8[b * 8 + c] = d8[b * 8 + c] * (float)hsum_epi32(dot_us8(_mm256_set1_epi8(1), v[c]));
         }
-        /* 8x8 transpose of 32-bit elements */
-        const __m256i t0 = _mm256_unpacklo_epi32(v[0], v[1]), t1 = _mm256_unpackhi_epi32(v[0], v[1]);
-        const __m256i t2 = _mm256_unpacklo_epi32(v[2], v[3]), t3 = _mm256_unpackhi_epi32(v[2], v[3]);
-        const __m256i t4 = _mm256_unpacklo_epi32(v[4], v[5]), t5 = _mm256_unpackhi_epi32(v[4], v[5]);
-        const __m256i t6 = _mm256_unpacklo_epi32(v[6], v[7]), t7 = _mm256_unpackhi_epi32(v[6], v[7]);
-        const __m256i u0 = _mm256_unpacklo_epi64(t0, t2), u1 = _mm256_unpackhi_epi64(t0, t2);
-        const __m256i u2 = _mm256_unpacklo_epi64(t1, t3), u3 = _mm256_unpackhi_epi64(t1, t3);
-        const __m256i u4 = _mm256_unpacklo_epi64(t4, t6), u5 = _mm256_unpackhi_epi64(t4, t6);
-        const __m256i u6 = _mm256_unpacklo_epi64(t5, t7), u7 = _mm256_unpackhi_epi64(t5, t7);
-        __m256i *o = q + 8 * b;
-        o[0] = _mm256_permute2x128_si256(u0, u4, 0x20);
-        o[1] = _mm256_permute2x128_si256(u1, u5, 0x20);
-        o[2] = _mm256_permute2x128_si256(u2, u6, 0x20);
-        o[3] = _mm256_permute2x128_si256(u3, u7, 0x20);
-        o[4] = _mm256_permute2x128_si256(u0, u4, 0x31);
-        o[5] = _mm256_permute2x128_si256(u1, u5, 0x31);
-        o[6] = _mm256_permute2x128_si256(u2, u6, 0x31);
-        o[7] = _mm256_permute2x128_si256(u3, u7, 0x31);
+        transpose_8x8_epi32(v, q + 8 * b);
     }
 }
 
@@ -996,6 +999,146 @@ static void gemm_bf16(int n, int nr, int nc, float *s, size_t ldc, const void *x
     fgemm(F_BF16, n, nr, nc, s, ldc, x, bx, y, by);
 }
 
+/* ---- GEMM for q4_K and q6_K, eight q8_K activation rows in lanes ----
+ * As il_tile, per 32-weight sub-block: int16 sums over the steps that
+ * cannot overflow (q4_K: 8 steps of |pair| <= 2*15*127; q6_K, levels 0..63:
+ * 2 steps of 2*63*127), then vpmaddwd by the sub-block's integer scale
+ * instead of by ones. The mins (q4_K) and the -32 offset (q6_K) come from
+ * the activations' bsums, kept as int16 pairs per token. */
+#define K_CHUNK 8 /* activation super-blocks transposed at once (16 KB) */
+
+/* q: 64 steps per super-block; d8: the rows' d; bq: 8 vectors per
+ * super-block, vector i holding (bsums[2i], bsums[2i+1]) of each row. */
+static void k_pack(int nb, const uint8_t *y, size_t by, __m256i *q, float *d8, __m256i *bq) {
+    for (int b = 0; b < nb; b++) {
+        const struct lm_block_q8_K *blk[8];
+        for (int c = 0; c < 8; c++) {
+            blk[c] = (const struct lm_block_q8_K *)(y + by * (size_t)c) + b;
+            d8[b * 8 + c] = blk[c]->d;
+        }
+        for (int i = 0; i < 8; i++) {
+            int32_t v[8];
+            for (int c = 0; c < 8; c++) memcpy(&v[c], &blk[c]->bsums[2 * i], 4);
+            bq[b * 8 + i] = _mm256_loadu_si256((const __m256i *)v);
+        }
+        for (int sb = 0; sb < 8; sb++) {
+            __m256i v[8];
+            for (int c = 0; c < 8; c++) v[c] = _mm256_loadu_si256((const __m256i *)(blk[c]->qs + 32 * sb));
+            transpose_8x8_epi32(v, q + 64 * b + 8 * sb);
+        }
+    }
+}
+
+static inline __attribute__((always_inline)) __m256i k_bcast(const uint8_t *w, int step) {
+    int32_t w4;
+    memcpy(&w4, w + 4 * step, 4);
+    return _mm256_set1_epi32(w4);
+}
+
+static void k_tile_q4_K(int nb, const uint8_t *x, const __m256i *q, const float *d8, const __m256i *bq, float *s, size_t ldc,
+                        bool add) {
+    const struct lm_block_q4_K *xb = (const void *)x;
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    __m256 acc = _mm256_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        uint8_t sc[8], m[8];
+        unpack_k4_scales(xb[b].scales, sc, m);
+        _Alignas(32) uint8_t w[256];
+        for (int k = 0; k < 4; k++) {
+            const __m256i bits = _mm256_loadu_si256((const __m256i *)(xb[b].qs + 32 * k));
+            _mm256_store_si256((__m256i *)(w + 64 * k), _mm256_and_si256(bits, m4));
+            _mm256_store_si256((__m256i *)(w + 64 * k + 32), _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4));
+        }
+        const __m256i *qb = q + 64 * b;
+        __m256i sum = _mm256_setzero_si256(), mins = _mm256_setzero_si256();
+        for (int sb = 0; sb < 8; sb++) {
+            __m256i s16 = _mm256_setzero_si256();
+#pragma GCC unroll 8
+            for (int st = 0; st < 8; st++) s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(k_bcast(w + 32 * sb, st), qb[8 * sb + st]));
+            sum = _mm256_add_epi32(sum, _mm256_madd_epi16(s16, _mm256_set1_epi16(sc[sb])));
+            mins = _mm256_add_epi32(mins, _mm256_madd_epi16(_mm256_set1_epi16(m[sb]), bq[8 * b + sb]));
+        }
+        const __m256 dy = _mm256_loadu_ps(d8 + 8 * b);
+        acc = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(f16(xb[b].d)), dy), _mm256_cvtepi32_ps(sum), acc);
+        acc = _mm256_fnmadd_ps(_mm256_mul_ps(_mm256_set1_ps(f16(xb[b].dmin)), dy), _mm256_cvtepi32_ps(mins), acc);
+    }
+    float v[8];
+    _mm256_storeu_ps(v, acc);
+    for (int c = 0; c < 8; c++) s[ldc * (size_t)c] = add ? s[ldc * (size_t)c] + v[c] : v[c];
+}
+
+static void k_tile_q6_K(int nb, const uint8_t *x, const __m256i *q, const float *d8, const __m256i *bq, float *s, size_t ldc,
+                        bool add) {
+    const struct lm_block_q6_K *xb = (const void *)x;
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m3 = _mm256_set1_epi8(3);
+    __m256 acc = _mm256_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        _Alignas(32) uint8_t w[256];
+        for (int h = 0; h < 2; h++) {
+            const __m256i ql0 = _mm256_loadu_si256((const __m256i *)(xb[b].ql + 64 * h));
+            const __m256i ql1 = _mm256_loadu_si256((const __m256i *)(xb[b].ql + 64 * h + 32));
+            const __m256i qh = _mm256_loadu_si256((const __m256i *)(xb[b].qh + 32 * h));
+            __m256i *o = (__m256i *)(w + 128 * h);
+            _mm256_store_si256(o, _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4)));
+            _mm256_store_si256(o + 1, _mm256_or_si256(_mm256_and_si256(ql1, m4),
+                                                       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m3), 4)));
+            _mm256_store_si256(o + 2, _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                                                       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m3), 4)));
+            _mm256_store_si256(o + 3, _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                                                       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4)));
+        }
+        const int8_t *sc = xb[b].scales;
+        const __m256i *qb = q + 64 * b;
+        __m256i sum = _mm256_setzero_si256(), off = _mm256_setzero_si256();
+        for (int j = 0; j < 16; j++) { /* sub-blocks of 16 weights: 4 steps */
+            const __m256i scale = _mm256_set1_epi16(sc[j]);
+            const __m256i a = _mm256_add_epi16(_mm256_maddubs_epi16(k_bcast(w + 16 * j, 0), qb[4 * j]),
+                                               _mm256_maddubs_epi16(k_bcast(w + 16 * j, 1), qb[4 * j + 1]));
+            const __m256i c = _mm256_add_epi16(_mm256_maddubs_epi16(k_bcast(w + 16 * j, 2), qb[4 * j + 2]),
+                                               _mm256_maddubs_epi16(k_bcast(w + 16 * j, 3), qb[4 * j + 3]));
+            sum = _mm256_add_epi32(sum, _mm256_add_epi32(_mm256_madd_epi16(a, scale), _mm256_madd_epi16(c, scale)));
+        }
+        for (int i = 0; i < 8; i++) {
+            const int pair = (int)(uint16_t)sc[2 * i] | (int)((uint32_t)(uint16_t)sc[2 * i + 1] << 16);
+            off = _mm256_add_epi32(off, _mm256_madd_epi16(_mm256_set1_epi32(pair), bq[8 * b + i]));
+        }
+        sum = _mm256_sub_epi32(sum, _mm256_slli_epi32(off, 5));
+        acc = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(f16(xb[b].d)), _mm256_loadu_ps(d8 + 8 * b)), _mm256_cvtepi32_ps(sum),
+                              acc);
+    }
+    float v[8];
+    _mm256_storeu_ps(v, acc);
+    for (int c = 0; c < 8; c++) s[ldc * (size_t)c] = add ? s[ldc * (size_t)c] + v[c] : v[c];
+}
+
+typedef void (*k_tile_fn)(int nb, const uint8_t *x, const __m256i *q, const float *d8, const __m256i *bq, float *s,
+                          size_t ldc, bool add);
+
+/* Groups of eight activation rows through the tile; the rest by vec_dot. */
+static void k_gemm(k_tile_fn tile, void (*dot)(int, float *, const void *, const void *), size_t xsize, int n, int nr,
+                   int nc, float *s, size_t ldc, const uint8_t *x, size_t bx, const uint8_t *y, size_t by) {
+    __m256i q[K_CHUNK * 64], bq[K_CHUNK * 8];
+    _Alignas(32) float d8[K_CHUNK * 8];
+    const int nbt = n / LM_QK_K;
+    int c = 0;
+    for (; c + 8 <= nc; c += 8)
+        for (int b0 = 0; b0 < nbt; b0 += K_CHUNK) {
+            const int nb = nbt - b0 < K_CHUNK ? nbt - b0 : K_CHUNK;
+            k_pack(nb, y + by * (size_t)c + sizeof(struct lm_block_q8_K) * (size_t)b0, by, q, d8, bq);
+            for (int r = 0; r < nr; r++)
+                tile(nb, x + bx * (size_t)r + xsize * (size_t)b0, q, d8, bq, s + ldc * (size_t)c + r, ldc, b0 > 0);
+        }
+    for (; c < nc; c++)
+        for (int r = 0; r < nr; r++) dot(n, &s[ldc * (size_t)c + (size_t)r], x + bx * (size_t)r, y + by * (size_t)c);
+}
+
+static void gemm_q4_K(int n, int nr, int nc, float *s, size_t ldc, const void *x, size_t bx, const void *y, size_t by) {
+    k_gemm(k_tile_q4_K, dot_q4_K_q8_K, sizeof(struct lm_block_q4_K), n, nr, nc, s, ldc, x, bx, y, by);
+}
+static void gemm_q6_K(int n, int nr, int nc, float *s, size_t ldc, const void *x, size_t bx, const void *y, size_t by) {
+    k_gemm(k_tile_q6_K, dot_q6_K_q8_K, sizeof(struct lm_block_q6_K), n, nr, nc, s, ldc, x, bx, y, by);
+}
+
 void lm_quants_avx2_install(struct lm_type_traits *t) {
     t[LM_TYPE_F32].vec_dot = dot_f32;
     t[LM_TYPE_F16].vec_dot = dot_f16;
@@ -1022,6 +1165,8 @@ void lm_quants_avx2_install(struct lm_type_traits *t) {
     t[LM_TYPE_F32].gemm = gemm_f32;
     t[LM_TYPE_F16].gemm = gemm_f16;
     t[LM_TYPE_BF16].gemm = gemm_bf16;
+    t[LM_TYPE_Q4_K].gemm = gemm_q4_K;
+    t[LM_TYPE_Q6_K].gemm = gemm_q6_K;
 }
 
 #endif
