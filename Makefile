@@ -103,6 +103,10 @@ models/default.gguf:
 chat: lm models/default.gguf
 	./lm chat
 
+# Tokens per second on the default model (see also scripts/ for llama.cpp side by side).
+bench: lm models/default.gguf
+	./lm bench
+
 clean:
 	rm -rf build build-asan build-fuzz lm
 

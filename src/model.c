@@ -233,6 +233,26 @@ void lm_model_free(struct lm_model *m) {
     memset(m, 0, sizeof *m);
 }
 
+/* Attention works on tiles of query rows: the heads of one KV group times
+ * a run of tokens, so that each key and value, widened to f32 once, meets
+ * them all in lm_sgemm. Scores for every position are kept until the
+ * softmax (exact, as one pass over the row), then multiply the values. */
+#define ATT_ROWS 48   /* query rows per tile, when the group allows */
+#define ATT_CHUNK 256 /* positions widened at a time */
+
+static int att_tokens(const struct lm_hparams *hp) {
+    int group = hp->n_head / hp->n_head_kv;
+    return group >= ATT_ROWS ? 1 : ATT_ROWS / group;
+}
+
+static size_t round8(size_t n) { return (n + 7) / 8 * 8; }
+
+/* floats of per-thread attention scratch */
+static size_t att_scratch_size(const struct lm_hparams *hp, int n_ctx) {
+    size_t rows = (size_t)att_tokens(hp) * (size_t)(hp->n_head / hp->n_head_kv), hd = (size_t)hp->head_dim;
+    return 2 * rows * hd + rows * round8((size_t)n_ctx) + hd * ATT_CHUNK;
+}
+
 /* ---- context ---------------------------------------------------------------- */
 
 static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
@@ -271,15 +291,20 @@ int lm_ctx_init(struct lm_ctx *c, const struct lm_model *m, struct lm_pool *pool
     c->att = lm_xmalloc(sizeof(float) * nb * q_dim);
     c->ffn_g = lm_xmalloc(sizeof(float) * nb * (size_t)hp->n_ff);
     c->ffn_u = lm_xmalloc(sizeof(float) * nb * (size_t)hp->n_ff);
-    c->scores = lm_xmalloc(sizeof(float) * (size_t)lm_pool_size(pool) * (size_t)n_ctx);
+    c->att_scratch_size = att_scratch_size(hp, n_ctx);
+    c->att_scratch = lm_xmalloc(sizeof(float) * (size_t)lm_pool_size(pool) * c->att_scratch_size);
     c->rope_cos = lm_xmalloc(sizeof(float) * nb * (size_t)(hp->n_rot / 2));
     c->rope_sin = lm_xmalloc(sizeof(float) * nb * (size_t)(hp->n_rot / 2));
     c->logits = lm_xmalloc(sizeof(float) * (size_t)hp->n_vocab);
     size_t qs = lm_matmul_scratch_size(m->output, 1);
     for (int l = 0; l < hp->n_layer; l++) {
         const struct lm_layer *L = &m->layers[l];
-        const struct lm_tensor *ws[] = {L->wq, L->wk, L->wv, L->wo, L->w_gate, L->w_up, L->w_down};
-        for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++) qs = max_size(qs, lm_matmul_scratch_size(ws[i], n_batch));
+        /* the products that share one lm_matmul_multi call need their sum */
+        qs = max_size(qs, lm_matmul_scratch_size(L->wq, n_batch) + lm_matmul_scratch_size(L->wk, n_batch) +
+                              lm_matmul_scratch_size(L->wv, n_batch));
+        qs = max_size(qs, lm_matmul_scratch_size(L->w_gate, n_batch) + lm_matmul_scratch_size(L->w_up, n_batch));
+        qs = max_size(qs, lm_matmul_scratch_size(L->wo, n_batch));
+        qs = max_size(qs, lm_matmul_scratch_size(L->w_down, n_batch));
     }
     c->qscratch = lm_xmalloc(qs ? qs : 1);
     return 0;
@@ -287,7 +312,7 @@ int lm_ctx_init(struct lm_ctx *c, const struct lm_model *m, struct lm_pool *pool
 
 void lm_ctx_free(struct lm_ctx *c) {
     void *bufs[] = {c->k_cache, c->v_cache, c->x, c->xn, c->q, c->k, c->v, c->att, c->ffn_g, c->ffn_u,
-                    c->scores, c->rope_cos, c->rope_sin, c->logits, c->qscratch};
+                    c->att_scratch, c->rope_cos, c->rope_sin, c->logits, c->qscratch};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     memset(c, 0, sizeof *c);
 }
@@ -296,31 +321,56 @@ void lm_ctx_free(struct lm_ctx *c) {
 
 struct attn_job {
     struct lm_ctx *c;
-    int layer, n, pos;
+    int layer, n, pos, tok_tile, n_tiles;
 };
 
-/* One task per (token, head): causal softmax attention over the cache. */
-static void attention(void *arg, int ith, int nth) {
+/* One task per (KV head, run of tokens): causal softmax attention over the cache. */
+static void attention(void *arg, int task, int ith) {
     struct attn_job *j = arg;
     struct lm_ctx *c = j->c;
     const struct lm_hparams *hp = &c->model->hp;
     int hd = hp->head_dim, group = hp->n_head / hp->n_head_kv;
     size_t kv_dim = (size_t)hp->n_head_kv * (size_t)hd, q_dim = (size_t)hp->n_head * (size_t)hd;
-    size_t layer_off = (size_t)j->layer * (size_t)c->n_ctx * kv_dim;
-    float *scores = c->scores + (size_t)ith * (size_t)c->n_ctx;
-    float scale = 1.0f / sqrtf((float)hd);
-    for (int task = ith; task < j->n * hp->n_head; task += nth) {
-        int t = task / hp->n_head, h = task % hp->n_head, kvh = h / group;
-        int n_pos = j->pos + t + 1;
-        const float *q = c->q + (size_t)t * q_dim + (size_t)h * (size_t)hd;
-        const uint16_t *k = c->k_cache + layer_off + (size_t)kvh * (size_t)hd;
-        const uint16_t *v = c->v_cache + layer_off + (size_t)kvh * (size_t)hd;
-        for (int p = 0; p < n_pos; p++) scores[p] = lm_dot_f16_f32(hd, k + (size_t)p * kv_dim, q) * scale;
-        lm_softmax(scores, n_pos);
-        float *out = c->att + (size_t)t * q_dim + (size_t)h * (size_t)hd;
-        memset(out, 0, sizeof(float) * (size_t)hd);
-        for (int p = 0; p < n_pos; p++) lm_axpy_f16(hd, scores[p], v + (size_t)p * kv_dim, out);
+    int kvh = task / j->n_tiles, t0 = task % j->n_tiles * j->tok_tile;
+    int nt = j->n - t0 < j->tok_tile ? j->n - t0 : j->tok_tile, rows = nt * group;
+    size_t lds = round8((size_t)c->n_ctx);
+    float *qt = c->att_scratch + (size_t)ith * c->att_scratch_size; /* (rows, hd): row t*group + g */
+    float *out = qt + (size_t)rows * hd;                             /* (rows, hd) */
+    float *sc = out + (size_t)rows * hd;                             /* (rows, lds) scores */
+    float *kv = sc + (size_t)rows * lds;                             /* (hd, ATT_CHUNK) keys or (ATT_CHUNK, hd) values */
+    for (int t = 0; t < nt; t++)
+        for (int g = 0; g < group; g++)
+            memcpy(qt + (size_t)(t * group + g) * hd, c->q + (size_t)(t0 + t) * q_dim + (size_t)(kvh * group + g) * hd,
+                   sizeof(float) * (size_t)hd);
+    size_t layer_off = (size_t)j->layer * (size_t)c->n_ctx * kv_dim + (size_t)kvh * (size_t)hd;
+    const uint16_t *k = c->k_cache + layer_off, *v = c->v_cache + layer_off;
+    int n_pos = j->pos + t0 + nt; /* positions the last token sees */
+    for (int p0 = 0; p0 < n_pos; p0 += ATT_CHUNK) {
+        int np = n_pos - p0 < ATT_CHUNK ? n_pos - p0 : ATT_CHUNK, npad = (int)round8((size_t)np);
+        lm_f16_transpose(np, hd, k + (size_t)p0 * kv_dim, kv_dim, kv, (size_t)npad);
+        for (int d = 0; d < hd; d++) memset(kv + (size_t)d * npad + np, 0, sizeof(float) * (size_t)(npad - np));
+        lm_sgemm(rows, npad, hd, qt, (size_t)hd, kv, (size_t)npad, sc + p0, lds, false);
     }
+    float scale = 1.0f / sqrtf((float)hd);
+    size_t end = round8((size_t)n_pos);
+    for (int r = 0; r < rows; r++) {
+        float *row = sc + (size_t)r * lds;
+        int valid = j->pos + t0 + r / group + 1;
+        for (int p = 0; p < valid; p++) row[p] *= scale;
+        lm_softmax(row, valid);
+        memset(row + valid, 0, sizeof(float) * (end - (size_t)valid));
+    }
+    const struct lm_type_traits *f16 = lm_type_get(LM_TYPE_F16);
+    for (int p0 = 0; p0 < n_pos; p0 += ATT_CHUNK) {
+        int np = n_pos - p0 < ATT_CHUNK ? n_pos - p0 : ATT_CHUNK, npad = (int)round8((size_t)np);
+        for (int p = 0; p < np; p++) f16->to_f32(v + (size_t)(p0 + p) * kv_dim, kv + (size_t)p * hd, hd);
+        memset(kv + (size_t)np * hd, 0, sizeof(float) * (size_t)(npad - np) * (size_t)hd);
+        lm_sgemm(rows, hd, npad, sc + p0, lds, kv, (size_t)hd, out, (size_t)hd, p0 > 0);
+    }
+    for (int t = 0; t < nt; t++)
+        for (int g = 0; g < group; g++)
+            memcpy(c->att + (size_t)(t0 + t) * q_dim + (size_t)(kvh * group + g) * hd, out + (size_t)(t * group + g) * hd,
+                   sizeof(float) * (size_t)hd);
 }
 
 static void add_bias(float *y, const struct lm_tensor *b, int n_tok, int dim) {
@@ -357,9 +407,8 @@ int lm_forward(struct lm_ctx *c, const int32_t *tokens, int n, int pos, struct l
     for (int l = 0; l < hp->n_layer; l++) {
         const struct lm_layer *L = &m->layers[l];
         for (int t = 0; t < n; t++) lm_rmsnorm(c->xn + (size_t)t * E, c->x + (size_t)t * E, L->attn_norm->data, E, hp->norm_eps);
-        lm_matmul(c->pool, c->q, L->wq, c->xn, n, c->qscratch);
-        lm_matmul(c->pool, c->k, L->wk, c->xn, n, c->qscratch);
-        lm_matmul(c->pool, c->v, L->wv, c->xn, n, c->qscratch);
+        lm_matmul_multi(c->pool, 3, (float *const[]){c->q, c->k, c->v}, (const struct lm_tensor *const[]){L->wq, L->wk, L->wv},
+                        c->xn, n, c->qscratch);
         add_bias(c->q, L->bq, n, q_dim);
         add_bias(c->k, L->bk, n, kv_dim);
         add_bias(c->v, L->bv, n, kv_dim);
@@ -375,13 +424,13 @@ int lm_forward(struct lm_ctx *c, const int32_t *tokens, int n, int pos, struct l
             lm_f32_to_f16_row(k, c->k_cache + cache_off + (size_t)t * kv_dim, kv_dim);
             lm_f32_to_f16_row(c->v + (size_t)t * kv_dim, c->v_cache + cache_off + (size_t)t * kv_dim, kv_dim);
         }
-        struct attn_job job = {c, l, n, pos};
-        lm_pool_run(c->pool, attention, &job);
+        struct attn_job job = {c, l, n, pos, att_tokens(hp), (n + att_tokens(hp) - 1) / att_tokens(hp)};
+        lm_pool_run(c->pool, hp->n_head_kv * job.n_tiles, attention, &job);
         lm_matmul(c->pool, c->xn, L->wo, c->att, n, c->qscratch);
         add(c->x, c->xn, (size_t)n * E);
         for (int t = 0; t < n; t++) lm_rmsnorm(c->xn + (size_t)t * E, c->x + (size_t)t * E, L->ffn_norm->data, E, hp->norm_eps);
-        lm_matmul(c->pool, c->ffn_g, L->w_gate, c->xn, n, c->qscratch);
-        lm_matmul(c->pool, c->ffn_u, L->w_up, c->xn, n, c->qscratch);
+        lm_matmul_multi(c->pool, 2, (float *const[]){c->ffn_g, c->ffn_u}, (const struct lm_tensor *const[]){L->w_gate, L->w_up},
+                        c->xn, n, c->qscratch);
         lm_swiglu(c->ffn_g, c->ffn_u, n * hp->n_ff);
         lm_matmul(c->pool, c->xn, L->w_down, c->ffn_g, n, c->qscratch);
         add(c->x, c->xn, (size_t)n * E);

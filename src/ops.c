@@ -22,55 +22,103 @@ size_t lm_matmul_scratch_size(const struct lm_tensor *w, int n_tok) {
     return t->vec_dot_type == LM_TYPE_F32 ? 0 : row_bytes(t->vec_dot_type, w->ne[0]) * (size_t)n_tok;
 }
 
+/* Tokens per tile of a batch: a tile of weight rows stays in cache while
+ * this many tokens pass over it. */
+#define TOK_TILE 64
+
 struct matmul_job {
-    float *y;
-    const struct lm_tensor *w;
+    int n_w, n_tok, tok_tiles;
+    int row_tile;                 /* rows per task */
+    int task0[LM_MATMUL_MAX + 1]; /* first task of each weight */
+    float *y[LM_MATMUL_MAX];
+    const struct lm_tensor *w[LM_MATMUL_MAX];
+    const struct lm_type_traits *t[LM_MATMUL_MAX];
+    const uint8_t *xa[LM_MATMUL_MAX]; /* activations in each weight's vec_dot_type */
+    size_t xa_row[LM_MATMUL_MAX], w_row[LM_MATMUL_MAX];
+    /* quantization: one entry per distinct activation format */
+    int n_q;
+    const struct lm_type_traits *qt[LM_MATMUL_MAX];
+    uint8_t *qdst[LM_MATMUL_MAX];
+    size_t qrow[LM_MATMUL_MAX];
     const float *x;
-    const uint8_t *xq; /* activations in the weight's vec_dot_type */
-    size_t xq_row, w_row;
-    int n_tok;
-    const struct lm_type_traits *t, *at;
+    int64_t cols;
 };
 
-#define ROW_TILE 16
-
-static void matmul_rows(void *arg, int ith, int nth) {
+/* y[t][r] for the rows and tokens of one task's tile. */
+static void matmul_tile(void *arg, int task, int ith) {
     struct matmul_job *j = arg;
-    int64_t rows = j->w->ne[1], cols = j->w->ne[0];
-    /* Contiguous row ranges in tiles, so a tile of weights stays in cache
-     * while every token of the batch passes over it. */
-    int64_t n_tiles = (rows + ROW_TILE - 1) / ROW_TILE;
-    int64_t t0 = n_tiles * ith / nth, t1 = n_tiles * (ith + 1) / nth;
-    const uint8_t *wdata = j->w->data;
-    for (int64_t tile = t0; tile < t1; tile++) {
-        int64_t r0 = tile * ROW_TILE, r1 = r0 + ROW_TILE < rows ? r0 + ROW_TILE : rows;
-        for (int t = 0; t < j->n_tok; t++) {
-            const void *x = j->xq ? (const void *)(j->xq + j->xq_row * (size_t)t) : (const void *)(j->x + cols * t);
-            float *y = j->y + rows * t;
-            for (int64_t r = r0; r < r1; r++) j->t->vec_dot((int)cols, &y[r], wdata + j->w_row * (size_t)r, x);
-        }
-    }
+    int i = 0;
+    while (task >= j->task0[i + 1]) i++;
+    task -= j->task0[i];
+    int64_t rows = j->w[i]->ne[1];
+    int64_t r0 = (int64_t)(task / j->tok_tiles) * j->row_tile, r1 = r0 + j->row_tile < rows ? r0 + j->row_tile : rows;
+    int c0 = task % j->tok_tiles * TOK_TILE, c1 = c0 + TOK_TILE < j->n_tok ? c0 + TOK_TILE : j->n_tok;
+    const uint8_t *w = (const uint8_t *)j->w[i]->data + j->w_row[i] * (size_t)r0;
+    const uint8_t *x = j->xa[i] + j->xa_row[i] * (size_t)c0;
+    float *y = j->y[i] + (size_t)rows * (size_t)c0 + (size_t)r0;
+    lm_gemm(j->t[i], (int)j->cols, (int)(r1 - r0), c1 - c0, y, (size_t)rows, w, j->w_row[i], x, j->xa_row[i]);
 }
 
-static void quantize_rows(void *arg, int ith, int nth) {
+#define QUANT_TILE 8
+
+static void quantize_tile(void *arg, int task, int ith) {
     struct matmul_job *j = arg;
-    int64_t cols = j->w->ne[0];
-    for (int t = ith; t < j->n_tok; t += nth)
-        j->at->from_f32(j->x + cols * t, (uint8_t *)j->xq + j->xq_row * (size_t)t, cols);
+    int per = (j->n_tok + QUANT_TILE - 1) / QUANT_TILE;
+    int q = task / per, t0 = task % per * QUANT_TILE, t1 = t0 + QUANT_TILE < j->n_tok ? t0 + QUANT_TILE : j->n_tok;
+    for (int t = t0; t < t1; t++) j->qt[q]->from_f32(j->x + j->cols * t, j->qdst[q] + j->qrow[q] * (size_t)t, j->cols);
+}
+
+void lm_matmul_multi(struct lm_pool *pool, int n_w, float *const y[], const struct lm_tensor *const w[], const float *x,
+                     int n_tok, void *scratch) {
+    LM_ASSERT(n_w >= 1 && n_w <= LM_MATMUL_MAX && n_tok >= 1);
+    struct matmul_job j = {.n_w = n_w, .n_tok = n_tok, .x = x, .cols = w[0]->ne[0]};
+    uint8_t *free_scratch = scratch;
+    int64_t total_rows = 0;
+    for (int i = 0; i < n_w; i++) {
+        const struct lm_type_traits *t = lm_type_get(w[i]->type);
+        LM_ASSERT(t && t->vec_dot && w[i]->ne[0] == j.cols);
+        j.y[i] = y[i];
+        j.w[i] = w[i];
+        j.t[i] = t;
+        j.w_row[i] = row_bytes(w[i]->type, j.cols);
+        total_rows += w[i]->ne[1];
+        if (t->vec_dot_type == LM_TYPE_F32) {
+            j.xa[i] = (const uint8_t *)x;
+            j.xa_row[i] = sizeof(float) * (size_t)j.cols;
+            continue;
+        }
+        int q = 0; /* weights with the same activation format share its quantization */
+        while (q < j.n_q && j.qt[q] != lm_type_get(t->vec_dot_type)) q++;
+        if (q == j.n_q) {
+            j.qt[q] = lm_type_get(t->vec_dot_type);
+            j.qrow[q] = row_bytes(t->vec_dot_type, j.cols);
+            j.qdst[q] = free_scratch;
+            free_scratch += j.qrow[q] * (size_t)n_tok;
+            j.n_q++;
+        }
+        j.xa[i] = j.qdst[q];
+        j.xa_row[i] = j.qrow[q];
+    }
+    if (j.n_q) {
+        int per = (n_tok + QUANT_TILE - 1) / QUANT_TILE;
+        lm_pool_run(pool, j.n_q * per, quantize_tile, &j);
+    }
+    /* Row tiles: for one token, about 8 per thread, so that whoever runs
+     * claims the next (no reuse to keep); for a batch, 256 rows that a run
+     * of TOK_TILE tokens reuses from L2 (and over which a kernel's
+     * rearrangement of the activations pays off). Multiples of 16 rows
+     * suit every GEMM kernel's row blocking. */
+    j.tok_tiles = (n_tok + TOK_TILE - 1) / TOK_TILE;
+    int64_t target = n_tok == 1 ? total_rows / (8 * lm_pool_size(pool)) : 256;
+    target = (target + 15) / 16 * 16;
+    j.row_tile = (int)(target < 16 ? 16 : target > 4096 ? 4096 : target);
+    for (int i = 0; i < n_w; i++)
+        j.task0[i + 1] = j.task0[i] + (int)((w[i]->ne[1] + j.row_tile - 1) / j.row_tile) * j.tok_tiles;
+    lm_pool_run(pool, j.task0[n_w], matmul_tile, &j);
 }
 
 void lm_matmul(struct lm_pool *pool, float *y, const struct lm_tensor *w, const float *x, int n_tok, void *scratch) {
-    const struct lm_type_traits *t = lm_type_get(w->type);
-    LM_ASSERT(t && t->vec_dot);
-    struct matmul_job j = {.y = y, .w = w, .x = x, .n_tok = n_tok, .t = t, .w_row = row_bytes(w->type, w->ne[0])};
-    if (t->vec_dot_type != LM_TYPE_F32) {
-        j.at = lm_type_get(t->vec_dot_type);
-        j.xq = scratch;
-        j.xq_row = row_bytes(t->vec_dot_type, w->ne[0]);
-        if (n_tok == 1) quantize_rows(&j, 0, 1); /* not worth waking the pool */
-        else lm_pool_run(pool, quantize_rows, &j);
-    }
-    lm_pool_run(pool, matmul_rows, &j);
+    lm_matmul_multi(pool, 1, &y, &w, x, n_tok, scratch);
 }
 
 void lm_rmsnorm(float *y, const float *x, const float *weight, int n, float eps) {
@@ -109,6 +157,21 @@ void lm_rope(float *x, int n_heads, int head_dim, int n_rot, const float *cos_t,
     }
 }
 
+void lm_sgemm_ref(int M, int N, int K, const float *A, size_t lda, const float *B, size_t ldb, float *C, size_t ldc,
+                  bool add) {
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) {
+            float s = 0;
+            for (int k = 0; k < K; k++) s += A[(size_t)m * lda + k] * B[(size_t)k * ldb + n];
+            C[(size_t)m * ldc + n] = add ? C[(size_t)m * ldc + n] + s : s;
+        }
+}
+
+void lm_f16_transpose_ref(int np, int nd, const uint16_t *x, size_t ldx, float *y, size_t ldy) {
+    for (int p = 0; p < np; p++)
+        for (int d = 0; d < nd; d++) y[(size_t)d * ldy + p] = lm_f16_to_f32(x[(size_t)p * ldx + d]);
+}
+
 float lm_dot_f16_f32_ref(int n, const uint16_t *a, const float *b) {
     float s = 0;
     for (int i = 0; i < n; i++) s += lm_f16_to_f32(a[i]) * b[i];
@@ -125,6 +188,81 @@ static float hsum256(__m256 v) {
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
+}
+
+/* An R x 8*V tile of C: per k, V loads of B's row, R broadcasts of A, R*V
+ * FMAs into registers. */
+static inline __attribute__((always_inline)) void sgemm_tile(const int R, const int V, int K, const float *A, size_t lda,
+                                                               const float *B, size_t ldb, float *C, size_t ldc, bool add) {
+    __m256 acc[4][2];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 2
+        for (int v = 0; v < V; v++) acc[r][v] = add ? _mm256_loadu_ps(C + (size_t)r * ldc + 8 * v) : _mm256_setzero_ps();
+    for (int k = 0; k < K; k++) {
+        __m256 b[2];
+#pragma GCC unroll 2
+        for (int v = 0; v < V; v++) b[v] = _mm256_loadu_ps(B + (size_t)k * ldb + 8 * v);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const __m256 a = _mm256_broadcast_ss(A + (size_t)r * lda + k);
+#pragma GCC unroll 2
+            for (int v = 0; v < V; v++) acc[r][v] = _mm256_fmadd_ps(a, b[v], acc[r][v]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 2
+        for (int v = 0; v < V; v++) _mm256_storeu_ps(C + (size_t)r * ldc + 8 * v, acc[r][v]);
+}
+
+/* Columns [n, n + 8*V) of C, all rows. */
+static inline __attribute__((always_inline)) void sgemm_cols(const int V, int M, int n, int K, const float *A, size_t lda,
+                                                               const float *B, size_t ldb, float *C, size_t ldc, bool add) {
+    int m = 0;
+    for (; m + 4 <= M; m += 4) sgemm_tile(4, V, K, A + lda * m, lda, B + n, ldb, C + ldc * m + n, ldc, add);
+    for (; m < M; m++) sgemm_tile(1, V, K, A + lda * m, lda, B + n, ldb, C + ldc * m + n, ldc, add);
+}
+
+void lm_sgemm(int M, int N, int K, const float *A, size_t lda, const float *B, size_t ldb, float *C, size_t ldc, bool add) {
+    int n = 0;
+    for (; n + 16 <= N; n += 16) sgemm_cols(2, M, n, K, A, lda, B, ldb, C, ldc, add);
+    if (n + 8 <= N) {
+        sgemm_cols(1, M, n, K, A, lda, B, ldb, C, ldc, add);
+        n += 8;
+    }
+    if (n < N) lm_sgemm_ref(M, N - n, K, A, lda, B + n, ldb, C + n, ldc, add);
+}
+
+/* 8x8 blocks: eight rows widened, then transposed in registers. */
+void lm_f16_transpose(int np, int nd, const uint16_t *x, size_t ldx, float *y, size_t ldy) {
+    int p = 0;
+    for (; p + 8 <= np; p += 8) {
+        int d = 0;
+        for (; d + 8 <= nd; d += 8) {
+            __m256 r[8];
+            for (int i = 0; i < 8; i++) r[i] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + (size_t)(p + i) * ldx + d)));
+            const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+            const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+            const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+            const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+            const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xee);
+            const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xee);
+            const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xee);
+            const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xee);
+            float *o = y + (size_t)d * ldy + p;
+            _mm256_storeu_ps(o + 0 * ldy, _mm256_permute2f128_ps(u0, u4, 0x20));
+            _mm256_storeu_ps(o + 1 * ldy, _mm256_permute2f128_ps(u1, u5, 0x20));
+            _mm256_storeu_ps(o + 2 * ldy, _mm256_permute2f128_ps(u2, u6, 0x20));
+            _mm256_storeu_ps(o + 3 * ldy, _mm256_permute2f128_ps(u3, u7, 0x20));
+            _mm256_storeu_ps(o + 4 * ldy, _mm256_permute2f128_ps(u0, u4, 0x31));
+            _mm256_storeu_ps(o + 5 * ldy, _mm256_permute2f128_ps(u1, u5, 0x31));
+            _mm256_storeu_ps(o + 6 * ldy, _mm256_permute2f128_ps(u2, u6, 0x31));
+            _mm256_storeu_ps(o + 7 * ldy, _mm256_permute2f128_ps(u3, u7, 0x31));
+        }
+        if (d < nd) lm_f16_transpose_ref(8, nd - d, x + (size_t)p * ldx + d, ldx, y + (size_t)d * ldy + p, ldy);
+    }
+    if (p < np) lm_f16_transpose_ref(np - p, nd, x + (size_t)p * ldx, ldx, y + p, ldy);
 }
 
 float lm_dot_f16_f32(int n, const uint16_t *a, const float *b) {
@@ -156,6 +294,12 @@ void lm_f32_to_f16_row(const float *x, uint16_t *y, int n) {
     for (; i < n; i++) y[i] = lm_f32_to_f16(x[i]);
 }
 #else
+void lm_f16_transpose(int np, int nd, const uint16_t *x, size_t ldx, float *y, size_t ldy) {
+    lm_f16_transpose_ref(np, nd, x, ldx, y, ldy);
+}
+void lm_sgemm(int M, int N, int K, const float *A, size_t lda, const float *B, size_t ldb, float *C, size_t ldc, bool add) {
+    lm_sgemm_ref(M, N, K, A, lda, B, ldb, C, ldc, add);
+}
 float lm_dot_f16_f32(int n, const uint16_t *a, const float *b) { return lm_dot_f16_f32_ref(n, a, b); }
 void lm_axpy_f16(int n, float alpha, const uint16_t *x, float *y) { lm_axpy_f16_ref(n, alpha, x, y); }
 void lm_f32_to_f16_row(const float *x, uint16_t *y, int n) {

@@ -1,26 +1,44 @@
-/* pool.c: see pool.h. A job is published by bumping a generation counter;
- * workers spin on it for a while, then wait on a condition variable. */
+/* pool.c: see pool.h.
+ *
+ * One 64-bit ticket holds the job's generation (high bits) and the index of
+ * the next unclaimed task (low bits). A thread claims a task by a CAS from
+ * the value it read to that value + 1, having read the job's fields in
+ * between: the caller rewrites the fields for the next job only after every
+ * task of this one has finished, so after every claim, so a claim that
+ * succeeds proves the fields it was made with belong to its generation. A
+ * worker that wakes late finds the ticket moved on and never touches a job
+ * that is over; the caller waits only for tasks that were claimed. */
 #include "lm/pool.h"
 
 #include "lm/common.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
 
-#define SPIN_ITERATIONS 20000
+#define TASK_BITS 24
+#define TASK_MASK ((UINT64_C(1) << TASK_BITS) - 1)
+/* Idle workers spin this long (seconds), then yield the CPU between looks
+ * until IDLE_SLEEP, then sleep on the condition variable. */
+#define IDLE_SPIN 100e-6
+#define IDLE_SLEEP 2e-3
 
 struct lm_pool {
     int n;
     pthread_t *threads;
-    pthread_mutex_t mu;
+    /* the current job; written by the caller only while no task is claimable */
+    _Alignas(64) _Atomic(lm_pool_fn) fn;
+    _Atomic(void *) ctx;
+    atomic_int n_tasks;
+    atomic_uint_least64_t ticket; /* generation << TASK_BITS | next task */
+    _Alignas(64) atomic_int done; /* tasks of the current job finished */
+    _Alignas(64) pthread_mutex_t mu;
     pthread_cond_t wake;
-    atomic_uint generation;
-    atomic_int pending; /* workers still running the current job */
+    atomic_int n_sleeping;
     atomic_bool quit;
-    lm_pool_fn fn;
-    void *ctx;
 };
 
 struct worker_arg {
@@ -36,30 +54,59 @@ static inline void cpu_relax(void) {
 #endif
 }
 
+/* Claims and runs tasks of the job the ticket shows until none are left.
+ * Returns the generation it last saw. */
+static uint64_t run_tasks(struct lm_pool *p, int ith) {
+    for (;;) {
+        uint64_t t = atomic_load_explicit(&p->ticket, memory_order_acquire);
+        lm_pool_fn fn = atomic_load_explicit(&p->fn, memory_order_acquire);
+        void *ctx = atomic_load_explicit(&p->ctx, memory_order_acquire);
+        int n_tasks = atomic_load_explicit(&p->n_tasks, memory_order_acquire);
+        if ((t & TASK_MASK) >= (uint64_t)n_tasks) return t >> TASK_BITS;
+        if (!atomic_compare_exchange_weak_explicit(&p->ticket, &t, t + 1, memory_order_acq_rel, memory_order_relaxed))
+            continue;
+        fn(ctx, (int)(t & TASK_MASK), ith);
+        atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
+    }
+}
+
 static void *worker(void *arg) {
     struct worker_arg *w = arg;
     struct lm_pool *p = w->p;
     int ith = w->ith;
     free(w);
-    unsigned seen = 0;
-    for (;;) {
-        unsigned gen;
-        int spins = 0;
-        while ((gen = atomic_load_explicit(&p->generation, memory_order_acquire)) == seen &&
-               !atomic_load_explicit(&p->quit, memory_order_relaxed)) {
-            if (++spins < SPIN_ITERATIONS) {
+    uint64_t seen = 0;
+    while (!atomic_load_explicit(&p->quit, memory_order_relaxed)) {
+        if ((atomic_load_explicit(&p->ticket, memory_order_acquire) >> TASK_BITS) != seen) {
+            seen = run_tasks(p, ith);
+            continue;
+        }
+        /* Idle: spin, then yield, then sleep, looking for a new generation. */
+        double t0 = lm_time();
+        for (unsigned spins = 1;; spins++) {
+            if ((atomic_load_explicit(&p->ticket, memory_order_acquire) >> TASK_BITS) != seen ||
+                atomic_load_explicit(&p->quit, memory_order_relaxed))
+                break;
+            if (spins % 256) {
                 cpu_relax();
                 continue;
             }
+            double idle = lm_time() - t0;
+            if (idle < IDLE_SPIN) continue;
+            if (idle < IDLE_SLEEP) {
+                sched_yield();
+                continue;
+            }
             pthread_mutex_lock(&p->mu);
-            while (atomic_load(&p->generation) == seen && !atomic_load(&p->quit)) pthread_cond_wait(&p->wake, &p->mu);
+            atomic_fetch_add(&p->n_sleeping, 1); /* seq_cst: pairs with the caller's store of the ticket */
+            while ((atomic_load(&p->ticket) >> TASK_BITS) == seen && !atomic_load(&p->quit))
+                pthread_cond_wait(&p->wake, &p->mu);
+            atomic_fetch_sub(&p->n_sleeping, 1);
             pthread_mutex_unlock(&p->mu);
+            break;
         }
-        if (atomic_load(&p->quit)) return NULL;
-        seen = gen;
-        p->fn(p->ctx, ith, p->n);
-        atomic_fetch_sub_explicit(&p->pending, 1, memory_order_release);
     }
+    return NULL;
 }
 
 struct lm_pool *lm_pool_create(int n_threads) {
@@ -97,20 +144,32 @@ void lm_pool_free(struct lm_pool *p) {
 
 int lm_pool_size(const struct lm_pool *p) { return p->n; }
 
-void lm_pool_run(struct lm_pool *p, lm_pool_fn fn, void *ctx) {
-    if (p->n == 1) {
-        fn(ctx, 0, 1);
+void lm_pool_run(struct lm_pool *p, int n_tasks, lm_pool_fn fn, void *ctx) {
+    LM_ASSERT(n_tasks >= 0 && (uint64_t)n_tasks < (TASK_MASK >> 1));
+    if (p->n == 1 || n_tasks <= 1) {
+        for (int i = 0; i < n_tasks; i++) fn(ctx, i, 0);
         return;
     }
-    p->fn = fn;
-    p->ctx = ctx;
-    atomic_store_explicit(&p->pending, p->n - 1, memory_order_relaxed);
-    pthread_mutex_lock(&p->mu);
-    atomic_fetch_add_explicit(&p->generation, 1, memory_order_release);
-    pthread_cond_broadcast(&p->wake);
-    pthread_mutex_unlock(&p->mu);
-    fn(ctx, 0, p->n);
-    while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) cpu_relax();
+    /* No task of the previous job is claimable (all were claimed), so no
+     * thread can be using these fields. */
+    atomic_store_explicit(&p->fn, fn, memory_order_release);
+    atomic_store_explicit(&p->ctx, ctx, memory_order_release);
+    atomic_store_explicit(&p->n_tasks, n_tasks, memory_order_release);
+    atomic_store_explicit(&p->done, 0, memory_order_relaxed);
+    uint64_t gen = (atomic_load_explicit(&p->ticket, memory_order_relaxed) >> TASK_BITS) + 1;
+    atomic_store(&p->ticket, gen << TASK_BITS); /* seq_cst: pairs with the sleepers' count */
+    if (atomic_load(&p->n_sleeping) > 0) {
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_broadcast(&p->wake);
+        pthread_mutex_unlock(&p->mu);
+    }
+    run_tasks(p, 0);
+    /* Only tasks already claimed remain; a worker that was preempted while
+     * running one gets the CPU back sooner if we yield now and then. */
+    for (unsigned spins = 1; atomic_load_explicit(&p->done, memory_order_acquire) < n_tasks; spins++) {
+        if (spins % 1024) cpu_relax();
+        else sched_yield();
+    }
 }
 
 int lm_cpu_count(void) {

@@ -1123,3 +1123,14 @@ const struct lm_type_traits *lm_type_get_ref(uint32_t type) {
 }
 
 const char *lm_quants_simd(void) { return LM_QUANTS_SIMD_NAME; }
+
+void lm_gemm(const struct lm_type_traits *t, int n, int nr, int nc, float *s, size_t ldc, const void *x, size_t bx,
+             const void *y, size_t by) {
+    if (t->gemm) {
+        t->gemm(n, nr, nc, s, ldc, x, bx, y, by);
+        return;
+    }
+    for (int c = 0; c < nc; c++)
+        for (int r = 0; r < nr; r++)
+            t->vec_dot(n, &s[(size_t)c * ldc + (size_t)r], (const uint8_t *)x + bx * (size_t)r, (const uint8_t *)y + by * (size_t)c);
+}

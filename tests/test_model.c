@@ -7,7 +7,7 @@
 
 #include <stdlib.h>
 
-enum { V = 48, E = 256, FF = 512, H = 4, HKV = 2, HD = 64, L = 2, N_TOK = 7 };
+enum { V = 48, E = 256, FF = 512, H = 4, HKV = 2, HD = 64, L = 2, N_TOK = 7, N_LONG = 300 };
 
 struct rng {
     uint64_t s;
@@ -142,13 +142,14 @@ static void ref_rope(double *v, int pos, bool neox) {
 
 /* Logits after the whole sequence, recomputing every position from scratch. */
 static void ref_forward(const struct ref_model *m, const int32_t *tok, int n, double *logits) {
-    static double x[N_TOK][E], K[L][N_TOK][HKV * HD], Vv[L][N_TOK][HKV * HD];
-    double xn[FF], att[H * HD], tmp[FF], g[FF], u[FF], sc[N_TOK];
+    static double x[N_LONG][E], K[L][N_LONG][HKV * HD], Vv[L][N_LONG][HKV * HD];
+    double xn[FF], att[H * HD], tmp[FF], g[FF], u[FF], sc[N_LONG];
+    LM_ASSERT(n <= N_LONG);
     for (int t = 0; t < n; t++)
         for (int i = 0; i < E; i++) x[t][i] = m->emb[(size_t)tok[t] * E + i];
     for (int l = 0; l < L; l++) {
         const struct ref_layer *R = &m->layers[l];
-        static double Q[N_TOK][H * HD];
+        static double Q[N_LONG][H * HD];
         for (int t = 0; t < n; t++) {
             ref_rmsnorm(xn, x[t], R->attn_norm, E);
             ref_matvec(Q[t], R->wq, xn, H * HD, E);
@@ -320,6 +321,41 @@ TEST(model_refuses_unsupported) {
         EXPECT_EQ_INT(lm_model_from_gguf(&m, &g, &err), -1);
         EXPECT_CONTAINS(err.msg, msgs[k]);
     }
+    lm_buf_free(&file);
+    return 0;
+}
+
+/* A prompt longer than one attention tile of queries and one chunk of
+ * positions, as one batch and in uneven batches after a cached prefix. */
+TEST(model_long_prompt) {
+    struct lm_buf file = {0};
+    struct ref_model ref;
+    build(&file, &ref, 0, LM_TYPE_F32, false);
+    int32_t tok[N_LONG];
+    for (int t = 0; t < N_LONG; t++) tok[t] = (t * 31 + 7) % V;
+    static double want[V];
+    ref_forward(&ref, tok, N_LONG, want);
+    struct lm_gguf g;
+    struct lm_model m;
+    struct lm_ctx c;
+    struct lm_err err;
+    struct lm_pool *pool = lm_pool_create(2);
+    if (lm_gguf_parse(&g, file.data, file.len, &err) < 0 || lm_model_from_gguf(&m, &g, &err) < 0) {
+        test_fail(__FILE__, __LINE__, "%s", err.msg);
+    } else {
+        EXPECT_EQ_INT(lm_ctx_init(&c, &m, pool, N_LONG + 5, N_LONG, &err), 0);
+        EXPECT_EQ_INT(lm_forward(&c, tok, N_LONG, 0, &err), 0);
+        double d = max_abs_diff(c.logits, want, V);
+        if (d > tolerance(LM_TYPE_F32)) test_fail(__FILE__, __LINE__, "one batch: max |logit diff| %g", d);
+        for (int t = 0; t < N_LONG; t += 37)
+            EXPECT_EQ_INT(lm_forward(&c, tok + t, N_LONG - t < 37 ? N_LONG - t : 37, t, &err), 0);
+        d = max_abs_diff(c.logits, want, V);
+        if (d > tolerance(LM_TYPE_F32)) test_fail(__FILE__, __LINE__, "batches of 37: max |logit diff| %g", d);
+        lm_ctx_free(&c);
+        lm_model_free(&m);
+    }
+    lm_pool_free(pool);
+    free_ref(&ref);
     lm_buf_free(&file);
     return 0;
 }

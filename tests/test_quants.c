@@ -264,6 +264,82 @@ TEST(quants_vec_dot) {
     return 0;
 }
 
+/* lm_gemm (the served table's gemm kernel where there is one) against the
+ * reference vec_dot of every pair, over tile edges (rows and activation
+ * rows not multiples of the kernels' blocking), padded row strides, rows
+ * long enough to be split in chunks, and an output with a wider stride
+ * whose gaps must stay untouched. */
+TEST(quants_gemm) {
+    rng_state = 7;
+    for (size_t k = 0; k < sizeof computed / sizeof computed[0]; k++) {
+        const uint32_t type = computed[k];
+        const struct lm_type_traits *t = lm_type_get(type), *r = lm_type_get_ref(type);
+        const struct lm_type_traits *at = lm_type_get(t->vec_dot_type);
+        const int blck = t->blck == 1 ? 32 : t->blck;
+        const int ns[] = {blck, 5 * blck + (t->blck == 1 ? 3 : 0), 4096 + 3 * blck + (t->blck == 1 ? 5 : 0)};
+        for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++)
+            for (int raw = 0; raw < 2; raw++) {
+                const int n = ns[ni], max_r = 11, max_c = 9;
+                const size_t xrow = (size_t)(n / t->blck) * t->size, bx = xrow + t->size;
+                const size_t yrow = (size_t)(n / at->blck) * at->size, by = yrow + 2 * at->size;
+                uint8_t *x = lm_xmalloc(bx * max_r), *y = lm_xmalloc(by * max_c);
+                float *xd = lm_xmalloc(sizeof(float) * (size_t)n * max_r), *yd = lm_xmalloc(sizeof(float) * (size_t)n * max_c);
+                float *yf = lm_xmalloc(sizeof(float) * (size_t)n);
+                for (int i = 0; i < max_r; i++) {
+                    void *row = make_x(t, type, n, raw);
+                    memcpy(x + bx * i, row, xrow);
+                    free(row);
+                    r->to_f32(x + bx * i, xd + (size_t)n * i, n);
+                }
+                for (int c = 0; c < max_c; c++) {
+                    for (int i = 0; i < n; i++) yf[i] = rng_uniform() * (i % 5 == 0 ? 4.0f : 1.0f);
+                    at->from_f32(yf, y + by * c, n);
+                    lm_type_get_ref(t->vec_dot_type)->to_f32(y + by * c, yd + (size_t)n * c, n);
+                }
+                const int shapes[][2] = {{1, 1}, {4, 1}, {7, 1}, {2, 4}, {3, 3}, {5, 2}, {max_r, max_c}, {1, 6}};
+                for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+                    const int nr = shapes[si][0], nc = shapes[si][1];
+                    const size_t ldc = (size_t)nr + 3;
+                    float out[(11 + 3) * 9];
+                    for (size_t i = 0; i < sizeof out / sizeof out[0]; i++) out[i] = -12345.0f;
+                    lm_gemm(t, n, nr, nc, out, ldc, x, bx, y, by);
+                    for (int c = 0; c < nc; c++)
+                        for (int i = 0; i < (int)ldc; i++) {
+                            const float got = out[ldc * c + i];
+                            if (i >= nr) {
+                                if (got != -12345.0f) test_fail(__FILE__, __LINE__, "%s gemm wrote outside its tile", t->name);
+                                continue;
+                            }
+                            float ref;
+                            r->vec_dot(n, &ref, x + bx * i, y + by * c);
+                            /* magnitude: the products, plus for q4_0/q5_0 the offset (8 or 16)*d
+                             * that a kernel may apply as a separate term */
+                            double mag = 0;
+                            const float *xr = xd + (size_t)n * i, *yr = yd + (size_t)n * c;
+                            for (int j = 0; j < n; j++) {
+                                double off = 0;
+                                if (type == LM_TYPE_Q4_0 || type == LM_TYPE_Q5_0) {
+                                    uint16_t d;
+                                    memcpy(&d, x + bx * i + (size_t)(j / 32) * t->size, 2);
+                                    off = 16 * fabs(lm_f16_to_f32(d));
+                                }
+                                mag += (fabs(xr[j]) + off) * fabs(yr[j]);
+                            }
+                            if (!(fabs((double)got - ref) <= 2e-6 * mag + 1e-30))
+                                test_fail(__FILE__, __LINE__, "%s n=%d %s gemm %dx%d [%d][%d]: %.9g, ref %.9g (sum |xy| %g)",
+                                          t->name, n, raw ? "raw" : "quantized", nr, nc, c, i, got, ref, mag);
+                        }
+                }
+                free(x);
+                free(y);
+                free(xd);
+                free(yd);
+                free(yf);
+            }
+    }
+    return 0;
+}
+
 /* f16: numpy's conversions of edge values, and every one of the 65536 bit
  * patterns against the format's definition and back. */
 TEST(quants_f16) {
@@ -385,6 +461,41 @@ TEST(bench_quants) {
             free(act);
             free(f);
         }
+    }
+    /* matrix products as the forward pass runs them: 1536 rows of 576
+     * against 1 activation row (generation) and 64 (a prompt), best of
+     * several runs, in G multiply-adds per second */
+    const uint32_t gemm_types[] = {LM_TYPE_Q4_1, LM_TYPE_Q8_0, LM_TYPE_Q4_0, LM_TYPE_F16, LM_TYPE_Q4_K, LM_TYPE_Q6_K};
+    for (size_t k = 0; k < sizeof gemm_types / sizeof gemm_types[0]; k++) {
+        const struct lm_type_traits *t = lm_type_get(gemm_types[k]), *a = lm_type_get(t->vec_dot_type);
+        const int n = t->blck == 256 ? 512 : 576, rows = 1536, toks = 64;
+        const size_t xrow = (size_t)(n / t->blck) * t->size, yrow = (size_t)(n / a->blck) * a->size;
+        float *f = lm_xmalloc(sizeof(float) * (size_t)n), *out = lm_xmalloc(sizeof(float) * rows * toks);
+        uint8_t *w = lm_xmalloc(xrow * rows), *y = lm_xmalloc(yrow * toks);
+        for (int i = 0; i < rows + toks; i++) {
+            for (int j = 0; j < n; j++) f[j] = rng_uniform();
+            if (i < rows) t->from_f32(f, w + xrow * i, n);
+            else a->from_f32(f, y + yrow * (i - rows), n);
+        }
+        struct lm_type_traits plain = *t;
+        plain.gemm = NULL;
+        for (int nc = 1; nc <= toks; nc += toks - 1) {
+            double best[2] = {1e30, 1e30};
+            for (int rep = 0; rep < (nc == 1 ? 200 : 10); rep++)
+                for (int g = 0; g < 2; g++) {
+                    const double t0 = lm_time();
+                    lm_gemm(g ? t : &plain, n, rows, nc, out, rows, w, xrow, y, yrow);
+                    const double dt = lm_time() - t0;
+                    if (dt < best[g]) best[g] = dt;
+                }
+            const double macs = (double)n * rows * nc * 1e-9;
+            fprintf(stderr, "  %-5s %4d x %4d x %2d: gemm %6.2f, vec_dot per pair %6.2f GMAC/s\n", t->name, rows, n, nc,
+                    macs / best[1], macs / best[0]);
+        }
+        free(f);
+        free(out);
+        free(w);
+        free(y);
     }
     /* activation quantization, elements per ns */
     for (int q = 0; q < 3; q++) {

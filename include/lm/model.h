@@ -67,7 +67,9 @@ struct lm_ctx {
     int n_ctx, n_batch;
     uint16_t *k_cache, *v_cache; /* (n_layer, n_ctx, n_head_kv*head_dim) f16 */
     /* scratch, sized for n_batch tokens */
-    float *x, *xn, *q, *k, *v, *att, *ffn_g, *ffn_u, *scores, *rope_cos, *rope_sin;
+    float *x, *xn, *q, *k, *v, *att, *ffn_g, *ffn_u, *rope_cos, *rope_sin;
+    float *att_scratch;       /* per pool thread: att_scratch_size floats */
+    size_t att_scratch_size;
     void *qscratch;
     float *logits; /* (n_vocab) of the last token of the last batch */
 };

@@ -13,12 +13,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Bytes of scratch lm_matmul needs for n_tok rows of activations against W. */
+/* Bytes of scratch lm_matmul needs for n_tok rows of activations against W
+ * (lm_matmul_multi: the sum over its weights). */
 size_t lm_matmul_scratch_size(const struct lm_tensor *w, int n_tok);
 
 /* y[t][r] = sum_c W[r][c] * x[t][c] for t < n_tok, r < W->ne[1], with
- * c < W->ne[0]. x is quantized once to W's activation format in scratch. */
+ * c < W->ne[0]. x is quantized once to W's activation format in scratch;
+ * the work is split in tiles of rows and tokens over the pool. */
 void lm_matmul(struct lm_pool *pool, float *y, const struct lm_tensor *w, const float *x, int n_tok, void *scratch);
+
+/* Several products of the same x in one pool job (Q, K and V; gate and
+ * up): y[i] = W[i] x, all W[i] with the same ne[0]; x is quantized once
+ * per distinct activation format. */
+#define LM_MATMUL_MAX 3
+void lm_matmul_multi(struct lm_pool *pool, int n_w, float *const y[], const struct lm_tensor *const w[], const float *x,
+                     int n_tok, void *scratch);
 
 /* y = x / sqrt(mean(x^2) + eps) * weight, over n elements (y may be x). */
 void lm_rmsnorm(float *y, const float *x, const float *weight, int n, float eps);
@@ -33,6 +42,18 @@ void lm_swiglu(float *gate, const float *up, int n);
  * cos/sin are given for i < n_rot/2: pairs (2i, 2i+1) when !neox, (i, i +
  * n_rot/2) when neox. Dimensions past n_rot are left alone. */
 void lm_rope(float *x, int n_heads, int head_dim, int n_rot, const float *cos_t, const float *sin_t, bool neox);
+
+/* C[m][n] = (add ? C[m][n] : 0) + sum_k A[m][k] * B[k][n] for m < M, n < N,
+ * k < K; rows lda, ldb, ldc floats apart. The batched attention's products
+ * (queries x keys, scores x values). */
+void lm_sgemm(int M, int N, int K, const float *A, size_t lda, const float *B, size_t ldb, float *C, size_t ldc, bool add);
+void lm_sgemm_ref(int M, int N, int K, const float *A, size_t lda, const float *B, size_t ldb, float *C, size_t ldc,
+                  bool add);
+
+/* y[d][p] = x[p][d] widened to f32, for p < np, d < nd: rows of x ldx
+ * apart, of y ldy apart (keys turned for lm_sgemm). */
+void lm_f16_transpose(int np, int nd, const uint16_t *x, size_t ldx, float *y, size_t ldy);
+void lm_f16_transpose_ref(int np, int nd, const uint16_t *x, size_t ldx, float *y, size_t ldy);
 
 /* Attention helpers over an f16 KV cache. */
 float lm_dot_f16_f32(int n, const uint16_t *a, const float *b);

@@ -22,8 +22,7 @@
  * dot products differ from the reference only in float summation order.
  *
  * Left out on purpose: the i-quants, ternary and fp4 formats (sizes only),
- * importance-weighted quantization (quantize_*_impl with imatrix), and
- * ggml's multi-row (nrc > 1) dot products.
+ * and importance-weighted quantization (quantize_*_impl with imatrix).
  */
 #ifndef LM_QUANTS_H
 #define LM_QUANTS_H
@@ -99,12 +98,20 @@ struct lm_type_traits {
     void (*from_f32)(const float *x, void *y, int64_t n);          /* quantizer, ggml's _ref math */
     void (*vec_dot)(int n, float *s, const void *x, const void *y);  /* x: this type, y: vec_dot_type */
     enum lm_type vec_dot_type;
+    /* Optional: nr rows of x (bx bytes apart) against nc rows of y (by
+     * bytes apart), s[c*ldc + r] = vec_dot(row r of x, row c of y). A SIMD
+     * kernel decodes each weight block once for several activation rows and
+     * keeps the sums in registers. NULL: lm_gemm loops over vec_dot. */
+    void (*gemm)(int n, int nr, int nc, float *s, size_t ldc, const void *x, size_t bx, const void *y, size_t by);
 };
 
 /* Traits of a type id read from a file; NULL when the id is unknown. */
 const struct lm_type_traits *lm_type_get(uint32_t type);
 /* The same table with only the plain C kernels (for tests and comparison). */
 const struct lm_type_traits *lm_type_get_ref(uint32_t type);
+/* The products of gemm above with t's kernels: t->gemm, or vec_dot per pair. */
+void lm_gemm(const struct lm_type_traits *t, int n, int nr, int nc, float *s, size_t ldc, const void *x, size_t bx,
+             const void *y, size_t by);
 /* Which SIMD kernels this build uses: "avx2", "neon", "neon+dotprod" or "scalar". */
 const char *lm_quants_simd(void);
 

@@ -3,6 +3,7 @@
  * message; stdout gets only the reply). */
 #include "lm/chat.h"
 #include "lm/cli.h"
+#include "lm/lineedit.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -286,44 +287,6 @@ static int run_piped(struct chat_session *cs) {
 
 /* ---- interactive ----------------------------------------------------------- */
 
-/* One line from the terminal, without its newline: 1, 0 at end of input,
- * -1 when Ctrl-C interrupted the read. */
-static int read_line(const char *prompt, struct lm_buf *out) {
-    fputs(prompt, stdout);
-    fflush(stdout);
-    out->len = 0;
-    lm_buf_reserve(out, 0);
-    for (;;) {
-        int ch = getchar();
-        if (ch == EOF) {
-            if (ferror(stdin) && errno == EINTR && lm_interrupted) {
-                clearerr(stdin);
-                lm_interrupted = 0;
-                return -1;
-            }
-            return out->len ? 1 : 0;
-        }
-        if (ch == '\n') return 1;
-        lm_buf_putc(out, (char)ch);
-    }
-}
-
-/* A message: lines joined while they end in a backslash. */
-static int read_message(struct lm_buf *msg) {
-    struct lm_buf line = {0};
-    msg->len = 0;
-    lm_buf_reserve(msg, 0);
-    int r;
-    while ((r = read_line(msg->len ? "... " : "> ", &line)) == 1) {
-        bool more = line.len && line.data[line.len - 1] == '\\';
-        lm_buf_append(msg, line.data, line.len - (more ? 1 : 0));
-        if (!more) break;
-        lm_buf_putc(msg, '\n');
-    }
-    lm_buf_free(&line);
-    return r;
-}
-
 static void show_stats(struct chat_session *cs) {
     if (cs->have_last) {
         struct lm_buf line = {0};
@@ -375,16 +338,23 @@ static int command(struct chat_session *cs, char *line) {
 static int run_interactive(struct chat_session *cs) {
     struct lm_buf msg = {0};
     struct lm_err err;
+    struct lm_lineedit le;
+    lm_lineedit_init(&le, 500);
     struct sigaction sa = {.sa_handler = on_sigint}; /* no SA_RESTART: Ctrl-C ends a read */
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     fprintf(stderr, "lm chat: %s, context %d tokens. /help for commands, Ctrl-D to quit.\n", cs->o->engine.model_path,
             cs->e.ctx.n_ctx);
     for (;;) {
-        int r = read_message(&msg);
-        if (r == 0) break;
-        if (r < 0) {
-            printf("\n(Ctrl-D or /exit quits)\n");
+        int r = lm_lineedit_read_message(&le, "> ", "... ", &msg);
+        if (r == LM_LINEEDIT_EOF) break;
+        if (r == LM_LINEEDIT_ERROR) {
+            fprintf(stderr, "lm: cannot read the terminal: %s\n", strerror(errno));
+            break;
+        }
+        if (r == LM_LINEEDIT_INTERRUPT) {
+            lm_interrupted = 0;
+            printf("(Ctrl-D or /exit quits)\n");
             continue;
         }
         if (!msg.len) continue;
@@ -400,7 +370,7 @@ static int run_interactive(struct chat_session *cs) {
         printf("\n");
         sink_free(&sink);
     }
-    printf("\n");
+    lm_lineedit_free(&le);
     lm_buf_free(&msg);
     signal(SIGINT, SIG_DFL);
     return LM_EXIT_OK;

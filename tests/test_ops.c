@@ -1,0 +1,77 @@
+/* ops: the SIMD kernels against their scalar references, over shapes that
+ * leave remainders on every side of the SIMD tiles, and the references
+ * against double-precision sums. */
+#include "lm/common.h"
+#include "lm/ops.h"
+#include "test.h"
+
+#include <stdlib.h>
+
+static uint64_t rng = 99;
+static float rnd(void) { /* [-1, 1) */
+    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((double)(rng >> 11) * 0x1.0p-53 * 2 - 1);
+}
+
+TEST(ops_sgemm) {
+    const int shapes[][3] = {{1, 8, 1}, {4, 16, 64}, {5, 24, 64}, {3, 7, 5}, {48, 256, 64}, {13, 64, 259}, {2, 33, 17}};
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        const int M = shapes[si][0], N = shapes[si][1], K = shapes[si][2];
+        const size_t lda = (size_t)K + 3, ldb = (size_t)N + 5, ldc = (size_t)N + 2;
+        float *A = lm_xmalloc(sizeof(float) * lda * M), *B = lm_xmalloc(sizeof(float) * ldb * K);
+        float *C = lm_xmalloc(sizeof(float) * ldc * M), *R = lm_xmalloc(sizeof(float) * ldc * M);
+        for (size_t i = 0; i < lda * M; i++) A[i] = rnd();
+        for (size_t i = 0; i < ldb * K; i++) B[i] = rnd();
+        for (int add = 0; add < 2; add++) {
+            for (size_t i = 0; i < ldc * M; i++) C[i] = R[i] = rnd();
+            lm_sgemm(M, N, K, A, lda, B, ldb, C, ldc, add);
+            lm_sgemm_ref(M, N, K, A, lda, B, ldb, R, ldc, add);
+            for (int m = 0; m < M; m++)
+                for (size_t n = 0; n < ldc; n++) {
+                    const size_t i = (size_t)m * ldc + n;
+                    if (n >= (size_t)N) { /* the gap between rows of C is left alone */
+                        if (C[i] != R[i]) test_fail(__FILE__, __LINE__, "sgemm %dx%dx%d wrote C[%d][%zu]", M, N, K, m, n);
+                        continue;
+                    }
+                    double exact = 0, mag = 0;
+                    for (int k = 0; k < K; k++) {
+                        exact += (double)A[(size_t)m * lda + k] * B[(size_t)k * ldb + n];
+                        mag += fabs((double)A[(size_t)m * lda + k] * B[(size_t)k * ldb + n]);
+                    }
+                    if (!(fabs((double)C[i] - R[i]) <= 1e-5 * (mag + 1)))
+                        test_fail(__FILE__, __LINE__, "sgemm %dx%dx%d add=%d [%d][%zu]: %g vs ref %g", M, N, K, add, m, n,
+                                  C[i], R[i]);
+                    if (!add && !(fabs((double)R[i] - exact) <= 1e-5 * (mag + 1)))
+                        test_fail(__FILE__, __LINE__, "sgemm_ref %dx%dx%d [%d][%zu]: %g vs %g", M, N, K, m, n, R[i], exact);
+                }
+        }
+        free(A);
+        free(B);
+        free(C);
+        free(R);
+    }
+    return 0;
+}
+
+TEST(ops_f16_transpose) {
+    const int shapes[][2] = {{8, 8}, {16, 64}, {13, 64}, {256, 64}, {3, 5}, {9, 17}};
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        const int np = shapes[si][0], nd = shapes[si][1];
+        const size_t ldx = (size_t)nd + 4, ldy = (size_t)np + 3;
+        uint16_t *x = lm_xmalloc(sizeof *x * ldx * np);
+        float *y = lm_xmalloc(sizeof(float) * ldy * nd);
+        for (size_t i = 0; i < ldx * np; i++) x[i] = lm_f32_to_f16(rnd() * 100);
+        for (size_t i = 0; i < ldy * nd; i++) y[i] = -7.0f;
+        lm_f16_transpose(np, nd, x, ldx, y, ldy);
+        for (int d = 0; d < nd; d++)
+            for (size_t p = 0; p < ldy; p++) {
+                const float want = p < (size_t)np ? lm_f16_to_f32(x[p * ldx + d]) : -7.0f;
+                if (y[(size_t)d * ldy + p] != want)
+                    test_fail(__FILE__, __LINE__, "transpose %dx%d: y[%d][%zu] = %g, want %g", np, nd, d, p,
+                              y[(size_t)d * ldy + p], want);
+            }
+        free(x);
+        free(y);
+    }
+    return 0;
+}
