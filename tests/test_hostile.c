@@ -100,7 +100,7 @@ static const char *write_model(const char *name) {
         struct lm_buf b = {0};
         hostile_files[i].build(&b);
         static char path[512];
-        snprintf(path, sizeof path, "%s", write_tmp(".gguf", b.data, b.len));
+        snprintf(path, sizeof path, "%s", write_tmp("", b.data, b.len));
         lm_buf_free(&b);
         return path;
     }
@@ -110,7 +110,7 @@ static const char *write_model(const char *name) {
 
 /* A bad file through the program: exit 2 and one line naming the file and the flaw. */
 TEST(hostile_cli_refuses_bad_files) {
-    const char *names[] = {"bad-heads-divide.gguf", "bad-byte-token-zz.gguf", "bad-offset-wraps.gguf", "bad-embedding-rows.gguf"};
+    const char *names[] = {"bad-heads-divide", "bad-byte-token-zz", "bad-offset-wraps", "bad-embedding-rows"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         char model[512], args[700];
         snprintf(model, sizeof model, "%s", write_model(names[i]));
@@ -133,7 +133,7 @@ TEST(hostile_cli_refuses_bad_files) {
 TEST(hostile_prompt_bytes) {
     static const char prompt[] = {'a', 0, 'b', (char)0xFF, (char)0xC3, '(', 0, 0};
     char model[512], file[512], args[1200];
-    snprintf(model, sizeof model, "%s", write_model("good-llama-bpe.gguf"));
+    snprintf(model, sizeof model, "%s", write_model("good-llama-bpe"));
     snprintf(file, sizeof file, "%s", write_tmp(".txt", prompt, sizeof prompt));
     struct lm_buf out = {0}, err = {0};
     snprintf(args, sizeof args, "tokenize -m '%s' --ids -f '%s'", model, file);
@@ -152,7 +152,7 @@ TEST(hostile_prompt_bytes) {
 /* A prompt longer than the context is an error, or loses its start with --truncate. */
 TEST(hostile_prompt_too_long) {
     char model[512], args[1200];
-    snprintf(model, sizeof model, "%s", write_model("good-llama-bpe.gguf"));
+    snprintf(model, sizeof model, "%s", write_model("good-llama-bpe"));
     struct lm_buf out = {0}, err = {0};
     const char *long_prompt = "abcdefghijklmnopqrstuvwxyz"; /* 26 tokens */
     snprintf(args, sizeof args, "run -m '%s' -c 16 -n 2 --temp 0 -p %s", model, long_prompt);
