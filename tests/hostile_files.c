@@ -221,7 +221,7 @@ static void good_qwen3_q8(struct lm_buf *out) {
 
 /* ---- the GGUF structure -------------------------------------------------- */
 
-static void header(struct lm_buf *b, uint32_t version, uint64_t n_tensors, uint64_t n_kv) {
+void gguf_header(struct lm_buf *b, uint32_t version, uint64_t n_tensors, uint64_t n_kv) {
     b->len = 0;
     lm_buf_append(b, "GGUF", 4);
     lm_gguf_put_u32(b, version);
@@ -229,7 +229,7 @@ static void header(struct lm_buf *b, uint32_t version, uint64_t n_tensors, uint6
     lm_gguf_put_u64(b, n_kv);
 }
 
-static void put_info(struct lm_buf *b, const char *name, uint32_t n_dims, const uint64_t *ne, uint32_t type, uint64_t off) {
+void gguf_put_info(struct lm_buf *b, const char *name, uint32_t n_dims, const uint64_t *ne, uint32_t type, uint64_t off) {
     lm_gguf_put_str(b, name, strlen(name));
     lm_gguf_put_u32(b, n_dims);
     for (uint32_t d = 0; d < n_dims; d++) lm_gguf_put_u64(b, ne[d]);
@@ -237,7 +237,7 @@ static void put_info(struct lm_buf *b, const char *name, uint32_t n_dims, const 
     lm_gguf_put_u64(b, off);
 }
 
-static void pad_and_data(struct lm_buf *b, size_t n_data) {
+void gguf_pad_and_data(struct lm_buf *b, size_t n_data) {
     while (b->len % 32) lm_buf_putc(b, 0);
     for (size_t i = 0; i < n_data; i++) lm_buf_putc(b, 0);
 }
@@ -267,7 +267,7 @@ static void bad_version_1(struct lm_buf *out) {
 }
 
 static void bad_truncated_header(struct lm_buf *out) {
-    header(out, 3, 0, 0);
+    gguf_header(out, 3, 0, 0);
     out->len = 12;
 }
 
@@ -277,13 +277,13 @@ static void bad_truncated_model(struct lm_buf *out) {
 }
 
 static void bad_key_past_end(struct lm_buf *out) {
-    header(out, 3, 0, 1);
+    gguf_header(out, 3, 0, 1);
     lm_gguf_put_u64(out, 1000);
     lm_buf_append(out, "general.architecture", 20);
 }
 
 static void bad_string_past_end(struct lm_buf *out) {
-    header(out, 3, 0, 1);
+    gguf_header(out, 3, 0, 1);
     lm_gguf_put_str(out, "general.name", 12);
     lm_gguf_put_u32(out, LM_GGUF_STRING);
     lm_gguf_put_u64(out, UINT64_MAX);
@@ -291,7 +291,7 @@ static void bad_string_past_end(struct lm_buf *out) {
 }
 
 static void bad_array_past_end(struct lm_buf *out) {
-    header(out, 3, 0, 1);
+    gguf_header(out, 3, 0, 1);
     lm_gguf_put_str(out, "tokenizer.ggml.scores", 21);
     lm_gguf_put_u32(out, LM_GGUF_ARRAY);
     lm_gguf_put_u32(out, LM_GGUF_F32);
@@ -300,7 +300,7 @@ static void bad_array_past_end(struct lm_buf *out) {
 }
 
 static void bad_array_count_overflow(struct lm_buf *out) {
-    header(out, 3, 0, 1);
+    gguf_header(out, 3, 0, 1);
     lm_gguf_put_str(out, "tokenizer.ggml.token_type", 25);
     lm_gguf_put_u32(out, LM_GGUF_ARRAY);
     lm_gguf_put_u32(out, LM_GGUF_I32);
@@ -309,7 +309,7 @@ static void bad_array_count_overflow(struct lm_buf *out) {
 }
 
 static void bad_string_array_past_end(struct lm_buf *out) {
-    header(out, 3, 0, 1);
+    gguf_header(out, 3, 0, 1);
     lm_gguf_put_str(out, "tokenizer.ggml.tokens", 21);
     lm_gguf_put_u32(out, LM_GGUF_ARRAY);
     lm_gguf_put_u32(out, LM_GGUF_STRING);
@@ -317,11 +317,11 @@ static void bad_string_array_past_end(struct lm_buf *out) {
     lm_gguf_put_str(out, "a", 1);
 }
 
-static void bad_huge_kv_count(struct lm_buf *out) { header(out, 3, 0, 1ull << 60); }
-static void bad_huge_tensor_count(struct lm_buf *out) { header(out, 3, UINT64_MAX, 0); }
+static void bad_huge_kv_count(struct lm_buf *out) { gguf_header(out, 3, 0, 1ull << 60); }
+static void bad_huge_tensor_count(struct lm_buf *out) { gguf_header(out, 3, UINT64_MAX, 0); }
 
 static void bad_nested_arrays(struct lm_buf *out) {
-    header(out, 3, 0, 1);
+    gguf_header(out, 3, 0, 1);
     lm_gguf_put_str(out, "k", 1);
     lm_gguf_put_u32(out, LM_GGUF_ARRAY);
     for (int i = 0; i < 6; i++) {
@@ -332,14 +332,14 @@ static void bad_nested_arrays(struct lm_buf *out) {
 }
 
 static void bad_value_type(struct lm_buf *out) {
-    header(out, 3, 0, 1);
+    gguf_header(out, 3, 0, 1);
     lm_gguf_put_str(out, "k", 1);
     lm_gguf_put_u32(out, 13);
     lm_gguf_put_u32(out, 0);
 }
 
 static void bad_bool(struct lm_buf *out) {
-    header(out, 3, 0, 1);
+    gguf_header(out, 3, 0, 1);
     lm_gguf_put_str(out, "tokenizer.ggml.add_bos_token", 28);
     lm_gguf_put_u32(out, LM_GGUF_BOOL);
     lm_buf_putc(out, 2);
@@ -361,37 +361,37 @@ static void bad_duplicate_tensor(struct lm_buf *out) {
 
 static void bad_dims_overflow(struct lm_buf *out) {
     uint64_t ne[4] = {1ull << 32, 1ull << 32, 1ull << 32, 1};
-    header(out, 3, 1, 0);
-    put_info(out, "token_embd.weight", 4, ne, LM_TYPE_F32, 0);
-    pad_and_data(out, 64);
+    gguf_header(out, 3, 1, 0);
+    gguf_put_info(out, "token_embd.weight", 4, ne, LM_TYPE_F32, 0);
+    gguf_pad_and_data(out, 64);
 }
 
 static void bad_dim_zero(struct lm_buf *out) {
     uint64_t ne[2] = {8, 0};
-    header(out, 3, 1, 0);
-    put_info(out, "token_embd.weight", 2, ne, LM_TYPE_F32, 0);
-    pad_and_data(out, 64);
+    gguf_header(out, 3, 1, 0);
+    gguf_put_info(out, "token_embd.weight", 2, ne, LM_TYPE_F32, 0);
+    gguf_pad_and_data(out, 64);
 }
 
 static void bad_n_dims(struct lm_buf *out) {
     uint64_t ne[5] = {8, 1, 1, 1, 1};
-    header(out, 3, 1, 0);
-    put_info(out, "output_norm.weight", 5, ne, LM_TYPE_F32, 0);
-    pad_and_data(out, 64);
+    gguf_header(out, 3, 1, 0);
+    gguf_put_info(out, "output_norm.weight", 5, ne, LM_TYPE_F32, 0);
+    gguf_pad_and_data(out, 64);
 }
 
 static void bad_tensor_type(struct lm_buf *out) {
     uint64_t ne[1] = {8};
-    header(out, 3, 1, 0);
-    put_info(out, "output_norm.weight", 1, ne, 1000, 0);
-    pad_and_data(out, 64);
+    gguf_header(out, 3, 1, 0);
+    gguf_put_info(out, "output_norm.weight", 1, ne, 1000, 0);
+    gguf_pad_and_data(out, 64);
 }
 
 static void bad_block_size(struct lm_buf *out) {
     uint64_t ne[2] = {8, 8}; /* 8 is not a multiple of 32 */
-    header(out, 3, 1, 0);
-    put_info(out, "blk.0.attn_q.weight", 2, ne, LM_TYPE_Q8_0, 0);
-    pad_and_data(out, 64);
+    gguf_header(out, 3, 1, 0);
+    gguf_put_info(out, "blk.0.attn_q.weight", 2, ne, LM_TYPE_Q8_0, 0);
+    gguf_pad_and_data(out, 64);
 }
 
 static void bad_offset_past_end(struct lm_buf *out) {
@@ -416,8 +416,8 @@ static void bad_tensors_overlap(struct lm_buf *out) {
 
 static void bad_data_missing(struct lm_buf *out) {
     uint64_t ne[1] = {8};
-    header(out, 3, 1, 0);
-    put_info(out, "output_norm.weight", 1, ne, LM_TYPE_F32, 0);
+    gguf_header(out, 3, 1, 0);
+    gguf_put_info(out, "output_norm.weight", 1, ne, LM_TYPE_F32, 0);
 }
 
 static void with_alignment_str(struct lm_buf *out) {

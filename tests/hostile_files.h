@@ -14,6 +14,11 @@ struct hostile_file {
     void (*build)(struct lm_buf *out);
 };
 
+/* Hand-encoded GGUF pieces, for files the writer would not make. */
+void gguf_header(struct lm_buf *b, uint32_t version, uint64_t n_tensors, uint64_t n_kv); /* resets b */
+void gguf_put_info(struct lm_buf *b, const char *name, uint32_t n_dims, const uint64_t *ne, uint32_t type, uint64_t off);
+void gguf_pad_and_data(struct lm_buf *b, size_t n_data); /* to 32-byte alignment, then n_data zero bytes */
+
 extern const struct hostile_file hostile_files[];
 extern const size_t n_hostile_files;
 

@@ -2,6 +2,7 @@
  * per class of malformed file, each checking the message. */
 #include "test.h"
 
+#include "hostile_files.h"
 #include "lm/gguf.h"
 
 #include <stdlib.h>
@@ -188,39 +189,17 @@ TEST(gguf_version2_and_alignment) {
 
 /* ---- malformed files ------------------------------------------------------ */
 
-/* A header followed by the given body (the caller encodes kvs and infos). */
-static void header(struct lm_buf *b, uint32_t version, uint64_t n_tensors, uint64_t n_kv) {
-    b->len = 0;
-    lm_buf_append(b, "GGUF", 4);
-    lm_gguf_put_u32(b, version);
-    lm_gguf_put_u64(b, n_tensors);
-    lm_gguf_put_u64(b, n_kv);
-}
-
-static void put_info(struct lm_buf *b, const char *name, uint32_t n_dims, const uint64_t *ne, uint32_t type, uint64_t off) {
-    lm_gguf_put_str(b, name, strlen(name));
-    lm_gguf_put_u32(b, n_dims);
-    for (uint32_t d = 0; d < n_dims; d++) lm_gguf_put_u64(b, ne[d]);
-    lm_gguf_put_u32(b, type);
-    lm_gguf_put_u64(b, off);
-}
-
-static void pad_and_data(struct lm_buf *b, size_t n_data) {
-    while (b->len % 32) lm_buf_putc(b, 0);
-    for (size_t i = 0; i < n_data; i++) lm_buf_putc(b, 0);
-}
-
 TEST(gguf_bad_magic_version_truncated) {
     struct lm_buf b = {0};
     lm_buf_append(&b, "GGML", 4);
     EXPECT_CONTAINS(parse_error(&b), "not a GGUF file");
-    header(&b, 1, 0, 0);
+    gguf_header(&b, 1, 0, 0);
     EXPECT_CONTAINS(parse_error(&b), "version 1 is not supported");
-    header(&b, 7, 0, 0);
+    gguf_header(&b, 7, 0, 0);
     EXPECT_CONTAINS(parse_error(&b), "unsupported GGUF version 7");
-    header(&b, 3 << 24, 0, 0);
+    gguf_header(&b, 3 << 24, 0, 0);
     EXPECT_CONTAINS(parse_error(&b), "big-endian");
-    header(&b, 3, 0, 0);
+    gguf_header(&b, 3, 0, 0);
     b.len = 12;
     EXPECT_CONTAINS(parse_error(&b), "tensor count at offset 8 runs past the end");
     tiny_model(&b);
@@ -236,23 +215,23 @@ TEST(gguf_bad_magic_version_truncated) {
 
 TEST(gguf_string_and_array_lengths_past_end) {
     struct lm_buf b = {0};
-    header(&b, 3, 0, 1);
+    gguf_header(&b, 3, 0, 1);
     lm_gguf_put_u64(&b, 1000); /* key length */
     lm_buf_append(&b, "abc", 3);
     for (int i = 0; i < 20; i++) lm_buf_putc(&b, 'x');
     EXPECT_CONTAINS(parse_error(&b), "metadata key at offset 24: length 1000 runs past the end");
-    header(&b, 3, 0, 1);
+    gguf_header(&b, 3, 0, 1);
     lm_gguf_put_str(&b, "k", 1);
     lm_gguf_put_u32(&b, LM_GGUF_STRING);
     lm_gguf_put_u64(&b, UINT64_MAX);
     EXPECT_CONTAINS(parse_error(&b), "length 18446744073709551615 runs past the end");
-    header(&b, 3, 0, 1);
+    gguf_header(&b, 3, 0, 1);
     lm_gguf_put_str(&b, "k", 1);
     lm_gguf_put_u32(&b, LM_GGUF_ARRAY);
     lm_gguf_put_u32(&b, LM_GGUF_U32);
     lm_gguf_put_u64(&b, 1ull << 62); /* count * 4 overflows */
     EXPECT_CONTAINS(parse_error(&b), "array of 4611686018427387904 u32");
-    header(&b, 3, 0, 1);
+    gguf_header(&b, 3, 0, 1);
     lm_gguf_put_str(&b, "k", 1);
     lm_gguf_put_u32(&b, LM_GGUF_ARRAY);
     lm_gguf_put_u32(&b, LM_GGUF_STRING);
@@ -265,9 +244,9 @@ TEST(gguf_string_and_array_lengths_past_end) {
 
 TEST(gguf_huge_counts) {
     struct lm_buf b = {0};
-    header(&b, 3, 0, 1ull << 60);
+    gguf_header(&b, 3, 0, 1ull << 60);
     EXPECT_CONTAINS(parse_error(&b), "metadata count 1152921504606846976 is more than the file can hold");
-    header(&b, 3, UINT64_MAX, 0);
+    gguf_header(&b, 3, UINT64_MAX, 0);
     EXPECT_CONTAINS(parse_error(&b), "tensor count 18446744073709551615 is more than the file can hold");
     lm_buf_free(&b);
     return 0;
@@ -275,22 +254,22 @@ TEST(gguf_huge_counts) {
 
 TEST(gguf_bad_value_types) {
     struct lm_buf b = {0};
-    header(&b, 3, 0, 1);
+    gguf_header(&b, 3, 0, 1);
     lm_gguf_put_str(&b, "k", 1);
     lm_gguf_put_u32(&b, 13);
     EXPECT_CONTAINS(parse_error(&b), "metadata 'k': unknown value type 13");
-    header(&b, 3, 0, 1);
+    gguf_header(&b, 3, 0, 1);
     lm_gguf_put_str(&b, "k", 1);
     lm_gguf_put_u32(&b, LM_GGUF_ARRAY);
     lm_gguf_put_u32(&b, 99);
     lm_gguf_put_u64(&b, 0);
     EXPECT_CONTAINS(parse_error(&b), "unknown array element type 99");
-    header(&b, 3, 0, 1);
+    gguf_header(&b, 3, 0, 1);
     lm_gguf_put_str(&b, "k", 1);
     lm_gguf_put_u32(&b, LM_GGUF_BOOL);
     lm_buf_putc(&b, 2);
     EXPECT_CONTAINS(parse_error(&b), "bool value at offset 37 is 2");
-    header(&b, 3, 0, 1); /* arrays nested 6 deep */
+    gguf_header(&b, 3, 0, 1); /* arrays nested 6 deep */
     lm_gguf_put_str(&b, "k", 1);
     lm_gguf_put_u32(&b, LM_GGUF_ARRAY);
     for (int i = 0; i < 6; i++) {
@@ -299,7 +278,7 @@ TEST(gguf_bad_value_types) {
     }
     for (int i = 0; i < 64; i++) lm_buf_putc(&b, 0);
     EXPECT_CONTAINS(parse_error(&b), "arrays nested deeper than 4");
-    header(&b, 3, 0, 1);
+    gguf_header(&b, 3, 0, 1);
     lm_gguf_put_str(&b, "", 0);
     lm_gguf_put_u32(&b, LM_GGUF_U8);
     lm_buf_putc(&b, 1);
@@ -330,44 +309,44 @@ TEST(gguf_duplicates) {
 TEST(gguf_bad_tensor_shapes_and_types) {
     struct lm_buf b = {0};
     uint64_t ne[5] = {4, 1, 1, 1, 1};
-    header(&b, 3, 1, 0);
-    put_info(&b, "t", 5, ne, LM_TYPE_F32, 0);
-    pad_and_data(&b, 64);
+    gguf_header(&b, 3, 1, 0);
+    gguf_put_info(&b, "t", 5, ne, LM_TYPE_F32, 0);
+    gguf_pad_and_data(&b, 64);
     EXPECT_CONTAINS(parse_error(&b), "tensor 't' has 5 dimensions");
-    header(&b, 3, 1, 0);
-    put_info(&b, "t", 0, ne, LM_TYPE_F32, 0);
-    pad_and_data(&b, 64);
+    gguf_header(&b, 3, 1, 0);
+    gguf_put_info(&b, "t", 0, ne, LM_TYPE_F32, 0);
+    gguf_pad_and_data(&b, 64);
     EXPECT_CONTAINS(parse_error(&b), "tensor 't' has 0 dimensions");
     uint64_t zero[2] = {4, 0};
-    header(&b, 3, 1, 0);
-    put_info(&b, "t", 2, zero, LM_TYPE_F32, 0);
-    pad_and_data(&b, 64);
+    gguf_header(&b, 3, 1, 0);
+    gguf_put_info(&b, "t", 2, zero, LM_TYPE_F32, 0);
+    gguf_pad_and_data(&b, 64);
     EXPECT_CONTAINS(parse_error(&b), "tensor 't': dimension 1 is 0");
     uint64_t big[4] = {1ull << 32, 1ull << 32, 1ull << 32, 1};
-    header(&b, 3, 1, 0);
-    put_info(&b, "t", 4, big, LM_TYPE_F32, 0);
-    pad_and_data(&b, 64);
+    gguf_header(&b, 3, 1, 0);
+    gguf_put_info(&b, "t", 4, big, LM_TYPE_F32, 0);
+    gguf_pad_and_data(&b, 64);
     EXPECT_CONTAINS(parse_error(&b), "overflows");
     uint64_t neg[1] = {1ull << 63};
-    header(&b, 3, 1, 0);
-    put_info(&b, "t", 1, neg, LM_TYPE_F32, 0);
-    pad_and_data(&b, 64);
+    gguf_header(&b, 3, 1, 0);
+    gguf_put_info(&b, "t", 1, neg, LM_TYPE_F32, 0);
+    gguf_pad_and_data(&b, 64);
     EXPECT_CONTAINS(parse_error(&b), "dimension 0 is 9223372036854775808");
-    header(&b, 3, 1, 0);
-    put_info(&b, "t", 1, ne, 4, 0); /* a retired type id */
-    pad_and_data(&b, 64);
+    gguf_header(&b, 3, 1, 0);
+    gguf_put_info(&b, "t", 1, ne, 4, 0); /* a retired type id */
+    gguf_pad_and_data(&b, 64);
     EXPECT_CONTAINS(parse_error(&b), "tensor 't' has unknown type 4");
-    header(&b, 3, 1, 0);
-    put_info(&b, "t", 1, ne, 1000, 0);
-    pad_and_data(&b, 64);
+    gguf_header(&b, 3, 1, 0);
+    gguf_put_info(&b, "t", 1, ne, 1000, 0);
+    gguf_pad_and_data(&b, 64);
     EXPECT_CONTAINS(parse_error(&b), "unknown type 1000");
-    header(&b, 3, 1, 0);
-    put_info(&b, "t", 1, ne, LM_TYPE_Q8_0, 0); /* 4 is not a multiple of 32 */
-    pad_and_data(&b, 64);
+    gguf_header(&b, 3, 1, 0);
+    gguf_put_info(&b, "t", 1, ne, LM_TYPE_Q8_0, 0); /* 4 is not a multiple of 32 */
+    gguf_pad_and_data(&b, 64);
     EXPECT_CONTAINS(parse_error(&b), "row length 4 is not a multiple of the q8_0 block size 32");
-    header(&b, 3, 1, 0);
-    put_info(&b, "", 1, ne, LM_TYPE_F32, 0);
-    pad_and_data(&b, 64);
+    gguf_header(&b, 3, 1, 0);
+    gguf_put_info(&b, "", 1, ne, LM_TYPE_F32, 0);
+    gguf_pad_and_data(&b, 64);
     EXPECT_CONTAINS(parse_error(&b), "has length 0");
     lm_buf_free(&b);
     return 0;
@@ -376,26 +355,26 @@ TEST(gguf_bad_tensor_shapes_and_types) {
 TEST(gguf_bad_offsets) {
     struct lm_buf b = {0};
     uint64_t ne[1] = {8}; /* 32 bytes of f32 */
-    header(&b, 3, 1, 0);
-    put_info(&b, "t", 1, ne, LM_TYPE_F32, 4);
-    pad_and_data(&b, 64);
+    gguf_header(&b, 3, 1, 0);
+    gguf_put_info(&b, "t", 1, ne, LM_TYPE_F32, 4);
+    gguf_pad_and_data(&b, 64);
     EXPECT_CONTAINS(parse_error(&b), "tensor 't': offset 4 is not a multiple of the alignment 32");
-    header(&b, 3, 1, 0);
-    put_info(&b, "t", 1, ne, LM_TYPE_F32, 64);
-    pad_and_data(&b, 64);
+    gguf_header(&b, 3, 1, 0);
+    gguf_put_info(&b, "t", 1, ne, LM_TYPE_F32, 64);
+    gguf_pad_and_data(&b, 64);
     EXPECT_CONTAINS(parse_error(&b), "tensor 't': data (offset 64, 32 bytes) runs past the end of the file");
-    header(&b, 3, 1, 0);
-    put_info(&b, "t", 1, ne, LM_TYPE_F32, UINT64_MAX - 31); /* offset + size wraps */
-    pad_and_data(&b, 64);
+    gguf_header(&b, 3, 1, 0);
+    gguf_put_info(&b, "t", 1, ne, LM_TYPE_F32, UINT64_MAX - 31); /* offset + size wraps */
+    gguf_pad_and_data(&b, 64);
     EXPECT_CONTAINS(parse_error(&b), "runs past the end of the file");
     uint64_t ne2[1] = {16}; /* 64 bytes at 0 overlaps 32 bytes at 32 */
-    header(&b, 3, 2, 0);
-    put_info(&b, "big", 1, ne2, LM_TYPE_F32, 0);
-    put_info(&b, "small", 1, ne, LM_TYPE_F32, 32);
-    pad_and_data(&b, 128);
+    gguf_header(&b, 3, 2, 0);
+    gguf_put_info(&b, "big", 1, ne2, LM_TYPE_F32, 0);
+    gguf_put_info(&b, "small", 1, ne, LM_TYPE_F32, 32);
+    gguf_pad_and_data(&b, 128);
     EXPECT_CONTAINS(parse_error(&b), "tensors 'big' and 'small' overlap");
-    header(&b, 3, 1, 0);
-    put_info(&b, "t", 1, ne, LM_TYPE_F32, 0);
+    gguf_header(&b, 3, 1, 0);
+    gguf_put_info(&b, "t", 1, ne, LM_TYPE_F32, 0);
     EXPECT_CONTAINS(parse_error(&b), "data section is missing");
     lm_buf_free(&b);
     return 0;
@@ -431,7 +410,7 @@ TEST(cli_info_refuses_malformed_files) {
     files[0].bytes = (struct lm_buf){0};
     lm_buf_append(&files[0].bytes, b.data, 30);
     files[1].bytes = (struct lm_buf){0};
-    header(&files[1].bytes, 3, 1ull << 40, 0);
+    gguf_header(&files[1].bytes, 3, 1ull << 40, 0);
     files[1].name = "huge-count";
     files[2].name = "not-gguf";
     files[2].bytes = (struct lm_buf){0};
