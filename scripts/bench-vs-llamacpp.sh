@@ -2,8 +2,8 @@
 # Speed of lm against llama.cpp's llama-bench on one model, in the same run.
 #
 # The machine may be shared and noisy, so the two benches alternate (lm,
-# llama-bench, lm, ...) N times each and the ratios are taken of the medians:
-# a disturbance that lasts a while hits both sides alike.
+# llama-bench, lm, ...) N times each: a disturbance that lasts a while hits
+# both sides alike.
 #
 # usage: scripts/bench-vs-llamacpp.sh [-m MODEL] [-N runs] [-t threads] [-p n_prompt] [-n n_gen] [-r reps]
 #   -m  model (default models/default.gguf)
@@ -13,7 +13,9 @@
 #   -r  repetitions inside each bench call (default 1)
 # Environment: LLAMA_BENCH (path of llama-bench; default: the reference build
 # under /work/ref), LM (path of lm; default ./lm).
-# Prints each run's t/s, then the medians and the ratios lm / llama.cpp.
+# Prints each run's t/s, then the medians and the ratios lm / llama.cpp:
+# the ratio of the medians, and the median of the ratios of runs side by
+# side (the steadier of the two on a busy machine).
 set -eu
 
 model=models/default.gguf runs=5 threads=2 np=512 ng=128 reps=1
@@ -25,7 +27,7 @@ while getopts m:N:t:p:n:r: opt; do
     p) np=$OPTARG ;;
     n) ng=$OPTARG ;;
     r) reps=$OPTARG ;;
-    *) sed -n '2,17p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,18p' "$0" >&2; exit 2 ;;
     esac
 done
 lb=${LLAMA_BENCH:-/work/ref/llama_cpp_python-0.3.36/vendor/llama.cpp/build/bin/llama-bench}
@@ -53,8 +55,13 @@ python3 - "$out" "$model" "$threads" <<'EOF'
 import statistics, sys
 rows = [l.split() for l in open(sys.argv[1])]
 tests = sorted({t for _, t, _ in rows}, key=lambda t: (t[:2] != "pp", t))
-print(f"model {sys.argv[2]}, {sys.argv[3]} threads, medians of {len(rows) // max(1, 2 * len(tests))} runs (t/s):")
+print(f"model {sys.argv[2]}, {sys.argv[3]} threads (t/s; ratio = lm / llama.cpp):")
 for t in tests:
-    med = {side: statistics.median(float(v) for s, tt, v in rows if s == side and tt == t) for side in ("lm", "llama")}
-    print(f"  {t:>6}  lm {med['lm']:9.2f}  llama.cpp {med['llama']:9.2f}  ratio lm/llama.cpp {med['lm'] / med['llama']:.3f}")
+    runs = {side: [float(v) for s, tt, v in rows if s == side and tt == t] for side in ("lm", "llama")}
+    med = {side: statistics.median(v) for side, v in runs.items()}
+    # each run of lm is paired with the llama.cpp run right after it, so a
+    # slow spell of the machine hits both sides of a ratio
+    paired = statistics.median(a / b for a, b in zip(runs["lm"], runs["llama"]))
+    print(f"  {t:>6}  lm {med['lm']:8.2f}  llama.cpp {med['llama']:8.2f}  (medians of {len(runs['lm'])} runs)  "
+          f"ratio of medians {med['lm'] / med['llama']:.3f}  median of paired ratios {paired:.3f}")
 EOF

@@ -221,7 +221,10 @@ static inline __attribute__((always_inline)) void sgemm_cols(const int V, int M,
                                                                const float *B, size_t ldb, float *C, size_t ldc, bool add) {
     int m = 0;
     for (; m + 4 <= M; m += 4) sgemm_tile(4, V, K, A + lda * m, lda, B + n, ldb, C + ldc * m + n, ldc, add);
-    for (; m < M; m++) sgemm_tile(1, V, K, A + lda * m, lda, B + n, ldb, C + ldc * m + n, ldc, add);
+    /* the rest in one tile: a row alone would wait on FMA latency */
+    if (M - m == 3) sgemm_tile(3, V, K, A + lda * m, lda, B + n, ldb, C + ldc * m + n, ldc, add);
+    else if (M - m == 2) sgemm_tile(2, V, K, A + lda * m, lda, B + n, ldb, C + ldc * m + n, ldc, add);
+    else if (M - m == 1) sgemm_tile(1, V, K, A + lda * m, lda, B + n, ldb, C + ldc * m + n, ldc, add);
 }
 
 void lm_sgemm(int M, int N, int K, const float *A, size_t lda, const float *B, size_t ldb, float *C, size_t ldc, bool add) {

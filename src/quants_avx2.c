@@ -13,7 +13,14 @@
  * arithmetic, rounding done exactly (half away from zero for q8_0/q8_1, to
  * nearest even for q8_K, as ggml's reference code does).
  *
- * Reference: ggml-cpu/arch/x86/quants.c. */
+ * GEMM kernels (the traits' gemm) at the end: float formats, the 32-weight
+ * block formats, q4_K and q6_K. For prompt batches they put eight
+ * activation rows in the lanes of a vector (see il_pack), the layout of
+ * ggml's repacked "8x8" kernels, but rearranging the activations, which we
+ * quantize anyway, instead of the mapped weights; for one activation row,
+ * a few weight rows share each activation block.
+ *
+ * Reference: ggml-cpu/arch/x86/quants.c, ggml-cpu/repack.cpp. */
 #include "quants_simd.h"
 
 #if LM_QUANTS_AVX2

@@ -4,8 +4,10 @@
  * size, bytes per block, and for the formats we compute with, the kernels:
  * to_f32 (dequantize), from_f32 (reference quantizer), vec_dot (dot product
  * of a row of this type with a row of vec_dot_type, the format activations
- * are quantized to first). The GGUF loader uses the sizes of every known
- * type; the model refuses a tensor whose type has no vec_dot.
+ * are quantized to first), and optionally gemm (many rows against many
+ * activation rows at once, for prompt batches; lm_gemm falls back to
+ * vec_dot per pair). The GGUF loader uses the sizes of every known type;
+ * the model refuses a tensor whose type has no vec_dot.
  *
  * Block layouts follow ggml's (ggml-common.h) byte for byte, since that is
  * what the files contain; the quantizers follow ggml's quantize_row_*_ref so
@@ -15,11 +17,13 @@
  *   the latter two; f32 activations skip one rounding and cost nothing here)
  *
  * Every kernel has a plain C version in quants.c (named *_ref where a SIMD
- * twin exists), kept as the reference and served by lm_type_get_ref(). lm_type_get() serves the same
- * table with SIMD versions swapped in where the build has them (AVX2 + FMA +
+ * twin exists), kept as the reference and served by lm_type_get_ref().
+ * lm_type_get() serves the same table with SIMD versions swapped in where the build has them (AVX2 + FMA +
  * F16C on x86-64, NEON on AArch64; chosen at compile time). The SIMD
  * activation quantizers produce the same bytes as the reference ones; SIMD
- * dot products differ from the reference only in float summation order.
+ * dot products and GEMMs differ from the reference vec_dot only in float
+ * summation order (the q4_0/q5_0 GEMMs also apply the -8/-16 offset as a
+ * separate float term).
  *
  * Left out on purpose: the i-quants, ternary and fp4 formats (sizes only),
  * and importance-weighted quantization (quantize_*_impl with imatrix).
