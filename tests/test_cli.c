@@ -163,15 +163,16 @@ TEST(cli_chat_twenty_turns_in_small_context) {
     char path[512], args[700];
     snprintf(path, sizeof path, "%s", test_tmp_path(".json"));
     bool dropped = false;
-    /* Under the sanitizers (LM_TEST_QUICK) fewer turns, still past the context. */
-    int n_turns = getenv("LM_TEST_QUICK") ? 8 : 20;
+    /* Under the sanitizers (LM_TEST_QUICK) fewer turns in a smaller context, still past it. */
+    bool quick = getenv("LM_TEST_QUICK") != NULL;
+    int n_turns = quick ? 8 : 20, n_ctx = quick ? 256 : 512;
     for (int turn = 0; turn < n_turns; turn++) {
         lm_buf_printf(&msgs, ",{\"role\":\"user\",\"content\":\"Tell me fact number %d about the sea, in detail.\"}", turn);
         FILE *f = fopen(path, "wb");
         fwrite(msgs.data, 1, msgs.len, f);
         fputs("]", f);
         fclose(f);
-        snprintf(args, sizeof args, "chat -c 512 -n 40 -s %d --json --messages '%s'", turn, path);
+        snprintf(args, sizeof args, "chat -c %d -n 40 -s %d --json --messages '%s'", n_ctx, turn, path);
         int rc = run(args, NULL);
         if (rc != 0) {
             test_fail(__FILE__, __LINE__, "turn %d: exit %d: %s", turn, rc, err.data);
