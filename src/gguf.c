@@ -24,6 +24,11 @@ static const char *const type_names[LM_GGUF_TYPE_COUNT] = {
 };
 static const uint8_t type_sizes[LM_GGUF_TYPE_COUNT] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
 
+size_t lm_gguf_type_size(enum lm_gguf_type t) {
+    LM_ASSERT((unsigned)t < LM_GGUF_TYPE_COUNT);
+    return type_sizes[t];
+}
+
 const char *lm_gguf_type_name(enum lm_gguf_type t) {
     return (unsigned)t < LM_GGUF_TYPE_COUNT ? type_names[t] : "unknown";
 }

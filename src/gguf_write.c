@@ -63,14 +63,12 @@ void lm_gguf_write_str(struct lm_gguf_writer *w, const char *key, const char *v)
     lm_gguf_put_str(&w->kv, v, strlen(v));
 }
 
-static const size_t elem_sizes[LM_GGUF_TYPE_COUNT] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
-
 void lm_gguf_write_arr(struct lm_gguf_writer *w, const char *key, enum lm_gguf_type elem, const void *data, uint64_t n) {
-    LM_ASSERT(elem < LM_GGUF_TYPE_COUNT && elem_sizes[elem]);
+    LM_ASSERT(lm_gguf_type_size(elem) > 0);
     put_key(w, key, LM_GGUF_ARRAY);
     lm_gguf_put_u32(&w->kv, elem);
     lm_gguf_put_u64(&w->kv, n);
-    lm_buf_append(&w->kv, data, n * elem_sizes[elem]);
+    lm_buf_append(&w->kv, data, n * lm_gguf_type_size(elem));
 }
 
 void lm_gguf_write_arr_str(struct lm_gguf_writer *w, const char *key, const char *const *strs, uint64_t n) {

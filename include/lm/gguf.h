@@ -39,6 +39,8 @@ enum lm_gguf_type {
 };
 
 const char *lm_gguf_type_name(enum lm_gguf_type t);
+/* Bytes of one value of a fixed-size type; 0 for STRING and ARRAY. */
+size_t lm_gguf_type_size(enum lm_gguf_type t);
 
 /* A string inside the buffer: not NUL-terminated. */
 struct lm_gguf_str {
