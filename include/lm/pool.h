@@ -17,7 +17,8 @@ struct lm_pool;
 
 typedef void (*lm_pool_fn)(void *ctx, int task, int ith);
 
-/* n_threads >= 1; 1 runs everything on the caller. */
+/* n_threads >= 1; 1 runs everything on the caller. A job has at most
+ * 2^21 - 1 tasks. */
 struct lm_pool *lm_pool_create(int n_threads);
 void lm_pool_free(struct lm_pool *p); /* NULL is fine */
 int lm_pool_size(const struct lm_pool *p);
