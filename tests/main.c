@@ -1,5 +1,7 @@
 /* The test runner: runs every registered TEST (or those whose name contains
- * argv[1]) and ends with "N passed, N failed, N skipped". -v names each test. */
+ * argv[1]) and ends with "N passed, N failed, N skipped". -v names each test.
+ * LM_TEST_STRICT=1 (any value but empty or 0) fails the tests that skip,
+ * except opt-in ones (test.h). */
 #include "test.h"
 
 #include "lm/common.h"
@@ -12,6 +14,7 @@
 
 static struct lm_test *tests;
 static int current_failures;
+static char skip_reason[256]; /* the current test's, repeated when strict mode fails it */
 int test_verbose;
 
 void lm_test_register(struct lm_test *t) {
@@ -29,14 +32,26 @@ void test_fail(const char *file, int line, const char *fmt, ...) {
     current_failures++;
 }
 
+static int vskip(int rc, const char *fmt, va_list ap) {
+    vsnprintf(skip_reason, sizeof skip_reason, fmt, ap);
+    fprintf(stderr, "  skipped: %s\n", skip_reason);
+    return rc;
+}
+
 int test_skip(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "  skipped: ");
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    int rc = vskip(LM_TEST_SKIP, fmt, ap);
     va_end(ap);
-    return LM_TEST_SKIP;
+    return rc;
+}
+
+int test_skip_optin(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = vskip(LM_TEST_SKIP_OPTIN, fmt, ap);
+    va_end(ap);
+    return rc;
 }
 
 const char *test_shared_path(const char *rel) {
@@ -125,14 +140,22 @@ int main(int argc, char **argv) {
     for (struct lm_test *t = tests; t; t = t->next) list[n++] = t;
     qsort(list, (size_t)n, sizeof *list, by_name);
 
+    const char *strict_env = getenv("LM_TEST_STRICT");
+    bool strict = strict_env && *strict_env && strcmp(strict_env, "0") != 0;
     int passed = 0, failed = 0, skipped = 0;
     for (int i = 0; i < n; i++) {
         struct lm_test *t = list[i];
         if (filter && !strstr(t->name, filter)) continue;
         if (test_verbose) fprintf(stderr, "%s\n", t->name);
         current_failures = 0;
+        skip_reason[0] = 0;
         int r = t->fn();
-        if (r == LM_TEST_SKIP && current_failures == 0) {
+        bool skip = (r == LM_TEST_SKIP || r == LM_TEST_SKIP_OPTIN) && current_failures == 0;
+        if (skip && strict && r == LM_TEST_SKIP) {
+            failed++;
+            fprintf(stderr, "FAIL %s: a skip, which LM_TEST_STRICT=1 counts as a failure: %s\n", t->name,
+                    skip_reason[0] ? skip_reason : "no reason given");
+        } else if (skip) {
             skipped++;
             fprintf(stderr, "SKIP %s\n", t->name);
         } else if (current_failures || r > 0) {
