@@ -6,7 +6,10 @@
 
 #include "lm/common.h"
 
+#include <sys/stat.h>
 #include <sys/wait.h>
+
+#include <errno.h>
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -59,6 +62,25 @@ const char *test_shared_path(const char *rel) {
     const char *root = getenv("LM_SHARED");
     snprintf(buf, sizeof buf, "%s/%s", root && *root ? root : "../shared", rel);
     return buf;
+}
+
+const char *test_shared_file_at(const char *file, int line, const char *rel, int *rc) {
+    static char path[4096];
+    snprintf(path, sizeof path, "%s", test_shared_path(rel));
+    if (access(path, R_OK) == 0) return path;
+    int e = errno;
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = 0;
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        *rc = test_skip("%s is absent", dir);
+    } else {
+        test_fail(file, line, "%s: %s (its folder is there: the data is incomplete)", path, strerror(e));
+        *rc = 1;
+    }
+    return NULL;
 }
 
 static char tmp_dir[256];

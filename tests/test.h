@@ -40,6 +40,11 @@ extern int test_verbose;
 /* Path of the shared test data (../shared by default, $LM_SHARED overrides);
  * returns path joined with rel in a static buffer. */
 const char *test_shared_path(const char *rel);
+/* The path of shared file rel when it is readable. Otherwise NULL, and *rc
+ * is what the test returns: a skip when rel's folder is absent (the data is
+ * not installed), a failure when the folder is there (the data is incomplete). */
+#define test_shared_file(rel, rc) test_shared_file_at(__FILE__, __LINE__, rel, rc)
+const char *test_shared_file_at(const char *file, int line, const char *rel, int *rc);
 /* A fresh temporary file path (removed at exit). */
 const char *test_tmp_path(const char *suffix);
 
