@@ -577,7 +577,11 @@ TEST(jinja_cli) {
     snprintf(tfile, sizeof tfile, "%s", test_tmp_path(".jinja"));
     snprintf(mfile, sizeof mfile, "%s", test_tmp_path(".json"));
     FILE *f = fopen(tfile, "w");
-    if (!f) return test_skip("cannot write %s", tfile);
+    if (!f) {
+        /* our own temporary folder: not a missing resource but a broken run */
+        test_fail(__FILE__, __LINE__, "cannot write %s", tfile);
+        return 0;
+    }
     fputs("{% for m in messages %}<{{ m.role }}>{{ m.content }}\n{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}"
           "{{ bos_token }}|{{ strftime_now('%Y-%m-%d') }}", f);
     fclose(f);
