@@ -1,10 +1,15 @@
 /* The test runner: runs every registered TEST (or those whose name contains
- * argv[1]) and ends with "N passed, N failed, N skipped". -v names each test. */
+ * argv[1]) and ends with "N passed, N failed, N skipped". -v names each test.
+ * LM_TEST_STRICT=1 (any value but empty or 0) fails the tests that skip,
+ * except opt-in ones (test.h). */
 #include "test.h"
 
 #include "lm/common.h"
 
+#include <sys/stat.h>
 #include <sys/wait.h>
+
+#include <errno.h>
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -12,6 +17,7 @@
 
 static struct lm_test *tests;
 static int current_failures;
+static char skip_reason[256]; /* the current test's, repeated when strict mode fails it */
 int test_verbose;
 
 void lm_test_register(struct lm_test *t) {
@@ -29,14 +35,26 @@ void test_fail(const char *file, int line, const char *fmt, ...) {
     current_failures++;
 }
 
+static int vskip(int rc, const char *fmt, va_list ap) {
+    vsnprintf(skip_reason, sizeof skip_reason, fmt, ap);
+    fprintf(stderr, "  skipped: %s\n", skip_reason);
+    return rc;
+}
+
 int test_skip(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "  skipped: ");
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    int rc = vskip(LM_TEST_SKIP, fmt, ap);
     va_end(ap);
-    return LM_TEST_SKIP;
+    return rc;
+}
+
+int test_skip_optin(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = vskip(LM_TEST_SKIP_OPTIN, fmt, ap);
+    va_end(ap);
+    return rc;
 }
 
 const char *test_shared_path(const char *rel) {
@@ -44,6 +62,25 @@ const char *test_shared_path(const char *rel) {
     const char *root = getenv("LM_SHARED");
     snprintf(buf, sizeof buf, "%s/%s", root && *root ? root : "../shared", rel);
     return buf;
+}
+
+const char *test_shared_file_at(const char *file, int line, const char *rel, int *rc) {
+    static char path[4096];
+    snprintf(path, sizeof path, "%s", test_shared_path(rel));
+    if (access(path, R_OK) == 0) return path;
+    int e = errno;
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = 0;
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        *rc = test_skip("%s is absent", dir);
+    } else {
+        test_fail(file, line, "%s: %s (its folder is there: the data is incomplete)", path, strerror(e));
+        *rc = 1;
+    }
+    return NULL;
 }
 
 static char tmp_dir[256];
@@ -125,14 +162,22 @@ int main(int argc, char **argv) {
     for (struct lm_test *t = tests; t; t = t->next) list[n++] = t;
     qsort(list, (size_t)n, sizeof *list, by_name);
 
+    const char *strict_env = getenv("LM_TEST_STRICT");
+    bool strict = strict_env && *strict_env && strcmp(strict_env, "0") != 0;
     int passed = 0, failed = 0, skipped = 0;
     for (int i = 0; i < n; i++) {
         struct lm_test *t = list[i];
         if (filter && !strstr(t->name, filter)) continue;
         if (test_verbose) fprintf(stderr, "%s\n", t->name);
         current_failures = 0;
+        skip_reason[0] = 0;
         int r = t->fn();
-        if (r == LM_TEST_SKIP && current_failures == 0) {
+        bool skip = (r == LM_TEST_SKIP || r == LM_TEST_SKIP_OPTIN) && current_failures == 0;
+        if (skip && strict && r == LM_TEST_SKIP) {
+            failed++;
+            fprintf(stderr, "FAIL %s: a skip, which LM_TEST_STRICT=1 counts as a failure: %s\n", t->name,
+                    skip_reason[0] ? skip_reason : "no reason given");
+        } else if (skip) {
             skipped++;
             fprintf(stderr, "SKIP %s\n", t->name);
         } else if (current_failures || r > 0) {

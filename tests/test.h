@@ -3,9 +3,14 @@
  *   TEST(name) { EXPECT(x == 1); EXPECT_EQ_INT(a, b); return 0; }
  *
  * Each TEST registers itself at startup (constructor), so a new test file
- * needs no edit elsewhere. A test returns 0, or LM_TEST_SKIP after calling
- * test_skip("why"); every failed EXPECT prints file:line and what differed,
- * and counts as a failure of the test. */
+ * needs no edit elsewhere. A test returns 0, or what test_skip("why")
+ * returns; every failed EXPECT prints file:line and what differed, and
+ * counts as a failure of the test.
+ *
+ * With LM_TEST_STRICT=1 the runner counts a skip as a failure, since a
+ * missing model or data folder would otherwise hide every check that needs
+ * it. Only test_skip_optin (work nobody asked for, like benchmarks without
+ * LM_BENCH) stays a skip. */
 #ifndef LM_TEST_H
 #define LM_TEST_H
 
@@ -16,6 +21,7 @@
 #include <string.h>
 
 #define LM_TEST_SKIP (-1)
+#define LM_TEST_SKIP_OPTIN (-2)
 
 struct lm_test {
     const char *name;
@@ -25,12 +31,20 @@ struct lm_test {
 
 void lm_test_register(struct lm_test *t);
 void test_fail(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Prints why and returns LM_TEST_SKIP: something the test needs is missing. */
 int test_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Prints why and returns LM_TEST_SKIP_OPTIN: the test runs only when asked. */
+int test_skip_optin(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 extern int test_verbose;
 
 /* Path of the shared test data (../shared by default, $LM_SHARED overrides);
  * returns path joined with rel in a static buffer. */
 const char *test_shared_path(const char *rel);
+/* The path of shared file rel when it is readable. Otherwise NULL, and *rc
+ * is what the test returns: a skip when rel's folder is absent (the data is
+ * not installed), a failure when the folder is there (the data is incomplete). */
+#define test_shared_file(rel, rc) test_shared_file_at(__FILE__, __LINE__, rel, rc)
+const char *test_shared_file_at(const char *file, int line, const char *rel, int *rc);
 /* A fresh temporary file path (removed at exit). */
 const char *test_tmp_path(const char *suffix);
 

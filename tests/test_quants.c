@@ -432,7 +432,7 @@ static double bench_matvec(void (*dot)(int, float *, const void *, const void *)
 
 TEST(bench_quants) {
     const char *env = getenv("LM_BENCH");
-    if (!env || !*env) return test_skip("set LM_BENCH=1 to run");
+    if (!env || !*env) return test_skip_optin("set LM_BENCH=1 to run");
     rng_state = 1;
     fprintf(stderr, "  %-5s %5s  %18s  %18s   (GB/s of weights; %s vs ref)\n", "type", "n", "cache-resident",
             "from memory", lm_quants_simd());
