@@ -363,9 +363,11 @@ TEST(model_long_prompt) {
 /* The logits do not depend on the number of threads, nor change from run to
  * run: each output element is computed by one task whose arithmetic does not
  * depend on how the work was split. A prompt of two batches, then tokens one
- * at a time, 50 runs for each of 1-4 threads, compared bit for bit. */
+ * at a time, 50 runs for each of 1-4 threads (5 under the sanitizers,
+ * LM_TEST_QUICK), compared bit for bit. */
 TEST(model_logits_independent_of_threads) {
-    enum { N_PROMPT = 100, N_GEN = 3, RUNS = 50 };
+    enum { N_PROMPT = 100, N_GEN = 3 };
+    const int runs = getenv("LM_TEST_QUICK") ? 5 : 50;
     static const enum lm_type fmts[] = {LM_TYPE_F32, LM_TYPE_F16, LM_TYPE_Q8_0, LM_TYPE_Q4_1, LM_TYPE_Q4_K};
     int32_t tok[N_PROMPT + N_GEN];
     for (int t = 0; t < N_PROMPT + N_GEN; t++) tok[t] = (t * 13 + 5) % V;
@@ -386,7 +388,7 @@ TEST(model_logits_independent_of_threads) {
         int mismatches = 0;
         for (int nth = 1; nth <= 4; nth++) {
             struct lm_pool *pool = lm_pool_create(nth);
-            for (int run = 0; run < RUNS; run++) {
+            for (int run = 0; run < runs; run++) {
                 struct lm_ctx c;
                 if (lm_ctx_init(&c, &m, pool, N_PROMPT + N_GEN, 64, &err) < 0) {
                     test_fail(__FILE__, __LINE__, "%s", err.msg);
