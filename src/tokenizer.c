@@ -185,7 +185,7 @@ static int load_tokens(struct lm_tokenizer *t, const struct lm_gguf *g, struct l
     t->index = lm_xcalloc(t->index_mask + 1, sizeof *t->index);
     for (uint64_t i = 0; i < n; i++) {
         struct lm_token *tk = &t->tokens[i];
-        struct lm_gguf_str s = toks->arr.items[i].str;
+        struct lm_gguf_str s = lm_gguf_arr_str(toks, i);
         if (s.len >= UINT32_MAX) return lm_errf(err, "token %llu is too long", (unsigned long long)i);
         tk->text = s.data;
         tk->len = (uint32_t)s.len;
@@ -219,7 +219,7 @@ static int load_merges(struct lm_tokenizer *t, const struct lm_gguf *g, struct l
     for (uint64_t i = 0; i <= t->merges_mask; i++) t->merges[i].rank = -1;
     struct lm_buf joined = {0};
     for (uint64_t i = 0; i < m->arr.n; i++) {
-        struct lm_gguf_str s = m->arr.items[i].str;
+        struct lm_gguf_str s = lm_gguf_arr_str(m, i);
         /* "left right"; the split is at the first space after the first
          * byte, as in llama.cpp, since a left part may itself be a space. */
         const char *sp = s.len > 1 ? memchr(s.data + 1, ' ', s.len - 1) : NULL;
