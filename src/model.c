@@ -2,6 +2,7 @@
 #include "lm/model.h"
 
 #include "lm/ops.h"
+#include "lm/tokenizer.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -147,7 +148,7 @@ static int load_tensors(struct lm_model *m, struct lm_err *err) {
     const struct lm_gguf_tensor *emb = lm_gguf_find_tensor(&m->gguf, "token_embd.weight");
     if (!emb) return lm_errf(err, "tensor 'token_embd.weight' is missing");
     int64_t n_vocab = emb->t.ne[1];
-    if (n_vocab < 1 || n_vocab > (1 << 24)) return lm_errf(err, "token_embd.weight has %lld rows", (long long)n_vocab);
+    if (n_vocab < 1 || n_vocab > LM_MAX_VOCAB) return lm_errf(err, "token_embd.weight has %lld rows", (long long)n_vocab);
     m->hp.n_vocab = (int)n_vocab;
     const struct lm_gguf_value *tokens = NULL;
     if (lm_gguf_get_arr(&m->gguf, "tokenizer.ggml.tokens", LM_GGUF_STRING, &tokens, err) < 0) return -1;
