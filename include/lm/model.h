@@ -16,10 +16,11 @@
  * batch, or a KV cache thousands of times its weights. So at load the
  * context lm would make by default (lm_model_default_ctx positions, batches
  * of LM_BATCH_DEFAULT tokens, one thread) must fit in LM_MODEL_MEM_PER_BYTE
- * bytes per byte of the file, or LM_MODEL_MEM_FLOOR for small files; real
- * models need at most about 1.5 bytes per byte. A larger context asked for
- * by the caller is refused by lm_ctx_init when it exceeds the machine's
- * physical memory or an allocation fails, never by an abort.
+ * bytes per byte of the file, or LM_MODEL_MEM_FLOOR for small files
+ * (SmolLM2-135M needs 1.1: a KV cache of 90 MiB for 94 MiB of weights). A
+ * larger context asked for by the caller is refused by lm_ctx_init when it
+ * exceeds the machine's physical memory or an allocation fails, never by an
+ * abort.
  *
  * Left out on purpose: mixture-of-experts, sliding-window attention, YaRN
  * and LongRoPE scaling (refused at load), multiple sequences per context. */
