@@ -339,6 +339,15 @@ TEST(gguf_huge_counts) {
     EXPECT_CONTAINS(parse_error(&b), "metadata count 1152921504606846976 is more than the file can hold");
     gguf_header(&b, 3, UINT64_MAX, 0);
     EXPECT_CONTAINS(parse_error(&b), "tensor count 18446744073709551615 is more than the file can hold");
+    /* Ten tensor infos fit in the bytes after the header, not in what the metadata leaves. */
+    gguf_header(&b, 3, 10, 1);
+    lm_gguf_put_str(&b, "k", 1);
+    lm_gguf_put_u32(&b, LM_GGUF_STRING);
+    char text[400];
+    memset(text, 'x', sizeof text);
+    lm_gguf_put_str(&b, text, sizeof text);
+    for (int i = 0; i < 50; i++) lm_buf_putc(&b, 0);
+    EXPECT_CONTAINS(parse_error(&b), "tensor count 10 is more than the file can hold after its metadata");
     lm_buf_free(&b);
     return 0;
 }
