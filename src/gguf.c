@@ -404,7 +404,7 @@ int lm_gguf_open(struct lm_gguf *g, const char *path, struct lm_err *err) {
     }
     void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
     if (map == MAP_FAILED) {
-        lm_errf(err, "cannot map the file: %s", strerror(errno));
+        lm_errf(err, "cannot map the file's %s: %s", lm_size_str((uint64_t)st.st_size).s, strerror(errno));
         goto fail;
     }
     close(fd);
