@@ -75,18 +75,17 @@ static void tokenize(const struct lm_tokenizer *t, const char *text, size_t len,
     }
 }
 
-/* A generous estimate of what lm_ctx_init(n_ctx, n_batch 1) allocates. */
-static uint64_t ctx_bytes(const struct lm_hparams *hp, int n_ctx) {
-    uint64_t kv = (uint64_t)hp->n_head_kv * (uint64_t)hp->head_dim, q = (uint64_t)hp->n_head * (uint64_t)hp->head_dim;
-    uint64_t cache = 2 * 2 * (uint64_t)hp->n_layer * (uint64_t)n_ctx * kv;
-    uint64_t rows = (uint64_t)hp->n_embd * 4 + q * 4 + kv * 2 + (uint64_t)hp->n_ff * 4 + (uint64_t)hp->n_rot;
-    return cache + 8 * (rows + (uint64_t)hp->n_vocab + (uint64_t)n_ctx);
+/* What lm_ctx_init(n_ctx, n_batch) allocates with the one-thread pool. */
+static uint64_t ctx_bytes(const struct lm_model *m, int n_ctx, int n_batch) {
+    struct lm_ctx_size s;
+    lm_ctx_size(m, n_ctx, n_batch, &s);
+    return lm_add_sat(lm_add_sat(s.kv, s.att), s.batch);
 }
 
 static void run(const struct lm_model *m, const struct lm_tokens *ids) {
     struct lm_err err = {{0}};
     enum { N_CTX = 4 };
-    if (ctx_bytes(&m->hp, N_CTX) > MAX_CTX_BYTES) return;
+    if (ctx_bytes(m, N_CTX, 2) > MAX_CTX_BYTES) return;
     struct lm_ctx c;
     FUZZ_CHECK(lm_ctx_init(&c, m, pool, N_CTX, 2, &err) == 0);
     int32_t toks[2] = {0, 0};

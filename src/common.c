@@ -1,4 +1,4 @@
-/* common.c: errors, checked allocation, growable buffers, whole-file reads. */
+/* common.c: errors, checked allocation, growable buffers, whole-file reads, sizes for messages. */
 #include "lm/common.h"
 
 #include <errno.h>
@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 int lm_errf(struct lm_err *e, const char *fmt, ...) {
     if (e) {
@@ -154,6 +155,25 @@ int lm_read_file(const char *path, struct lm_buf *out, struct lm_err *err) {
     if (!is_stdin) fclose(f);
     if (bad) return lm_errf(err, "%s: read error", path);
     return 0;
+}
+
+struct lm_size_str lm_size_str(uint64_t bytes) {
+    static const char *const units[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+    struct lm_size_str r;
+    if (bytes < 1024) {
+        snprintf(r.s, sizeof r.s, "%llu bytes", (unsigned long long)bytes);
+        return r;
+    }
+    double v = (double)bytes / 1024;
+    int u = 0;
+    while (v >= 1024 && u < 5) v /= 1024, u++;
+    snprintf(r.s, sizeof r.s, "%.1f %s", v, units[u]);
+    return r;
+}
+
+uint64_t lm_physical_memory(void) {
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    return pages > 0 && page > 0 ? lm_mul_sat((uint64_t)pages, (uint64_t)page) : UINT64_MAX;
 }
 
 double lm_time(void) {

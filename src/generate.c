@@ -21,11 +21,15 @@ int lm_engine_open(struct lm_engine *e, const struct lm_engine_opts *o, int *cod
         goto fail;
     }
     *code = LM_EXIT_RUNTIME;
-    int n_ctx = o->n_ctx > 0 ? o->n_ctx : e->model.hp.n_ctx_train < 4096 ? e->model.hp.n_ctx_train : 4096;
+    int n_ctx = o->n_ctx > 0 ? o->n_ctx : lm_model_default_ctx(&e->model);
     e->pool = lm_pool_create(o->n_threads > 0 ? o->n_threads : lm_cpu_count());
-    if (lm_ctx_init(&e->ctx, &e->model, e->pool, n_ctx, o->n_batch > 0 ? o->n_batch : 512, err) < 0) goto fail;
+    if (lm_ctx_init(&e->ctx, &e->model, e->pool, n_ctx, o->n_batch > 0 ? o->n_batch : LM_BATCH_DEFAULT, err) < 0) goto fail;
     if (lm_sampler_init(&e->sampler, &o->sampling, e->model.hp.n_vocab, err) < 0) goto fail;
-    e->cached = lm_xmalloc(sizeof *e->cached * (size_t)n_ctx);
+    e->cached = malloc(sizeof *e->cached * (size_t)n_ctx); /* n_ctx comes from -c: no abort */
+    if (!e->cached) {
+        lm_errf(err, "cannot allocate the token list of a context of %d positions (try a smaller -c)", n_ctx);
+        goto fail;
+    }
     e->t_load = lm_time() - t0;
     return 0;
 fail:

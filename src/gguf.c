@@ -1,8 +1,7 @@
 /* gguf.c: the GGUF reader. Every length, count, dimension and offset read
  * from the file is checked against the buffer before it is used, and no
- * allocation is made that the buffer's size cannot justify (each string
- * element costs at least 8 bytes of file, each tensor info at least 24).
- * The writer is in gguf_write.c. */
+ * allocation is made that the buffer's size cannot justify (see "Memory" in
+ * gguf.h). The writer is in gguf_write.c. */
 #include "lm/gguf.h"
 
 #include <errno.h>
@@ -18,6 +17,16 @@
 #define MAX_ALIGNMENT 65536u
 #define MAX_TENSOR_NAME 255
 #define MAX_DIMS 4
+/* The fewest bytes of file an entry can take: a metadata entry is a key of
+ * one byte and a type before its value (of one byte or more); a tensor info
+ * a name of one byte, one dimension, a type and an offset. */
+#define MIN_KV_BYTES (8 + 1 + 4)
+#define MIN_TENSOR_BYTES (8 + 1 + 4 + 8 + 4 + 8)
+
+/* The sizes the memory bound of gguf.h counts on. */
+_Static_assert(sizeof(struct lm_gguf_value) <= 32, "a parsed array element takes 32 bytes");
+_Static_assert(sizeof(struct lm_gguf_kv) <= 48, "a parsed metadata entry takes 48 bytes");
+_Static_assert(sizeof(struct lm_gguf_tensor) <= 80, "a parsed tensor info takes 80 bytes");
 
 static const char *const type_names[LM_GGUF_TYPE_COUNT] = {
     "u8", "i8", "u16", "i16", "u32", "i32", "f32", "bool", "string", "array", "u64", "i64", "f64",
@@ -77,12 +86,27 @@ static const char *shown(struct lm_gguf_str s, char *tmp, size_t cap) {
     return tmp;
 }
 
-static struct lm_gguf_value *alloc_values(struct lm_gguf *g, uint64_t n) {
+/* Every allocation of the parse is counted here, so that the bound of
+ * gguf.h is checked (frees are not subtracted: the bound holds anyway). */
+static void count_mem(struct lm_gguf *g, uint64_t n) {
+    g->mem += n;
+    LM_ASSERT(g->mem <= LM_GGUF_MEM_PER_BYTE * (uint64_t)g->size + LM_GGUF_MEM_SLACK);
+}
+
+static void *parse_calloc(struct lm_gguf *g, uint64_t n, size_t size) {
+    count_mem(g, n * size); /* n was checked against the buffer, so no overflow */
+    return lm_xcalloc(n, size);
+}
+
+/* Storage for n elements of an array, freed with g. */
+static void *alloc_elems(struct lm_gguf *g, uint64_t n, size_t size) {
     if (g->n_allocs == g->cap_allocs) {
-        g->cap_allocs = g->cap_allocs ? g->cap_allocs * 2 : 16;
-        g->allocs = lm_xrealloc(g->allocs, g->cap_allocs * sizeof *g->allocs);
+        size_t cap = g->cap_allocs ? g->cap_allocs * 2 : 16;
+        count_mem(g, (cap - g->cap_allocs) * sizeof *g->allocs);
+        g->allocs = lm_xrealloc(g->allocs, cap * sizeof *g->allocs);
+        g->cap_allocs = cap;
     }
-    return g->allocs[g->n_allocs++] = lm_xcalloc(n, sizeof(struct lm_gguf_value));
+    return g->allocs[g->n_allocs++] = parse_calloc(g, n, size);
 }
 
 static int read_value(struct lm_gguf *g, struct reader *r, enum lm_gguf_type type, struct lm_gguf_value *v, int depth);
@@ -113,10 +137,22 @@ static int read_array(struct lm_gguf *g, struct reader *r, struct lm_gguf_value 
         r->pos += need;
         return 0;
     }
-    struct lm_gguf_value *items = n ? alloc_values(g, n) : NULL;
+    if (n == 0) return 0;
+    if (elem == LM_GGUF_STRING) {
+        /* Only where each string is: as many bytes as its length field. */
+        const uint8_t **strs = alloc_elems(g, n, sizeof *strs);
+        v->arr.strs = strs;
+        for (uint64_t i = 0; i < n; i++) {
+            struct lm_gguf_str s;
+            strs[i] = r->buf + r->pos;
+            if (read_str(r, &s, "string") < 0) return -1;
+        }
+        return 0;
+    }
+    struct lm_gguf_value *items = alloc_elems(g, n, sizeof *items);
     v->arr.items = items;
     for (uint64_t i = 0; i < n; i++)
-        if (read_value(g, r, (enum lm_gguf_type)elem, &items[i], depth + 1) < 0) return -1;
+        if (read_value(g, r, LM_GGUF_ARRAY, &items[i], depth + 1) < 0) return -1;
     return 0;
 }
 
@@ -197,9 +233,7 @@ static struct lm_gguf_str tensor_name(const struct lm_gguf *g, uint64_t i) { ret
 
 static int parse_kvs(struct lm_gguf *g, struct reader *r) {
     char tmp[80];
-    g->kv = lm_xcalloc(g->n_kv, sizeof *g->kv);
-    g->kv_index_cap = index_capacity(g->n_kv);
-    g->kv_index = lm_xcalloc(g->kv_index_cap, sizeof *g->kv_index);
+    g->kv = parse_calloc(g, g->n_kv, sizeof *g->kv);
     for (uint64_t i = 0; i < g->n_kv; i++) {
         struct lm_gguf_kv *kv = &g->kv[i];
         if (read_str(r, &kv->key, "metadata key") < 0) return -1;
@@ -212,9 +246,14 @@ static int parse_kvs(struct lm_gguf *g, struct reader *r) {
             lm_err_prefix(r->err, "metadata");
             return -1;
         }
-        if (index_insert(g, g->kv_index, g->kv_index_cap, kv_name, i) >= 0)
-            return lm_errf(r->err, "metadata key '%s' appears twice", shown(kv->key, tmp, sizeof tmp));
     }
+    /* Indexed once all are read, so the index is paid for by entries the
+     * file holds, not by the count it claims. */
+    g->kv_index_cap = index_capacity(g->n_kv);
+    g->kv_index = parse_calloc(g, g->kv_index_cap, sizeof *g->kv_index);
+    for (uint64_t i = 0; i < g->n_kv; i++)
+        if (index_insert(g, g->kv_index, g->kv_index_cap, kv_name, i) >= 0)
+            return lm_errf(r->err, "metadata key '%s' appears twice", shown(g->kv[i].key, tmp, sizeof tmp));
     return 0;
 }
 
@@ -289,7 +328,7 @@ static int place_tensors(struct lm_gguf *g, struct lm_err *err) {
         t->t.data = g->buf + g->data_offset + t->offset;
     }
     if (g->n_tensors < 2) return 0;
-    struct lm_gguf_tensor **sorted = lm_xmalloc(g->n_tensors * sizeof *sorted);
+    struct lm_gguf_tensor **sorted = parse_calloc(g, g->n_tensors, sizeof *sorted);
     for (uint64_t i = 0; i < g->n_tensors; i++) sorted[i] = &g->tensors[i];
     qsort(sorted, g->n_tensors, sizeof *sorted, cmp_by_offset);
     int rc = 0;
@@ -315,16 +354,20 @@ int lm_gguf_parse(struct lm_gguf *g, const void *buf, size_t size, struct lm_err
         return lm_errf(err, "unsupported GGUF version %u%s", g->version,
                        (g->version & 0xffff) == 0 ? " (a big-endian file?)" : "");
     if (read_u64(&r, &g->n_tensors, "tensor count") < 0 || read_u64(&r, &g->n_kv, "metadata count") < 0) return -1;
-    /* Each key/value takes at least 13 bytes, each tensor info at least 32. */
-    if (g->n_kv > remaining(&r) / 13 || g->n_kv >= UINT32_MAX)
+    if (g->n_kv > remaining(&r) / MIN_KV_BYTES || g->n_kv >= UINT32_MAX)
         return lm_errf(err, "metadata count %llu is more than the file can hold", (unsigned long long)g->n_kv);
-    if (g->n_tensors > remaining(&r) / 32 || g->n_tensors >= UINT32_MAX)
+    if (g->n_tensors > remaining(&r) / MIN_TENSOR_BYTES || g->n_tensors >= UINT32_MAX)
         return lm_errf(err, "tensor count %llu is more than the file can hold", (unsigned long long)g->n_tensors);
     if (parse_kvs(g, &r) < 0 || parse_alignment(g, err) < 0) return -1;
+    /* Again against what the metadata left, so that the tensor tables are
+     * paid for by bytes the metadata did not use. */
+    if (g->n_tensors > remaining(&r) / MIN_TENSOR_BYTES)
+        return lm_errf(err, "tensor count %llu is more than the file can hold after its metadata",
+                       (unsigned long long)g->n_tensors);
 
-    g->tensors = lm_xcalloc(g->n_tensors, sizeof *g->tensors);
+    g->tensors = parse_calloc(g, g->n_tensors, sizeof *g->tensors);
     g->tensor_index_cap = index_capacity(g->n_tensors);
-    g->tensor_index = lm_xcalloc(g->tensor_index_cap, sizeof *g->tensor_index);
+    g->tensor_index = parse_calloc(g, g->tensor_index_cap, sizeof *g->tensor_index);
     for (uint64_t i = 0; i < g->n_tensors; i++) {
         char tmp[80];
         if (parse_tensor_info(g, &r, &g->tensors[i]) < 0) return -1;
@@ -361,7 +404,7 @@ int lm_gguf_open(struct lm_gguf *g, const char *path, struct lm_err *err) {
     }
     void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
     if (map == MAP_FAILED) {
-        lm_errf(err, "cannot map the file: %s", strerror(errno));
+        lm_errf(err, "cannot map the file's %s: %s", lm_size_str((uint64_t)st.st_size).s, strerror(errno));
         goto fail;
     }
     close(fd);
@@ -488,6 +531,14 @@ int64_t lm_gguf_arr_int(const struct lm_gguf_value *a, uint64_t i) {
     case LM_GGUF_U64: case LM_GGUF_I64: { int64_t x; memcpy(&x, p, 8); return x; }
     default: LM_ASSERT(!"not an integer array"); return 0;
     }
+}
+
+struct lm_gguf_str lm_gguf_arr_str(const struct lm_gguf_value *a, uint64_t i) {
+    LM_ASSERT(a->type == LM_GGUF_ARRAY && a->arr.type == LM_GGUF_STRING && i < a->arr.n);
+    struct lm_gguf_str s;
+    memcpy(&s.len, a->arr.strs[i], 8); /* checked against the buffer when parsed */
+    s.data = (const char *)a->arr.strs[i] + 8;
+    return s;
 }
 
 double lm_gguf_arr_float(const struct lm_gguf_value *a, uint64_t i) {

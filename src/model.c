@@ -2,6 +2,7 @@
 #include "lm/model.h"
 
 #include "lm/ops.h"
+#include "lm/tokenizer.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -147,7 +148,7 @@ static int load_tensors(struct lm_model *m, struct lm_err *err) {
     const struct lm_gguf_tensor *emb = lm_gguf_find_tensor(&m->gguf, "token_embd.weight");
     if (!emb) return lm_errf(err, "tensor 'token_embd.weight' is missing");
     int64_t n_vocab = emb->t.ne[1];
-    if (n_vocab < 1 || n_vocab > (1 << 24)) return lm_errf(err, "token_embd.weight has %lld rows", (long long)n_vocab);
+    if (n_vocab < 1 || n_vocab > LM_MAX_VOCAB) return lm_errf(err, "token_embd.weight has %lld rows", (long long)n_vocab);
     m->hp.n_vocab = (int)n_vocab;
     const struct lm_gguf_value *tokens = NULL;
     if (lm_gguf_get_arr(&m->gguf, "tokenizer.ggml.tokens", LM_GGUF_STRING, &tokens, err) < 0) return -1;
@@ -165,6 +166,12 @@ static int load_tensors(struct lm_model *m, struct lm_err *err) {
     if (!failed && !m->output) m->output = tensor(m, "token_embd.weight", hp->n_embd, n_vocab, false, err, &failed);
     m->rope_freqs = tensor(m, "rope_freqs.weight", hp->n_rot / 2, 0, true, err, &failed);
     int q_dim = hp->n_head * hp->head_dim, kv_dim = hp->n_head_kv * hp->head_dim;
+    /* The per-layer table is made before the layers' tensors are looked up:
+     * a tensor info per layer at least pays for it (the loop finds which
+     * one is missing). */
+    if ((uint64_t)hp->n_layer > m->gguf.n_tensors)
+        return lm_errf(err, "block_count %d is more than the file's %llu tensors", hp->n_layer,
+                       (unsigned long long)m->gguf.n_tensors);
     m->layers = lm_xcalloc((size_t)hp->n_layer, sizeof *m->layers);
     for (int l = 0; l < hp->n_layer && !failed; l++) {
         struct lm_layer *L = &m->layers[l];
@@ -204,11 +211,13 @@ static int load_tensors(struct lm_model *m, struct lm_err *err) {
     return 0;
 }
 
+static int check_memory(const struct lm_model *m, struct lm_err *err);
+
 int lm_model_from_gguf(struct lm_model *m, struct lm_gguf *g, struct lm_err *err) {
     memset(m, 0, sizeof *m);
     m->gguf = *g;
     memset(g, 0, sizeof *g);
-    if (load_hparams(m, err) < 0 || load_tensors(m, err) < 0) {
+    if (load_hparams(m, err) < 0 || load_tensors(m, err) < 0 || check_memory(m, err) < 0) {
         lm_model_free(m);
         return -1;
     }
@@ -255,7 +264,94 @@ static size_t att_scratch_size(const struct lm_hparams *hp, int n_ctx) {
 
 /* ---- context ---------------------------------------------------------------- */
 
-static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
+static uint64_t max_u64(uint64_t a, uint64_t b) { return a > b ? a : b; }
+
+/* The bytes of each buffer of a context: lm_ctx_size sums them for the
+ * checks and lm_ctx_init allocates them, so the two cannot disagree. */
+struct ctx_plan {
+    uint64_t cache;                 /* each of k_cache and v_cache */
+    uint64_t x, xn, q, kv, att, ffn; /* kv: each of k and v; ffn: each of ffn_g and ffn_u */
+    uint64_t rope;                  /* each of rope_cos and rope_sin */
+    uint64_t logits, qscratch;
+    uint64_t att_scratch;           /* per pool thread */
+};
+
+static void ctx_plan(const struct lm_model *m, int n_ctx, int n_batch, struct ctx_plan *p) {
+    const struct lm_hparams *hp = &m->hp;
+    uint64_t nb = (uint64_t)n_batch, f = sizeof(float);
+    uint64_t E = (uint64_t)hp->n_embd, q_dim = (uint64_t)hp->n_head * (uint64_t)hp->head_dim;
+    uint64_t kv_dim = (uint64_t)hp->n_head_kv * (uint64_t)hp->head_dim;
+    p->cache = lm_mul_sat(lm_mul_sat((uint64_t)hp->n_layer, (uint64_t)n_ctx), kv_dim * sizeof(uint16_t));
+    p->x = f * nb * E; /* products of checked dimensions and a batch of at most INT32_MAX: no overflow */
+    p->xn = f * nb * max_u64(E, q_dim);
+    p->q = p->att = f * nb * q_dim;
+    p->kv = f * nb * kv_dim;
+    p->ffn = f * nb * (uint64_t)hp->n_ff;
+    p->rope = f * nb * (uint64_t)(hp->n_rot / 2);
+    p->logits = f * (uint64_t)hp->n_vocab;
+    p->att_scratch = f * att_scratch_size(hp, n_ctx);
+    uint64_t qs = lm_matmul_scratch_size(m->output, 1);
+    for (int l = 0; l < hp->n_layer; l++) {
+        const struct lm_layer *L = &m->layers[l];
+        /* the products that share one lm_matmul_multi call need their sum */
+        qs = max_u64(qs, lm_matmul_scratch_size(L->wq, n_batch) + lm_matmul_scratch_size(L->wk, n_batch) +
+                             lm_matmul_scratch_size(L->wv, n_batch));
+        qs = max_u64(qs, lm_matmul_scratch_size(L->w_gate, n_batch) + lm_matmul_scratch_size(L->w_up, n_batch));
+        qs = max_u64(qs, lm_matmul_scratch_size(L->wo, n_batch));
+        qs = max_u64(qs, lm_matmul_scratch_size(L->w_down, n_batch));
+    }
+    p->qscratch = qs;
+}
+
+void lm_ctx_size(const struct lm_model *m, int n_ctx, int n_batch, struct lm_ctx_size *s) {
+    struct ctx_plan p;
+    ctx_plan(m, n_ctx, n_batch, &p);
+    s->kv = lm_mul_sat(p.cache, 2);
+    s->att = p.att_scratch;
+    s->batch = p.x + p.xn + p.q + 2 * p.kv + p.att + 2 * p.ffn + 2 * p.rope + p.logits + p.qscratch;
+}
+
+int lm_model_default_ctx(const struct lm_model *m) {
+    return m->hp.n_ctx_train < LM_CTX_DEFAULT_MAX ? m->hp.n_ctx_train : LM_CTX_DEFAULT_MAX;
+}
+
+/* Refuses a file whose default context needs more memory than the file can
+ * justify (see model.h), naming the largest part. */
+static int check_memory(const struct lm_model *m, struct lm_err *err) {
+    const struct lm_hparams *hp = &m->hp;
+    int n_ctx = lm_model_default_ctx(m), n_batch = n_ctx < LM_BATCH_DEFAULT ? n_ctx : LM_BATCH_DEFAULT;
+    struct lm_ctx_size s;
+    lm_ctx_size(m, n_ctx, n_batch, &s);
+    uint64_t total = lm_add_sat(lm_add_sat(s.kv, s.att), s.batch);
+    uint64_t limit = max_u64(LM_MODEL_MEM_FLOOR, lm_mul_sat(LM_MODEL_MEM_PER_BYTE, m->gguf.size));
+    if (total <= limit) return 0;
+    char part[160];
+    int q_dim = hp->n_head * hp->head_dim;
+    if (s.kv >= s.batch && s.kv >= s.att)
+        snprintf(part, sizeof part, "a KV cache of %d layers x %d positions x %d values needs %s", hp->n_layer, n_ctx,
+                 hp->n_head_kv * hp->head_dim, lm_size_str(s.kv).s);
+    else if (s.att > s.batch)
+        snprintf(part, sizeof part, "attention over %d positions with heads of %d needs %s of scratch", n_ctx,
+                 hp->head_dim, lm_size_str(s.att).s);
+    else if (hp->n_ff >= q_dim && hp->n_ff >= hp->n_embd)
+        snprintf(part, sizeof part, "n_ff %d x batch %d needs %s of scratch", hp->n_ff, n_batch, lm_size_str(s.batch).s);
+    else if (q_dim >= hp->n_embd)
+        snprintf(part, sizeof part, "n_head x head_dim %d x batch %d needs %s of scratch", q_dim, n_batch,
+                 lm_size_str(s.batch).s);
+    else
+        snprintf(part, sizeof part, "n_embd %d x batch %d needs %s of scratch", hp->n_embd, n_batch,
+                 lm_size_str(s.batch).s);
+    return lm_errf(err, "%s (%s in all for its default context of %d), more than a file of %s justifies (%s)", part,
+                   lm_size_str(total).s, n_ctx, lm_size_str(m->gguf.size).s, lm_size_str(limit).s);
+}
+
+/* malloc (or calloc) that records a failure instead of aborting. */
+static void *try_alloc(uint64_t bytes, bool zero, bool *failed) {
+    void *p = NULL;
+    if (bytes <= SIZE_MAX) p = zero ? calloc(bytes ? (size_t)bytes : 1, 1) : malloc(bytes ? (size_t)bytes : 1);
+    if (!p) *failed = true;
+    return p;
+}
 
 int lm_ctx_init(struct lm_ctx *c, const struct lm_model *m, struct lm_pool *pool, int n_ctx, int n_batch,
                 struct lm_err *err) {
@@ -269,44 +365,45 @@ int lm_ctx_init(struct lm_ctx *c, const struct lm_model *m, struct lm_pool *pool
     if ((int64_t)n_batch * widest > INT32_MAX)
         return lm_errf(err, "a batch of %d tokens is too large for this model (rows of %lld values; try a smaller -b)",
                        n_batch, (long long)widest);
+    struct ctx_plan p;
+    struct lm_ctx_size s;
+    ctx_plan(m, n_ctx, n_batch, &p);
+    lm_ctx_size(m, n_ctx, n_batch, &s);
+    int n_threads = lm_pool_size(pool);
+    uint64_t total = lm_add_sat(lm_add_sat(s.kv, s.batch), lm_mul_sat(s.att, (uint64_t)n_threads));
+    uint64_t ram = lm_physical_memory();
+    /* Beyond physical memory the allocation may still succeed (pages come
+     * on first use), and the run ends in swap or the OOM killer instead. */
+    if (total > ram)
+        return lm_errf(err, "a context of %d positions needs %s (KV cache %s; batches of %d, %d threads), more than "
+                            "the %s of memory this machine has (try a smaller -c)",
+                       n_ctx, lm_size_str(total).s, lm_size_str(s.kv).s, n_batch, n_threads, lm_size_str(ram).s);
     c->model = m;
     c->pool = pool;
     c->n_ctx = n_ctx;
     c->n_batch = n_batch;
-    size_t kv_dim = (size_t)hp->n_head_kv * (size_t)hp->head_dim;
-    size_t kv_elems = (size_t)hp->n_layer * (size_t)n_ctx * kv_dim;
-    c->k_cache = calloc(kv_elems, sizeof *c->k_cache);
-    c->v_cache = calloc(kv_elems, sizeof *c->v_cache);
-    if (!c->k_cache || !c->v_cache) {
-        lm_ctx_free(c);
-        return lm_errf(err, "cannot allocate a KV cache of %.1f MB for %d positions (try a smaller -c)",
-                       2.0 * (double)kv_elems * 2 / 1e6, n_ctx);
-    }
-    size_t nb = (size_t)n_batch, q_dim = (size_t)hp->n_head * (size_t)hp->head_dim;
-    c->x = lm_xmalloc(sizeof(float) * nb * (size_t)hp->n_embd);
-    c->xn = lm_xmalloc(sizeof(float) * nb * max_size((size_t)hp->n_embd, q_dim));
-    c->q = lm_xmalloc(sizeof(float) * nb * q_dim);
-    c->k = lm_xmalloc(sizeof(float) * nb * kv_dim);
-    c->v = lm_xmalloc(sizeof(float) * nb * kv_dim);
-    c->att = lm_xmalloc(sizeof(float) * nb * q_dim);
-    c->ffn_g = lm_xmalloc(sizeof(float) * nb * (size_t)hp->n_ff);
-    c->ffn_u = lm_xmalloc(sizeof(float) * nb * (size_t)hp->n_ff);
     c->att_scratch_size = att_scratch_size(hp, n_ctx);
-    c->att_scratch = lm_xmalloc(sizeof(float) * (size_t)lm_pool_size(pool) * c->att_scratch_size);
-    c->rope_cos = lm_xmalloc(sizeof(float) * nb * (size_t)(hp->n_rot / 2));
-    c->rope_sin = lm_xmalloc(sizeof(float) * nb * (size_t)(hp->n_rot / 2));
-    c->logits = lm_xmalloc(sizeof(float) * (size_t)hp->n_vocab);
-    size_t qs = lm_matmul_scratch_size(m->output, 1);
-    for (int l = 0; l < hp->n_layer; l++) {
-        const struct lm_layer *L = &m->layers[l];
-        /* the products that share one lm_matmul_multi call need their sum */
-        qs = max_size(qs, lm_matmul_scratch_size(L->wq, n_batch) + lm_matmul_scratch_size(L->wk, n_batch) +
-                              lm_matmul_scratch_size(L->wv, n_batch));
-        qs = max_size(qs, lm_matmul_scratch_size(L->w_gate, n_batch) + lm_matmul_scratch_size(L->w_up, n_batch));
-        qs = max_size(qs, lm_matmul_scratch_size(L->wo, n_batch));
-        qs = max_size(qs, lm_matmul_scratch_size(L->w_down, n_batch));
+    bool failed = false;
+    c->k_cache = try_alloc(p.cache, true, &failed);
+    c->v_cache = try_alloc(p.cache, true, &failed);
+    c->x = try_alloc(p.x, false, &failed);
+    c->xn = try_alloc(p.xn, false, &failed);
+    c->q = try_alloc(p.q, false, &failed);
+    c->k = try_alloc(p.kv, false, &failed);
+    c->v = try_alloc(p.kv, false, &failed);
+    c->att = try_alloc(p.att, false, &failed);
+    c->ffn_g = try_alloc(p.ffn, false, &failed);
+    c->ffn_u = try_alloc(p.ffn, false, &failed);
+    c->att_scratch = try_alloc(lm_mul_sat(p.att_scratch, (uint64_t)n_threads), false, &failed);
+    c->rope_cos = try_alloc(p.rope, false, &failed);
+    c->rope_sin = try_alloc(p.rope, false, &failed);
+    c->logits = try_alloc(p.logits, false, &failed);
+    c->qscratch = try_alloc(p.qscratch, false, &failed);
+    if (failed) {
+        lm_ctx_free(c);
+        return lm_errf(err, "cannot allocate the %s a context of %d positions needs (KV cache %s; try a smaller -c)",
+                       lm_size_str(total).s, n_ctx, lm_size_str(s.kv).s);
     }
-    c->qscratch = lm_xmalloc(qs ? qs : 1);
     return 0;
 }
 

@@ -172,7 +172,9 @@ static int load_tokens(struct lm_tokenizer *t, const struct lm_gguf *g, struct l
     if (r < 0) return -1;
     if (r == 0) return lm_errf(err, "no vocabulary (tokenizer.ggml.tokens)");
     if (toks->arr.n == 0) return lm_errf(err, "the vocabulary (tokenizer.ggml.tokens) is empty");
-    if (toks->arr.n >= INT32_MAX) return lm_errf(err, "the vocabulary has too many tokens (%llu)", (unsigned long long)toks->arr.n);
+    if (toks->arr.n > LM_MAX_VOCAB)
+        return lm_errf(err, "the vocabulary has too many tokens (%llu; at most %d)", (unsigned long long)toks->arr.n,
+                       LM_MAX_VOCAB);
     uint64_t n = toks->arr.n;
     const struct lm_gguf_value *scores, *types;
     if (get_numbers(g, "tokenizer.ggml.scores", true, n, &scores, err) < 0 ||
@@ -185,7 +187,7 @@ static int load_tokens(struct lm_tokenizer *t, const struct lm_gguf *g, struct l
     t->index = lm_xcalloc(t->index_mask + 1, sizeof *t->index);
     for (uint64_t i = 0; i < n; i++) {
         struct lm_token *tk = &t->tokens[i];
-        struct lm_gguf_str s = toks->arr.items[i].str;
+        struct lm_gguf_str s = lm_gguf_arr_str(toks, i);
         if (s.len >= UINT32_MAX) return lm_errf(err, "token %llu is too long", (unsigned long long)i);
         tk->text = s.data;
         tk->len = (uint32_t)s.len;
@@ -213,13 +215,15 @@ static int load_merges(struct lm_tokenizer *t, const struct lm_gguf *g, struct l
     int r = lm_gguf_get_arr(g, "tokenizer.ggml.merges", LM_GGUF_STRING, &m, err);
     if (r < 0) return -1;
     if (r == 0) return lm_errf(err, "no merges (tokenizer.ggml.merges) for a gpt2 vocabulary");
-    if (m->arr.n >= INT32_MAX) return lm_errf(err, "too many merges");
+    if (m->arr.n > LM_MAX_VOCAB)
+        return lm_errf(err, "the vocabulary has too many merges (%llu; at most %d)", (unsigned long long)m->arr.n,
+                       LM_MAX_VOCAB);
     t->merges_mask = table_size(m->arr.n) - 1;
     t->merges = lm_xmalloc((t->merges_mask + 1) * sizeof *t->merges);
     for (uint64_t i = 0; i <= t->merges_mask; i++) t->merges[i].rank = -1;
     struct lm_buf joined = {0};
     for (uint64_t i = 0; i < m->arr.n; i++) {
-        struct lm_gguf_str s = m->arr.items[i].str;
+        struct lm_gguf_str s = lm_gguf_arr_str(m, i);
         /* "left right"; the split is at the first space after the first
          * byte, as in llama.cpp, since a left part may itself be a space. */
         const char *sp = s.len > 1 ? memchr(s.data + 1, ' ', s.len - 1) : NULL;
@@ -330,13 +334,25 @@ static int by_length_desc(const void *a, const void *b, void *ctx) {
     return x < y ? -1 : x > y;
 }
 
-/* SPM: the pairs of characters found side by side in tokens text can make. */
+static uint64_t *join_slot(uint64_t *joins, uint64_t mask, uint64_t key) {
+    uint64_t slot = hash_pair(key) & mask;
+    while (joins[slot] != UINT64_MAX && joins[slot] != key) slot = (slot + 1) & mask;
+    return &joins[slot];
+}
+
+static uint64_t *new_joins(uint64_t cap) {
+    uint64_t *j = lm_xmalloc(cap * sizeof *j);
+    memset(j, 0xFF, cap * sizeof *j); /* UINT64_MAX: empty */
+    return j;
+}
+
+/* SPM: the pairs of characters found side by side in tokens text can make.
+ * The set grows with the pairs found (a few thousand in real vocabularies,
+ * however long their text); past LM_TOK_MAX_JOINS it is dropped. */
 static void build_joins(struct lm_tokenizer *t) {
     uint64_t n = 0;
-    for (int32_t i = 0; i < t->n_vocab; i++) n += t->tokens[i].len;
-    t->joins_mask = table_size(n) - 1;
-    t->joins = lm_xmalloc((t->joins_mask + 1) * sizeof *t->joins);
-    memset(t->joins, 0xFF, (t->joins_mask + 1) * sizeof *t->joins); /* UINT64_MAX: empty */
+    t->joins_mask = 1023;
+    t->joins = new_joins(t->joins_mask + 1);
     for (int32_t i = 0; i < t->n_vocab; i++) {
         const struct lm_token *tk = &t->tokens[i];
         if (!from_text(tk)) continue;
@@ -344,15 +360,33 @@ static void build_joins(struct lm_tokenizer *t) {
         for (uint32_t k = 0; k < tk->len;) {
             uint32_t cp;
             size_t len = lm_utf8_decode(tk->text + k, tk->len - k, &cp);
-            if (k > 0) {
-                uint64_t key = (uint64_t)prev << 32 | cp, slot = hash_pair(key) & t->joins_mask;
-                while (t->joins[slot] != UINT64_MAX && t->joins[slot] != key) slot = (slot + 1) & t->joins_mask;
-                t->joins[slot] = key;
+            uint64_t key = (uint64_t)prev << 32 | cp, *slot;
+            if (k > 0 && *(slot = join_slot(t->joins, t->joins_mask, key)) != key) {
+                *slot = key;
+                if (++n > LM_TOK_MAX_JOINS) {
+                    free(t->joins);
+                    t->joins = NULL;
+                    t->joins_mask = 0;
+                    return;
+                }
+                if (2 * n > t->joins_mask + 1) { /* at most half full, so probes stay short */
+                    uint64_t cap = 2 * (t->joins_mask + 1), *grown = new_joins(cap);
+                    for (uint64_t s = 0; s <= t->joins_mask; s++)
+                        if (t->joins[s] != UINT64_MAX) *join_slot(grown, cap - 1, t->joins[s]) = t->joins[s];
+                    free(t->joins);
+                    t->joins = grown;
+                    t->joins_mask = cap - 1;
+                }
             }
             prev = cp;
             k += (uint32_t)len;
         }
     }
+}
+
+/* Tokens that partition() may cut out of a text. */
+static bool cut_out(const struct lm_token *tk) {
+    return tk->len > 0 && (tk->type == LM_TOKEN_CONTROL || tk->type == LM_TOKEN_USER_DEFINED || tk->type == LM_TOKEN_UNKNOWN);
 }
 
 static void build_tables(struct lm_tokenizer *t) {
@@ -373,14 +407,12 @@ static void build_tables(struct lm_tokenizer *t) {
         }
         t->byte_id[b] = id;
     }
-    t->specials = lm_xmalloc((size_t)t->n_vocab * sizeof *t->specials);
+    size_t n_specials = 0; /* counted first: real vocabularies have few */
+    for (int32_t i = 0; i < t->n_vocab; i++) n_specials += cut_out(&t->tokens[i]);
+    t->specials = lm_xmalloc(n_specials * sizeof *t->specials);
     t->n_specials = 0;
-    for (int32_t i = 0; i < t->n_vocab; i++) {
-        int32_t type = t->tokens[i].type;
-        if (t->tokens[i].len > 0 &&
-            (type == LM_TOKEN_CONTROL || type == LM_TOKEN_USER_DEFINED || type == LM_TOKEN_UNKNOWN))
-            t->specials[t->n_specials++] = i;
-    }
+    for (int32_t i = 0; i < t->n_vocab; i++)
+        if (cut_out(&t->tokens[i])) t->specials[t->n_specials++] = i;
     qsort_r(t->specials, (size_t)t->n_specials, sizeof *t->specials, by_length_desc, t->tokens);
     if (t->type == LM_VOCAB_SPM) build_joins(t);
 }
@@ -630,6 +662,7 @@ static void spm_word(struct session *s, const char *w, size_t n) {
 }
 
 static bool spm_joinable(const struct lm_tokenizer *t, uint32_t a, uint32_t b) {
+    if (!t->joins) return true;
     uint64_t key = (uint64_t)a << 32 | b;
     for (uint64_t i = hash_pair(key) & t->joins_mask;; i = (i + 1) & t->joins_mask) {
         if (t->joins[i] == key) return true;

@@ -74,6 +74,8 @@ struct spec {
     enum lm_type wtype;     /* matrices */
     enum lm_type etype;     /* token embedding */
     int n_embd, n_ff, n_head, n_head_kv, n_layer;
+    int head_dim;           /* attention.key_length, when not 0 (else n_embd / n_head) */
+    int n_ctx;              /* context_length, when not 0 (else 64) */
     int n_layer_tensors;    /* layers whose tensors are written (default n_layer) */
     int extra_rows;         /* token_embd rows beyond the vocabulary */
     uint32_t alignment;     /* general.alignment, when not 0 */
@@ -139,7 +141,8 @@ static void model(struct lm_gguf_writer *w, const struct spec *s) {
     put_u32(w, s, "feed_forward_length", (uint32_t)s->n_ff);
     put_u32(w, s, "attention.head_count", (uint32_t)s->n_head);
     put_u32(w, s, "attention.head_count_kv", (uint32_t)s->n_head_kv);
-    put_u32(w, s, "context_length", 64);
+    put_u32(w, s, "context_length", (uint32_t)(s->n_ctx ? s->n_ctx : 64));
+    if (s->head_dim) put_u32(w, s, "attention.key_length", (uint32_t)s->head_dim);
     put_f32(w, s, "rope.freq_base", 10000.0f);
     put_f32(w, s, "attention.layer_norm_rms_epsilon", 1e-5f);
 
@@ -160,7 +163,7 @@ static void model(struct lm_gguf_writer *w, const struct spec *s) {
                       "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
                       "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}");
 
-    int E = s->n_embd, hd = E / s->n_head, q_dim = s->n_head * hd, kv_dim = s->n_head_kv * hd;
+    int E = s->n_embd, hd = s->head_dim ? s->head_dim : E / s->n_head, q_dim = s->n_head * hd, kv_dim = s->n_head_kv * hd;
     weights(w, s, "token_embd.weight", s->etype, E, v.n + s->extra_rows, 0.0f);
     weights(w, s, "output_norm.weight", LM_TYPE_F32, E, 0, 1.0f);
     int n_layer_tensors = s->n_layer_tensors ? s->n_layer_tensors : s->n_layer;
@@ -566,6 +569,47 @@ REPLACED(bad_heads_too_large, LLAMA, "llama.attention.head_count",
          lm_gguf_write_u32(&w, "llama.attention.key_length", 1u << 16))
 REPLACED(bad_rope_freqs, LLAMA, NULL, weights(&w, &LLAMA, "rope_freqs.weight", LM_TYPE_F32, 2, 0, -1.0f))
 
+/* ---- memory the file asks for (issue 10) ---------------------------------- */
+
+/* Each of these is consistent, tensor by tensor, but asks for far more
+ * memory than its bytes justify: an embedding of one value makes every
+ * other dimension cost 2 bytes per row of weights and 4 per token of a
+ * batch or per position of the KV cache. */
+static const struct spec NARROW = {.arch = "llama", .wtype = LM_TYPE_F16, .etype = LM_TYPE_F16, .n_embd = 1, .n_ff = 2,
+                                   .n_head = 1, .n_head_kv = 1, .head_dim = 2, .n_layer = 1, .n_ctx = 4096};
+
+static void bad_ffn_scratch(struct lm_buf *out) {
+    struct spec s = NARROW;
+    s.n_ff = 20000; /* 80 KiB per row of ffn_gate, ffn_up, ffn_down x batch 512 */
+    with_spec(out, s);
+}
+
+static void bad_kv_cache(struct lm_buf *out) {
+    struct spec s = NARROW;
+    s.head_dim = 4096; /* 16 KiB per position, 32 KiB of weights */
+    with_spec(out, s);
+}
+
+/* The per-layer table would be made before the layers' tensors are looked up. */
+static void bad_block_count(struct lm_buf *out) {
+    struct spec s = LLAMA;
+    s.n_layer = 4096, s.n_layer_tensors = 1;
+    with_spec(out, s);
+}
+
+/* 8 bytes of file per merge, which the parser keeps as one pointer and the
+ * merge table as 16 bytes or so: bounded, then refused. */
+static void bad_merges_empty(struct lm_buf *out) {
+    static const char *empty[4096];
+    for (size_t i = 0; i < 4096; i++) empty[i] = "";
+    struct spec s = LLAMA;
+    s.omit[0] = "tokenizer.ggml.merges";
+    struct lm_gguf_writer w;
+    model(&w, &s);
+    lm_gguf_write_arr_str(&w, "tokenizer.ggml.merges", empty, 4096);
+    finish(&w, out);
+}
+
 const struct hostile_file hostile_files[] = {
     {"good-llama-bpe", NULL, good_llama_bpe},
     {"good-qwen2-spm", NULL, good_qwen2_spm},
@@ -642,6 +686,11 @@ const struct hostile_file hostile_files[] = {
     {"bad-head-dim-odd", "head dimension 3 is odd", bad_head_dim_odd},
     {"bad-heads-too-large", "65536 heads of dimension 65536 are more than 1048576 values", bad_heads_too_large},
     {"bad-rope-freqs", "rope_freqs.weight[0] is", bad_rope_freqs},
+
+    {"bad-ffn-scratch", "n_ff 20000 x batch 512 needs 78.2 MiB of scratch", bad_ffn_scratch},
+    {"bad-kv-cache", "a KV cache of 1 layers x 4096 positions x 4096 values needs 64.0 MiB", bad_kv_cache},
+    {"bad-block-count", "block_count 4096 is more than the file's 11 tensors", bad_block_count},
+    {"bad-merges-empty-strings", "merge 0 '' is not two tokens separated by a space", bad_merges_empty},
 };
 
 const size_t n_hostile_files = sizeof hostile_files / sizeof hostile_files[0];

@@ -137,15 +137,15 @@ TEST(gguf_roundtrip_every_type) {
     a = NULL;
     EXPECT_EQ_INT(lm_gguf_get_arr(&g, "arr.str", LM_GGUF_STRING, &a, &err), 1);
     if (a) {
-        EXPECT(a->arr.n == 3 && lm_gguf_str_eq(a->arr.items[0].str, "a") && lm_gguf_str_eq(a->arr.items[1].str, ""));
-        EXPECT(lm_gguf_str_eq(a->arr.items[2].str, "ccc"));
+        EXPECT(a->arr.n == 3 && lm_gguf_str_eq(lm_gguf_arr_str(a, 0), "a") && lm_gguf_str_eq(lm_gguf_arr_str(a, 1), ""));
+        EXPECT(lm_gguf_str_eq(lm_gguf_arr_str(a, 2), "ccc"));
     }
     a = NULL;
     EXPECT_EQ_INT(lm_gguf_get_arr(&g, "arr.nested", LM_GGUF_ARRAY, &a, &err), 1);
     if (a && a->arr.n == 2) {
         const struct lm_gguf_value *x = &a->arr.items[0], *y = &a->arr.items[1];
         EXPECT(x->arr.type == LM_GGUF_U32 && x->arr.n == 2 && lm_gguf_arr_int(x, 1) == 2);
-        EXPECT(y->arr.type == LM_GGUF_STRING && y->arr.n == 1 && lm_gguf_str_eq(y->arr.items[0].str, "x"));
+        EXPECT(y->arr.type == LM_GGUF_STRING && y->arr.n == 1 && lm_gguf_str_eq(lm_gguf_arr_str(y, 0), "x"));
     }
 
     EXPECT_EQ_INT(g.n_tensors, 2);
@@ -241,12 +241,112 @@ TEST(gguf_string_and_array_lengths_past_end) {
     return 0;
 }
 
+/* Parses b and returns the bytes the parse allocated per byte of file. */
+static double parse_mem_ratio(const struct lm_buf *b, bool *ok) {
+    struct lm_gguf g;
+    struct lm_err err;
+    *ok = lm_gguf_parse(&g, b->data, b->len, &err) == 0;
+    double r = ((double)g.mem - LM_GGUF_MEM_SLACK) / (double)b->len;
+    if (test_verbose) fprintf(stderr, "  %zu bytes: %.2f bytes of memory per byte\n", b->len, r);
+    lm_gguf_close(&g);
+    return r;
+}
+
+/* The memory bound of gguf.h on the layouts that cost the most per byte:
+ * long arrays of empty strings (8 bytes each in the file, stored as one
+ * pointer), of empty arrays, arrays nested to the limit, many one-byte
+ * values, many tensors, and a claimed metadata count that the file cannot
+ * back up after a large array. */
+TEST(gguf_parse_memory_bound) {
+    enum { N = 20000 };
+    struct lm_buf b = {0};
+    bool ok;
+    gguf_header(&b, 3, 0, 1);
+    lm_gguf_put_str(&b, "k", 1);
+    lm_gguf_put_u32(&b, LM_GGUF_ARRAY);
+    lm_gguf_put_u32(&b, LM_GGUF_STRING);
+    lm_gguf_put_u64(&b, N);
+    for (int i = 0; i < N; i++) lm_gguf_put_u64(&b, 0);
+    EXPECT(parse_mem_ratio(&b, &ok) <= 1.0 && ok); /* was 5: a 40-byte value per string */
+
+    for (int depth = 0; depth < 4; depth++) { /* N arrays, each holding one array, depth levels down */
+        gguf_header(&b, 3, 0, 1);
+        lm_gguf_put_str(&b, "k", 1);
+        lm_gguf_put_u32(&b, LM_GGUF_ARRAY);
+        lm_gguf_put_u32(&b, LM_GGUF_ARRAY);
+        lm_gguf_put_u64(&b, N);
+        for (int i = 0; i < N; i++) {
+            for (int d = 0; d < depth; d++) {
+                lm_gguf_put_u32(&b, LM_GGUF_ARRAY);
+                lm_gguf_put_u64(&b, 1);
+            }
+            lm_gguf_put_u32(&b, LM_GGUF_U8);
+            lm_gguf_put_u64(&b, 0);
+        }
+        double r = parse_mem_ratio(&b, &ok);
+        EXPECT(ok);
+        if (r > 4.0) test_fail(__FILE__, __LINE__, "arrays nested %d deep: %.2f bytes per byte", depth + 1, r);
+    }
+
+    gguf_header(&b, 3, 0, N);
+    for (int i = 0; i < N; i++) {
+        char key[16];
+        lm_gguf_put_str(&b, key, (size_t)snprintf(key, sizeof key, "%x", i));
+        lm_gguf_put_u32(&b, LM_GGUF_U8);
+        lm_buf_putc(&b, 1);
+    }
+    double r = parse_mem_ratio(&b, &ok);
+    EXPECT(ok);
+    if (r > LM_GGUF_MEM_PER_BYTE) test_fail(__FILE__, __LINE__, "one-byte values: %.2f bytes per byte", r);
+
+    gguf_header(&b, 3, N, 0);
+    for (int i = 0; i < N; i++) {
+        char name[16];
+        uint64_t ne[1] = {1};
+        snprintf(name, sizeof name, "%x", i);
+        gguf_put_info(&b, name, 1, ne, LM_TYPE_F32, 0);
+    }
+    gguf_pad_and_data(&b, 4);
+    r = parse_mem_ratio(&b, &ok); /* refused (the tensors overlap) after every table was made */
+    EXPECT(!ok);
+    if (r > LM_GGUF_MEM_PER_BYTE) test_fail(__FILE__, __LINE__, "tensor infos: %.2f bytes per byte", r);
+
+    /* As many metadata entries as the bytes allow, the first of them an
+     * array of arrays that takes all the bytes. */
+    gguf_header(&b, 3, 0, 0);
+    size_t body = 14 + 12 * (size_t)N;
+    uint64_t n_kv = body / 13;
+    memcpy(b.data + 16, &n_kv, 8);
+    lm_gguf_put_str(&b, "k", 1);
+    lm_gguf_put_u32(&b, LM_GGUF_ARRAY);
+    lm_gguf_put_u32(&b, LM_GGUF_ARRAY);
+    lm_gguf_put_u64(&b, N);
+    for (int i = 0; i < N; i++) {
+        lm_gguf_put_u32(&b, LM_GGUF_U8);
+        lm_gguf_put_u64(&b, 0);
+    }
+    r = parse_mem_ratio(&b, &ok);
+    EXPECT(!ok);
+    if (r > LM_GGUF_MEM_PER_BYTE) test_fail(__FILE__, __LINE__, "claimed entries: %.2f bytes per byte", r);
+    lm_buf_free(&b);
+    return 0;
+}
+
 TEST(gguf_huge_counts) {
     struct lm_buf b = {0};
     gguf_header(&b, 3, 0, 1ull << 60);
     EXPECT_CONTAINS(parse_error(&b), "metadata count 1152921504606846976 is more than the file can hold");
     gguf_header(&b, 3, UINT64_MAX, 0);
     EXPECT_CONTAINS(parse_error(&b), "tensor count 18446744073709551615 is more than the file can hold");
+    /* Ten tensor infos fit in the bytes after the header, not in what the metadata leaves. */
+    gguf_header(&b, 3, 10, 1);
+    lm_gguf_put_str(&b, "k", 1);
+    lm_gguf_put_u32(&b, LM_GGUF_STRING);
+    char text[400];
+    memset(text, 'x', sizeof text);
+    lm_gguf_put_str(&b, text, sizeof text);
+    for (int i = 0; i < 50; i++) lm_buf_putc(&b, 0);
+    EXPECT_CONTAINS(parse_error(&b), "tensor count 10 is more than the file can hold after its metadata");
     lm_buf_free(&b);
     return 0;
 }

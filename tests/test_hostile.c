@@ -2,7 +2,9 @@
  * refused at load with its message and the good ones load and run; the
  * committed fuzz corpus is what the builder makes; lm run refuses bad files
  * in one line and gives prompts with NUL bytes, invalid UTF-8 or more tokens
- * than the context a defined outcome. */
+ * than the context a defined outcome. Memory (issue 10): files that ask for
+ * more than they justify are refused before anything large is allocated,
+ * and a context the machine cannot hold is an error, not an abort. */
 #include "test.h"
 
 #include "hostile_files.h"
@@ -11,6 +13,19 @@
 
 #include <math.h>
 #include <stdlib.h>
+
+/* Runs lm as test_run_lm does, under `ulimit -v` of 4 GB (kilobytes here),
+ * so that an allocation the file asks for fails instead of paging: except
+ * when LM_BIN names a sanitizer build, which reserves terabytes of address
+ * space for itself and cannot start under the limit. */
+static int run_lm_limited(const char *args, struct lm_buf *out, struct lm_buf *err) {
+    const char *bin = getenv("LM_BIN");
+    if (bin && *bin) return test_run_lm(args, NULL, out, err);
+    setenv("LM_BIN", "ulimit -v 4000000; ./lm", 1); /* test_run_lm puts LM_BIN first in a shell command */
+    int rc = test_run_lm(args, NULL, out, err);
+    unsetenv("LM_BIN");
+    return rc;
+}
 
 /* Loads b as lm run does (GGUF, vocabulary, model, a context) and runs the
  * prompt "hello world" through it. 0, or -1 with err set. */
@@ -166,6 +181,63 @@ TEST(hostile_prompt_too_long) {
     snprintf(args, sizeof args, "run -m '%s' -c 16 -n 16 -p a", model);
     EXPECT_EQ_INT(test_run_lm(args, NULL, &out, &err), LM_EXIT_RUNTIME);
     EXPECT_CONTAINS(err.data, "-n 16 does not fit in the context of 16 tokens");
+    lm_buf_free(&out);
+    lm_buf_free(&err);
+    return 0;
+}
+
+/* The files of issue 10 (each consistent, but asking for far more memory
+ * than its bytes justify) through the program: lm info reads them, lm run
+ * refuses them with exit 2 and one line naming the file and the number. */
+TEST(hostile_memory_refused) {
+    static const struct {
+        const char *name, *msg;
+    } files[] = {
+        {"bad-ffn-scratch", "n_ff 20000 x batch 512 needs"},
+        {"bad-kv-cache", "a KV cache of 1 layers x 4096 positions x 4096 values needs"},
+        {"bad-block-count", "block_count 4096 is more than the file's 11 tensors"},
+        {"bad-merges-empty-strings", "merge 0 '' is not two tokens"},
+    };
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char model[512], args[700];
+        snprintf(model, sizeof model, "%s", write_model(files[i].name));
+        struct lm_buf out = {0}, err = {0};
+        snprintf(args, sizeof args, "info -m '%s'", model);
+        EXPECT_EQ_INT(run_lm_limited(args, &out, &err), 0);
+        snprintf(args, sizeof args, "run -m '%s' -p hi -n 1", model);
+        EXPECT_EQ_INT(run_lm_limited(args, &out, &err), LM_EXIT_MODEL);
+        EXPECT_EQ_INT(out.len, 0);
+        EXPECT_CONTAINS(err.data, model);
+        EXPECT_CONTAINS(err.data, files[i].msg);
+        const char *nl = err.data ? strchr(err.data, '\n') : NULL;
+        EXPECT(nl && nl[1] == '\0');
+        lm_buf_free(&out);
+        lm_buf_free(&err);
+    }
+    return 0;
+}
+
+/* A context larger than the machine (or the address-space limit) is exit 3
+ * with the size it needed. 10^9 positions need hundreds of GiB of attention
+ * scratch; 2 x 10^7 with one thread about 4.2 GiB, more than the 4 GB limit
+ * of run_lm_limited, so that allocation itself fails (when there is no
+ * limit, the machine's memory refuses it only if smaller). */
+TEST(hostile_context_too_large) {
+    char model[512], args[700];
+    snprintf(model, sizeof model, "%s", write_model("good-llama-bpe"));
+    struct lm_buf out = {0}, err = {0};
+    snprintf(args, sizeof args, "run -m '%s' -c 1000000000 -p hi -n 1", model);
+    EXPECT_EQ_INT(run_lm_limited(args, &out, &err), LM_EXIT_RUNTIME);
+    EXPECT_CONTAINS(err.data, "a context of 1000000000 positions needs");
+    EXPECT_CONTAINS(err.data, "try a smaller -c");
+    EXPECT_EQ_INT(out.len, 0);
+    const char *bin = getenv("LM_BIN");
+    if (!bin || !*bin) {
+        snprintf(args, sizeof args, "run -m '%s' -c 20000000 -t 1 -p hi -n 1", model);
+        EXPECT_EQ_INT(run_lm_limited(args, &out, &err), LM_EXIT_RUNTIME);
+        EXPECT_CONTAINS(err.data, "a context of 20000000 positions needs");
+        if (lm_physical_memory() > ((uint64_t)5 << 30)) EXPECT_CONTAINS(err.data, "cannot allocate");
+    }
     lm_buf_free(&out);
     lm_buf_free(&err);
     return 0;

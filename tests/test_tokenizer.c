@@ -457,13 +457,18 @@ TEST(tokenizer_refuses_bad_vocab) {
 }
 
 /* SentencePiece: scores decide the order of merges, unknown characters are
- * spelled in byte tokens, and a space is put in front. */
+ * spelled in byte tokens, and a space is put in front. The second time the
+ * vocabulary also holds long tokens with every pair of 1025 characters side
+ * by side, more pairs than the join set keeps: without it encoding gives
+ * the same ids. */
 TEST(tokenizer_spm) {
     enum { UNK, BOS, EOS, BYTE0, SPACE = BYTE0 + 256, A, B, AB, SPACE_A, N_SPM };
+    enum { K = 1025 }; /* K * K > LM_TOK_MAX_JOINS */
+    _Static_assert((uint64_t)K * K > LM_TOK_MAX_JOINS, "enough pairs");
     static char byte_text[256][8];
-    const char *toks[N_SPM];
-    int32_t types[N_SPM];
-    float scores[N_SPM] = {0};
+    static const char *toks[N_SPM + K];
+    static int32_t types[N_SPM + K];
+    static float scores[N_SPM + K];
     toks[UNK] = "<unk>", toks[BOS] = "<s>", toks[EOS] = "</s>";
     types[UNK] = LM_TOKEN_UNKNOWN, types[BOS] = types[EOS] = LM_TOKEN_CONTROL;
     for (int i = 0; i < 256; i++) {
@@ -472,35 +477,49 @@ TEST(tokenizer_spm) {
         types[BYTE0 + i] = LM_TOKEN_BYTE;
     }
     toks[SPACE] = "\xE2\x96\x81", toks[A] = "a", toks[B] = "b", toks[AB] = "ab", toks[SPACE_A] = "\xE2\x96\x81" "a";
-    for (int i = SPACE; i < N_SPM; i++) types[i] = LM_TOKEN_NORMAL;
+    for (int i = SPACE; i < N_SPM + K; i++) types[i] = LM_TOKEN_NORMAL;
     scores[AB] = -2.0f, scores[SPACE_A] = -1.0f; /* ▁a before ab */
-
-    struct built b = {0};
-    struct lm_gguf_writer w;
-    struct lm_err err = {{0}};
-    lm_gguf_writer_init(&w);
-    lm_gguf_write_str(&w, "tokenizer.ggml.model", "llama");
-    lm_gguf_write_arr_str(&w, "tokenizer.ggml.tokens", toks, N_SPM);
-    lm_gguf_write_arr(&w, "tokenizer.ggml.token_type", LM_GGUF_I32, types, N_SPM);
-    lm_gguf_write_arr(&w, "tokenizer.ggml.scores", LM_GGUF_F32, scores, N_SPM);
-    if (load_built(&w, &b.buf, &b.g, &b.t, &err) != 0) {
-        test_fail(__FILE__, __LINE__, "load: %s", err.msg);
-        built_free(&b);
-        return 0;
+    struct lm_buf wide[K] = {{0}}; /* token a: a c0 a c1 ... a c(K-1), characters from U+0100 */
+    for (int a = 0; a < K; a++) {
+        for (int c = 0; c < K; c++) {
+            char u[8];
+            lm_buf_append(&wide[a], u, lm_utf8_encode(0x100u + (uint32_t)a, u));
+            lm_buf_append(&wide[a], u, lm_utf8_encode(0x100u + (uint32_t)c, u));
+        }
+        toks[N_SPM + a] = wide[a].data;
     }
-    struct lm_tokenizer *t = &b.t;
-    EXPECT(t->type == LM_VOCAB_SPM && t->add_bos && t->add_space_prefix && t->bos == BOS && t->eos == EOS && t->unk == UNK);
-    EXPECT_IDS(t, "ab", false, false, SPACE_A, B);
-    EXPECT_IDS(t, "b a", true, false, BOS, SPACE, B, SPACE_A);
-    EXPECT_IDS(t, "\xC3\xA9", false, false, SPACE, BYTE0 + 0xC3, BYTE0 + 0xA9);
-    EXPECT_IDS(t, "<s>a", false, false, SPACE, BYTE0 + '<', BYTE0 + 's', BYTE0 + '>', A);
-    EXPECT_IDS(t, "<s>a", false, true, BOS, SPACE_A);
-    struct lm_buf out = {0};
-    const int32_t ids[] = {SPACE, BYTE0 + 0xC3, BYTE0 + 0xA9, SPACE_A};
-    lm_tokenizer_decode(t, ids, 4, &out);
-    EXPECT_EQ_STR(out.data, "\xC3\xA9 a");
-    lm_buf_free(&out);
-    built_free(&b);
+
+    for (int with_wide = 0; with_wide < 2; with_wide++) {
+        int n = N_SPM + (with_wide ? K : 0);
+        struct built b = {0};
+        struct lm_gguf_writer w;
+        struct lm_err err = {{0}};
+        lm_gguf_writer_init(&w);
+        lm_gguf_write_str(&w, "tokenizer.ggml.model", "llama");
+        lm_gguf_write_arr_str(&w, "tokenizer.ggml.tokens", toks, (uint64_t)n);
+        lm_gguf_write_arr(&w, "tokenizer.ggml.token_type", LM_GGUF_I32, types, (uint64_t)n);
+        lm_gguf_write_arr(&w, "tokenizer.ggml.scores", LM_GGUF_F32, scores, (uint64_t)n);
+        if (load_built(&w, &b.buf, &b.g, &b.t, &err) != 0) {
+            test_fail(__FILE__, __LINE__, "load: %s", err.msg);
+            built_free(&b);
+            continue;
+        }
+        struct lm_tokenizer *t = &b.t;
+        EXPECT(t->type == LM_VOCAB_SPM && t->add_bos && t->add_space_prefix && t->bos == BOS && t->eos == EOS && t->unk == UNK);
+        EXPECT(with_wide ? !t->joins : t->joins && t->joins_mask < 1024);
+        EXPECT_IDS(t, "ab", false, false, SPACE_A, B);
+        EXPECT_IDS(t, "b a", true, false, BOS, SPACE, B, SPACE_A);
+        EXPECT_IDS(t, "\xC3\xA9", false, false, SPACE, BYTE0 + 0xC3, BYTE0 + 0xA9);
+        EXPECT_IDS(t, "<s>a", false, false, SPACE, BYTE0 + '<', BYTE0 + 's', BYTE0 + '>', A);
+        EXPECT_IDS(t, "<s>a", false, true, BOS, SPACE_A);
+        struct lm_buf out = {0};
+        const int32_t ids[] = {SPACE, BYTE0 + 0xC3, BYTE0 + 0xA9, SPACE_A};
+        lm_tokenizer_decode(t, ids, 4, &out);
+        EXPECT_EQ_STR(out.data, "\xC3\xA9 a");
+        lm_buf_free(&out);
+        built_free(&b);
+    }
+    for (int a = 0; a < K; a++) lm_buf_free(&wide[a]);
     return 0;
 }
 

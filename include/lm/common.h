@@ -68,6 +68,19 @@ int lm_read_file(const char *path, struct lm_buf *out, struct lm_err *err);
  * overflow. */
 static inline bool lm_mul_ok(uint64_t a, uint64_t b, uint64_t *r) { return !__builtin_mul_overflow(a, b, r); }
 static inline bool lm_add_ok(uint64_t a, uint64_t b, uint64_t *r) { return !__builtin_add_overflow(a, b, r); }
+/* The same, saturating at UINT64_MAX: for sizes that are compared with a
+ * limit before anything is allocated. */
+static inline uint64_t lm_mul_sat(uint64_t a, uint64_t b) { uint64_t r; return lm_mul_ok(a, b, &r) ? r : UINT64_MAX; }
+static inline uint64_t lm_add_sat(uint64_t a, uint64_t b) { uint64_t r; return lm_add_ok(a, b, &r) ? r : UINT64_MAX; }
+
+/* A size for messages: "512 bytes", "80.0 MiB", "2.3 TiB". */
+struct lm_size_str {
+    char s[24];
+};
+struct lm_size_str lm_size_str(uint64_t bytes);
+
+/* Bytes of physical memory, or UINT64_MAX when the system does not say. */
+uint64_t lm_physical_memory(void);
 
 /* Monotonic clock in seconds. */
 double lm_time(void);

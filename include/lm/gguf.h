@@ -14,6 +14,16 @@
  * count, dimension and offset against the buffer before use and keeps views
  * into it; nothing from the data section is copied. lm_gguf_open() is mmap
  * plus parse. Errors are one line in struct lm_err.
+ *
+ * Memory: whatever the counts in the file say, parsing allocates at most
+ * LM_GGUF_MEM_PER_BYTE bytes per byte of the file plus LM_GGUF_MEM_SLACK
+ * (an LM_ASSERT holds it). Each table is sized by what the file must spend
+ * on its entries: a metadata entry (at least 14 bytes of file) takes 48
+ * bytes and 4 to 16 of hash index, a tensor info (at least 33) 80 and its
+ * index, a string element (at least 8) one 8-byte pointer, an array element
+ * (at least 12) 32 bytes. Counts are checked against the bytes left before
+ * their table is made, so the worst case is one claimed metadata table
+ * (3.7 bytes per byte) plus deeply nested arrays (4 per byte) at once.
  */
 #ifndef LM_GGUF_H
 #define LM_GGUF_H
@@ -58,8 +68,11 @@ struct lm_gguf_value {
         struct {
             enum lm_gguf_type type;  /* element type */
             uint64_t n;
-            const void *raw;                  /* numeric elements, packed little-endian, unaligned */
-            const struct lm_gguf_value *items; /* STRING and ARRAY elements */
+            union {
+                const void *raw;                   /* numeric elements, packed little-endian, unaligned */
+                const uint8_t *const *strs;        /* STRING elements, as encoded: see lm_gguf_arr_str */
+                const struct lm_gguf_value *items; /* ARRAY elements */
+            };
         } arr;
     };
 };
@@ -88,11 +101,15 @@ struct lm_gguf {
     /* private */
     void *map;
     size_t map_size;
-    struct lm_gguf_value **allocs; /* storage for string/array elements */
+    void **allocs;          /* storage for string/array elements */
     size_t n_allocs, cap_allocs;
+    uint64_t mem;           /* bytes the parse allocated (see Memory above) */
     uint32_t *kv_index, *tensor_index; /* open-addressing hash tables: index + 1, 0 = empty */
     uint64_t kv_index_cap, tensor_index_cap;
 };
+
+#define LM_GGUF_MEM_PER_BYTE 8
+#define LM_GGUF_MEM_SLACK 1024
 
 /* Parses buf[0..size). The buffer must outlive g. 0 or -1 with err set. */
 int lm_gguf_parse(struct lm_gguf *g, const void *buf, size_t size, struct lm_err *err);
@@ -120,6 +137,8 @@ int lm_gguf_get_arr(const struct lm_gguf *g, const char *key, enum lm_gguf_type 
 /* Element i of a numeric array (i < n, checked by LM_ASSERT). */
 int64_t lm_gguf_arr_int(const struct lm_gguf_value *arr, uint64_t i);
 double lm_gguf_arr_float(const struct lm_gguf_value *arr, uint64_t i);
+/* Element i of a string array (i < n, checked by LM_ASSERT). */
+struct lm_gguf_str lm_gguf_arr_str(const struct lm_gguf_value *arr, uint64_t i);
 
 /* Tensor by name, or NULL. */
 const struct lm_gguf_tensor *lm_gguf_find_tensor(const struct lm_gguf *g, const char *name);

@@ -11,6 +11,17 @@
  * (prefill in one batch, then one token at a time) and computes logits only
  * for the last token of the batch.
  *
+ * Memory: every dimension is checked against a tensor's shape at load, but
+ * a narrow model (n_embd 1) can still have rows that need gigabytes per
+ * batch, or a KV cache thousands of times its weights. So at load the
+ * context lm would make by default (lm_model_default_ctx positions, batches
+ * of LM_BATCH_DEFAULT tokens, one thread) must fit in LM_MODEL_MEM_PER_BYTE
+ * bytes per byte of the file, or LM_MODEL_MEM_FLOOR for small files
+ * (SmolLM2-135M needs 1.1: a KV cache of 90 MiB for 94 MiB of weights). A
+ * larger context asked for by the caller is refused by lm_ctx_init when it
+ * exceeds the machine's physical memory or an allocation fails, never by an
+ * abort.
+ *
  * Left out on purpose: mixture-of-experts, sliding-window attention, YaRN
  * and LongRoPE scaling (refused at load), multiple sequences per context. */
 #ifndef LM_MODEL_H
@@ -21,6 +32,11 @@
 #include "lm/pool.h"
 
 enum lm_arch { LM_ARCH_LLAMA, LM_ARCH_QWEN2, LM_ARCH_QWEN3 };
+
+#define LM_CTX_DEFAULT_MAX 4096 /* the default context: the model's, at most this */
+#define LM_BATCH_DEFAULT 512    /* the default batch in prefill */
+#define LM_MODEL_MEM_PER_BYTE 8
+#define LM_MODEL_MEM_FLOOR ((uint64_t)64 << 20)
 
 struct lm_hparams {
     enum lm_arch arch;
@@ -74,7 +90,21 @@ struct lm_ctx {
     float *logits; /* (n_vocab) of the last token of the last batch */
 };
 
-/* n_ctx: KV cache positions (>= 1); n_batch: most tokens per lm_forward call. */
+/* The context lm makes when not told: the model's training context, at
+ * most LM_CTX_DEFAULT_MAX. */
+int lm_model_default_ctx(const struct lm_model *m);
+
+/* Bytes a context takes, by what they grow with (saturating at UINT64_MAX). */
+struct lm_ctx_size {
+    uint64_t kv;    /* KV cache: n_layer x n_ctx x 2 x n_head_kv*head_dim f16 */
+    uint64_t att;   /* attention scratch of one pool thread: grows with n_ctx */
+    uint64_t batch; /* activations of n_batch tokens, their quantized copies, logits */
+};
+void lm_ctx_size(const struct lm_model *m, int n_ctx, int n_batch, struct lm_ctx_size *s);
+
+/* n_ctx: KV cache positions (>= 1); n_batch: most tokens per lm_forward call.
+ * A context larger than the machine's memory, or one that cannot be
+ * allocated, is an error saying how much it needed. */
 int lm_ctx_init(struct lm_ctx *c, const struct lm_model *m, struct lm_pool *pool, int n_ctx, int n_batch,
                 struct lm_err *err);
 void lm_ctx_free(struct lm_ctx *c); /* safe on zeroed */

@@ -32,6 +32,13 @@
  * vocabulary strings stay in the GGUF's buffer, which must outlive the
  * tokenizer.
  *
+ * Memory: the tables take at most 40 bytes per token (which costs at least
+ * 8 bytes of file) for at most LM_MAX_VOCAB tokens, 64 bytes per merge (8
+ * bytes of file) for at most LM_MAX_VOCAB merges, and for SPM a set of the
+ * character pairs found in tokens, grown as pairs are found, of at most
+ * LM_TOK_MAX_JOINS pairs (16 MiB): a vocabulary with more does without it,
+ * as if every pair were joinable, which only makes encoding slower.
+ *
  * Left out on purpose: WordPiece/Unigram/RWKV vocabularies; pre-tokenizers
  * beyond those of unicode.h (an unknown tokenizer.ggml.pre gets gpt-2's and
  * a warning; a missing one gets gpt-2's, where llama.cpp uses its own
@@ -46,6 +53,9 @@
 #include "lm/common.h"
 #include "lm/gguf.h"
 #include "lm/unicode.h"
+
+#define LM_MAX_VOCAB (1 << 24) /* tokens, and merges; real vocabularies have at most a few 100k */
+#define LM_TOK_MAX_JOINS (1 << 20)
 
 enum lm_vocab_type {
     LM_VOCAB_BPE, /* "gpt2" */
@@ -90,7 +100,7 @@ struct lm_tokenizer {
     int32_t byte_id[256];    /* the token of each byte, -1 if none */
     int32_t *specials;       /* user-defined/control/unknown ids, longest first */
     int32_t n_specials;
-    uint64_t *joins;         /* SPM: character pairs inside tokens, a << 32 | b */
+    uint64_t *joins;         /* SPM: character pairs inside tokens, a << 32 | b; NULL: all */
     uint64_t joins_mask;
 };
 

@@ -84,7 +84,8 @@ static char *token_text(const struct lm_gguf *g, const char *key) {
     if (lm_gguf_get_int(g, key, &id, &err) != 1) return NULL;
     if (lm_gguf_get_arr(g, "tokenizer.ggml.tokens", LM_GGUF_STRING, &tokens, &err) != 1) return NULL;
     if (id < 0 || (uint64_t)id >= tokens->arr.n) return NULL;
-    return lm_xstrndup(tokens->arr.items[id].str.data, tokens->arr.items[id].str.len);
+    struct lm_gguf_str s = lm_gguf_arr_str(tokens, (uint64_t)id);
+    return lm_xstrndup(s.data, s.len);
 }
 
 int cmd_template(int argc, char **argv) {
