@@ -1,4 +1,4 @@
-# lm: single-binary LLM inference. Targets: all test asan fuzz bench chat clean.
+# lm: single-binary LLM inference. Targets: all test test-repeat asan tsan fuzz bench chat clean.
 CC ?= cc
 ifeq ($(origin CC),default)
 CC := cc
@@ -25,7 +25,7 @@ OBJ := $(SRC:%.c=$(BUILD)/%.o)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all test asan fuzz fuzz-run fuzz-replay corpus bench chat clean model
+.PHONY: all test test-repeat asan tsan fuzz fuzz-run fuzz-replay corpus bench chat clean model
 
 all: lm
 
@@ -45,6 +45,22 @@ $(BUILD)/%.o: %.c
 # The whole suite: unit tests, then the CLI tests that run ./lm as a user would.
 test: lm $(BUILD)/test-runner
 	./$(BUILD)/test-runner $(T)
+
+# The suite N times in a row (default 20); stops at the first failing run.
+N ?= 20
+test-repeat: lm $(BUILD)/test-runner
+	@for i in $$(seq $(N)); do \
+		./$(BUILD)/test-runner $(T) >$(BUILD)/test-repeat.log 2>&1 || \
+			{ tail -n 40 $(BUILD)/test-repeat.log; echo "run $$i of $(N) failed"; exit 1; }; \
+		echo "run $$i: $$(tail -n 1 $(BUILD)/test-repeat.log)"; \
+	done
+
+# The suite under ThreadSanitizer (pool, forward pass with 1-4 threads, the
+# CLI with its default threads); any report fails the run.
+TSAN_CFLAGS := -O1 -g -fsanitize=thread -fno-omit-frame-pointer
+tsan:
+	$(MAKE) BUILD=build-tsan CFLAGS="$(TSAN_CFLAGS)" build-tsan/test-runner build-tsan/lm
+	TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1" LM_BIN=build-tsan/lm LM_TEST_QUICK=1 ./build-tsan/test-runner $(T)
 
 # Same suite under AddressSanitizer + UndefinedBehaviorSanitizer, in its own build dir.
 SAN_CFLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -108,6 +124,6 @@ bench: lm models/default.gguf
 	./lm bench
 
 clean:
-	rm -rf build build-asan build-fuzz lm
+	rm -rf build build-asan build-tsan build-fuzz lm
 
 -include $(OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(FUZZ_OBJ:.o=.d)
