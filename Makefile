@@ -62,11 +62,11 @@ asan:
 NEON_CC ?= aarch64-linux-gnu-gcc
 NEON_QEMU ?= qemu-aarch64
 NEON_TESTS ?= quants_ ops_ model_ pool_
-NEON_MAKE = $(MAKE) CC=$(NEON_CC) LDLIBS="-static -lm -pthread"
+NEON_BUILD = CC=$(NEON_CC) LDLIBS="-static -lm -pthread"
 neon-test:
-	$(NEON_MAKE) BUILD=build-neon ARCHFLAGS=-march=armv8.2-a+dotprod build-neon/test-runner
+	$(MAKE) $(NEON_BUILD) BUILD=build-neon ARCHFLAGS=-march=armv8.2-a+dotprod build-neon/test-runner
 	LM_TEST_SIMD=neon+dotprod $(NEON_QEMU) -cpu max ./build-neon/test-runner $(or $(T),$(NEON_TESTS))
-	$(NEON_MAKE) BUILD=build-neon-v8 ARCHFLAGS=-march=armv8-a build-neon-v8/test-runner
+	$(MAKE) $(NEON_BUILD) BUILD=build-neon-v8 ARCHFLAGS=-march=armv8-a build-neon-v8/test-runner
 	LM_TEST_SIMD=neon $(NEON_QEMU) -cpu cortex-a72 ./build-neon-v8/test-runner $(or $(T),$(NEON_TESTS))
 
 # Fuzzing (fuzz/README.md): libFuzzer harnesses built with clang into
