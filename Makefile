@@ -1,4 +1,4 @@
-# lm: single-binary LLM inference. Targets: all test test-repeat asan tsan fuzz bench chat clean.
+# lm: single-binary LLM inference. Targets: all test test-repeat asan tsan neon-test fuzz bench chat clean.
 CC ?= cc
 ifeq ($(origin CC),default)
 CC := cc
@@ -25,7 +25,7 @@ OBJ := $(SRC:%.c=$(BUILD)/%.o)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all test test-repeat asan tsan fuzz fuzz-run fuzz-replay corpus bench chat clean model
+.PHONY: all test test-repeat asan tsan neon-test fuzz fuzz-run fuzz-replay corpus bench chat clean model
 
 all: lm
 
@@ -67,6 +67,23 @@ SAN_CFLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-s
 asan:
 	$(MAKE) BUILD=build-asan CFLAGS="$(SAN_CFLAGS)" build-asan/test-runner build-asan/lm
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 LM_BIN=build-asan/lm LM_TEST_QUICK=1 ./build-asan/test-runner $(T)
+
+# The NEON kernels from an x86-64 host: the test runner cross-compiled for
+# AArch64 (static, so qemu needs no target libraries) and run under qemu-user,
+# once with the dotprod extension and once as plain ARMv8.0 NEON on a CPU
+# without it (Cortex-A72). The tests that run kernels (NEON_TESTS, or T): quants,
+# ops, the forward pass in every weight format, and the thread pool (AArch64's
+# own atomics and spin hint). LM_TEST_SIMD makes the run fail if a build fell
+# back to the scalar kernels.
+NEON_CC ?= aarch64-linux-gnu-gcc
+NEON_QEMU ?= qemu-aarch64
+NEON_TESTS ?= quants_ ops_ model_ pool_
+NEON_BUILD = CC=$(NEON_CC) LDLIBS="-static -lm -pthread"
+neon-test:
+	$(MAKE) $(NEON_BUILD) BUILD=build-neon ARCHFLAGS=-march=armv8.2-a+dotprod build-neon/test-runner
+	LM_TEST_QUICK=1 LM_TEST_SIMD=neon+dotprod $(NEON_QEMU) -cpu max ./build-neon/test-runner $(or $(T),$(NEON_TESTS))
+	$(MAKE) $(NEON_BUILD) BUILD=build-neon-v8 ARCHFLAGS=-march=armv8-a build-neon-v8/test-runner
+	LM_TEST_QUICK=1 LM_TEST_SIMD=neon $(NEON_QEMU) -cpu cortex-a72 ./build-neon-v8/test-runner $(or $(T),$(NEON_TESTS))
 
 # Fuzzing (fuzz/README.md): libFuzzer harnesses built with clang into
 # build-fuzz/; fuzz-run runs each for FUZZ_SECONDS on a scratch copy of its
@@ -124,6 +141,6 @@ bench: lm models/default.gguf
 	./lm bench
 
 clean:
-	rm -rf build build-asan build-tsan build-fuzz lm
+	rm -rf build build-asan build-tsan build-neon build-neon-v8 build-fuzz lm
 
 -include $(OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(FUZZ_OBJ:.o=.d)

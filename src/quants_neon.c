@@ -6,7 +6,8 @@
  * else widening multiplies), one float multiply-add per block. NEON has the
  * two roundings the quantizers need (half away from zero: fcvtas, to nearest
  * even: fcvtns), so activations come out byte-identical to the reference.
- * Tested under qemu-aarch64, with and without +dotprod.
+ * `make neon-test` runs the kernel tests under qemu-aarch64, with and
+ * without +dotprod.
  *
  * Reference: ggml-cpu/arch/arm/quants.c. */
 #include "quants_simd.h"

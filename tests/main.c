@@ -1,7 +1,7 @@
 /* The test runner: runs every registered TEST (or those whose name contains
- * argv[1]) and ends with "N passed, N failed, N skipped". -v names each test.
- * LM_TEST_STRICT=1 (any value but empty or 0) fails the tests that skip,
- * except opt-in ones (test.h). */
+ * any of the arguments) and ends with "N passed, N failed, N skipped". -v
+ * names each test. LM_TEST_STRICT=1 (any value but empty or 0) fails the
+ * tests that skip, except opt-in ones (test.h). */
 #include "test.h"
 
 #include "lm/common.h"
@@ -149,11 +149,18 @@ static int by_name(const void *a, const void *b) {
     return strcmp((*(struct lm_test *const *)a)->name, (*(struct lm_test *const *)b)->name);
 }
 
+static bool selected(const char *name, char **filters, int n_filters) {
+    for (int i = 0; i < n_filters; i++)
+        if (strstr(name, filters[i])) return true;
+    return n_filters == 0;
+}
+
 int main(int argc, char **argv) {
-    const char *filter = NULL;
+    char **filters = lm_xmalloc(sizeof *filters * (size_t)argc);
+    int n_filters = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-v") == 0) test_verbose = 1;
-        else filter = argv[i];
+        else filters[n_filters++] = argv[i];
     }
     int n = 0;
     for (struct lm_test *t = tests; t; t = t->next) n++;
@@ -167,7 +174,7 @@ int main(int argc, char **argv) {
     int passed = 0, failed = 0, skipped = 0;
     for (int i = 0; i < n; i++) {
         struct lm_test *t = list[i];
-        if (filter && !strstr(t->name, filter)) continue;
+        if (!selected(t->name, filters, n_filters)) continue;
         if (test_verbose) fprintf(stderr, "%s\n", t->name);
         current_failures = 0;
         skip_reason[0] = 0;
@@ -188,6 +195,7 @@ int main(int argc, char **argv) {
         }
     }
     free(list);
+    free(filters);
     fflush(stderr);
     printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
     return failed ? 1 : 0;

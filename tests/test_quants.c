@@ -3,7 +3,8 @@
  * numpy and ggml's own reference quantizers), from double-precision dot
  * products of dequantized rows, and from the IEEE formats' definitions.
  * Every kernel is checked in both tables: the served one (SIMD where built)
- * and the reference one. */
+ * and the reference one. $LM_TEST_SIMD, when set, is the kernel set the
+ * served table must have (lm_quants_simd()). */
 #include "lm/common.h"
 #include "lm/quants.h"
 #include "test.h"
@@ -51,6 +52,10 @@ static const enum lm_type computed[] = {LM_TYPE_F32,  LM_TYPE_F16,  LM_TYPE_BF16
                                         LM_TYPE_Q4_K, LM_TYPE_Q5_K, LM_TYPE_Q6_K};
 
 TEST(quants_traits) {
+    /* make neon-test names the kernels it built for, so a build that fell
+     * back to the scalar ones fails instead of testing ref against ref */
+    const char *want_simd = getenv("LM_TEST_SIMD");
+    if (want_simd && *want_simd) EXPECT_EQ_STR(lm_quants_simd(), want_simd);
     for (size_t k = 0; k < sizeof computed / sizeof computed[0]; k++)
         for (int ref = 0; ref < 2; ref++) {
             const struct lm_type_traits *t = get(ref, computed[k]);
