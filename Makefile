@@ -141,6 +141,6 @@ bench: lm models/default.gguf
 	./lm bench
 
 clean:
-	rm -rf build build-asan build-tsan build-neon build-neon-v8 build-fuzz lm
+	rm -rf build build-asan build-tsan build-clang build-neon build-neon-v8 build-fuzz lm
 
 -include $(OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(FUZZ_OBJ:.o=.d)
