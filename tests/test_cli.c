@@ -5,6 +5,7 @@
 #include "lm/chat.h"
 #include "lm/json.h"
 
+#include <signal.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -13,10 +14,12 @@ static struct lm_buf out, err;
 /* Runs lm with the default model; skips (returns false) without one. */
 static bool have_model(void) { return test_model_path() != NULL; }
 
-/* Runs lm with the default model (through $LM_MODEL, so that args may end
- * with a flag that lacks its value). */
+/* lm finds the default model through $LM_MODEL, so that args may end with
+ * a flag that lacks its value. */
+static void use_default_model(void) { setenv("LM_MODEL", test_model_path(), 1); }
+
 static int run(const char *args, const char *in) {
-    setenv("LM_MODEL", test_model_path(), 1);
+    use_default_model();
     return test_run_lm(args, in, &out, &err);
 }
 
@@ -117,6 +120,33 @@ TEST(cli_run_errors) {
     int rc = test_run_lm("run -m /nonexistent.gguf -p hi", NULL, &out, &err);
     EXPECT_EQ_INT(rc, 2);
     EXPECT(contains(&err, "lm: /nonexistent.gguf: No such file or directory"));
+    return 0;
+}
+
+/* The number after key in s (e.g. "generated 12 tokens"), or -1. */
+static double number_after(const char *s, const char *key) {
+    const char *k = s ? strstr(s, key) : NULL;
+    return k ? strtod(k + strlen(key), NULL) : -1;
+}
+
+/* Ctrl-C while lm run generates: generation ends cleanly, with exit code
+ * 130 and the statistics on stderr. */
+TEST(cli_run_ctrl_c_exits_130) {
+    if (!have_model()) return test_skip("no default model (scripts/get-model.sh)");
+    use_default_model();
+    struct test_proc p;
+    /* Greedy counting goes on for the whole -n, minutes at this size:
+     * the signal comes long before the end. */
+    EXPECT(test_proc_start(&p, "run --temp 0 -c 4096 -n 4000 -p '1, 2, 3, 4, 5,'", -1));
+    bool started = test_proc_wait(&p, 0, ","); /* tokens are coming: SIGINT is lm's to handle now */
+    EXPECT(started);
+    if (started) kill(p.pid, SIGINT);
+    EXPECT_EQ_INT(test_proc_end(&p, &err), 130);
+    EXPECT(contains(&p.seen, " 6,"));
+    EXPECT(contains(&err, "stop: interrupt"));
+    double n_gen = number_after(err.data, "generated ");
+    EXPECT(n_gen >= 1 && n_gen < 4000);
+    lm_buf_free(&p.seen);
     return 0;
 }
 
