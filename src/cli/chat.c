@@ -96,25 +96,18 @@ static int parse(int argc, char **argv, struct chat_opts *o) {
 
 /* ---- showing a reply ------------------------------------------------------- */
 
-/* Splits the reply stream into thinking (<think>...</think>) and answer:
- * thinking is dimmed in a terminal, dropped in a pipe unless asked for. All
+/* Shows the reply as it streams: thinking (<think>...</think>) dimmed in a
+ * terminal, dropped in a pipe unless --show-thinking (lm_think_filter). All
  * text is also kept raw in `reply` for the conversation. */
 struct reply_sink {
-    bool tty, show_thinking, in_think, answer_started;
-    struct lm_buf pending; /* text that may be the start of a tag */
-    struct lm_buf reply;   /* everything the model said */
-    struct lm_buf shown;   /* the visible answer, for --json */
-    bool to_stdout;
+    bool tty, to_stdout;
+    struct lm_think_filter think;
+    struct lm_buf reply; /* everything the model said */
+    struct lm_buf shown; /* the visible answer, for --json */
 };
 
-static void show(struct reply_sink *s, const char *text, size_t n, bool thinking) {
-    if (!n) return;
-    if (thinking && !s->tty && !s->show_thinking) return;
-    if (!thinking && !s->answer_started && !s->show_thinking) { /* no blank lines left over after the thinking */
-        while (n && (*text == '\n' || *text == ' ')) text++, n--;
-        if (!n) return;
-        s->answer_started = true;
-    }
+static void show(void *ud, const char *text, size_t n, bool thinking) {
+    struct reply_sink *s = ud;
     if (!s->to_stdout) {
         lm_buf_append(&s->shown, text, n);
         return;
@@ -125,50 +118,16 @@ static void show(struct reply_sink *s, const char *text, size_t n, bool thinking
     fflush(stdout);
 }
 
+static void sink_init(struct reply_sink *s, bool tty, bool show_thinking, bool to_stdout) {
+    *s = (struct reply_sink){.tty = tty, .to_stdout = to_stdout};
+    s->think = (struct lm_think_filter){.keep_thinking = tty || show_thinking, .keep_blank = show_thinking,
+                                        .out = show, .ud = s};
+}
+
 static void sink_text(void *ud, const char *text, size_t n) {
     struct reply_sink *s = ud;
     lm_buf_append(&s->reply, text, n);
-    if (s->show_thinking && !s->tty) {
-        show(s, text, n, false);
-        return;
-    }
-    lm_buf_append(&s->pending, text, n);
-    for (;;) {
-        const char *tag = s->in_think ? "</think>" : "<think>";
-        size_t tlen = strlen(tag);
-        const char *hit = memmem(s->pending.data, s->pending.len, tag, tlen);
-        if (hit) {
-            size_t before = (size_t)(hit - s->pending.data);
-            show(s, s->pending.data, before, s->in_think);
-            if (s->tty) show(s, tag, tlen, true);
-            s->in_think = !s->in_think;
-            memmove(s->pending.data, hit + tlen, s->pending.len - before - tlen);
-            s->pending.len -= before + tlen;
-            continue;
-        }
-        size_t keep = 0; /* the longest tail that could begin the tag */
-        for (size_t k = tlen - 1; k > 0; k--)
-            if (k <= s->pending.len && !memcmp(s->pending.data + s->pending.len - k, tag, k)) {
-                keep = k;
-                break;
-            }
-        show(s, s->pending.data, s->pending.len - keep, s->in_think);
-        memmove(s->pending.data, s->pending.data + s->pending.len - keep, keep);
-        s->pending.len = keep;
-        return;
-    }
-}
-
-static void sink_flush(struct reply_sink *s) {
-    show(s, s->pending.data, s->pending.len, s->in_think);
-    s->pending.len = 0;
-}
-
-/* Models like DeepSeek-R1 start thinking inside the generation prompt. */
-static bool prompt_opens_thinking(const struct lm_buf *prompt) {
-    size_t n = prompt->len;
-    while (n && (prompt->data[n - 1] == '\n' || prompt->data[n - 1] == ' ')) n--;
-    return n >= 7 && !memcmp(prompt->data + n - 7, "<think>", 7);
+    lm_think_feed(&s->think, text, n);
 }
 
 /* ---- one turn -------------------------------------------------------------- */
@@ -213,13 +172,13 @@ static int turn(struct chat_session *cs, const char *message, size_t len, struct
     int rc = fit(cs, &text, &ids, err);
     if (rc == 0) {
         if (cs->o->show_prompt) fprintf(stderr, "%s", text.data ? text.data : "");
-        sink->in_think = prompt_opens_thinking(&text);
+        sink->think.in_think = lm_think_opened(text.data ? text.data : "", text.len);
         int keep = lm_engine_common_prefix(&cs->e, ids.ids, (int)ids.n);
         if (keep == (int)ids.n) keep--; /* the last token must run again for its logits */
         lm_engine_truncate(&cs->e, keep);
         struct lm_gen_params gp = {.n_predict = (int)cs->o->n_predict, .on_text = sink_text, .ud = sink};
         rc = lm_generate(&cs->e, ids.ids + keep, (int)ids.n - keep, &gp, &cs->last, err);
-        sink_flush(sink);
+        lm_think_flush(&sink->think);
         if (rc == 0) {
             cs->have_last = true;
             cs->last_prompt_tokens = (int)ids.n;
@@ -234,7 +193,7 @@ static int turn(struct chat_session *cs, const char *message, size_t len, struct
 }
 
 static void sink_free(struct reply_sink *s) {
-    lm_buf_free(&s->pending);
+    lm_think_free(&s->think);
     lm_buf_free(&s->reply);
     lm_buf_free(&s->shown);
 }
@@ -254,7 +213,8 @@ static int run_piped(struct chat_session *cs) {
             return lm_cli_fail(LM_EXIT_USAGE, "chat: no message on standard input");
         }
     }
-    struct reply_sink sink = {.show_thinking = o->show_thinking, .to_stdout = !o->json};
+    struct reply_sink sink;
+    sink_init(&sink, false, o->show_thinking, !o->json);
     signal(SIGINT, on_sigint);
     if (turn(cs, o->messages ? NULL : input.data, input.len, &sink, &err) < 0) {
         rc = lm_cli_fail(LM_EXIT_RUNTIME, "%s", err.msg);
@@ -362,7 +322,8 @@ static int run_interactive(struct chat_session *cs) {
             if (command(cs, msg.data)) break;
             continue;
         }
-        struct reply_sink sink = {.tty = true, .to_stdout = true};
+        struct reply_sink sink;
+        sink_init(&sink, true, false, true); /* a terminal shows the thinking anyway, dimmed */
         lm_interrupted = 0;
         if (turn(cs, msg.data, msg.len, &sink, &err) < 0) fprintf(stderr, "lm: %s\n", err.msg);
         else if (cs->last.stop == LM_STOP_INTERRUPT) printf(" (interrupted)");
