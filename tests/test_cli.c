@@ -184,6 +184,38 @@ TEST(cli_chat_system_prompt_and_template) {
     return 0;
 }
 
+/* The deepseek-r1 template opens <think> in the generation prompt, and this
+ * model never closes it: the whole reply is thinking, which a pipe drops
+ * unless --show-thinking. (The filter itself: chat_think_filter.) */
+TEST(cli_chat_thinking_hidden_in_pipes) {
+    if (!have_model()) return test_skip("no default model (scripts/get-model.sh)");
+    const char *args = "chat --template deepseek-r1 --temp 0 -n 12 -q";
+    char with[200];
+    snprintf(with, sizeof with, "%s --show-thinking", args);
+    EXPECT_EQ_INT(run(with, "Hi"), 0);
+    struct lm_buf thinking = {0};
+    lm_buf_append(&thinking, out.data, out.len);
+    EXPECT(thinking.len > 2 && thinking.data[thinking.len - 1] == '\n');
+    EXPECT(!contains(&thinking, "</think>")); /* else part of the reply is an answer: pick another prompt */
+    EXPECT_EQ_INT(run(args, "Hi"), 0);
+    EXPECT_EQ_STR(out.data, "\n");
+    /* --json: the content is the visible reply. */
+    snprintf(with, sizeof with, "%s --json", args);
+    EXPECT_EQ_INT(run(with, "Hi"), 0);
+    EXPECT(contains(&out, "\"content\":\"\",\"finish_reason\":\"length\""));
+    snprintf(with, sizeof with, "%s --json --show-thinking", args);
+    EXPECT_EQ_INT(run(with, "Hi"), 0);
+    struct lm_json v;
+    struct lm_err e;
+    EXPECT_EQ_INT(lm_json_parse(&v, out.data, out.len, &e), 0);
+    const struct lm_json *content = lm_json_get(&v, "content");
+    EXPECT(content && content->type == LM_JSON_STRING && content->str.len + 1 == thinking.len &&
+           !memcmp(content->str.s, thinking.data, content->str.len));
+    lm_json_free(&v);
+    lm_buf_free(&thinking);
+    return 0;
+}
+
 /* A scripted conversation that outgrows a small context: every turn gets
  * a reply; the oldest turns are dropped with a note. */
 TEST(cli_chat_twenty_turns_in_small_context) {
