@@ -170,6 +170,8 @@ TEST(cli_chat_piped_prints_only_the_reply) {
     EXPECT_EQ_INT(run("chat -q", ""), 1);
     EXPECT(contains(&err, "no message on standard input"));
     EXPECT_EQ_INT(run("chat --template nonesuch", "hi"), 1);
+    EXPECT_EQ_INT(run("chat --messages /nonexistent.json", NULL), 1);
+    EXPECT_EQ_STR(err.data, "lm: /nonexistent.json: No such file or directory\n"); /* the file named once */
     return 0;
 }
 

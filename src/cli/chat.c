@@ -257,6 +257,16 @@ static void show_stats(struct chat_session *cs) {
     printf("context: %d of %d tokens in use, %zu messages\n", cs->e.n_cached, cs->e.ctx.n_ctx, cs->chat.n_msgs);
 }
 
+/* Replaces the conversation with the one in the JSON file at path; an
+ * error names the file once. */
+static int load_conversation(struct lm_chat *chat, const char *path, struct lm_err *err) {
+    struct lm_buf json = {0};
+    int rc = lm_read_file(path, &json, err);
+    if (rc == 0 && (rc = lm_chat_from_json(chat, json.data ? json.data : "", json.len, err)) < 0) lm_err_prefix(err, path);
+    lm_buf_free(&json);
+    return rc;
+}
+
 /* Handles a /command; returns 1 to quit. */
 static int command(struct chat_session *cs, char *line) {
     char *arg = line + strcspn(line, " \t");
@@ -284,11 +294,8 @@ static int command(struct chat_session *cs, char *line) {
         else fprintf(stderr, "lm: %s: %s\n", arg, strerror(errno));
         lm_buf_free(&json);
     } else if (!strcmp(line, "/load") && *arg) {
-        struct lm_buf json = {0};
-        if (lm_read_file(arg, &json, &err) < 0 || lm_chat_from_json(&cs->chat, json.data, json.len, &err) < 0)
-            fprintf(stderr, "lm: %s: %s\n", arg, err.msg);
+        if (load_conversation(&cs->chat, arg, &err) < 0) fprintf(stderr, "lm: %s\n", err.msg);
         else printf("(loaded %zu messages from %s)\n", cs->chat.n_msgs, arg);
-        lm_buf_free(&json);
     } else {
         printf("unknown command %s (or missing argument); /help lists them\n", line);
     }
@@ -383,13 +390,10 @@ int cmd_chat(int argc, char **argv) {
     }
     lm_chat_init(&cs.chat, &cs.e.tok, tmpl.data, tmpl.len);
     if (o.messages) {
-        struct lm_buf json = {0};
-        if (lm_read_file(o.messages, &json, &err) < 0 || lm_chat_from_json(&cs.chat, json.data, json.len, &err) < 0) {
-            lm_buf_free(&json);
-            rc = lm_cli_fail(LM_EXIT_USAGE, "%s: %s", o.messages, err.msg);
+        if (load_conversation(&cs.chat, o.messages, &err) < 0) {
+            rc = lm_cli_fail(LM_EXIT_USAGE, "%s", err.msg);
             goto done;
         }
-        lm_buf_free(&json);
     }
     if (o.system) lm_chat_set_system(&cs.chat, o.system);
     if (o.system_file) lm_chat_set_system(&cs.chat, text.data ? text.data : "");
