@@ -7,6 +7,7 @@
 
 #include <signal.h>
 #include <stdlib.h>
+#include <termios.h>
 #include <unistd.h>
 
 static struct lm_buf out, err;
@@ -215,6 +216,161 @@ TEST(cli_chat_thinking_hidden_in_pipes) {
            !memcmp(content->str.s, thinking.data, content->str.len));
     lm_json_free(&v);
     lm_buf_free(&thinking);
+    return 0;
+}
+
+/* lm chat at a terminal, driven through a pseudo-terminal on stdin (stdout
+ * is a pipe, so the line editor reads plain lines after a "> " prompt). */
+struct chat_term {
+    struct test_pty t;
+    struct test_proc p;
+};
+
+/* Opens the terminal (-1 when there is none) and starts lm on it; false
+ * (a failure) when lm does not prompt. */
+static int chat_term_start(struct chat_term *c, const char *args) {
+    if (test_pty_open(&c->t, 80) < 0) return -1;
+    struct termios tio; /* no echo: nobody reads the terminal's side, whose buffer would fill */
+    tcgetattr(c->t.slave, &tio);
+    tio.c_lflag &= ~(tcflag_t)ECHO;
+    tcsetattr(c->t.slave, TCSANOW, &tio);
+    use_default_model();
+    bool ok = test_proc_start(&c->p, args, c->t.slave) && test_proc_wait(&c->p, 0, "> ");
+    if (!ok) test_fail(__FILE__, __LINE__, "lm %s: no prompt", args);
+    return ok;
+}
+
+/* Types line and waits for the next prompt; reply gets what lm printed in
+ * between (a command's answer, or the model's reply). */
+static bool say(struct chat_term *c, const char *line, struct lm_buf *reply) {
+    size_t from = c->p.seen.len, n = strlen(line);
+    reply->len = 0;
+    lm_buf_reserve(reply, 0);
+    reply->data[0] = 0;
+    bool ok = write(c->t.master, line, n) == (ssize_t)n && write(c->t.master, "\n", 1) == 1 &&
+              test_proc_wait(&c->p, from, "> ");
+    /* The prompt comes alone (after a command that printed nothing on
+     * stdout) or on a new line after the output. */
+    if (ok && strncmp(c->p.seen.data + from, "> ", 2) != 0) {
+        ok = test_proc_wait(&c->p, from, "\n> ");
+        if (ok) lm_buf_append(reply, c->p.seen.data + from, (size_t)(strstr(c->p.seen.data + from, "\n> ") - (c->p.seen.data + from)));
+    }
+    if (!ok) test_fail(__FILE__, __LINE__, "no prompt after '%s'; lm printed: %s", line, c->p.seen.data ? c->p.seen.data + from : "");
+    return ok;
+}
+
+/* One turn of chatml as the default model's template writes it. */
+#define TURN(role, text) "<|im_start|>" role "\n" text "<|im_end|>\n"
+#define GEN "<|im_start|>assistant\n"
+
+/* /system, /reset, /save, /load and /stats, each by its effect: on the
+ * prompts the model gets (--show-prompt writes each to stderr, so stderr
+ * holds them all in order), on the saved file, and on the numbers. */
+TEST(cli_chat_commands) {
+    if (!have_model()) return test_skip("no default model (scripts/get-model.sh)");
+    struct chat_term c;
+    int started = chat_term_start(&c, "chat --temp 0 -n 6 -c 1024 --show-prompt");
+    if (started < 0) {
+        test_pty_close(&c.t);
+        return test_skip("no pseudo-terminals here");
+    }
+    struct lm_buf r = {0}, r1 = {0}, want = {0}, file = {0};
+    struct lm_json v = {0};
+    bool finished = false;
+    struct lm_err e;
+    char saved[512], cat[512], cmd[600];
+    snprintf(saved, sizeof saved, "%s", test_tmp_path(".json"));
+    snprintf(cat, sizeof cat, "%s", test_tmp_path(".json"));
+    FILE *f = fopen(cat, "wb");
+    fputs("[{\"role\": \"system\", \"content\": \"You are a cat.\"}, {\"role\": \"user\", \"content\": \"Name?\"},"
+          " {\"role\": \"assistant\", \"content\": \"Tom.\"}]", f);
+    fclose(f);
+
+    if (!started || !say(&c, "/stats", &r)) goto end;
+    EXPECT_EQ_STR(r.data, "context: 0 of 1024 tokens in use, 0 messages");
+    if (!say(&c, "/system You are a pirate.", &r)) goto end;
+    EXPECT_EQ_STR(r.data, "(system prompt set)");
+    if (!say(&c, "Hi", &r1)) goto end;
+    EXPECT(r1.len > 0);
+    lm_buf_puts(&want, TURN("system", "You are a pirate.") TURN("user", "Hi") GEN);
+
+    /* /stats: the last reply's numbers, and the context they fill. */
+    if (!say(&c, "/stats", &r)) goto end;
+    EXPECT(!strncmp(r.data, "last reply: load ", 17));
+    double n_prompt = number_after(r.data, "prompt "), n_gen = number_after(r.data, "generated ");
+    double in_use = number_after(r.data, "context: ");
+    EXPECT(n_prompt > 10 && n_gen >= 1 && n_gen <= 6);
+    EXPECT(in_use >= n_prompt && in_use <= n_prompt + n_gen);
+    EXPECT(number_after(r.data, " ms (") > 0 && number_after(r.data, " s (") > 0); /* prompt and generation speeds */
+    EXPECT_CONTAINS(r.data, " of 1024 tokens in use, 3 messages");
+
+    /* /save: the conversation as a JSON array, the reply as it was shown. */
+    snprintf(cmd, sizeof cmd, "/save %s", saved);
+    if (!say(&c, cmd, &r)) goto end;
+    snprintf(cmd, sizeof cmd, "(saved 3 messages to %s)", saved);
+    EXPECT_EQ_STR(r.data, cmd);
+    EXPECT_EQ_INT(lm_read_file(saved, &file, &e), 0);
+    EXPECT_EQ_INT(lm_json_parse(&v, file.data ? file.data : "", file.len, &e), 0);
+    static const char *const roles[] = {"system", "user", "assistant"};
+    const char *contents[] = {"You are a pirate.", "Hi", r1.data};
+    EXPECT(v.type == LM_JSON_ARRAY && v.arr.n == 3);
+    for (size_t i = 0; v.type == LM_JSON_ARRAY && i < v.arr.n && i < 3; i++) {
+        const struct lm_json *role = lm_json_get(&v.arr.items[i], "role"), *content = lm_json_get(&v.arr.items[i], "content");
+        EXPECT(role && content && role->type == LM_JSON_STRING && content->type == LM_JSON_STRING);
+        if (role && content) EXPECT(!strcmp(role->str.s, roles[i]) && !strcmp(content->str.s, contents[i]));
+    }
+
+    /* /reset: only the system prompt is left for the next turn. */
+    if (!say(&c, "/reset", &r)) goto end;
+    EXPECT_EQ_STR(r.data, "(conversation cleared)");
+    if (!say(&c, "/stats", &r)) goto end;
+    EXPECT_CONTAINS(r.data, "tokens in use, 1 messages");
+    if (!say(&c, "Hello", &r)) goto end;
+    lm_buf_puts(&want, TURN("system", "You are a pirate.") TURN("user", "Hello") GEN);
+
+    /* /load: a conversation written by hand, system prompt and all, goes on. */
+    snprintf(cmd, sizeof cmd, "/load %s", cat);
+    if (!say(&c, cmd, &r)) goto end;
+    snprintf(cmd, sizeof cmd, "(loaded 3 messages from %s)", cat);
+    EXPECT_EQ_STR(r.data, cmd);
+    if (!say(&c, "Why?", &r)) goto end;
+    lm_buf_puts(&want, TURN("system", "You are a cat.") TURN("user", "Name?") TURN("assistant", "Tom.") TURN("user", "Why?") GEN);
+    /* and the saved one: the first turn again, as it was */
+    snprintf(cmd, sizeof cmd, "/load %s", saved);
+    if (!say(&c, cmd, &r) || !say(&c, "And you?", &r)) goto end;
+    lm_buf_puts(&want, TURN("system", "You are a pirate.") TURN("user", "Hi") "<|im_start|>assistant\n");
+    lm_buf_puts(&want, r1.data);
+    lm_buf_puts(&want, "<|im_end|>\n" TURN("user", "And you?") GEN);
+
+    /* /system alone removes it: the template's default system prompt is back. */
+    if (!say(&c, "/reset", &r) || !say(&c, "/system", &r)) goto end;
+    EXPECT_EQ_STR(r.data, "(system prompt removed)");
+    if (!say(&c, "Bye", &r)) goto end;
+    lm_buf_puts(&want, TURN("system", "You are a helpful AI assistant named SmolLM, trained by Hugging Face") TURN("user", "Bye") GEN);
+
+    /* Errors are reported and the chat goes on. */
+    if (!say(&c, "/load /nonexistent.json", &r)) goto end;
+    EXPECT_EQ_STR(r.data, ""); /* on stderr */
+    if (!say(&c, "/save", &r)) goto end;
+    EXPECT_EQ_STR(r.data, "unknown command /save (or missing argument); /help lists them");
+    finished = write(c.t.master, "/exit\n", 6) == 6;
+end:
+    if (!finished && c.p.pid > 0) kill(c.p.pid, SIGKILL); /* failed already: no need to wait */
+    int rc = test_proc_end(&c.p, &err);
+    if (finished) {
+        EXPECT_EQ_INT(rc, 0);
+        /* stderr: the banner, then the prompts the model got, then the error */
+        const char *prompts = err.data ? strstr(err.data, "<|im_start|>") : NULL;
+        lm_buf_puts(&want, "lm: /nonexistent.json: No such file or directory\n");
+        EXPECT_EQ_STR(prompts, want.data);
+    }
+    test_pty_close(&c.t);
+    lm_json_free(&v);
+    lm_buf_free(&c.p.seen);
+    lm_buf_free(&r);
+    lm_buf_free(&r1);
+    lm_buf_free(&want);
+    lm_buf_free(&file);
     return 0;
 }
 
