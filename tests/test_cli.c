@@ -7,6 +7,7 @@
 
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -413,6 +414,91 @@ TEST(cli_chat_twenty_turns_in_small_context) {
     }
     EXPECT(dropped);
     lm_buf_free(&msgs);
+    return 0;
+}
+
+/* Whether s is a number followed by exactly rest (e.g. " MiB"); *v gets it. */
+static bool number_then(const char *s, const char *rest, double *v) {
+    char *end;
+    *v = strtod(s, &end);
+    return end != s && !strcmp(end, rest);
+}
+
+/* The cells of a markdown table row "| a | b |", trimmed; returns how many. */
+static int row_cells(char *row, char **cell, int max) {
+    int n = 0;
+    size_t len = strlen(row);
+    if (len < 2 || row[0] != '|' || row[len - 1] != '|') return -1;
+    row[len - 1] = 0;
+    for (char *c = strtok(row + 1, "|"); c && n < max; c = strtok(NULL, "|")) {
+        while (*c == ' ') c++;
+        char *e = c + strlen(c);
+        while (e > c && e[-1] == ' ') *--e = 0;
+        cell[n++] = c;
+    }
+    return n;
+}
+
+/* lm bench: llama-bench's markdown table (its README's columns), one row
+ * per test, numbers that parse and agree with the file and the JSON output. */
+TEST(cli_bench_table) {
+    const char *model = test_model_path();
+    if (!model) return test_skip("no default model (scripts/get-model.sh)");
+    struct stat st;
+    EXPECT_EQ_INT(stat(model, &st), 0);
+    EXPECT_EQ_INT(run("bench -p 16 -n 4 -r 2 -t 2", NULL), 0);
+    char *lines[8];
+    int n_lines = 0;
+    for (char *l = strtok(out.data ? out.data : "", "\n"); l && n_lines < 8; l = strtok(NULL, "\n")) lines[n_lines++] = l;
+    EXPECT_EQ_INT(n_lines, 4);
+    if (n_lines != 4) return 0;
+    EXPECT_EQ_STR(lines[0], "| model | size | params | backend | threads | test | t/s |");
+    char *cell[8];
+    EXPECT_EQ_INT(row_cells(lines[1], cell, 8), 7);
+    for (int i = 0; i < 7; i++) EXPECT(cell[i][0] && strspn(cell[i], "-:") == strlen(cell[i]));
+    double mib[2] = {0}, mparams[2] = {0};
+    static const char *const tests[] = {"pp16", "tg4"};
+    for (int r = 0; r < 2; r++) {
+        if (row_cells(lines[2 + r], cell, 8) != 7) {
+            test_fail(__FILE__, __LINE__, "row %d: not 7 cells", r);
+            continue;
+        }
+        double speed, sd, threads;
+        EXPECT(cell[0][0] && cell[3][0]); /* architecture, backend */
+        EXPECT(number_then(cell[1], " MiB", &mib[r]) && mib[r] > 0);
+        EXPECT(number_then(cell[2], " M", &mparams[r]) && mparams[r] > 0);
+        EXPECT(number_then(cell[4], "", &threads) && threads == 2);
+        EXPECT_EQ_STR(cell[5], tests[r]);
+        char *pm = strstr(cell[6], " \xc2\xb1 "); /* mean ± standard deviation */
+        EXPECT(pm != NULL);
+        if (pm) {
+            *pm = 0;
+            EXPECT(number_then(cell[6], "", &speed) && speed > 0);
+            EXPECT(number_then(pm + 4, "", &sd) && sd >= 0);
+        }
+    }
+    /* The weights are most of the file; between 1.5 and 32 bits each. */
+    double bytes = mib[0] * 1048576.0;
+    EXPECT(mib[0] == mib[1] && mparams[0] == mparams[1]);
+    EXPECT(bytes <= (double)st.st_size && bytes >= 0.5 * (double)st.st_size);
+    EXPECT(8 * bytes / (mparams[0] * 1e6) >= 1.5 && 8 * bytes / (mparams[0] * 1e6) <= 32);
+
+    /* -o json: the same sizes, and speeds that parse; -p 0 skips pp. */
+    EXPECT_EQ_INT(run("bench -p 0 -n 4 -r 1 -t 1 -o json", NULL), 0);
+    struct lm_json v;
+    struct lm_err e;
+    EXPECT_EQ_INT(lm_json_parse(&v, out.data ? out.data : "", out.len, &e), 0);
+    EXPECT(v.type == LM_JSON_ARRAY && v.arr.n == 1);
+    if (v.type == LM_JSON_ARRAY && v.arr.n == 1) {
+        const struct lm_json *o = &v.arr.items[0], *size = lm_json_get(o, "size"), *params = lm_json_get(o, "params");
+        const struct lm_json *test = lm_json_get(o, "test"), *tps = lm_json_get(o, "t/s"), *thr = lm_json_get(o, "threads");
+        EXPECT(size && size->type == LM_JSON_NUMBER && fabs(size->num.f / 1048576.0 - mib[0]) <= 0.005);
+        EXPECT(params && params->type == LM_JSON_NUMBER && fabs(params->num.f / 1e6 - mparams[0]) <= 0.005);
+        EXPECT(test && test->type == LM_JSON_STRING && !strcmp(test->str.s, "tg4"));
+        EXPECT(thr && thr->type == LM_JSON_NUMBER && thr->num.i == 1);
+        EXPECT(tps && tps->type == LM_JSON_NUMBER && tps->num.f > 0);
+    }
+    lm_json_free(&v);
     return 0;
 }
 
