@@ -7,11 +7,13 @@
  * - errors: messages with line and column, counted by hand;
  * - bounds: recursion, nesting, output, steps and memory end in errors;
  * - goldens: every template in ../shared/templates (and the default
- *   model's, committed in tests/data/templates) for the conversations in
+ *   model's, committed in tests/data/templates, and lm's built-ins, as
+ *   "builtin:NAME") for the conversations in
  *   tests/data/conversations, against tests/data/templates/NAME.json as
  *   scripts/render-templates.py renders them with jinja2;
  * - random mutations of real templates never crash.
  */
+#include "lm/chat.h"
 #include "lm/jinja.h"
 #include "test.h"
 
@@ -410,12 +412,18 @@ static int check_template(const char *json_path, int *n_cases, int *n_missing) {
     snprintf(shared_rel, sizeof shared_rel, "templates/%s", name->str.s);
     snprintf(local, sizeof local, DATA "templates/%s", name->str.s);
     const char *path = file_exists(local) ? local : test_shared_path(shared_rel);
-    if (!file_exists(path)) {
+    if (!strncmp(name->str.s, "builtin:", 8)) { /* one of lm's own (--template NAME) */
+        const char *builtin = lm_chat_builtin(name->str.s + 8);
+        if (!builtin) {
+            test_fail(__FILE__, __LINE__, "%s: lm has no built-in template %s", json_path, name->str.s + 8);
+            goto done;
+        }
+        lm_buf_puts(&tmpl, builtin);
+    } else if (!file_exists(path)) {
         (*n_missing)++;
         ok = -1;
         goto done;
-    }
-    if (lm_read_file(path, &tmpl, &err) < 0) {
+    } else if (lm_read_file(path, &tmpl, &err) < 0) {
         test_fail(__FILE__, __LINE__, "%s", err.msg);
         goto done;
     }
@@ -506,6 +514,18 @@ TEST(jinja_templates_match_jinja2) {
         fprintf(stderr, "  %d of %d templates render byte for byte as jinja2 does (%d cases); %d not found, %d without expectations\n",
                 passed, checked, n_cases, n_missing, unexpected);
     if (!checked) return test_skip("no templates found (%s absent)", test_shared_path("templates"));
+    return 0;
+}
+
+/* Every built-in template has expectations, so the golden test covers it. */
+TEST(jinja_builtins_have_expectations) {
+    int n = 0;
+    for (const char *const *name = lm_chat_builtin_names; *name; name++, n++) {
+        char path[256];
+        snprintf(path, sizeof path, DATA "templates/builtin-%s.json", *name);
+        if (!file_exists(path)) test_fail(__FILE__, __LINE__, "no %s (run scripts/render-templates.py)", path);
+    }
+    EXPECT(n >= 6);
     return 0;
 }
 
