@@ -50,7 +50,8 @@ static const char help_text[] =
 
 struct chat_opts {
     struct lm_engine_opts engine;
-    const char *system, *system_file, *messages, *template_name, *template_file;
+    const char *system, *system_file, *messages;
+    struct lm_cli_template tmpl;
     long long n_predict;
     bool json, show_prompt, show_thinking, quiet;
 };
@@ -64,6 +65,7 @@ static int parse(int argc, char **argv, struct chat_opts *o) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         int r = lm_cli_engine_flag(&o->engine, argc, argv, &i);
+        if (!r) r = lm_cli_template_flag(&o->tmpl, argc, argv, &i);
         if (r < 0) return LM_EXIT_USAGE;
         if (r > 0) continue;
         const char **value = NULL;
@@ -73,8 +75,6 @@ static int parse(int argc, char **argv, struct chat_opts *o) {
         } else if (!strcmp(a, "-sys") || !strcmp(a, "--system")) value = &o->system;
         else if (!strcmp(a, "--system-file")) value = &o->system_file;
         else if (!strcmp(a, "--messages")) value = &o->messages;
-        else if (!strcmp(a, "--template")) value = &o->template_name;
-        else if (!strcmp(a, "--template-file")) value = &o->template_file;
         else if (!strcmp(a, "--json")) o->json = true;
         else if (!strcmp(a, "--show-prompt")) o->show_prompt = true;
         else if (!strcmp(a, "--show-thinking")) o->show_thinking = true;
@@ -87,10 +87,6 @@ static int parse(int argc, char **argv, struct chat_opts *o) {
         if (value && !(*value = lm_cli_value(argc, argv, &i))) return LM_EXIT_USAGE;
     }
     if (o->system && o->system_file) return lm_cli_fail(LM_EXIT_USAGE, "chat: give --system or --system-file, not both");
-    if (o->template_name && o->template_file) return lm_cli_fail(LM_EXIT_USAGE, "chat: give --template or --template-file, not both");
-    if (o->template_name && !lm_chat_builtin(o->template_name))
-        return lm_cli_fail(LM_EXIT_USAGE, "chat: --template: no built-in template '%s' (chatml, llama3, llama2, gemma, "
-                                          "phi3, deepseek-r1)", o->template_name);
     return 0;
 }
 
@@ -350,11 +346,8 @@ static int run_interactive(struct chat_session *cs) {
  * the model has none). */
 static int load_template(struct chat_session *cs, struct lm_buf *tmpl, struct lm_err *err) {
     const struct chat_opts *o = cs->o;
-    if (o->template_file) return lm_read_file(o->template_file, tmpl, err);
-    if (o->template_name) {
-        lm_buf_puts(tmpl, lm_chat_builtin(o->template_name));
-        return 0;
-    }
+    int chosen = lm_cli_template_text(&o->tmpl, tmpl, err);
+    if (chosen) return chosen < 0 ? -1 : 0;
     struct lm_gguf_str s;
     int found = lm_gguf_get_str(&cs->e.model.gguf, "tokenizer.chat_template", &s, err);
     if (found < 0) return -1;
