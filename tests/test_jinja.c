@@ -633,6 +633,50 @@ TEST(jinja_cli) {
     return 0;
 }
 
+/* --template NAME in lm template (the flag lm chat takes too): each
+ * built-in renders what jinja2 rendered from it (builtin-NAME.json). */
+TEST(jinja_cli_builtin) {
+    struct lm_buf exp_text = {0}, out = {0}, errb = {0}, want = {0};
+    char path[256], args[1024];
+    for (const char *const *name = lm_chat_builtin_names; *name; name++) {
+        struct lm_json exp = {0};
+        snprintf(path, sizeof path, DATA "templates/builtin-%s.json", *name);
+        if (!file_exists(path) || read_json(path, &exp, &exp_text) < 0) continue; /* jinja_builtins_have_expectations fails */
+        const struct lm_json *cases = lm_json_get(&exp, "cases");
+        int checked = 0;
+        for (size_t i = 0; cases && i < cases->arr.n; i++) {
+            const struct lm_json *c = &cases->arr.items[i];
+            if (strcmp(lm_json_get(c, "conversation")->str.s, "multi_turn") || !expected_output(cases, i, &want)) continue;
+            bool gen = lm_json_get(c, "add_generation_prompt")->boolean;
+            snprintf(args, sizeof args, "template --template %s --messages " DATA "conversations/multi_turn.json "
+                     "--bos-token '<s>' --eos-token '</s>'%s", *name, gen ? "" : " --no-generation-prompt");
+            EXPECT_EQ_INT(test_run_lm(args, NULL, &out, &errb), 0);
+            if (out.len != want.len || memcmp(out.data, want.data, out.len))
+                test_fail(__FILE__, __LINE__, "lm %s:\n%.*s\njinja2:\n%s", args, (int)out.len, out.data, want.data);
+            checked++;
+        }
+        EXPECT_EQ_INT(checked, 2);
+        lm_json_free(&exp);
+    }
+    /* Both commands refuse an unknown name, and both flags at once. */
+    static const char *const bad[] = {
+        "template --template nonesuch --messages x.json", "chat --template nonesuch",
+        "template --template chatml --template-file x.jinja --messages x.json", "chat --template-file x --template chatml",
+        "template -m x.gguf --template chatml --messages x.json"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        EXPECT_EQ_INT(test_run_lm(bad[i], NULL, &out, &errb), 1);
+        EXPECT_EQ_INT(out.len, 0);
+        lm_buf_putc(&errb, 0);
+        EXPECT_CONTAINS(errb.data, i < 2 ? "no built-in template 'nonesuch' (chatml, llama3, llama2, gemma, phi3, deepseek-r1)"
+                                         : "not both");
+    }
+    lm_buf_free(&exp_text);
+    lm_buf_free(&out);
+    lm_buf_free(&errb);
+    lm_buf_free(&want);
+    return 0;
+}
+
 TEST(jinja_cli_model) {
     /* The default model's own template, read from its GGUF: the output is
      * what jinja2 rendered from the same template (extracted with gguf-py). */
