@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Renders the expected outputs of the chat-template tests with Python's jinja2.
 
-For every template (../shared/templates/*.jinja, plus the ones committed in
-tests/data/templates/*.jinja, which come from model files) and every
+For every template (../shared/templates/*.jinja, the ones committed in
+tests/data/templates/*.jinja, which come from model files, and lm's built-in
+templates, read from the C string literals in src/chat.c) and every
 conversation in tests/data/conversations/*.json, renders with and without the
 generation prompt, set up the way transformers' chat templating does it:
 ImmutableSandboxedEnvironment with trim_blocks, lstrip_blocks and loop
@@ -11,7 +12,8 @@ raise_exception and strftime_now globals. strftime_now formats a fixed date
 (FIXED_DATE) so the expectations are reproducible; tests pin lm to the same
 date.
 
-Writes tests/data/templates/NAME.json:
+Writes tests/data/templates/NAME.json (builtin-NAME.json for a built-in,
+whose "template" is "builtin:NAME"):
   {"template": "NAME.jinja", "cases": [
      {"conversation": "user", "add_generation_prompt": false, "output": "..."},
      {"conversation": "user", "add_generation_prompt": true, "output_after_previous": "..."},
@@ -27,6 +29,7 @@ import datetime
 import glob
 import json
 import os
+import re
 import sys
 
 import jinja2
@@ -68,6 +71,27 @@ def extract_gguf(path, name):
     print("wrote", out)
 
 
+def c_string(body):
+    """The value of a C string literal's body (the escapes src/chat.c uses)."""
+    escapes = {"\\": "\\", '"': '"', "'": "'", "n": "\n", "t": "\t"}
+    return re.sub(r"\\(.)", lambda m: escapes[m.group(1)], body)
+
+
+def builtin_templates():
+    """(name, text) of each entry of the builtins[] table in src/chat.c."""
+    with open(os.path.join(ROOT, "src", "chat.c"), encoding="utf-8") as fp:
+        src = fp.read()
+    table = re.search(r"\} builtins\[\] = \{(.*?)\n\};", src, re.S).group(1)
+    literal = r'"((?:[^"\\]|\\.)*)"'
+    out = []
+    for entry in re.finditer(r"\{\s*%s,\s*((?:%s\s*)+)\}" % (literal, literal), table):
+        text = "".join(c_string(m.group(1)) for m in re.finditer(literal, entry.group(2)))
+        out.append((c_string(entry.group(1)), text))
+    if not out:
+        sys.exit("no built-in templates found in src/chat.c")
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--shared", default=os.path.join(ROOT, "..", "shared"))
@@ -81,17 +105,22 @@ def main():
         with open(p, encoding="utf-8") as fp:
             convs[os.path.splitext(os.path.basename(p))[0]] = json.load(fp)
 
-    templates = sorted(glob.glob(os.path.join(args.shared, "templates", "*.jinja")))
-    templates += sorted(glob.glob(os.path.join(DATA, "templates", "*.jinja")))
-    if not templates:
+    paths = sorted(glob.glob(os.path.join(args.shared, "templates", "*.jinja")))
+    paths += sorted(glob.glob(os.path.join(DATA, "templates", "*.jinja")))
+    if not paths:
         sys.exit("no templates found under %s/templates" % args.shared)
+    # (name in the expectations, expectations file, template text)
+    templates = []
+    for path in paths:
+        with open(path, encoding="utf-8", newline="") as fp:
+            name = os.path.basename(path)
+            templates.append((name, os.path.splitext(name)[0] + ".json", fp.read()))
+    for name, text in builtin_templates():
+        templates.append(("builtin:" + name, "builtin-%s.json" % name, text))
 
     env = make_env()
     total = 0
-    for path in templates:
-        name = os.path.basename(path)
-        with open(path, encoding="utf-8", newline="") as fp:
-            src = fp.read()
+    for name, json_name, src in templates:
         cases = []
         try:
             tmpl = env.from_string(src)
@@ -118,7 +147,7 @@ def main():
                     case["output_after_previous"] = out[len(prev):]
                 prev = out
                 cases.append(case)
-        out = os.path.join(DATA, "templates", os.path.splitext(name)[0] + ".json")
+        out = os.path.join(DATA, "templates", json_name)
         with open(out, "w", encoding="utf-8") as fp:
             json.dump({"template": name, "cases": cases}, fp, ensure_ascii=False, indent=1)
             fp.write("\n")

@@ -262,3 +262,58 @@ done:
     lm_json_free(&v);
     return rc;
 }
+
+/* ---- thinking --------------------------------------------------------------- */
+
+static void think_out(struct lm_think_filter *f, const char *text, size_t n, bool thinking) {
+    if (!n || (thinking && !f->keep_thinking)) return;
+    if (!thinking && !f->answer_started && !f->keep_blank) {
+        while (n && (*text == '\n' || *text == ' ')) text++, n--;
+        if (!n) return;
+    }
+    if (!thinking) f->answer_started = true;
+    f->out(f->ud, text, n, thinking);
+}
+
+void lm_think_feed(struct lm_think_filter *f, const char *text, size_t n) {
+    struct lm_buf *p = &f->pending;
+    lm_buf_append(p, text, n);
+    for (;;) {
+        const char *tag = f->in_think ? "</think>" : "<think>";
+        size_t tlen = strlen(tag);
+        const char *hit = memmem(p->data, p->len, tag, tlen);
+        if (hit) {
+            size_t before = (size_t)(hit - p->data);
+            think_out(f, p->data, before, f->in_think);
+            think_out(f, tag, tlen, true);
+            f->in_think = !f->in_think;
+            memmove(p->data, hit + tlen, p->len - before - tlen);
+            p->len -= before + tlen;
+            p->data[p->len] = 0;
+            continue;
+        }
+        size_t keep = 0; /* the longest tail that could begin the tag */
+        for (size_t k = tlen - 1; k > 0; k--)
+            if (k <= p->len && !memcmp(p->data + p->len - k, tag, k)) {
+                keep = k;
+                break;
+            }
+        think_out(f, p->data, p->len - keep, f->in_think);
+        memmove(p->data, p->data + p->len - keep, keep);
+        p->len = keep;
+        p->data[p->len] = 0;
+        return;
+    }
+}
+
+void lm_think_flush(struct lm_think_filter *f) {
+    think_out(f, f->pending.data, f->pending.len, f->in_think);
+    f->pending.len = 0;
+}
+
+void lm_think_free(struct lm_think_filter *f) { lm_buf_free(&f->pending); }
+
+bool lm_think_opened(const char *prompt, size_t len) {
+    while (len && (prompt[len - 1] == '\n' || prompt[len - 1] == ' ')) len--;
+    return len >= 7 && !memcmp(prompt + len - 7, "<think>", 7);
+}

@@ -6,11 +6,14 @@
 
 #include "lm/common.h"
 
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <errno.h>
-
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -114,15 +117,19 @@ static void write_file(const char *path, const char *text) {
     }
 }
 
-int test_run_lm(const char *args, const char *in, struct lm_buf *out, struct lm_buf *err) {
+static const char *lm_bin(void) {
     const char *bin = getenv("LM_BIN");
+    return bin && *bin ? bin : "./lm";
+}
+
+int test_run_lm(const char *args, const char *in, struct lm_buf *out, struct lm_buf *err) {
     char in_path[512], out_path[512], err_path[512];
     snprintf(in_path, sizeof in_path, "%s", test_tmp_path(".in"));
     snprintf(out_path, sizeof out_path, "%s", test_tmp_path(".out"));
     snprintf(err_path, sizeof err_path, "%s", test_tmp_path(".err"));
     write_file(in_path, in ? in : "");
     struct lm_buf cmd = {0};
-    lm_buf_printf(&cmd, "%s %s < '%s' > '%s' 2> '%s'", bin && *bin ? bin : "./lm", args, in_path, out_path, err_path);
+    lm_buf_printf(&cmd, "%s %s < '%s' > '%s' 2> '%s'", lm_bin(), args, in_path, out_path, err_path);
     int status = system(cmd.data);
     lm_buf_free(&cmd);
     struct lm_err e;
@@ -143,6 +150,100 @@ const char *test_model_path(void) {
     const char *env = getenv("LM_MODEL");
     const char *path = env && *env ? env : "models/default.gguf";
     return access(path, R_OK) == 0 ? path : NULL;
+}
+
+/* A minute without output is a hang, not a slow machine. */
+enum { SILENCE_MS = 60000 };
+
+/* One read into seen: 1 with data, 0 at end of input, -1 after a minute
+ * of silence or on an error. */
+static int read_some(int fd, struct lm_buf *seen) {
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    if (poll(&pfd, 1, SILENCE_MS) <= 0) return -1;
+    char tmp[4096];
+    ssize_t r = read(fd, tmp, sizeof tmp);
+    if (r > 0) lm_buf_append(seen, tmp, (size_t)r);
+    return r > 0 ? 1 : r == 0 ? 0 : -1;
+}
+
+bool test_read_until(int fd, struct lm_buf *seen, size_t from, const char *want) {
+    while (seen->len < from || !seen->data || !strstr(seen->data + from, want))
+        if (read_some(fd, seen) <= 0) return false;
+    return true;
+}
+
+int test_pty_open(struct test_pty *p, int cols) {
+    p->master = posix_openpt(O_RDWR | O_NOCTTY);
+    p->slave = -1;
+    if (p->master < 0 || grantpt(p->master) < 0 || unlockpt(p->master) < 0) return -1;
+    p->slave = open(ptsname(p->master), O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (p->slave < 0) return -1;
+    fcntl(p->master, F_SETFD, FD_CLOEXEC); /* a child must not keep the terminal from hanging up */
+    struct winsize ws = {.ws_row = 24, .ws_col = (unsigned short)cols};
+    return ioctl(p->slave, TIOCSWINSZ, &ws);
+}
+
+void test_pty_close(struct test_pty *p) {
+    if (p->master >= 0) close(p->master);
+    if (p->slave >= 0) close(p->slave);
+}
+
+bool test_proc_start(struct test_proc *p, const char *args, int in_fd) {
+    memset(p, 0, sizeof *p);
+    p->pid = -1;
+    p->out = -1;
+    snprintf(p->err_path, sizeof p->err_path, "%s", test_tmp_path(".err"));
+    struct lm_buf cmd = {0};
+    lm_buf_printf(&cmd, "exec %s %s", lm_bin(), args);
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) < 0) {
+        lm_buf_free(&cmd);
+        return false;
+    }
+    fflush(NULL); /* or the child flushes our buffers a second time */
+    p->pid = fork();
+    if (p->pid == 0) {
+        int in = in_fd >= 0 ? in_fd : open("/dev/null", O_RDONLY);
+        int err = open(p->err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (in < 0 || err < 0 || dup2(in, 0) < 0 || dup2(fds[1], 1) < 0 || dup2(err, 2) < 0) _exit(127);
+        signal(SIGINT, SIG_DFL); /* a background shell may have left it ignored */
+        execl("/bin/sh", "sh", "-c", cmd.data, (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    lm_buf_free(&cmd);
+    if (p->pid < 0) {
+        close(fds[0]);
+        return false;
+    }
+    p->out = fds[0];
+    return true;
+}
+
+bool test_proc_wait(struct test_proc *p, size_t from, const char *want) {
+    return test_read_until(p->out, &p->seen, from, want);
+}
+
+int test_proc_end(struct test_proc *p, struct lm_buf *err) {
+    int status = 0;
+    if (p->pid > 0) {
+        int r;
+        while ((r = read_some(p->out, &p->seen)) > 0) {} /* its stdout ends when it exits */
+        if (r < 0) {
+            test_fail(__FILE__, __LINE__, "lm did not exit; killed it");
+            kill(p->pid, SIGKILL);
+        }
+        waitpid(p->pid, &status, 0);
+    }
+    if (p->out >= 0) close(p->out);
+    if (err) {
+        struct lm_err e;
+        err->len = 0;
+        if (lm_read_file(p->err_path, err, &e) < 0) test_fail(__FILE__, __LINE__, "%s", e.msg);
+    }
+    p->pid = -1;
+    p->out = -1;
+    return WIFSIGNALED(status) ? -WTERMSIG(status) : WEXITSTATUS(status);
 }
 
 static int by_name(const void *a, const void *b) {

@@ -19,6 +19,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/types.h>
+
+#include "lm/common.h"
 
 #define LM_TEST_SKIP (-1)
 #define LM_TEST_SKIP_OPTIN (-2)
@@ -52,10 +55,40 @@ const char *test_tmp_path(const char *suffix);
  * from the string `in` (NULL: /dev/null); captures stdout and stderr into
  * the buffers (either may be NULL) and returns the exit code (128+signal
  * when killed). */
-struct lm_buf;
 int test_run_lm(const char *args, const char *in, struct lm_buf *out, struct lm_buf *err);
 /* The default model, or NULL (tests then skip): $LM_MODEL, else models/default.gguf. */
 const char *test_model_path(void);
+
+/* Reads fd into seen until seen, from offset `from` on, contains want;
+ * false at end of input or after a minute without output (machines under
+ * load are slow; the tests wait on output, never on the clock). */
+bool test_read_until(int fd, struct lm_buf *seen, size_t from, const char *want);
+
+/* A pseudo-terminal of cols columns: the slave is a terminal to whoever
+ * reads it; the test types on the master. Returns -1 when there is none. */
+struct test_pty {
+    int master, slave;
+};
+int test_pty_open(struct test_pty *p, int cols);
+void test_pty_close(struct test_pty *p);
+
+/* `lm ARGS` running while the test talks to it: started through the shell
+ * as test_run_lm does, but the shell execs lm, so that signals reach lm. */
+struct test_proc {
+    pid_t pid;
+    int out;            /* read end of its stdout, a pipe */
+    struct lm_buf seen; /* its stdout so far (test_proc_wait) */
+    char err_path[512]; /* its stderr, a file */
+};
+/* Starts it with stdin from in_fd (-1: /dev/null); false when it cannot. */
+bool test_proc_start(struct test_proc *p, const char *args, int in_fd);
+/* Reads its stdout until what came after offset from contains want. */
+bool test_proc_wait(struct test_proc *p, size_t from, const char *want);
+/* Waits for it to end (killing it after a minute of silence), reads the rest
+ * of stdout into seen (the caller frees seen) and stderr into err (may be NULL).
+ * Returns the exit code, or minus the signal that ended it: a process
+ * killed by SIGINT must not pass for one that exited with 130. */
+int test_proc_end(struct test_proc *p, struct lm_buf *err);
 
 #define TEST(name)                                                                  \
     static int test_##name(void);                                                   \

@@ -5,7 +5,10 @@
 #include "lm/chat.h"
 #include "lm/json.h"
 
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <termios.h>
 #include <unistd.h>
 
 static struct lm_buf out, err;
@@ -13,10 +16,12 @@ static struct lm_buf out, err;
 /* Runs lm with the default model; skips (returns false) without one. */
 static bool have_model(void) { return test_model_path() != NULL; }
 
-/* Runs lm with the default model (through $LM_MODEL, so that args may end
- * with a flag that lacks its value). */
+/* lm finds the default model through $LM_MODEL, so that args may end with
+ * a flag that lacks its value. */
+static void use_default_model(void) { setenv("LM_MODEL", test_model_path(), 1); }
+
 static int run(const char *args, const char *in) {
-    setenv("LM_MODEL", test_model_path(), 1);
+    use_default_model();
     return test_run_lm(args, in, &out, &err);
 }
 
@@ -120,6 +125,33 @@ TEST(cli_run_errors) {
     return 0;
 }
 
+/* The number after key in s (e.g. "generated 12 tokens"), or -1. */
+static double number_after(const char *s, const char *key) {
+    const char *k = s ? strstr(s, key) : NULL;
+    return k ? strtod(k + strlen(key), NULL) : -1;
+}
+
+/* Ctrl-C while lm run generates: generation ends cleanly, with exit code
+ * 130 and the statistics on stderr. */
+TEST(cli_run_ctrl_c_exits_130) {
+    if (!have_model()) return test_skip("no default model (scripts/get-model.sh)");
+    use_default_model();
+    struct test_proc p;
+    /* Greedy counting goes on for the whole -n, minutes at this size:
+     * the signal comes long before the end. */
+    EXPECT(test_proc_start(&p, "run --temp 0 -c 4096 -n 4000 -p '1, 2, 3, 4, 5,'", -1));
+    bool started = test_proc_wait(&p, 0, ","); /* tokens are coming: SIGINT is lm's to handle now */
+    EXPECT(started);
+    if (started) kill(p.pid, SIGINT);
+    EXPECT_EQ_INT(test_proc_end(&p, &err), 130);
+    EXPECT(contains(&p.seen, " 6,"));
+    EXPECT(contains(&err, "stop: interrupt"));
+    double n_gen = number_after(err.data, "generated ");
+    EXPECT(n_gen >= 1 && n_gen < 4000);
+    lm_buf_free(&p.seen);
+    return 0;
+}
+
 TEST(cli_chat_piped_prints_only_the_reply) {
     if (!have_model()) return test_skip("no default model (scripts/get-model.sh)");
     EXPECT_EQ_INT(run("chat --temp 0 -n 12", "What is the capital of France?\n"), 0);
@@ -140,6 +172,8 @@ TEST(cli_chat_piped_prints_only_the_reply) {
     EXPECT_EQ_INT(run("chat -q", ""), 1);
     EXPECT(contains(&err, "no message on standard input"));
     EXPECT_EQ_INT(run("chat --template nonesuch", "hi"), 1);
+    EXPECT_EQ_INT(run("chat --messages /nonexistent.json", NULL), 1);
+    EXPECT_EQ_STR(err.data, "lm: /nonexistent.json: No such file or directory\n"); /* the file named once */
     return 0;
 }
 
@@ -151,6 +185,193 @@ TEST(cli_chat_system_prompt_and_template) {
                           "<|im_start|>assistant\n"));
     EXPECT_EQ_INT(run("chat -n 1 -q --show-prompt --template llama3", "Hi"), 0);
     EXPECT(contains(&err, "<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>"));
+    return 0;
+}
+
+/* The deepseek-r1 template opens <think> in the generation prompt, and this
+ * model never closes it: the whole reply is thinking, which a pipe drops
+ * unless --show-thinking. (The filter itself: chat_think_filter.) */
+TEST(cli_chat_thinking_hidden_in_pipes) {
+    if (!have_model()) return test_skip("no default model (scripts/get-model.sh)");
+    const char *args = "chat --template deepseek-r1 --temp 0 -n 12 -q";
+    char with[200];
+    snprintf(with, sizeof with, "%s --show-thinking", args);
+    EXPECT_EQ_INT(run(with, "Hi"), 0);
+    struct lm_buf thinking = {0};
+    lm_buf_append(&thinking, out.data, out.len);
+    EXPECT(thinking.len > 2 && thinking.data[thinking.len - 1] == '\n');
+    EXPECT(!contains(&thinking, "</think>")); /* else part of the reply is an answer: pick another prompt */
+    EXPECT_EQ_INT(run(args, "Hi"), 0);
+    EXPECT_EQ_STR(out.data, "\n");
+    /* --json: the content is the visible reply. */
+    snprintf(with, sizeof with, "%s --json", args);
+    EXPECT_EQ_INT(run(with, "Hi"), 0);
+    EXPECT(contains(&out, "\"content\":\"\",\"finish_reason\":\"length\""));
+    snprintf(with, sizeof with, "%s --json --show-thinking", args);
+    EXPECT_EQ_INT(run(with, "Hi"), 0);
+    struct lm_json v;
+    struct lm_err e;
+    EXPECT_EQ_INT(lm_json_parse(&v, out.data, out.len, &e), 0);
+    const struct lm_json *content = lm_json_get(&v, "content");
+    EXPECT(content && content->type == LM_JSON_STRING && content->str.len + 1 == thinking.len &&
+           !memcmp(content->str.s, thinking.data, content->str.len));
+    lm_json_free(&v);
+    lm_buf_free(&thinking);
+    return 0;
+}
+
+/* lm chat at a terminal, driven through a pseudo-terminal on stdin (stdout
+ * is a pipe, so the line editor reads plain lines after a "> " prompt). */
+struct chat_term {
+    struct test_pty t;
+    struct test_proc p;
+};
+
+/* Opens the terminal (-1 when there is none) and starts lm on it; false
+ * (a failure) when lm does not prompt. */
+static int chat_term_start(struct chat_term *c, const char *args) {
+    if (test_pty_open(&c->t, 80) < 0) return -1;
+    struct termios tio; /* no echo: nobody reads the terminal's side, whose buffer would fill */
+    tcgetattr(c->t.slave, &tio);
+    tio.c_lflag &= ~(tcflag_t)ECHO;
+    tcsetattr(c->t.slave, TCSANOW, &tio);
+    use_default_model();
+    bool ok = test_proc_start(&c->p, args, c->t.slave) && test_proc_wait(&c->p, 0, "> ");
+    if (!ok) test_fail(__FILE__, __LINE__, "lm %s: no prompt", args);
+    return ok;
+}
+
+/* Types line and waits for the next prompt; reply gets what lm printed in
+ * between (a command's answer, or the model's reply). */
+static bool say(struct chat_term *c, const char *line, struct lm_buf *reply) {
+    size_t from = c->p.seen.len, n = strlen(line);
+    reply->len = 0;
+    lm_buf_reserve(reply, 0);
+    reply->data[0] = 0;
+    bool ok = write(c->t.master, line, n) == (ssize_t)n && write(c->t.master, "\n", 1) == 1 &&
+              test_proc_wait(&c->p, from, "> ");
+    /* The prompt comes alone (after a command that printed nothing on
+     * stdout) or on a new line after the output. */
+    if (ok && strncmp(c->p.seen.data + from, "> ", 2) != 0) {
+        ok = test_proc_wait(&c->p, from, "\n> ");
+        if (ok) lm_buf_append(reply, c->p.seen.data + from, (size_t)(strstr(c->p.seen.data + from, "\n> ") - (c->p.seen.data + from)));
+    }
+    if (!ok) test_fail(__FILE__, __LINE__, "no prompt after '%s'; lm printed: %s", line, c->p.seen.data ? c->p.seen.data + from : "");
+    return ok;
+}
+
+/* One turn of chatml as the default model's template writes it. */
+#define TURN(role, text) "<|im_start|>" role "\n" text "<|im_end|>\n"
+#define GEN "<|im_start|>assistant\n"
+
+/* /system, /reset, /save, /load and /stats, each by its effect: on the
+ * prompts the model gets (--show-prompt writes each to stderr, so stderr
+ * holds them all in order), on the saved file, and on the numbers. */
+TEST(cli_chat_commands) {
+    if (!have_model()) return test_skip("no default model (scripts/get-model.sh)");
+    struct chat_term c;
+    int started = chat_term_start(&c, "chat --temp 0 -n 6 -c 1024 --show-prompt");
+    if (started < 0) {
+        test_pty_close(&c.t);
+        return test_skip("no pseudo-terminals here");
+    }
+    struct lm_buf r = {0}, r1 = {0}, want = {0}, file = {0};
+    struct lm_json v = {0};
+    bool finished = false;
+    struct lm_err e;
+    char saved[512], cat[512], cmd[600];
+    snprintf(saved, sizeof saved, "%s", test_tmp_path(".json"));
+    snprintf(cat, sizeof cat, "%s", test_tmp_path(".json"));
+    FILE *f = fopen(cat, "wb");
+    fputs("[{\"role\": \"system\", \"content\": \"You are a cat.\"}, {\"role\": \"user\", \"content\": \"Name?\"},"
+          " {\"role\": \"assistant\", \"content\": \"Tom.\"}]", f);
+    fclose(f);
+
+    if (!started || !say(&c, "/stats", &r)) goto end;
+    EXPECT_EQ_STR(r.data, "context: 0 of 1024 tokens in use, 0 messages");
+    if (!say(&c, "/system You are a pirate.", &r)) goto end;
+    EXPECT_EQ_STR(r.data, "(system prompt set)");
+    if (!say(&c, "Hi", &r1)) goto end;
+    EXPECT(r1.len > 0);
+    lm_buf_puts(&want, TURN("system", "You are a pirate.") TURN("user", "Hi") GEN);
+
+    /* /stats: the last reply's numbers, and the context they fill. */
+    if (!say(&c, "/stats", &r)) goto end;
+    EXPECT(!strncmp(r.data, "last reply: load ", 17));
+    double n_prompt = number_after(r.data, "prompt "), n_gen = number_after(r.data, "generated ");
+    double in_use = number_after(r.data, "context: ");
+    EXPECT(n_prompt > 10 && n_gen >= 1 && n_gen <= 6);
+    EXPECT(in_use >= n_prompt && in_use <= n_prompt + n_gen);
+    EXPECT(number_after(r.data, " ms (") > 0 && number_after(r.data, " s (") > 0); /* prompt and generation speeds */
+    EXPECT_CONTAINS(r.data, " of 1024 tokens in use, 3 messages");
+
+    /* /save: the conversation as a JSON array, the reply as it was shown. */
+    snprintf(cmd, sizeof cmd, "/save %s", saved);
+    if (!say(&c, cmd, &r)) goto end;
+    snprintf(cmd, sizeof cmd, "(saved 3 messages to %s)", saved);
+    EXPECT_EQ_STR(r.data, cmd);
+    EXPECT_EQ_INT(lm_read_file(saved, &file, &e), 0);
+    EXPECT_EQ_INT(lm_json_parse(&v, file.data ? file.data : "", file.len, &e), 0);
+    static const char *const roles[] = {"system", "user", "assistant"};
+    const char *contents[] = {"You are a pirate.", "Hi", r1.data};
+    EXPECT(v.type == LM_JSON_ARRAY && v.arr.n == 3);
+    for (size_t i = 0; v.type == LM_JSON_ARRAY && i < v.arr.n && i < 3; i++) {
+        const struct lm_json *role = lm_json_get(&v.arr.items[i], "role"), *content = lm_json_get(&v.arr.items[i], "content");
+        EXPECT(role && content && role->type == LM_JSON_STRING && content->type == LM_JSON_STRING);
+        if (role && content) EXPECT(!strcmp(role->str.s, roles[i]) && !strcmp(content->str.s, contents[i]));
+    }
+
+    /* /reset: only the system prompt is left for the next turn. */
+    if (!say(&c, "/reset", &r)) goto end;
+    EXPECT_EQ_STR(r.data, "(conversation cleared)");
+    if (!say(&c, "/stats", &r)) goto end;
+    EXPECT_CONTAINS(r.data, "tokens in use, 1 messages");
+    if (!say(&c, "Hello", &r)) goto end;
+    lm_buf_puts(&want, TURN("system", "You are a pirate.") TURN("user", "Hello") GEN);
+
+    /* /load: a conversation written by hand, system prompt and all, goes on. */
+    snprintf(cmd, sizeof cmd, "/load %s", cat);
+    if (!say(&c, cmd, &r)) goto end;
+    snprintf(cmd, sizeof cmd, "(loaded 3 messages from %s)", cat);
+    EXPECT_EQ_STR(r.data, cmd);
+    if (!say(&c, "Why?", &r)) goto end;
+    lm_buf_puts(&want, TURN("system", "You are a cat.") TURN("user", "Name?") TURN("assistant", "Tom.") TURN("user", "Why?") GEN);
+    /* and the saved one: the first turn again, as it was */
+    snprintf(cmd, sizeof cmd, "/load %s", saved);
+    if (!say(&c, cmd, &r) || !say(&c, "And you?", &r)) goto end;
+    lm_buf_puts(&want, TURN("system", "You are a pirate.") TURN("user", "Hi") "<|im_start|>assistant\n");
+    lm_buf_puts(&want, r1.data);
+    lm_buf_puts(&want, "<|im_end|>\n" TURN("user", "And you?") GEN);
+
+    /* /system alone removes it: the template's default system prompt is back. */
+    if (!say(&c, "/reset", &r) || !say(&c, "/system", &r)) goto end;
+    EXPECT_EQ_STR(r.data, "(system prompt removed)");
+    if (!say(&c, "Bye", &r)) goto end;
+    lm_buf_puts(&want, TURN("system", "You are a helpful AI assistant named SmolLM, trained by Hugging Face") TURN("user", "Bye") GEN);
+
+    /* Errors are reported and the chat goes on. */
+    if (!say(&c, "/load /nonexistent.json", &r)) goto end;
+    EXPECT_EQ_STR(r.data, ""); /* on stderr */
+    if (!say(&c, "/save", &r)) goto end;
+    EXPECT_EQ_STR(r.data, "unknown command /save (or missing argument); /help lists them");
+    finished = write(c.t.master, "/exit\n", 6) == 6;
+end:
+    if (!finished && c.p.pid > 0) kill(c.p.pid, SIGKILL); /* failed already: no need to wait */
+    int rc = test_proc_end(&c.p, &err);
+    if (finished) {
+        EXPECT_EQ_INT(rc, 0);
+        /* stderr: the banner, then the prompts the model got, then the error */
+        const char *prompts = err.data ? strstr(err.data, "<|im_start|>") : NULL;
+        lm_buf_puts(&want, "lm: /nonexistent.json: No such file or directory\n");
+        EXPECT_EQ_STR(prompts, want.data);
+    }
+    test_pty_close(&c.t);
+    lm_json_free(&v);
+    lm_buf_free(&c.p.seen);
+    lm_buf_free(&r);
+    lm_buf_free(&r1);
+    lm_buf_free(&want);
+    lm_buf_free(&file);
     return 0;
 }
 
@@ -193,6 +414,91 @@ TEST(cli_chat_twenty_turns_in_small_context) {
     }
     EXPECT(dropped);
     lm_buf_free(&msgs);
+    return 0;
+}
+
+/* Whether s is a number followed by exactly rest (e.g. " MiB"); *v gets it. */
+static bool number_then(const char *s, const char *rest, double *v) {
+    char *end;
+    *v = strtod(s, &end);
+    return end != s && !strcmp(end, rest);
+}
+
+/* The cells of a markdown table row "| a | b |", trimmed; returns how many. */
+static int row_cells(char *row, char **cell, int max) {
+    int n = 0;
+    size_t len = strlen(row);
+    if (len < 2 || row[0] != '|' || row[len - 1] != '|') return -1;
+    row[len - 1] = 0;
+    for (char *c = strtok(row + 1, "|"); c && n < max; c = strtok(NULL, "|")) {
+        while (*c == ' ') c++;
+        char *e = c + strlen(c);
+        while (e > c && e[-1] == ' ') *--e = 0;
+        cell[n++] = c;
+    }
+    return n;
+}
+
+/* lm bench: llama-bench's markdown table (its README's columns), one row
+ * per test, numbers that parse and agree with the file and the JSON output. */
+TEST(cli_bench_table) {
+    const char *model = test_model_path();
+    if (!model) return test_skip("no default model (scripts/get-model.sh)");
+    struct stat st;
+    EXPECT_EQ_INT(stat(model, &st), 0);
+    EXPECT_EQ_INT(run("bench -p 16 -n 4 -r 2 -t 2", NULL), 0);
+    char *lines[8];
+    int n_lines = 0;
+    for (char *l = strtok(out.data ? out.data : "", "\n"); l && n_lines < 8; l = strtok(NULL, "\n")) lines[n_lines++] = l;
+    EXPECT_EQ_INT(n_lines, 4);
+    if (n_lines != 4) return 0;
+    EXPECT_EQ_STR(lines[0], "| model | size | params | backend | threads | test | t/s |");
+    char *cell[8];
+    EXPECT_EQ_INT(row_cells(lines[1], cell, 8), 7);
+    for (int i = 0; i < 7; i++) EXPECT(cell[i][0] && strspn(cell[i], "-:") == strlen(cell[i]));
+    double mib[2] = {0}, mparams[2] = {0};
+    static const char *const tests[] = {"pp16", "tg4"};
+    for (int r = 0; r < 2; r++) {
+        if (row_cells(lines[2 + r], cell, 8) != 7) {
+            test_fail(__FILE__, __LINE__, "row %d: not 7 cells", r);
+            continue;
+        }
+        double speed, sd, threads;
+        EXPECT(cell[0][0] && cell[3][0]); /* architecture, backend */
+        EXPECT(number_then(cell[1], " MiB", &mib[r]) && mib[r] > 0);
+        EXPECT(number_then(cell[2], " M", &mparams[r]) && mparams[r] > 0);
+        EXPECT(number_then(cell[4], "", &threads) && threads == 2);
+        EXPECT_EQ_STR(cell[5], tests[r]);
+        char *pm = strstr(cell[6], " \xc2\xb1 "); /* mean ± standard deviation */
+        EXPECT(pm != NULL);
+        if (pm) {
+            *pm = 0;
+            EXPECT(number_then(cell[6], "", &speed) && speed > 0);
+            EXPECT(number_then(pm + 4, "", &sd) && sd >= 0);
+        }
+    }
+    /* The weights are most of the file; between 1.5 and 32 bits each. */
+    double bytes = mib[0] * 1048576.0;
+    EXPECT(mib[0] == mib[1] && mparams[0] == mparams[1]);
+    EXPECT(bytes <= (double)st.st_size && bytes >= 0.5 * (double)st.st_size);
+    EXPECT(8 * bytes / (mparams[0] * 1e6) >= 1.5 && 8 * bytes / (mparams[0] * 1e6) <= 32);
+
+    /* -o json: the same sizes, and speeds that parse; -p 0 skips pp. */
+    EXPECT_EQ_INT(run("bench -p 0 -n 4 -r 1 -t 1 -o json", NULL), 0);
+    struct lm_json v;
+    struct lm_err e;
+    EXPECT_EQ_INT(lm_json_parse(&v, out.data ? out.data : "", out.len, &e), 0);
+    EXPECT(v.type == LM_JSON_ARRAY && v.arr.n == 1);
+    if (v.type == LM_JSON_ARRAY && v.arr.n == 1) {
+        const struct lm_json *o = &v.arr.items[0], *size = lm_json_get(o, "size"), *params = lm_json_get(o, "params");
+        const struct lm_json *test = lm_json_get(o, "test"), *tps = lm_json_get(o, "t/s"), *thr = lm_json_get(o, "threads");
+        EXPECT(size && size->type == LM_JSON_NUMBER && fabs(size->num.f / 1048576.0 - mib[0]) <= 0.005);
+        EXPECT(params && params->type == LM_JSON_NUMBER && fabs(params->num.f / 1e6 - mparams[0]) <= 0.005);
+        EXPECT(test && test->type == LM_JSON_STRING && !strcmp(test->str.s, "tg4"));
+        EXPECT(thr && thr->type == LM_JSON_NUMBER && thr->num.i == 1);
+        EXPECT(tps && tps->type == LM_JSON_NUMBER && tps->num.f > 0);
+    }
+    lm_json_free(&v);
     return 0;
 }
 

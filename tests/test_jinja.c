@@ -7,11 +7,13 @@
  * - errors: messages with line and column, counted by hand;
  * - bounds: recursion, nesting, output, steps and memory end in errors;
  * - goldens: every template in ../shared/templates (and the default
- *   model's, committed in tests/data/templates) for the conversations in
+ *   model's, committed in tests/data/templates, and lm's built-ins, as
+ *   "builtin:NAME") for the conversations in
  *   tests/data/conversations, against tests/data/templates/NAME.json as
  *   scripts/render-templates.py renders them with jinja2;
  * - random mutations of real templates never crash.
  */
+#include "lm/chat.h"
 #include "lm/jinja.h"
 #include "test.h"
 
@@ -411,13 +413,19 @@ static int check_template(const char *json_path, bool have_shared, int *n_cases,
     snprintf(shared_rel, sizeof shared_rel, "templates/%s", name->str.s);
     snprintf(local, sizeof local, DATA "templates/%s", name->str.s);
     const char *path = file_exists(local) ? local : test_shared_path(shared_rel);
-    if (!file_exists(path)) {
+    if (!strncmp(name->str.s, "builtin:", 8)) { /* one of lm's own (--template NAME) */
+        const char *builtin = lm_chat_builtin(name->str.s + 8);
+        if (!builtin) {
+            test_fail(__FILE__, __LINE__, "%s: lm has no built-in template %s", json_path, name->str.s + 8);
+            goto done;
+        }
+        lm_buf_puts(&tmpl, builtin);
+    } else if (!file_exists(path)) {
         if (have_shared) test_fail(__FILE__, __LINE__, "%s: %s not found", json_path, path);
         (*n_missing)++;
         ok = -1;
         goto done;
-    }
-    if (lm_read_file(path, &tmpl, &err) < 0) {
+    } else if (lm_read_file(path, &tmpl, &err) < 0) {
         test_fail(__FILE__, __LINE__, "%s", err.msg);
         goto done;
     }
@@ -512,6 +520,18 @@ TEST(jinja_templates_match_jinja2) {
     /* Without the shared folder only the templates kept here are checked. */
     if (!sd) return test_skip("%s is absent: %d of %zu templates checked", shared, checked, n);
     closedir(sd);
+    return 0;
+}
+
+/* Every built-in template has expectations, so the golden test covers it. */
+TEST(jinja_builtins_have_expectations) {
+    int n = 0;
+    for (const char *const *name = lm_chat_builtin_names; *name; name++, n++) {
+        char path[256];
+        snprintf(path, sizeof path, DATA "templates/builtin-%s.json", *name);
+        if (!file_exists(path)) test_fail(__FILE__, __LINE__, "no %s (run scripts/render-templates.py)", path);
+    }
+    EXPECT(n >= 6);
     return 0;
 }
 
@@ -620,6 +640,50 @@ TEST(jinja_cli) {
     EXPECT_EQ_INT(test_run_lm("template --bogus", NULL, NULL, NULL), 1);
     lm_buf_free(&out);
     lm_buf_free(&errb);
+    return 0;
+}
+
+/* --template NAME in lm template (the flag lm chat takes too): each
+ * built-in renders what jinja2 rendered from it (builtin-NAME.json). */
+TEST(jinja_cli_builtin) {
+    struct lm_buf exp_text = {0}, out = {0}, errb = {0}, want = {0};
+    char path[256], args[1024];
+    for (const char *const *name = lm_chat_builtin_names; *name; name++) {
+        struct lm_json exp = {0};
+        snprintf(path, sizeof path, DATA "templates/builtin-%s.json", *name);
+        if (!file_exists(path) || read_json(path, &exp, &exp_text) < 0) continue; /* jinja_builtins_have_expectations fails */
+        const struct lm_json *cases = lm_json_get(&exp, "cases");
+        int checked = 0;
+        for (size_t i = 0; cases && i < cases->arr.n; i++) {
+            const struct lm_json *c = &cases->arr.items[i];
+            if (strcmp(lm_json_get(c, "conversation")->str.s, "multi_turn") || !expected_output(cases, i, &want)) continue;
+            bool gen = lm_json_get(c, "add_generation_prompt")->boolean;
+            snprintf(args, sizeof args, "template --template %s --messages " DATA "conversations/multi_turn.json "
+                     "--bos-token '<s>' --eos-token '</s>'%s", *name, gen ? "" : " --no-generation-prompt");
+            EXPECT_EQ_INT(test_run_lm(args, NULL, &out, &errb), 0);
+            if (out.len != want.len || memcmp(out.data, want.data, out.len))
+                test_fail(__FILE__, __LINE__, "lm %s:\n%.*s\njinja2:\n%s", args, (int)out.len, out.data, want.data);
+            checked++;
+        }
+        EXPECT_EQ_INT(checked, 2);
+        lm_json_free(&exp);
+    }
+    /* Both commands refuse an unknown name, and both flags at once. */
+    static const char *const bad[] = {
+        "template --template nonesuch --messages x.json", "chat --template nonesuch",
+        "template --template chatml --template-file x.jinja --messages x.json", "chat --template-file x --template chatml",
+        "template -m x.gguf --template chatml --messages x.json"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        EXPECT_EQ_INT(test_run_lm(bad[i], NULL, &out, &errb), 1);
+        EXPECT_EQ_INT(out.len, 0);
+        lm_buf_putc(&errb, 0);
+        EXPECT_CONTAINS(errb.data, i < 2 ? "no built-in template 'nonesuch' (chatml, llama3, llama2, gemma, phi3, deepseek-r1)"
+                                         : "not both");
+    }
+    lm_buf_free(&exp_text);
+    lm_buf_free(&out);
+    lm_buf_free(&errb);
+    lm_buf_free(&want);
     return 0;
 }
 

@@ -463,40 +463,9 @@ TEST(lineedit_read_message) {
 
 /* ---- on a pseudo-terminal ---------------------------------------------- */
 
-struct pty {
-    int master, slave;
-};
-
-static int pty_open(struct pty *p) {
-    p->master = posix_openpt(O_RDWR | O_NOCTTY);
-    if (p->master < 0 || grantpt(p->master) < 0 || unlockpt(p->master) < 0) return -1;
-    p->slave = open(ptsname(p->master), O_RDWR | O_NOCTTY);
-    if (p->slave < 0) return -1;
-    struct winsize ws = {.ws_row = 24, .ws_col = 20};
-    return ioctl(p->slave, TIOCSWINSZ, &ws);
-}
-
-static void pty_close(struct pty *p) {
-    close(p->master);
-    close(p->slave);
-}
-
-/* Reads the terminal's output until it contains want (or 20 s pass: loaded machines are slow). */
-static bool pty_wait(struct pty *p, struct lm_buf *seen, const char *want) {
-    while (!seen->data || !strstr(seen->data, want)) {
-        struct pollfd pfd = {.fd = p->master, .events = POLLIN};
-        if (poll(&pfd, 1, 20000) <= 0) return false;
-        char tmp[512];
-        ssize_t r = read(p->master, tmp, sizeof tmp);
-        if (r <= 0) return false;
-        lm_buf_append(seen, tmp, (size_t)r);
-    }
-    return true;
-}
-
 /* Reads what the terminal still has to show (the pty passes output on
  * asynchronously, so wait a little for the last of it). */
-static void pty_drain(struct pty *p, struct lm_buf *seen) {
+static void pty_drain(struct test_pty *p, struct lm_buf *seen) {
     struct pollfd pfd = {.fd = p->master, .events = POLLIN};
     char tmp[512];
     ssize_t r;
@@ -504,7 +473,7 @@ static void pty_drain(struct pty *p, struct lm_buf *seen) {
 }
 
 struct reader {
-    struct pty *p;
+    struct test_pty *p;
     struct lm_lineedit *le;
     struct lm_buf out, seen;
     int status;
@@ -519,17 +488,17 @@ static void *reader_main(void *arg) {
 
 /* Starts lm_lineedit_read on the pty's slave in a thread, and waits for
  * the prompt (drawn once the terminal is raw). */
-static bool reader_start(struct reader *r, struct pty *p, struct lm_lineedit *le) {
+static bool reader_start(struct reader *r, struct test_pty *p, struct lm_lineedit *le) {
     memset(r, 0, sizeof *r);
     r->p = p, r->le = le;
     if (pthread_create(&r->thread, NULL, reader_main, r)) return false;
-    return pty_wait(p, &r->seen, "> ");
+    return test_read_until(p->master, &r->seen, 0, "> ");
 }
 
 /* Types keys on the master and waits until the terminal shows want. */
 static bool reader_type(struct reader *r, const char *keys, const char *want) {
     size_t n = strlen(keys);
-    return write(r->p->master, keys, n) == (ssize_t)n && pty_wait(r->p, &r->seen, want);
+    return write(r->p->master, keys, n) == (ssize_t)n && test_read_until(r->p->master, &r->seen, 0, want);
 }
 
 /* Waits for the read to return (a stuck read fails the test, and is ended
@@ -551,7 +520,7 @@ static int reader_end(struct reader *r, struct lm_buf *line) {
 }
 
 /* One whole read while keys are typed; seen gets the terminal's output. */
-static int pty_read(struct pty *p, struct lm_lineedit *le, const char *keys, struct lm_buf *seen, struct lm_buf *line) {
+static int pty_read(struct test_pty *p, struct lm_lineedit *le, const char *keys, struct lm_buf *seen, struct lm_buf *line) {
     struct reader r;
     if (!reader_start(&r, p, le) || !reader_type(&r, keys, "")) test_fail(__FILE__, __LINE__, "no prompt on the terminal");
     int st = reader_end(&r, line);
@@ -571,8 +540,8 @@ static const char *set_term(const char *value) {
 }
 
 TEST(lineedit_raw_terminal) {
-    struct pty p;
-    if (pty_open(&p) < 0) return test_skip("no pseudo-terminals here");
+    struct test_pty p;
+    if (test_pty_open(&p, 20) < 0) return test_skip("no pseudo-terminals here");
     const char *old_term = set_term("xterm");
     struct termios before, after;
     tcgetattr(p.slave, &before);
@@ -630,15 +599,15 @@ TEST(lineedit_raw_terminal) {
     lm_buf_free(&seen);
     lm_buf_free(&line);
     lm_lineedit_free(&le);
-    pty_close(&p);
+    test_pty_close(&p);
     return 0;
 }
 
 /* A signal that ends the process while the terminal is raw: the terminal
  * is given back before the process dies. */
 TEST(lineedit_raw_restored_on_signal) {
-    struct pty p;
-    if (pty_open(&p) < 0) return test_skip("no pseudo-terminals here");
+    struct test_pty p;
+    if (test_pty_open(&p, 20) < 0) return test_skip("no pseudo-terminals here");
     struct termios before, after;
     tcgetattr(p.slave, &before);
     pid_t pid = fork();
@@ -652,7 +621,7 @@ TEST(lineedit_raw_restored_on_signal) {
         _exit(0);
     }
     struct lm_buf seen = {0};
-    EXPECT(pty_wait(&p, &seen, "> "));
+    EXPECT(test_read_until(p.master, &seen, 0, "> "));
     tcgetattr(p.slave, &after);
     EXPECT(!(after.c_lflag & ICANON)); /* raw now */
     kill(pid, SIGTERM);
@@ -661,9 +630,9 @@ TEST(lineedit_raw_restored_on_signal) {
     EXPECT(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM);
     tcgetattr(p.slave, &after);
     EXPECT(after.c_lflag == before.c_lflag && after.c_iflag == before.c_iflag);
-    pty_wait(&p, &seen, "\x1b[?2004l");
+    test_read_until(p.master, &seen, 0, "\x1b[?2004l");
     EXPECT_CONTAINS(seen.data, "\x1b[?2004l");
     lm_buf_free(&seen);
-    pty_close(&p);
+    test_pty_close(&p);
     return 0;
 }

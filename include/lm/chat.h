@@ -54,4 +54,27 @@ void lm_chat_to_json(const struct lm_chat *c, struct lm_buf *out);
  * (content a string, null, or an array of {"type":"text","text":...}). */
 int lm_chat_from_json(struct lm_chat *c, const char *json, size_t len, struct lm_err *err);
 
+/* Thinking in a streamed reply: text between <think> and </think> (the
+ * tags included) is thinking, the rest is the answer. Tags cut across
+ * chunks are found: a tail that may begin one is held back until the next
+ * chunk or lm_think_flush. Each piece goes to out(ud, text, n, thinking):
+ * the answer always, the thinking only when keep_thinking. Unless
+ * keep_blank, the spaces and newlines that start the answer (what separated
+ * it from the thinking) are skipped. */
+struct lm_think_filter {
+    bool keep_thinking, keep_blank;
+    bool in_think;         /* inside <think>...</think>; set it when the prompt opened one */
+    bool answer_started;
+    struct lm_buf pending; /* a tail that may be the start of a tag */
+    void (*out)(void *ud, const char *text, size_t n, bool thinking);
+    void *ud;
+};
+void lm_think_feed(struct lm_think_filter *f, const char *text, size_t n);
+/* Passes on what was held back (the reply ended in the middle of "<thi"). */
+void lm_think_flush(struct lm_think_filter *f);
+void lm_think_free(struct lm_think_filter *f);
+/* Whether a rendered prompt ends with <think> (and spaces or newlines):
+ * models like DeepSeek-R1 start thinking inside the generation prompt. */
+bool lm_think_opened(const char *prompt, size_t len);
+
 #endif

@@ -43,6 +43,19 @@ int lm_cli_engine_flag(struct lm_engine_opts *o, int argc, char **argv, int *i);
     "  -t, --threads N       threads (default: number of CPUs)\n"                                  \
     "  -b, --batch-size N    prompt tokens per forward pass (default 512)\n"
 
+/* --template NAME (a built-in) and --template-file FILE, which lm chat and
+ * lm template share: 1 when argv[*i] is one (its value consumed and
+ * checked: a known built-in, not both flags), 0 when not, -1 on a bad or
+ * missing value (message printed, naming the command argv[0]). */
+struct lm_cli_template {
+    const char *name, *file;
+};
+int lm_cli_template_flag(struct lm_cli_template *t, int argc, char **argv, int *i);
+/* The chosen template's text appended to out: 1 when a flag chose one, 0
+ * when neither was given (the model's own is for the caller to find), -1
+ * when the file cannot be read (err names it). */
+int lm_cli_template_text(const struct lm_cli_template *t, struct lm_buf *out, struct lm_err *err);
+
 /* The model to use: -m PATH if given, else $LM_MODEL, else
  * models/default.gguf. Returns NULL (after printing how to get a model) when
  * none exists. */

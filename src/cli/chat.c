@@ -50,7 +50,8 @@ static const char help_text[] =
 
 struct chat_opts {
     struct lm_engine_opts engine;
-    const char *system, *system_file, *messages, *template_name, *template_file;
+    const char *system, *system_file, *messages;
+    struct lm_cli_template tmpl;
     long long n_predict;
     bool json, show_prompt, show_thinking, quiet;
 };
@@ -64,6 +65,7 @@ static int parse(int argc, char **argv, struct chat_opts *o) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         int r = lm_cli_engine_flag(&o->engine, argc, argv, &i);
+        if (!r) r = lm_cli_template_flag(&o->tmpl, argc, argv, &i);
         if (r < 0) return LM_EXIT_USAGE;
         if (r > 0) continue;
         const char **value = NULL;
@@ -73,8 +75,6 @@ static int parse(int argc, char **argv, struct chat_opts *o) {
         } else if (!strcmp(a, "-sys") || !strcmp(a, "--system")) value = &o->system;
         else if (!strcmp(a, "--system-file")) value = &o->system_file;
         else if (!strcmp(a, "--messages")) value = &o->messages;
-        else if (!strcmp(a, "--template")) value = &o->template_name;
-        else if (!strcmp(a, "--template-file")) value = &o->template_file;
         else if (!strcmp(a, "--json")) o->json = true;
         else if (!strcmp(a, "--show-prompt")) o->show_prompt = true;
         else if (!strcmp(a, "--show-thinking")) o->show_thinking = true;
@@ -87,34 +87,23 @@ static int parse(int argc, char **argv, struct chat_opts *o) {
         if (value && !(*value = lm_cli_value(argc, argv, &i))) return LM_EXIT_USAGE;
     }
     if (o->system && o->system_file) return lm_cli_fail(LM_EXIT_USAGE, "chat: give --system or --system-file, not both");
-    if (o->template_name && o->template_file) return lm_cli_fail(LM_EXIT_USAGE, "chat: give --template or --template-file, not both");
-    if (o->template_name && !lm_chat_builtin(o->template_name))
-        return lm_cli_fail(LM_EXIT_USAGE, "chat: --template: no built-in template '%s' (chatml, llama3, llama2, gemma, "
-                                          "phi3, deepseek-r1)", o->template_name);
     return 0;
 }
 
 /* ---- showing a reply ------------------------------------------------------- */
 
-/* Splits the reply stream into thinking (<think>...</think>) and answer:
- * thinking is dimmed in a terminal, dropped in a pipe unless asked for. All
+/* Shows the reply as it streams: thinking (<think>...</think>) dimmed in a
+ * terminal, dropped in a pipe unless --show-thinking (lm_think_filter). All
  * text is also kept raw in `reply` for the conversation. */
 struct reply_sink {
-    bool tty, show_thinking, in_think, answer_started;
-    struct lm_buf pending; /* text that may be the start of a tag */
-    struct lm_buf reply;   /* everything the model said */
-    struct lm_buf shown;   /* the visible answer, for --json */
-    bool to_stdout;
+    bool tty, to_stdout;
+    struct lm_think_filter think;
+    struct lm_buf reply; /* everything the model said */
+    struct lm_buf shown; /* the visible answer, for --json */
 };
 
-static void show(struct reply_sink *s, const char *text, size_t n, bool thinking) {
-    if (!n) return;
-    if (thinking && !s->tty && !s->show_thinking) return;
-    if (!thinking && !s->answer_started && !s->show_thinking) { /* no blank lines left over after the thinking */
-        while (n && (*text == '\n' || *text == ' ')) text++, n--;
-        if (!n) return;
-        s->answer_started = true;
-    }
+static void show(void *ud, const char *text, size_t n, bool thinking) {
+    struct reply_sink *s = ud;
     if (!s->to_stdout) {
         lm_buf_append(&s->shown, text, n);
         return;
@@ -125,50 +114,16 @@ static void show(struct reply_sink *s, const char *text, size_t n, bool thinking
     fflush(stdout);
 }
 
+static void sink_init(struct reply_sink *s, bool tty, bool show_thinking, bool to_stdout) {
+    *s = (struct reply_sink){.tty = tty, .to_stdout = to_stdout};
+    s->think = (struct lm_think_filter){.keep_thinking = tty || show_thinking, .keep_blank = show_thinking,
+                                        .out = show, .ud = s};
+}
+
 static void sink_text(void *ud, const char *text, size_t n) {
     struct reply_sink *s = ud;
     lm_buf_append(&s->reply, text, n);
-    if (s->show_thinking && !s->tty) {
-        show(s, text, n, false);
-        return;
-    }
-    lm_buf_append(&s->pending, text, n);
-    for (;;) {
-        const char *tag = s->in_think ? "</think>" : "<think>";
-        size_t tlen = strlen(tag);
-        const char *hit = memmem(s->pending.data, s->pending.len, tag, tlen);
-        if (hit) {
-            size_t before = (size_t)(hit - s->pending.data);
-            show(s, s->pending.data, before, s->in_think);
-            if (s->tty) show(s, tag, tlen, true);
-            s->in_think = !s->in_think;
-            memmove(s->pending.data, hit + tlen, s->pending.len - before - tlen);
-            s->pending.len -= before + tlen;
-            continue;
-        }
-        size_t keep = 0; /* the longest tail that could begin the tag */
-        for (size_t k = tlen - 1; k > 0; k--)
-            if (k <= s->pending.len && !memcmp(s->pending.data + s->pending.len - k, tag, k)) {
-                keep = k;
-                break;
-            }
-        show(s, s->pending.data, s->pending.len - keep, s->in_think);
-        memmove(s->pending.data, s->pending.data + s->pending.len - keep, keep);
-        s->pending.len = keep;
-        return;
-    }
-}
-
-static void sink_flush(struct reply_sink *s) {
-    show(s, s->pending.data, s->pending.len, s->in_think);
-    s->pending.len = 0;
-}
-
-/* Models like DeepSeek-R1 start thinking inside the generation prompt. */
-static bool prompt_opens_thinking(const struct lm_buf *prompt) {
-    size_t n = prompt->len;
-    while (n && (prompt->data[n - 1] == '\n' || prompt->data[n - 1] == ' ')) n--;
-    return n >= 7 && !memcmp(prompt->data + n - 7, "<think>", 7);
+    lm_think_feed(&s->think, text, n);
 }
 
 /* ---- one turn -------------------------------------------------------------- */
@@ -213,13 +168,13 @@ static int turn(struct chat_session *cs, const char *message, size_t len, struct
     int rc = fit(cs, &text, &ids, err);
     if (rc == 0) {
         if (cs->o->show_prompt) fprintf(stderr, "%s", text.data ? text.data : "");
-        sink->in_think = prompt_opens_thinking(&text);
+        sink->think.in_think = lm_think_opened(text.data ? text.data : "", text.len);
         int keep = lm_engine_common_prefix(&cs->e, ids.ids, (int)ids.n);
         if (keep == (int)ids.n) keep--; /* the last token must run again for its logits */
         lm_engine_truncate(&cs->e, keep);
         struct lm_gen_params gp = {.n_predict = (int)cs->o->n_predict, .on_text = sink_text, .ud = sink};
         rc = lm_generate(&cs->e, ids.ids + keep, (int)ids.n - keep, &gp, &cs->last, err);
-        sink_flush(sink);
+        lm_think_flush(&sink->think);
         if (rc == 0) {
             cs->have_last = true;
             cs->last_prompt_tokens = (int)ids.n;
@@ -234,7 +189,7 @@ static int turn(struct chat_session *cs, const char *message, size_t len, struct
 }
 
 static void sink_free(struct reply_sink *s) {
-    lm_buf_free(&s->pending);
+    lm_think_free(&s->think);
     lm_buf_free(&s->reply);
     lm_buf_free(&s->shown);
 }
@@ -254,7 +209,8 @@ static int run_piped(struct chat_session *cs) {
             return lm_cli_fail(LM_EXIT_USAGE, "chat: no message on standard input");
         }
     }
-    struct reply_sink sink = {.show_thinking = o->show_thinking, .to_stdout = !o->json};
+    struct reply_sink sink;
+    sink_init(&sink, false, o->show_thinking, !o->json);
     signal(SIGINT, on_sigint);
     if (turn(cs, o->messages ? NULL : input.data, input.len, &sink, &err) < 0) {
         rc = lm_cli_fail(LM_EXIT_RUNTIME, "%s", err.msg);
@@ -297,6 +253,16 @@ static void show_stats(struct chat_session *cs) {
     printf("context: %d of %d tokens in use, %zu messages\n", cs->e.n_cached, cs->e.ctx.n_ctx, cs->chat.n_msgs);
 }
 
+/* Replaces the conversation with the one in the JSON file at path; an
+ * error names the file once. */
+static int load_conversation(struct lm_chat *chat, const char *path, struct lm_err *err) {
+    struct lm_buf json = {0};
+    int rc = lm_read_file(path, &json, err);
+    if (rc == 0 && (rc = lm_chat_from_json(chat, json.data ? json.data : "", json.len, err)) < 0) lm_err_prefix(err, path);
+    lm_buf_free(&json);
+    return rc;
+}
+
 /* Handles a /command; returns 1 to quit. */
 static int command(struct chat_session *cs, char *line) {
     char *arg = line + strcspn(line, " \t");
@@ -324,11 +290,8 @@ static int command(struct chat_session *cs, char *line) {
         else fprintf(stderr, "lm: %s: %s\n", arg, strerror(errno));
         lm_buf_free(&json);
     } else if (!strcmp(line, "/load") && *arg) {
-        struct lm_buf json = {0};
-        if (lm_read_file(arg, &json, &err) < 0 || lm_chat_from_json(&cs->chat, json.data, json.len, &err) < 0)
-            fprintf(stderr, "lm: %s: %s\n", arg, err.msg);
+        if (load_conversation(&cs->chat, arg, &err) < 0) fprintf(stderr, "lm: %s\n", err.msg);
         else printf("(loaded %zu messages from %s)\n", cs->chat.n_msgs, arg);
-        lm_buf_free(&json);
     } else {
         printf("unknown command %s (or missing argument); /help lists them\n", line);
     }
@@ -362,7 +325,8 @@ static int run_interactive(struct chat_session *cs) {
             if (command(cs, msg.data)) break;
             continue;
         }
-        struct reply_sink sink = {.tty = true, .to_stdout = true};
+        struct reply_sink sink;
+        sink_init(&sink, true, false, true); /* a terminal shows the thinking anyway, dimmed */
         lm_interrupted = 0;
         if (turn(cs, msg.data, msg.len, &sink, &err) < 0) fprintf(stderr, "lm: %s\n", err.msg);
         else if (cs->last.stop == LM_STOP_INTERRUPT) printf(" (interrupted)");
@@ -382,11 +346,8 @@ static int run_interactive(struct chat_session *cs) {
  * the model has none). */
 static int load_template(struct chat_session *cs, struct lm_buf *tmpl, struct lm_err *err) {
     const struct chat_opts *o = cs->o;
-    if (o->template_file) return lm_read_file(o->template_file, tmpl, err);
-    if (o->template_name) {
-        lm_buf_puts(tmpl, lm_chat_builtin(o->template_name));
-        return 0;
-    }
+    int chosen = lm_cli_template_text(&o->tmpl, tmpl, err);
+    if (chosen) return chosen < 0 ? -1 : 0;
     struct lm_gguf_str s;
     int found = lm_gguf_get_str(&cs->e.model.gguf, "tokenizer.chat_template", &s, err);
     if (found < 0) return -1;
@@ -422,13 +383,10 @@ int cmd_chat(int argc, char **argv) {
     }
     lm_chat_init(&cs.chat, &cs.e.tok, tmpl.data, tmpl.len);
     if (o.messages) {
-        struct lm_buf json = {0};
-        if (lm_read_file(o.messages, &json, &err) < 0 || lm_chat_from_json(&cs.chat, json.data, json.len, &err) < 0) {
-            lm_buf_free(&json);
-            rc = lm_cli_fail(LM_EXIT_USAGE, "%s: %s", o.messages, err.msg);
+        if (load_conversation(&cs.chat, o.messages, &err) < 0) {
+            rc = lm_cli_fail(LM_EXIT_USAGE, "%s", err.msg);
             goto done;
         }
-        lm_buf_free(&json);
     }
     if (o.system) lm_chat_set_system(&cs.chat, o.system);
     if (o.system_file) lm_chat_set_system(&cs.chat, text.data ? text.data : "");

@@ -1,4 +1,6 @@
-/* Helpers shared by the subcommands: errors, strict numbers, model path. */
+/* Helpers shared by the subcommands: errors, strict numbers, model path,
+ * template flags. */
+#include "lm/chat.h"
 #include "lm/cli.h"
 #include "lm/generate.h"
 
@@ -87,4 +89,39 @@ const char *lm_cli_model_path(const char *flag_value) {
     lm_cli_fail(LM_EXIT_MODEL, "no model: pass -m MODEL.gguf, set LM_MODEL, or run scripts/get-model.sh "
                                "to fetch the default model into %s", def);
     return NULL;
+}
+
+int lm_cli_template_flag(struct lm_cli_template *t, int argc, char **argv, int *i) {
+    const char *a = argv[*i];
+    bool builtin = !strcmp(a, "--template");
+    if (!builtin && strcmp(a, "--template-file") != 0) return 0;
+    const char *v = lm_cli_value(argc, argv, i);
+    if (!v) return -1;
+    if (builtin ? t->file != NULL : t->name != NULL) {
+        lm_cli_fail(LM_EXIT_USAGE, "%s: give --template or --template-file, not both", argv[0]);
+        return -1;
+    }
+    if (!builtin) {
+        t->file = v;
+        return 1;
+    }
+    if (!lm_chat_builtin(v)) {
+        struct lm_buf names = {0};
+        for (const char *const *n = lm_chat_builtin_names; *n; n++)
+            lm_buf_printf(&names, "%s%s", n == lm_chat_builtin_names ? "" : ", ", *n);
+        lm_cli_fail(LM_EXIT_USAGE, "%s: --template: no built-in template '%s' (%s)", argv[0], v, names.data);
+        lm_buf_free(&names);
+        return -1;
+    }
+    t->name = v;
+    return 1;
+}
+
+int lm_cli_template_text(const struct lm_cli_template *t, struct lm_buf *out, struct lm_err *err) {
+    if (t->file) return lm_read_file(t->file, out, err) < 0 ? -1 : 1;
+    if (t->name) {
+        lm_buf_puts(out, lm_chat_builtin(t->name));
+        return 1;
+    }
+    return 0;
 }

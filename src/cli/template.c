@@ -8,7 +8,7 @@
 #include <string.h>
 
 static const char usage[] =
-    "usage: lm template [-m MODEL.gguf | --template-file FILE.jinja] --messages FILE.json\n"
+    "usage: lm template [-m MODEL.gguf | --template NAME | --template-file FILE.jinja] --messages FILE.json\n"
     "                   [--no-generation-prompt] [--bos-token S] [--eos-token S] [--date YYYY-MM-DD]\n"
     "\n"
     "Renders the model's chat template (tokenizer.chat_template) for the\n"
@@ -23,6 +23,8 @@ static const char usage[] =
     "\n"
     "  -m, --model PATH        take the template and the BOS/EOS token texts from\n"
     "                          this model (default: $LM_MODEL, else models/default.gguf)\n"
+    "  --template NAME         take a built-in template instead, as lm chat does:\n"
+    "                          chatml, llama3, llama2, gemma, phi3, deepseek-r1\n"
     "  --template-file FILE    take the template from FILE instead\n"
     "  --messages FILE         the conversation (required)\n"
     "  --no-generation-prompt  do not open an assistant turn at the end\n"
@@ -32,7 +34,8 @@ static const char usage[] =
     "  --date YYYY-MM-DD       the date strftime_now() reports (default: today)\n";
 
 struct options {
-    const char *model, *template_file, *messages, *bos, *eos, *date;
+    const char *model, *messages, *bos, *eos, *date;
+    struct lm_cli_template tmpl;
     bool no_generation_prompt;
 };
 
@@ -40,12 +43,14 @@ static int parse(int argc, char **argv, struct options *o) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char **value = NULL;
+        int r = lm_cli_template_flag(&o->tmpl, argc, argv, &i);
+        if (r < 0) return -1;
+        if (r > 0) continue;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             fputs(usage, stdout);
             return 1;
         }
         if (!strcmp(a, "-m") || !strcmp(a, "--model")) value = &o->model;
-        else if (!strcmp(a, "--template-file")) value = &o->template_file;
         else if (!strcmp(a, "--messages")) value = &o->messages;
         else if (!strcmp(a, "--bos-token")) value = &o->bos;
         else if (!strcmp(a, "--eos-token")) value = &o->eos;
@@ -59,8 +64,8 @@ static int parse(int argc, char **argv, struct options *o) {
         }
         if (!(*value = lm_cli_value(argc, argv, &i))) return -1;
     }
-    if (o->model && o->template_file) {
-        lm_cli_fail(LM_EXIT_USAGE, "template: give -m or --template-file, not both");
+    if (o->model && (o->tmpl.name || o->tmpl.file)) {
+        lm_cli_fail(LM_EXIT_USAGE, "template: give -m or --template/--template-file, not both");
         return -1;
     }
     if (!o->messages) {
@@ -99,7 +104,7 @@ int cmd_template(int argc, char **argv) {
     struct lm_json conv = {0};
     struct lm_gguf g = {0};
     char *bos = NULL, *eos = NULL;
-    const char *source = o.template_file;
+    const char *source = o.tmpl.file ? o.tmpl.file : o.tmpl.name;
     int code = LM_EXIT_OK;
     if (lm_read_file(o.messages, &messages, &err) < 0) {
         code = lm_cli_fail(LM_EXIT_USAGE, "%s", err.msg);
@@ -109,12 +114,12 @@ int cmd_template(int argc, char **argv) {
         code = lm_cli_fail(LM_EXIT_USAGE, "%s: %s", o.messages, err.msg);
         goto done;
     }
-    if (o.template_file) {
-        if (lm_read_file(o.template_file, &tmpl, &err) < 0) {
-            code = lm_cli_fail(LM_EXIT_USAGE, "%s", err.msg);
-            goto done;
-        }
-    } else {
+    int chosen = lm_cli_template_text(&o.tmpl, &tmpl, &err);
+    if (chosen < 0) {
+        code = lm_cli_fail(LM_EXIT_USAGE, "%s", err.msg);
+        goto done;
+    }
+    if (!chosen) {
         if (!(source = lm_cli_model_path(o.model))) {
             code = LM_EXIT_MODEL;
             goto done;
