@@ -718,6 +718,14 @@ static struct node *parse_postfix(struct parser *p, struct node *n) {
             if (args.n == 0) return perr(p, t, "expected a subscript");
             struct node *key = args.v[0];
             if (args.n > 1) {
+                /* x[a, b:c] would index with a tuple holding a slice, which
+                 * no value supports; a slice node also evaluates only as the
+                 * subscript itself */
+                for (uint32_t i = 0; i < args.n; i++)
+                    if (args.v[i]->kind == N_SLICE) {
+                        jx_fail(p->c, args.v[i], "a slice cannot be part of a tuple subscript");
+                        return NULL;
+                    }
                 key = node_at(p, N_TUPLE, t);
                 if (!key) return NULL;
                 key->kids = args.v;
