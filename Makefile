@@ -25,7 +25,7 @@ OBJ := $(SRC:%.c=$(BUILD)/%.o)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all test test-repeat asan tsan neon-test fuzz fuzz-run fuzz-replay corpus bench chat clean model
+.PHONY: all test test-repeat asan tsan neon-test fuzz fuzz-run fuzz-replay corpus bench chat clean model FORCE
 
 all: lm
 
@@ -41,6 +41,17 @@ $(BUILD)/test-runner: $(LIB_OBJ) $(TEST_OBJ)
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+# The commit lm bench reports, as llama-bench does (short hash and commit
+# count, "unknown" and 0 outside git); the header is rewritten only when
+# they change, so a new commit rebuilds bench.o and nothing else.
+$(BUILD)/build-info.h: FORCE
+	@mkdir -p $(BUILD)
+	@c=$$(git rev-parse --short HEAD 2>/dev/null || echo unknown); n=$$(git rev-list --count HEAD 2>/dev/null || echo 0); \
+	printf '#define LM_BUILD_COMMIT "%s"\n#define LM_BUILD_NUMBER %s\n' "$$c" "$$n" >$@.tmp; \
+	if cmp -s $@.tmp $@; then rm $@.tmp; else mv $@.tmp $@; fi
+$(BUILD)/src/cli/bench.o: $(BUILD)/build-info.h
+$(BUILD)/src/cli/bench.o: ALL_CFLAGS += -I$(BUILD)
 
 # The whole suite: unit tests, then the CLI tests that run ./lm as a user would.
 test: lm $(BUILD)/test-runner

@@ -88,6 +88,8 @@ static const char *const command_lines[][16] = {
     {"chat", "-sys", "Be brief.", "-n", "64", "--temp", "0.7", "--show-thinking", "--json", "-q", "-c", "2048"},
     {"chat", "--messages", "m.json", "--template", "chatml", "--show-prompt", "--system-file", "s.txt"},
     {"chat", "--template", "nonesuch", "--template-file", "t.jinja", "-t", "0"},
+    {"bench", "-m", "a.gguf,b.gguf", "-p", "16,64", "-n", "4", "-pg", "8,2", "-d", "0-32+16", "-t", "1-4*2", "-o", "jsonl"},
+    {"bench", "-b", "1-", "-t", "4-2", "-pg", "1,2,3", "--progress", "--no-warmup", "-o", "md"},
 };
 static const char *const command_names[] = {"run", "info", "bench", "tokenize", "template", "chat"}; /* fuzz_cli.c's order */
 

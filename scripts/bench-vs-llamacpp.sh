@@ -1,67 +1,101 @@
 #!/bin/sh
-# Speed of lm against llama.cpp's llama-bench on one model, in the same run.
+# Speed of lm against llama.cpp's llama-bench, in the same run.
 #
-# The machine may be shared and noisy, so the two benches alternate (lm,
-# llama-bench, lm, ...) N times each: a disturbance that lasts a while hits
-# both sides alike.
+# Both tools take the same flags and write the same JSONL records, so each
+# side is run with identical arguments and read by one reader. The machine
+# may be shared and noisy, so the two alternate for every model and thread
+# count, N times, and which goes first switches every run: a disturbance
+# that lasts a while hits both sides of a pair alike.
 #
-# usage: scripts/bench-vs-llamacpp.sh [-m MODEL] [-N runs] [-t threads] [-p n_prompt] [-n n_gen] [-r reps]
-#   -m  model (default models/default.gguf)
-#   -N  alternations (default 5)
-#   -t  threads (default 2)
-#   -p  prompt tokens of the pp test (default 512), -n generated tokens (default 128)
-#   -r  repetitions inside each bench call (default 1)
-# Environment: LLAMA_BENCH (path of llama-bench; default: the reference build
-# under /work/ref), LM (path of lm; default ./lm).
-# Prints each run's t/s, then the medians and the ratios lm / llama.cpp:
-# the ratio of the medians, and the median of the ratios of runs side by
-# side (the steadier of the two on a busy machine).
+# usage: scripts/bench-vs-llamacpp.sh [-l LLAMA_BENCH] [-m MODEL]... [-t THREADS] [-N runs]
+#                                     [-p n_prompt] [-n n_gen] [-d depth] [-r reps]
+#   -l  path of llama-bench (default: $LLAMA_BENCH)
+#   -m  model; repeat or give a comma list for several (default models/default.gguf)
+#   -t  thread counts, a comma list (default 2)
+#   -N  runs of each side per model and thread count (default 5)
+#   -p, -n, -d  passed to both: prompt tokens (default 512), generated tokens
+#       (default 128), context depth (default 0); lists work as in llama-bench
+#   -r  repetitions inside each call (default 1)
+# Environment: LLAMA_BENCH (path of llama-bench), LM (path of lm; default ./lm).
+# Prints one line per call on stderr, then a markdown table, a row per
+# model, thread count and test: the median t/s of each side (avg_ts of each
+# call), and the median of the ratios lm / llama.cpp of the paired runs.
 set -eu
 
-model=models/default.gguf runs=5 threads=2 np=512 ng=128 reps=1
-while getopts m:N:t:p:n:r: opt; do
+lb=${LLAMA_BENCH:-} lm=${LM:-./lm}
+models='' threads=2 runs=5 np=512 ng=128 depth=0 reps=1
+while getopts l:m:t:N:p:n:d:r: opt; do
     case $opt in
-    m) model=$OPTARG ;;
-    N) runs=$OPTARG ;;
+    l) lb=$OPTARG ;;
+    m) models=${models:+$models,}$OPTARG ;;
     t) threads=$OPTARG ;;
+    N) runs=$OPTARG ;;
     p) np=$OPTARG ;;
     n) ng=$OPTARG ;;
+    d) depth=$OPTARG ;;
     r) reps=$OPTARG ;;
-    *) sed -n '2,18p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,22p' "$0" >&2; exit 2 ;;
     esac
 done
-lb=${LLAMA_BENCH:-/work/ref/llama_cpp_python-0.3.36/vendor/llama.cpp/build/bin/llama-bench}
-lm=${LM:-./lm}
-[ -x "$lb" ] || { echo "llama-bench not found at $lb (set LLAMA_BENCH)" >&2; exit 1; }
+models=${models:-models/default.gguf}
+[ -n "$lb" ] || { echo "no llama-bench: pass -l PATH or set LLAMA_BENCH" >&2; exit 1; }
+[ -x "$lb" ] || { echo "llama-bench not found at $lb" >&2; exit 1; }
 [ -x "$lm" ] || { echo "lm not found at $lm (run make, or set LM)" >&2; exit 1; }
-[ -f "$model" ] || { echo "model $model not found" >&2; exit 1; }
 
 out=$(mktemp)
-trap 'rm -f "$out"' EXIT
+trap 'rm -f "$out" "$out.one" "$out.err"' EXIT
+# One line per record: "SIDE RUN {jsonl record}".
+tool() { # side, then the flags both take
+    side=$1
+    shift
+    if [ "$side" = lm ]; then "$lm" bench "$@"; else "$lb" "$@"; fi
+}
+bench() { # side run model threads
+    if ! tool "$1" -m "$3" -t "$4" -p "$np" -n "$ng" -d "$depth" -r "$reps" -o jsonl >"$out.one" 2>"$out.err"; then
+        tail -n 5 "$out.err" >&2
+        echo "$1 failed on $3 with $4 threads" >&2
+        exit 1
+    fi
+    sed "s/^/$1 $2 /" "$out.one" >>"$out"
+    echo "run $2: $1 $3 -t $4 done" >&2
+}
 i=1
+IFS=, # the lists of models and threads; every other expansion is quoted
 while [ "$i" -le "$runs" ]; do
-    # One JSON line per side and run: "lm|llama <test> <t/s>".
-    "$lm" bench -m "$model" -p "$np" -n "$ng" -r "$reps" -t "$threads" -o json |
-        python3 -c 'import json,sys; [print("lm", r["test"], r["t/s"]) for r in json.load(sys.stdin)]' >>"$out"
-    "$lb" -m "$model" -p "$np" -n "$ng" -r "$reps" -t "$threads" -o json 2>/dev/null |
-        python3 -c 'import json,sys
-for r in json.load(sys.stdin):
-    test = ("pp%d" % r["n_prompt"]) if r["n_gen"] == 0 else ("tg%d" % r["n_gen"])
-    print("llama", test, r["avg_ts"])' >>"$out"
-    tail -n 4 "$out" | sed "s/^/run $i: /"
+    for m in $models; do
+        for t in $threads; do
+            if [ $((i % 2)) -eq 1 ]; then bench lm "$i" "$m" "$t"; bench llama "$i" "$m" "$t"
+            else bench llama "$i" "$m" "$t"; bench lm "$i" "$m" "$t"; fi
+        done
+    done
     i=$((i + 1))
 done
-python3 - "$out" "$model" "$threads" <<'EOF'
-import statistics, sys
-rows = [l.split() for l in open(sys.argv[1])]
-tests = sorted({t for _, t, _ in rows}, key=lambda t: (t[:2] != "pp", t))
-print(f"model {sys.argv[2]}, {sys.argv[3]} threads (t/s; ratio = lm / llama.cpp):")
-for t in tests:
-    runs = {side: [float(v) for s, tt, v in rows if s == side and tt == t] for side in ("lm", "llama")}
-    med = {side: statistics.median(v) for side, v in runs.items()}
-    # each run of lm is paired with the llama.cpp run right after it, so a
-    # slow spell of the machine hits both sides of a ratio
-    paired = statistics.median(a / b for a, b in zip(runs["lm"], runs["llama"]))
-    print(f"  {t:>6}  lm {med['lm']:8.2f}  llama.cpp {med['llama']:8.2f}  (medians of {len(runs['lm'])} runs)  "
-          f"ratio of medians {med['lm'] / med['llama']:.3f}  median of paired ratios {paired:.3f}")
+unset IFS
+
+python3 - "$out" <<'EOF'
+import json, statistics, sys
+
+ts = {}  # (model, threads, test) -> {(side, run): t/s}, in the order first seen
+for line in open(sys.argv[1]):
+    side, run, record = line.split(" ", 2)
+    r = json.loads(record)
+    if r["n_gen"] == 0:
+        test = "pp%d" % r["n_prompt"]
+    elif r["n_prompt"] == 0:
+        test = "tg%d" % r["n_gen"]
+    else:
+        test = "pp%d+tg%d" % (r["n_prompt"], r["n_gen"])
+    if r["n_depth"] > 0:
+        test += " @ d%d" % r["n_depth"]
+    ts.setdefault((r["model_filename"], r["n_threads"], test), {})[(side, int(run))] = r["avg_ts"]
+
+print("| model | threads | test | lm t/s | llama.cpp t/s | lm / llama.cpp | pairs |")
+print("| ----- | ------: | ---: | -----: | ------------: | -------------: | ----: |")
+for (model, threads, test), v in ts.items():
+    lm = [x for (s, _), x in v.items() if s == "lm"]
+    ll = [x for (s, _), x in v.items() if s == "llama"]
+    # each run of lm is paired with the llama.cpp run of the same round
+    pairs = [v[("lm", i)] / v[("llama", i)] for (s, i) in v if s == "lm" and ("llama", i) in v]
+    print("| %s | %d | %s | %.2f | %.2f | %.3f | %d |" % (
+        model, threads, test, statistics.median(lm), statistics.median(ll), statistics.median(pairs), len(pairs)))
 EOF

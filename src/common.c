@@ -176,8 +176,10 @@ uint64_t lm_physical_memory(void) {
     return pages > 0 && page > 0 ? lm_mul_sat((uint64_t)pages, (uint64_t)page) : UINT64_MAX;
 }
 
-double lm_time(void) {
+uint64_t lm_time_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
+
+double lm_time(void) { return (double)lm_time_ns() * 1e-9; }

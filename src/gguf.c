@@ -47,6 +47,49 @@ bool lm_gguf_str_eq(struct lm_gguf_str s, const char *c) {
     return s.len == n && memcmp(s.data, c, n) == 0;
 }
 
+static const struct lm_gguf_file_type file_types[] = {
+    [0] = {"F32", "all F32"}, [1] = {"F16", "F16"}, [2] = {"Q4_0", "Q4_0"}, [3] = {"Q4_1", "Q4_1"},
+    [7] = {"Q8_0", "Q8_0"}, [8] = {"Q5_0", "Q5_0"}, [9] = {"Q5_1", "Q5_1"}, [10] = {"Q2_K", "Q2_K - Medium"},
+    [11] = {"Q3_K_S", "Q3_K - Small"}, [12] = {"Q3_K_M", "Q3_K - Medium"}, [13] = {"Q3_K_L", "Q3_K - Large"},
+    [14] = {"Q4_K_S", "Q4_K - Small"}, [15] = {"Q4_K_M", "Q4_K - Medium"}, [16] = {"Q5_K_S", "Q5_K - Small"},
+    [17] = {"Q5_K_M", "Q5_K - Medium"}, [18] = {"Q6_K", "Q6_K"}, [19] = {"IQ2_XXS", "IQ2_XXS - 2.0625 bpw"},
+    [20] = {"IQ2_XS", "IQ2_XS - 2.3125 bpw"}, [21] = {"Q2_K_S", "Q2_K - Small"},
+    [22] = {"IQ3_XS", "IQ3_XS - 3.3 bpw"}, [23] = {"IQ3_XXS", "IQ3_XXS - 3.0625 bpw"},
+    [24] = {"IQ1_S", "IQ1_S - 1.5625 bpw"}, [25] = {"IQ4_NL", "IQ4_NL - 4.5 bpw"},
+    [26] = {"IQ3_S", "IQ3_S - 3.4375 bpw"}, [27] = {"IQ3_M", "IQ3_S mix - 3.66 bpw"},
+    [28] = {"IQ2_S", "IQ2_S - 2.5 bpw"}, [29] = {"IQ2_M", "IQ2_M - 2.7 bpw"}, [30] = {"IQ4_XS", "IQ4_XS - 4.25 bpw"},
+    [31] = {"IQ1_M", "IQ1_M - 1.75 bpw"}, [32] = {"BF16", "BF16"}, [36] = {"TQ1_0", "TQ1_0 - 1.69 bpw ternary"},
+    [37] = {"TQ2_0", "TQ2_0 - 2.06 bpw ternary"}, [38] = {"MXFP4_MOE", "MXFP4 MoE"}, [39] = {"NVFP4", "NVFP4"},
+    [40] = {"Q1_0", "Q1_0"}, [41] = {"Q2_0", "Q2_0"},
+};
+
+const struct lm_gguf_file_type *lm_gguf_file_type(int64_t ft) {
+    int64_t i = ft & ~(int64_t)LM_GGUF_FILE_TYPE_GUESSED;
+    if (i < 0 || i >= (int64_t)(sizeof file_types / sizeof file_types[0]) || !file_types[i].name) return NULL;
+    return &file_types[i];
+}
+
+int64_t lm_gguf_file_type_of(const struct lm_gguf *g) {
+    int64_t ft;
+    if (lm_gguf_get_int(g, "general.file_type", &ft, NULL) == 1) return ft;
+    /* llama.cpp's llama_model_loader: the K-quants count as their _M mix,
+     * types it has no file type for as all F32 */
+    static const int8_t of_type[LM_TYPE_COUNT] = {
+        [LM_TYPE_F16] = 1, [LM_TYPE_BF16] = 32, [LM_TYPE_Q4_0] = 2, [LM_TYPE_Q4_1] = 3, [LM_TYPE_Q5_0] = 8,
+        [LM_TYPE_Q5_1] = 9, [LM_TYPE_Q8_0] = 7, [LM_TYPE_Q2_K] = 10, [LM_TYPE_Q3_K] = 12, [LM_TYPE_Q4_K] = 15,
+        [LM_TYPE_Q5_K] = 17, [LM_TYPE_Q6_K] = 18, [LM_TYPE_TQ1_0] = 36, [LM_TYPE_TQ2_0] = 37,
+        [LM_TYPE_IQ2_XXS] = 19, [LM_TYPE_IQ2_XS] = 20, [LM_TYPE_IQ2_S] = 28, [LM_TYPE_IQ3_XXS] = 23,
+        [LM_TYPE_IQ1_S] = 24, [LM_TYPE_IQ1_M] = 31, [LM_TYPE_IQ4_NL] = 25, [LM_TYPE_IQ4_XS] = 30, [LM_TYPE_IQ3_S] = 26,
+    };
+    uint64_t count[LM_TYPE_COUNT] = {0}, most = 0;
+    int64_t guess = 0;
+    for (uint64_t i = 0; i < g->n_tensors; i++) {
+        uint32_t t = g->tensors[i].t.type; /* < LM_TYPE_COUNT: checked at parse */
+        if (++count[t] > most) most = count[t], guess = of_type[t];
+    }
+    return guess | LM_GGUF_FILE_TYPE_GUESSED;
+}
+
 /* ---- bounded reading ---------------------------------------------------- */
 
 struct reader {

@@ -14,7 +14,7 @@ static const struct command commands[] = {
     {"chat", cmd_chat, "talk with the model through its chat template"},
     {"run", cmd_run, "continue a prompt (plain completion, for scripts)"},
     {"info", cmd_info, "show a model's metadata and tensors"},
-    {"bench", cmd_bench, "measure prompt and generation speed (tokens per second)"},
+    {"bench", cmd_bench, "measure prompt and generation speed, as llama-bench"},
     {"tokenize", cmd_tokenize, "show how the model's vocabulary splits a text into tokens"},
     {"template", cmd_template, "render a chat template"},
 };

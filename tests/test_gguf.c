@@ -186,6 +186,35 @@ TEST(gguf_version2_and_alignment) {
     return 0;
 }
 
+/* general.file_type when the file says, else llama.cpp's guess from the
+ * tensors (two q8_0, one f32: Q8_0, flagged as guessed). */
+TEST(gguf_file_type) {
+    for (int has_key = 0; has_key < 2; has_key++) {
+        struct lm_gguf_writer w;
+        lm_gguf_writer_init(&w);
+        if (has_key) lm_gguf_write_u32(&w, "general.file_type", 15);
+        uint8_t q[3 * 34] = {0};
+        float d[4] = {0};
+        int64_t ne_q[1] = {32}, ne_f[1] = {4};
+        lm_gguf_write_tensor(&w, "a", LM_TYPE_F32, 1, ne_f, d);
+        lm_gguf_write_tensor(&w, "b", LM_TYPE_Q8_0, 1, ne_q, q);
+        lm_gguf_write_tensor(&w, "c", LM_TYPE_Q8_0, 1, ne_q, q + 34);
+        struct lm_buf b = {0};
+        finish(&w, &b);
+        struct lm_gguf g;
+        struct lm_err err;
+        EXPECT_EQ_INT(lm_gguf_parse(&g, b.data, b.len, &err), 0);
+        int64_t ft = lm_gguf_file_type_of(&g);
+        EXPECT_EQ_INT(ft, has_key ? 15 : 7 | LM_GGUF_FILE_TYPE_GUESSED);
+        EXPECT_EQ_STR(lm_gguf_file_type(ft)->name, has_key ? "Q4_K_M" : "Q8_0");
+        EXPECT_EQ_STR(lm_gguf_file_type(ft)->desc, has_key ? "Q4_K - Medium" : "Q8_0");
+        lm_gguf_close(&g);
+        lm_buf_free(&b);
+    }
+    EXPECT(lm_gguf_file_type(4) == NULL && lm_gguf_file_type(-1) == NULL && lm_gguf_file_type(1 << 20) == NULL);
+    return 0;
+}
+
 /* ---- malformed files ------------------------------------------------------ */
 
 TEST(gguf_bad_magic_version_truncated) {

@@ -82,7 +82,8 @@ struct lm_size_str lm_size_str(uint64_t bytes);
 /* Bytes of physical memory, or UINT64_MAX when the system does not say. */
 uint64_t lm_physical_memory(void);
 
-/* Monotonic clock in seconds. */
+/* Monotonic clock in seconds, and in nanoseconds. */
 double lm_time(void);
+uint64_t lm_time_ns(void);
 
 #endif

@@ -146,6 +146,19 @@ const struct lm_gguf_tensor *lm_gguf_find_tensor(const struct lm_gguf *g, const 
 /* True when s equals the NUL-terminated c. */
 bool lm_gguf_str_eq(struct lm_gguf_str s, const char *c);
 
+/* general.file_type holds llama.cpp's enum llama_ftype: the format most
+ * weights are stored in. name is the short form ("Q4_K_M"), desc llama.cpp's
+ * own wording (llama_ftype_name: "Q4_K - Medium"); NULL for a value neither
+ * knows. The flag LM_GGUF_FILE_TYPE_GUESSED is ignored. */
+#define LM_GGUF_FILE_TYPE_GUESSED 1024
+struct lm_gguf_file_type {
+    const char *name, *desc;
+};
+const struct lm_gguf_file_type *lm_gguf_file_type(int64_t ft);
+/* The file's general.file_type; without one (or when it is not an integer),
+ * llama.cpp's guess: the type of the most tensors, | LM_GGUF_FILE_TYPE_GUESSED. */
+int64_t lm_gguf_file_type_of(const struct lm_gguf *g);
+
 /* ---- writing ---------------------------------------------------------- */
 
 /* Builds a GGUF file in memory: add metadata and tensors, then finish.
