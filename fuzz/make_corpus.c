@@ -88,8 +88,10 @@ static const char *const command_lines[][16] = {
     {"chat", "-sys", "Be brief.", "-n", "64", "--temp", "0.7", "--show-thinking", "--json", "-q", "-c", "2048"},
     {"chat", "--messages", "m.json", "--template", "chatml", "--show-prompt", "--system-file", "s.txt"},
     {"chat", "--template", "nonesuch", "--template-file", "t.jinja", "-t", "0"},
+    {"quantize", "in.gguf", "out.gguf", "q4_k_m", "--threads", "2", "--force", "--leave-output-tensor", "--pure"},
+    {"quantize", "in.gguf", "out.gguf", "Q9_9", "-t", "0", "extra"},
 };
-static const char *const command_names[] = {"run", "info", "bench", "tokenize", "template", "chat"}; /* fuzz_cli.c's order */
+static const char *const command_names[] = {"run", "info", "bench", "tokenize", "template", "chat", "quantize"}; /* fuzz_cli.c's order */
 
 /* Templates of our own, each using a few features of the language. */
 static const char *const inline_templates[] = {
