@@ -503,6 +503,7 @@ int lm_quantize_write(const struct lm_gguf *in, const struct lm_quantize_plan *p
         if (pad_to(&out, data_start + offsets[i], err) < 0) rc = -1;
         else if (p->type[i] == t->t.type) rc = copy_tensor(t, &out, r, i, &done, total, code, err);
         else rc = convert_tensor(t, name, p->type[i], &out, r, &sc, i, &done, total, code, err);
+        lm_gguf_release(in, t->t.data, t->size); /* llama.cpp unmaps each weight too */
     }
     /* the file ends padded, as llama.cpp's do */
     if (rc == 0 && p->n) rc = pad_to(&out, (out.pos + in->alignment - 1) / in->alignment * in->alignment, err);

@@ -170,6 +170,7 @@ TEST(gguf_write_value_and_streamed_header) {
     struct lm_gguf_writer w;
     lm_gguf_writer_init(&w);
     w.alignment = 64;
+    lm_gguf_write_u32(&w, "general.alignment", 64);
     lm_gguf_write_u32(&w, "u32", 7);
     lm_gguf_write_i32(&w, "i32", -7);
     lm_gguf_write_u64(&w, "u64", 1ull << 40);
@@ -226,11 +227,51 @@ TEST(gguf_write_value_and_streamed_header) {
     lm_gguf_writer_header(&c, &h);
     EXPECT(h.len % 64 == 0 && h.len + 84 == b.len && memcmp(h.data, b.data, h.len) == 0);
     EXPECT(memcmp(b.data + h.len, a, 24) == 0 && memcmp(b.data + h.len + 64, a, 20) == 0);
+    const struct lm_gguf_tensor *tb = lm_gguf_find_tensor(&g, "b");
+    EXPECT(tb && tb->offset == 64 && memcmp(tb->t.data, a, 20) == 0);
     lm_buf_free(&h);
     lm_gguf_writer_free(&c);
     lm_gguf_close(&g);
     lm_gguf_writer_free(&w);
     lm_buf_free(&b);
+    return 0;
+}
+
+/* Released pages of a mapped file read back the same; a parsed buffer is
+ * left alone. */
+TEST(gguf_release_rereads) {
+    struct lm_gguf_writer w;
+    lm_gguf_writer_init(&w);
+    w.alignment = 4096;
+    lm_gguf_write_u32(&w, "general.alignment", 4096);
+    float *x = lm_xmalloc(3 * 4096 * sizeof(float));
+    for (int i = 0; i < 3 * 4096; i++) x[i] = (float)i;
+    const int64_t ne[2] = {4096, 3};
+    lm_gguf_write_tensor(&w, "x", LM_TYPE_F32, 2, ne, x);
+    const char *path = test_tmp_path(".gguf");
+    struct lm_err err;
+    EXPECT_EQ_INT(lm_gguf_writer_save(&w, path, &err), 0);
+    struct lm_gguf g;
+    EXPECT_EQ_INT(lm_gguf_open(&g, path, &err), 0);
+    const struct lm_gguf_tensor *t = lm_gguf_find_tensor(&g, "x");
+    EXPECT(t && memcmp(t->t.data, x, t->size) == 0);
+    if (t) {
+        lm_gguf_release(&g, t->t.data, t->size);
+        EXPECT(memcmp(t->t.data, x, t->size) == 0);
+    }
+    lm_gguf_close(&g);
+    struct lm_buf b = {0};
+    lm_gguf_writer_finish(&w, &b);
+    EXPECT_EQ_INT(lm_gguf_parse(&g, b.data, b.len, &err), 0);
+    t = lm_gguf_find_tensor(&g, "x");
+    if (t) {
+        lm_gguf_release(&g, t->t.data, t->size);
+        EXPECT(memcmp(t->t.data, x, t->size) == 0);
+    }
+    lm_gguf_close(&g);
+    lm_buf_free(&b);
+    lm_gguf_writer_free(&w);
+    free(x);
     return 0;
 }
 

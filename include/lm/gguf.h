@@ -117,6 +117,11 @@ int lm_gguf_parse(struct lm_gguf *g, const void *buf, size_t size, struct lm_err
 int lm_gguf_open(struct lm_gguf *g, const char *path, struct lm_err *err);
 /* Safe on a zeroed or half-built g. */
 void lm_gguf_close(struct lm_gguf *g);
+/* Lets the pages of data[0..size) go when g maps a file (lm_gguf_open):
+ * they are read again from the file if touched. For a reader done with a
+ * tensor, so that going through a large file does not keep all of it
+ * resident. Does nothing for a buffer given to lm_gguf_parse. */
+void lm_gguf_release(const struct lm_gguf *g, const void *data, size_t size);
 
 /* Index of key, or -1. */
 int64_t lm_gguf_find_key(const struct lm_gguf *g, const char *key);
