@@ -184,8 +184,9 @@ int cmd_quantize(int argc, char **argv) {
                         "lost does not come back (quantize from the f16 or f32 model when you have it)\n",
                 a.in, lm_type_get(plan.requant)->name);
     if (plan.n_fallback)
-        fprintf(stderr, "lm: note: %llu tensors have rows that do not divide into their format's blocks: they use "
-                        "a smaller format, as llama.cpp's do\n", (unsigned long long)plan.n_fallback);
+        fprintf(stderr, "lm: note: %llu of %llu tensors have rows that do not divide into their format's blocks: "
+                        "they use a smaller format, as in llama.cpp\n",
+                (unsigned long long)plan.n_fallback, (unsigned long long)plan.n);
 
     struct sigaction saved[sizeof stop_signals / sizeof stop_signals[0]], saved_xfsz;
     stop_signal = 0;
