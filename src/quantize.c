@@ -80,11 +80,17 @@ static const char *const keep_parts[] = {
     "mm.a.code_embd",
 };
 
-static bool may_convert(const char *name, const struct lm_tensor *t, bool leave_output) {
-    int n_dims = 4; /* as ggml_n_dims: trailing dimensions of 1 do not count */
+/* ggml_n_dims: trailing dimensions of 1 do not count (llama.cpp also
+ * writes a tensor's dimensions so). */
+static int dims_of(const struct lm_tensor *t) {
+    int n_dims = 4;
     while (n_dims > 1 && t->ne[n_dims - 1] == 1) n_dims--;
+    return n_dims;
+}
+
+static bool may_convert(const char *name, const struct lm_tensor *t, bool leave_output) {
     const size_t len = strlen(name);
-    if (n_dims < 2 || len < 6 || strcmp(name + len - 6, "weight") != 0) return false;
+    if (dims_of(t) < 2 || len < 6 || strcmp(name + len - 6, "weight") != 0) return false;
     if (leave_output && !strcmp(name, "output.weight")) return false;
     if (!strcmp(name, "position_embd.weight") || !strcmp(name, "token_types.weight")) return false;
     for (size_t i = 0; i < sizeof keep_parts / sizeof keep_parts[0]; i++)
@@ -483,7 +489,7 @@ int lm_quantize_write(const struct lm_gguf *in, const struct lm_quantize_plan *p
         const struct lm_gguf_tensor *t = &in->tensors[p->order[i]];
         name_of(t, name, NULL); /* checked by the plan */
         uint64_t size;
-        offsets[i] = lm_gguf_write_tensor_info(&w, name, p->type[i], t->t.n_dims, t->t.ne, &size);
+        offsets[i] = lm_gguf_write_tensor_info(&w, name, p->type[i], dims_of(&t->t), t->t.ne, &size);
         total += t->size;
         st->in_bytes += t->size;
         st->out_bytes += size;

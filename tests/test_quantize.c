@@ -114,6 +114,7 @@ static void make_model(const struct spec *s, struct lm_buf *out, size_t *kv_len)
     add_tensor(&w, s, "token_embd.weight", s->type, 2, E, s->n_vocab, 1);
     add_tensor(&w, s, "output_norm.weight", LM_TYPE_F32, 1, E, 1, 1);
     if (s->untied) add_tensor(&w, s, "output.weight", s->type, 2, E, s->n_vocab, 1);
+    if (!s->no_data) add_tensor(&w, s, "rope_freqs.weight", LM_TYPE_F32, 2, 32, 1, 1); /* 1-D to ggml: kept, as [32] */
     for (int l = 0; l < s->n_layer; l++) {
         char name[64];
         const struct { const char *suffix; int64_t ne0, ne1; } mats[] = {
@@ -435,9 +436,9 @@ static double check_output(const struct lm_buf *in_file, size_t kv_len, const st
     for (uint64_t i = 0; i < out->n_tensors && i < p->n; i++) {
         const struct lm_gguf_tensor *o = &out->tensors[i], *t = &in->tensors[p->order[i]];
         EXPECT(o->name.len == t->name.len && memcmp(o->name.data, t->name.data, t->name.len) == 0);
-        EXPECT(o->t.type == p->type[i] && o->t.n_dims == t->t.n_dims);
+        EXPECT(o->t.type == p->type[i] && o->t.n_dims == (t->t.ne[1] > 1 ? t->t.n_dims : 1));
         EXPECT(memcmp(o->t.ne, t->t.ne, sizeof o->t.ne) == 0);
-        if (t->t.n_dims == 1) EXPECT(o->t.type == LM_TYPE_F32 && o->size == t->size && !memcmp(o->t.data, t->t.data, t->size));
+        if (o->t.n_dims == 1) EXPECT(o->t.type == LM_TYPE_F32 && o->size == t->size && !memcmp(o->t.data, t->t.data, t->size));
         if (o->t.type != p->type[i] || memcmp(o->t.ne, t->t.ne, sizeof o->t.ne)) continue;
         const int64_t n = o->t.ne[0] * o->t.ne[1] * o->t.ne[2] * o->t.ne[3];
         const struct lm_type_traits *from = lm_type_get_ref(t->t.type), *to = lm_type_get_ref(o->t.type);
