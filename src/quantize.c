@@ -285,6 +285,13 @@ int lm_quantize_plan(struct lm_quantize_plan *p, const struct lm_gguf *in, const
         if (cat == CAT_OUTPUT) r.tied = false;
         keys[i] = (struct sort_key){name_layer(name, t->name.len), t->name, i};
     }
+    uint64_t n_split = 1;
+    if (lm_gguf_get_uint(in, "split.count", &n_split, err) < 0) goto done;
+    if (n_split > 1) {
+        lm_errf(err, "part of a model split in %llu files: merge them first (llama-gguf-split --merge)",
+                (unsigned long long)n_split);
+        goto done;
+    }
     if (read_rules(&r, in, n_ffn_down, err) < 0) goto done;
     qsort(keys, p->n, sizeof *keys, by_layer_then_name);
     const bool quantized = !is_float_type(o->mix->type);
@@ -477,7 +484,10 @@ int lm_quantize_write(const struct lm_gguf *in, const struct lm_quantize_plan *p
     w.alignment = in->alignment;
     for (uint64_t i = 0; i < in->n_kv; i++) {
         const struct lm_gguf_kv *kv = &in->kv[i];
-        if (lm_gguf_str_eq(kv->key, "general.file_type") || lm_gguf_str_eq(kv->key, "general.quantization_version"))
+        /* set below, or (the split keys) no longer true, as llama.cpp drops them */
+        if (lm_gguf_str_eq(kv->key, "general.file_type") || lm_gguf_str_eq(kv->key, "general.quantization_version") ||
+            lm_gguf_str_eq(kv->key, "split.no") || lm_gguf_str_eq(kv->key, "split.count") ||
+            lm_gguf_str_eq(kv->key, "split.tensors.count"))
             continue;
         lm_gguf_write_value(&w, kv->key, &kv->value);
     }

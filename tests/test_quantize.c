@@ -568,6 +568,52 @@ TEST(quantize_refuses_nan_and_overflow) {
     return 0;
 }
 
+/* One part of a split model is refused; a model in one part loses the
+ * split keys, as llama.cpp's output does. */
+TEST(quantize_split_models) {
+    const uint16_t one = 1, three = 3;
+    for (int parts = 1; parts <= 3; parts += 2) {
+        struct lm_gguf_writer w;
+        lm_gguf_writer_init(&w);
+        lm_gguf_write_str(&w, "general.architecture", "llama");
+        struct lm_buf raw = {0};
+        lm_gguf_put_u32(&raw, LM_GGUF_U16);
+        lm_buf_append(&raw, parts == 1 ? &one : &three, 2);
+        lm_gguf_write_raw(&w, "split.count", raw.data, raw.len);
+        lm_buf_free(&raw);
+        lm_gguf_write_i32(&w, "split.tensors.count", 1);
+        float x[64] = {0};
+        const int64_t ne[2] = {32, 2};
+        lm_gguf_write_tensor(&w, "a.weight", LM_TYPE_F32, 2, ne, x);
+        struct lm_buf file = {0};
+        lm_gguf_writer_finish(&w, &file);
+        lm_gguf_writer_free(&w);
+        struct lm_gguf in, out;
+        struct lm_err err;
+        EXPECT_EQ_INT(lm_gguf_parse(&in, file.data, file.len, &err), 0);
+        const struct lm_quantize_opts o = {.mix = lm_quantize_mix_find("q8_0")};
+        struct lm_quantize_plan p;
+        struct lm_quantize_stats st;
+        int code;
+        const char *path = test_tmp_path(".gguf");
+        const int rc = quantize_to_file(&in, &o, path, NULL, 0, &p, &st, &code, &err);
+        if (parts == 3) {
+            EXPECT_EQ_INT(rc, -1);
+            EXPECT_CONTAINS(err.msg, "part of a model split in 3 files");
+        } else if (rc == 0 && lm_gguf_open(&out, path, &err) == 0) {
+            EXPECT(!lm_gguf_get(&out, "split.count") && !lm_gguf_get(&out, "split.tensors.count"));
+            EXPECT(out.n_kv == 3 && lm_gguf_find_tensor(&out, "a.weight")->t.type == LM_TYPE_Q8_0);
+            lm_gguf_close(&out);
+        } else {
+            test_fail(__FILE__, __LINE__, "one part: %s", err.msg);
+        }
+        lm_quantize_plan_free(&p);
+        lm_gguf_close(&in);
+        lm_buf_free(&file);
+    }
+    return 0;
+}
+
 /* ---- the command -------------------------------------------------------- */
 
 static const char *lm_bin(void) {

@@ -26,7 +26,8 @@
  * f32 (so a quantized input is dequantized first) on a thread pool.
  * Metadata is copied as it is, except general.file_type (the mix's value of
  * llama.cpp's enum llama_ftype) and general.quantization_version (2), which
- * go last, as llama.cpp writes them. The alignment is the input's.
+ * go last, as llama.cpp writes them, and the split.* keys, which it drops
+ * (one part of a split model is refused). The alignment is the input's.
  *
  * Left out on purpose: importance matrices (so the i-quant mixes and Q2_K_S,
  * which need one), per-tensor type overrides, layer pruning, split files,
