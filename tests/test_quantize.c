@@ -364,6 +364,52 @@ TEST(quantize_rules_order_70b_experts) {
     return 0;
 }
 
+/* The plan for the default model, tensor for tensor, is llama-quantize's
+ * (tests/data/quantize-types.txt, read from its output files). */
+TEST(quantize_plan_matches_llamacpp) {
+    const char *model = test_model_path();
+    if (!model) return test_skip("no default model (scripts/get-model.sh)");
+    struct lm_buf file = {0};
+    struct lm_err err;
+    EXPECT_EQ_INT(lm_read_file("tests/data/quantize-types.txt", &file, &err), 0);
+    struct lm_gguf g;
+    EXPECT_EQ_INT(lm_gguf_open(&g, model, &err), 0);
+    char *names[1024];
+    int n_names = 0, n_mixes = 0;
+    for (char *line = strtok(file.data, "\n"); line; line = strtok(NULL, "\n")) {
+        if (line[0] == '#') continue;
+        char *sp = strchr(line, ' ');
+        LM_ASSERT(sp);
+        *sp = 0;
+        if (!strcmp(line, "names")) {
+            for (char *nm = strtok_r(sp + 1, " ", &sp); nm && n_names < 1024; nm = strtok_r(NULL, " ", &sp)) names[n_names++] = nm;
+            continue;
+        }
+        struct lm_quantize_plan p;
+        const struct lm_quantize_opts o = {.mix = lm_quantize_mix_find(line)};
+        EXPECT(o.mix != NULL);
+        if (!o.mix || lm_quantize_plan(&p, &g, &o, &err) < 0) continue;
+        EXPECT_EQ_INT(p.n, n_names);
+        char *id = sp + 1;
+        for (uint64_t i = 0; i < p.n && i < (uint64_t)n_names; i++) {
+            const long want = strtol(id, &id, 10);
+            const struct lm_gguf_str nm = g.tensors[p.order[i]].name;
+            if (!lm_gguf_str_eq(nm, names[i]) || p.type[i] != want) {
+                test_fail(__FILE__, __LINE__, "%s: tensor %llu is %.*s as %s, llama-quantize's %s as %s", line,
+                          (unsigned long long)i, (int)nm.len, nm.data, lm_type_get(p.type[i])->name, names[i],
+                          lm_type_get((uint32_t)want) ? lm_type_get((uint32_t)want)->name : "?");
+                break;
+            }
+        }
+        lm_quantize_plan_free(&p);
+        n_mixes++;
+    }
+    EXPECT_EQ_INT(n_mixes, 17);
+    lm_gguf_close(&g);
+    lm_buf_free(&file);
+    return 0;
+}
+
 /* ---- round trips -------------------------------------------------------- */
 
 /* The largest |error| a format allows, as a fraction of the largest |x| of
