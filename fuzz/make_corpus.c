@@ -90,8 +90,10 @@ static const char *const command_lines[][16] = {
     {"chat", "--template", "nonesuch", "--template-file", "t.jinja", "-t", "0"},
     {"bench", "-m", "a.gguf,b.gguf", "-p", "16,64", "-n", "4", "-pg", "8,2", "-d", "0-32+16", "-t", "1-4*2", "-o", "jsonl"},
     {"bench", "-b", "1-", "-t", "4-2", "-pg", "1,2,3", "--progress", "--no-warmup", "-o", "md"},
+    {"quantize", "in.gguf", "out.gguf", "q4_k_m", "--threads", "2", "--force", "--leave-output-tensor", "--pure"},
+    {"quantize", "in.gguf", "out.gguf", "Q9_9", "-t", "0", "extra"},
 };
-static const char *const command_names[] = {"run", "info", "bench", "tokenize", "template", "chat"}; /* fuzz_cli.c's order */
+static const char *const command_names[] = {"run", "info", "bench", "tokenize", "template", "chat", "quantize"}; /* fuzz_cli.c's order */
 
 /* Templates of our own, each using a few features of the language. */
 static const char *const inline_templates[] = {

@@ -478,6 +478,14 @@ void lm_gguf_close(struct lm_gguf *g) {
     memset(g, 0, sizeof *g);
 }
 
+void lm_gguf_release(const struct lm_gguf *g, const void *data, size_t size) {
+    if (!g->map) return;
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), p = (uintptr_t)data;
+    const uintptr_t a = (p + page - 1) & ~(page - 1), b = (p + size) & ~(page - 1); /* whole pages only */
+    LM_ASSERT(p >= (uintptr_t)g->map && p + size <= (uintptr_t)g->map + g->map_size);
+    if (b > a) madvise((void *)a, b - a, MADV_DONTNEED); /* a private read-only map: refaults from the file */
+}
+
 /* ---- lookups ------------------------------------------------------------ */
 
 int64_t lm_gguf_find_key(const struct lm_gguf *g, const char *key) {

@@ -15,6 +15,7 @@ static const struct command commands[] = {
     {"run", cmd_run, "continue a prompt (plain completion, for scripts)"},
     {"info", cmd_info, "show a model's metadata and tensors"},
     {"bench", cmd_bench, "measure prompt and generation speed, as llama-bench"},
+    {"quantize", cmd_quantize, "write a model's weights in another format (q4_k_m, q8_0, ...)"},
     {"tokenize", cmd_tokenize, "show how the model's vocabulary splits a text into tokens"},
     {"template", cmd_template, "render a chat template"},
 };

@@ -163,6 +163,118 @@ TEST(gguf_roundtrip_every_type) {
     return 0;
 }
 
+/* Values copied from a parsed file encode to the bytes they were read from
+ * (every type, nested arrays); a header written alone, then the data at
+ * their offsets, is the file lm_gguf_writer_finish makes. */
+TEST(gguf_write_value_and_streamed_header) {
+    struct lm_gguf_writer w;
+    lm_gguf_writer_init(&w);
+    w.alignment = 64;
+    lm_gguf_write_u32(&w, "general.alignment", 64);
+    lm_gguf_write_u32(&w, "u32", 7);
+    lm_gguf_write_i32(&w, "i32", -7);
+    lm_gguf_write_u64(&w, "u64", 1ull << 40);
+    lm_gguf_write_f32(&w, "f32", -0.1f);
+    lm_gguf_write_bool(&w, "bool", true);
+    lm_gguf_write_str(&w, "str", "h\xc3\xa9llo");
+    struct lm_buf raw = {0};
+    const struct { const char *key; enum lm_gguf_type t; uint64_t bits; int size; } scalars[] = {
+        {"u8", LM_GGUF_U8, 200, 1}, {"i8", LM_GGUF_I8, 0x80, 1}, {"u16", LM_GGUF_U16, 65535, 2},
+        {"i16", LM_GGUF_I16, 0x8000, 2}, {"i64", LM_GGUF_I64, (uint64_t)-5, 8}, {"f64", LM_GGUF_F64, 0x400921fb54442d18ull, 8},
+    };
+    for (size_t i = 0; i < sizeof scalars / sizeof scalars[0]; i++) {
+        raw.len = 0;
+        lm_gguf_put_u32(&raw, scalars[i].t);
+        lm_buf_append(&raw, &scalars[i].bits, (size_t)scalars[i].size);
+        lm_gguf_write_raw(&w, scalars[i].key, raw.data, raw.len);
+    }
+    lm_gguf_write_arr(&w, "arr.f32", LM_GGUF_F32, f4, 4);
+    const char *strs[] = {"a", "", "ccc"};
+    lm_gguf_write_arr_str(&w, "arr.str", strs, 3);
+    raw.len = 0; /* [[1, 2], ["x"]] */
+    lm_gguf_put_u32(&raw, LM_GGUF_ARRAY);
+    lm_gguf_put_u32(&raw, LM_GGUF_ARRAY);
+    lm_gguf_put_u64(&raw, 2);
+    lm_gguf_put_u32(&raw, LM_GGUF_U32);
+    lm_gguf_put_u64(&raw, 2);
+    lm_gguf_put_u32(&raw, 1);
+    lm_gguf_put_u32(&raw, 2);
+    lm_gguf_put_u32(&raw, LM_GGUF_STRING);
+    lm_gguf_put_u64(&raw, 1);
+    lm_gguf_put_str(&raw, "x", 1);
+    lm_gguf_write_raw(&w, "arr.nested", raw.data, raw.len);
+    lm_buf_free(&raw);
+    float a[6] = {1, 2, 3, 4, 5, 6};
+    const int64_t ne_a[2] = {3, 2}, ne_b[1] = {5};
+    lm_gguf_write_tensor(&w, "a", LM_TYPE_F32, 2, ne_a, a);
+    lm_gguf_write_tensor(&w, "b", LM_TYPE_F32, 1, ne_b, a);
+    struct lm_buf b = {0};
+    lm_gguf_writer_finish(&w, &b);
+    struct lm_gguf g;
+    struct lm_err err;
+    EXPECT_EQ_INT(lm_gguf_parse(&g, b.data, b.len, &err), 0);
+
+    struct lm_gguf_writer c;
+    lm_gguf_writer_init(&c);
+    c.alignment = 64;
+    for (uint64_t i = 0; i < g.n_kv; i++) lm_gguf_write_value(&c, g.kv[i].key, &g.kv[i].value);
+    EXPECT(c.n_kv == w.n_kv && c.kv.len == w.kv.len && memcmp(c.kv.data, w.kv.data, w.kv.len) == 0);
+    uint64_t size_a, size_b;
+    EXPECT_EQ_INT(lm_gguf_write_tensor_info(&c, "a", LM_TYPE_F32, 2, ne_a, &size_a), 0);
+    EXPECT_EQ_INT(lm_gguf_write_tensor_info(&c, "b", LM_TYPE_F32, 1, ne_b, &size_b), 64);
+    EXPECT(size_a == 24 && size_b == 20 && c.data_size == 84);
+    struct lm_buf h = {0};
+    lm_gguf_writer_header(&c, &h);
+    EXPECT(h.len % 64 == 0 && h.len + 84 == b.len && memcmp(h.data, b.data, h.len) == 0);
+    EXPECT(memcmp(b.data + h.len, a, 24) == 0 && memcmp(b.data + h.len + 64, a, 20) == 0);
+    const struct lm_gguf_tensor *tb = lm_gguf_find_tensor(&g, "b");
+    EXPECT(tb && tb->offset == 64 && memcmp(tb->t.data, a, 20) == 0);
+    lm_buf_free(&h);
+    lm_gguf_writer_free(&c);
+    lm_gguf_close(&g);
+    lm_gguf_writer_free(&w);
+    lm_buf_free(&b);
+    return 0;
+}
+
+/* Released pages of a mapped file read back the same; a parsed buffer is
+ * left alone. */
+TEST(gguf_release_rereads) {
+    struct lm_gguf_writer w;
+    lm_gguf_writer_init(&w);
+    w.alignment = 4096;
+    lm_gguf_write_u32(&w, "general.alignment", 4096);
+    float *x = lm_xmalloc(3 * 4096 * sizeof(float));
+    for (int i = 0; i < 3 * 4096; i++) x[i] = (float)i;
+    const int64_t ne[2] = {4096, 3};
+    lm_gguf_write_tensor(&w, "x", LM_TYPE_F32, 2, ne, x);
+    const char *path = test_tmp_path(".gguf");
+    struct lm_err err;
+    EXPECT_EQ_INT(lm_gguf_writer_save(&w, path, &err), 0);
+    struct lm_gguf g;
+    EXPECT_EQ_INT(lm_gguf_open(&g, path, &err), 0);
+    const struct lm_gguf_tensor *t = lm_gguf_find_tensor(&g, "x");
+    EXPECT(t && memcmp(t->t.data, x, t->size) == 0);
+    if (t) {
+        lm_gguf_release(&g, t->t.data, t->size);
+        EXPECT(memcmp(t->t.data, x, t->size) == 0);
+    }
+    lm_gguf_close(&g);
+    struct lm_buf b = {0};
+    lm_gguf_writer_finish(&w, &b);
+    EXPECT_EQ_INT(lm_gguf_parse(&g, b.data, b.len, &err), 0);
+    t = lm_gguf_find_tensor(&g, "x");
+    if (t) {
+        lm_gguf_release(&g, t->t.data, t->size);
+        EXPECT(memcmp(t->t.data, x, t->size) == 0);
+    }
+    lm_gguf_close(&g);
+    lm_buf_free(&b);
+    lm_gguf_writer_free(&w);
+    free(x);
+    return 0;
+}
+
 TEST(gguf_version2_and_alignment) {
     struct lm_gguf_writer w;
     lm_gguf_writer_init(&w);

@@ -117,6 +117,11 @@ int lm_gguf_parse(struct lm_gguf *g, const void *buf, size_t size, struct lm_err
 int lm_gguf_open(struct lm_gguf *g, const char *path, struct lm_err *err);
 /* Safe on a zeroed or half-built g. */
 void lm_gguf_close(struct lm_gguf *g);
+/* Lets the pages of data[0..size) go when g maps a file (lm_gguf_open):
+ * they are read again from the file if touched. For a reader done with a
+ * tensor, so that going through a large file does not keep all of it
+ * resident. Does nothing for a buffer given to lm_gguf_parse. */
+void lm_gguf_release(const struct lm_gguf *g, const void *data, size_t size);
 
 /* Index of key, or -1. */
 int64_t lm_gguf_find_key(const struct lm_gguf *g, const char *key);
@@ -163,13 +168,15 @@ int64_t lm_gguf_file_type_of(const struct lm_gguf *g);
 
 /* Builds a GGUF file in memory: add metadata and tensors, then finish.
  * Values are copied in; the writer does not validate (tests use it to make
- * malformed files too). */
+ * malformed files too). To stream large files, add tensor infos alone and
+ * write the header, then each tensor's data at its offset. */
 struct lm_gguf_writer {
     struct lm_buf kv;       /* encoded key/value pairs */
-    struct lm_buf infos;    /* encoded tensor infos (offsets filled at finish) */
-    struct lm_buf data;     /* tensor data, each aligned */
+    struct lm_buf infos;    /* encoded tensor infos */
+    struct lm_buf data;     /* tensor data, each aligned (lm_gguf_write_tensor only) */
+    uint64_t data_size;     /* bytes of the data section so far */
     uint64_t n_kv, n_tensors;
-    uint64_t alignment;
+    uint64_t alignment;     /* set before the first tensor */
     uint32_t version;
 };
 
@@ -187,9 +194,17 @@ void lm_gguf_write_arr_str(struct lm_gguf_writer *w, const char *key, const char
 /* Any value, already encoded (value-type field included): for nested arrays
  * and deliberately broken files. */
 void lm_gguf_write_raw(struct lm_gguf_writer *w, const char *key, const void *encoded, size_t n);
+/* A value as lm_gguf_parse read it (copying metadata from one file to another). */
+void lm_gguf_write_value(struct lm_gguf_writer *w, struct lm_gguf_str key, const struct lm_gguf_value *v);
 /* A tensor; data holds the row-major bytes for its type and shape. */
 void lm_gguf_write_tensor(struct lm_gguf_writer *w, const char *name, enum lm_type type, int n_dims,
                           const int64_t *ne, const void *data);
+/* A tensor's info alone: returns its offset in the data section and its
+ * size in *size (may be NULL). Its data is the caller's to write. */
+uint64_t lm_gguf_write_tensor_info(struct lm_gguf_writer *w, const char *name, enum lm_type type, int n_dims,
+                                   const int64_t *ne, uint64_t *size);
+/* Everything before the data section (padding included) into out. */
+void lm_gguf_writer_header(struct lm_gguf_writer *w, struct lm_buf *out);
 /* The whole file into out. */
 void lm_gguf_writer_finish(struct lm_gguf_writer *w, struct lm_buf *out);
 int lm_gguf_writer_save(struct lm_gguf_writer *w, const char *path, struct lm_err *err);
