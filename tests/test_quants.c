@@ -470,7 +470,8 @@ TEST(bench_quants) {
     /* matrix products as the forward pass runs them: 1536 rows of 576
      * against 1 activation row (generation) and 64 (a prompt), best of
      * several runs, in G multiply-adds per second */
-    const uint32_t gemm_types[] = {LM_TYPE_Q4_1, LM_TYPE_Q8_0, LM_TYPE_Q4_0, LM_TYPE_F16, LM_TYPE_Q4_K, LM_TYPE_Q6_K};
+    const uint32_t gemm_types[] = {LM_TYPE_Q4_1, LM_TYPE_Q8_0, LM_TYPE_Q4_0, LM_TYPE_F16,
+                                   LM_TYPE_BF16, LM_TYPE_F32,  LM_TYPE_Q4_K, LM_TYPE_Q6_K};
     for (size_t k = 0; k < sizeof gemm_types / sizeof gemm_types[0]; k++) {
         const struct lm_type_traits *t = lm_type_get(gemm_types[k]), *a = lm_type_get(t->vec_dot_type);
         const int n = t->blck == 256 ? 512 : 576, rows = 1536, toks = 64;
