@@ -14,13 +14,16 @@
  * nearest even for q8_K, as ggml's reference code does).
  *
  * GEMM kernels (the traits' gemm) at the end: float formats, the 32-weight
- * block formats, q4_K and q6_K. For prompt batches they put eight
- * activation rows in the lanes of a vector (see il_pack), the layout of
- * ggml's repacked "8x8" kernels, but rearranging the activations, which we
- * quantize anyway, instead of the mapped weights; for one activation row,
- * a few weight rows share each activation block.
+ * block formats, q4_K and q6_K. For prompt batches the quantized ones put
+ * eight activation rows in the lanes of a vector (see il_pack), the layout
+ * of ggml's repacked "8x8" kernels, but rearranging the activations, which
+ * we quantize anyway, instead of the mapped weights; for one activation row,
+ * a few weight rows share each activation block. The float ones put eight
+ * weight rows in the lanes instead, widened once per batch (see fp_pack).
  *
- * Reference: ggml-cpu/arch/x86/quants.c, ggml-cpu/repack.cpp. */
+ * Reference: ggml-cpu/arch/x86/quants.c, ggml-cpu/repack.cpp; BLIS's
+ * micro-kernel layout (Van Zee and van de Geijn, "BLIS: A Framework for
+ * Rapidly Instantiating BLAS Functionality", 2015). */
 #include "quants_simd.h"
 
 #if LM_QUANTS_AVX2
