@@ -14,13 +14,16 @@
  * nearest even for q8_K, as ggml's reference code does).
  *
  * GEMM kernels (the traits' gemm) at the end: float formats, the 32-weight
- * block formats, q4_K and q6_K. For prompt batches they put eight
- * activation rows in the lanes of a vector (see il_pack), the layout of
- * ggml's repacked "8x8" kernels, but rearranging the activations, which we
- * quantize anyway, instead of the mapped weights; for one activation row,
- * a few weight rows share each activation block.
+ * block formats, q4_K and q6_K. For prompt batches the quantized ones put
+ * eight activation rows in the lanes of a vector (see il_pack), the layout
+ * of ggml's repacked "8x8" kernels, but rearranging the activations, which
+ * we quantize anyway, instead of the mapped weights; for one activation row,
+ * a few weight rows share each activation block. The float ones put eight
+ * weight rows in the lanes instead, widened once per batch (see fp_pack).
  *
- * Reference: ggml-cpu/arch/x86/quants.c, ggml-cpu/repack.cpp. */
+ * Reference: ggml-cpu/arch/x86/quants.c, ggml-cpu/repack.cpp; BLIS's
+ * micro-kernel layout (Van Zee and van de Geijn, "BLIS: A Framework for
+ * Rapidly Instantiating BLAS Functionality", 2015). */
 #include "quants_simd.h"
 
 #if LM_QUANTS_AVX2
@@ -926,11 +929,29 @@ static void gemm_q8_0(int n, int nr, int nc, float *s, size_t ldc, const void *x
     gemm_blocks(G_Q8_0, n, nr, nc, s, ldc, x, bx, y, by);
 }
 
-/* ---- GEMM for float weights (f32, f16, bf16) against f32 activations:
- * R rows x C activation rows, each weight vector widened once for C
- * activation rows ---- */
+/* ---- GEMM for float weights (f32, f16, bf16) against f32 activations ----
+ * A few activation rows: dot products along the row, R weight rows x C
+ * activation rows, each weight vector widened once for C activation rows
+ * (fgemm_tile). A batch (FP_MIN_TOKS or more): BLIS's layout instead.
+ * A panel of 16 weight rows, FP_KC weights long, is widened to f32 once and
+ * transposed so that one vector holds 8 rows at the same position; the
+ * micro-kernel (fp_tile) then keeps 16 rows x 6 activation rows of sums in
+ * 12 registers, and per position loads 2 weight vectors and broadcasts 6
+ * activations for 12 FMAs, with no conversion and no horizontal sum. The
+ * dot form needs R + C loads and R conversions for R x C FMAs, and with 16
+ * registers could not keep its activations in them (2 x 4 ran at 75% of
+ * the FMA peak, this one at over 90%, on Zen 5). */
 
 enum fgemm_kind { F_F32, F_F16, F_BF16 };
+
+/* Loops over a tile's rows and columns must be unrolled completely, or the
+ * sums live in memory. gcc must be told; clang does it unasked, but takes
+ * "GCC unroll N" as a factor and left loops of fewer than N trips rolled. */
+#ifdef __clang__
+#define UNROLL_TILE
+#else
+#define UNROLL_TILE _Pragma("GCC unroll 8")
+#endif
 
 static inline __attribute__((always_inline)) __m256 fgemm_load(enum fgemm_kind k, const uint8_t *row, int i) {
     if (k == F_F32) return _mm256_loadu_ps((const float *)row + i);
@@ -948,25 +969,25 @@ static inline __attribute__((always_inline)) void fgemm_tile(enum fgemm_kind k, 
                                                                const uint8_t *x, size_t bx, const uint8_t *y, size_t by,
                                                                float *s, size_t ldc) {
     __m256 acc[4][4];
-#pragma GCC unroll 4
+UNROLL_TILE
     for (int r = 0; r < R; r++)
-#pragma GCC unroll 4
+UNROLL_TILE
         for (int c = 0; c < C; c++) acc[r][c] = _mm256_setzero_ps();
     int i = 0;
     for (; i + 8 <= n; i += 8) {
         __m256 w[4];
-#pragma GCC unroll 4
+UNROLL_TILE
         for (int r = 0; r < R; r++) w[r] = fgemm_load(k, x + bx * (size_t)r, i);
-#pragma GCC unroll 4
+UNROLL_TILE
         for (int c = 0; c < C; c++) {
             const __m256 a = _mm256_loadu_ps((const float *)(y + by * (size_t)c) + i);
-#pragma GCC unroll 4
+UNROLL_TILE
             for (int r = 0; r < R; r++) acc[r][c] = _mm256_fmadd_ps(w[r], a, acc[r][c]);
         }
     }
-#pragma GCC unroll 4
+UNROLL_TILE
     for (int r = 0; r < R; r++)
-#pragma GCC unroll 4
+UNROLL_TILE
         for (int c = 0; c < C; c++) {
             float v = hsum_ps(acc[r][c]);
             for (int j = i; j < n; j++) v += fgemm_scalar(k, x + bx * (size_t)r, j) * ((const float *)(y + by * (size_t)c))[j];
@@ -996,14 +1017,108 @@ static inline __attribute__((always_inline)) void fgemm(enum fgemm_kind k, int n
     }
 }
 
+#define FP_KC 256      /* weights per panel row: two 8 KB halves, in L1 beside 6 activation rows */
+#define FP_TOKS 6      /* activation rows per micro-tile */
+#define FP_MIN_TOKS 8  /* fewer, and packing a panel costs more than it saves */
+/* The token split in fgemm_packed gives tiles of 4..6 rows from 8 rows up. */
+_Static_assert(FP_MIN_TOKS >= 8 && FP_TOKS == 6, "fp_tile is instantiated for 4..6 activation rows");
+
+/* Weights [k0, k0 + kc) of rows [0, nr) (nr <= 16) into p as f32: two
+ * halves of FP_KC x 8, p[8*FP_KC*h + 8*i + j] = weight k0 + i of row 8h + j.
+ * Rows past nr repeat row nr - 1 (never stored). */
+static inline __attribute__((always_inline)) void fp_pack(enum fgemm_kind k, int nr, int kc, int k0, const uint8_t *x,
+                                                            size_t bx, float *p) {
+    const uint8_t *row[16];
+    for (int r = 0; r < 16; r++) row[r] = x + bx * (size_t)(r < nr ? r : nr - 1);
+    int i = 0;
+    for (; i + 8 <= kc; i += 8)
+        for (int h = 0; h < 2; h++) {
+            __m256i v[8];
+#pragma GCC unroll 8
+            for (int j = 0; j < 8; j++) v[j] = _mm256_castps_si256(fgemm_load(k, row[8 * h + j], k0 + i));
+            transpose_8x8_epi32(v, (__m256i *)(p + 8 * FP_KC * h + 8 * i));
+        }
+    for (; i < kc; i++)
+        for (int r = 0; r < 16; r++) p[8 * FP_KC * (r / 8) + 8 * i + r % 8] = fgemm_scalar(k, row[r], k0 + i);
+}
+
+/* s[c*ldc + r] (+)= sum over the panel of p[r][i] * y[c][i], for rows
+ * [0, nr) and C activation rows; add: accumulate onto the previous panels. */
+static inline __attribute__((always_inline)) void fp_tile(const int C, int kc, const float *p, const uint8_t *y, size_t by,
+                                                            int k0, float *s, size_t ldc, int nr, bool add) {
+    __m256 acc[2][FP_TOKS];
+    const float *yc[FP_TOKS];
+UNROLL_TILE
+    for (int c = 0; c < C; c++) {
+        acc[0][c] = acc[1][c] = _mm256_setzero_ps();
+        yc[c] = (const float *)(y + by * (size_t)c) + k0;
+    }
+    for (int i = 0; i < kc; i++) {
+        __m256 w0 = _mm256_load_ps(p + 8 * i), w1 = _mm256_load_ps(p + 8 * FP_KC + 8 * i);
+        /* in registers: for 4 activation rows gcc would fold the loads into
+         * the FMAs, loading each twice, and the load ports became the limit
+         * (8 rows: 37 -> 48 GMAC/s) */
+        __asm__("" : "+x"(w0), "+x"(w1));
+UNROLL_TILE
+        for (int c = 0; c < C; c++) {
+            const __m256 a = _mm256_broadcast_ss(yc[c] + i);
+            acc[0][c] = _mm256_fmadd_ps(w0, a, acc[0][c]);
+            acc[1][c] = _mm256_fmadd_ps(w1, a, acc[1][c]);
+        }
+    }
+UNROLL_TILE
+    for (int c = 0; c < C; c++)
+UNROLL_TILE
+        for (int h = 0; h < 2; h++) {
+            float *o = s + ldc * (size_t)c + 8 * h;
+            const int m = nr - 8 * h;
+            if (m >= 8) {
+                _mm256_storeu_ps(o, add ? _mm256_add_ps(_mm256_loadu_ps(o), acc[h][c]) : acc[h][c]);
+            } else if (m > 0) { /* the last panel of a matrix whose rows are not a multiple of 16 */
+                float v[8];
+                _mm256_storeu_ps(v, acc[h][c]);
+                for (int j = 0; j < m; j++) o[j] = add ? o[j] + v[j] : v[j];
+            }
+        }
+}
+
+static inline __attribute__((always_inline)) void fgemm_packed(enum fgemm_kind k, int n, int nr, int nc, float *s,
+                                                                 size_t ldc, const uint8_t *x, size_t bx, const uint8_t *y,
+                                                                 size_t by) {
+    _Alignas(32) float p[2 * 8 * FP_KC];
+    const int nt = (nc + FP_TOKS - 1) / FP_TOKS; /* micro-tiles per panel, of near-equal sizes */
+    for (int r = 0; r < nr; r += 16) {
+        const int R = nr - r < 16 ? nr - r : 16;
+        for (int k0 = 0; k0 < n; k0 += FP_KC) {
+            const int kc = n - k0 < FP_KC ? n - k0 : FP_KC;
+            fp_pack(k, R, kc, k0, x + bx * (size_t)r, bx, p);
+            for (int t = 0, c = 0; t < nt; t++) {
+                const int C = (nc - c + (nt - t) - 1) / (nt - t);
+                const uint8_t *yc = y + by * (size_t)c;
+                float *sc = s + ldc * (size_t)c + r;
+                if (C == 6) fp_tile(6, kc, p, yc, by, k0, sc, ldc, R, k0 > 0);
+                else if (C == 5) fp_tile(5, kc, p, yc, by, k0, sc, ldc, R, k0 > 0);
+                else fp_tile(4, kc, p, yc, by, k0, sc, ldc, R, k0 > 0);
+                c += C;
+            }
+        }
+    }
+}
+
+static inline __attribute__((always_inline)) void fgemm_any(enum fgemm_kind k, int n, int nr, int nc, float *s, size_t ldc,
+                                                              const void *x, size_t bx, const void *y, size_t by) {
+    if (nc >= FP_MIN_TOKS) fgemm_packed(k, n, nr, nc, s, ldc, x, bx, y, by);
+    else fgemm(k, n, nr, nc, s, ldc, x, bx, y, by);
+}
+
 static void gemm_f32(int n, int nr, int nc, float *s, size_t ldc, const void *x, size_t bx, const void *y, size_t by) {
-    fgemm(F_F32, n, nr, nc, s, ldc, x, bx, y, by);
+    fgemm_any(F_F32, n, nr, nc, s, ldc, x, bx, y, by);
 }
 static void gemm_f16(int n, int nr, int nc, float *s, size_t ldc, const void *x, size_t bx, const void *y, size_t by) {
-    fgemm(F_F16, n, nr, nc, s, ldc, x, bx, y, by);
+    fgemm_any(F_F16, n, nr, nc, s, ldc, x, bx, y, by);
 }
 static void gemm_bf16(int n, int nr, int nc, float *s, size_t ldc, const void *x, size_t bx, const void *y, size_t by) {
-    fgemm(F_BF16, n, nr, nc, s, ldc, x, bx, y, by);
+    fgemm_any(F_BF16, n, nr, nc, s, ldc, x, bx, y, by);
 }
 
 /* ---- GEMM for q4_K and q6_K, eight q8_K activation rows in lanes ----

@@ -273,7 +273,10 @@ TEST(quants_vec_dot) {
  * reference vec_dot of every pair, over tile edges (rows and activation
  * rows not multiples of the kernels' blocking), padded row strides, rows
  * long enough to be split in chunks, and an output with a wider stride
- * whose gaps must stay untouched. */
+ * whose gaps must stay untouched. The float formats' batch kernel (8 or
+ * more activation rows) works on panels of 16 rows and tiles of 4 to 6
+ * activation rows: the last shapes give it full and partial panels (5, 8
+ * and 11 rows left) and every tile width. */
 TEST(quants_gemm) {
     rng_state = 7;
     for (size_t k = 0; k < sizeof computed / sizeof computed[0]; k++) {
@@ -284,7 +287,7 @@ TEST(quants_gemm) {
         const int ns[] = {blck, 5 * blck + (t->blck == 1 ? 3 : 0), 4096 + 3 * blck + (t->blck == 1 ? 5 : 0)};
         for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++)
             for (int raw = 0; raw < 2; raw++) {
-                const int n = ns[ni], max_r = 11, max_c = 9;
+                const int n = ns[ni], max_r = 37, max_c = 19;
                 const size_t xrow = (size_t)(n / t->blck) * t->size, bx = xrow + t->size;
                 const size_t yrow = (size_t)(n / at->blck) * at->size, by = yrow + 2 * at->size;
                 uint8_t *x = lm_xmalloc(bx * max_r), *y = lm_xmalloc(by * max_c);
@@ -301,11 +304,12 @@ TEST(quants_gemm) {
                     at->from_f32(yf, y + by * c, n);
                     lm_type_get_ref(t->vec_dot_type)->to_f32(y + by * c, yd + (size_t)n * c, n);
                 }
-                const int shapes[][2] = {{1, 1}, {4, 1}, {7, 1}, {2, 4}, {3, 3}, {5, 2}, {max_r, max_c}, {1, 6}};
+                const int shapes[][2] = {{1, 1}, {4, 1}, {7, 1}, {2, 4},  {3, 3},  {5, 2},
+                                         {11, 9}, {1, 6}, {16, 8}, {27, 12}, {24, 19}, {max_r, 13}};
+                float out[(37 + 3) * 19];
                 for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
                     const int nr = shapes[si][0], nc = shapes[si][1];
                     const size_t ldc = (size_t)nr + 3;
-                    float out[(11 + 3) * 9];
                     for (size_t i = 0; i < sizeof out / sizeof out[0]; i++) out[i] = -12345.0f;
                     lm_gemm(t, n, nr, nc, out, ldc, x, bx, y, by);
                     for (int c = 0; c < nc; c++)
@@ -470,7 +474,8 @@ TEST(bench_quants) {
     /* matrix products as the forward pass runs them: 1536 rows of 576
      * against 1 activation row (generation) and 64 (a prompt), best of
      * several runs, in G multiply-adds per second */
-    const uint32_t gemm_types[] = {LM_TYPE_Q4_1, LM_TYPE_Q8_0, LM_TYPE_Q4_0, LM_TYPE_F16, LM_TYPE_Q4_K, LM_TYPE_Q6_K};
+    const uint32_t gemm_types[] = {LM_TYPE_Q4_1, LM_TYPE_Q8_0, LM_TYPE_Q4_0, LM_TYPE_F16,
+                                   LM_TYPE_BF16, LM_TYPE_F32,  LM_TYPE_Q4_K, LM_TYPE_Q6_K};
     for (size_t k = 0; k < sizeof gemm_types / sizeof gemm_types[0]; k++) {
         const struct lm_type_traits *t = lm_type_get(gemm_types[k]), *a = lm_type_get(t->vec_dot_type);
         const int n = t->blck == 256 ? 512 : 576, rows = 1536, toks = 64;
