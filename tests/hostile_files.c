@@ -245,6 +245,36 @@ void gguf_pad_and_data(struct lm_buf *b, size_t n_data) {
     for (size_t i = 0; i < n_data; i++) lm_buf_putc(b, 0);
 }
 
+void gguf_write_hand_values(struct lm_gguf_writer *w, const char *prefix) {
+    static const struct { const char *key; enum lm_gguf_type t; uint64_t bits; int size; } scalars[] = {
+        {"u8", LM_GGUF_U8, 200, 1},      {"i8", LM_GGUF_I8, 0x80, 1},           {"u16", LM_GGUF_U16, 65535, 2},
+        {"i16", LM_GGUF_I16, 0x8000, 2}, {"i64", LM_GGUF_I64, (uint64_t)-5, 8}, {"f64", LM_GGUF_F64, 0x400921fb54442d18ull, 8},
+    };
+    char key[128];
+    struct lm_buf raw = {0};
+    for (size_t i = 0; i < sizeof scalars / sizeof scalars[0]; i++) {
+        raw.len = 0;
+        lm_gguf_put_u32(&raw, scalars[i].t);
+        lm_buf_append(&raw, &scalars[i].bits, (size_t)scalars[i].size);
+        snprintf(key, sizeof key, "%s%s", prefix, scalars[i].key);
+        lm_gguf_write_raw(w, key, raw.data, raw.len);
+    }
+    raw.len = 0;
+    lm_gguf_put_u32(&raw, LM_GGUF_ARRAY);
+    lm_gguf_put_u32(&raw, LM_GGUF_ARRAY);
+    lm_gguf_put_u64(&raw, 2);
+    lm_gguf_put_u32(&raw, LM_GGUF_U32);
+    lm_gguf_put_u64(&raw, 2);
+    lm_gguf_put_u32(&raw, 1);
+    lm_gguf_put_u32(&raw, 2);
+    lm_gguf_put_u32(&raw, LM_GGUF_STRING);
+    lm_gguf_put_u64(&raw, 1);
+    lm_gguf_put_str(&raw, "x", 1);
+    snprintf(key, sizeof key, "%sarr.nested", prefix);
+    lm_gguf_write_raw(w, key, raw.data, raw.len);
+    lm_buf_free(&raw);
+}
+
 /* Replaces the offset of the named tensor in a finished file. */
 static void patch_offset(struct lm_buf *b, const char *name, uint64_t off) {
     struct lm_buf key = {0};

@@ -18,6 +18,11 @@ struct hostile_file {
 void gguf_header(struct lm_buf *b, uint32_t version, uint64_t n_tensors, uint64_t n_kv); /* resets b */
 void gguf_put_info(struct lm_buf *b, const char *name, uint32_t n_dims, const uint64_t *ne, uint32_t type, uint64_t off);
 void gguf_pad_and_data(struct lm_buf *b, size_t n_data); /* to 32-byte alignment, then n_data zero bytes */
+/* The metadata kinds the writer has no helper for, hand-encoded, each key
+ * behind `prefix`: u8 200, i8 -128, u16 65535, i16 -32768, i64 -5, f64 pi,
+ * and arr.nested = [[1, 2], ["x"]]. */
+struct lm_gguf_writer;
+void gguf_write_hand_values(struct lm_gguf_writer *w, const char *prefix);
 
 extern const struct hostile_file hostile_files[];
 extern const size_t n_hostile_files;

@@ -44,37 +44,12 @@ TEST(gguf_roundtrip_every_type) {
     lm_gguf_write_f32(&w, "f32", 0.5f);
     lm_gguf_write_bool(&w, "bool", true);
     lm_gguf_write_str(&w, "str", "héllo");
-    /* Scalars the writer has no helper for, encoded by hand. */
-    struct lm_buf raw = {0};
-    const struct { const char *key; enum lm_gguf_type t; uint64_t bits; int size; } scalars[] = {
-        {"u8", LM_GGUF_U8, 200, 1},   {"i8", LM_GGUF_I8, 0x80, 1},       {"u16", LM_GGUF_U16, 65535, 2},
-        {"i16", LM_GGUF_I16, 0x8000, 2}, {"i64", LM_GGUF_I64, (uint64_t)-5, 8}, {"f64", LM_GGUF_F64, 0x400921fb54442d18ull, 8},
-    };
-    for (size_t i = 0; i < sizeof scalars / sizeof scalars[0]; i++) {
-        raw.len = 0;
-        lm_gguf_put_u32(&raw, scalars[i].t);
-        lm_buf_append(&raw, &scalars[i].bits, (size_t)scalars[i].size);
-        lm_gguf_write_raw(&w, scalars[i].key, raw.data, raw.len);
-    }
+    gguf_write_hand_values(&w, "");
     lm_gguf_write_arr(&w, "arr.f32", LM_GGUF_F32, f4, 4);
     int16_t i16s[3] = {-1, 2, -3};
     lm_gguf_write_arr(&w, "arr.i16", LM_GGUF_I16, i16s, 3);
     const char *strs[] = {"a", "", "ccc"};
     lm_gguf_write_arr_str(&w, "arr.str", strs, 3);
-    /* An array of two arrays: [[1, 2], ["x"]]. */
-    raw.len = 0;
-    lm_gguf_put_u32(&raw, LM_GGUF_ARRAY);
-    lm_gguf_put_u32(&raw, LM_GGUF_ARRAY);
-    lm_gguf_put_u64(&raw, 2);
-    lm_gguf_put_u32(&raw, LM_GGUF_U32);
-    lm_gguf_put_u64(&raw, 2);
-    lm_gguf_put_u32(&raw, 1);
-    lm_gguf_put_u32(&raw, 2);
-    lm_gguf_put_u32(&raw, LM_GGUF_STRING);
-    lm_gguf_put_u64(&raw, 1);
-    lm_gguf_put_str(&raw, "x", 1);
-    lm_gguf_write_raw(&w, "arr.nested", raw.data, raw.len);
-    lm_buf_free(&raw);
     int64_t ne[2] = {4, 2};
     float t[8] = {1, 2, 3, 4, 5, 6, 7, 8};
     lm_gguf_write_tensor(&w, "t.f32", LM_TYPE_F32, 2, ne, t);
@@ -177,33 +152,10 @@ TEST(gguf_write_value_and_streamed_header) {
     lm_gguf_write_f32(&w, "f32", -0.1f);
     lm_gguf_write_bool(&w, "bool", true);
     lm_gguf_write_str(&w, "str", "h\xc3\xa9llo");
-    struct lm_buf raw = {0};
-    const struct { const char *key; enum lm_gguf_type t; uint64_t bits; int size; } scalars[] = {
-        {"u8", LM_GGUF_U8, 200, 1}, {"i8", LM_GGUF_I8, 0x80, 1}, {"u16", LM_GGUF_U16, 65535, 2},
-        {"i16", LM_GGUF_I16, 0x8000, 2}, {"i64", LM_GGUF_I64, (uint64_t)-5, 8}, {"f64", LM_GGUF_F64, 0x400921fb54442d18ull, 8},
-    };
-    for (size_t i = 0; i < sizeof scalars / sizeof scalars[0]; i++) {
-        raw.len = 0;
-        lm_gguf_put_u32(&raw, scalars[i].t);
-        lm_buf_append(&raw, &scalars[i].bits, (size_t)scalars[i].size);
-        lm_gguf_write_raw(&w, scalars[i].key, raw.data, raw.len);
-    }
+    gguf_write_hand_values(&w, "");
     lm_gguf_write_arr(&w, "arr.f32", LM_GGUF_F32, f4, 4);
     const char *strs[] = {"a", "", "ccc"};
     lm_gguf_write_arr_str(&w, "arr.str", strs, 3);
-    raw.len = 0; /* [[1, 2], ["x"]] */
-    lm_gguf_put_u32(&raw, LM_GGUF_ARRAY);
-    lm_gguf_put_u32(&raw, LM_GGUF_ARRAY);
-    lm_gguf_put_u64(&raw, 2);
-    lm_gguf_put_u32(&raw, LM_GGUF_U32);
-    lm_gguf_put_u64(&raw, 2);
-    lm_gguf_put_u32(&raw, 1);
-    lm_gguf_put_u32(&raw, 2);
-    lm_gguf_put_u32(&raw, LM_GGUF_STRING);
-    lm_gguf_put_u64(&raw, 1);
-    lm_gguf_put_str(&raw, "x", 1);
-    lm_gguf_write_raw(&w, "arr.nested", raw.data, raw.len);
-    lm_buf_free(&raw);
     float a[6] = {1, 2, 3, 4, 5, 6};
     const int64_t ne_a[2] = {3, 2}, ne_b[1] = {5};
     lm_gguf_write_tensor(&w, "a", LM_TYPE_F32, 2, ne_a, a);

@@ -3,6 +3,7 @@
  * format's bound, metadata and 1-D tensors copied), and the command as a
  * user runs it: refusing to overwrite, bad input, a full disk (a file-size
  * limit) and Ctrl-C, each leaving OUT untouched. */
+#include "hostile_files.h"
 #include "test.h"
 
 #include "lm/quantize.h"
@@ -74,30 +75,7 @@ static void add_metadata(struct lm_gguf_writer *w, const struct spec *s) {
     lm_gguf_write_i32(w, "x.i32", -3);
     lm_gguf_write_u64(w, "x.u64", 1ull << 40);
     lm_gguf_write_bool(w, "x.bool", true);
-    struct lm_buf raw = {0};
-    const struct { const char *key; enum lm_gguf_type t; uint64_t bits; int size; } scalars[] = {
-        {"x.u8", LM_GGUF_U8, 200, 1}, {"x.i8", LM_GGUF_I8, 0x80, 1}, {"x.u16", LM_GGUF_U16, 65535, 2},
-        {"x.i16", LM_GGUF_I16, 0x8000, 2}, {"x.i64", LM_GGUF_I64, (uint64_t)-5, 8}, {"x.f64", LM_GGUF_F64, 0x400921fb54442d18ull, 8},
-    };
-    for (size_t i = 0; i < sizeof scalars / sizeof scalars[0]; i++) {
-        raw.len = 0;
-        lm_gguf_put_u32(&raw, scalars[i].t);
-        lm_buf_append(&raw, &scalars[i].bits, (size_t)scalars[i].size);
-        lm_gguf_write_raw(w, scalars[i].key, raw.data, raw.len);
-    }
-    raw.len = 0; /* [[1, 2], ["x"]] */
-    lm_gguf_put_u32(&raw, LM_GGUF_ARRAY);
-    lm_gguf_put_u32(&raw, LM_GGUF_ARRAY);
-    lm_gguf_put_u64(&raw, 2);
-    lm_gguf_put_u32(&raw, LM_GGUF_U32);
-    lm_gguf_put_u64(&raw, 2);
-    lm_gguf_put_u32(&raw, 1);
-    lm_gguf_put_u32(&raw, 2);
-    lm_gguf_put_u32(&raw, LM_GGUF_STRING);
-    lm_gguf_put_u64(&raw, 1);
-    lm_gguf_put_str(&raw, "x", 1);
-    lm_gguf_write_raw(w, "x.nested", raw.data, raw.len);
-    lm_buf_free(&raw);
+    gguf_write_hand_values(w, "x.");
     const char *tokens[] = {"<s>", "a", "b\xc3\xa9"};
     lm_gguf_write_arr_str(w, "tokenizer.ggml.tokens", tokens, 3);
     const float scores[3] = {0, -1.5f, -2};
