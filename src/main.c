@@ -15,6 +15,7 @@ static const struct command commands[] = {
     {"run", cmd_run, "continue a prompt (plain completion, for scripts)"},
     {"info", cmd_info, "show a model's metadata and tensors"},
     {"bench", cmd_bench, "measure prompt and generation speed (tokens per second)"},
+    {"perplexity", cmd_perplexity, "perplexity over a text, KL divergence against a base model"},
     {"tokenize", cmd_tokenize, "show how the model's vocabulary splits a text into tokens"},
     {"template", cmd_template, "render a chat template"},
 };
