@@ -88,8 +88,11 @@ static const char *const command_lines[][16] = {
     {"chat", "-sys", "Be brief.", "-n", "64", "--temp", "0.7", "--show-thinking", "--json", "-q", "-c", "2048"},
     {"chat", "--messages", "m.json", "--template", "chatml", "--show-prompt", "--system-file", "s.txt"},
     {"chat", "--template", "nonesuch", "--template-file", "t.jinja", "-t", "0"},
+    {"perplexity", "-m", "x.gguf", "-f", "t.txt", "-c", "512", "-b", "128", "--chunks", "4", "-t", "2", "-o", "json"},
+    {"perplexity", "--kl-divergence-base", "b.logits", "--kl-divergence", "-c", "3", "-o", "md"},
 };
-static const char *const command_names[] = {"run", "info", "bench", "tokenize", "template", "chat"}; /* fuzz_cli.c's order */
+static const char *const command_names[] = {"run", "info", "bench", "tokenize", "template", "chat",
+                                            "perplexity"}; /* fuzz_cli.c's order */
 
 /* Templates of our own, each using a few features of the language. */
 static const char *const inline_templates[] = {
