@@ -569,3 +569,43 @@ TEST(perplexity_cli_output) {
     lm_buf_free(&text);
     return 0;
 }
+
+/* A logits file written by llama.cpp's llama-perplexity, for the tiny model
+ * of tests/corpus/gguf/good-llama-bpe (hostile_files.h) over
+ * tests/data/perplexity/tiny.txt:
+ *   llama-perplexity -m tests/corpus/gguf/good-llama-bpe -f tests/data/perplexity/tiny.txt \
+ *       -c 16 --kl-divergence-base tests/data/perplexity/llamacpp-tiny.logits
+ * which printed "Final estimate: PPL = 256.1741 +/- 20.76695". lm reads it,
+ * writes the same header and tokens, and agrees on the scores. */
+TEST(perplexity_llamacpp_logits_file) {
+    const char *model = "tests/corpus/gguf/good-llama-bpe", *text = "tests/data/perplexity/tiny.txt",
+               *golden = "tests/data/perplexity/llamacpp-tiny.logits";
+    struct lm_buf want = {0}, got = {0};
+    struct lm_err e;
+    if (lm_read_file(golden, &want, &e) < 0) {
+        test_fail(__FILE__, __LINE__, "%s", e.msg);
+        return 0;
+    }
+    char saved[512], args[2048];
+    snprintf(saved, sizeof saved, "%s", test_tmp_path(".logits"));
+    snprintf(args, sizeof args, "perplexity -m %s -f %s -c 16 -t 2 --kl-divergence-base '%s'", model, text, saved);
+    EXPECT_EQ_INT(test_run_lm(args, NULL, &out, &errout), 0);
+    const char *last = out.data ? strstr(out.data, "Final estimate: PPL = ") : NULL;
+    EXPECT(last && fabs(atof(last + 22) - 256.1741) < 256.1741 * 1e-4);
+    EXPECT_EQ_INT(lm_read_file(saved, &got, &e), 0);
+    size_t head = 20 + 3 * 16 * 4; /* 3 windows of 16 tokens */
+    EXPECT(got.len == want.len && want.len > head && memcmp(got.data, want.data, head) == 0);
+    snprintf(args, sizeof args, "perplexity -m %s -t 2 --kl-divergence-base %s --kl-divergence -o json", model, golden);
+    EXPECT_EQ_INT(test_run_lm(args, NULL, &out, &errout), 0);
+    struct lm_json j;
+    EXPECT_EQ_INT(lm_json_parse(&j, out.data, out.len, &e), 0);
+    EXPECT_NEAR(num(&j, "ppl_base"), 256.1741, 256.1741 * 1e-4); /* llama.cpp's, from its saved log-probabilities */
+    EXPECT_NEAR(num(&j, "ppl"), 256.1741, 256.1741 * 1e-4);
+    EXPECT(fabs(num(&j, "kld_mean")) < 1e-5 && num(&j, "kld_p99") < 1e-4);
+    EXPECT(num(&j, "same_top_p") >= 0.95);
+    EXPECT_NEAR(num(&j, "n_chunks"), 3, 0);
+    lm_json_free(&j);
+    lm_buf_free(&want);
+    lm_buf_free(&got);
+    return 0;
+}
