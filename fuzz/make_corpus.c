@@ -92,8 +92,11 @@ static const char *const command_lines[][16] = {
     {"bench", "-b", "1-", "-t", "4-2", "-pg", "1,2,3", "--progress", "--no-warmup", "-o", "md"},
     {"quantize", "in.gguf", "out.gguf", "q4_k_m", "--threads", "2", "--force", "--leave-output-tensor", "--pure"},
     {"quantize", "in.gguf", "out.gguf", "Q9_9", "-t", "0", "extra"},
+    {"perplexity", "-m", "x.gguf", "-f", "t.txt", "-c", "512", "-b", "128", "--chunks", "4", "-t", "2", "-o", "json"},
+    {"perplexity", "--kl-divergence-base", "b.logits", "--kl-divergence", "-c", "3", "-o", "md"},
 };
-static const char *const command_names[] = {"run", "info", "bench", "tokenize", "template", "chat", "quantize"}; /* fuzz_cli.c's order */
+static const char *const command_names[] = {"run", "info", "bench", "tokenize", "template", "chat", "quantize",
+                                            "perplexity"}; /* fuzz_cli.c's order */
 
 /* Templates of our own, each using a few features of the language. */
 static const char *const inline_templates[] = {

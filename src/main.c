@@ -16,6 +16,7 @@ static const struct command commands[] = {
     {"info", cmd_info, "show a model's metadata and tensors"},
     {"bench", cmd_bench, "measure prompt and generation speed, as llama-bench"},
     {"quantize", cmd_quantize, "write a model's weights in another format (q4_k_m, q8_0, ...)"},
+    {"perplexity", cmd_perplexity, "perplexity over a text, KL divergence against a base model"},
     {"tokenize", cmd_tokenize, "show how the model's vocabulary splits a text into tokens"},
     {"template", cmd_template, "render a chat template"},
 };

@@ -290,7 +290,8 @@ static void ctx_plan(const struct lm_model *m, int n_ctx, int n_batch, struct ct
     p->rope = f * nb * (uint64_t)(hp->n_rot / 2);
     p->logits = f * (uint64_t)hp->n_vocab;
     p->att_scratch = f * att_scratch_size(hp, n_ctx);
-    uint64_t qs = lm_matmul_scratch_size(m->output, 1);
+    /* the output takes up to a batch of rows (lm_forward_logits) */
+    uint64_t qs = lm_matmul_scratch_size(m->output, n_batch);
     for (int l = 0; l < hp->n_layer; l++) {
         const struct lm_layer *L = &m->layers[l];
         /* the products that share one lm_matmul_multi call need their sum */
@@ -482,9 +483,16 @@ static void add(float *x, const float *y, size_t n) {
 }
 
 int lm_forward(struct lm_ctx *c, const int32_t *tokens, int n, int pos, struct lm_err *err) {
+    return lm_forward_logits(c, tokens, n, pos, n - 1, 1, c->logits, err);
+}
+
+int lm_forward_logits(struct lm_ctx *c, const int32_t *tokens, int n, int pos, int out0, int n_out, float *out,
+                      struct lm_err *err) {
     const struct lm_model *m = c->model;
     const struct lm_hparams *hp = &m->hp;
     if (n < 1 || n > c->n_batch) return lm_errf(err, "batch of %d tokens (1..%d allowed)", n, c->n_batch);
+    if (out0 < 0 || n_out < 0 || out0 > n - n_out)
+        return lm_errf(err, "logits of tokens %d..%d asked of a batch of %d", out0, out0 + n_out - 1, n);
     if (pos < 0 || pos + n > c->n_ctx)
         return lm_errf(err, "positions %d..%d do not fit in the context of %d", pos, pos + n - 1, c->n_ctx);
     int E = hp->n_embd, hd = hp->head_dim, half = hp->n_rot / 2;
@@ -532,8 +540,9 @@ int lm_forward(struct lm_ctx *c, const int32_t *tokens, int n, int pos, struct l
         lm_matmul(c->pool, c->xn, L->w_down, c->ffn_g, n, c->qscratch);
         add(c->x, c->xn, (size_t)n * E);
     }
-    float *last = c->x + (size_t)(n - 1) * E;
-    lm_rmsnorm(c->xn, last, m->output_norm->data, E, hp->norm_eps);
-    lm_matmul(c->pool, c->logits, m->output, c->xn, 1, c->qscratch);
+    if (n_out == 0) return 0;
+    for (int t = 0; t < n_out; t++)
+        lm_rmsnorm(c->xn + (size_t)t * E, c->x + (size_t)(out0 + t) * E, m->output_norm->data, E, hp->norm_eps);
+    lm_matmul(c->pool, out, m->output, c->xn, n_out, c->qscratch);
     return 0;
 }

@@ -423,3 +423,54 @@ TEST(model_logits_independent_of_threads) {
     }
     return 0;
 }
+
+/* Logits for every position of a batch (perplexity), each against the
+ * reference run over the prefix that ends there, and a run of rows in the
+ * middle of a later batch: the same values lm_forward gives for the last. */
+TEST(model_logits_every_position) {
+    enum { N = 20 };
+    struct lm_buf file = {0};
+    struct ref_model ref;
+    build(&file, &ref, 0, LM_TYPE_Q8_0, false);
+    int32_t tok[N];
+    for (int t = 0; t < N; t++) tok[t] = (t * 17 + 3) % V;
+    struct lm_gguf g;
+    struct lm_model m;
+    struct lm_ctx c;
+    struct lm_err err;
+    struct lm_pool *pool = lm_pool_create(2);
+    if (lm_gguf_parse(&g, file.data, file.len, &err) < 0 || lm_model_from_gguf(&m, &g, &err) < 0) {
+        test_fail(__FILE__, __LINE__, "%s", err.msg);
+    } else {
+        static float rows[N][V];
+        static double want[V];
+        EXPECT_EQ_INT(lm_ctx_init(&c, &m, pool, 32, N, &err), 0);
+        EXPECT_EQ_INT(lm_forward_logits(&c, tok, N, 0, 0, N, rows[0], &err), 0);
+        for (int t = 0; t < N; t++) {
+            ref_forward(&ref, tok, t + 1, want);
+            double d = max_abs_diff(rows[t], want, V);
+            if (d > tolerance(LM_TYPE_Q8_0)) test_fail(__FILE__, __LINE__, "position %d: max |logit diff| %g", t, d);
+        }
+        /* Tokens 8..N in one batch after a cached prefix, rows 3..6 of it. */
+        EXPECT_EQ_INT(lm_forward(&c, tok, 8, 0, &err), 0);
+        EXPECT_EQ_INT(lm_forward_logits(&c, tok + 8, N - 8, 8, 3, 4, rows[0], &err), 0);
+        for (int t = 0; t < 4; t++) {
+            ref_forward(&ref, tok, 8 + 3 + t + 1, want);
+            double d = max_abs_diff(rows[t], want, V);
+            if (d > tolerance(LM_TYPE_Q8_0)) test_fail(__FILE__, __LINE__, "row %d after a prefix: max |logit diff| %g", t, d);
+        }
+        /* lm_forward's last row is lm_forward_logits's, bit for bit. */
+        EXPECT_EQ_INT(lm_forward(&c, tok, N, 0, &err), 0);
+        EXPECT_EQ_INT(lm_forward_logits(&c, tok, N, 0, N - 1, 1, rows[0], &err), 0);
+        EXPECT(memcmp(rows[0], c.logits, sizeof rows[0]) == 0);
+        EXPECT_EQ_INT(lm_forward_logits(&c, tok, 4, 0, 2, 3, rows[0], &err), -1);
+        EXPECT_CONTAINS(err.msg, "asked of a batch of 4");
+        EXPECT_EQ_INT(lm_forward_logits(&c, tok, 4, 0, 0, 0, NULL, &err), 0); /* no rows: the cache only */
+        lm_ctx_free(&c);
+        lm_model_free(&m);
+    }
+    lm_pool_free(pool);
+    free_ref(&ref);
+    lm_buf_free(&file);
+    return 0;
+}

@@ -9,7 +9,9 @@
  * A context (struct lm_ctx) owns the KV cache (f16) and the scratch of one
  * sequence. lm_forward() runs a batch of tokens at consecutive positions
  * (prefill in one batch, then one token at a time) and computes logits only
- * for the last token of the batch.
+ * for the last token of the batch; lm_forward_logits computes them for any
+ * run of the batch's tokens (perplexity scores every position), into the
+ * caller's buffer, so a context holds one row of logits whatever its batch.
  *
  * Memory: every dimension is checked against a tensor's shape at load, but
  * a narrow model (n_embd 1) can still have rows that need gigabytes per
@@ -113,5 +115,11 @@ void lm_ctx_free(struct lm_ctx *c); /* safe on zeroed */
  * ids < n_vocab) and leaves the last token's logits in c->logits. Earlier
  * cache entries at positions >= pos are overwritten. */
 int lm_forward(struct lm_ctx *c, const int32_t *tokens, int n, int pos, struct lm_err *err);
+/* The same, with the logits of tokens[out0..out0+n_out) of the batch in
+ * out: n_out rows of n_vocab floats (0 <= out0, out0 + n_out <= n; n_out 0
+ * computes none). c->logits is left as it was. lm_forward is this with the
+ * last token into c->logits. */
+int lm_forward_logits(struct lm_ctx *c, const int32_t *tokens, int n, int pos, int out0, int n_out, float *out,
+                      struct lm_err *err);
 
 #endif
