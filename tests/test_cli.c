@@ -98,6 +98,26 @@ TEST(cli_run_seed_and_stop) {
     return 0;
 }
 
+/* --ignore-eos (run and chat): where greedy decoding would end the turn at
+ * once, generation goes on to -n and no end-of-generation token appears. */
+TEST(cli_ignore_eos) {
+    if (!have_model()) return test_skip("no default model (scripts/get-model.sh)");
+    const char *p = "run --temp 0 -n 12 --jsonl --special -p '<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+                    "Hello! How can I assist you today?'";
+    EXPECT_EQ_INT(run(p, NULL), 0);
+    EXPECT(contains(&out, "\"stop\":\"eog\""));
+    char args[300];
+    snprintf(args, sizeof args, "%s --ignore-eos", p);
+    EXPECT_EQ_INT(run(args, NULL), 0);
+    EXPECT(contains(&out, "\"stop\":\"length\"") && contains(&out, "\"generated_tokens\":12,"));
+    EXPECT(!contains(&out, "<|im_end|>") && !contains(&out, "<|endoftext|>"));
+    EXPECT_EQ_INT(run("chat --temp 0 -n 40 --json -q", "Hi"), 0);
+    EXPECT(contains(&out, "\"finish_reason\":\"eog\""));
+    EXPECT_EQ_INT(run("chat --temp 0 -n 40 --json -q --ignore-eos", "Hi"), 0);
+    EXPECT(contains(&out, "\"finish_reason\":\"length\"") && contains(&out, "\"completion_tokens\":40,"));
+    return 0;
+}
+
 TEST(cli_run_errors) {
     if (!have_model()) return test_skip("no default model (scripts/get-model.sh)");
     EXPECT_EQ_INT(run("run -n abc -p x", NULL), 1);
