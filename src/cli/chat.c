@@ -187,18 +187,13 @@ struct chat_session {
 static int fit(struct chat_session *cs, struct lm_buf *text, struct lm_tokens *ids, struct lm_err *err) {
     int n_ctx = cs->e.ctx.n_ctx;
     int reserve = cs->o->n_predict >= 0 ? (int)cs->o->n_predict : n_ctx / 4 < 512 ? n_ctx / 4 : 512;
-    int dropped = 0;
+    size_t room = reserve < n_ctx ? (size_t)(n_ctx - reserve) : 0;
     char warn[160];
-    for (;;) {
-        if (lm_chat_render(&cs->chat, true, text, ids, warn, err) < 0) return -1;
-        if ((int)ids->n + reserve <= n_ctx) break;
-        if (!lm_chat_drop_oldest(&cs->chat)) {
-            if ((int)ids->n < n_ctx) break; /* no room to spare, but the message fits */
-            return lm_errf(err, "the message (%zu tokens with the template) does not fit in the context of %d tokens "
-                                "(see -c)", ids->n, n_ctx);
-        }
-        dropped++;
-    }
+    int dropped = lm_chat_fit(&cs->chat, true, room, text, ids, warn, err);
+    if (dropped < 0) return -1;
+    if (ids->n > room && (int)ids->n >= n_ctx) /* the last turn alone need not leave room, only fit */
+        return lm_errf(err, "the message (%zu tokens with the template) does not fit in the context of %d tokens "
+                            "(see -c)", ids->n, n_ctx);
     if (!cs->o->quiet && dropped)
         fprintf(stderr, "lm: context full: dropped the %d oldest turn%s\n", dropped, dropped > 1 ? "s" : "");
     if (!cs->o->quiet && warn[0]) fprintf(stderr, "lm: note: %s\n", warn);
