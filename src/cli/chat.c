@@ -428,15 +428,19 @@ int cmd_chat(int argc, char **argv) {
     }
     if (o.system) lm_chat_set_system(&cs.chat, o.system);
     if (o.system_file) lm_chat_set_system(&cs.chat, text.data ? text.data : "");
-    /* A template that cannot render this conversation fails loudly, before any input. */
+    /* A template that cannot render a conversation fails loudly, before any
+     * input: the system prompt and a greeting. Not a --messages history,
+     * which may be long: lm_chat_fit renders its newest turns at the first
+     * turn, in memory and time that do not grow with it. */
+    struct lm_chat probe_chat;
     struct lm_tokens ids = {0};
     char warn[160];
-    lm_chat_add(&cs.chat, "user", "hello", 5);
-    int probe = lm_chat_render(&cs.chat, true, &text, &ids, warn, &err);
-    cs.chat.n_msgs--;
+    lm_chat_init(&probe_chat, &cs.e.tok, tmpl.data, tmpl.len);
+    if (cs.chat.n_msgs && !strcmp(cs.chat.msgs[0].role, "system")) lm_chat_set_system(&probe_chat, cs.chat.msgs[0].content);
+    lm_chat_add(&probe_chat, "user", "hello", 5);
+    int probe = lm_chat_render(&probe_chat, true, &text, &ids, warn, &err);
+    lm_chat_free(&probe_chat);
     lm_tokens_free(&ids);
-    free((char *)cs.chat.msgs[cs.chat.n_msgs].role);
-    free((char *)cs.chat.msgs[cs.chat.n_msgs].content);
     if (probe < 0) {
         rc = lm_cli_fail(LM_EXIT_MODEL, "%s: chat template: %s (try --template chatml)", o.engine.model_path, err.msg);
         goto done;
