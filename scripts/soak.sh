@@ -154,7 +154,7 @@ median() { sort -n | awk '{ v[NR] = $1 } END { print NR ? v[int((NR + 1) / 2)] :
 
 elapsed() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
 
-question() { echo "Question $1: tell me one fact about the sea, in a sentence."; }
+question() { printf "Question %03d: tell me one fact about the sea, in a sentence.\n" "$1"; } # one length: equal token counts
 
 verdict() { # verdict TEXT GROWTH_KIB...: prints TEXT, then ok when every growth is under the limit
     local text=$1 g
