@@ -1,4 +1,4 @@
-# lm: single-binary LLM inference. Targets: all test test-repeat asan tsan neon-test fuzz bench chat clean.
+# lm: single-binary LLM inference. Targets: all test test-repeat asan tsan neon-test fuzz bench soak chat clean.
 CC ?= cc
 ifeq ($(origin CC),default)
 CC := cc
@@ -25,7 +25,7 @@ OBJ := $(SRC:%.c=$(BUILD)/%.o)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all test test-repeat asan tsan neon-test fuzz fuzz-run fuzz-replay corpus bench chat clean model FORCE
+.PHONY: all test test-repeat asan tsan neon-test fuzz fuzz-run fuzz-replay corpus bench soak soak-valgrind chat clean model FORCE
 
 all: lm
 
@@ -151,7 +151,19 @@ chat: lm models/default.gguf
 bench: lm models/default.gguf
 	./lm bench
 
+# Memory over a 300-turn chat and a 20,000-token run, one thread (about an
+# hour and a half; scripts/soak.sh says what is measured). soak-valgrind: the
+# shortened version under valgrind, built into build-valgrind/ without
+# AVX-512, which valgrind cannot run. SOAK=... passes arguments (sections).
+soak: lm models/default.gguf
+	./scripts/soak.sh $(SOAK)
+
+VG_ARCHFLAGS := $(if $(filter x86_64,$(shell uname -m)),-march=x86-64-v3,$(ARCHFLAGS))
+soak-valgrind: models/default.gguf
+	$(MAKE) BUILD=build-valgrind CFLAGS="-O2 -g" ARCHFLAGS="$(VG_ARCHFLAGS)" build-valgrind/lm
+	LM=build-valgrind/lm ./scripts/soak.sh --valgrind $(SOAK)
+
 clean:
-	rm -rf build build-asan build-tsan build-clang build-neon build-neon-v8 build-fuzz lm
+	rm -rf build build-asan build-tsan build-clang build-neon build-neon-v8 build-fuzz build-valgrind lm
 
 -include $(OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(FUZZ_OBJ:.o=.d)

@@ -200,6 +200,58 @@ int lm_chat_render(const struct lm_chat *c, bool add_generation_prompt, struct l
     return rc;
 }
 
+/* ---- fitting a context ---------------------------------------------------------- */
+
+/* Turns after the system message, as lm_chat_drop_oldest cuts them: the
+ * first starts at the first message, each other one at a user message. */
+static size_t n_turns(const struct lm_chat *c) {
+    size_t first = has_system(c) ? 1 : 0, n = first < c->n_msgs ? 1 : 0;
+    for (size_t i = first + 1; i < c->n_msgs; i++) n += !strcmp(c->msgs[i].role, "user");
+    return n;
+}
+
+/* Index of the first message of turn k (k = n_turns: c->n_msgs). */
+static size_t turn_start(const struct lm_chat *c, size_t k) {
+    size_t i = has_system(c) ? 1 : 0;
+    for (size_t t = 0; t < k; t++)
+        for (i++; i < c->n_msgs && strcmp(c->msgs[i].role, "user") != 0; i++) {}
+    return i < c->n_msgs ? i : c->n_msgs;
+}
+
+/* Renders the system message and the newest `keep` turns, leaving c alone. */
+static int render_newest(const struct lm_chat *c, size_t keep, bool add_gen, struct lm_buf *text,
+                         struct lm_tokens *ids, char warn[160], struct lm_err *err) {
+    size_t first = has_system(c) ? 1 : 0, from = turn_start(c, n_turns(c) - keep);
+    struct lm_chat view = *c;
+    view.n_msgs = first + c->n_msgs - from;
+    view.msgs = lm_xmalloc((view.n_msgs ? view.n_msgs : 1) * sizeof *view.msgs);
+    memcpy(view.msgs, c->msgs, first * sizeof *view.msgs);
+    memcpy(view.msgs + first, c->msgs + from, (c->n_msgs - from) * sizeof *view.msgs);
+    int rc = lm_chat_render(&view, add_gen, text, ids, warn, err);
+    free(view.msgs);
+    return rc;
+}
+
+int lm_chat_fit(struct lm_chat *c, bool add_generation_prompt, size_t max_tokens, struct lm_buf *text,
+                struct lm_tokens *ids, char warn[160], struct lm_err *err) {
+    size_t m = n_turns(c);
+    if (m <= 1) return lm_chat_render(c, add_generation_prompt, text, ids, warn, err) < 0 ? -1 : 0;
+    /* The newest lo turns fit (0: none known to), the newest hi do not
+     * (m + 1: all may). Double k from 1, then halve the gap. */
+    size_t lo = 0, hi = m + 1, k = 1, last = 0;
+    while (hi - lo > 1) {
+        if (render_newest(c, k, add_generation_prompt, text, ids, warn, err) < 0) return -1;
+        last = k;
+        if (ids->n <= max_tokens) lo = k;
+        else hi = k;
+        k = hi == m + 1 ? (2 * k < m ? 2 * k : m) : lo + (hi - lo) / 2;
+    }
+    size_t keep = lo ? lo : 1, first = has_system(c) ? 1 : 0;
+    remove_msgs(c, first, turn_start(c, m - keep) - first);
+    if (last != keep && lm_chat_render(c, add_generation_prompt, text, ids, warn, err) < 0) return -1;
+    return (int)(m - keep);
+}
+
 /* ---- JSON ------------------------------------------------------------------- */
 
 void lm_chat_to_json(const struct lm_chat *c, struct lm_buf *out) {

@@ -1,6 +1,7 @@
 /* generate.c: see generate.h. */
 #include "lm/generate.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -139,6 +140,10 @@ int lm_generate(struct lm_engine *e, const int32_t *prompt, int n_prompt, const 
     struct lm_detok dt;
     lm_detok_init(&dt, &e->tok, p->show_special);
     struct lm_buf piece = {0}, text = {0};
+    struct lm_tokens eog = {0}; /* with ignore_eog: the tokens never to sample */
+    if (p->ignore_eog)
+        for (int32_t id = 0; id < e->tok.n_vocab; id++)
+            if (lm_tokenizer_is_eog(&e->tok, id)) lm_tokens_push(&eog, id);
     st->stop = LM_STOP_LENGTH;
     int rc = 0;
     for (;;) {
@@ -147,6 +152,7 @@ int lm_generate(struct lm_engine *e, const int32_t *prompt, int n_prompt, const 
             st->stop = LM_STOP_INTERRUPT;
             break;
         }
+        for (size_t i = 0; i < eog.n; i++) e->ctx.logits[eog.ids[i]] = -INFINITY;
         int32_t id = lm_sampler_sample(&e->sampler, e->ctx.logits);
         lm_sampler_accept(&e->sampler, id);
         if (st->n_gen++ == 0) st->t_first = lm_time() - t0 + st->t_prompt;
@@ -186,6 +192,7 @@ int lm_generate(struct lm_engine *e, const int32_t *prompt, int n_prompt, const 
     lm_buf_free(&s.held);
     lm_buf_free(&piece);
     lm_buf_free(&text);
+    lm_tokens_free(&eog);
     return rc;
 }
 

@@ -103,6 +103,26 @@ TEST(cli_run_seed_and_stop) {
     return 0;
 }
 
+/* --ignore-eos (run and chat): where greedy decoding would end the turn at
+ * once, generation goes on to -n and no end-of-generation token appears. */
+TEST(cli_ignore_eos) {
+    if (!have_model()) return test_skip("no default model (scripts/get-model.sh)");
+    const char *p = "run --temp 0 -n 12 --jsonl --special -p '<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+                    "Hello! How can I assist you today?'";
+    EXPECT_EQ_INT(run(p, NULL), 0);
+    EXPECT(contains(&out, "\"stop\":\"eog\""));
+    char args[300];
+    snprintf(args, sizeof args, "%s --ignore-eos", p);
+    EXPECT_EQ_INT(run(args, NULL), 0);
+    EXPECT(contains(&out, "\"stop\":\"length\"") && contains(&out, "\"generated_tokens\":12,"));
+    EXPECT(!contains(&out, "<|im_end|>") && !contains(&out, "<|endoftext|>"));
+    EXPECT_EQ_INT(run("chat --temp 0 -n 40 --json -q", "Hi"), 0);
+    EXPECT(contains(&out, "\"finish_reason\":\"eog\""));
+    EXPECT_EQ_INT(run("chat --temp 0 -n 40 --json -q --ignore-eos", "Hi"), 0);
+    EXPECT(contains(&out, "\"finish_reason\":\"length\"") && contains(&out, "\"completion_tokens\":40,"));
+    return 0;
+}
+
 TEST(cli_run_errors) {
     if (!have_model()) return test_skip("no default model (scripts/get-model.sh)");
     EXPECT_EQ_INT(run("run -n abc -p x", NULL), 1);
@@ -544,6 +564,69 @@ TEST(chat_user_text_stays_plain) {
     lm_buf_free(&decoded);
     lm_tokens_free(&ids);
     lm_chat_free(&c);
+    lm_tokenizer_free(&tok);
+    lm_gguf_close(&g);
+    return 0;
+}
+
+/* Builds a conversation of n turns of uneven length: with a system message
+ * (when sys), opening with an assistant greeting, one turn with two replies. */
+static void long_conversation(struct lm_chat *c, int n, bool sys) {
+    char s[200];
+    if (sys) lm_chat_set_system(c, "You are terse.");
+    lm_chat_add(c, "assistant", "Hello! Ask away.", 16);
+    for (int i = 0; i < n; i++) {
+        int len = snprintf(s, sizeof s, "Question %d%.*s?", i, i % 7 * 9, " and more and more and more and more and more and more");
+        lm_chat_add(c, "user", s, (size_t)len);
+        if (i == n - 1) break;
+        len = snprintf(s, sizeof s, "Answer %d%.*s.", i, i % 5 * 6, " words words words words words words");
+        lm_chat_add(c, "assistant", s, (size_t)len);
+        if (i == 3) lm_chat_add(c, "assistant", "And one more thing.", 19);
+    }
+}
+
+/* lm_chat_fit keeps what dropping the oldest turn one at a time, rendering
+ * after each, keeps. */
+TEST(chat_fit_matches_dropping_one_by_one) {
+    const char *path = test_model_path();
+    if (!path) return test_skip("no default model (scripts/get-model.sh)");
+    struct lm_gguf g;
+    struct lm_tokenizer tok;
+    struct lm_err e;
+    EXPECT_EQ_INT(lm_gguf_open(&g, path, &e), 0);
+    EXPECT_EQ_INT(lm_tokenizer_load(&tok, &g, &e), 0);
+    const char *t = lm_chat_builtin("chatml");
+    struct lm_buf text = {0}, want_text = {0};
+    struct lm_tokens ids = {0}, want_ids = {0};
+    char warn[160];
+    const size_t limits[] = {0, 20, 60, 61, 100, 250, 333, 700, 5000};
+    for (int sys = 0; sys < 2; sys++)
+        for (int n = 1; n <= 40; n += 13)
+            for (size_t li = 0; li < sizeof limits / sizeof limits[0]; li++) {
+                struct lm_chat a, b;
+                lm_chat_init(&a, &tok, t, strlen(t));
+                lm_chat_init(&b, &tok, t, strlen(t));
+                long_conversation(&a, n, sys);
+                long_conversation(&b, n, sys);
+                int want = 0;
+                for (;;) {
+                    EXPECT_EQ_INT(lm_chat_render(&a, true, &want_text, &want_ids, warn, &e), 0);
+                    if (want_ids.n <= limits[li] || !lm_chat_drop_oldest(&a)) break;
+                    want++;
+                }
+                int got = lm_chat_fit(&b, true, limits[li], &text, &ids, warn, &e);
+                if (got != want || a.n_msgs != b.n_msgs || ids.n != want_ids.n ||
+                    memcmp(ids.ids, want_ids.ids, ids.n * sizeof *ids.ids) || strcmp(text.data, want_text.data))
+                    test_fail(__FILE__, __LINE__, "system %d, %d turns, at most %zu tokens: dropped %d turns (want %d), "
+                              "%zu messages (want %zu), %zu tokens (want %zu)", sys, n, limits[li], got, want, b.n_msgs,
+                              a.n_msgs, ids.n, want_ids.n);
+                lm_chat_free(&a);
+                lm_chat_free(&b);
+            }
+    lm_buf_free(&text);
+    lm_buf_free(&want_text);
+    lm_tokens_free(&ids);
+    lm_tokens_free(&want_ids);
     lm_tokenizer_free(&tok);
     lm_gguf_close(&g);
     return 0;

@@ -48,6 +48,16 @@ bool lm_chat_drop_oldest(struct lm_chat *c);
 int lm_chat_render(const struct lm_chat *c, bool add_generation_prompt, struct lm_buf *text, struct lm_tokens *ids,
                    char warn[160], struct lm_err *err);
 
+/* Drops the oldest turns, as lm_chat_drop_oldest does, until the rendering
+ * has at most max_tokens tokens or one turn is left, and leaves that
+ * rendering in text and ids (as lm_chat_render). Returns the number of turns
+ * dropped, or -1. Only the newest turns are rendered, doubling them until
+ * they overflow, then halving the gap: O(log turns) renderings, none much
+ * longer than what fits, so a long history (lm chat --messages) costs
+ * neither time nor memory in proportion to its length. */
+int lm_chat_fit(struct lm_chat *c, bool add_generation_prompt, size_t max_tokens, struct lm_buf *text,
+                struct lm_tokens *ids, char warn[160], struct lm_err *err);
+
 /* The conversation as a JSON array of {"role","content"}. */
 void lm_chat_to_json(const struct lm_chat *c, struct lm_buf *out);
 /* Replaces the messages with those of a JSON array of {"role","content"}

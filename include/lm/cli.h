@@ -34,16 +34,18 @@ int lm_cli_float(const char *flag, const char *s, double lo, double hi, double *
  * or prints "lm: FLAG needs a value" and returns NULL. */
 const char *lm_cli_value(int argc, char **argv, int *i);
 
-/* The flags lm run and lm chat share (-m, -c, -t, -b and the sampling
- * flags), into struct lm_engine_opts: 1 when argv[*i] was one (its value
+/* The flags lm run and lm chat share (-m, -c, -t, -b, --ignore-eos and
+ * the sampling flags), into struct lm_engine_opts: 1 when argv[*i] was one (its value
  * consumed), 0 when not, -1 on a bad value (message printed). */
 struct lm_engine_opts;
 int lm_cli_engine_flag(struct lm_engine_opts *o, int argc, char **argv, int *i);
-#define LM_ENGINE_USAGE                                                                          \
-    "  -m, --model PATH      model file (default: $LM_MODEL, else models/default.gguf)\n"          \
-    "  -c, --ctx-size N      context size in tokens (default: the model's, at most 4096)\n"       \
-    "  -t, --threads N       threads (default: number of CPUs)\n"                                  \
-    "  -b, --batch-size N    prompt tokens per forward pass (default 512)\n"
+#define LM_ENGINE_USAGE                                                                     \
+    "  -m, --model PATH      model file (default: $LM_MODEL, else models/default.gguf)\n"   \
+    "  -c, --ctx-size N      context size in tokens (default: the model's, at most 4096)\n" \
+    "  -t, --threads N       threads (default: number of CPUs)\n"                           \
+    "  -b, --batch-size N    prompt tokens per forward pass (default 512)\n"                \
+    "  --ignore-eos          never end at an end-of-generation token: go on to -n or a\n"   \
+    "                        full context (such tokens are never sampled)\n"
 
 /* --template NAME (a built-in) and --template-file FILE, which lm chat and
  * lm template share: 1 when argv[*i] is one (its value consumed and

@@ -22,6 +22,7 @@ struct lm_engine_opts {
     int n_ctx;     /* 0: min(model's training context, 4096) */
     int n_threads; /* 0: number of CPUs */
     int n_batch;   /* tokens per forward call in prefill; 0: 512 */
+    bool ignore_eos; /* --ignore-eos, for lm_gen_params.ignore_eog */
     struct lm_sampler_params sampling;
 };
 
@@ -65,6 +66,8 @@ struct lm_gen_params {
     void (*on_token)(void *ud, int32_t id, const char *piece, size_t n);
     void *ud;
     bool show_special;          /* pass control tokens' text to on_text */
+    bool ignore_eog;            /* never sample an end-of-generation token (their logits
+                                   become -inf), as llama.cpp's --ignore-eos */
 };
 
 struct lm_gen_stats {

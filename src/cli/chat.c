@@ -142,18 +142,13 @@ struct chat_session {
 static int fit(struct chat_session *cs, struct lm_buf *text, struct lm_tokens *ids, struct lm_err *err) {
     int n_ctx = cs->e.ctx.n_ctx;
     int reserve = cs->o->n_predict >= 0 ? (int)cs->o->n_predict : n_ctx / 4 < 512 ? n_ctx / 4 : 512;
-    int dropped = 0;
+    size_t room = reserve < n_ctx ? (size_t)(n_ctx - reserve) : 0;
     char warn[160];
-    for (;;) {
-        if (lm_chat_render(&cs->chat, true, text, ids, warn, err) < 0) return -1;
-        if ((int)ids->n + reserve <= n_ctx) break;
-        if (!lm_chat_drop_oldest(&cs->chat)) {
-            if ((int)ids->n < n_ctx) break; /* no room to spare, but the message fits */
-            return lm_errf(err, "the message (%zu tokens with the template) does not fit in the context of %d tokens "
-                                "(see -c)", ids->n, n_ctx);
-        }
-        dropped++;
-    }
+    int dropped = lm_chat_fit(&cs->chat, true, room, text, ids, warn, err);
+    if (dropped < 0) return -1;
+    if (ids->n > room && (int)ids->n >= n_ctx) /* the last turn alone need not leave room, only fit */
+        return lm_errf(err, "the message (%zu tokens with the template) does not fit in the context of %d tokens "
+                            "(see -c)", ids->n, n_ctx);
     if (!cs->o->quiet && dropped)
         fprintf(stderr, "lm: context full: dropped the %d oldest turn%s\n", dropped, dropped > 1 ? "s" : "");
     if (!cs->o->quiet && warn[0]) fprintf(stderr, "lm: note: %s\n", warn);
@@ -172,7 +167,8 @@ static int turn(struct chat_session *cs, const char *message, size_t len, struct
         int keep = lm_engine_common_prefix(&cs->e, ids.ids, (int)ids.n);
         if (keep == (int)ids.n) keep--; /* the last token must run again for its logits */
         lm_engine_truncate(&cs->e, keep);
-        struct lm_gen_params gp = {.n_predict = (int)cs->o->n_predict, .on_text = sink_text, .ud = sink};
+        struct lm_gen_params gp = {.n_predict = (int)cs->o->n_predict, .on_text = sink_text, .ud = sink,
+                                   .ignore_eog = cs->o->engine.ignore_eos};
         rc = lm_generate(&cs->e, ids.ids + keep, (int)ids.n - keep, &gp, &cs->last, err);
         lm_think_flush(&sink->think);
         if (rc == 0) {
@@ -390,15 +386,19 @@ int cmd_chat(int argc, char **argv) {
     }
     if (o.system) lm_chat_set_system(&cs.chat, o.system);
     if (o.system_file) lm_chat_set_system(&cs.chat, text.data ? text.data : "");
-    /* A template that cannot render this conversation fails loudly, before any input. */
+    /* A template that cannot render a conversation fails loudly, before any
+     * input: the system prompt and a greeting. Not a --messages history,
+     * which may be long: lm_chat_fit renders its newest turns at the first
+     * turn, in memory and time that do not grow with it. */
+    struct lm_chat probe_chat;
     struct lm_tokens ids = {0};
     char warn[160];
-    lm_chat_add(&cs.chat, "user", "hello", 5);
-    int probe = lm_chat_render(&cs.chat, true, &text, &ids, warn, &err);
-    cs.chat.n_msgs--;
+    lm_chat_init(&probe_chat, &cs.e.tok, tmpl.data, tmpl.len);
+    if (cs.chat.n_msgs && !strcmp(cs.chat.msgs[0].role, "system")) lm_chat_set_system(&probe_chat, cs.chat.msgs[0].content);
+    lm_chat_add(&probe_chat, "user", "hello", 5);
+    int probe = lm_chat_render(&probe_chat, true, &text, &ids, warn, &err);
+    lm_chat_free(&probe_chat);
     lm_tokens_free(&ids);
-    free((char *)cs.chat.msgs[cs.chat.n_msgs].role);
-    free((char *)cs.chat.msgs[cs.chat.n_msgs].content);
     if (probe < 0) {
         rc = lm_cli_fail(LM_EXIT_MODEL, "%s: chat template: %s (try --template chatml)", o.engine.model_path, err.msg);
         goto done;

@@ -70,6 +70,10 @@ int lm_cli_engine_flag(struct lm_engine_opts *o, int argc, char **argv, int *i) 
     int *num;
     long long n, lo = 1, hi = 1 << 16;
     if (!strcmp(a, "-m") || !strcmp(a, "--model")) return (o->model_path = lm_cli_value(argc, argv, i)) ? 1 : -1;
+    if (!strcmp(a, "--ignore-eos")) {
+        o->ignore_eos = true;
+        return 1;
+    }
     /* -c is limited by the memory it needs (lm_ctx_init), not here */
     if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) num = &o->n_ctx, lo = 0, hi = 1 << 30;
     else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) num = &o->n_threads, hi = 256;

@@ -173,7 +173,8 @@ int cmd_run(int argc, char **argv) {
         fprintf(stderr, "lm: seed %llu\n", (unsigned long long)e.sampler.seed);
     if (o.echo && !o.jsonl) print_text(NULL, prompt.data ? prompt.data : "", prompt.len);
 
-    struct lm_gen_params gp = {.n_predict = (int)o.n_predict, .stops = o.stops, .n_stops = o.n_stops};
+    struct lm_gen_params gp = {.n_predict = (int)o.n_predict, .stops = o.stops, .n_stops = o.n_stops,
+                               .ignore_eog = o.engine.ignore_eos};
     if (o.jsonl) {
         gp.on_token = print_token_json;
         gp.ud = &line;
