@@ -16,11 +16,11 @@
 #            last reading 599 messages and dropping the oldest until the rest
 #            fits. What can grow is what one turn costs as the history grows.
 #            Measure: each process's peak RSS (ru_maxrss, from GNU time);
-#            start = median of the 20 turns after turn 50 (the context fills
-#            near turn 12), end = median of the last 20. Every token in
-#            context costs ~30 KiB (KV cache, prefill buffers), so the turns
-#            have a fixed length (-n 24 --ignore-eos) and the token counts of
-#            both windows are printed beside the figures.
+#            start = median of the 20 turns after turn 50 (turns are dropped
+#            from turn 10 on), end = median of the last 20. Every token in
+#            context costs ~30 KiB (KV cache, prefill buffers), so questions
+#            and replies have a fixed length (zero-padded numbers; -n 24
+#            --ignore-eos) and both windows' token counts are printed.
 #   session  The same conversation in ONE interactive `lm chat` process,
 #            driven through a pseudo-terminal by script(1): the only path
 #            where turns pile up in one process. Measure: VmHWM (peak RSS)
@@ -231,7 +231,7 @@ section_chat() {
 
 # ---- session: one interactive lm chat through a pseudo-terminal -------------
 
-session_progress() { grep -ao '> Question [0-9]*' "$dir/session.tty" | tail -n1 | grep -o '[0-9]*$' || true; }
+session_progress() { grep -ao '> Question [0-9]*' "$dir/session.tty" | tail -n1 | grep -o '[1-9][0-9]*$' || true; }
 
 section_session() {
     local t0=$SECONDS t cmd spid pid="" rc=0
