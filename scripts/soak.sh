@@ -322,7 +322,7 @@ section_run() {
     kvb=$(kv_bytes_per_token)
     s=$(awk '$1 >= 1 { print; exit }' "$dir/run.samples")
     e=$(tail -n1 "$dir/run.samples")
-    [ -n "$s" ] || die "run: no sample after the first token"
+    [ -n "$s" ] || die "run: it ended before a poll after its first token (RUN_TOKENS too small?)"
     read -r sp sh sr sd <<< "$s"
     read -r ep eh er ed <<< "$e"
     local kv=$(((ep - sp) * kvb / 1024)) grown=$((eh - sh))
