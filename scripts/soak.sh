@@ -172,7 +172,7 @@ verdict() { # verdict TEXT GROWTH_KIB...: prints TEXT, then ok when every growth
 # ---- chat: one lm chat --messages process per turn --------------------------
 
 section_chat() {
-    local t0=$SECONDS conv=$dir/chat.json msgs reply content rc t kib p c
+    local t0=$SECONDS conv=$dir/chat.json msgs reply content rc t kib p c drop
     msgs='[{"role":"system","content":"You are a helpful assistant."}'
     : > "$dir/chat.turns"
     echo "chat: $turns turns through lm chat --messages, -c $chat_ctx, -n $reply_n" >&2
@@ -265,7 +265,7 @@ section_session() {
         echo "session: $session_turns turns in one lm chat (-c $chat_ctx, turns dropped: $dropped) under valgrind: $(vg_summary "$dir/session.vg"), $(elapsed $((SECONDS - t0)))"
         return
     fi
-    local s e from=$((session_turns / 6))
+    local s e sp sh sr sd ep eh er ed from=$((session_turns / 6))
     s=$(awk -v a=$from '$1 >= a { print; exit }' "$dir/session.samples")
     e=$(tail -n1 "$dir/session.samples")
     [ -n "$s" ] || die "session: no sample after turn $from"
@@ -318,7 +318,7 @@ section_run() {
         echo "run: $run_tokens tokens under valgrind: $(vg_summary "$dir/run.vg"), $(elapsed $((SECONDS - t0)))"
         return
     fi
-    local kvb s e
+    local kvb s e sp sh sr sd ep eh er ed
     kvb=$(kv_bytes_per_token)
     s=$(awk '$1 >= 1 { print; exit }' "$dir/run.samples")
     e=$(tail -n1 "$dir/run.samples")
