@@ -219,6 +219,11 @@ section_chat() {
     fi
     local w=20 s0 s1 e0 e1 start end start_tok end_tok
     s0=$((turns / 6 + 1)) s1=$((turns / 6 + w)) e0=$((turns - w + 1)) e1=$turns
+    if [ "$e0" -le "$s1" ]; then
+        echo "chat: $turns turns are too few for two windows of $w turns to compare (try TURNS=100 or more)"
+        failed=1
+        return
+    fi
     start=$(awk -v a=$s0 -v b=$s1 '$1 >= a && $1 <= b { print $2 }' "$dir/chat.turns" | median)
     end=$(awk -v a=$e0 -v b="$e1" '$1 >= a && $1 <= b { print $2 }' "$dir/chat.turns" | median)
     start_tok=$(awk -v a=$s0 -v b=$s1 '$1 >= a && $1 <= b { print $3 + $4 }' "$dir/chat.turns" | median)
