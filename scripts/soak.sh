@@ -16,11 +16,11 @@
 #            last reading 599 messages and dropping the oldest until the rest
 #            fits. What can grow is what one turn costs as the history grows.
 #            Measure: each process's peak RSS (ru_maxrss, from GNU time);
-#            start = median of the 20 turns after turn 50 (the context fills
-#            near turn 12), end = median of the last 20. Every token in
-#            context costs ~30 KiB (KV cache, prefill buffers), so the turns
-#            have a fixed length (-n 24 --ignore-eos) and the token counts of
-#            both windows are printed beside the figures.
+#            start = median of the 20 turns after turn 50 (turns are dropped
+#            from turn 10 on), end = median of the last 20. Every token in
+#            context costs ~30 KiB (KV cache, prefill buffers), so questions
+#            and replies have a fixed length (zero-padded numbers; -n 24
+#            --ignore-eos) and both windows' token counts are printed.
 #   session  The same conversation in ONE interactive `lm chat` process,
 #            driven through a pseudo-terminal by script(1): the only path
 #            where turns pile up in one process. Measure: VmHWM (peak RSS)
@@ -172,7 +172,7 @@ verdict() { # verdict TEXT GROWTH_KIB...: prints TEXT, then ok when every growth
 # ---- chat: one lm chat --messages process per turn --------------------------
 
 section_chat() {
-    local t0=$SECONDS conv=$dir/chat.json msgs reply content rc t kib p c
+    local t0=$SECONDS conv=$dir/chat.json msgs reply content rc t kib p c drop
     msgs='[{"role":"system","content":"You are a helpful assistant."}'
     : > "$dir/chat.turns"
     echo "chat: $turns turns through lm chat --messages, -c $chat_ctx, -n $reply_n" >&2
@@ -219,6 +219,11 @@ section_chat() {
     fi
     local w=20 s0 s1 e0 e1 start end start_tok end_tok
     s0=$((turns / 6 + 1)) s1=$((turns / 6 + w)) e0=$((turns - w + 1)) e1=$turns
+    if [ "$e0" -le "$s1" ]; then
+        echo "chat: $turns turns are too few for two windows of $w turns to compare (try TURNS=100 or more)"
+        failed=1
+        return
+    fi
     start=$(awk -v a=$s0 -v b=$s1 '$1 >= a && $1 <= b { print $2 }' "$dir/chat.turns" | median)
     end=$(awk -v a=$e0 -v b="$e1" '$1 >= a && $1 <= b { print $2 }' "$dir/chat.turns" | median)
     start_tok=$(awk -v a=$s0 -v b=$s1 '$1 >= a && $1 <= b { print $3 + $4 }' "$dir/chat.turns" | median)
@@ -231,7 +236,7 @@ section_chat() {
 
 # ---- session: one interactive lm chat through a pseudo-terminal -------------
 
-session_progress() { grep -ao '> Question [0-9]*' "$dir/session.tty" | tail -n1 | grep -o '[0-9]*$' || true; }
+session_progress() { grep -ao '> Question [0-9]*' "$dir/session.tty" | tail -n1 | grep -o '[1-9][0-9]*$' || true; }
 
 section_session() {
     local t0=$SECONDS t cmd spid pid="" rc=0
@@ -265,7 +270,7 @@ section_session() {
         echo "session: $session_turns turns in one lm chat (-c $chat_ctx, turns dropped: $dropped) under valgrind: $(vg_summary "$dir/session.vg"), $(elapsed $((SECONDS - t0)))"
         return
     fi
-    local s e from=$((session_turns / 6))
+    local s e sp sh sr sd ep eh er ed from=$((session_turns / 6))
     s=$(awk -v a=$from '$1 >= a { print; exit }' "$dir/session.samples")
     e=$(tail -n1 "$dir/session.samples")
     [ -n "$s" ] || die "session: no sample after turn $from"
@@ -318,11 +323,11 @@ section_run() {
         echo "run: $run_tokens tokens under valgrind: $(vg_summary "$dir/run.vg"), $(elapsed $((SECONDS - t0)))"
         return
     fi
-    local kvb s e
+    local kvb s e sp sh sr sd ep eh er ed
     kvb=$(kv_bytes_per_token)
     s=$(awk '$1 >= 1 { print; exit }' "$dir/run.samples")
     e=$(tail -n1 "$dir/run.samples")
-    [ -n "$s" ] || die "run: no sample after the first token"
+    [ -n "$s" ] || die "run: it ended before a poll after its first token (RUN_TOKENS too small?)"
     read -r sp sh sr sd <<< "$s"
     read -r ep eh er ed <<< "$e"
     local kv=$(((ep - sp) * kvb / 1024)) grown=$((eh - sh))

@@ -34,9 +34,9 @@ int lm_cli_float(const char *flag, const char *s, double lo, double hi, double *
  * or prints "lm: FLAG needs a value" and returns NULL. */
 const char *lm_cli_value(int argc, char **argv, int *i);
 
-/* The flags lm run and lm chat share (-m, -c, -t, -b, --ignore-eos and
- * the sampling flags), into struct lm_engine_opts: 1 when argv[*i] was one (its value
- * consumed), 0 when not, -1 on a bad value (message printed). */
+/* The flags lm run and lm chat share (-m, -c, -t, -b, --ignore-eos and the
+ * sampling flags), into struct lm_engine_opts: 1 when argv[*i] was one (its
+ * value consumed), 0 when not, -1 on a bad value (message printed). */
 struct lm_engine_opts;
 int lm_cli_engine_flag(struct lm_engine_opts *o, int argc, char **argv, int *i);
 #define LM_ENGINE_USAGE                                                                     \

@@ -22,7 +22,7 @@ struct lm_engine_opts {
     int n_ctx;     /* 0: min(model's training context, 4096) */
     int n_threads; /* 0: number of CPUs */
     int n_batch;   /* tokens per forward call in prefill; 0: 512 */
-    bool ignore_eos; /* --ignore-eos, for lm_gen_params.ignore_eog */
+    bool ignore_eos; /* --ignore-eos: the commands pass it on as lm_gen_params.ignore_eog */
     struct lm_sampler_params sampling;
 };
 
