@@ -201,6 +201,14 @@ static void ref_forward(const struct ref_model *m, const int32_t *tok, int n, do
 
 /* A NaN counts as infinitely far (fmax would drop it; gcc 12.2 for AArch64
  * also crashes vectorizing that fmax reduction). */
+/* The model in a file that build() made; a failure is the test's. */
+static bool load(const struct lm_buf *file, struct lm_gguf *g, struct lm_model *m, const char *what) {
+    struct lm_err err;
+    if (lm_gguf_parse(g, file->data, file->len, &err) == 0 && lm_model_from_gguf(m, g, &err) == 0) return true;
+    test_fail(__FILE__, __LINE__, "%s: %s", what, err.msg);
+    return false;
+}
+
 static double max_abs_diff(const float *a, const double *b, int n) {
     double m = 0;
     for (int i = 0; i < n; i++) {
@@ -229,9 +237,9 @@ static int check(int arch, enum lm_type wtype, bool tied, int n_threads) {
     double want[V];
     ref_forward(&ref, tok, N_TOK, want);
     const char *tname = lm_type_get(wtype)->name;
-    if (lm_gguf_parse(&g, file.data, file.len, &err) < 0 || lm_model_from_gguf(&m, &g, &err) < 0) {
-        test_fail(__FILE__, __LINE__, "arch %d %s: %s", arch, tname, err.msg);
-    } else {
+    char what[32];
+    snprintf(what, sizeof what, "arch %d %s", arch, tname);
+    if (load(&file, &g, &m, what)) {
         /* The whole prompt as one batch. */
         EXPECT_EQ_INT(lm_ctx_init(&c, &m, pool, 32, 16, &err), 0);
         EXPECT_EQ_INT(lm_forward(&c, tok, N_TOK, 0, &err), 0);
@@ -345,9 +353,7 @@ TEST(model_long_prompt) {
     struct lm_ctx c;
     struct lm_err err;
     struct lm_pool *pool = lm_pool_create(2);
-    if (lm_gguf_parse(&g, file.data, file.len, &err) < 0 || lm_model_from_gguf(&m, &g, &err) < 0) {
-        test_fail(__FILE__, __LINE__, "%s", err.msg);
-    } else {
+    if (load(&file, &g, &m, "tiny model")) {
         EXPECT_EQ_INT(lm_ctx_init(&c, &m, pool, N_LONG + 5, N_LONG, &err), 0);
         EXPECT_EQ_INT(lm_forward(&c, tok, N_LONG, 0, &err), 0);
         double d = max_abs_diff(c.logits, want, V);
@@ -383,8 +389,7 @@ TEST(model_logits_independent_of_threads) {
         struct lm_gguf g;
         struct lm_model m;
         struct lm_err err;
-        if (lm_gguf_parse(&g, file.data, file.len, &err) < 0 || lm_model_from_gguf(&m, &g, &err) < 0) {
-            test_fail(__FILE__, __LINE__, "%s", err.msg);
+        if (!load(&file, &g, &m, lm_type_get(fmts[f])->name)) {
             free_ref(&ref);
             lm_buf_free(&file);
             continue;
@@ -439,9 +444,7 @@ TEST(model_logits_every_position) {
     struct lm_ctx c;
     struct lm_err err;
     struct lm_pool *pool = lm_pool_create(2);
-    if (lm_gguf_parse(&g, file.data, file.len, &err) < 0 || lm_model_from_gguf(&m, &g, &err) < 0) {
-        test_fail(__FILE__, __LINE__, "%s", err.msg);
-    } else {
+    if (load(&file, &g, &m, "tiny model")) {
         static float rows[N][V];
         static double want[V];
         EXPECT_EQ_INT(lm_ctx_init(&c, &m, pool, 32, N, &err), 0);
