@@ -18,7 +18,7 @@ ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(ARCHFLAGS) -Iinclude -pthread -MM
 LDLIBS := -lm -pthread
 
 BUILD ?= build
-SRC := $(wildcard src/*.c src/cli/*.c)
+SRC := $(wildcard src/*.c src/*/*.c)
 LIB_SRC := $(filter-out src/main.c,$(SRC))
 TEST_SRC := $(wildcard tests/*.c)
 OBJ := $(SRC:%.c=$(BUILD)/%.o)
