@@ -128,7 +128,7 @@ void lm_rmsnorm(float *y, const float *x, const float *weight, int n, float eps)
     for (int i = 0; i < n; i++) y[i] = x[i] * scale * weight[i];
 }
 
-void lm_softmax(float *x, int n) {
+void lm_softmax_ref(float *x, int n) {
     float max = -INFINITY;
     for (int i = 0; i < n; i++) max = x[i] > max ? x[i] : max;
     double sum = 0;
@@ -140,7 +140,7 @@ void lm_softmax(float *x, int n) {
     for (int i = 0; i < n; i++) x[i] *= inv;
 }
 
-void lm_swiglu(float *gate, const float *up, int n) {
+void lm_swiglu_ref(float *gate, const float *up, int n) {
     for (int i = 0; i < n; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
 
@@ -227,14 +227,135 @@ static inline __attribute__((always_inline)) void sgemm_cols(const int V, int M,
     else if (M - m == 1) sgemm_tile(1, V, K, A + lda * m, lda, B + n, ldb, C + ldc * m + n, ldc, add);
 }
 
+#ifdef __AVX512F__
+/* As sgemm_tile with 16-wide vectors and up to 6 rows: 12 sums in the 32
+ * registers. */
+static inline __attribute__((always_inline)) void sgemm_tile512(const int R, const int V, int K, const float *A, size_t lda,
+                                                                  const float *B, size_t ldb, float *C, size_t ldc, bool add) {
+    __m512 acc[6][2];
+#pragma GCC unroll 6
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 2
+        for (int v = 0; v < V; v++) acc[r][v] = add ? _mm512_loadu_ps(C + (size_t)r * ldc + 16 * v) : _mm512_setzero_ps();
+    for (int k = 0; k < K; k++) {
+        __m512 b[2];
+#pragma GCC unroll 2
+        for (int v = 0; v < V; v++) b[v] = _mm512_loadu_ps(B + (size_t)k * ldb + 16 * v);
+#pragma GCC unroll 6
+        for (int r = 0; r < R; r++) {
+            const __m512 a = _mm512_set1_ps(A[(size_t)r * lda + k]);
+#pragma GCC unroll 2
+            for (int v = 0; v < V; v++) acc[r][v] = _mm512_fmadd_ps(a, b[v], acc[r][v]);
+        }
+    }
+#pragma GCC unroll 6
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 2
+        for (int v = 0; v < V; v++) _mm512_storeu_ps(C + (size_t)r * ldc + 16 * v, acc[r][v]);
+}
+
+static inline __attribute__((always_inline)) void sgemm_cols512(const int V, int M, int n, int K, const float *A, size_t lda,
+                                                                  const float *B, size_t ldb, float *C, size_t ldc, bool add) {
+    int m = 0;
+    for (; m + 6 <= M; m += 6) sgemm_tile512(6, V, K, A + lda * m, lda, B + n, ldb, C + ldc * m + n, ldc, add);
+    const float *a = A + lda * m, *b = B + n;
+    float *c = C + ldc * m + n;
+    switch (M - m) { /* the rest in one tile, as in sgemm_cols */
+    case 5: sgemm_tile512(5, V, K, a, lda, b, ldb, c, ldc, add); break;
+    case 4: sgemm_tile512(4, V, K, a, lda, b, ldb, c, ldc, add); break;
+    case 3: sgemm_tile512(3, V, K, a, lda, b, ldb, c, ldc, add); break;
+    case 2: sgemm_tile512(2, V, K, a, lda, b, ldb, c, ldc, add); break;
+    case 1: sgemm_tile512(1, V, K, a, lda, b, ldb, c, ldc, add); break;
+    }
+}
+#endif
+
 void lm_sgemm(int M, int N, int K, const float *A, size_t lda, const float *B, size_t ldb, float *C, size_t ldc, bool add) {
     int n = 0;
+#ifdef __AVX512F__
+    for (; n + 32 <= N; n += 32) sgemm_cols512(2, M, n, K, A, lda, B, ldb, C, ldc, add);
+    if (n + 16 <= N) {
+        sgemm_cols512(1, M, n, K, A, lda, B, ldb, C, ldc, add);
+        n += 16;
+    }
+#endif
     for (; n + 16 <= N; n += 16) sgemm_cols(2, M, n, K, A, lda, B, ldb, C, ldc, add);
     if (n + 8 <= N) {
         sgemm_cols(1, M, n, K, A, lda, B, ldb, C, ldc, add);
         n += 8;
     }
     if (n < N) lm_sgemm_ref(M, N - n, K, A, lda, B + n, ldb, C + n, ldc, add);
+}
+
+/* e^x, 8 at a time: x = k ln 2 + r with |r| <= ln 2 / 2, e^r by Cephes'
+ * expf polynomial (within 2 ulp of expf), then the exponent added to 2^k's
+ * bits. Below -87.3 (where e^x would be subnormal) the result is 0, above
+ * 88.7 it is +inf, as for expf; NaN stays NaN. */
+static inline __m256 exp256(__m256 x) {
+    const __m256 hi = _mm256_set1_ps(88.7228f), lo = _mm256_set1_ps(-87.3365f);
+    const __m256 k = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693359375f), x); /* ln 2 in two parts, the first exact in k */
+    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    /* 2^k for k in [-126, 128): k = 128 (x near the top) as 2 * 2^127 */
+    const __m256 kc = _mm256_min_ps(k, _mm256_set1_ps(127.0f));
+    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(kc), _mm256_set1_epi32(127)), 23);
+    p = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+    p = _mm256_blendv_ps(p, _mm256_add_ps(p, p), _mm256_cmp_ps(k, kc, _CMP_GT_OQ));
+    p = _mm256_blendv_ps(p, _mm256_setzero_ps(), _mm256_cmp_ps(x, lo, _CMP_LT_OQ));
+    p = _mm256_blendv_ps(p, _mm256_set1_ps(INFINITY), _mm256_cmp_ps(x, hi, _CMP_GT_OQ));
+    return _mm256_blendv_ps(p, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+}
+
+static float hmax256(__m256 v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+}
+
+void lm_softmax(float *x, int n) {
+    int i = 0;
+    float max = -INFINITY;
+    if (n >= 8) {
+        __m256 m = _mm256_loadu_ps(x);
+        for (i = 8; i + 8 <= n; i += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(x + i));
+        max = hmax256(m);
+    }
+    for (; i < n; i++) max = x[i] > max ? x[i] : max;
+    const __m256 vmax = _mm256_set1_ps(max);
+    __m256 acc = _mm256_setzero_ps();
+    for (i = 0; i + 8 <= n; i += 8) {
+        const __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i), vmax));
+        _mm256_storeu_ps(x + i, e);
+        acc = _mm256_add_ps(acc, e);
+    }
+    double sum = hsum256(acc);
+    for (; i < n; i++) {
+        x[i] = expf(x[i] - max);
+        sum += x[i];
+    }
+    const float inv = (float)(1.0 / sum);
+    const __m256 vinv = _mm256_set1_ps(inv);
+    for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), vinv));
+    for (; i < n; i++) x[i] *= inv;
+}
+
+void lm_swiglu(float *gate, const float *up, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 g = _mm256_loadu_ps(gate + i);
+        const __m256 e = exp256(_mm256_sub_ps(_mm256_setzero_ps(), g));
+        _mm256_storeu_ps(gate + i, _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.0f), e)), _mm256_loadu_ps(up + i)));
+    }
+    lm_swiglu_ref(gate + i, up + i, n - i);
 }
 
 /* 8x8 blocks: eight rows widened, then transposed in registers. */
@@ -297,6 +418,8 @@ void lm_f32_to_f16_row(const float *x, uint16_t *y, int n) {
     for (; i < n; i++) y[i] = lm_f32_to_f16(x[i]);
 }
 #else
+void lm_softmax(float *x, int n) { lm_softmax_ref(x, n); }
+void lm_swiglu(float *gate, const float *up, int n) { lm_swiglu_ref(gate, up, n); }
 void lm_f16_transpose(int np, int nd, const uint16_t *x, size_t ldx, float *y, size_t ldy) {
     lm_f16_transpose_ref(np, nd, x, ldx, y, ldy);
 }
