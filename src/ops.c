@@ -23,11 +23,16 @@ size_t lm_matmul_scratch_size(const struct lm_tensor *w, int n_tok) {
 }
 
 /* Tokens per tile of a batch: a tile of weight rows stays in cache while
- * this many tokens pass over it. */
+ * this many tokens pass over it. Float weights go through a GEMM that
+ * widens and rearranges each panel of weights once per tile, which pays
+ * off over more tokens. */
 #define TOK_TILE 64
+#ifndef TOK_TILE_FLOAT
+#define TOK_TILE_FLOAT 256
+#endif
 
 struct matmul_job {
-    int n_w, n_tok, tok_tiles;
+    int n_w, n_tok, tok_tile, tok_tiles;
     int row_tile;                 /* rows per task */
     int task0[LM_MATMUL_MAX + 1]; /* first task of each weight */
     float *y[LM_MATMUL_MAX];
@@ -52,7 +57,7 @@ static void matmul_tile(void *arg, int task, int ith) {
     task -= j->task0[i];
     int64_t rows = j->w[i]->ne[1];
     int64_t r0 = (int64_t)(task / j->tok_tiles) * j->row_tile, r1 = r0 + j->row_tile < rows ? r0 + j->row_tile : rows;
-    int c0 = task % j->tok_tiles * TOK_TILE, c1 = c0 + TOK_TILE < j->n_tok ? c0 + TOK_TILE : j->n_tok;
+    int c0 = task % j->tok_tiles * j->tok_tile, c1 = c0 + j->tok_tile < j->n_tok ? c0 + j->tok_tile : j->n_tok;
     const uint8_t *w = (const uint8_t *)j->w[i]->data + j->w_row[i] * (size_t)r0;
     const uint8_t *x = j->xa[i] + j->xa_row[i] * (size_t)c0;
     float *y = j->y[i] + (size_t)rows * (size_t)c0 + (size_t)r0;
@@ -108,7 +113,8 @@ void lm_matmul_multi(struct lm_pool *pool, int n_w, float *const y[], const stru
      * of TOK_TILE tokens reuses from L2 (and over which a kernel's
      * rearrangement of the activations pays off). Multiples of 16 rows
      * suit every GEMM kernel's row blocking. */
-    j.tok_tiles = (n_tok + TOK_TILE - 1) / TOK_TILE;
+    j.tok_tile = j.n_q ? TOK_TILE : TOK_TILE_FLOAT;
+    j.tok_tiles = (n_tok + j.tok_tile - 1) / j.tok_tile;
     int64_t target = n_tok == 1 ? total_rows / (8 * lm_pool_size(pool)) : 256;
     target = (target + 15) / 16 * 16;
     j.row_tile = (int)(target < 16 ? 16 : target > 4096 ? 4096 : target);

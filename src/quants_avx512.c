@@ -131,6 +131,7 @@ static inline __attribute__((always_inline)) void zp_pack(enum zkind k, int nr, 
         const __mmask16 m = tail_mask(kc - i);
         for (int h = 0; h < 2; h++) {
             __m512 v[16];
+ZUNROLL
             for (int j = 0; j < 16; j++) v[j] = zload(k, row[16 * h + j], k0 + i, m);
             transpose_16x16(v);
             const int npos = kc - i < 16 ? kc - i : 16;
