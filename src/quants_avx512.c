@@ -50,7 +50,12 @@ static inline __attribute__((always_inline)) void zdot_step(enum zkind k, const 
                                                               __m512 acc[4][4]) {
     __m512 w[4];
 ZUNROLL
-    for (int r = 0; r < R; r++) w[r] = zload(k, x + bx * (size_t)r, i, m);
+    for (int r = 0; r < R; r++) {
+        /* one activation row: the weights stream from memory once; fetch
+         * the next tile's rows as well as this one's (as the AVX2 gemv does) */
+        if (C == 1) _mm_prefetch((const char *)(x + bx * (size_t)(r + R)) + (k == Z_F32 ? 4 : 2) * i, _MM_HINT_T0);
+        w[r] = zload(k, x + bx * (size_t)r, i, m);
+    }
 ZUNROLL
     for (int c = 0; c < C; c++) {
         const __m512 a = zload(Z_F32, y + by * (size_t)c, i, m);

@@ -579,8 +579,10 @@ static void bw_task(void *arg, int task, int ith) {
     struct bw_job *j = arg;
     const uint64_t *p = j->buf + BW_CHUNK / 8 * (size_t)task;
     uint64_t s[8] = {0};
-    for (size_t i = 0; i < BW_CHUNK / 8; i += 8)
+    for (size_t i = 0; i < BW_CHUNK / 8; i += 8) {
+        __builtin_prefetch(p + i + 64); /* 512 bytes ahead, as the gemv kernels fetch ahead */
         for (int k = 0; k < 8; k++) s[k] += p[i + k];
+    }
     for (int k = 0; k < 8; k++) j->sums[ith] += s[k];
 }
 
