@@ -27,9 +27,7 @@ size_t lm_matmul_scratch_size(const struct lm_tensor *w, int n_tok) {
  * widens and rearranges each panel of weights once per tile, which pays
  * off over more tokens. */
 #define TOK_TILE 64
-#ifndef TOK_TILE_FLOAT
 #define TOK_TILE_FLOAT 256
-#endif
 
 struct matmul_job {
     int n_w, n_tok, tok_tile, tok_tiles;
@@ -110,14 +108,19 @@ void lm_matmul_multi(struct lm_pool *pool, int n_w, float *const y[], const stru
     }
     /* Row tiles: for one token, about 8 per thread, so that whoever runs
      * claims the next (no reuse to keep); for a batch, 256 rows that a run
-     * of TOK_TILE tokens reuses from L2 (and over which a kernel's
+     * of a token tile reuses from L2 (and over which a kernel's
      * rearrangement of the activations pays off). Multiples of 16 rows
      * suit every GEMM kernel's row blocking. */
-    j.tok_tile = j.n_q ? TOK_TILE : TOK_TILE_FLOAT;
-    j.tok_tiles = (n_tok + j.tok_tile - 1) / j.tok_tile;
     int64_t target = n_tok == 1 ? total_rows / (8 * lm_pool_size(pool)) : 256;
     target = (target + 15) / 16 * 16;
     j.row_tile = (int)(target < 16 ? 16 : target > 4096 ? 4096 : target);
+    int64_t row_tiles = 0;
+    for (int i = 0; i < n_w; i++) row_tiles += (w[i]->ne[1] + j.row_tile - 1) / j.row_tile;
+    /* float weights: the longer token tile, unless it leaves fewer than 4
+     * tasks per thread (a short prompt on a small matrix) */
+    j.tok_tile = j.n_q ? TOK_TILE : TOK_TILE_FLOAT;
+    while (j.tok_tile > TOK_TILE && row_tiles * ((n_tok + j.tok_tile - 1) / j.tok_tile) < 4 * lm_pool_size(pool)) j.tok_tile /= 2;
+    j.tok_tiles = (n_tok + j.tok_tile - 1) / j.tok_tile;
     for (int i = 0; i < n_w; i++)
         j.task0[i + 1] = j.task0[i] + (int)((w[i]->ne[1] + j.row_tile - 1) / j.row_tile) * j.tok_tiles;
     lm_pool_run(pool, j.task0[n_w], matmul_tile, &j);
