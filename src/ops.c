@@ -199,99 +199,73 @@ static float hsum256(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-/* An R x 8*V tile of C: per k, V loads of B's row, R broadcasts of A, R*V
- * FMAs into registers. */
+/* The vectors of lm_sgemm: 16 floats with AVX-512, else 8. */
+#ifdef __AVX512F__
+typedef __m512 sg_vec;
+#define SG_W 16
+#define sg_load _mm512_loadu_ps
+#define sg_store _mm512_storeu_ps
+#define sg_set1 _mm512_set1_ps
+#define sg_zero _mm512_setzero_ps
+#define sg_fmadd _mm512_fmadd_ps
+#else
+typedef __m256 sg_vec;
+#define SG_W 8
+#define sg_load _mm256_loadu_ps
+#define sg_store _mm256_storeu_ps
+#define sg_set1 _mm256_set1_ps
+#define sg_zero _mm256_setzero_ps
+#define sg_fmadd _mm256_fmadd_ps
+#endif
+
+/* An R x SG_W*V tile of C: per k, V loads of B's row, R broadcasts of A,
+ * R*V FMAs into registers (6 x 2 sums: 12 of the 16 AVX2 registers). */
 static inline __attribute__((always_inline)) void sgemm_tile(const int R, const int V, int K, const float *A, size_t lda,
                                                                const float *B, size_t ldb, float *C, size_t ldc, bool add) {
-    __m256 acc[4][2];
-#pragma GCC unroll 4
+    sg_vec acc[6][2];
+#pragma GCC unroll 6
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 2
-        for (int v = 0; v < V; v++) acc[r][v] = add ? _mm256_loadu_ps(C + (size_t)r * ldc + 8 * v) : _mm256_setzero_ps();
+        for (int v = 0; v < V; v++) acc[r][v] = add ? sg_load(C + (size_t)r * ldc + SG_W * v) : sg_zero();
     for (int k = 0; k < K; k++) {
-        __m256 b[2];
+        sg_vec b[2];
 #pragma GCC unroll 2
-        for (int v = 0; v < V; v++) b[v] = _mm256_loadu_ps(B + (size_t)k * ldb + 8 * v);
-#pragma GCC unroll 4
+        for (int v = 0; v < V; v++) b[v] = sg_load(B + (size_t)k * ldb + SG_W * v);
+#pragma GCC unroll 6
         for (int r = 0; r < R; r++) {
-            const __m256 a = _mm256_broadcast_ss(A + (size_t)r * lda + k);
+            const sg_vec a = sg_set1(A[(size_t)r * lda + k]);
 #pragma GCC unroll 2
-            for (int v = 0; v < V; v++) acc[r][v] = _mm256_fmadd_ps(a, b[v], acc[r][v]);
+            for (int v = 0; v < V; v++) acc[r][v] = sg_fmadd(a, b[v], acc[r][v]);
         }
     }
-#pragma GCC unroll 4
+#pragma GCC unroll 6
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 2
-        for (int v = 0; v < V; v++) _mm256_storeu_ps(C + (size_t)r * ldc + 8 * v, acc[r][v]);
+        for (int v = 0; v < V; v++) sg_store(C + (size_t)r * ldc + SG_W * v, acc[r][v]);
 }
 
-/* Columns [n, n + 8*V) of C, all rows. */
+/* Columns [n, n + SG_W*V) of C, all rows. */
 static inline __attribute__((always_inline)) void sgemm_cols(const int V, int M, int n, int K, const float *A, size_t lda,
                                                                const float *B, size_t ldb, float *C, size_t ldc, bool add) {
     int m = 0;
-    for (; m + 4 <= M; m += 4) sgemm_tile(4, V, K, A + lda * m, lda, B + n, ldb, C + ldc * m + n, ldc, add);
-    /* the rest in one tile: a row alone would wait on FMA latency */
-    if (M - m == 3) sgemm_tile(3, V, K, A + lda * m, lda, B + n, ldb, C + ldc * m + n, ldc, add);
-    else if (M - m == 2) sgemm_tile(2, V, K, A + lda * m, lda, B + n, ldb, C + ldc * m + n, ldc, add);
-    else if (M - m == 1) sgemm_tile(1, V, K, A + lda * m, lda, B + n, ldb, C + ldc * m + n, ldc, add);
-}
-
-#ifdef __AVX512F__
-/* As sgemm_tile with 16-wide vectors and up to 6 rows: 12 sums in the 32
- * registers. */
-static inline __attribute__((always_inline)) void sgemm_tile512(const int R, const int V, int K, const float *A, size_t lda,
-                                                                  const float *B, size_t ldb, float *C, size_t ldc, bool add) {
-    __m512 acc[6][2];
-#pragma GCC unroll 6
-    for (int r = 0; r < R; r++)
-#pragma GCC unroll 2
-        for (int v = 0; v < V; v++) acc[r][v] = add ? _mm512_loadu_ps(C + (size_t)r * ldc + 16 * v) : _mm512_setzero_ps();
-    for (int k = 0; k < K; k++) {
-        __m512 b[2];
-#pragma GCC unroll 2
-        for (int v = 0; v < V; v++) b[v] = _mm512_loadu_ps(B + (size_t)k * ldb + 16 * v);
-#pragma GCC unroll 6
-        for (int r = 0; r < R; r++) {
-            const __m512 a = _mm512_set1_ps(A[(size_t)r * lda + k]);
-#pragma GCC unroll 2
-            for (int v = 0; v < V; v++) acc[r][v] = _mm512_fmadd_ps(a, b[v], acc[r][v]);
-        }
-    }
-#pragma GCC unroll 6
-    for (int r = 0; r < R; r++)
-#pragma GCC unroll 2
-        for (int v = 0; v < V; v++) _mm512_storeu_ps(C + (size_t)r * ldc + 16 * v, acc[r][v]);
-}
-
-static inline __attribute__((always_inline)) void sgemm_cols512(const int V, int M, int n, int K, const float *A, size_t lda,
-                                                                  const float *B, size_t ldb, float *C, size_t ldc, bool add) {
-    int m = 0;
-    for (; m + 6 <= M; m += 6) sgemm_tile512(6, V, K, A + lda * m, lda, B + n, ldb, C + ldc * m + n, ldc, add);
+    for (; m + 6 <= M; m += 6) sgemm_tile(6, V, K, A + lda * m, lda, B + n, ldb, C + ldc * m + n, ldc, add);
     const float *a = A + lda * m, *b = B + n;
     float *c = C + ldc * m + n;
-    switch (M - m) { /* the rest in one tile, as in sgemm_cols */
-    case 5: sgemm_tile512(5, V, K, a, lda, b, ldb, c, ldc, add); break;
-    case 4: sgemm_tile512(4, V, K, a, lda, b, ldb, c, ldc, add); break;
-    case 3: sgemm_tile512(3, V, K, a, lda, b, ldb, c, ldc, add); break;
-    case 2: sgemm_tile512(2, V, K, a, lda, b, ldb, c, ldc, add); break;
-    case 1: sgemm_tile512(1, V, K, a, lda, b, ldb, c, ldc, add); break;
+    switch (M - m) { /* the rest in one tile: a row alone would wait on FMA latency */
+    case 5: sgemm_tile(5, V, K, a, lda, b, ldb, c, ldc, add); break;
+    case 4: sgemm_tile(4, V, K, a, lda, b, ldb, c, ldc, add); break;
+    case 3: sgemm_tile(3, V, K, a, lda, b, ldb, c, ldc, add); break;
+    case 2: sgemm_tile(2, V, K, a, lda, b, ldb, c, ldc, add); break;
+    case 1: sgemm_tile(1, V, K, a, lda, b, ldb, c, ldc, add); break;
     }
 }
-#endif
 
 void lm_sgemm(int M, int N, int K, const float *A, size_t lda, const float *B, size_t ldb, float *C, size_t ldc, bool add) {
     int n = 0;
-#ifdef __AVX512F__
-    for (; n + 32 <= N; n += 32) sgemm_cols512(2, M, n, K, A, lda, B, ldb, C, ldc, add);
-    if (n + 16 <= N) {
-        sgemm_cols512(1, M, n, K, A, lda, B, ldb, C, ldc, add);
-        n += 16;
-    }
-#endif
-    for (; n + 16 <= N; n += 16) sgemm_cols(2, M, n, K, A, lda, B, ldb, C, ldc, add);
-    if (n + 8 <= N) {
+    for (; n + 2 * SG_W <= N; n += 2 * SG_W) sgemm_cols(2, M, n, K, A, lda, B, ldb, C, ldc, add);
+    if (n + SG_W <= N) {
         sgemm_cols(1, M, n, K, A, lda, B, ldb, C, ldc, add);
-        n += 8;
+        n += SG_W;
     }
     if (n < N) lm_sgemm_ref(M, N - n, K, A, lda, B + n, ldb, C + n, ldc, add);
 }

@@ -14,7 +14,7 @@ static float rnd(void) { /* [-1, 1) */
 }
 
 TEST(ops_sgemm) {
-    const int shapes[][3] = {{1, 8, 1}, {4, 16, 64}, {5, 24, 64}, {3, 7, 5}, {48, 256, 64}, {13, 64, 259}, {2, 33, 17}, {17, 59, 9}};
+    const int shapes[][3] = {{1, 8, 1}, {4, 16, 64}, {5, 24, 64}, {3, 7, 5}, {48, 256, 64}, {13, 64, 259}, {2, 33, 17}, {17, 59, 9}, {7, 40, 3}};
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         const int M = shapes[si][0], N = shapes[si][1], K = shapes[si][2];
         const size_t lda = (size_t)K + 3, ldb = (size_t)N + 5, ldc = (size_t)N + 2;
