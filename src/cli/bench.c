@@ -669,7 +669,7 @@ static void report_bandwidth(struct runner *ru, const struct row *r, int it) {
                 ru->bandwidth[it]);
     }
     const double ts = avg_ts(r), gbs = (double)r->model->token_bytes * ts * 1e-9;
-    fprintf(stderr, "lm bench: %s tg%d -t %d: %.1f MB of weights per token x %.2f t/s = %.1f GB/s, %.0f%% of %.1f GB/s\n",
+    fprintf(stderr, "lm bench: %s tg%d -t %d: %.1f MB of weights per token x %.2f t/s = %.2f GB/s, %.0f%% of %.1f GB/s\n",
             r->model->type, r->n_gen, r->n_threads, (double)r->model->token_bytes * 1e-6, ts, gbs,
             ru->bandwidth[it] > 0 ? 100 * gbs / ru->bandwidth[it] : 0.0, ru->bandwidth[it]);
 }
