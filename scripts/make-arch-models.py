@@ -11,8 +11,8 @@ Deterministic: every model draws from its own seeded numpy generator.
 
 The models are small so that they can be committed (vocabulary of 64,
 n_embd 32, 4 query and 2 KV heads of 8, 2 layers unless the family needs
-more to show its layer pattern); weights are scaled so that activations and
-logits stay of order 1. Sliding windows are 8 tokens and the longest prompt
+more to show its layer pattern); weights are scaled so that activations stay of
+order 1 and logits of order 0.2 (see Model.output_norm). Sliding windows are 8 tokens and the longest prompt
 24, so positions past the window are checked. See docs/arch-notes.md.
 
 Needs numpy and the gguf package (llama.cpp's gguf-py). """
@@ -31,6 +31,7 @@ HEAD_DIM = 8
 N_FF = 32
 N_CTX = 64
 WINDOW = 8
+OUTPUT_NORM = 0.15
 PROMPT_LENGTHS = (24, 17, 9)
 BOS, EOS = 1, 2
 
@@ -61,11 +62,18 @@ class Model:
     def norm(self, name, n=N_EMBD):
         self.vector(name, n, 1.0, 0.1)
 
+    def output_norm(self):
+        """The final norm, scaled down so that logits have a spread of about
+        0.2: engines that keep the KV cache in f16 (lm; llama.cpp by
+        default) are off by about 1e-3 of the logits' scale, and the check
+        is an absolute 1e-3."""
+        self.vector("output_norm.weight", N_EMBD, OUTPUT_NORM, OUTPUT_NORM / 10)
+
     def embeddings(self, std=0.25):
         self.tensor("token_embd.weight", self.rng.normal(0, std, (N_VOCAB, N_EMBD)))
 
     def output(self):
-        self.norm("output_norm.weight")
+        self.output_norm()
         self.matrix("output.weight", N_VOCAB, N_EMBD)
 
     def qkvo(self, il, bias=False, n_head=N_HEAD, n_head_kv=N_HEAD_KV, head_dim=HEAD_DIM):
@@ -140,7 +148,7 @@ def llama_like(outdir, name, arch, n_layer=2, bias=False, qk_norm=False, tied=Fa
         m.norm(f"blk.{il}.ffn_norm.weight")
         m.swiglu(il)
     if tied:
-        m.norm("output_norm.weight")
+        m.output_norm()
     else:
         m.output()
     return m
@@ -197,7 +205,7 @@ def gemma_like(outdir, name, arch, n_layer, qk_norm):
         m.norm(p + "ffn_norm.weight")
         m.swiglu(il)
         m.norm(p + "post_ffw_norm.weight")
-    m.norm("output_norm.weight")
+    m.output_norm()
     return m
 
 
@@ -212,7 +220,7 @@ def gemma2(outdir):
     # llama.cpp's pattern 2 makes layer 0 sliding, layer 1 global.
     m = gemma_like(outdir, "gemma2", "gemma2", 2, qk_norm=False)
     m.w.add_attn_logit_softcapping(1.5)  # small, so that tanh bends the scores
-    m.w.add_final_logit_softcapping(3.0)
+    m.w.add_final_logit_softcapping(0.5)
     m.write()
 
 
@@ -242,8 +250,8 @@ def gpt2(outdir):
         m.vector(p + "ffn_up.bias", n_ff)
         m.matrix(p + "ffn_down.weight", N_EMBD, n_ff)
         m.vector(p + "ffn_down.bias", N_EMBD)
-    m.norm("output_norm.weight")
-    m.vector("output_norm.bias", N_EMBD)
+    m.output_norm()
+    m.vector("output_norm.bias", N_EMBD, 0.0, OUTPUT_NORM / 10)
     m.write()
 
 
