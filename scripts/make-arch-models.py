@@ -326,6 +326,119 @@ def phi3(outdir):
     m.write()
 
 
+def gemma4(outdir):
+    """Gemma 4 E2B/E4B shape: window and global layers alternate (a bool
+    array) with their own head sizes, KV head counts and RoPE (global:
+    "proportional", rope_freqs of 1 then 1e30), the last 2 layers reuse the
+    KV of layers 2 (window) and 3 (global), per-layer token embeddings,
+    wider FFN on the shared layers, a layer output scale, final soft-cap.
+    Norms are stored as is (no +1)."""
+    n_layer, n_shared, d_swa, d_full, n_pl = 6, 2, HEAD_DIM, 2 * HEAD_DIM, 8
+    swa = [il % 2 == 0 for il in range(n_layer)]
+    n_kv = [N_HEAD_KV if s else 1 for s in swa]
+    n_ff = [N_FF if il < n_layer - n_shared else 2 * N_FF for il in range(n_layer)]
+    m = Model(outdir, "gemma4", "gemma4")
+    w = m.w
+    w.add_context_length(N_CTX)
+    w.add_embedding_length(N_EMBD)
+    w.add_block_count(n_layer)
+    w.add_feed_forward_length(n_ff)
+    w.add_head_count(N_HEAD)
+    w.add_head_count_kv(n_kv)
+    w.add_layer_norm_rms_eps(1e-6)
+    w.add_rope_freq_base(1000000.0)
+    w.add_rope_freq_base_swa(10000.0)
+    w.add_final_logit_softcapping(0.3)
+    w.add_sliding_window(WINDOW)
+    w.add_shared_kv_layers(n_shared)
+    w.add_embedding_length_per_layer_input(n_pl)
+    w.add_sliding_window_pattern(swa)
+    w.add_key_length(d_full)
+    w.add_value_length(d_full)
+    w.add_key_length_swa(d_swa)
+    w.add_value_length_swa(d_swa)
+    w.add_rope_dimension_count(d_full)
+    w.add_rope_dimension_count_swa(d_swa)
+    m.embeddings()
+    m.tensor("per_layer_token_embd.weight", m.rng.normal(0, 0.25, (N_VOCAB, n_pl * n_layer)))
+    m.matrix("per_layer_model_proj.weight", n_pl * n_layer, N_EMBD)
+    m.norm("per_layer_proj_norm.weight", n_pl)
+    n_rotated = int(d_full * 0.25 / 2)  # partial_rotary_factor 0.25 of the global head
+    m.tensor("rope_freqs.weight", [1.0] * n_rotated + [1e30] * (d_full // 2 - n_rotated))
+    for il in range(n_layer):
+        p, d = f"blk.{il}.", d_swa if swa[il] else d_full
+        m.norm(p + "attn_norm.weight")
+        m.qkvo(il, n_head_kv=n_kv[il], head_dim=d)
+        # Gemma 4 does not scale Q.K by 1/sqrt(d): Q/K norms of 0.5 keep
+        # the softmax from turning one-hot (which made llama.cpp's batch and
+        # token-by-token runs differ by 4e-4).
+        m.vector(p + "attn_q_norm.weight", d, 0.5, 0.05)
+        m.vector(p + "attn_k_norm.weight", d, 0.5, 0.05)
+        m.norm(p + "post_attention_norm.weight")
+        m.norm(p + "ffn_norm.weight")
+        m.matrix(p + "ffn_gate.weight", n_ff[il], N_EMBD)
+        m.matrix(p + "ffn_up.weight", n_ff[il], N_EMBD)
+        m.matrix(p + "ffn_down.weight", N_EMBD, n_ff[il])
+        m.norm(p + "post_ffw_norm.weight")
+        m.matrix(p + "inp_gate.weight", n_pl, N_EMBD)
+        m.matrix(p + "proj.weight", N_EMBD, n_pl)
+        m.norm(p + "post_norm.weight")
+        m.vector(p + "layer_output_scale.weight", 1, 0.8, 0.1)
+    m.output_norm()
+    m.write()
+
+
+def qwen35(outdir):
+    """Qwen3.5 (dense) shape: layers 0-2 gated delta-net linear attention,
+    layer 3 full attention with a gated output and sectioned (imrope) RoPE
+    over half the head. Linear layers: 2 key heads and 4 value heads of 8
+    (value head j uses key head j % 2), causal conv of 4 over Q|K|V."""
+    n_layer, d, n_rot = 4, 2 * HEAD_DIM, HEAD_DIM
+    d_state, n_group, n_v_heads, d_conv = 8, 2, 4, 4
+    key_dim, value_dim = d_state * n_group, d_state * n_v_heads
+    recurrent = [(il + 1) % 4 != 0 for il in range(n_layer)]
+    m = Model(outdir, "qwen35", "qwen35")
+    w = m.w
+    m.attention_hparams(n_layer, rms_eps=1e-6)
+    w.add_rope_freq_base(10000000.0)
+    w.add_key_length(d)
+    w.add_value_length(d)
+    w.add_ssm_conv_kernel(d_conv)
+    w.add_ssm_state_size(d_state)
+    w.add_ssm_group_count(n_group)
+    w.add_ssm_time_step_rank(n_v_heads)
+    w.add_ssm_inner_size(value_dim)
+    w.add_array("qwen35.attention.recurrent_layers", recurrent)
+    w.add_full_attention_interval(4)
+    w.add_rope_dimension_count(n_rot)
+    w.add_rope_dimension_sections([2, 1, 1, 0])
+    m.embeddings()
+    for il in range(n_layer):
+        p = f"blk.{il}."
+        m.norm(p + "attn_norm.weight")
+        if recurrent[il]:
+            m.matrix(p + "attn_qkv.weight", 2 * key_dim + value_dim, N_EMBD)  # rows: Q, K, V
+            m.matrix(p + "attn_gate.weight", value_dim, N_EMBD)  # z
+            m.tensor(p + "ssm_conv1d.weight", m.rng.normal(0, 0.5, (2 * key_dim + value_dim, d_conv)))
+            m.vector(p + "ssm_dt.bias", n_v_heads, 1.0, 0.1)
+            m.tensor(p + "ssm_a", -np.exp(m.rng.normal(0, 0.5, n_v_heads)))  # -exp(A_log)
+            m.matrix(p + "ssm_beta.weight", n_v_heads, N_EMBD)
+            m.matrix(p + "ssm_alpha.weight", n_v_heads, N_EMBD)
+            m.norm(p + "ssm_norm.weight", d_state)
+            m.matrix(p + "ssm_out.weight", N_EMBD, value_dim)
+        else:
+            m.matrix(p + "attn_q.weight", 2 * N_HEAD * d, N_EMBD)  # per head: query, then gate
+            m.matrix(p + "attn_k.weight", N_HEAD_KV * d, N_EMBD)
+            m.matrix(p + "attn_v.weight", N_HEAD_KV * d, N_EMBD)
+            m.matrix(p + "attn_output.weight", N_EMBD, N_HEAD * d)
+            m.norm(p + "attn_q_norm.weight", d)
+            m.norm(p + "attn_k_norm.weight", d)
+        m.norm(p + "post_attention_norm.weight")
+        m.swiglu(il)
+    m.output_norm()
+    m.write()
+
+
 def llama_variants(outdir):
     llama_like(outdir, "llama", "llama").write()
 
@@ -364,7 +477,7 @@ def main():
         sys.exit("usage: make-arch-models.py OUTDIR")
     outdir = sys.argv[1]
     os.makedirs(outdir, exist_ok=True)
-    for make in (gemma3, gemma2, gpt2, olmo2, granite, smollm3, phi3, llama_variants, qwen_variants):
+    for make in (gemma3, gemma2, gpt2, olmo2, granite, smollm3, phi3, gemma4, qwen35, llama_variants, qwen_variants):
         make(outdir)
     write_prompts(outdir)
 
