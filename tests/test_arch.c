@@ -2,10 +2,12 @@
  * tests/data/arch/ (scripts/make-arch-models.py, in llama.cpp's converter
  * layout) and llama.cpp's logits on them (scripts/llamacpp-logits.c, run by
  * scripts/make-arch-refs.sh). For each supported model, lm runs the stored
- * prompts as one batch and token by token, and every position's logits must
- * be within 1e-3 of llama.cpp's. Models of architectures lm does not run yet
- * must be refused by name (`lm info` exits 2): moving a row from `refused`
- * to `checked` is how a new family is tested. */
+ * prompts as one batch, in chunks of CHUNK tokens (a prefix in the cache, or
+ * in the recurrent state) and token by token, and every position's logits
+ * must be within 1e-3 of llama.cpp's (its batch run for the first two, its
+ * token-by-token run for the last). Models of architectures lm does not run
+ * yet must be refused by name (`lm run` exits 2): moving a row from
+ * `refused` to `checked` is how a new family is tested. */
 #include "test.h"
 
 #include "lm/model.h"
@@ -15,17 +17,28 @@
 #define ARCH_DIR "tests/data/arch/"
 #define MAX_PROMPTS 8
 #define TOLERANCE 1e-3
+#define CHUNK 5
 
 /* Model NAME is ARCH_DIR NAME.gguf, its reference NAME.ref. */
-static const char *const checked[] = {"llama", "llama-rope-freqs", "llama-linear", "qwen2", "qwen3"};
+static const char *const checked[] = {
+    "llama", "llama-rope-freqs", "llama-linear", "qwen2", "qwen3",
+};
 
 /* Each with what lm's refusal must name. */
 static const struct {
     const char *name, *says;
 } refused[] = {
-    {"gemma3", "gemma3"},  {"gemma2", "gemma2"},   {"gpt2", "gpt2"},
-    {"olmo2", "olmo2"},    {"granite", "granite"}, {"smollm3", "smollm3"},
-    {"phi3", "phi3"},      {"llama-yarn", "yarn"}, {"qwen2-yarn", "yarn"},
+    {"gemma3", "gemma3"},
+    {"gemma2", "gemma2"},
+    {"gpt2", "gpt2"},
+    {"olmo2", "olmo2"},
+    {"granite", "granite"},
+    {"smollm3", "smollm3"},
+    {"phi3", "phi3"},
+    {"gemma4", "gemma4"},
+    {"qwen35", "qwen35"},
+    {"llama-yarn", "yarn"},
+    {"qwen2-yarn", "yarn"},
 };
 
 /* A reference file (format in scripts/llamacpp-logits.c): the prompts, and
@@ -134,13 +147,21 @@ static void check_model(const char *name, struct lm_pool *pool) {
             size_t count = (size_t)n * (size_t)ref.n_vocab;
             EXPECT_EQ_INT(lm_forward_logits(&c, ref.tokens[p], n, 0, 0, n, rows, &err), 0);
             double d_batch = max_diff(rows, ref.batch[p], count);
+            for (int i = 0; i < n; i += CHUNK) {
+                int m_tok = n - i < CHUNK ? n - i : CHUNK;
+                EXPECT_EQ_INT(lm_forward_logits(&c, ref.tokens[p] + i, m_tok, i, 0, m_tok, rows + (size_t)i * ref.n_vocab, &err), 0);
+            }
+            double d_chunks = max_diff(rows, ref.batch[p], count);
             for (int i = 0; i < n; i++)
                 EXPECT_EQ_INT(lm_forward_logits(&c, ref.tokens[p] + i, 1, i, 0, 1, rows + (size_t)i * ref.n_vocab, &err), 0);
             double d_single = max_diff(rows, ref.single[p], count);
-            if (test_verbose) printf("  %-18s prompt %d (%2d tokens): max |diff| batch %.2e, token by token %.2e\n", name, p, n, d_batch, d_single);
-            if (!(d_batch <= TOLERANCE && d_single <= TOLERANCE))
-                test_fail(__FILE__, __LINE__, "%s prompt %d: max |logit - llama.cpp's| %g (batch), %g (token by token), tolerance %g",
-                          name, p, d_batch, d_single, TOLERANCE);
+            if (test_verbose)
+                printf("  %-18s prompt %d (%2d tokens): max |diff| batch %.2e, chunks %.2e, token by token %.2e\n", name, p, n,
+                       d_batch, d_chunks, d_single);
+            if (!(d_batch <= TOLERANCE && d_chunks <= TOLERANCE && d_single <= TOLERANCE))
+                test_fail(__FILE__, __LINE__,
+                          "%s prompt %d: max |logit - llama.cpp's| %g (batch), %g (chunks of %d), %g (token by token), tolerance %g",
+                          name, p, d_batch, d_chunks, CHUNK, d_single, TOLERANCE);
         }
         free(rows);
     }
