@@ -590,7 +590,7 @@ REPLACED(bad_hparam_zero, LLAMA, "llama.context_length", lm_gguf_write_u32(&w, "
 REPLACED(bad_arch, LLAMA, "general.architecture", lm_gguf_write_str(&w, "general.architecture", "mamba"))
 REPLACED(bad_eps_nan, LLAMA, "llama.attention.layer_norm_rms_epsilon",
          lm_gguf_write_f32(&w, "llama.attention.layer_norm_rms_epsilon", __builtin_nanf("")))
-REPLACED(bad_rope_scaling, LLAMA, NULL, lm_gguf_write_str(&w, "llama.rope.scaling.type", "yarn"))
+REPLACED(bad_rope_scaling, LLAMA, NULL, lm_gguf_write_str(&w, "llama.rope.scaling.type", "dynamic"))
 REPLACED(bad_head_dim_odd, LLAMA, NULL, lm_gguf_write_u32(&w, "llama.attention.key_length", 3))
 /* 2^16 heads of 2^16 dimensions: their product must not overflow before the
  * tensors' shapes are checked. */
@@ -712,7 +712,7 @@ const struct hostile_file hostile_files[] = {
     {"bad-hparam-zero", "metadata 'llama.context_length' is 0 (expected 1..16777216)", bad_hparam_zero},
     {"bad-arch", "architecture 'mamba' is not supported", bad_arch},
     {"bad-eps-nan", "metadata 'llama.attention.layer_norm_rms_epsilon' is nan", bad_eps_nan},
-    {"bad-rope-scaling", "rope scaling 'yarn' is not supported", bad_rope_scaling},
+    {"bad-rope-scaling", "rope scaling 'dynamic' is not supported", bad_rope_scaling},
     {"bad-head-dim-odd", "head dimension 3 is odd", bad_head_dim_odd},
     {"bad-heads-too-large", "65536 heads of dimension 65536 are more than 1048576 values", bad_heads_too_large},
     {"bad-rope-freqs", "rope_freqs.weight[0] is", bad_rope_freqs},

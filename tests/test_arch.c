@@ -21,7 +21,7 @@
 
 /* Model NAME is ARCH_DIR NAME.gguf, its reference NAME.ref. */
 static const char *const checked[] = {
-    "llama", "llama-rope-freqs", "llama-linear", "qwen2", "qwen3",
+    "llama", "llama-rope-freqs", "llama-linear", "qwen2", "qwen3", "llama-yarn", "qwen2-yarn", "qwen3-yarn",
 };
 
 /* Each with what lm's refusal must name. */
@@ -37,8 +37,6 @@ static const struct {
     {"phi3", "phi3"},
     {"gemma4", "gemma4"},
     {"qwen35", "qwen35"},
-    {"llama-yarn", "yarn"},
-    {"qwen2-yarn", "yarn"},
 };
 
 /* A reference file (format in scripts/llamacpp-logits.c): the prompts, and

@@ -59,13 +59,19 @@ struct lm_hparams {
     float emb_scale;    /* token embeddings are multiplied by it (gemma: sqrt(n_embd)); 1 */
 };
 
-/* One rotary embedding: the angle of pair i at position p is p * freq[i];
- * every kind of scaling (linear, Llama 3's rope_freqs, ...) is folded into
- * freq at load. */
+/* One rotary embedding: the angle of pair i at position p is p * freq[i],
+ * and its cosine and sine are multiplied by mscale; every kind of scaling
+ * (linear, YaRN, Llama 3's rope_freqs, LongRoPE) is folded into freq and
+ * mscale at load. */
 struct lm_rope {
     int n_rot;   /* dimensions rotated (<= head_dim), even */
     bool neox;   /* rotate halves (i, i + n_rot/2) instead of adjacent pairs */
     float *freq; /* (n_rot/2) */
+    float mscale;     /* YaRN's magnitude correction, LongRoPE's attention factor; 1 */
+    float *freq_long; /* (n_rot/2) used instead of freq in contexts of more than long_ctx positions
+                       * (LongRoPE's long factors), else NULL */
+    int long_ctx;
+    const char *scaling; /* "linear", "yarn", "longrope", "rope_freqs" (Llama 3); NULL: none */
 };
 
 struct lm_layer {
