@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const struct lm_arch *const archs[] = {&lm_arch_llama, &lm_arch_qwen2, &lm_arch_qwen3};
+static const struct lm_arch *const archs[] = {&lm_arch_llama, &lm_arch_qwen2, &lm_arch_qwen3, &lm_arch_phi3};
 
 /* Sanity bounds on hyperparameters, far above any real model, so products
  * of them cannot overflow before the tensor shapes are checked. */
@@ -136,6 +136,32 @@ const struct lm_tensor *lm_arch_tensor(struct lm_loader *ld, int layer, const ch
         return NULL;
     }
     return &t->t;
+}
+
+struct lm_row_view {
+    struct lm_tensor t;
+    struct lm_row_view *next;
+};
+
+const struct lm_tensor *lm_arch_rows(struct lm_loader *ld, const struct lm_tensor *t, int64_t first, int64_t count) {
+    if (!t || ld->failed) return NULL;
+    bool matrix = t->n_dims > 1;
+    int64_t n = matrix ? t->ne[1] : t->ne[0];
+    LM_ASSERT(first >= 0 && count >= 1 && first + count <= n);
+    const struct lm_type_traits *tt = lm_type_get(t->type);
+    size_t unit = matrix ? (size_t)(t->ne[0] / tt->blck) * tt->size : sizeof(float);
+    const uint8_t *data = (const uint8_t *)t->data + (size_t)first * unit;
+    if ((uintptr_t)data % 4) {
+        ld->failed = lm_errf(ld->err, "a part of a fused %s tensor is not aligned to 4 bytes", tt->name);
+        return NULL;
+    }
+    struct lm_row_view *v = lm_xcalloc(1, sizeof *v);
+    v->t = *t;
+    v->t.data = data;
+    v->t.ne[matrix ? 1 : 0] = count;
+    v->next = ld->m->views;
+    ld->m->views = v;
+    return &v->t;
 }
 
 int lm_arch_add_rope(struct lm_model *m, float base, int n_rot, bool neox, struct lm_err *err) {
@@ -305,6 +331,11 @@ int lm_model_load(struct lm_model *m, const char *path, struct lm_err *err) {
 void lm_model_free(struct lm_model *m) {
     lm_gguf_close(&m->gguf);
     free(m->layers);
+    while (m->views) {
+        struct lm_row_view *next = m->views->next;
+        free(m->views);
+        m->views = next;
+    }
     for (int r = 0; r < m->n_rope; r++) {
         free(m->rope[r].freq);
         free(m->rope[r].freq_long);

@@ -21,7 +21,7 @@
 
 /* Model NAME is ARCH_DIR NAME.gguf, its reference NAME.ref. */
 static const char *const checked[] = {
-    "llama", "llama-rope-freqs", "llama-linear", "qwen2", "qwen3", "llama-yarn", "qwen2-yarn", "qwen3-yarn",
+    "llama", "llama-rope-freqs", "llama-linear", "qwen2", "qwen3", "llama-yarn", "qwen2-yarn", "qwen3-yarn", "phi3",
 };
 
 /* Each with what lm's refusal must name. */
@@ -34,7 +34,6 @@ static const struct {
     {"olmo2", "olmo2"},
     {"granite", "granite"},
     {"smollm3", "smollm3"},
-    {"phi3", "phi3"},
     {"gemma4", "gemma4"},
     {"qwen35", "qwen35"},
 };

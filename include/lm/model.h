@@ -39,6 +39,7 @@
 #include "lm/pool.h"
 
 struct lm_arch; /* a family of architectures: src/arch/arch.h */
+struct lm_row_view;
 
 #define LM_CTX_DEFAULT_MAX 4096 /* the default context: the model's, at most this */
 #define LM_BATCH_DEFAULT 512    /* the default batch in prefill */
@@ -97,6 +98,7 @@ struct lm_model {
     struct lm_layer *layers;            /* n_layer */
     struct lm_rope rope[LM_MAX_ROPES];  /* n_rope of them */
     int n_rope;
+    struct lm_row_view *views;          /* row ranges of fused tensors (phi3's attn_qkv), see arch.h lm_arch_rows */
 };
 
 /* Opens and maps path, checks every tensor. Errors are prefixed with the path. */
