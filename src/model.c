@@ -235,7 +235,11 @@ static int load_rope(struct lm_loader *ld) {
         return -1;
     if (factor > 0 && factor < 1e-3f) return lm_errf(ld->err, "rope.scaling.factor %g is too small", factor);
     float freq_scale = none || factor == 0 ? 1.0f : 1.0f / factor;
-    if (freq_scale != 1.0f) r->scaling = yarn ? "yarn" : "linear";
+    size_t len = 0; /* of r->scaling, which is too long for none of what follows */
+    if (freq_scale != 1.0f)
+        len += (size_t)snprintf(r->scaling, sizeof r->scaling, "%s x%g", yarn ? "yarn" : "linear", 1.0f / freq_scale);
+    if (yarn && freq_scale != 1.0f)
+        len += (size_t)snprintf(r->scaling + len, sizeof r->scaling - len, ", original context %d", n_ctx_orig);
     r->mscale = attn_factor;
     if (yarn) {
         float beta_fast = 32.0f, beta_slow = 1.0f, ext_factor = 1.0f, scale = 1.0f / freq_scale;
@@ -254,19 +258,23 @@ static int load_rope(struct lm_loader *ld) {
         for (int i = 0; i < n_rot / 2; i++) r->freq[i] *= freq_scale;
     }
     const float *ff = freq_factors(ld, "rope_freqs.weight", n_rot), *ff_long = NULL;
-    if (ff) r->scaling = "rope_freqs";
     if (!ff && !ld->failed) {
         ff = freq_factors(ld, "rope_factors_short.weight", n_rot);
         ff_long = freq_factors(ld, "rope_factors_long.weight", n_rot);
     }
     if (ld->failed) return -1;
+    if (ff && !ff_long)
+        len += (size_t)snprintf(r->scaling + len, sizeof r->scaling - len, "%sfrequency factors", len ? ", " : "");
     if (ff_long) {
-        r->scaling = "longrope";
+        len += (size_t)snprintf(r->scaling + len, sizeof r->scaling - len, "%sLongRoPE beyond %d positions",
+                                len ? ", " : "", n_ctx_orig);
         r->long_ctx = n_ctx_orig;
         r->freq_long = lm_xmalloc(sizeof *r->freq_long * (size_t)(n_rot / 2));
         for (int i = 0; i < n_rot / 2; i++) r->freq_long[i] = r->freq[i] / ff_long[i];
     }
     for (int i = 0; ff && i < n_rot / 2; i++) r->freq[i] /= ff[i];
+    if (r->mscale != 1.0f)
+        snprintf(r->scaling + len, sizeof r->scaling - len, "%scos/sin x%.4g", len ? ", " : "", r->mscale);
     return 0;
 }
 

@@ -72,7 +72,7 @@ struct lm_rope {
     float *freq_long; /* (n_rot/2) used instead of freq in contexts of more than long_ctx positions
                        * (LongRoPE's long factors), else NULL */
     int long_ctx;
-    const char *scaling; /* "linear", "yarn", "longrope", "rope_freqs" (Llama 3); NULL: none */
+    char scaling[128]; /* the scaling, for people ("yarn x4, original context 32768"); "": none */
 };
 
 struct lm_layer {
