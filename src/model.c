@@ -61,6 +61,10 @@ static int load_hparams(struct lm_model *m, struct lm_err *err) {
                        arch.data, names);
     }
     hp->arch_name = m->arch->name;
+    int n_expert; /* llama.cpp runs llama and phi3 files with experts too; lm does not */
+    if (lm_arch_int(m, "expert_count", 0, 0, INT32_MAX, &n_expert, err) < 0) return -1;
+    if (n_expert > 0)
+        return lm_errf(err, "%s with mixture-of-experts layers (expert_count %d) is not supported", hp->arch_name, n_expert);
     if (lm_arch_int(m, "embedding_length", -1, 1, MAX_DIM, &hp->n_embd, err) < 0 ||
         lm_arch_int(m, "block_count", -1, 1, MAX_LAYERS, &hp->n_layer, err) < 0 ||
         lm_arch_int(m, "feed_forward_length", -1, 1, MAX_DIM, &hp->n_ff, err) < 0 ||

@@ -598,6 +598,7 @@ REPLACED(bad_heads_too_large, LLAMA, "llama.attention.head_count",
          lm_gguf_write_u32(&w, "llama.attention.head_count", 1u << 16);
          lm_gguf_write_u32(&w, "llama.attention.key_length", 1u << 16))
 REPLACED(bad_rope_freqs, LLAMA, NULL, weights(&w, &LLAMA, "rope_freqs.weight", LM_TYPE_F32, 2, 0, -1.0f))
+REPLACED(bad_experts, LLAMA, NULL, lm_gguf_write_u32(&w, "llama.expert_count", 8))
 REPLACED(bad_rope_factors_long, LLAMA, NULL, weights(&w, &LLAMA, "rope_factors_long.weight", LM_TYPE_F32, 2, 0, -1.0f))
 
 /* ---- memory the file asks for (issue 10) ---------------------------------- */
@@ -717,6 +718,7 @@ const struct hostile_file hostile_files[] = {
     {"bad-head-dim-odd", "head dimension 3 is odd", bad_head_dim_odd},
     {"bad-heads-too-large", "65536 heads of dimension 65536 are more than 1048576 values", bad_heads_too_large},
     {"bad-rope-freqs", "rope_freqs.weight[0] is", bad_rope_freqs},
+    {"bad-experts", "llama with mixture-of-experts layers (expert_count 8) is not supported", bad_experts},
     {"bad-rope-factors-long", "rope_factors_long.weight[0] is -", bad_rope_factors_long},
 
     {"bad-ffn-scratch", "n_ff 20000 x batch 512 needs 78.2 MiB of scratch", bad_ffn_scratch},
