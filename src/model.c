@@ -7,6 +7,7 @@
 #include "lm/tokenizer.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -203,6 +204,16 @@ static float yarn_corr_dim(int n_rot, int n_ctx_orig, float beta, float base) {
     return (float)n_rot * logf((float)n_ctx_orig / (beta * 2 * (float)M_PI)) / (2 * logf(base));
 }
 
+/* Adds a part to r->scaling (", " between parts; cut short if too long). */
+__attribute__((format(printf, 2, 3))) static void describe(struct lm_rope *r, const char *fmt, ...) {
+    size_t len = strlen(r->scaling);
+    if (len && len + 2 < sizeof r->scaling) len += (size_t)snprintf(r->scaling + len, sizeof r->scaling - len, ", ");
+    va_list ap;
+    va_start(ap, fmt);
+    if (len < sizeof r->scaling) vsnprintf(r->scaling + len, sizeof r->scaling - len, fmt, ap);
+    va_end(ap);
+}
+
 /* rope[0] as llama.cpp computes it (ggml_rope_ext with the parameters
  * llama_context derives from the metadata), from rope.dimension_count,
  * rope.freq_base and:
@@ -239,11 +250,8 @@ static int load_rope(struct lm_loader *ld) {
         return -1;
     if (factor > 0 && factor < 1e-3f) return lm_errf(ld->err, "rope.scaling.factor %g is too small", factor);
     float freq_scale = none || factor == 0 ? 1.0f : 1.0f / factor;
-    size_t len = 0; /* of r->scaling, which is too long for none of what follows */
-    if (freq_scale != 1.0f)
-        len += (size_t)snprintf(r->scaling, sizeof r->scaling, "%s x%g", yarn ? "yarn" : "linear", 1.0f / freq_scale);
-    if (yarn && freq_scale != 1.0f)
-        len += (size_t)snprintf(r->scaling + len, sizeof r->scaling - len, ", original context %d", n_ctx_orig);
+    if (freq_scale != 1.0f && yarn) describe(r, "yarn x%g, original context %d", 1.0f / freq_scale, n_ctx_orig);
+    else if (freq_scale != 1.0f) describe(r, "linear x%g", 1.0f / freq_scale);
     r->mscale = attn_factor;
     if (yarn) {
         float beta_fast = 32.0f, beta_slow = 1.0f, ext_factor = 1.0f, scale = 1.0f / freq_scale;
@@ -267,18 +275,15 @@ static int load_rope(struct lm_loader *ld) {
         ff_long = freq_factors(ld, "rope_factors_long.weight", n_rot);
     }
     if (ld->failed) return -1;
-    if (ff && !ff_long)
-        len += (size_t)snprintf(r->scaling + len, sizeof r->scaling - len, "%sfrequency factors", len ? ", " : "");
+    if (ff && !ff_long) describe(r, "frequency factors");
     if (ff_long) {
-        len += (size_t)snprintf(r->scaling + len, sizeof r->scaling - len, "%sLongRoPE beyond %d positions",
-                                len ? ", " : "", n_ctx_orig);
+        describe(r, "LongRoPE beyond %d positions", n_ctx_orig);
         r->long_ctx = n_ctx_orig;
         r->freq_long = lm_xmalloc(sizeof *r->freq_long * (size_t)(n_rot / 2));
         for (int i = 0; i < n_rot / 2; i++) r->freq_long[i] = r->freq[i] / ff_long[i];
     }
     for (int i = 0; ff && i < n_rot / 2; i++) r->freq[i] /= ff[i];
-    if (r->mscale != 1.0f)
-        snprintf(r->scaling + len, sizeof r->scaling - len, "%scos/sin x%.4g", len ? ", " : "", r->mscale);
+    if (r->mscale != 1.0f) describe(r, "cos/sin x%.4g", r->mscale);
     return 0;
 }
 
