@@ -95,12 +95,14 @@ struct pretok_name {
 /* tokenizer.ggml.pre values and the pre-tokenizer each means (llama.cpp's
  * llama_vocab::impl::load, restricted to the expressions we implement). */
 static const struct pretok_name pretok_names[] = {
-    {"gpt-2", LM_PRETOK_GPT2, false},           {"mpt", LM_PRETOK_GPT2, false},
+    {"default", LM_PRETOK_DEFAULT, false},      {"gpt-2", LM_PRETOK_GPT2, false},
+    {"mpt", LM_PRETOK_GPT2, false},
     {"phi-2", LM_PRETOK_GPT2, false},           {"olmo", LM_PRETOK_GPT2, false},
     {"llama3", LM_PRETOK_LLAMA3, true},         {"llama-v3", LM_PRETOK_LLAMA3, true},
     {"llama-bpe", LM_PRETOK_LLAMA3, true},      {"falcon3", LM_PRETOK_LLAMA3, true},
     {"pixtral", LM_PRETOK_LLAMA3, true},        {"dbrx", LM_PRETOK_LLAMA3, false},
     {"smaug-bpe", LM_PRETOK_LLAMA3, false},     {"qwen2", LM_PRETOK_QWEN2, false},
+    {"qwen35", LM_PRETOK_QWEN35, false},
     {"stablelm2", LM_PRETOK_QWEN2, false},      {"starcoder", LM_PRETOK_STARCODER, false},
     {"refact", LM_PRETOK_STARCODER, false},     {"smollm", LM_PRETOK_STARCODER, false},
     {"command-r", LM_PRETOK_STARCODER, false},  {"codeshell", LM_PRETOK_STARCODER, false},
@@ -266,33 +268,39 @@ static int load_config(struct lm_tokenizer *t, const struct lm_gguf *g, struct l
     bool llama3 = false;
     if (lm_gguf_str_eq(model, "gpt2")) {
         t->type = LM_VOCAB_BPE;
+        t->byte_level = true;
         if (lm_gguf_get_str(g, "tokenizer.ggml.pre", &pre, err) < 0) return -1;
-        t->pre = LM_PRETOK_GPT2;
-        if (pre.data && !lm_gguf_str_eq(pre, "default")) {
+        t->pre = LM_PRETOK_DEFAULT; /* when absent, as llama.cpp */
+        if (pre.data) {
             size_t i = 0, n = sizeof pretok_names / sizeof pretok_names[0];
             while (i < n && !lm_gguf_str_eq(pre, pretok_names[i].name)) i++;
             if (i < n) {
                 t->pre = pretok_names[i].pre;
                 llama3 = pretok_names[i].llama3;
             } else {
+                t->pre = LM_PRETOK_GPT2; /* llama.cpp refuses the file */
                 snprintf(t->warning, sizeof t->warning, "unknown pre-tokenizer '%.*s', using gpt-2's",
                          (int)(pre.len < 64 ? pre.len : 64), pre.data);
             }
         }
         t->add_bos = llama3;
         t->ignore_merges = llama3;
+    } else if (lm_gguf_str_eq(model, "gemma4")) {
+        t->type = LM_VOCAB_BPE; /* its pre-tokenizer whatever the file says, as llama.cpp */
+        t->pre = LM_PRETOK_GEMMA4;
     } else if (lm_gguf_str_eq(model, "llama")) {
         t->type = LM_VOCAB_SPM;
         t->add_bos = true;
         t->add_space_prefix = true;
     } else {
-        return lm_errf(err, "unsupported tokenizer model '%.*s' (lm knows gpt2 and llama)",
+        return lm_errf(err, "unsupported tokenizer model '%.*s' (lm knows gpt2, llama and gemma4)",
                        (int)(model.len < 64 ? model.len : 64), model.data);
     }
     if (lm_gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &t->add_bos, err) < 0 ||
         lm_gguf_get_bool(g, "tokenizer.ggml.add_eos_token", &t->add_eos, err) < 0 ||
         lm_gguf_get_bool(g, "tokenizer.ggml.add_space_prefix", &t->add_space_prefix, err) < 0)
         return -1;
+    if (t->pre == LM_PRETOK_GEMMA4) t->add_bos = true; /* llama.cpp overrides the file here */
     return 0;
 }
 
@@ -390,17 +398,17 @@ static bool cut_out(const struct lm_token *tk) {
 }
 
 static void build_tables(struct lm_tokenizer *t) {
-    /* The token of each byte: its GPT-2 character, or <0xNN> (falling back
-     * to the byte itself, as llama.cpp does). */
+    /* The token of each byte: its GPT-2 character, or <0xNN> (SPM falling
+     * back to the byte itself, as llama.cpp does). */
     for (int b = 0; b < 256; b++) {
         char s[8];
         int32_t id;
-        if (t->type == LM_VOCAB_BPE) {
+        if (t->byte_level) {
             id = find_token(t, s, lm_utf8_encode(lm_unicode_byte_to_cp((uint8_t)b), s));
         } else {
             snprintf(s, sizeof s, "<0x%02X>", b);
             id = find_token(t, s, 6);
-            if (id < 0) {
+            if (id < 0 && t->type == LM_VOCAB_SPM) {
                 s[0] = (char)b;
                 id = find_token(t, s, 1);
             }
@@ -638,17 +646,9 @@ static void bpe_word(struct session *s, const char *w, size_t n) {
     encode_word(s, w, n, bpe_word_uncached);
 }
 
-static void bpe_fragment(struct session *s, const char *text, size_t len) {
-    lm_pretok_split(s->t->pre, text, len, &s->pb);
-    size_t start = 0;
-    for (size_t i = 0; i < s->pb.n; i++) {
-        bpe_word(s, text + start, s->pb.ends[i] - start);
-        start = s->pb.ends[i];
-    }
-}
-
-/* A piece of SentencePiece text: one symbol per character, merged. */
-static void spm_word(struct session *s, const char *w, size_t n) {
+/* A word of characters (SentencePiece, gemma4): one symbol per character,
+ * merged by score (SPM) or rank (BPE). */
+static void char_word(struct session *s, const char *w, size_t n) {
     reserve_syms(s, n);
     size_t k = 0;
     for (size_t i = 0; i < n; k++) {
@@ -659,6 +659,42 @@ static void spm_word(struct session *s, const char *w, size_t n) {
     }
     s->sym[k - 1].next = -1;
     merge_word(s, w, k);
+}
+
+/* gemma4: a run of newlines that is a token stays whole (the pre-tokenizer
+ * keeps newlines apart), as llama.cpp does. */
+static void gemma4_word(struct session *s, const char *w, size_t n) {
+    int32_t id = w[0] == '\n' ? find_text_token(s->t, w, n) : -1;
+    if (id >= 0) lm_tokens_push(s->out, id);
+    else char_word(s, w, n);
+}
+
+/* Copies text into s->buf with each space written U+2581, after one more
+ * in front when prefix_space. */
+static void escape_spaces(struct session *s, const char *text, size_t len, bool prefix_space) {
+    struct lm_buf *b = &s->buf;
+    b->len = 0;
+    lm_buf_reserve(b, 3 * (len + 1));
+    if (prefix_space) lm_buf_append(b, SPACE_MARK, 3);
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] == ' ') lm_buf_append(b, SPACE_MARK, 3);
+        else b->data[b->len++] = text[i];
+    }
+}
+
+static void bpe_fragment(struct session *s, const char *text, size_t len) {
+    if (!s->t->byte_level) {
+        escape_spaces(s, text, len, false);
+        text = s->buf.data;
+        len = s->buf.len;
+    }
+    lm_pretok_split(s->t->pre, text, len, &s->pb);
+    size_t start = 0;
+    for (size_t i = 0; i < s->pb.n; i++) {
+        if (s->t->byte_level) bpe_word(s, text + start, s->pb.ends[i] - start);
+        else encode_word(s, text + start, s->pb.ends[i] - start, gemma4_word);
+        start = s->pb.ends[i];
+    }
 }
 
 static bool spm_joinable(const struct lm_tokenizer *t, uint32_t a, uint32_t b) {
@@ -675,27 +711,21 @@ static bool spm_joinable(const struct lm_tokenizer *t, uint32_t a, uint32_t b) {
  * merge can cross such a cut, so the pieces merge alone, each as fast as a
  * short word (and cached), with the same result. */
 static void spm_fragment(struct session *s, const char *text, size_t len, bool prefix_space) {
-    struct lm_buf *b = &s->buf;
-    b->len = 0;
-    lm_buf_reserve(b, 3 * (len + 1));
-    if (prefix_space) lm_buf_append(b, SPACE_MARK, 3);
-    for (size_t i = 0; i < len; i++) {
-        if (text[i] == ' ') lm_buf_append(b, SPACE_MARK, 3);
-        else b->data[b->len++] = text[i];
-    }
+    escape_spaces(s, text, len, prefix_space);
+    const struct lm_buf *b = &s->buf;
     size_t start = 0;
     uint32_t prev = 0;
     for (size_t i = 0; i < b->len;) {
         uint32_t cp;
         size_t k = lm_utf8_decode(b->data + i, b->len - i, &cp);
         if (i > start && !spm_joinable(s->t, prev, cp)) {
-            encode_word(s, b->data + start, i - start, spm_word);
+            encode_word(s, b->data + start, i - start, char_word);
             start = i;
         }
         prev = cp;
         i += k;
     }
-    if (b->len > start) encode_word(s, b->data + start, b->len - start, spm_word);
+    if (b->len > start) encode_word(s, b->data + start, b->len - start, char_word);
 }
 
 struct frag {
@@ -847,7 +877,7 @@ void lm_tokenizer_decode_piece(const struct lm_tokenizer *t, int32_t id, struct 
     default: break;
     }
     lm_buf_reserve(out, tk->len);
-    if (t->type == LM_VOCAB_SPM) {
+    if (!t->byte_level) {
         for (uint32_t i = 0; i < tk->len;) {
             if (tk->len - i >= 3 && memcmp(tk->text + i, SPACE_MARK, 3) == 0) {
                 lm_buf_putc(out, ' ');

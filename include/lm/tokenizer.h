@@ -84,6 +84,8 @@ struct lm_token {
 struct lm_tokenizer {
     enum lm_vocab_type type;
     enum lm_pretok pre;      /* BPE only */
+    bool byte_level;         /* BPE: words start as bytes in GPT-2's alphabet ("gpt2"), else as
+                                characters with spaces written U+2581 ("gemma4") */
     int32_t n_vocab;
     struct lm_token *tokens; /* [n_vocab] */
     /* Ids of tokens with a role, -1 when the vocabulary has none. */
