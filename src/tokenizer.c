@@ -2,9 +2,11 @@
  * byte-level BPE and SentencePiece BPE, decoding (see tokenizer.h). */
 #include "lm/tokenizer.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define SPACE_MARK "\xE2\x96\x81" /* U+2581, SentencePiece's visible space */
 
@@ -110,12 +112,53 @@ static const struct pretok_name pretok_names[] = {
     {"falcon", LM_PRETOK_FALCON, false},
 };
 
-/* Texts that end generation (llama.cpp's EOG list, the common part). The
- * first one present also serves as eot when the file names none. */
-static const char *const eog_texts[] = {
-    "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>",
-    "<|eom_id|>", "<EOT>", "<end_of_utterance>", ("<\xEF\xBD\x9C" "end\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>"),
+/* Tokens llama.cpp recognises by their text (llama_vocab::impl::load): they
+ * become control tokens, so plain text never turns into them, whatever type
+ * the file gives them. DeepSeek's use fullwidth bars and U+2581. */
+#define DS(s) "<\xEF\xBD\x9C" s "\xEF\xBD\x9C>"
+#define LOW_LINE "\xE2\x96\x81"
+
+/* A role (end of turn, fill-in-the-middle parts) and the texts that play it
+ * when the file names no token for it; the first present one is taken
+ * (llama.cpp takes the first in its hash map's order). The first role is eot. */
+struct text_role {
+    const char *key, *old_key; /* old_key: a deprecated name, which wins when present */
+    const char *texts[11];
+    bool eog; /* ends generation */
 };
+
+static const struct text_role text_roles[] = {
+    {"tokenizer.ggml.eot_token_id", NULL,
+     {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>", "<EOT>", "_<EOT>",
+      "[EOT]", DS("end" LOW_LINE "of" LOW_LINE "sentence"), "<end_of_utterance>"},
+     true},
+    {"tokenizer.ggml.eom_token_id", NULL, {"<|eom_id|>"}, true},
+    {"tokenizer.ggml.fim_pre_token_id", "tokenizer.ggml.prefix_token_id",
+     {"<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", DS("fim" LOW_LINE "begin"), "<PRE>", LOW_LINE "<PRE>",
+      "<|code_prefix|>", "<|prefix|>"},
+     false},
+    {"tokenizer.ggml.fim_suf_token_id", "tokenizer.ggml.suffix_token_id",
+     {"<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", DS("fim" LOW_LINE "hole"), "<SUF>", LOW_LINE "<SUF>",
+      "<|code_suffix|>", "<|suffix|>"},
+     false},
+    {"tokenizer.ggml.fim_mid_token_id", "tokenizer.ggml.middle_token_id",
+     {"<|fim_middle|>", "<fim-middle>", "<fim_middle>", DS("fim" LOW_LINE "end"), "<MID>", LOW_LINE "<MID>",
+      "<|code_middle|>", "<|middle|>"},
+     false},
+    {"tokenizer.ggml.fim_pad_token_id", NULL, {"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"}, true},
+    {"tokenizer.ggml.fim_rep_token_id", NULL, {"<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"}, true},
+    {"tokenizer.ggml.fim_sep_token_id", NULL, {"<|file_sep|>"}, true},
+};
+
+/* Texts that end generation wherever they are (llama.cpp's EOG list). */
+static const char *const eog_texts[] = {
+    "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>", "<end_of_turn>",
+    "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]", "<|end_of_text|>",
+    "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>", DS("end" LOW_LINE "of" LOW_LINE "sentence"), "[e~[",
+};
+
+/* gpt-oss markup llama.cpp always cuts out of text (user-defined). */
+static const char *const always_cut_texts[] = {"<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"};
 
 static int hex_digit(char c) {
     if (c >= '0' && c <= '9') return c - '0';
@@ -152,7 +195,8 @@ static int get_numbers(const struct lm_gguf *g, const char *key, bool allow_f32,
 }
 
 /* A token id under key: *id is left alone when the key is absent; an id
- * outside the vocabulary is an error when strict, else dropped (-1). */
+ * outside the vocabulary is an error when strict, else ignored (llama.cpp
+ * warns and keeps the default). */
 static int get_id(struct lm_tokenizer *t, const struct lm_gguf *g, const char *key, bool strict, int32_t *id,
                   struct lm_err *err) {
     int64_t v;
@@ -161,7 +205,6 @@ static int get_id(struct lm_tokenizer *t, const struct lm_gguf *g, const char *k
     if (r == 0) return 0;
     if (v < 0 || v >= t->n_vocab) {
         if (strict) return lm_errf(err, "%s = %lld is outside the vocabulary (%d tokens)", key, (long long)v, t->n_vocab);
-        *id = -1;
         return 0;
     }
     *id = (int32_t)v;
@@ -304,6 +347,12 @@ static int load_config(struct lm_tokenizer *t, const struct lm_gguf *g, struct l
     return 0;
 }
 
+/* Whether the token whose text is s exists and ends generation. */
+static bool eog_text(const struct lm_tokenizer *t, const char *s) {
+    int32_t id = find_token(t, s, strlen(s));
+    return id >= 0 && t->tokens[id].eog;
+}
+
 static int load_ids(struct lm_tokenizer *t, const struct lm_gguf *g, struct lm_err *err) {
     t->bos = t->eos = t->eot = t->unk = t->pad = -1;
     if (t->type == LM_VOCAB_SPM) { /* SentencePiece's defaults, when they exist */
@@ -311,27 +360,54 @@ static int load_ids(struct lm_tokenizer *t, const struct lm_gguf *g, struct lm_e
         t->bos = t->n_vocab > 1 ? 1 : -1;
         t->eos = t->n_vocab > 2 ? 2 : -1;
     }
-    int32_t eom = -1;
     if (get_id(t, g, "tokenizer.ggml.bos_token_id", true, &t->bos, err) < 0 ||
         get_id(t, g, "tokenizer.ggml.eos_token_id", true, &t->eos, err) < 0 ||
         get_id(t, g, "tokenizer.ggml.eot_token_id", true, &t->eot, err) < 0 ||
         get_id(t, g, "tokenizer.ggml.unknown_token_id", true, &t->unk, err) < 0 ||
-        get_id(t, g, "tokenizer.ggml.eom_token_id", false, &eom, err) < 0 ||
         get_id(t, g, "tokenizer.ggml.padding_token_id", false, &t->pad, err) < 0)
         return -1;
+    if (t->eos >= 0) t->tokens[t->eos].eog = true;
 
-    /* End of generation, as llama.cpp decides it: eos, eot, eom, and tokens
-     * known by their text, which are markup whatever the file says. */
+    /* Roles the file leaves out are found by text. */
+    for (size_t r = 0; r < sizeof text_roles / sizeof text_roles[0]; r++) {
+        const struct text_role *role = &text_roles[r];
+        int32_t id = r == 0 ? t->eot : -1;
+        if (r > 0 && (get_id(t, g, role->key, false, &id, err) < 0 ||
+                      (role->old_key && get_id(t, g, role->old_key, false, &id, err) < 0)))
+            return -1;
+        if (id < 0) {
+            for (size_t k = 0; k < sizeof role->texts / sizeof role->texts[0] && role->texts[k] && id < 0; k++)
+                id = find_token(t, role->texts[k], strlen(role->texts[k]));
+            if (id >= 0) t->tokens[id].type = LM_TOKEN_CONTROL;
+        }
+        if (r == 0) t->eot = id;
+        if (id >= 0 && role->eog) t->tokens[id].eog = true;
+    }
     for (size_t i = 0; i < sizeof eog_texts / sizeof eog_texts[0]; i++) {
         int32_t id = find_token(t, eog_texts[i], strlen(eog_texts[i]));
         if (id < 0) continue;
         t->tokens[id].eog = true;
         t->tokens[id].type = LM_TOKEN_CONTROL;
-        if (t->eot < 0) t->eot = id;
     }
-    int32_t roles[] = {t->eos, t->eot, eom};
-    for (size_t i = 0; i < sizeof roles / sizeof roles[0]; i++)
-        if (roles[i] >= 0) t->tokens[roles[i]].eog = true;
+    for (size_t i = 0; i < sizeof always_cut_texts / sizeof always_cut_texts[0]; i++) {
+        int32_t id = find_token(t, always_cut_texts[i], strlen(always_cut_texts[i]));
+        if (id >= 0) t->tokens[id].type = LM_TOKEN_USER_DEFINED;
+    }
+    /* llama.cpp's exceptions: with gpt-oss's <|return|> and <|call|> (or
+     * solar-open's <|calls|> and <|flush|>), <|end|> ends a message, not
+     * generation, and is cut out of any text; beside gemma4's
+     * <|tool_response>, </s> is a plain token. */
+    bool has_return = eog_text(t, "<|return|>"), has_call = eog_text(t, "<|call|>") || eog_text(t, "<|calls|>");
+    int32_t end = find_token(t, "<|end|>", 7);
+    if (end >= 0 && t->tokens[end].eog && has_call && (has_return || eog_text(t, "<|flush|>"))) {
+        t->tokens[end].eog = false;
+        t->tokens[end].type = LM_TOKEN_USER_DEFINED;
+    }
+    int32_t s_end = find_token(t, "</s>", 4);
+    if (s_end >= 0 && t->tokens[s_end].eog && (eog_text(t, "<|tool_response>") || eog_text(t, "<|plamo:eos|>"))) {
+        t->tokens[s_end].eog = false;
+        t->tokens[s_end].type = LM_TOKEN_NORMAL;
+    }
     return 0;
 }
 
@@ -425,6 +501,25 @@ static void build_tables(struct lm_tokenizer *t) {
     if (t->type == LM_VOCAB_SPM) build_joins(t);
 }
 
+/* llama.cpp strips the whitespace after special tokens of models named
+ * phi-3 or phi3 (Phi-3's tokenizer config says rstrip), except after <unk>,
+ * <s> and <|endoftext|>. */
+static int set_rstrip(struct lm_tokenizer *t, const struct lm_gguf *g, struct lm_err *err) {
+    struct lm_gguf_str name = {0, NULL};
+    if (lm_gguf_get_str(g, "general.name", &name, err) < 0) return -1;
+    bool phi3 = false;
+    for (size_t i = 0; i + 4 <= name.len && !phi3; i++)
+        phi3 = (i + 5 <= name.len && !strncasecmp(name.data + i, "phi-3", 5)) || !strncasecmp(name.data + i, "phi3", 4);
+    if (!phi3) return 0;
+    for (int32_t k = 0; k < t->n_specials; k++) t->tokens[t->specials[k]].rstrip = true;
+    static const char *const strip[] = {"</s>"}, *const keep[] = {"<unk>", "<s>", "<|endoftext|>"};
+    int32_t id = find_token(t, strip[0], strlen(strip[0]));
+    if (id >= 0) t->tokens[id].rstrip = true;
+    for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++)
+        if ((id = find_token(t, keep[i], strlen(keep[i]))) >= 0) t->tokens[id].rstrip = false;
+    return 0;
+}
+
 int lm_tokenizer_load(struct lm_tokenizer *t, const struct lm_gguf *g, struct lm_err *err) {
     *t = (struct lm_tokenizer){0};
     if (load_config(t, g, err) < 0 || load_tokens(t, g, err) < 0 || load_ids(t, g, err) < 0 ||
@@ -433,6 +528,10 @@ int lm_tokenizer_load(struct lm_tokenizer *t, const struct lm_gguf *g, struct lm
         return -1;
     }
     build_tables(t);
+    if (set_rstrip(t, g, err) < 0) {
+        lm_tokenizer_free(t);
+        return -1;
+    }
     return 0;
 }
 
@@ -813,6 +912,8 @@ static void partition(const struct lm_tokenizer *t, const char *text, size_t len
                 if (at > pos) frag_push(&next, pos, at - pos, -1);
                 frag_push(&next, at, tk->len, id);
                 pos = at + tk->len;
+                if (tk->rstrip)
+                    while (pos < end && isspace((unsigned char)text[pos])) pos++;
             }
             if (pos < end) frag_push(&next, pos, end - pos, -1);
         }

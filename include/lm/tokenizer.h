@@ -79,6 +79,7 @@ struct lm_token {
     int32_t type;     /* enum lm_token_type (other values: as UNDEFINED) */
     float score;      /* SPM merge priority; 0 when the file has none */
     bool eog;         /* ends generation (see lm_tokenizer_is_eog) */
+    bool rstrip;      /* cut out with the whitespace after it (phi-3's markup) */
 };
 
 struct lm_tokenizer {
