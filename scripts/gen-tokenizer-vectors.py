@@ -2,10 +2,13 @@
 """Expected token ids from llama.cpp for vocabularies derived from the shared
 ones (tests/test_tokenizer.c checks lm against them):
 
-    scripts/gen-tokenizer-vectors.py [--llama-tokenize PATH] [--shared DIR]
+    scripts/gen-tokenizer-vectors.py [--llama-tokenize PATH] [--eog-ref PATH] [--shared DIR] [NAME...]
 
-llama-tokenize is --llama-tokenize, else $LLAMA_TOKENIZE. DIR is the shared
-folder holding vocab/ and vocab-new/ (default ../shared, or $LM_SHARED).
+llama-tokenize is --llama-tokenize, else $LLAMA_TOKENIZE; eog-ref is
+scripts/eog-ref.c built against the same llama.cpp (its header says how),
+--eog-ref, else $EOG_REF. DIR is the shared folder holding vocab/ and
+vocab-new/ (default ../shared, or $LM_SHARED). NAMEs limit the work to
+those vocabularies.
 
 tests/data/tokenizer/variants.txt lists the vocabularies, one a line:
 NAME BASE [EDIT...], BASE relative to DIR, each EDIT one of
@@ -16,7 +19,8 @@ NAME BASE [EDIT...], BASE relative to DIR, each EDIT one of
 Each one is written with the gguf package to a temporary file, and every
 case of tests/data/tokenizer/cases.inp (format of ../shared/vocab/README.md)
 is tokenized by llama-tokenize without BOS, into NAME.out (special tokens
-not parsed, --no-parse-special) and NAME.special.out (parsed).
+not parsed, --no-parse-special) and NAME.special.out (parsed); NAME.eog
+gets the ids llama.cpp ends generation on.
 """
 import argparse
 import os
@@ -109,16 +113,20 @@ def tokenize(tool, vocab, text, special):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--llama-tokenize", default=os.environ.get("LLAMA_TOKENIZE"))
+    ap.add_argument("--eog-ref", default=os.environ.get("EOG_REF"))
     ap.add_argument("--shared", default=os.environ.get("LM_SHARED") or os.path.join(HERE, "..", "..", "shared"))
+    ap.add_argument("names", nargs="*")
     a = ap.parse_args()
-    if not a.llama_tokenize:
-        sys.exit("give --llama-tokenize PATH or set LLAMA_TOKENIZE")
+    if not a.llama_tokenize or not a.eog_ref:
+        sys.exit("give --llama-tokenize PATH and --eog-ref PATH (or set LLAMA_TOKENIZE and EOG_REF)")
     with open(os.path.join(DATA, "cases.inp"), encoding="utf-8", newline="") as f:
         raw = f.read()
     assert raw.endswith(SEP), "cases.inp must end with a separator"
     cases = raw[: -len(SEP)].split(SEP)
     with tempfile.TemporaryDirectory() as tmp:
         for name, base, edits in read_variants():
+            if a.names and name not in a.names:
+                continue
             path = os.path.join(a.shared, base)
             if edits:
                 path = os.path.join(tmp, name + ".gguf")
@@ -128,6 +136,9 @@ def main():
                     for c in cases:
                         ids = tokenize(a.llama_tokenize, path, c, special)
                         out.write("".join(f" {i}" for i in ids) + "\n")
+            eog = subprocess.run([a.eog_ref, path], check=True, capture_output=True, text=True).stdout
+            with open(os.path.join(DATA, name + ".eog"), "w") as out:
+                out.write(eog)
             print(f"{name}: {len(cases)} cases")
 
 

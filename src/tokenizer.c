@@ -97,17 +97,23 @@ struct pretok_name {
 /* tokenizer.ggml.pre values and the pre-tokenizer each means (llama.cpp's
  * llama_vocab::impl::load, restricted to the expressions we implement). */
 static const struct pretok_name pretok_names[] = {
-    {"default", LM_PRETOK_DEFAULT, false},      {"gpt-2", LM_PRETOK_GPT2, false},
-    {"mpt", LM_PRETOK_GPT2, false},
+    {"default", LM_PRETOK_DEFAULT, false},
+    {"gpt-2", LM_PRETOK_GPT2, false},           {"mpt", LM_PRETOK_GPT2, false},
     {"phi-2", LM_PRETOK_GPT2, false},           {"olmo", LM_PRETOK_GPT2, false},
+    {"jais", LM_PRETOK_GPT2, false},            {"exaone4", LM_PRETOK_GPT2, false},
+    {"trillion", LM_PRETOK_GPT2, false},        {"granite-docling", LM_PRETOK_GPT2, false},
     {"llama3", LM_PRETOK_LLAMA3, true},         {"llama-v3", LM_PRETOK_LLAMA3, true},
     {"llama-bpe", LM_PRETOK_LLAMA3, true},      {"falcon3", LM_PRETOK_LLAMA3, true},
-    {"pixtral", LM_PRETOK_LLAMA3, true},        {"dbrx", LM_PRETOK_LLAMA3, false},
-    {"smaug-bpe", LM_PRETOK_LLAMA3, false},     {"qwen2", LM_PRETOK_QWEN2, false},
+    {"falcon-h1", LM_PRETOK_LLAMA3, true},      {"pixtral", LM_PRETOK_LLAMA3, true},
+    {"midm-2.0", LM_PRETOK_LLAMA3, true},       {"lfm2", LM_PRETOK_LLAMA3, true},
+    {"dbrx", LM_PRETOK_LLAMA3, false},          {"smaug-bpe", LM_PRETOK_LLAMA3, false},
+    {"qwen2", LM_PRETOK_QWEN2, false},          {"deepseek-r1-qwen", LM_PRETOK_QWEN2, false},
+    {"stablelm2", LM_PRETOK_QWEN2, false},      {"megrez", LM_PRETOK_QWEN2, false},
     {"qwen35", LM_PRETOK_QWEN35, false},
-    {"stablelm2", LM_PRETOK_QWEN2, false},      {"starcoder", LM_PRETOK_STARCODER, false},
-    {"refact", LM_PRETOK_STARCODER, false},     {"smollm", LM_PRETOK_STARCODER, false},
-    {"command-r", LM_PRETOK_STARCODER, false},  {"codeshell", LM_PRETOK_STARCODER, false},
+    {"starcoder", LM_PRETOK_STARCODER, false},  {"refact", LM_PRETOK_STARCODER, false},
+    {"smollm", LM_PRETOK_STARCODER, false},     {"command-r", LM_PRETOK_STARCODER, false},
+    {"codeshell", LM_PRETOK_STARCODER, false},  {"exaone", LM_PRETOK_STARCODER, false},
+    {"minerva-7b", LM_PRETOK_STARCODER, false},
     {"deepseek-llm", LM_PRETOK_DEEPSEEK_LLM, false}, {"deepseek-coder", LM_PRETOK_DEEPSEEK_CODER, false},
     {"falcon", LM_PRETOK_FALCON, false},
 };
@@ -116,7 +122,6 @@ static const struct pretok_name pretok_names[] = {
  * become control tokens, so plain text never turns into them, whatever type
  * the file gives them. DeepSeek's use fullwidth bars and U+2581. */
 #define DS(s) "<\xEF\xBD\x9C" s "\xEF\xBD\x9C>"
-#define LOW_LINE "\xE2\x96\x81"
 
 /* A role (end of turn, fill-in-the-middle parts) and the texts that play it
  * when the file names no token for it; the first present one is taken
@@ -130,19 +135,19 @@ struct text_role {
 static const struct text_role text_roles[] = {
     {"tokenizer.ggml.eot_token_id", NULL,
      {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>", "<EOT>", "_<EOT>",
-      "[EOT]", DS("end" LOW_LINE "of" LOW_LINE "sentence"), "<end_of_utterance>"},
+      "[EOT]", DS("end" SPACE_MARK "of" SPACE_MARK "sentence"), "<end_of_utterance>"},
      true},
     {"tokenizer.ggml.eom_token_id", NULL, {"<|eom_id|>"}, true},
     {"tokenizer.ggml.fim_pre_token_id", "tokenizer.ggml.prefix_token_id",
-     {"<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", DS("fim" LOW_LINE "begin"), "<PRE>", LOW_LINE "<PRE>",
+     {"<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", DS("fim" SPACE_MARK "begin"), "<PRE>", SPACE_MARK "<PRE>",
       "<|code_prefix|>", "<|prefix|>"},
      false},
     {"tokenizer.ggml.fim_suf_token_id", "tokenizer.ggml.suffix_token_id",
-     {"<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", DS("fim" LOW_LINE "hole"), "<SUF>", LOW_LINE "<SUF>",
+     {"<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", DS("fim" SPACE_MARK "hole"), "<SUF>", SPACE_MARK "<SUF>",
       "<|code_suffix|>", "<|suffix|>"},
      false},
     {"tokenizer.ggml.fim_mid_token_id", "tokenizer.ggml.middle_token_id",
-     {"<|fim_middle|>", "<fim-middle>", "<fim_middle>", DS("fim" LOW_LINE "end"), "<MID>", LOW_LINE "<MID>",
+     {"<|fim_middle|>", "<fim-middle>", "<fim_middle>", DS("fim" SPACE_MARK "end"), "<MID>", SPACE_MARK "<MID>",
       "<|code_middle|>", "<|middle|>"},
      false},
     {"tokenizer.ggml.fim_pad_token_id", NULL, {"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"}, true},
@@ -154,7 +159,7 @@ static const struct text_role text_roles[] = {
 static const char *const eog_texts[] = {
     "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>", "<end_of_turn>",
     "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]", "<|end_of_text|>",
-    "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>", DS("end" LOW_LINE "of" LOW_LINE "sentence"), "[e~[",
+    "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>", DS("end" SPACE_MARK "of" SPACE_MARK "sentence"), "[e~[",
 };
 
 /* gpt-oss markup llama.cpp always cuts out of text (user-defined). */

@@ -221,10 +221,29 @@ static int derive_vocab(const struct lm_gguf *base, char **edits, int n_edits, s
     return 0;
 }
 
+/* The tokens that end generation are those of NAME.eog (llama.cpp's). */
+static void check_eog(const struct lm_tokenizer *t, const char *name) {
+    char path[512];
+    snprintf(path, sizeof path, "tests/data/tokenizer/%s.eog", name);
+    struct lm_buf want = {0}, got = {0};
+    struct lm_err err;
+    if (lm_read_file(path, &want, &err) < 0) {
+        test_fail(__FILE__, __LINE__, "%s", err.msg);
+        return;
+    }
+    for (int32_t id = 0; id < t->n_vocab; id++)
+        if (lm_tokenizer_is_eog(t, id)) lm_buf_printf(&got, " %d", id);
+    lm_buf_putc(&got, '\n');
+    if (strcmp(want.data, got.data) != 0)
+        test_fail(__FILE__, __LINE__, "%s: end-of-generation tokens%s differ from llama.cpp's%s", name, got.data, want.data);
+    lm_buf_free(&want);
+    lm_buf_free(&got);
+}
+
 /* Each vocabulary of tests/data/tokenizer/variants.txt (default
  * pre-tokenizers, qwen35's marks, control tokens a file marks user-defined,
  * gpt-oss markup) against llama.cpp's ids for cases.inp, special tokens
- * parsed and not. */
+ * parsed and not, and its end-of-generation tokens. */
 TEST(tokenizer_derived_vocab) {
     struct lm_buf list = {0};
     struct lm_err err;
@@ -257,6 +276,7 @@ TEST(tokenizer_derived_vocab) {
                 snprintf(label, sizeof label, "%s%s", word[0], special ? " (special)" : "");
                 check_cases(&t, label, "tests/data/tokenizer/cases.inp", out_path, special, false);
             }
+            check_eog(&t, word[0]);
             n_checked++;
         }
         lm_tokenizer_free(&t);
@@ -650,14 +670,15 @@ TEST(tokenizer_spm) {
 }
 
 /* Random bytes (invalid UTF-8, NULs, lone spaces) tokenize and decode back
- * with vocabularies that can spell every byte (gpt-2's, SPM byte fallback).
+ * with vocabularies that can spell every byte (gpt-2's, SPM and gemma4 byte
+ * fallback).
  * Many cannot: falcon, starcoder, SmolLM lack tokens for some control bytes
  * and for bytes never found in UTF-8, which are then dropped as llama.cpp
  * does; deepseek's make those tokens user-defined, so they decode as the
  * characters. There only the ids are checked. */
 TEST(tokenizer_hostile_roundtrip) {
-    const char *names[] = {"vocab/ggml-vocab-gpt-2.gguf", "vocab/ggml-vocab-llama-spm.gguf", "vocab/ggml-vocab-falcon.gguf",
-                           "vocab/ggml-vocab-deepseek-llm.gguf"};
+    const char *names[] = {"vocab/ggml-vocab-gpt-2.gguf", "vocab/ggml-vocab-llama-spm.gguf", "vocab-new/ggml-vocab-gemma-4.gguf",
+                           "vocab/ggml-vocab-falcon.gguf", "vocab/ggml-vocab-deepseek-llm.gguf"};
     for (size_t v = 0; v < sizeof names / sizeof names[0]; v++) {
         int rc;
         const char *path = test_shared_file(names[v], &rc);
@@ -674,7 +695,7 @@ TEST(tokenizer_hostile_roundtrip) {
         bool every_byte = true;
         for (int b = 0; b < 256; b++)
             if (t.byte_id[b] < 0 || t.tokens[t.byte_id[b]].type == LM_TOKEN_USER_DEFINED) every_byte = false;
-        EXPECT(every_byte == (v < 2));
+        EXPECT(every_byte == (v < 3));
         uint32_t seed = 12345;
         for (int round = 0; round < 200; round++) {
             char text[64];
