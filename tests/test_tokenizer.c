@@ -1,5 +1,7 @@
-/* Tokenizer tests: llama.cpp's tokenizer test vectors (../shared/vocab), the
- * lm tokenize command, special tokens, streaming decoding, hostile input, and
+/* Tokenizer tests: llama.cpp's tokenizer test vectors (../shared/vocab and
+ * vocab-new), llama-tokenize's ids and end-of-generation tokens for
+ * vocabularies derived from them (tests/data/tokenizer), the lm tokenize
+ * command, special tokens, streaming decoding, hostile input, and
  * vocabularies that must be refused (built with the GGUF writer). */
 #include "lm/tokenizer.h"
 
