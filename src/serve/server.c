@@ -330,8 +330,9 @@ static bool generate(struct conn *c, struct req_log *lg, struct lm_job *j, const
     while (!done) {
         piece.len = 0;
         done = lm_sched_take(s->sched, j, &piece, 100);
-        if (ok) lm_think_feed(&sp.think, piece.data ? piece.data : "", piece.len);
-        if (done) lm_think_flush(&sp.think);
+        if (ok && cp->chat) lm_think_feed(&sp.think, piece.data ? piece.data : "", piece.len);
+        else if (ok) lm_buf_append(&sp.content, piece.data ? piece.data : "", piece.len); /* a completion is raw text */
+        if (done && cp->chat) lm_think_flush(&sp.think);
         if (ok && g->stream && (sp.content.len || sp.reasoning.len || first) && !done) {
             ok = stream_chunk(c, cp, &sp, NULL, first);
             first = false;
