@@ -273,15 +273,17 @@ struct ctx_plan {
     uint64_t x, xn, q, kv, att, ffn; /* kv: each of k and v; ffn: each of ffn_g and ffn_u */
     uint64_t rope;                  /* each of rope_cos and rope_sin */
     uint64_t logits, qscratch;
+    uint64_t rows;                  /* each of row_pos, row_seq, tiles; row_logits a quarter */
     uint64_t att_scratch;           /* per pool thread */
 };
 
-static void ctx_plan(const struct lm_model *m, int n_ctx, int n_batch, struct ctx_plan *p) {
+static void ctx_plan(const struct lm_model *m, int n_seq, int n_ctx, int n_batch, struct ctx_plan *p) {
     const struct lm_hparams *hp = &m->hp;
     uint64_t nb = (uint64_t)n_batch, f = sizeof(float);
     uint64_t E = (uint64_t)hp->n_embd, q_dim = (uint64_t)hp->n_head * (uint64_t)hp->head_dim;
     uint64_t kv_dim = (uint64_t)hp->n_head_kv * (uint64_t)hp->head_dim;
-    p->cache = lm_mul_sat(lm_mul_sat((uint64_t)hp->n_layer, (uint64_t)n_ctx), kv_dim * sizeof(uint16_t));
+    p->cache = lm_mul_sat(lm_mul_sat(lm_mul_sat((uint64_t)n_seq, (uint64_t)hp->n_layer), (uint64_t)n_ctx),
+                          kv_dim * sizeof(uint16_t));
     p->x = f * nb * E; /* products of checked dimensions and a batch of at most INT32_MAX: no overflow */
     p->xn = f * nb * max_u64(E, q_dim);
     p->q = p->att = f * nb * q_dim;
@@ -289,6 +291,7 @@ static void ctx_plan(const struct lm_model *m, int n_ctx, int n_batch, struct ct
     p->ffn = f * nb * (uint64_t)hp->n_ff;
     p->rope = f * nb * (uint64_t)(hp->n_rot / 2);
     p->logits = f * (uint64_t)hp->n_vocab;
+    p->rows = sizeof(int32_t) * nb;
     p->att_scratch = f * att_scratch_size(hp, n_ctx);
     /* the output takes up to a batch of rows (lm_forward_logits) */
     uint64_t qs = lm_matmul_scratch_size(m->output, n_batch);
@@ -306,10 +309,10 @@ static void ctx_plan(const struct lm_model *m, int n_ctx, int n_batch, struct ct
 
 void lm_ctx_size(const struct lm_model *m, int n_ctx, int n_batch, struct lm_ctx_size *s) {
     struct ctx_plan p;
-    ctx_plan(m, n_ctx, n_batch, &p);
+    ctx_plan(m, 1, n_ctx, n_batch, &p);
     s->kv = lm_mul_sat(p.cache, 2);
     s->att = p.att_scratch;
-    s->batch = p.x + p.xn + p.q + 2 * p.kv + p.att + 2 * p.ffn + 2 * p.rope + p.logits + p.qscratch;
+    s->batch = p.x + p.xn + p.q + 2 * p.kv + p.att + 2 * p.ffn + 2 * p.rope + p.logits + p.qscratch + 4 * p.rows;
 }
 
 int lm_model_default_ctx(const struct lm_model *m) {
@@ -354,12 +357,27 @@ static void *try_alloc(uint64_t bytes, bool zero, bool *failed) {
     return p;
 }
 
+/* "4096", or "4 x 4096" for several sequences */
+struct ctx_str { char s[32]; };
+static struct ctx_str ctx_str(int n_seq, int n_ctx) {
+    struct ctx_str r;
+    if (n_seq == 1) snprintf(r.s, sizeof r.s, "%d", n_ctx);
+    else snprintf(r.s, sizeof r.s, "%d x %d", n_seq, n_ctx);
+    return r;
+}
+
 int lm_ctx_init(struct lm_ctx *c, const struct lm_model *m, struct lm_pool *pool, int n_ctx, int n_batch,
                 struct lm_err *err) {
+    return lm_ctx_init_seqs(c, m, pool, 1, n_ctx, n_batch, err);
+}
+
+int lm_ctx_init_seqs(struct lm_ctx *c, const struct lm_model *m, struct lm_pool *pool, int n_seq, int n_ctx,
+                     int n_batch, struct lm_err *err) {
     memset(c, 0, sizeof *c);
     const struct lm_hparams *hp = &m->hp;
-    LM_ASSERT(n_ctx >= 1 && n_batch >= 1);
-    if (n_batch > n_ctx) n_batch = n_ctx;
+    LM_ASSERT(n_seq >= 1 && n_ctx >= 1 && n_batch >= 1);
+    /* one sequence's batch cannot outgrow its context; several can */
+    if (n_seq == 1 && n_batch > n_ctx) n_batch = n_ctx;
     /* The forward pass indexes a batch's rows (n_batch x the widest of them) with ints. */
     int64_t widest = hp->n_embd > hp->n_ff ? hp->n_embd : hp->n_ff;
     if ((int64_t)hp->n_head * hp->head_dim > widest) widest = (int64_t)hp->n_head * hp->head_dim;
@@ -368,19 +386,22 @@ int lm_ctx_init(struct lm_ctx *c, const struct lm_model *m, struct lm_pool *pool
                        n_batch, (long long)widest);
     struct ctx_plan p;
     struct lm_ctx_size s;
-    ctx_plan(m, n_ctx, n_batch, &p);
+    ctx_plan(m, n_seq, n_ctx, n_batch, &p);
     lm_ctx_size(m, n_ctx, n_batch, &s);
+    s.kv = lm_mul_sat(p.cache, 2);
     int n_threads = lm_pool_size(pool);
     uint64_t total = lm_add_sat(lm_add_sat(s.kv, s.batch), lm_mul_sat(s.att, (uint64_t)n_threads));
     uint64_t ram = lm_physical_memory();
     /* Beyond physical memory the allocation may still succeed (pages come
      * on first use), and the run ends in swap or the OOM killer instead. */
     if (total > ram)
-        return lm_errf(err, "a context of %d positions needs %s (KV cache %s; batches of %d, %d threads), more than "
+        return lm_errf(err, "a context of %s positions needs %s (KV cache %s; batches of %d, %d threads), more than "
                             "the %s of memory this machine has (try a smaller -c)",
-                       n_ctx, lm_size_str(total).s, lm_size_str(s.kv).s, n_batch, n_threads, lm_size_str(ram).s);
+                       ctx_str(n_seq, n_ctx).s, lm_size_str(total).s, lm_size_str(s.kv).s, n_batch, n_threads,
+                       lm_size_str(ram).s);
     c->model = m;
     c->pool = pool;
+    c->n_seq = n_seq;
     c->n_ctx = n_ctx;
     c->n_batch = n_batch;
     c->att_scratch_size = att_scratch_size(hp, n_ctx);
@@ -400,17 +421,22 @@ int lm_ctx_init(struct lm_ctx *c, const struct lm_model *m, struct lm_pool *pool
     c->rope_sin = try_alloc(p.rope, false, &failed);
     c->logits = try_alloc(p.logits, false, &failed);
     c->qscratch = try_alloc(p.qscratch, false, &failed);
+    c->row_pos = try_alloc(p.rows, false, &failed);
+    c->row_seq = try_alloc(p.rows, false, &failed);
+    c->row_logits = try_alloc(p.rows, false, &failed);
+    c->tiles = try_alloc(p.rows, false, &failed);
     if (failed) {
         lm_ctx_free(c);
-        return lm_errf(err, "cannot allocate the %s a context of %d positions needs (KV cache %s; try a smaller -c)",
-                       lm_size_str(total).s, n_ctx, lm_size_str(s.kv).s);
+        return lm_errf(err, "cannot allocate the %s a context of %s positions needs (KV cache %s; try a smaller -c)",
+                       lm_size_str(total).s, ctx_str(n_seq, n_ctx).s, lm_size_str(s.kv).s);
     }
     return 0;
 }
 
 void lm_ctx_free(struct lm_ctx *c) {
     void *bufs[] = {c->k_cache, c->v_cache, c->x, c->xn, c->q, c->k, c->v, c->att, c->ffn_g, c->ffn_u,
-                    c->att_scratch, c->rope_cos, c->rope_sin, c->logits, c->qscratch};
+                    c->att_scratch, c->rope_cos, c->rope_sin, c->logits, c->qscratch,
+                    c->row_pos, c->row_seq, c->row_logits, c->tiles};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     memset(c, 0, sizeof *c);
 }
@@ -419,18 +445,24 @@ void lm_ctx_free(struct lm_ctx *c) {
 
 struct attn_job {
     struct lm_ctx *c;
-    int layer, n, pos, tok_tile, n_tiles;
+    const struct lm_batch *b;
+    int layer, n_tiles;
 };
 
-/* One task per (KV head, run of tokens): causal softmax attention over the cache. */
+/* Where the rows of a tile end: the next tile's first row, or the batch's end. */
+static int tile_end(const struct attn_job *j, int tile) { return tile + 1 < j->n_tiles ? j->c->tiles[tile + 1] : j->b->n; }
+
+/* One task per (KV head, tile of rows): causal softmax attention over the
+ * cache of the tile's sequence. */
 static void attention(void *arg, int task, int ith) {
     struct attn_job *j = arg;
     struct lm_ctx *c = j->c;
     const struct lm_hparams *hp = &c->model->hp;
     int hd = hp->head_dim, group = hp->n_head / hp->n_head_kv;
     size_t kv_dim = (size_t)hp->n_head_kv * (size_t)hd, q_dim = (size_t)hp->n_head * (size_t)hd;
-    int kvh = task / j->n_tiles, t0 = task % j->n_tiles * j->tok_tile;
-    int nt = j->n - t0 < j->tok_tile ? j->n - t0 : j->tok_tile, rows = nt * group;
+    int kvh = task / j->n_tiles, tile = task % j->n_tiles;
+    int t0 = c->tiles[tile], nt = tile_end(j, tile) - t0, rows = nt * group;
+    int seq = j->b->seq[t0], pos0 = j->b->pos[t0];
     size_t lds = round8((size_t)c->n_ctx);
     float *qt = c->att_scratch + (size_t)ith * c->att_scratch_size; /* (rows, hd): row t*group + g */
     float *out = qt + (size_t)rows * hd;                             /* (rows, hd) */
@@ -440,9 +472,10 @@ static void attention(void *arg, int task, int ith) {
         for (int g = 0; g < group; g++)
             memcpy(qt + (size_t)(t * group + g) * hd, c->q + (size_t)(t0 + t) * q_dim + (size_t)(kvh * group + g) * hd,
                    sizeof(float) * (size_t)hd);
-    size_t layer_off = (size_t)j->layer * (size_t)c->n_ctx * kv_dim + (size_t)kvh * (size_t)hd;
+    size_t layer_off = ((size_t)seq * (size_t)hp->n_layer + (size_t)j->layer) * (size_t)c->n_ctx * kv_dim +
+                       (size_t)kvh * (size_t)hd;
     const uint16_t *k = c->k_cache + layer_off, *v = c->v_cache + layer_off;
-    int n_pos = j->pos + t0 + nt; /* positions the last token sees */
+    int n_pos = pos0 + nt; /* positions the last row sees */
     for (int p0 = 0; p0 < n_pos; p0 += ATT_CHUNK) {
         int np = n_pos - p0 < ATT_CHUNK ? n_pos - p0 : ATT_CHUNK, npad = (int)round8((size_t)np);
         lm_f16_transpose(np, hd, k + (size_t)p0 * kv_dim, kv_dim, kv, (size_t)npad);
@@ -453,7 +486,7 @@ static void attention(void *arg, int task, int ith) {
     size_t end = round8((size_t)n_pos);
     for (int r = 0; r < rows; r++) {
         float *row = sc + (size_t)r * lds;
-        int valid = j->pos + t0 + r / group + 1;
+        int valid = pos0 + r / group + 1;
         for (int p = 0; p < valid; p++) row[p] *= scale;
         lm_softmax(row, valid);
         memset(row + valid, 0, sizeof(float) * (end - (size_t)valid));
@@ -488,23 +521,60 @@ int lm_forward(struct lm_ctx *c, const int32_t *tokens, int n, int pos, struct l
 
 int lm_forward_logits(struct lm_ctx *c, const int32_t *tokens, int n, int pos, int out0, int n_out, float *out,
                       struct lm_err *err) {
-    const struct lm_model *m = c->model;
-    const struct lm_hparams *hp = &m->hp;
     if (n < 1 || n > c->n_batch) return lm_errf(err, "batch of %d tokens (1..%d allowed)", n, c->n_batch);
     if (out0 < 0 || n_out < 0 || out0 > n - n_out)
         return lm_errf(err, "logits of tokens %d..%d asked of a batch of %d", out0, out0 + n_out - 1, n);
-    if (pos < 0 || pos + n > c->n_ctx)
+    if (pos < 0 || pos > c->n_ctx - n)
         return lm_errf(err, "positions %d..%d do not fit in the context of %d", pos, pos + n - 1, c->n_ctx);
-    int E = hp->n_embd, hd = hp->head_dim, half = hp->n_rot / 2;
+    for (int t = 0; t < n; t++) {
+        c->row_pos[t] = pos + t;
+        c->row_seq[t] = 0;
+        c->row_logits[t] = t >= out0 && t < out0 + n_out;
+    }
+    struct lm_batch b = {n, tokens, c->row_pos, c->row_seq, c->row_logits};
+    return lm_forward_batch(c, &b, out, err);
+}
+
+/* Checks a batch against the context and splits it into attention tiles:
+ * runs of at most att_tokens rows of one sequence. Returns the tile count. */
+static int plan_batch(struct lm_ctx *c, const struct lm_batch *b, struct lm_err *err) {
+    const struct lm_hparams *hp = &c->model->hp;
+    if (b->n < 1 || b->n > c->n_batch) return lm_errf(err, "batch of %d tokens (1..%d allowed)", b->n, c->n_batch);
+    int n_tiles = 0, run = 0, tile_rows = att_tokens(hp);
+    for (int i = 0; i < b->n; i++) {
+        if (b->tokens[i] < 0 || b->tokens[i] >= hp->n_vocab)
+            return lm_errf(err, "token id %d is outside the vocabulary (%d)", b->tokens[i], hp->n_vocab);
+        if (b->seq[i] < 0 || b->seq[i] >= c->n_seq)
+            return lm_errf(err, "row %d: sequence %d of a context of %d", i, b->seq[i], c->n_seq);
+        if (b->pos[i] < 0 || b->pos[i] >= c->n_ctx)
+            return lm_errf(err, "row %d: position %d does not fit in the context of %d", i, b->pos[i], c->n_ctx);
+        bool continues = i > 0 && b->seq[i] == b->seq[i - 1];
+        if (continues && b->pos[i] != b->pos[i - 1] + 1)
+            return lm_errf(err, "row %d: position %d after %d in sequence %d", i, b->pos[i], b->pos[i - 1], b->seq[i]);
+        if (!continues) {
+            for (int t = 0; t < n_tiles; t++)
+                if (b->seq[c->tiles[t]] == b->seq[i])
+                    return lm_errf(err, "row %d: the rows of sequence %d are not contiguous", i, b->seq[i]);
+            run = 0;
+        }
+        if (run++ % tile_rows == 0) c->tiles[n_tiles++] = i;
+    }
+    return n_tiles;
+}
+
+int lm_forward_batch(struct lm_ctx *c, const struct lm_batch *b, float *out, struct lm_err *err) {
+    const struct lm_model *m = c->model;
+    const struct lm_hparams *hp = &m->hp;
+    int n_tiles = plan_batch(c, b, err);
+    if (n_tiles < 0) return -1;
+    int n = b->n, E = hp->n_embd, hd = hp->head_dim, half = hp->n_rot / 2;
     int q_dim = hp->n_head * hd, kv_dim = hp->n_head_kv * hd;
     const struct lm_type_traits *et = lm_type_get(m->tok_embd->type);
     size_t emb_row = (size_t)(E / et->blck) * et->size;
     for (int t = 0; t < n; t++) {
-        if (tokens[t] < 0 || tokens[t] >= hp->n_vocab)
-            return lm_errf(err, "token id %d is outside the vocabulary (%d)", tokens[t], hp->n_vocab);
-        et->to_f32((const uint8_t *)m->tok_embd->data + emb_row * (size_t)tokens[t], c->x + (size_t)t * E, E);
+        et->to_f32((const uint8_t *)m->tok_embd->data + emb_row * (size_t)b->tokens[t], c->x + (size_t)t * E, E);
         for (int i = 0; i < half; i++) {
-            float angle = (float)(pos + t) * hp->rope_scale * m->inv_freq[i];
+            float angle = (float)b->pos[t] * hp->rope_scale * m->inv_freq[i];
             c->rope_cos[t * half + i] = cosf(angle);
             c->rope_sin[t * half + i] = sinf(angle);
         }
@@ -517,7 +587,6 @@ int lm_forward_logits(struct lm_ctx *c, const int32_t *tokens, int n, int pos, i
         add_bias(c->q, L->bq, n, q_dim);
         add_bias(c->k, L->bk, n, kv_dim);
         add_bias(c->v, L->bv, n, kv_dim);
-        size_t cache_off = ((size_t)l * (size_t)c->n_ctx + (size_t)pos) * (size_t)kv_dim;
         for (int t = 0; t < n; t++) {
             float *q = c->q + (size_t)t * q_dim, *k = c->k + (size_t)t * kv_dim;
             if (L->q_norm) {
@@ -526,11 +595,13 @@ int lm_forward_logits(struct lm_ctx *c, const int32_t *tokens, int n, int pos, i
             }
             lm_rope(q, hp->n_head, hd, hp->n_rot, c->rope_cos + t * half, c->rope_sin + t * half, hp->rope_neox);
             lm_rope(k, hp->n_head_kv, hd, hp->n_rot, c->rope_cos + t * half, c->rope_sin + t * half, hp->rope_neox);
-            lm_f32_to_f16_row(k, c->k_cache + cache_off + (size_t)t * kv_dim, kv_dim);
-            lm_f32_to_f16_row(c->v + (size_t)t * kv_dim, c->v_cache + cache_off + (size_t)t * kv_dim, kv_dim);
+            size_t cache_off = (((size_t)b->seq[t] * (size_t)hp->n_layer + (size_t)l) * (size_t)c->n_ctx + (size_t)b->pos[t]) *
+                               (size_t)kv_dim;
+            lm_f32_to_f16_row(k, c->k_cache + cache_off, kv_dim);
+            lm_f32_to_f16_row(c->v + (size_t)t * kv_dim, c->v_cache + cache_off, kv_dim);
         }
-        struct attn_job job = {c, l, n, pos, att_tokens(hp), (n + att_tokens(hp) - 1) / att_tokens(hp)};
-        lm_pool_run(c->pool, hp->n_head_kv * job.n_tiles, attention, &job);
+        struct attn_job job = {c, b, l, n_tiles};
+        lm_pool_run(c->pool, hp->n_head_kv * n_tiles, attention, &job);
         lm_matmul(c->pool, c->xn, L->wo, c->att, n, c->qscratch);
         add(c->x, c->xn, (size_t)n * E);
         for (int t = 0; t < n; t++) lm_rmsnorm(c->xn + (size_t)t * E, c->x + (size_t)t * E, L->ffn_norm->data, E, hp->norm_eps);
@@ -540,9 +611,9 @@ int lm_forward_logits(struct lm_ctx *c, const int32_t *tokens, int n, int pos, i
         lm_matmul(c->pool, c->xn, L->w_down, c->ffn_g, n, c->qscratch);
         add(c->x, c->xn, (size_t)n * E);
     }
-    if (n_out == 0) return 0;
-    for (int t = 0; t < n_out; t++)
-        lm_rmsnorm(c->xn + (size_t)t * E, c->x + (size_t)(out0 + t) * E, m->output_norm->data, E, hp->norm_eps);
-    lm_matmul(c->pool, out, m->output, c->xn, n_out, c->qscratch);
+    int n_out = 0;
+    for (int t = 0; t < n; t++)
+        if (b->logits[t]) lm_rmsnorm(c->xn + (size_t)n_out++ * E, c->x + (size_t)t * E, m->output_norm->data, E, hp->norm_eps);
+    if (n_out) lm_matmul(c->pool, out, m->output, c->xn, n_out, c->qscratch);
     return 0;
 }

@@ -6,12 +6,16 @@
  * checked against them at load. Weights are never copied: each struct
  * lm_tensor points into the map.
  *
- * A context (struct lm_ctx) owns the KV cache (f16) and the scratch of one
- * sequence. lm_forward() runs a batch of tokens at consecutive positions
- * (prefill in one batch, then one token at a time) and computes logits only
- * for the last token of the batch; lm_forward_logits computes them for any
- * run of the batch's tokens (perplexity scores every position), into the
- * caller's buffer, so a context holds one row of logits whatever its batch.
+ * A context (struct lm_ctx) owns the KV cache (f16) of one or more
+ * sequences and the scratch of a batch. lm_forward() runs a batch of tokens
+ * of one sequence at consecutive positions (prefill in one batch, then one
+ * token at a time) and computes logits only for the last token of the
+ * batch; lm_forward_logits computes them for any run of the batch's tokens
+ * (perplexity scores every position), into the caller's buffer, so a
+ * context holds one row of logits whatever its batch. lm_forward_batch runs
+ * rows of several sequences in one pass (a server's continuous batching):
+ * the weights are read once for all of them, and each row's arithmetic is
+ * the same whichever rows share its batch.
  *
  * Memory: every dimension is checked against a tensor's shape at load, but
  * a narrow model (n_embd 1) can still have rows that need gigabytes per
@@ -25,7 +29,7 @@
  * abort.
  *
  * Left out on purpose: mixture-of-experts, sliding-window attention, YaRN
- * and LongRoPE scaling (refused at load), multiple sequences per context. */
+ * and LongRoPE scaling (refused at load). */
 #ifndef LM_MODEL_H
 #define LM_MODEL_H
 
@@ -82,13 +86,16 @@ void lm_model_free(struct lm_model *m); /* safe on zeroed or half-built */
 struct lm_ctx {
     const struct lm_model *model;
     struct lm_pool *pool;  /* borrowed */
-    int n_ctx, n_batch;
-    uint16_t *k_cache, *v_cache; /* (n_layer, n_ctx, n_head_kv*head_dim) f16 */
+    int n_seq, n_ctx, n_batch;   /* n_ctx: positions of each sequence */
+    uint16_t *k_cache, *v_cache; /* (n_seq, n_layer, n_ctx, n_head_kv*head_dim) f16 */
     /* scratch, sized for n_batch tokens */
     float *x, *xn, *q, *k, *v, *att, *ffn_g, *ffn_u, *rope_cos, *rope_sin;
     float *att_scratch;       /* per pool thread: att_scratch_size floats */
     size_t att_scratch_size;
     void *qscratch;
+    int32_t *row_pos, *row_seq; /* (n_batch): the rows of lm_forward's batch */
+    bool *row_logits;
+    int *tiles;                 /* (n_batch) first row of each attention tile */
     float *logits; /* (n_vocab) of the last token of the last batch */
 };
 
@@ -109,6 +116,9 @@ void lm_ctx_size(const struct lm_model *m, int n_ctx, int n_batch, struct lm_ctx
  * allocated, is an error saying how much it needed. */
 int lm_ctx_init(struct lm_ctx *c, const struct lm_model *m, struct lm_pool *pool, int n_ctx, int n_batch,
                 struct lm_err *err);
+/* The same with n_seq sequences of n_ctx positions each (lm_ctx_init: 1). */
+int lm_ctx_init_seqs(struct lm_ctx *c, const struct lm_model *m, struct lm_pool *pool, int n_seq, int n_ctx,
+                     int n_batch, struct lm_err *err);
 void lm_ctx_free(struct lm_ctx *c); /* safe on zeroed */
 
 /* Runs tokens[0..n) at positions pos..pos+n-1 (n <= n_batch, pos+n <= n_ctx;
@@ -121,5 +131,19 @@ int lm_forward(struct lm_ctx *c, const int32_t *tokens, int n, int pos, struct l
  * last token into c->logits. */
 int lm_forward_logits(struct lm_ctx *c, const int32_t *tokens, int n, int pos, int out0, int n_out, float *out,
                       struct lm_err *err);
+
+/* Row i of a batch: token tokens[i] at position pos[i] of sequence seq[i].
+ * The rows of one sequence are contiguous in the batch, at consecutive
+ * positions; a row attends to positions 0..pos[i] of its sequence (those
+ * before the sequence's first row come from earlier batches). */
+struct lm_batch {
+    int n; /* 1..n_batch rows */
+    const int32_t *tokens, *pos, *seq;
+    const bool *logits; /* rows whose logits are wanted */
+};
+/* Runs the batch; the logits of the rows with logits[i] set go to out, in
+ * row order, n_vocab floats each. Cache entries of a sequence at positions
+ * it runs are overwritten. */
+int lm_forward_batch(struct lm_ctx *c, const struct lm_batch *b, float *out, struct lm_err *err);
 
 #endif
