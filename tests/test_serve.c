@@ -225,16 +225,20 @@ static char *chat_reference(const char *messages, int n, int *n_gen) {
     return r;
 }
 
+/* Each with its own system prompt: conversations that share less than half
+ * their prompt do not reuse each other's cache (see sched.c). */
 static const char *const conversations[] = {
-    "[{\"role\":\"user\",\"content\":\"What is the capital of France?\"}]",
+    "[{\"role\":\"system\",\"content\":\"Geography teacher.\"},{\"role\":\"user\",\"content\":\"What is the capital of France?\"}]",
     "[{\"role\":\"system\",\"content\":\"You are a pirate.\"},{\"role\":\"user\",\"content\":\"Say hello.\"}]",
-    "[{\"role\":\"user\",\"content\":\"Write a haiku about the sea.\"}]",
-    "[{\"role\":\"user\",\"content\":\"Hi\"},{\"role\":\"assistant\",\"content\":\"Hello! How can I help?\"},"
-    "{\"role\":\"user\",\"content\":\"Count from one to ten in words.\"}]",
-    "[{\"role\":\"user\",\"content\":\"Name three colours.\"}]",
+    "[{\"role\":\"system\",\"content\":\"Poet\"},{\"role\":\"user\",\"content\":\"Write a haiku about the sea.\"}]",
+    "[{\"role\":\"system\",\"content\":\"Be brief.\"},{\"role\":\"user\",\"content\":\"Hi\"},"
+    "{\"role\":\"assistant\",\"content\":\"Hello! How can I help?\"},{\"role\":\"user\",\"content\":\"Count from one to ten in words.\"}]",
+    "[{\"role\":\"system\",\"content\":\"Artist\"},{\"role\":\"user\",\"content\":\"Name three colours.\"}]",
 };
 #define N_CONV 5
 #define N_TOKENS 32
+
+static double metric_of(int port, const char *name);
 
 struct call {
     int port, status, n_gen;
@@ -254,45 +258,61 @@ static void *call_chat(void *arg) {
 }
 
 /* Greedy replies through the server equal lm chat's, token for token (the
- * text and the count): one request alone, then all five at once on four
- * slots (one waits in the queue), then again (the slots' caches now hold
- * other conversations' prefixes). */
+ * text and the count): one request alone, then five at once (on the five
+ * slots not used yet: the first keeps its conversation). Then a conversation continues: its history comes from the
+ * slot's cache (the reused count grows), and the reply is still lm chat's
+ * for the whole conversation. */
 TEST(serve_chat_equals_lm_chat) {
     if (!test_model_path()) return test_skip("no default model (scripts/get-model.sh)");
-    char *want[N_CONV];
-    int want_n[N_CONV];
+    char *want[N_CONV + 2];
+    int want_n[N_CONV + 2];
+    const char *first = "[{\"role\":\"system\",\"content\":\"Chemist\"},{\"role\":\"user\",\"content\":\"What is water made of?\"}]";
     for (int i = 0; i < N_CONV; i++) want[i] = chat_reference(conversations[i], N_TOKENS, &want_n[i]);
+    want[N_CONV] = chat_reference(first, N_TOKENS, &want_n[N_CONV]);
     struct server s;
-    if (!server_start(&s, "-np 4 -c 1024")) {
+    if (!server_start(&s, "-np 6 -c 1024")) {
         test_fail(__FILE__, __LINE__, "lm serve did not start");
         server_stop(&s);
         return 1;
     }
-    struct call alone = {.port = s.port, .messages = conversations[3]};
+    struct call alone = {.port = s.port, .messages = first};
     call_chat(&alone);
     EXPECT_EQ_INT(alone.status, 200);
-    EXPECT_EQ_STR(alone.text, want[3]);
-    EXPECT_EQ_INT(alone.n_gen, want_n[3]);
-    free(alone.text);
-    for (int round = 0; round < 2; round++) {
-        struct call calls[N_CONV];
-        pthread_t t[N_CONV];
-        for (int i = 0; i < N_CONV; i++) {
-            calls[i] = (struct call){.port = s.port, .messages = conversations[(i + round) % N_CONV]};
-            pthread_create(&t[i], NULL, call_chat, &calls[i]);
-        }
-        for (int i = 0; i < N_CONV; i++) {
-            pthread_join(t[i], NULL);
-            int k = (i + round) % N_CONV;
-            EXPECT_EQ_INT(calls[i].status, 200);
-            if (strcmp(calls[i].text, want[k]) || calls[i].n_gen != want_n[k])
-                test_fail(__FILE__, __LINE__, "round %d, conversation %d: \"%s\" (%d tokens), lm chat: \"%s\" (%d)", round, k,
-                          calls[i].text, calls[i].n_gen, want[k], want_n[k]);
-            free(calls[i].text);
-        }
+    EXPECT_EQ_STR(alone.text, want[N_CONV]);
+    EXPECT_EQ_INT(alone.n_gen, want_n[N_CONV]);
+    struct call calls[N_CONV];
+    pthread_t t[N_CONV];
+    for (int i = 0; i < N_CONV; i++) {
+        calls[i] = (struct call){.port = s.port, .messages = conversations[i]};
+        pthread_create(&t[i], NULL, call_chat, &calls[i]);
     }
+    for (int i = 0; i < N_CONV; i++) {
+        pthread_join(t[i], NULL);
+        EXPECT_EQ_INT(calls[i].status, 200);
+        if (strcmp(calls[i].text, want[i]) || calls[i].n_gen != want_n[i])
+            test_fail(__FILE__, __LINE__, "conversation %d: \"%s\" (%d tokens), lm chat: \"%s\" (%d)", i, calls[i].text,
+                      calls[i].n_gen, want[i], want_n[i]);
+        free(calls[i].text);
+    }
+    /* The first conversation goes on: reply and a new question. */
+    struct lm_buf more = {0};
+    lm_buf_append(&more, first, strlen(first) - 1);
+    lm_buf_puts(&more, ",{\"role\":\"assistant\",\"content\":");
+    lm_buf_json_str(&more, alone.text, strlen(alone.text));
+    lm_buf_puts(&more, "},{\"role\":\"user\",\"content\":\"And salt?\"}]");
+    double reused = metric_of(s.port, "lm_prompt_tokens_reused_total");
+    struct call next = {.port = s.port, .messages = more.data};
+    call_chat(&next);
+    EXPECT_EQ_INT(next.status, 200);
+    EXPECT(metric_of(s.port, "lm_prompt_tokens_reused_total") - reused > 20);
+    want[N_CONV + 1] = chat_reference(more.data, N_TOKENS, &want_n[N_CONV + 1]);
+    if (strcmp(next.text, want[N_CONV + 1]))
+        test_fail(__FILE__, __LINE__, "continued: \"%s\", lm chat: \"%s\"", next.text, want[N_CONV + 1]);
+    free(alone.text);
+    free(next.text);
+    lm_buf_free(&more);
     server_stop(&s);
-    for (int i = 0; i < N_CONV; i++) free(want[i]);
+    for (int i = 0; i < N_CONV + 2; i++) free(want[i]);
     return 0;
 }
 
@@ -551,7 +571,7 @@ TEST(serve_hostile_traffic) {
 }
 
 /* The value of a metric in the server's /metrics, or -1. */
-static double metric(int port, const char *name) {
+static double metric_of(int port, const char *name) {
     struct lm_buf b = {0};
     double v = -1;
     if (request(port, "GET", "/metrics", NULL, NULL, &b) == 200) {
@@ -600,12 +620,12 @@ TEST(serve_cancel_queue_shutdown) {
     }
     int fd = start_long_stream(s.port);
     EXPECT(fd >= 0);
-    EXPECT_EQ_INT((int)metric(s.port, "lm_slots_busy"), 1);
+    EXPECT_EQ_INT((int)metric_of(s.port, "lm_slots_busy"), 1);
     /* One request waits in the queue; the next finds it full. */
     int waiting[2] = {s.port, 0};
     pthread_t t;
     pthread_create(&t, NULL, call_long, waiting);
-    for (int i = 0; i < 100 && metric(s.port, "lm_queue_depth") != 1; i++) usleep(50000);
+    for (int i = 0; i < 100 && metric_of(s.port, "lm_queue_depth") != 1; i++) usleep(50000);
     struct lm_buf body = {0};
     EXPECT_EQ_INT(request(s.port, "POST", "/v1/completions", "{\"prompt\":\"Hi\",\"max_tokens\":2}", NULL, &body), 429);
     /* 400 tokens take seconds; the slot must be free well before. */
@@ -613,8 +633,8 @@ TEST(serve_cancel_queue_shutdown) {
     close(fd);
     pthread_join(t, NULL);
     EXPECT_EQ_INT(waiting[1], 200);
-    for (int i = 0; i < 100 && metric(s.port, "lm_slots_busy") != 0; i++) usleep(20000);
-    EXPECT_EQ_INT((int)metric(s.port, "lm_slots_busy"), 0);
+    for (int i = 0; i < 100 && metric_of(s.port, "lm_slots_busy") != 0; i++) usleep(20000);
+    EXPECT_EQ_INT((int)metric_of(s.port, "lm_slots_busy"), 0);
     EXPECT(lm_time() - t0 < 3.0);
     /* SIGTERM while a stream runs: the stream ends, the server exits 0. */
     fd = start_long_stream(s.port);

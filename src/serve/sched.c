@@ -1,12 +1,21 @@
 /* sched.c: the slots and the scheduler thread of lm serve (serve_int.h).
  *
- * Each slot holds one conversation's KV cache and the tokens in it. A job
- * goes to the free slot whose cache shares the longest prefix with its
- * prompt, so a chat that continues recomputes only its new turn. Every
- * step runs the next token of each generating slot and a chunk of any
- * prompt being read (together at most n_batch tokens), then samples for the
- * slots whose logits came out. forward() is the one place that knows how
- * the slots' sequences reach the model. */
+ * Each slot is one sequence of a shared context (lm_ctx_init_seqs): its
+ * KV cache and the tokens in it. A job goes to the free slot whose cache
+ * shares the longest prefix with its prompt; that prefix is kept when it
+ * is at least half the prompt (as llama-server's slot similarity), so a
+ * chat that continues recomputes only its new turn. Every step is one
+ * lm_forward_batch, then sampling for the slots whose logits came out: the
+ * weights are read once a step for all slots.
+ *
+ * What a step holds: the next token of every generating slot, or a chunk
+ * of one prompt (n_batch tokens from its first uncached one, as lm chat
+ * and lm run cut it), the two kinds taking turns while both wait. Not both
+ * in one step, because the GEMM kernels are not yet row-invariant: a row
+ * in a full block of 8 rows rounds differently from one in a partial
+ * block, so a prompt sharing its batch would get other logits than alone
+ * (test_serve checks that a request's tokens do not depend on the others).
+ * Rows of generating slots stay in one partial block up to 7 slots. */
 #include "serve_int.h"
 
 #include "lm/tokenizer.h"
@@ -16,10 +25,10 @@
 #include <time.h>
 
 struct slot {
-    struct lm_ctx ctx;
     int32_t *cached; /* (n_ctx) tokens whose keys and values the cache holds */
     int n_cached;
     struct lm_job *job;
+    uint64_t last_used; /* when it was last given a job */
     int prompt_pos;  /* the next prompt token to read */
     int32_t last;    /* the token sampled last, read at the next step */
     bool has_last;
@@ -35,13 +44,21 @@ struct slot {
     /* this step */
     const int32_t *feed;
     int n_feed;
-    const float *logits;
+    float *logits;
 };
 
 struct lm_sched {
     const struct lm_engine *e;
     int n_slots, n_ctx, n_batch, queue_cap;
+    struct lm_ctx ctx;  /* one sequence per slot; batches of n_batch + n_slots rows */
     struct slot *slots;
+    /* the rows of a step */
+    int32_t *tokens, *pos, *seq;
+    bool *want;
+    float *logits;      /* (n_slots, n_vocab) */
+    bool last_was_generation;
+    uint64_t n_assigned;
+    int next_prompt;    /* the slot whose prompt goes first next time */
     pthread_mutex_t mu;
     pthread_cond_t work;
     struct lm_job *q_head, *q_tail;
@@ -119,9 +136,7 @@ static void sample(struct lm_sched *s, struct slot *sl, float *logits) {
 }
 
 /* Puts j in slot sl, keeping the part of the cache its prompt starts with. */
-static void assign(struct lm_sched *s, struct slot *sl, struct lm_job *j) {
-    int keep = 0;
-    while (keep < j->n_prompt && keep < sl->n_cached && sl->cached[keep] == j->prompt[keep]) keep++;
+static void assign(struct lm_sched *s, struct slot *sl, struct lm_job *j, int keep) {
     if (keep == j->n_prompt) keep--; /* the last prompt token must run again for its logits */
     sl->n_cached = keep;
     sl->prompt_pos = keep;
@@ -141,39 +156,54 @@ static void assign(struct lm_sched *s, struct slot *sl, struct lm_job *j) {
 
 /* ---- a step ----------------------------------------------------------------- */
 
-/* Runs every slot's feed through the model and points its logits at the
- * last fed token's. One lm_forward per slot, each slot its own context. */
+/* Runs every slot's feed through the model in one batch and points the
+ * logits of each slot that needs them at its last fed token's. */
 static int forward(struct lm_sched *s, struct lm_err *err) {
+    int n = 0, n_out = 0;
     for (int i = 0; i < s->n_slots; i++) {
         struct slot *sl = &s->slots[i];
-        if (!sl->n_feed) continue;
-        if (lm_forward(&sl->ctx, sl->feed, sl->n_feed, sl->n_cached, err) < 0) return -1;
-        sl->logits = sl->ctx.logits;
+        for (int k = 0; k < sl->n_feed; k++, n++) {
+            s->tokens[n] = sl->feed[k];
+            s->pos[n] = sl->n_cached + k;
+            s->seq[n] = i;
+            s->want[n] = false;
+        }
+        bool last_of_prompt = sl->n_feed && sl->feed != &sl->last && sl->prompt_pos + sl->n_feed == sl->job->n_prompt;
+        if (sl->n_feed && (sl->feed == &sl->last || last_of_prompt)) {
+            s->want[n - 1] = true;
+            sl->logits = s->logits + (size_t)n_out++ * (size_t)s->e->model.hp.n_vocab;
+        }
     }
-    return 0;
+    struct lm_batch b = {.n = n, .tokens = s->tokens, .pos = s->pos, .seq = s->seq, .logits = s->want};
+    return n ? lm_forward_batch(&s->ctx, &b, s->logits, err) : 0;
 }
 
 static void step(struct lm_sched *s) {
-    int budget = s->n_batch;
-    for (int i = 0; i < s->n_slots; i++) { /* generating slots first: one token each */
+    for (int i = 0; i < s->n_slots; i++) { /* generating slots: one token each */
         struct slot *sl = &s->slots[i];
         sl->n_feed = 0;
         sl->logits = NULL;
-        if (sl->job && sl->has_last && budget > 0) {
+        if (sl->job && sl->has_last) {
             sl->feed = &sl->last;
             sl->n_feed = 1;
-            budget--;
         }
     }
-    for (int i = 0; i < s->n_slots && budget > 0; i++) { /* then chunks of prompts */
-        struct slot *sl = &s->slots[i];
-        if (!sl->job || sl->finished || sl->n_feed || sl->prompt_pos >= sl->job->n_prompt) continue;
-        int n = sl->job->n_prompt - sl->prompt_pos;
-        if (n > budget) n = budget;
-        sl->feed = sl->job->prompt + sl->prompt_pos;
-        sl->n_feed = n;
-        budget -= n;
+    bool generating = false;
+    for (int i = 0; i < s->n_slots; i++) generating |= s->slots[i].n_feed > 0;
+    if (!generating || !s->last_was_generation) { /* a prompt's turn, if one waits */
+        for (int i = 0; i < s->n_slots; i++) {
+            struct slot *sl = &s->slots[(s->next_prompt + i) % s->n_slots];
+            if (!sl->job || sl->finished || sl->has_last || sl->prompt_pos >= sl->job->n_prompt) continue;
+            for (int k = 0; k < s->n_slots; k++) s->slots[k].n_feed = 0;
+            int n = sl->job->n_prompt - sl->prompt_pos;
+            sl->feed = sl->job->prompt + sl->prompt_pos;
+            sl->n_feed = n < s->n_batch ? n : s->n_batch;
+            s->next_prompt = (int)(sl - s->slots + 1) % s->n_slots; /* prompts take turns too */
+            generating = false;
+            break;
+        }
     }
+    s->last_was_generation = generating;
     struct lm_err err;
     if (forward(s, &err) < 0) { /* only a bug of ours (positions and ids were checked) */
         lm_assert_fail(err.msg, __FILE__, __LINE__);
@@ -186,7 +216,7 @@ static void step(struct lm_sched *s) {
         sl->n_cached += sl->n_feed;
         sl->has_last = false;
         if (from_prompt) sl->prompt_pos += sl->n_feed;
-        if (!from_prompt || sl->prompt_pos == sl->job->n_prompt) sample(s, sl, (float *)sl->logits);
+        if (sl->logits) sample(s, sl, sl->logits);
     }
 }
 
@@ -263,9 +293,11 @@ static void *run(void *arg) {
                 if (sl->job) continue;
                 int keep = 0;
                 while (keep < j->n_prompt && keep < sl->n_cached && sl->cached[keep] == j->prompt[keep]) keep++;
-                if (keep > best_keep) best = sl, best_keep = keep;
+                if (keep < (j->n_prompt + 1) / 2) keep = 0; /* not worth keeping: take the slot used longest ago */
+                if (keep > best_keep || (keep == best_keep && sl->last_used < best->last_used)) best = sl, best_keep = keep;
             }
-            assign(s, best, j);
+            best->last_used = ++s->n_assigned;
+            assign(s, best, j, best_keep);
             active++;
         }
         s->stats.slots_busy = active;
@@ -290,15 +322,20 @@ static void *run(void *arg) {
 struct lm_sched *lm_sched_create(const struct lm_engine *e, int n_slots, int n_ctx, int n_batch, int queue_cap,
                                  struct lm_err *err) {
     struct lm_sched *s = lm_xcalloc(1, sizeof *s);
-    *s = (struct lm_sched){.e = e, .n_slots = n_slots, .n_ctx = n_ctx, .n_batch = n_batch < n_slots ? n_slots : n_batch,
-                           .queue_cap = queue_cap};
+    *s = (struct lm_sched){.e = e, .n_slots = n_slots, .n_ctx = n_ctx, .n_batch = n_batch, .queue_cap = queue_cap};
     s->stats.n_slots = n_slots;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->work, NULL);
     s->slots = lm_xcalloc((size_t)n_slots, sizeof *s->slots);
+    int rows = n_batch > n_slots ? n_batch : n_slots;
+    if (lm_ctx_init_seqs(&s->ctx, &e->model, e->pool, n_slots, n_ctx, rows, err) < 0) goto fail;
+    s->tokens = lm_xmalloc(sizeof *s->tokens * (size_t)rows);
+    s->pos = lm_xmalloc(sizeof *s->pos * (size_t)rows);
+    s->seq = lm_xmalloc(sizeof *s->seq * (size_t)rows);
+    s->want = lm_xmalloc(sizeof *s->want * (size_t)rows);
+    s->logits = lm_xmalloc(sizeof *s->logits * (size_t)n_slots * (size_t)e->model.hp.n_vocab);
     for (int i = 0; i < n_slots; i++) {
         struct slot *sl = &s->slots[i];
-        if (lm_ctx_init(&sl->ctx, &e->model, e->pool, n_ctx, s->n_batch, err) < 0) goto fail;
         sl->cached = lm_xmalloc(sizeof *sl->cached * (size_t)n_ctx);
         sl->counts = lm_xcalloc((size_t)e->model.hp.n_vocab, sizeof *sl->counts);
     }
@@ -324,7 +361,6 @@ void lm_sched_free(struct lm_sched *s) {
     }
     for (int i = 0; i < s->n_slots; i++) {
         struct slot *sl = &s->slots[i];
-        lm_ctx_free(&sl->ctx);
         free(sl->cached);
         free(sl->counts);
         lm_tokens_free(&sl->distinct);
@@ -332,6 +368,12 @@ void lm_sched_free(struct lm_sched *s) {
         lm_buf_free(&sl->piece);
     }
     free(s->slots);
+    lm_ctx_free(&s->ctx);
+    free(s->tokens);
+    free(s->pos);
+    free(s->seq);
+    free(s->want);
+    free(s->logits);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->work);
     free(s);
