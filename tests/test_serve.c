@@ -650,3 +650,39 @@ TEST(serve_cancel_queue_shutdown) {
     lm_buf_free(&body);
     return 0;
 }
+
+/* The official openai Python client and curl, as the README shows them. */
+TEST(serve_openai_client_and_curl) {
+    if (!test_model_path()) return test_skip("no default model (scripts/get-model.sh)");
+    if (system("python3 -c 'import openai' 2>/dev/null") != 0)
+        return test_skip("the openai Python package is absent (pip install openai)");
+    if (system("curl --version >/dev/null 2>&1") != 0) return test_skip("curl is absent");
+    struct server s;
+    if (!server_start(&s, "-np 2 -c 512 --api-key sekrit")) {
+        test_fail(__FILE__, __LINE__, "lm serve did not start");
+        server_stop(&s);
+        return 1;
+    }
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "python3 tests/serve_openai.py http://127.0.0.1:%d/v1 2>&1", s.port);
+    FILE *f = popen(cmd, "r");
+    struct lm_buf got = {0};
+    char tmp[1024];
+    size_t n;
+    while (f && (n = fread(tmp, 1, sizeof tmp, f)) > 0) lm_buf_append(&got, tmp, n);
+    int rc = f ? pclose(f) : -1;
+    if (rc != 0 || !got.data || strcmp(got.data, "ok\n")) test_fail(__FILE__, __LINE__, "openai client:\n%s", got.data ? got.data : "");
+    got.len = 0;
+    snprintf(cmd, sizeof cmd,
+             "curl -sS http://127.0.0.1:%d/v1/chat/completions -H 'Authorization: Bearer sekrit' "
+             "-H 'Content-Type: application/json' -d '{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],"
+             "\"max_tokens\":8,\"stream\":true}' 2>&1", s.port);
+    f = popen(cmd, "r");
+    while (f && (n = fread(tmp, 1, sizeof tmp, f)) > 0) lm_buf_append(&got, tmp, n);
+    EXPECT_EQ_INT(f ? pclose(f) : -1, 0);
+    EXPECT_CONTAINS(got.data, "\"delta\":{\"role\":\"assistant\"");
+    EXPECT_CONTAINS(got.data, "data: [DONE]");
+    lm_buf_free(&got);
+    server_stop(&s);
+    return 0;
+}
