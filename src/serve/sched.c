@@ -20,6 +20,7 @@
 
 #include "lm/tokenizer.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -56,6 +57,7 @@ struct lm_sched {
     int32_t *tokens, *pos, *seq;
     bool *want;
     float *logits;      /* (n_slots, n_vocab) */
+    struct lm_tokens eog; /* the vocabulary's end-of-generation tokens */
     bool last_was_generation;
     uint64_t n_assigned;
     int next_prompt;    /* the slot whose prompt goes first next time */
@@ -115,6 +117,8 @@ static void sample(struct lm_sched *s, struct slot *sl, float *logits) {
         return;
     }
     penalize(sl, logits);
+    if (j->ignore_eog)
+        for (size_t i = 0; i < s->eog.n; i++) logits[s->eog.ids[i]] = -INFINITY;
     int32_t id = lm_sampler_sample(&j->sampler, logits);
     lm_sampler_accept(&j->sampler, id);
     if (!sl->counts[id]++) lm_tokens_push(&sl->distinct, id);
@@ -329,6 +333,8 @@ struct lm_sched *lm_sched_create(const struct lm_engine *e, int n_slots, int n_c
     s->slots = lm_xcalloc((size_t)n_slots, sizeof *s->slots);
     int rows = n_batch > n_slots ? n_batch : n_slots;
     if (lm_ctx_init_seqs(&s->ctx, &e->model, e->pool, n_slots, n_ctx, rows, err) < 0) goto fail;
+    for (int32_t id = 0; id < e->tok.n_vocab; id++)
+        if (lm_tokenizer_is_eog(&e->tok, id)) lm_tokens_push(&s->eog, id);
     s->tokens = lm_xmalloc(sizeof *s->tokens * (size_t)rows);
     s->pos = lm_xmalloc(sizeof *s->pos * (size_t)rows);
     s->seq = lm_xmalloc(sizeof *s->seq * (size_t)rows);
@@ -374,6 +380,7 @@ void lm_sched_free(struct lm_sched *s) {
     free(s->seq);
     free(s->want);
     free(s->logits);
+    lm_tokens_free(&s->eog);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->work);
     free(s);

@@ -20,6 +20,7 @@ struct lm_job {
     struct lm_sampler sampler; /* initialised by the submitter (bad parameters are its 400) */
     float presence_penalty, frequency_penalty;
     int n_predict;   /* < 0: until the end of the turn or a full context */
+    bool ignore_eog; /* never sample an end-of-generation token (llama-server's ignore_eos) */
     char **stops;    /* owned */
     int n_stops;
     /* Under the scheduler's lock. */

@@ -200,12 +200,11 @@ static int gen_params(struct server *s, const struct lm_json *body, struct lm_jo
     if ((r = get_num(body, "max_completion_tokens", -1, 1 << 30, &d, err)) < 0) return -1;
     if (r) j->n_predict = (int)d;
     if ((r = get_num(body, "n", 1, 1, &d, err)) < 0) return lm_errf(err, "'n' must be 1 (one choice per request)");
-    if (get_bool(body, "stream", &g->stream, err) < 0) return -1;
+    if (get_bool(body, "stream", &g->stream, err) < 0 || get_bool(body, "ignore_eos", &j->ignore_eog, err) < 0) return -1;
     const struct lm_json *so = lm_json_get(body, "stream_options");
     if (so && so->type != LM_JSON_NULL && so->type != LM_JSON_OBJECT) return lm_errf(err, "'stream_options' must be an object");
     if (get_bool(so, "include_usage", &g->include_usage, err) < 0) return -1;
     const struct lm_json *stop = lm_json_get(body, "stop");
-    if (stop && stop->type == LM_JSON_STRING) stop = stop; /* one string: itself */
     if (stop && stop->type != LM_JSON_NULL) {
         size_t n = stop->type == LM_JSON_ARRAY ? stop->arr.n : 1;
         if (stop->type != LM_JSON_STRING && stop->type != LM_JSON_ARRAY) return lm_errf(err, "'stop' must be a string or an array of strings");
