@@ -177,6 +177,16 @@ static bool server_start(struct server *s, const char *flags) {
     return status == 200;
 }
 
+static void server_stop(struct server *s);
+
+/* server_start, or a failure (the server stopped) when it does not come up. */
+static bool server_up(struct server *s, const char *flags) {
+    if (server_start(s, flags)) return true;
+    test_fail(__FILE__, __LINE__, "lm serve %s did not start", flags);
+    server_stop(s);
+    return false;
+}
+
 /* SIGTERM: the server must exit 0. */
 static void server_stop(struct server *s) {
     if (s->p.pid > 0) kill(s->p.pid, SIGTERM);
@@ -270,11 +280,7 @@ TEST(serve_chat_equals_lm_chat) {
     for (int i = 0; i < N_CONV; i++) want[i] = chat_reference(conversations[i], N_TOKENS, &want_n[i]);
     want[N_CONV] = chat_reference(first, N_TOKENS, &want_n[N_CONV]);
     struct server s;
-    if (!server_start(&s, "-np 6 -c 1024")) {
-        test_fail(__FILE__, __LINE__, "lm serve did not start");
-        server_stop(&s);
-        return 1;
-    }
+    if (!server_up(&s, "-np 6 -c 1024")) return 1;
     struct call alone = {.port = s.port, .messages = first};
     call_chat(&alone);
     EXPECT_EQ_INT(alone.status, 200);
@@ -322,11 +328,7 @@ TEST(serve_chat_equals_lm_chat) {
 TEST(serve_stream_and_completions) {
     if (!test_model_path()) return test_skip("no default model (scripts/get-model.sh)");
     struct server s;
-    if (!server_start(&s, "-np 2 -c 512")) {
-        test_fail(__FILE__, __LINE__, "lm serve did not start");
-        server_stop(&s);
-        return 1;
-    }
+    if (!server_up(&s, "-np 2 -c 512")) return 1;
     struct lm_buf body = {0};
     const char *chat = "{\"messages\":[{\"role\":\"user\",\"content\":\"What is the capital of France?\"}],\"temperature\":0,"
                        "\"max_tokens\":16";
@@ -407,11 +409,7 @@ TEST(serve_stream_and_completions) {
 TEST(serve_errors) {
     if (!test_model_path()) return test_skip("no default model (scripts/get-model.sh)");
     struct server s;
-    if (!server_start(&s, "-np 1 -c 256 --api-key sekrit --max-body 2000")) {
-        test_fail(__FILE__, __LINE__, "lm serve did not start");
-        server_stop(&s);
-        return 1;
-    }
+    if (!server_up(&s, "-np 1 -c 256 --api-key sekrit --max-body 2000")) return 1;
     const char *auth = "Authorization: Bearer sekrit\r\n";
     struct lm_buf body = {0};
     EXPECT_EQ_INT(request(s.port, "GET", "/health", NULL, NULL, &body), 200);          /* open */
@@ -500,11 +498,7 @@ static void *slow_loris(void *arg) {
 TEST(serve_hostile_traffic) {
     if (!test_model_path()) return test_skip("no default model (scripts/get-model.sh)");
     struct server s;
-    if (!server_start(&s, "-np 2 -c 512 --timeout 2 --max-body 100000")) {
-        test_fail(__FILE__, __LINE__, "lm serve did not start");
-        server_stop(&s);
-        return 1;
-    }
+    if (!server_up(&s, "-np 2 -c 512 --timeout 2 --max-body 100000")) return 1;
     struct loris loris[3];
     pthread_t lt[3];
     for (int i = 0; i < 3; i++) {
@@ -613,11 +607,7 @@ static void *call_long(void *arg) {
 TEST(serve_cancel_queue_shutdown) {
     if (!test_model_path()) return test_skip("no default model (scripts/get-model.sh)");
     struct server s;
-    if (!server_start(&s, "-np 1 -c 512 --queue 1")) {
-        test_fail(__FILE__, __LINE__, "lm serve did not start");
-        server_stop(&s);
-        return 1;
-    }
+    if (!server_up(&s, "-np 1 -c 512 --queue 1")) return 1;
     int fd = start_long_stream(s.port);
     EXPECT(fd >= 0);
     EXPECT_EQ_INT((int)metric_of(s.port, "lm_slots_busy"), 1);
@@ -658,11 +648,7 @@ TEST(serve_openai_client_and_curl) {
         return test_skip("the openai Python package is absent (pip install openai)");
     if (system("curl --version >/dev/null 2>&1") != 0) return test_skip("curl is absent");
     struct server s;
-    if (!server_start(&s, "-np 2 -c 512 --api-key sekrit")) {
-        test_fail(__FILE__, __LINE__, "lm serve did not start");
-        server_stop(&s);
-        return 1;
-    }
+    if (!server_up(&s, "-np 2 -c 512 --api-key sekrit")) return 1;
     char cmd[512];
     snprintf(cmd, sizeof cmd, "python3 tests/serve_openai.py http://127.0.0.1:%d/v1 2>&1", s.port);
     FILE *f = popen(cmd, "r");
@@ -683,6 +669,51 @@ TEST(serve_openai_client_and_curl) {
     EXPECT_CONTAINS(got.data, "\"delta\":{\"role\":\"assistant\"");
     EXPECT_CONTAINS(got.data, "data: [DONE]");
     lm_buf_free(&got);
+    server_stop(&s);
+    return 0;
+}
+
+/* The chat page in a real browser (headless Chromium, $LM_CHROMIUM or
+ * chromium on the PATH): a message typed and sent streams back, and the
+ * reply in the DOM is lm chat's (the server's default sampling is greedy
+ * here). The screenshot is kept in the test's temporary folder while it runs. */
+TEST(serve_page_in_browser) {
+    if (!test_model_path()) return test_skip("no default model (scripts/get-model.sh)");
+    const char *chromium = getenv("LM_CHROMIUM");
+    if (!chromium || !*chromium) chromium = "chromium";
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "command -v '%s' >/dev/null 2>&1", chromium);
+    if (system(cmd) != 0) return test_skip("no Chromium (apt-get install chromium, or set LM_CHROMIUM)");
+    const char *message = "What is the capital of France?";
+    int n_want;
+    char *want = chat_reference("[{\"role\":\"user\",\"content\":\"What is the capital of France?\"}]", 200, &n_want);
+    struct server s;
+    if (!server_up(&s, "-np 2 -c 1024 --temp 0")) return 1;
+    struct lm_buf page = {0};
+    EXPECT_EQ_INT(request(s.port, "GET", "/", NULL, NULL, &page), 200);
+    EXPECT(!strstr(page.data, "http://") && !strstr(page.data, "https://")); /* nothing fetched from elsewhere */
+    const char *shot = test_tmp_path(".png");
+    snprintf(cmd, sizeof cmd, "python3 tests/serve_page.py '%s' http://127.0.0.1:%d/ '%s' '%s' 2>&1", chromium, s.port,
+             message, shot);
+    FILE *f = popen(cmd, "r");
+    struct lm_buf got = {0};
+    char tmp[1024];
+    size_t n;
+    while (f && (n = fread(tmp, 1, sizeof tmp, f)) > 0) lm_buf_append(&got, tmp, n);
+    int rc = f ? pclose(f) : -1;
+    struct lm_json v;
+    struct lm_err e;
+    if (rc != 0 || !got.data || lm_json_parse(&v, got.data, got.len, &e) < 0) {
+        test_fail(__FILE__, __LINE__, "the browser script failed:\n%s", got.data ? got.data : "");
+    } else {
+        EXPECT_EQ_STR(str_at(&v, "reply"), want);
+        EXPECT_CONTAINS(str_at(&v, "speed"), "t/s");
+        lm_json_free(&v);
+    }
+    EXPECT(access(shot, R_OK) == 0);
+    free(want);
+    lm_buf_free(&got);
+    lm_buf_free(&page);
     server_stop(&s);
     return 0;
 }

@@ -461,8 +461,6 @@ static int completion_prompt(struct server *s, const struct lm_json *p, struct l
         return 0;
     }
     if (!p || p->type != LM_JSON_ARRAY) return lm_errf(err, "'prompt' must be a string or an array of token ids");
-    if (p->arr.n >= (size_t)lm_sched_n_ctx(s->sched))
-        return lm_errf(err, "the prompt has %zu tokens; the context of a slot holds %d (see -c)", p->arr.n, lm_sched_n_ctx(s->sched));
     j->prompt = lm_xmalloc(sizeof *j->prompt * (p->arr.n + 1));
     for (size_t i = 0; i < p->arr.n; i++) {
         const struct lm_json *v = &p->arr.items[i];
