@@ -5,7 +5,7 @@ Loads the page, types MESSAGE, sends it, waits (at most 2 minutes) for the
 streamed reply to end, saves a screenshot and prints the reply's text as it
 is in the DOM, as JSON. Speaks the DevTools protocol over a WebSocket of its
 own (the standard library has no client), to 127.0.0.1 only."""
-import base64, json, os, re, socket, struct, subprocess, sys, tempfile, time, urllib.request
+import base64, json, os, re, shutil, socket, struct, subprocess, sys, tempfile, time, urllib.request
 
 chromium, url, message, shot = sys.argv[1:5]
 
@@ -66,17 +66,18 @@ def evaluate(ws, expr):
 
 
 profile = tempfile.mkdtemp(prefix="lm-chromium-")
+log = open(os.path.join(profile, "stderr.txt"), "w+")
 browser = subprocess.Popen([chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
                             "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
                             f"--user-data-dir={profile}", "--window-size=900,700", "about:blank"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                           stdout=subprocess.DEVNULL, stderr=log)
 try:
-    port = None
-    for line in browser.stderr:
-        m = re.search(r"DevTools listening on ws://127\.0\.0\.1:(\d+)/", line)
-        if m:
-            port = m.group(1)
-            break
+    port, deadline = None, time.time() + 60
+    while not port and time.time() < deadline and browser.poll() is None:
+        time.sleep(0.1)
+        log.seek(0)
+        m = re.search(r"DevTools listening on ws://127\.0\.0\.1:(\d+)/", log.read())
+        port = m and m.group(1)
     assert port, "Chromium did not start its DevTools server"
     targets = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=30))
     ws = WebSocket(next(t for t in targets if t["type"] == "page")["webSocketDebuggerUrl"])
@@ -101,4 +102,4 @@ try:
 finally:
     browser.kill()
     browser.wait()
-    subprocess.run(["rm", "-rf", profile])
+    shutil.rmtree(profile, ignore_errors=True)

@@ -676,7 +676,8 @@ TEST(serve_openai_client_and_curl) {
 /* The chat page in a real browser (headless Chromium, $LM_CHROMIUM or
  * chromium on the PATH): a message typed and sent streams back, and the
  * reply in the DOM is lm chat's (the server's default sampling is greedy
- * here). The screenshot is kept in the test's temporary folder while it runs. */
+ * here). The screenshot goes to $LM_SERVE_SCREENSHOT, else the test's temporary
+ * folder. */
 TEST(serve_page_in_browser) {
     if (!test_model_path()) return test_skip("no default model (scripts/get-model.sh)");
     const char *chromium = getenv("LM_CHROMIUM");
@@ -692,7 +693,7 @@ TEST(serve_page_in_browser) {
     struct lm_buf page = {0};
     EXPECT_EQ_INT(request(s.port, "GET", "/", NULL, NULL, &page), 200);
     EXPECT(!strstr(page.data, "http://") && !strstr(page.data, "https://")); /* nothing fetched from elsewhere */
-    const char *shot = test_tmp_path(".png");
+    const char *shot = getenv("LM_SERVE_SCREENSHOT") ? getenv("LM_SERVE_SCREENSHOT") : test_tmp_path(".png");
     snprintf(cmd, sizeof cmd, "python3 tests/serve_page.py '%s' http://127.0.0.1:%d/ '%s' '%s' 2>&1", chromium, s.port,
              message, shot);
     FILE *f = popen(cmd, "r");
@@ -703,7 +704,8 @@ TEST(serve_page_in_browser) {
     int rc = f ? pclose(f) : -1;
     struct lm_json v;
     struct lm_err e;
-    if (rc != 0 || !got.data || lm_json_parse(&v, got.data, got.len, &e) < 0) {
+    const char *last = got.data ? strstr(got.data, "{\"reply\": ") : NULL; /* the JSON line the script prints */
+    if (rc != 0 || !last || lm_json_parse(&v, last, strlen(last), &e) < 0) {
         test_fail(__FILE__, __LINE__, "the browser script failed:\n%s", got.data ? got.data : "");
     } else {
         EXPECT_EQ_STR(str_at(&v, "reply"), want);
