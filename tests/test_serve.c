@@ -241,8 +241,8 @@ static const char *const conversations[] = {
     "[{\"role\":\"system\",\"content\":\"Geography teacher.\"},{\"role\":\"user\",\"content\":\"What is the capital of France?\"}]",
     "[{\"role\":\"system\",\"content\":\"You are a pirate.\"},{\"role\":\"user\",\"content\":\"Say hello.\"}]",
     "[{\"role\":\"system\",\"content\":\"Poet\"},{\"role\":\"user\",\"content\":\"Write a haiku about the sea.\"}]",
-    "[{\"role\":\"system\",\"content\":\"Be brief.\"},{\"role\":\"user\",\"content\":\"Hi\"},"
-    "{\"role\":\"assistant\",\"content\":\"Hello! How can I help?\"},{\"role\":\"user\",\"content\":\"Count from one to ten in words.\"}]",
+    ("[{\"role\":\"system\",\"content\":\"Be brief.\"},{\"role\":\"user\",\"content\":\"Hi\"},"
+     "{\"role\":\"assistant\",\"content\":\"Hello! How can I help?\"},{\"role\":\"user\",\"content\":\"Count from one to ten in words.\"}]"),
     "[{\"role\":\"system\",\"content\":\"Artist\"},{\"role\":\"user\",\"content\":\"Name three colours.\"}]",
 };
 #define N_CONV 5
