@@ -641,6 +641,19 @@ TEST(serve_cancel_queue_shutdown) {
     return 0;
 }
 
+/* Runs a shell command; its output (stdout and what the command sends to
+ * stderr) goes to output. Returns pclose's status (0: exited 0). */
+static int run_command(const char *cmd, struct lm_buf *output) {
+    output->len = 0;
+    FILE *f = popen(cmd, "r");
+    if (!f) return -1;
+    char tmp[1024];
+    size_t n;
+    while ((n = fread(tmp, 1, sizeof tmp, f)) > 0) lm_buf_append(output, tmp, n);
+    lm_buf_append(output, "", 0);
+    return pclose(f);
+}
+
 /* The official openai Python client and curl, as the README shows them. */
 TEST(serve_openai_client_and_curl) {
     if (!test_model_path()) return test_skip("no default model (scripts/get-model.sh)");
@@ -651,21 +664,13 @@ TEST(serve_openai_client_and_curl) {
     if (!server_up(&s, "-np 2 -c 512 --api-key sekrit")) return 1;
     char cmd[512];
     snprintf(cmd, sizeof cmd, "python3 tests/serve_openai.py http://127.0.0.1:%d/v1 2>&1", s.port);
-    FILE *f = popen(cmd, "r");
     struct lm_buf got = {0};
-    char tmp[1024];
-    size_t n;
-    while (f && (n = fread(tmp, 1, sizeof tmp, f)) > 0) lm_buf_append(&got, tmp, n);
-    int rc = f ? pclose(f) : -1;
-    if (rc != 0 || !got.data || strcmp(got.data, "ok\n")) test_fail(__FILE__, __LINE__, "openai client:\n%s", got.data ? got.data : "");
-    got.len = 0;
+    if (run_command(cmd, &got) != 0 || strcmp(got.data, "ok\n")) test_fail(__FILE__, __LINE__, "openai client:\n%s", got.data ? got.data : "");
     snprintf(cmd, sizeof cmd,
              "curl -sS http://127.0.0.1:%d/v1/chat/completions -H 'Authorization: Bearer sekrit' "
              "-H 'Content-Type: application/json' -d '{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],"
              "\"max_tokens\":8,\"stream\":true}' 2>&1", s.port);
-    f = popen(cmd, "r");
-    while (f && (n = fread(tmp, 1, sizeof tmp, f)) > 0) lm_buf_append(&got, tmp, n);
-    EXPECT_EQ_INT(f ? pclose(f) : -1, 0);
+    EXPECT_EQ_INT(run_command(cmd, &got), 0);
     EXPECT_CONTAINS(got.data, "\"delta\":{\"role\":\"assistant\"");
     EXPECT_CONTAINS(got.data, "data: [DONE]");
     lm_buf_free(&got);
@@ -696,12 +701,8 @@ TEST(serve_page_in_browser) {
     const char *shot = getenv("LM_SERVE_SCREENSHOT") ? getenv("LM_SERVE_SCREENSHOT") : test_tmp_path(".png");
     snprintf(cmd, sizeof cmd, "python3 tests/serve_page.py '%s' http://127.0.0.1:%d/ '%s' '%s' 2>&1", chromium, s.port,
              message, shot);
-    FILE *f = popen(cmd, "r");
     struct lm_buf got = {0};
-    char tmp[1024];
-    size_t n;
-    while (f && (n = fread(tmp, 1, sizeof tmp, f)) > 0) lm_buf_append(&got, tmp, n);
-    int rc = f ? pclose(f) : -1;
+    int rc = run_command(cmd, &got);
     struct lm_json v;
     struct lm_err e;
     const char *last = got.data ? strstr(got.data, "{\"reply\": ") : NULL; /* the JSON line the script prints */
