@@ -1,26 +1,29 @@
-/* model.c: loading a transformer from GGUF and running it. See model.h. */
+/* model.c: loading a transformer from GGUF and running it: what every
+ * family shares (see model.h and arch/arch.h). */
 #include "lm/model.h"
 
+#include "arch/arch.h"
 #include "lm/ops.h"
 #include "lm/tokenizer.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const arch_names[] = {[LM_ARCH_LLAMA] = "llama", [LM_ARCH_QWEN2] = "qwen2", [LM_ARCH_QWEN3] = "qwen3"};
+static const struct lm_arch *const archs[] = {&lm_arch_llama, &lm_arch_qwen2, &lm_arch_qwen3, &lm_arch_phi3};
 
 /* Sanity bounds on hyperparameters, far above any real model, so products
  * of them cannot overflow before the tensor shapes are checked. */
 #define MAX_DIM (1 << 20)
 #define MAX_LAYERS 4096
 
-/* ARCH.suffix as an integer in [lo, hi]; def when absent (def < 0: required). */
-static int hp_int(const struct lm_gguf *g, const char *arch, const char *suffix, int64_t def, int64_t lo, int64_t hi,
-                  int *out, struct lm_err *err) {
+int lm_arch_int(const struct lm_model *m, const char *suffix, int64_t def, int64_t lo, int64_t hi, int *out,
+                struct lm_err *err) {
+    const struct lm_gguf *g = &m->gguf;
     char key[128];
-    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    snprintf(key, sizeof key, "%s.%s", m->hp.arch_name, suffix);
     int64_t v = def;
     int rc = lm_gguf_get_int(g, key, &v, err);
     if (rc < 0) return -1;
@@ -30,12 +33,12 @@ static int hp_int(const struct lm_gguf *g, const char *arch, const char *suffix,
     return 0;
 }
 
-static int hp_float(const struct lm_gguf *g, const char *arch, const char *suffix, float def, float lo, float hi,
-                    float *out, struct lm_err *err) {
+int lm_arch_float(const struct lm_model *m, const char *suffix, float def, float lo, float hi, float *out,
+                  struct lm_err *err) {
     char key[128];
-    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    snprintf(key, sizeof key, "%s.%s", m->hp.arch_name, suffix);
     float v = def;
-    if (lm_gguf_get_f32(g, key, &v, err) < 0) return -1;
+    if (lm_gguf_get_f32(&m->gguf, key, &v, err) < 0) return -1;
     if (!(v >= lo && v <= hi)) return lm_errf(err, "metadata '%s' is %g (expected %g..%g)", key, v, lo, hi);
     *out = v;
     return 0;
@@ -48,27 +51,34 @@ static int load_hparams(struct lm_model *m, struct lm_err *err) {
     int rc = lm_gguf_get_str(g, "general.architecture", &arch, err);
     if (rc < 0) return -1;
     if (rc == 0) return lm_errf(err, "metadata 'general.architecture' is missing");
-    int found = -1;
-    for (int i = 0; i < (int)(sizeof arch_names / sizeof arch_names[0]); i++)
-        if (lm_gguf_str_eq(arch, arch_names[i])) found = i;
-    if (found < 0)
-        return lm_errf(err, "architecture '%.*s' is not supported (supported: llama, qwen2, qwen3)",
-                       (int)(arch.len < 64 ? arch.len : 64), arch.data);
-    hp->arch = (enum lm_arch)found;
-    const char *a = arch_names[found];
-    if (hp_int(g, a, "embedding_length", -1, 1, MAX_DIM, &hp->n_embd, err) < 0 ||
-        hp_int(g, a, "block_count", -1, 1, MAX_LAYERS, &hp->n_layer, err) < 0 ||
-        hp_int(g, a, "feed_forward_length", -1, 1, MAX_DIM, &hp->n_ff, err) < 0 ||
-        hp_int(g, a, "attention.head_count", -1, 1, MAX_DIM, &hp->n_head, err) < 0 ||
-        hp_int(g, a, "attention.head_count_kv", hp->n_head, 1, hp->n_head, &hp->n_head_kv, err) < 0 ||
-        hp_int(g, a, "context_length", 2048, 1, 1 << 24, &hp->n_ctx_train, err) < 0)
+    for (size_t i = 0; i < sizeof archs / sizeof archs[0]; i++)
+        if (lm_gguf_str_eq(arch, archs[i]->name)) m->arch = archs[i];
+    if (!m->arch) {
+        char names[256];
+        int len = 0;
+        for (size_t i = 0; i < sizeof archs / sizeof archs[0]; i++)
+            len += snprintf(names + len, sizeof names - (size_t)len, "%s%s", i ? ", " : "", archs[i]->name);
+        return lm_errf(err, "architecture '%.*s' is not supported (supported: %s)", (int)(arch.len < 64 ? arch.len : 64),
+                       arch.data, names);
+    }
+    hp->arch_name = m->arch->name;
+    int n_expert; /* llama.cpp runs llama and phi3 files with experts too; lm does not */
+    if (lm_arch_int(m, "expert_count", 0, 0, INT32_MAX, &n_expert, err) < 0) return -1;
+    if (n_expert > 0)
+        return lm_errf(err, "%s with mixture-of-experts layers (expert_count %d) is not supported", hp->arch_name, n_expert);
+    if (lm_arch_int(m, "embedding_length", -1, 1, MAX_DIM, &hp->n_embd, err) < 0 ||
+        lm_arch_int(m, "block_count", -1, 1, MAX_LAYERS, &hp->n_layer, err) < 0 ||
+        lm_arch_int(m, "feed_forward_length", -1, 1, MAX_DIM, &hp->n_ff, err) < 0 ||
+        lm_arch_int(m, "attention.head_count", -1, 1, MAX_DIM, &hp->n_head, err) < 0 ||
+        lm_arch_int(m, "attention.head_count_kv", hp->n_head, 1, hp->n_head, &hp->n_head_kv, err) < 0 ||
+        lm_arch_int(m, "context_length", 2048, 1, 1 << 24, &hp->n_ctx_train, err) < 0)
         return -1;
     if (hp->n_head % hp->n_head_kv)
         return lm_errf(err, "%d attention heads cannot be shared by %d KV heads", hp->n_head, hp->n_head_kv);
     int def_head_dim = hp->n_embd / hp->n_head;
-    if (hp_int(g, a, "attention.key_length", def_head_dim, 1, MAX_DIM, &hp->head_dim, err) < 0) return -1;
+    if (lm_arch_int(m, "attention.key_length", def_head_dim, 1, MAX_DIM, &hp->head_dim, err) < 0) return -1;
     int v_len;
-    if (hp_int(g, a, "attention.value_length", hp->head_dim, 1, MAX_DIM, &v_len, err) < 0) return -1;
+    if (lm_arch_int(m, "attention.value_length", hp->head_dim, 1, MAX_DIM, &v_len, err) < 0) return -1;
     if (v_len != hp->head_dim)
         return lm_errf(err, "key length %d differs from value length %d (not supported)", hp->head_dim, v_len);
     if ((int64_t)hp->n_head * hp->head_dim > MAX_DIM) /* so products of dimensions fit in an int */
@@ -76,26 +86,11 @@ static int load_hparams(struct lm_model *m, struct lm_err *err) {
     if (hp->head_dim == def_head_dim && hp->n_embd % hp->n_head)
         return lm_errf(err, "embedding length %d is not divisible by %d heads", hp->n_embd, hp->n_head);
     if (hp->head_dim % 2) return lm_errf(err, "head dimension %d is odd", hp->head_dim);
-    if (hp_int(g, a, "rope.dimension_count", hp->head_dim, 2, hp->head_dim, &hp->n_rot, err) < 0) return -1;
-    if (hp->n_rot % 2) return lm_errf(err, "rope.dimension_count %d is odd", hp->n_rot);
-    if (hp_float(g, a, "rope.freq_base", 10000.0f, 1.0f, 1e12f, &hp->rope_base, err) < 0 ||
-        hp_float(g, a, "attention.layer_norm_rms_epsilon", 1e-5f, 0.0f, 1.0f, &hp->norm_eps, err) < 0)
+    if (lm_arch_float(m, "rope.freq_base", 10000.0f, 1.0f, 1e12f, &hp->rope_base, err) < 0 ||
+        lm_arch_float(m, "attention.layer_norm_rms_epsilon", 1e-5f, 0.0f, 1.0f, &hp->norm_eps, err) < 0)
         return -1;
-    hp->rope_neox = hp->arch != LM_ARCH_LLAMA;
-    hp->rope_scale = 1.0f;
-    char key[128];
-    snprintf(key, sizeof key, "%s.rope.scaling.type", a);
-    struct lm_gguf_str stype;
-    rc = lm_gguf_get_str(g, key, &stype, err);
-    if (rc < 0) return -1;
-    if (rc == 1 && lm_gguf_str_eq(stype, "linear")) {
-        float factor;
-        if (hp_float(g, a, "rope.scaling.factor", 1.0f, 1e-3f, 1e6f, &factor, err) < 0) return -1;
-        hp->rope_scale = 1.0f / factor;
-    } else if (rc == 1 && !lm_gguf_str_eq(stype, "none")) {
-        return lm_errf(err, "rope scaling '%.*s' is not supported (only linear)", (int)(stype.len < 32 ? stype.len : 32),
-                       stype.data);
-    }
+    hp->att_scale = 1.0f / sqrtf((float)hp->head_dim);
+    hp->emb_scale = 1.0f;
     return 0;
 }
 
@@ -113,9 +108,15 @@ static bool aligned(const struct lm_model *m, const struct lm_gguf_tensor *t, st
 /* A tensor that must have exactly the shape [ne0, ne1] (ne1 = 0: a vector)
  * and a format we can use: f32 for vectors, one with a dot product for
  * matrices. Optional tensors may be absent (NULL, no error). */
-static const struct lm_tensor *tensor(const struct lm_model *m, const char *name, int64_t ne0, int64_t ne1, bool optional,
-                                      struct lm_err *err, int *failed) {
+const struct lm_tensor *lm_arch_tensor(struct lm_loader *ld, int layer, const char *suffix, int64_t ne0, int64_t ne1,
+                                       bool optional) {
+    const struct lm_model *m = ld->m;
+    struct lm_err *err = ld->err;
+    int *failed = &ld->failed;
     if (*failed) return NULL;
+    char name[96];
+    if (layer >= 0) snprintf(name, sizeof name, "blk.%d.%s", layer, suffix);
+    else snprintf(name, sizeof name, "%s", suffix);
     const struct lm_gguf_tensor *t = lm_gguf_find_tensor(&m->gguf, name);
     if (!t) {
         if (!optional) *failed = lm_errf(err, "tensor '%s' is missing", name);
@@ -142,9 +143,153 @@ static const struct lm_tensor *tensor(const struct lm_model *m, const char *name
     return &t->t;
 }
 
+struct lm_row_view {
+    struct lm_tensor t;
+    struct lm_row_view *next;
+};
+
+const struct lm_tensor *lm_arch_rows(struct lm_loader *ld, const struct lm_tensor *t, int64_t first, int64_t count) {
+    if (!t || ld->failed) return NULL;
+    bool matrix = t->n_dims > 1;
+    int64_t n = matrix ? t->ne[1] : t->ne[0];
+    LM_ASSERT(first >= 0 && count >= 1 && first + count <= n);
+    const struct lm_type_traits *tt = lm_type_get(t->type);
+    size_t unit = matrix ? (size_t)(t->ne[0] / tt->blck) * tt->size : sizeof(float);
+    const uint8_t *data = (const uint8_t *)t->data + (size_t)first * unit;
+    if ((uintptr_t)data % 4) {
+        ld->failed = lm_errf(ld->err, "a part of a fused %s tensor is not aligned to 4 bytes", tt->name);
+        return NULL;
+    }
+    struct lm_row_view *v = lm_xcalloc(1, sizeof *v);
+    v->t = *t;
+    v->t.data = data;
+    v->t.ne[matrix ? 1 : 0] = count;
+    v->next = ld->m->views;
+    ld->m->views = v;
+    return &v->t;
+}
+
+int lm_arch_add_rope(struct lm_model *m, float base, int n_rot, bool neox, struct lm_err *err) {
+    LM_ASSERT(m->n_rope < LM_MAX_ROPES);
+    if (n_rot < 2 || n_rot % 2 || n_rot > m->hp.head_dim)
+        return lm_errf(err, "rotary dimensions %d (expected an even number up to the head's %d)", n_rot, m->hp.head_dim);
+    struct lm_rope *r = &m->rope[m->n_rope];
+    r->n_rot = n_rot;
+    r->neox = neox;
+    r->mscale = 1.0f;
+    r->freq = lm_xmalloc(sizeof *r->freq * (size_t)(n_rot / 2));
+    for (int i = 0; i < n_rot / 2; i++) r->freq[i] = (float)pow(base, -2.0 * i / n_rot);
+    return m->n_rope++;
+}
+
+/* Per-pair divisors of the frequencies from tensor `name` ({n_rot/2}, all
+ * positive); NULL when absent or after a failure (recorded in ld). */
+static const float *freq_factors(struct lm_loader *ld, const char *name, int n_rot) {
+    const struct lm_tensor *t = lm_arch_tensor(ld, -1, name, n_rot / 2, 0, true);
+    if (!t) return NULL;
+    const float *ff = t->data;
+    for (int i = 0; i < n_rot / 2; i++)
+        if (!(ff[i] > 0 && isfinite(ff[i]))) {
+            ld->failed = lm_errf(ld->err, "%s[%d] is %g", name, i, ff[i]);
+            return NULL;
+        }
+    return ff;
+}
+
+/* YaRN's first and last corrected pair (ggml_rope_yarn_corr_dims, in
+ * float as ggml computes them): pairs below dims[0] keep their unscaled
+ * frequency, pairs above dims[1] take the interpolated one, a linear ramp
+ * between. beta: rotations over the original context. */
+static float yarn_corr_dim(int n_rot, int n_ctx_orig, float beta, float base) {
+    return (float)n_rot * logf((float)n_ctx_orig / (beta * 2 * (float)M_PI)) / (2 * logf(base));
+}
+
+/* Adds a part to r->scaling (", " between parts; cut short if too long). */
+__attribute__((format(printf, 2, 3))) static void describe(struct lm_rope *r, const char *fmt, ...) {
+    size_t len = strlen(r->scaling);
+    if (len && len + 2 < sizeof r->scaling) len += (size_t)snprintf(r->scaling + len, sizeof r->scaling - len, ", ");
+    va_list ap;
+    va_start(ap, fmt);
+    if (len < sizeof r->scaling) vsnprintf(r->scaling + len, sizeof r->scaling - len, fmt, ap);
+    va_end(ap);
+}
+
+/* rope[0] as llama.cpp computes it (ggml_rope_ext with the parameters
+ * llama_context derives from the metadata), from rope.dimension_count,
+ * rope.freq_base and:
+ * - rope.scaling.type: none, linear (the default; freq / factor), yarn
+ *   (freq / factor blended with freq by pair, and a magnitude correction;
+ *   beta_fast 32, beta_slow 1, ext_factor 1: llama.cpp reads no keys for
+ *   them in these families), longrope (the factor tensors below);
+ *   rope.scaling.factor, rope.scaling.original_context_length;
+ * - rope.scaling.attn_factor: multiplies cos and sin (LongRoPE's
+ *   attention factor);
+ * - per-pair divisors: rope_freqs (Llama 3), else rope_factors_short, or
+ *   rope_factors_long in contexts beyond the original length (LongRoPE). */
+static int load_rope(struct lm_loader *ld) {
+    struct lm_model *m = ld->m;
+    const struct lm_hparams *hp = &m->hp;
+    int n_rot, n_ctx_orig;
+    if (lm_arch_int(m, "rope.dimension_count", hp->head_dim, 2, hp->head_dim, &n_rot, ld->err) < 0) return -1;
+    if (n_rot % 2) return lm_errf(ld->err, "rope.dimension_count %d is odd", n_rot);
+    if (lm_arch_add_rope(m, hp->rope_base, n_rot, false, ld->err) < 0) return -1;
+    struct lm_rope *r = &m->rope[0];
+    char key[128];
+    snprintf(key, sizeof key, "%s.rope.scaling.type", hp->arch_name);
+    struct lm_gguf_str stype = {.data = "linear", .len = 6};
+    if (lm_gguf_get_str(&m->gguf, key, &stype, ld->err) < 0) return -1;
+    bool none = lm_gguf_str_eq(stype, "none"), yarn = lm_gguf_str_eq(stype, "yarn");
+    if (!none && !yarn && !lm_gguf_str_eq(stype, "linear") && !lm_gguf_str_eq(stype, "longrope"))
+        return lm_errf(ld->err, "rope scaling '%.*s' is not supported (supported: none, linear, yarn, longrope)",
+                       (int)(stype.len < 32 ? stype.len : 32), stype.data);
+    float factor, attn_factor;
+    if (lm_arch_float(m, "rope.scale_linear", 0.0f, 0.0f, 1e6f, &factor, ld->err) < 0 || /* its older name */
+        lm_arch_float(m, "rope.scaling.factor", factor, 0.0f, 1e6f, &factor, ld->err) < 0 ||
+        lm_arch_int(m, "rope.scaling.original_context_length", hp->n_ctx_train, 1, 1 << 24, &n_ctx_orig, ld->err) < 0 ||
+        lm_arch_float(m, "rope.scaling.attn_factor", 1.0f, 1e-3f, 1e3f, &attn_factor, ld->err) < 0)
+        return -1;
+    if (factor > 0 && factor < 1e-3f) return lm_errf(ld->err, "rope.scaling.factor %g is too small", factor);
+    float freq_scale = none || factor == 0 ? 1.0f : 1.0f / factor;
+    if (freq_scale != 1.0f && yarn) describe(r, "yarn x%g, original context %d", 1.0f / freq_scale, n_ctx_orig);
+    else if (freq_scale != 1.0f) describe(r, "linear x%g", 1.0f / freq_scale);
+    r->mscale = attn_factor;
+    if (yarn) {
+        float beta_fast = 32.0f, beta_slow = 1.0f, ext_factor = 1.0f, scale = 1.0f / freq_scale;
+        float lo = fmaxf(0.0f, floorf(yarn_corr_dim(n_rot, n_ctx_orig, beta_fast, hp->rope_base)));
+        float hi = fminf((float)(n_rot - 1), ceilf(yarn_corr_dim(n_rot, n_ctx_orig, beta_slow, hp->rope_base)));
+        for (int i = 0; i < n_rot / 2; i++) {
+            float ramp = (1 - fminf(1.0f, fmaxf(0.0f, ((float)i - lo) / fmaxf(0.001f, hi - lo)))) * ext_factor;
+            r->freq[i] *= freq_scale * (1 - ramp) + ramp;
+        }
+        /* llama.cpp's attention factor (get_mscale, then divided by ggml's
+         * own correction) times ggml's correction: both in float */
+        float mscale = scale <= 1.0f ? 1.0f : 0.1f * logf(scale) + 1.0f;
+        mscale *= 1.0f / (1.0f + 0.1f * logf(scale));
+        r->mscale = mscale * attn_factor * (1.0f + 0.1f * logf(1.0f / freq_scale));
+    } else {
+        for (int i = 0; i < n_rot / 2; i++) r->freq[i] *= freq_scale;
+    }
+    const float *ff = freq_factors(ld, "rope_freqs.weight", n_rot), *ff_long = NULL;
+    if (!ff && !ld->failed) {
+        ff = freq_factors(ld, "rope_factors_short.weight", n_rot);
+        ff_long = freq_factors(ld, "rope_factors_long.weight", n_rot);
+    }
+    if (ld->failed) return -1;
+    if (ff && !ff_long) describe(r, "frequency factors");
+    if (ff_long) {
+        describe(r, "LongRoPE beyond %d positions", n_ctx_orig);
+        r->long_ctx = n_ctx_orig;
+        r->freq_long = lm_xmalloc(sizeof *r->freq_long * (size_t)(n_rot / 2));
+        for (int i = 0; i < n_rot / 2; i++) r->freq_long[i] = r->freq[i] / ff_long[i];
+    }
+    for (int i = 0; ff && i < n_rot / 2; i++) r->freq[i] /= ff[i];
+    if (r->mscale != 1.0f) describe(r, "cos/sin x%.4g", r->mscale);
+    return 0;
+}
+
 static int load_tensors(struct lm_model *m, struct lm_err *err) {
     const struct lm_hparams *hp = &m->hp;
-    int failed = 0;
+    struct lm_loader ld = {m, err, 0};
     const struct lm_gguf_tensor *emb = lm_gguf_find_tensor(&m->gguf, "token_embd.weight");
     if (!emb) return lm_errf(err, "tensor 'token_embd.weight' is missing");
     int64_t n_vocab = emb->t.ne[1];
@@ -161,54 +306,19 @@ static int load_tensors(struct lm_model *m, struct lm_err *err) {
                             "in a supported format", (long long)emb->t.ne[0], (long long)emb->t.ne[1],
                        lm_type_get(emb->t.type)->name, hp->n_embd);
     if (!aligned(m, emb, err)) return -1;
-    m->output_norm = tensor(m, "output_norm.weight", hp->n_embd, 0, false, err, &failed);
-    m->output = tensor(m, "output.weight", hp->n_embd, n_vocab, true, err, &failed);
-    if (!failed && !m->output) m->output = tensor(m, "token_embd.weight", hp->n_embd, n_vocab, false, err, &failed);
-    m->rope_freqs = tensor(m, "rope_freqs.weight", hp->n_rot / 2, 0, true, err, &failed);
-    int q_dim = hp->n_head * hp->head_dim, kv_dim = hp->n_head_kv * hp->head_dim;
+    m->output_norm = lm_arch_tensor(&ld, -1, "output_norm.weight", hp->n_embd, 0, false);
+    m->output = lm_arch_tensor(&ld, -1, "output.weight", hp->n_embd, n_vocab, true);
+    if (!ld.failed && !m->output) m->output = lm_arch_tensor(&ld, -1, "token_embd.weight", hp->n_embd, n_vocab, false);
+    if (ld.failed || load_rope(&ld) < 0) return -1;
     /* The per-layer table is made before the layers' tensors are looked up:
-     * a tensor info per layer at least pays for it (the loop finds which
-     * one is missing). */
+     * a tensor info per layer at least pays for it (the family's loader
+     * finds which one is missing). */
     if ((uint64_t)hp->n_layer > m->gguf.n_tensors)
         return lm_errf(err, "block_count %d is more than the file's %llu tensors", hp->n_layer,
                        (unsigned long long)m->gguf.n_tensors);
     m->layers = lm_xcalloc((size_t)hp->n_layer, sizeof *m->layers);
-    for (int l = 0; l < hp->n_layer && !failed; l++) {
-        struct lm_layer *L = &m->layers[l];
-        char name[96];
-#define T(field, suffix, ne0, ne1, optional)                                       \
-    snprintf(name, sizeof name, "blk.%d.%s", l, suffix);                          \
-    L->field = tensor(m, name, ne0, ne1, optional, err, &failed)
-        T(attn_norm, "attn_norm.weight", hp->n_embd, 0, false);
-        T(wq, "attn_q.weight", hp->n_embd, q_dim, false);
-        T(wk, "attn_k.weight", hp->n_embd, kv_dim, false);
-        T(wv, "attn_v.weight", hp->n_embd, kv_dim, false);
-        T(wo, "attn_output.weight", q_dim, hp->n_embd, false);
-        T(ffn_norm, "ffn_norm.weight", hp->n_embd, 0, false);
-        T(w_gate, "ffn_gate.weight", hp->n_embd, hp->n_ff, false);
-        T(w_up, "ffn_up.weight", hp->n_embd, hp->n_ff, false);
-        T(w_down, "ffn_down.weight", hp->n_ff, hp->n_embd, false);
-        bool qwen2 = hp->arch == LM_ARCH_QWEN2, qwen3 = hp->arch == LM_ARCH_QWEN3;
-        T(bq, "attn_q.bias", q_dim, 0, !qwen2);
-        T(bk, "attn_k.bias", kv_dim, 0, !qwen2);
-        T(bv, "attn_v.bias", kv_dim, 0, !qwen2);
-        T(q_norm, "attn_q_norm.weight", hp->head_dim, 0, !qwen3);
-        T(k_norm, "attn_k_norm.weight", hp->head_dim, 0, !qwen3);
-#undef T
-    }
-    if (failed) return -1;
-    int half = hp->n_rot / 2;
-    m->inv_freq = lm_xmalloc(sizeof *m->inv_freq * (size_t)half);
-    for (int i = 0; i < half; i++) {
-        double f = pow(hp->rope_base, -2.0 * i / hp->n_rot);
-        if (m->rope_freqs) {
-            float div = ((const float *)m->rope_freqs->data)[i];
-            if (!(div > 0 && isfinite(div))) return lm_errf(err, "rope_freqs.weight[%d] is %g", i, div);
-            f /= div;
-        }
-        m->inv_freq[i] = (float)f;
-    }
-    return 0;
+    for (int l = 0; l < hp->n_layer; l++) m->layers[l].rope = 0;
+    return m->arch->load(&ld) < 0 || ld.failed ? -1 : 0;
 }
 
 static int check_memory(const struct lm_model *m, struct lm_err *err);
@@ -238,28 +348,16 @@ int lm_model_load(struct lm_model *m, const char *path, struct lm_err *err) {
 void lm_model_free(struct lm_model *m) {
     lm_gguf_close(&m->gguf);
     free(m->layers);
-    free(m->inv_freq);
+    while (m->views) {
+        struct lm_row_view *next = m->views->next;
+        free(m->views);
+        m->views = next;
+    }
+    for (int r = 0; r < m->n_rope; r++) {
+        free(m->rope[r].freq);
+        free(m->rope[r].freq_long);
+    }
     memset(m, 0, sizeof *m);
-}
-
-/* Attention works on tiles of query rows: the heads of one KV group times
- * a run of tokens, so that each key and value, widened to f32 once, meets
- * them all in lm_sgemm. Scores for every position are kept until the
- * softmax (exact, as one pass over the row), then multiply the values. */
-#define ATT_ROWS 48   /* query rows per tile, when the group allows */
-#define ATT_CHUNK 256 /* positions widened at a time */
-
-static int att_tokens(const struct lm_hparams *hp) {
-    int group = hp->n_head / hp->n_head_kv;
-    return group >= ATT_ROWS ? 1 : ATT_ROWS / group;
-}
-
-static size_t round8(size_t n) { return (n + 7) / 8 * 8; }
-
-/* floats of per-thread attention scratch */
-static size_t att_scratch_size(const struct lm_hparams *hp, int n_ctx) {
-    size_t rows = (size_t)att_tokens(hp) * (size_t)(hp->n_head / hp->n_head_kv), hd = (size_t)hp->head_dim;
-    return 2 * rows * hd + rows * round8((size_t)n_ctx) + hd * ATT_CHUNK;
 }
 
 /* ---- context ---------------------------------------------------------------- */
@@ -271,45 +369,50 @@ static uint64_t max_u64(uint64_t a, uint64_t b) { return a > b ? a : b; }
 struct ctx_plan {
     uint64_t cache;                 /* each of k_cache and v_cache */
     uint64_t x, xn, q, kv, att, ffn; /* kv: each of k and v; ffn: each of ffn_g and ffn_u */
-    uint64_t rope;                  /* each of rope_cos and rope_sin */
+    uint64_t rope[LM_MAX_ROPES];    /* each of rope_cos[r] and rope_sin[r] */
     uint64_t logits, qscratch;
+    uint64_t rows;                  /* each of row_pos, row_seq, tiles; row_logits a quarter */
     uint64_t att_scratch;           /* per pool thread */
 };
 
-static void ctx_plan(const struct lm_model *m, int n_ctx, int n_batch, struct ctx_plan *p) {
+static void ctx_plan(const struct lm_model *m, int n_seq, int n_ctx, int n_batch, struct ctx_plan *p) {
     const struct lm_hparams *hp = &m->hp;
     uint64_t nb = (uint64_t)n_batch, f = sizeof(float);
     uint64_t E = (uint64_t)hp->n_embd, q_dim = (uint64_t)hp->n_head * (uint64_t)hp->head_dim;
     uint64_t kv_dim = (uint64_t)hp->n_head_kv * (uint64_t)hp->head_dim;
-    p->cache = lm_mul_sat(lm_mul_sat((uint64_t)hp->n_layer, (uint64_t)n_ctx), kv_dim * sizeof(uint16_t));
+    p->cache = lm_mul_sat(lm_mul_sat(lm_mul_sat((uint64_t)n_seq, (uint64_t)hp->n_layer), (uint64_t)n_ctx),
+                          kv_dim * sizeof(uint16_t));
     p->x = f * nb * E; /* products of checked dimensions and a batch of at most INT32_MAX: no overflow */
     p->xn = f * nb * max_u64(E, q_dim);
     p->q = p->att = f * nb * q_dim;
     p->kv = f * nb * kv_dim;
     p->ffn = f * nb * (uint64_t)hp->n_ff;
-    p->rope = f * nb * (uint64_t)(hp->n_rot / 2);
+    for (int r = 0; r < LM_MAX_ROPES; r++) p->rope[r] = r < m->n_rope ? f * nb * (uint64_t)(m->rope[r].n_rot / 2) : 0;
     p->logits = f * (uint64_t)hp->n_vocab;
-    p->att_scratch = f * att_scratch_size(hp, n_ctx);
-    /* the output takes up to a batch of rows (lm_forward_logits) */
+    p->rows = sizeof(int32_t) * nb;
+    p->att_scratch = f * lm_att_scratch_size(hp, n_ctx);
+    /* the output takes up to a batch of rows (lm_forward_logits); in a
+     * layer, the products that share one lm_matmul_multi call need their
+     * sum, bounded here by the sum over all of the layer's matrices */
     uint64_t qs = lm_matmul_scratch_size(m->output, n_batch);
     for (int l = 0; l < hp->n_layer; l++) {
         const struct lm_layer *L = &m->layers[l];
-        /* the products that share one lm_matmul_multi call need their sum */
-        qs = max_u64(qs, lm_matmul_scratch_size(L->wq, n_batch) + lm_matmul_scratch_size(L->wk, n_batch) +
-                             lm_matmul_scratch_size(L->wv, n_batch));
-        qs = max_u64(qs, lm_matmul_scratch_size(L->w_gate, n_batch) + lm_matmul_scratch_size(L->w_up, n_batch));
-        qs = max_u64(qs, lm_matmul_scratch_size(L->wo, n_batch));
-        qs = max_u64(qs, lm_matmul_scratch_size(L->w_down, n_batch));
+        const struct lm_tensor *const w[] = {L->wq, L->wk, L->wv, L->wo, L->w_gate, L->w_up, L->w_down};
+        uint64_t sum = 0;
+        for (size_t i = 0; i < sizeof w / sizeof w[0]; i++)
+            if (w[i]) sum += lm_matmul_scratch_size(w[i], n_batch);
+        qs = max_u64(qs, sum);
     }
     p->qscratch = qs;
 }
 
 void lm_ctx_size(const struct lm_model *m, int n_ctx, int n_batch, struct lm_ctx_size *s) {
     struct ctx_plan p;
-    ctx_plan(m, n_ctx, n_batch, &p);
+    ctx_plan(m, 1, n_ctx, n_batch, &p);
     s->kv = lm_mul_sat(p.cache, 2);
     s->att = p.att_scratch;
-    s->batch = p.x + p.xn + p.q + 2 * p.kv + p.att + 2 * p.ffn + 2 * p.rope + p.logits + p.qscratch;
+    s->batch = p.x + p.xn + p.q + 2 * p.kv + p.att + 2 * p.ffn + 2 * (p.rope[0] + p.rope[1]) + p.logits + p.qscratch +
+               4 * p.rows;
 }
 
 int lm_model_default_ctx(const struct lm_model *m) {
@@ -354,12 +457,27 @@ static void *try_alloc(uint64_t bytes, bool zero, bool *failed) {
     return p;
 }
 
+/* "4096", or "4 x 4096" for several sequences */
+struct ctx_str { char s[32]; };
+static struct ctx_str ctx_str(int n_seq, int n_ctx) {
+    struct ctx_str r;
+    if (n_seq == 1) snprintf(r.s, sizeof r.s, "%d", n_ctx);
+    else snprintf(r.s, sizeof r.s, "%d x %d", n_seq, n_ctx);
+    return r;
+}
+
 int lm_ctx_init(struct lm_ctx *c, const struct lm_model *m, struct lm_pool *pool, int n_ctx, int n_batch,
                 struct lm_err *err) {
+    return lm_ctx_init_seqs(c, m, pool, 1, n_ctx, n_batch, err);
+}
+
+int lm_ctx_init_seqs(struct lm_ctx *c, const struct lm_model *m, struct lm_pool *pool, int n_seq, int n_ctx,
+                     int n_batch, struct lm_err *err) {
     memset(c, 0, sizeof *c);
     const struct lm_hparams *hp = &m->hp;
-    LM_ASSERT(n_ctx >= 1 && n_batch >= 1);
-    if (n_batch > n_ctx) n_batch = n_ctx;
+    LM_ASSERT(n_seq >= 1 && n_ctx >= 1 && n_batch >= 1);
+    /* one sequence's batch cannot outgrow its context; several can */
+    if (n_seq == 1 && n_batch > n_ctx) n_batch = n_ctx;
     /* The forward pass indexes a batch's rows (n_batch x the widest of them) with ints. */
     int64_t widest = hp->n_embd > hp->n_ff ? hp->n_embd : hp->n_ff;
     if ((int64_t)hp->n_head * hp->head_dim > widest) widest = (int64_t)hp->n_head * hp->head_dim;
@@ -368,22 +486,25 @@ int lm_ctx_init(struct lm_ctx *c, const struct lm_model *m, struct lm_pool *pool
                        n_batch, (long long)widest);
     struct ctx_plan p;
     struct lm_ctx_size s;
-    ctx_plan(m, n_ctx, n_batch, &p);
+    ctx_plan(m, n_seq, n_ctx, n_batch, &p);
     lm_ctx_size(m, n_ctx, n_batch, &s);
+    s.kv = lm_mul_sat(p.cache, 2);
     int n_threads = lm_pool_size(pool);
     uint64_t total = lm_add_sat(lm_add_sat(s.kv, s.batch), lm_mul_sat(s.att, (uint64_t)n_threads));
     uint64_t ram = lm_physical_memory();
     /* Beyond physical memory the allocation may still succeed (pages come
      * on first use), and the run ends in swap or the OOM killer instead. */
     if (total > ram)
-        return lm_errf(err, "a context of %d positions needs %s (KV cache %s; batches of %d, %d threads), more than "
+        return lm_errf(err, "a context of %s positions needs %s (KV cache %s; batches of %d, %d threads), more than "
                             "the %s of memory this machine has (try a smaller -c)",
-                       n_ctx, lm_size_str(total).s, lm_size_str(s.kv).s, n_batch, n_threads, lm_size_str(ram).s);
+                       ctx_str(n_seq, n_ctx).s, lm_size_str(total).s, lm_size_str(s.kv).s, n_batch, n_threads,
+                       lm_size_str(ram).s);
     c->model = m;
     c->pool = pool;
+    c->n_seq = n_seq;
     c->n_ctx = n_ctx;
     c->n_batch = n_batch;
-    c->att_scratch_size = att_scratch_size(hp, n_ctx);
+    c->att_scratch_size = lm_att_scratch_size(hp, n_ctx);
     bool failed = false;
     c->k_cache = try_alloc(p.cache, true, &failed);
     c->v_cache = try_alloc(p.cache, true, &failed);
@@ -396,91 +517,33 @@ int lm_ctx_init(struct lm_ctx *c, const struct lm_model *m, struct lm_pool *pool
     c->ffn_g = try_alloc(p.ffn, false, &failed);
     c->ffn_u = try_alloc(p.ffn, false, &failed);
     c->att_scratch = try_alloc(lm_mul_sat(p.att_scratch, (uint64_t)n_threads), false, &failed);
-    c->rope_cos = try_alloc(p.rope, false, &failed);
-    c->rope_sin = try_alloc(p.rope, false, &failed);
+    for (int r = 0; r < m->n_rope; r++) {
+        c->rope_cos[r] = try_alloc(p.rope[r], false, &failed);
+        c->rope_sin[r] = try_alloc(p.rope[r], false, &failed);
+    }
     c->logits = try_alloc(p.logits, false, &failed);
     c->qscratch = try_alloc(p.qscratch, false, &failed);
+    c->row_pos = try_alloc(p.rows, false, &failed);
+    c->row_seq = try_alloc(p.rows, false, &failed);
+    c->row_logits = try_alloc(p.rows, false, &failed);
+    c->tiles = try_alloc(p.rows, false, &failed);
     if (failed) {
         lm_ctx_free(c);
-        return lm_errf(err, "cannot allocate the %s a context of %d positions needs (KV cache %s; try a smaller -c)",
-                       lm_size_str(total).s, n_ctx, lm_size_str(s.kv).s);
+        return lm_errf(err, "cannot allocate the %s a context of %s positions needs (KV cache %s; try a smaller -c)",
+                       lm_size_str(total).s, ctx_str(n_seq, n_ctx).s, lm_size_str(s.kv).s);
     }
     return 0;
 }
 
 void lm_ctx_free(struct lm_ctx *c) {
     void *bufs[] = {c->k_cache, c->v_cache, c->x, c->xn, c->q, c->k, c->v, c->att, c->ffn_g, c->ffn_u,
-                    c->att_scratch, c->rope_cos, c->rope_sin, c->logits, c->qscratch};
+                    c->att_scratch, c->rope_cos[0], c->rope_sin[0], c->rope_cos[1], c->rope_sin[1], c->logits,
+                    c->qscratch, c->row_pos, c->row_seq, c->row_logits, c->tiles};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     memset(c, 0, sizeof *c);
 }
 
 /* ---- forward ----------------------------------------------------------------- */
-
-struct attn_job {
-    struct lm_ctx *c;
-    int layer, n, pos, tok_tile, n_tiles;
-};
-
-/* One task per (KV head, run of tokens): causal softmax attention over the cache. */
-static void attention(void *arg, int task, int ith) {
-    struct attn_job *j = arg;
-    struct lm_ctx *c = j->c;
-    const struct lm_hparams *hp = &c->model->hp;
-    int hd = hp->head_dim, group = hp->n_head / hp->n_head_kv;
-    size_t kv_dim = (size_t)hp->n_head_kv * (size_t)hd, q_dim = (size_t)hp->n_head * (size_t)hd;
-    int kvh = task / j->n_tiles, t0 = task % j->n_tiles * j->tok_tile;
-    int nt = j->n - t0 < j->tok_tile ? j->n - t0 : j->tok_tile, rows = nt * group;
-    size_t lds = round8((size_t)c->n_ctx);
-    float *qt = c->att_scratch + (size_t)ith * c->att_scratch_size; /* (rows, hd): row t*group + g */
-    float *out = qt + (size_t)rows * hd;                             /* (rows, hd) */
-    float *sc = out + (size_t)rows * hd;                             /* (rows, lds) scores */
-    float *kv = sc + (size_t)rows * lds;                             /* (hd, ATT_CHUNK) keys or (ATT_CHUNK, hd) values */
-    for (int t = 0; t < nt; t++)
-        for (int g = 0; g < group; g++)
-            memcpy(qt + (size_t)(t * group + g) * hd, c->q + (size_t)(t0 + t) * q_dim + (size_t)(kvh * group + g) * hd,
-                   sizeof(float) * (size_t)hd);
-    size_t layer_off = (size_t)j->layer * (size_t)c->n_ctx * kv_dim + (size_t)kvh * (size_t)hd;
-    const uint16_t *k = c->k_cache + layer_off, *v = c->v_cache + layer_off;
-    int n_pos = j->pos + t0 + nt; /* positions the last token sees */
-    for (int p0 = 0; p0 < n_pos; p0 += ATT_CHUNK) {
-        int np = n_pos - p0 < ATT_CHUNK ? n_pos - p0 : ATT_CHUNK, npad = (int)round8((size_t)np);
-        lm_f16_transpose(np, hd, k + (size_t)p0 * kv_dim, kv_dim, kv, (size_t)npad);
-        for (int d = 0; d < hd; d++) memset(kv + (size_t)d * npad + np, 0, sizeof(float) * (size_t)(npad - np));
-        lm_sgemm(rows, npad, hd, qt, (size_t)hd, kv, (size_t)npad, sc + p0, lds, false);
-    }
-    float scale = 1.0f / sqrtf((float)hd);
-    size_t end = round8((size_t)n_pos);
-    for (int r = 0; r < rows; r++) {
-        float *row = sc + (size_t)r * lds;
-        int valid = j->pos + t0 + r / group + 1;
-        for (int p = 0; p < valid; p++) row[p] *= scale;
-        lm_softmax(row, valid);
-        memset(row + valid, 0, sizeof(float) * (end - (size_t)valid));
-    }
-    const struct lm_type_traits *f16 = lm_type_get(LM_TYPE_F16);
-    for (int p0 = 0; p0 < n_pos; p0 += ATT_CHUNK) {
-        int np = n_pos - p0 < ATT_CHUNK ? n_pos - p0 : ATT_CHUNK, npad = (int)round8((size_t)np);
-        for (int p = 0; p < np; p++) f16->to_f32(v + (size_t)(p0 + p) * kv_dim, kv + (size_t)p * hd, hd);
-        memset(kv + (size_t)np * hd, 0, sizeof(float) * (size_t)(npad - np) * (size_t)hd);
-        lm_sgemm(rows, hd, npad, sc + p0, lds, kv, (size_t)hd, out, (size_t)hd, p0 > 0);
-    }
-    for (int t = 0; t < nt; t++)
-        for (int g = 0; g < group; g++)
-            memcpy(c->att + (size_t)(t0 + t) * q_dim + (size_t)(kvh * group + g) * hd, out + (size_t)(t * group + g) * hd,
-                   sizeof(float) * (size_t)hd);
-}
-
-static void add_bias(float *y, const struct lm_tensor *b, int n_tok, int dim) {
-    if (!b) return;
-    const float *bias = b->data;
-    for (int t = 0; t < n_tok; t++)
-        for (int i = 0; i < dim; i++) y[(size_t)t * dim + i] += bias[i];
-}
-
-static void add(float *x, const float *y, size_t n) {
-    for (size_t i = 0; i < n; i++) x[i] += y[i];
-}
 
 int lm_forward(struct lm_ctx *c, const int32_t *tokens, int n, int pos, struct lm_err *err) {
     return lm_forward_logits(c, tokens, n, pos, n - 1, 1, c->logits, err);
@@ -488,61 +551,81 @@ int lm_forward(struct lm_ctx *c, const int32_t *tokens, int n, int pos, struct l
 
 int lm_forward_logits(struct lm_ctx *c, const int32_t *tokens, int n, int pos, int out0, int n_out, float *out,
                       struct lm_err *err) {
-    const struct lm_model *m = c->model;
-    const struct lm_hparams *hp = &m->hp;
     if (n < 1 || n > c->n_batch) return lm_errf(err, "batch of %d tokens (1..%d allowed)", n, c->n_batch);
     if (out0 < 0 || n_out < 0 || out0 > n - n_out)
         return lm_errf(err, "logits of tokens %d..%d asked of a batch of %d", out0, out0 + n_out - 1, n);
-    if (pos < 0 || pos + n > c->n_ctx)
+    if (pos < 0 || pos > c->n_ctx - n)
         return lm_errf(err, "positions %d..%d do not fit in the context of %d", pos, pos + n - 1, c->n_ctx);
-    int E = hp->n_embd, hd = hp->head_dim, half = hp->n_rot / 2;
-    int q_dim = hp->n_head * hd, kv_dim = hp->n_head_kv * hd;
+    for (int t = 0; t < n; t++) {
+        c->row_pos[t] = pos + t;
+        c->row_seq[t] = 0;
+        c->row_logits[t] = t >= out0 && t < out0 + n_out;
+    }
+    struct lm_batch b = {n, tokens, c->row_pos, c->row_seq, c->row_logits};
+    return lm_forward_batch(c, &b, out, err);
+}
+
+/* Checks a batch against the context and splits it into attention tiles:
+ * runs of at most att_tokens rows of one sequence. Returns the tile count. */
+static int plan_batch(struct lm_ctx *c, const struct lm_batch *b, struct lm_err *err) {
+    const struct lm_hparams *hp = &c->model->hp;
+    if (b->n < 1 || b->n > c->n_batch) return lm_errf(err, "batch of %d tokens (1..%d allowed)", b->n, c->n_batch);
+    int n_tiles = 0, run = 0, tile_rows = lm_att_tokens(hp);
+    for (int i = 0; i < b->n; i++) {
+        if (b->tokens[i] < 0 || b->tokens[i] >= hp->n_vocab)
+            return lm_errf(err, "token id %d is outside the vocabulary (%d)", b->tokens[i], hp->n_vocab);
+        if (b->seq[i] < 0 || b->seq[i] >= c->n_seq)
+            return lm_errf(err, "row %d: sequence %d of a context of %d", i, b->seq[i], c->n_seq);
+        if (b->pos[i] < 0 || b->pos[i] >= c->n_ctx)
+            return lm_errf(err, "row %d: position %d does not fit in the context of %d", i, b->pos[i], c->n_ctx);
+        bool continues = i > 0 && b->seq[i] == b->seq[i - 1];
+        if (continues && b->pos[i] != b->pos[i - 1] + 1)
+            return lm_errf(err, "row %d: position %d after %d in sequence %d", i, b->pos[i], b->pos[i - 1], b->seq[i]);
+        if (!continues) {
+            for (int t = 0; t < n_tiles; t++)
+                if (b->seq[c->tiles[t]] == b->seq[i])
+                    return lm_errf(err, "row %d: the rows of sequence %d are not contiguous", i, b->seq[i]);
+            run = 0;
+        }
+        if (run++ % tile_rows == 0) c->tiles[n_tiles++] = i;
+    }
+    return n_tiles;
+}
+
+int lm_forward_batch(struct lm_ctx *c, const struct lm_batch *b, float *out, struct lm_err *err) {
+    const struct lm_model *m = c->model;
+    const struct lm_hparams *hp = &m->hp;
+    int n_tiles = plan_batch(c, b, err);
+    if (n_tiles < 0) return -1;
+    int n = b->n, E = hp->n_embd;
     const struct lm_type_traits *et = lm_type_get(m->tok_embd->type);
     size_t emb_row = (size_t)(E / et->blck) * et->size;
     for (int t = 0; t < n; t++) {
-        if (tokens[t] < 0 || tokens[t] >= hp->n_vocab)
-            return lm_errf(err, "token id %d is outside the vocabulary (%d)", tokens[t], hp->n_vocab);
-        et->to_f32((const uint8_t *)m->tok_embd->data + emb_row * (size_t)tokens[t], c->x + (size_t)t * E, E);
-        for (int i = 0; i < half; i++) {
-            float angle = (float)(pos + t) * hp->rope_scale * m->inv_freq[i];
-            c->rope_cos[t * half + i] = cosf(angle);
-            c->rope_sin[t * half + i] = sinf(angle);
-        }
-    }
-    for (int l = 0; l < hp->n_layer; l++) {
-        const struct lm_layer *L = &m->layers[l];
-        for (int t = 0; t < n; t++) lm_rmsnorm(c->xn + (size_t)t * E, c->x + (size_t)t * E, L->attn_norm->data, E, hp->norm_eps);
-        lm_matmul_multi(c->pool, 3, (float *const[]){c->q, c->k, c->v}, (const struct lm_tensor *const[]){L->wq, L->wk, L->wv},
-                        c->xn, n, c->qscratch);
-        add_bias(c->q, L->bq, n, q_dim);
-        add_bias(c->k, L->bk, n, kv_dim);
-        add_bias(c->v, L->bv, n, kv_dim);
-        size_t cache_off = ((size_t)l * (size_t)c->n_ctx + (size_t)pos) * (size_t)kv_dim;
-        for (int t = 0; t < n; t++) {
-            float *q = c->q + (size_t)t * q_dim, *k = c->k + (size_t)t * kv_dim;
-            if (L->q_norm) {
-                for (int h = 0; h < hp->n_head; h++) lm_rmsnorm(q + h * hd, q + h * hd, L->q_norm->data, hd, hp->norm_eps);
-                for (int h = 0; h < hp->n_head_kv; h++) lm_rmsnorm(k + h * hd, k + h * hd, L->k_norm->data, hd, hp->norm_eps);
+        float *x = c->x + (size_t)t * E;
+        et->to_f32((const uint8_t *)m->tok_embd->data + emb_row * (size_t)b->tokens[t], x, E);
+        if (hp->emb_scale != 1.0f)
+            for (int i = 0; i < E; i++) x[i] *= hp->emb_scale;
+        for (int r = 0; r < m->n_rope; r++) {
+            const struct lm_rope *rope = &m->rope[r];
+            const float *freq = rope->freq_long && c->n_ctx > rope->long_ctx ? rope->freq_long : rope->freq;
+            int half = rope->n_rot / 2;
+            for (int i = 0; i < half; i++) {
+                float angle = (float)b->pos[t] * freq[i];
+                c->rope_cos[r][(size_t)t * half + i] = cosf(angle) * rope->mscale;
+                c->rope_sin[r][(size_t)t * half + i] = sinf(angle) * rope->mscale;
             }
-            lm_rope(q, hp->n_head, hd, hp->n_rot, c->rope_cos + t * half, c->rope_sin + t * half, hp->rope_neox);
-            lm_rope(k, hp->n_head_kv, hd, hp->n_rot, c->rope_cos + t * half, c->rope_sin + t * half, hp->rope_neox);
-            lm_f32_to_f16_row(k, c->k_cache + cache_off + (size_t)t * kv_dim, kv_dim);
-            lm_f32_to_f16_row(c->v + (size_t)t * kv_dim, c->v_cache + cache_off + (size_t)t * kv_dim, kv_dim);
         }
-        struct attn_job job = {c, l, n, pos, att_tokens(hp), (n + att_tokens(hp) - 1) / att_tokens(hp)};
-        lm_pool_run(c->pool, hp->n_head_kv * job.n_tiles, attention, &job);
-        lm_matmul(c->pool, c->xn, L->wo, c->att, n, c->qscratch);
-        add(c->x, c->xn, (size_t)n * E);
-        for (int t = 0; t < n; t++) lm_rmsnorm(c->xn + (size_t)t * E, c->x + (size_t)t * E, L->ffn_norm->data, E, hp->norm_eps);
-        lm_matmul_multi(c->pool, 2, (float *const[]){c->ffn_g, c->ffn_u}, (const struct lm_tensor *const[]){L->w_gate, L->w_up},
-                        c->xn, n, c->qscratch);
-        lm_swiglu(c->ffn_g, c->ffn_u, n * hp->n_ff);
-        lm_matmul(c->pool, c->xn, L->w_down, c->ffn_g, n, c->qscratch);
-        add(c->x, c->xn, (size_t)n * E);
     }
-    if (n_out == 0) return 0;
-    for (int t = 0; t < n_out; t++)
-        lm_rmsnorm(c->xn + (size_t)t * E, c->x + (size_t)(out0 + t) * E, m->output_norm->data, E, hp->norm_eps);
+    struct lm_fwd f = {c, b, n_tiles};
+    for (int l = 0; l < hp->n_layer; l++) m->arch->layer(&f, &m->layers[l], l);
+    int n_out = 0;
+    for (int t = 0; t < n; t++)
+        if (b->logits[t]) lm_rmsnorm(c->xn + (size_t)n_out++ * E, c->x + (size_t)t * E, m->output_norm->data, E, hp->norm_eps);
+    if (!n_out) return 0;
     lm_matmul(c->pool, out, m->output, c->xn, n_out, c->qscratch);
+    if (hp->logit_softcap > 0) {
+        float cap = hp->logit_softcap;
+        for (size_t i = 0; i < (size_t)n_out * (size_t)hp->n_vocab; i++) out[i] = cap * tanhf(out[i] / cap);
+    }
     return 0;
 }

@@ -153,6 +153,14 @@ void lm_swiglu_ref(float *gate, const float *up, int n) {
     for (int i = 0; i < n; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
 
+void lm_geglu(float *gate, const float *up, int n) {
+    const float c = 0.7978845608028654f; /* sqrt(2/pi) */
+    for (int i = 0; i < n; i++) {
+        float g = gate[i];
+        gate[i] = 0.5f * g * (1.0f + tanhf(c * g * (1.0f + 0.044715f * g * g))) * up[i];
+    }
+}
+
 void lm_rope(float *x, int n_heads, int head_dim, int n_rot, const float *cos_t, const float *sin_t, bool neox) {
     int half = n_rot / 2;
     for (int h = 0; h < n_heads; h++) {

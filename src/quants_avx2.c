@@ -684,7 +684,9 @@ static inline __attribute__((always_inline)) void gemm_tile(enum gemm_kind k, co
         if (k != G_Q8_0) {
             const __m128 s4 = _mm_loadu_ps(sy + b * GEMM_MAX_C);
             #pragma GCC unroll 4
-            for (int r = 0; r < R; r++) accm[r] = _mm_fmadd_ps(_mm_set1_ps(mx[r]), s4, accm[r]);
+            /* not fused: gemv_tile rounds the product, and a row's result
+             * must not depend on how many rows share its batch */
+            for (int r = 0; r < R; r++) accm[r] = _mm_add_ps(accm[r], _mm_mul_ps(_mm_set1_ps(mx[r]), s4));
         }
     }
     #pragma GCC unroll 4

@@ -477,3 +477,117 @@ TEST(model_logits_every_position) {
     lm_buf_free(&file);
     return 0;
 }
+
+/* Several sequences in one batch (a server's continuous batching): each
+ * sequence's logits agree with the reference, and for the formats whose
+ * kernels are batch-invariant they are bit for bit those of the same
+ * sequence run alone in the same chunks, whatever rows share its batches.
+ * (Not yet f32/f16/bf16, whose batches of 8 rows or more take another
+ * summation order, nor the k-quants.) Malformed batches are errors. */
+enum { N_SEQ = 3, SEQ_LEN = 12 };
+
+static void seq_tokens(int s, int32_t *tok) {
+    for (int t = 0; t < SEQ_LEN; t++) tok[t] = (t * (5 + 2 * s) + 11 * s + 1) % V;
+}
+
+/* The batches: sequence s starts at step s with a prompt (4, 9, 6 tokens),
+ * then gets one token a step; the rest of a step is other sequences' rows.
+ * So a row meets batches of 1 to 10 rows, at different places in them:
+ * every kernel path (one row, a few rows, tiles of 8). */
+static int seq_chunk(int s, int step, int done) {
+    static const int prompt[N_SEQ] = {4, 9, 6};
+    if (step < s || done >= SEQ_LEN) return 0;
+    return step == s ? prompt[s] : 1;
+}
+
+static void check_batched(enum lm_type wtype, bool invariant) {
+    struct lm_buf file = {0};
+    struct ref_model ref;
+    build(&file, &ref, 2, wtype, false);
+    struct lm_gguf g;
+    struct lm_model m;
+    struct lm_ctx c, alone;
+    struct lm_err err;
+    struct lm_pool *pool = lm_pool_create(2);
+    static int32_t tok[N_SEQ][SEQ_LEN];
+    static float batched[N_SEQ][SEQ_LEN][V], single[N_SEQ][SEQ_LEN][V];
+    static double want[V];
+    for (int s = 0; s < N_SEQ; s++) seq_tokens(s, tok[s]);
+    const char *tname = lm_type_get(wtype)->name;
+    if (!load(&file, &g, &m, tname)) goto out;
+    EXPECT_EQ_INT(lm_ctx_init_seqs(&c, &m, pool, N_SEQ, 16, 16, &err), 0);
+    EXPECT_EQ_INT(lm_ctx_init(&alone, &m, pool, 16, 16, &err), 0);
+    int done[N_SEQ] = {0};
+    for (int step = 0; step < SEQ_LEN + N_SEQ; step++) {
+        int32_t rt[16], rp[16], rs[16];
+        bool rl[16];
+        int n = 0;
+        /* last sequence first, so rows are not ordered by sequence */
+        for (int s = N_SEQ - 1; s >= 0; s--) {
+            int k = seq_chunk(s, step, done[s]);
+            for (int i = 0; i < k; i++, n++) {
+                rt[n] = tok[s][done[s] + i], rp[n] = done[s] + i, rs[n] = s;
+                rl[n] = i == k - 1;
+            }
+        }
+        if (!n) continue;
+        static float out[N_SEQ][V];
+        struct lm_batch b = {n, rt, rp, rs, rl};
+        EXPECT_EQ_INT(lm_forward_batch(&c, &b, out[0], &err), 0);
+        int o = 0;
+        for (int s = N_SEQ - 1; s >= 0; s--) {
+            int k = seq_chunk(s, step, done[s]);
+            if (!k) continue;
+            done[s] += k;
+            memcpy(batched[s][done[s] - 1], out[o++], sizeof out[0]);
+        }
+    }
+    for (int s = 0; s < N_SEQ; s++) {
+        EXPECT_EQ_INT(done[s], SEQ_LEN);
+        for (int step = 0, pos = 0; pos < SEQ_LEN; step++) {
+            int k = seq_chunk(s, step, pos);
+            if (!k) continue;
+            EXPECT_EQ_INT(lm_forward(&alone, tok[s] + pos, k, pos, &err), 0);
+            pos += k;
+            memcpy(single[s][pos - 1], alone.logits, sizeof single[s][0]);
+            if (invariant && memcmp(single[s][pos - 1], batched[s][pos - 1], sizeof single[s][0]))
+                test_fail(__FILE__, __LINE__, "%s: sequence %d position %d differs from the sequence alone", tname, s,
+                          pos - 1);
+            ref_forward(&ref, tok[s], pos, want);
+            double d = max_abs_diff(batched[s][pos - 1], want, V);
+            if (d > tolerance(wtype))
+                test_fail(__FILE__, __LINE__, "%s: sequence %d position %d: max |logit diff| %g", tname, s, pos - 1, d);
+        }
+    }
+    /* malformed batches */
+    int32_t bt[3] = {1, 2, 3}, bp[3] = {0, 1, 2}, bs[3] = {0, 1, 0};
+    bool bl[3] = {false, false, true};
+    struct lm_batch bad = {3, bt, bp, bs, bl};
+    EXPECT_EQ_INT(lm_forward_batch(&c, &bad, batched[0][0], &err), -1);
+    EXPECT_CONTAINS(err.msg, "not contiguous");
+    bs[1] = 0, bp[2] = 3;
+    EXPECT_EQ_INT(lm_forward_batch(&c, &bad, batched[0][0], &err), -1);
+    EXPECT_CONTAINS(err.msg, "position 3 after 1");
+    bp[2] = 2, bs[0] = bs[1] = bs[2] = N_SEQ;
+    EXPECT_EQ_INT(lm_forward_batch(&c, &bad, batched[0][0], &err), -1);
+    EXPECT_CONTAINS(err.msg, "sequence 3 of a context of 3");
+    bs[0] = bs[1] = bs[2] = 0, bp[0] = 14, bp[1] = 15, bp[2] = 16;
+    EXPECT_EQ_INT(lm_forward_batch(&c, &bad, batched[0][0], &err), -1);
+    EXPECT_CONTAINS(err.msg, "does not fit in the context of 16");
+    lm_ctx_free(&c);
+    lm_ctx_free(&alone);
+    lm_model_free(&m);
+out:
+    lm_pool_free(pool);
+    free_ref(&ref);
+    lm_buf_free(&file);
+}
+
+TEST(model_batch_of_sequences) {
+    for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++) {
+        enum lm_type t = formats[i];
+        bool invariant = t == LM_TYPE_Q8_0 || t == LM_TYPE_Q4_0 || t == LM_TYPE_Q4_1 || t == LM_TYPE_Q5_0 || t == LM_TYPE_Q5_1;
+        if (lm_type_get(t)->vec_dot) check_batched(t, invariant);
+    }
+    return 0;
+}

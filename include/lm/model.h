@@ -1,17 +1,23 @@
 /* model.h: a transformer over mmapped GGUF weights, and its forward pass.
  *
- * Architectures: llama (Llama 2/3.x, SmolLM/SmolLM2, TinyLlama, Mistral),
- * qwen2 (biases on Q/K/V) and qwen3 (RMSNorm on Q and K). Hyperparameters
- * come from the GGUF metadata; the shape and format of every tensor are
- * checked against them at load. Weights are never copied: each struct
- * lm_tensor points into the map.
+ * Each family of architectures is one file under src/arch/ and one row of
+ * the table there (src/arch/arch.h): it reads its own hyperparameters and
+ * tensors and builds its layer from the shared blocks (norms, attention
+ * with its options, FFN variants, RoPE). This header holds what every
+ * family fills in. Hyperparameters come from the GGUF metadata; the shape
+ * and format of every tensor are checked against them at load. Weights are
+ * never copied: each struct lm_tensor points into the map.
  *
- * A context (struct lm_ctx) owns the KV cache (f16) and the scratch of one
- * sequence. lm_forward() runs a batch of tokens at consecutive positions
- * (prefill in one batch, then one token at a time) and computes logits only
- * for the last token of the batch; lm_forward_logits computes them for any
- * run of the batch's tokens (perplexity scores every position), into the
- * caller's buffer, so a context holds one row of logits whatever its batch.
+ * A context (struct lm_ctx) owns the KV cache (f16) of one or more
+ * sequences and the scratch of a batch. lm_forward() runs a batch of tokens
+ * of one sequence at consecutive positions (prefill in one batch, then one
+ * token at a time) and computes logits only for the last token of the
+ * batch; lm_forward_logits computes them for any run of the batch's tokens
+ * (perplexity scores every position), into the caller's buffer, so a
+ * context holds one row of logits whatever its batch. lm_forward_batch runs
+ * rows of several sequences in one pass (a server's continuous batching):
+ * the weights are read once for all of them, and each row's arithmetic is
+ * the same whichever rows share its batch.
  *
  * Memory: every dimension is checked against a tensor's shape at load, but
  * a narrow model (n_embd 1) can still have rows that need gigabytes per
@@ -24,8 +30,7 @@
  * exceeds the machine's physical memory or an allocation fails, never by an
  * abort.
  *
- * Left out on purpose: mixture-of-experts, sliding-window attention, YaRN
- * and LongRoPE scaling (refused at load), multiple sequences per context. */
+ * Left out on purpose: mixture-of-experts (refused at load by name). */
 #ifndef LM_MODEL_H
 #define LM_MODEL_H
 
@@ -33,44 +38,67 @@
 #include "lm/gguf.h"
 #include "lm/pool.h"
 
-enum lm_arch { LM_ARCH_LLAMA, LM_ARCH_QWEN2, LM_ARCH_QWEN3 };
+struct lm_arch; /* a family of architectures: src/arch/arch.h */
+struct lm_row_view;
 
 #define LM_CTX_DEFAULT_MAX 4096 /* the default context: the model's, at most this */
 #define LM_BATCH_DEFAULT 512    /* the default batch in prefill */
 #define LM_MODEL_MEM_PER_BYTE 8
 #define LM_MODEL_MEM_FLOOR ((uint64_t)64 << 20)
+#define LM_MAX_ROPES 2          /* distinct rotary embeddings in one model (gemma3: global and window layers) */
 
 struct lm_hparams {
-    enum lm_arch arch;
+    const char *arch_name; /* general.architecture, as lm knows it */
     int n_vocab, n_embd, n_layer, n_ff;
     int n_head, n_head_kv, head_dim; /* head_dim: key/value length per head */
     int n_ctx_train;
-    int n_rot;          /* dimensions rotated by RoPE (<= head_dim) */
-    bool rope_neox;     /* rotate halves (qwen) instead of adjacent pairs (llama) */
-    float rope_base, rope_scale; /* position scale: 1 / linear scaling factor */
+    float rope_base;    /* rope.freq_base */
     float norm_eps;
+    float att_scale;    /* multiplies q.k before the softmax: 1/sqrt(head_dim) unless the family says */
+    float att_softcap;  /* scores become c*tanh(s/c) (gemma2); 0: none */
+    float logit_softcap;/* the same on the final logits; 0: none */
+    float emb_scale;    /* token embeddings are multiplied by it (gemma: sqrt(n_embd)); 1 */
+};
+
+/* One rotary embedding: the angle of pair i at position p is p * freq[i],
+ * and its cosine and sine are multiplied by mscale; every kind of scaling
+ * (linear, YaRN, Llama 3's rope_freqs, LongRoPE) is folded into freq and
+ * mscale at load. */
+struct lm_rope {
+    int n_rot;   /* dimensions rotated (<= head_dim), even */
+    bool neox;   /* rotate halves (i, i + n_rot/2) instead of adjacent pairs */
+    float *freq; /* (n_rot/2) */
+    float mscale;     /* YaRN's magnitude correction, LongRoPE's attention factor; 1 */
+    float *freq_long; /* (n_rot/2) used instead of freq in contexts of more than long_ctx positions
+                       * (LongRoPE's long factors), else NULL */
+    int long_ctx;
+    char scaling[128]; /* the scaling, for people ("yarn x4, original context 32768"); "": none */
 };
 
 struct lm_layer {
     const struct lm_tensor *attn_norm;         /* (n_embd) f32 */
     const struct lm_tensor *wq, *wk, *wv;      /* (n_embd) -> (n_head*head_dim), (n_head_kv*head_dim) x2 */
-    const struct lm_tensor *bq, *bk, *bv;      /* qwen2 biases, else NULL; f32 */
-    const struct lm_tensor *q_norm, *k_norm;   /* qwen3: (head_dim) f32, else NULL */
+    const struct lm_tensor *bq, *bk, *bv;      /* biases (qwen2), else NULL; f32 */
+    const struct lm_tensor *q_norm, *k_norm;   /* RMSNorm of each head (qwen3): (head_dim) f32, else NULL */
     const struct lm_tensor *wo;                /* (n_head*head_dim) -> (n_embd) */
     const struct lm_tensor *ffn_norm;          /* (n_embd) f32 */
     const struct lm_tensor *w_gate, *w_up;     /* (n_embd) -> (n_ff) */
     const struct lm_tensor *w_down;            /* (n_ff) -> (n_embd) */
+    int rope;   /* index into lm_model.rope; -1: no rotation */
+    int window; /* attends to the last `window` positions (sliding window); 0: all */
 };
 
 struct lm_model {
     struct lm_gguf gguf;                /* the mapped file; tensors point into it */
+    const struct lm_arch *arch;         /* the family: its loader and layer */
     struct lm_hparams hp;
     const struct lm_tensor *tok_embd;   /* (n_vocab rows of n_embd), any format with to_f32 */
     const struct lm_tensor *output_norm;/* (n_embd) f32 */
     const struct lm_tensor *output;     /* (n_embd) -> (n_vocab); tok_embd when tied */
-    const struct lm_tensor *rope_freqs; /* (n_rot/2) f32 frequency divisors (Llama 3), or NULL */
     struct lm_layer *layers;            /* n_layer */
-    float *inv_freq;                    /* (n_rot/2) RoPE frequencies, derived at load */
+    struct lm_rope rope[LM_MAX_ROPES];  /* n_rope of them */
+    int n_rope;
+    struct lm_row_view *views;          /* row ranges of fused tensors (phi3's attn_qkv), see arch.h lm_arch_rows */
 };
 
 /* Opens and maps path, checks every tensor. Errors are prefixed with the path. */
@@ -82,13 +110,17 @@ void lm_model_free(struct lm_model *m); /* safe on zeroed or half-built */
 struct lm_ctx {
     const struct lm_model *model;
     struct lm_pool *pool;  /* borrowed */
-    int n_ctx, n_batch;
-    uint16_t *k_cache, *v_cache; /* (n_layer, n_ctx, n_head_kv*head_dim) f16 */
+    int n_seq, n_ctx, n_batch;   /* n_ctx: positions of each sequence */
+    uint16_t *k_cache, *v_cache; /* (n_seq, n_layer, n_ctx, n_head_kv*head_dim) f16 */
     /* scratch, sized for n_batch tokens */
-    float *x, *xn, *q, *k, *v, *att, *ffn_g, *ffn_u, *rope_cos, *rope_sin;
+    float *x, *xn, *q, *k, *v, *att, *ffn_g, *ffn_u;
+    float *rope_cos[LM_MAX_ROPES], *rope_sin[LM_MAX_ROPES]; /* (n_batch, n_rot/2) of each rope */
     float *att_scratch;       /* per pool thread: att_scratch_size floats */
     size_t att_scratch_size;
     void *qscratch;
+    int32_t *row_pos, *row_seq; /* (n_batch): the rows of lm_forward's batch */
+    bool *row_logits;
+    int *tiles;                 /* (n_batch) first row of each attention tile */
     float *logits; /* (n_vocab) of the last token of the last batch */
 };
 
@@ -109,6 +141,9 @@ void lm_ctx_size(const struct lm_model *m, int n_ctx, int n_batch, struct lm_ctx
  * allocated, is an error saying how much it needed. */
 int lm_ctx_init(struct lm_ctx *c, const struct lm_model *m, struct lm_pool *pool, int n_ctx, int n_batch,
                 struct lm_err *err);
+/* The same with n_seq sequences of n_ctx positions each (lm_ctx_init: 1). */
+int lm_ctx_init_seqs(struct lm_ctx *c, const struct lm_model *m, struct lm_pool *pool, int n_seq, int n_ctx,
+                     int n_batch, struct lm_err *err);
 void lm_ctx_free(struct lm_ctx *c); /* safe on zeroed */
 
 /* Runs tokens[0..n) at positions pos..pos+n-1 (n <= n_batch, pos+n <= n_ctx;
@@ -121,5 +156,19 @@ int lm_forward(struct lm_ctx *c, const int32_t *tokens, int n, int pos, struct l
  * last token into c->logits. */
 int lm_forward_logits(struct lm_ctx *c, const int32_t *tokens, int n, int pos, int out0, int n_out, float *out,
                       struct lm_err *err);
+
+/* Row i of a batch: token tokens[i] at position pos[i] of sequence seq[i].
+ * The rows of one sequence are contiguous in the batch, at consecutive
+ * positions; a row attends to positions 0..pos[i] of its sequence (those
+ * before the sequence's first row come from earlier batches). */
+struct lm_batch {
+    int n; /* 1..n_batch rows */
+    const int32_t *tokens, *pos, *seq;
+    const bool *logits; /* rows whose logits are wanted */
+};
+/* Runs the batch; the logits of the rows with logits[i] set go to out, in
+ * row order, n_vocab floats each. Cache entries of a sequence at positions
+ * it runs are overwritten. */
+int lm_forward_batch(struct lm_ctx *c, const struct lm_batch *b, float *out, struct lm_err *err);
 
 #endif

@@ -39,6 +39,8 @@ void lm_softmax_ref(float *x, int n);
 /* gate[i] = silu(gate[i]) * up[i]. */
 void lm_swiglu(float *gate, const float *up, int n);
 void lm_swiglu_ref(float *gate, const float *up, int n);
+/* gate[i] = gelu(gate[i]) * up[i], GELU in its tanh approximation. */
+void lm_geglu(float *gate, const float *up, int n);
 
 /* Rotates each of n_heads heads of x (head_dim apart) by the angles whose
  * cos/sin are given for i < n_rot/2: pairs (2i, 2i+1) when !neox, (i, i +

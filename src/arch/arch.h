@@ -1,0 +1,98 @@
+/* arch.h: what a family of architectures gives the model loader, and the
+ * shared blocks its layer is built from. Internal to src/ (model.c and
+ * src/arch/); callers of lm see include/lm/model.h only.
+ *
+ * A family is a struct lm_arch: its name as general.architecture spells it,
+ * a loader that reads what differs from the common hyperparameters and the
+ * tensors of each layer, and the layer of the forward pass. Adding one is a
+ * new file beside llama.c and a row in lm_archs (model.c).
+ *
+ * The common part, read by model.c before the family's loader runs: the
+ * dimensions (embedding_length, block_count, feed_forward_length, heads,
+ * key/value lengths, context_length), rope.freq_base and rope.scaling,
+ * the RMSNorm epsilon; token_embd, output_norm and output (tied when
+ * absent); one rotary embedding (rope[0]) that every layer uses unless the
+ * family says otherwise. */
+#ifndef LM_ARCH_H
+#define LM_ARCH_H
+
+#include "lm/model.h"
+
+/* Reading a model: the loader's state and its helpers. */
+struct lm_loader {
+    struct lm_model *m;
+    struct lm_err *err;
+    int failed; /* set by the first failing tensor(); later calls return NULL */
+};
+
+/* ARCH.suffix as an integer in [lo, hi]; def when absent (def < 0: required). */
+int lm_arch_int(const struct lm_model *m, const char *suffix, int64_t def, int64_t lo, int64_t hi, int *out,
+                struct lm_err *err);
+int lm_arch_float(const struct lm_model *m, const char *suffix, float def, float lo, float hi, float *out,
+                  struct lm_err *err);
+
+/* Tensor blk.LAYER.SUFFIX (layer < 0: SUFFIX itself) of shape [ne0, ne1]
+ * (ne1 0: a vector, f32) in a format lm computes with; NULL when absent and
+ * optional, or after a failure (recorded in ld). */
+const struct lm_tensor *lm_arch_tensor(struct lm_loader *ld, int layer, const char *suffix, int64_t ne0, int64_t ne1,
+                                       bool optional);
+
+/* Rows [first, first + count) of matrix t (elements, of a vector) as a
+ * tensor of their own, pointing into t: the parts of a fused tensor
+ * (phi3's attn_qkv and ffn_up). NULL when t is, or after a failure. */
+const struct lm_tensor *lm_arch_rows(struct lm_loader *ld, const struct lm_tensor *t, int64_t first, int64_t count);
+
+/* Adds a rotary embedding of base `base` over n_rot dimensions, returns its
+ * index in m->rope. */
+int lm_arch_add_rope(struct lm_model *m, float base, int n_rot, bool neox, struct lm_err *err);
+
+/* The tensors of a llama-style layer (attn_q/k/v/output, ffn_gate/up/down,
+ * their norms; biases and Q/K norms where `biases`, `qk_norm`). */
+void lm_arch_llama_tensors(struct lm_loader *ld, struct lm_layer *L, int l, bool biases, bool qk_norm);
+
+/* The forward pass of one batch, as the blocks see it. */
+struct lm_fwd {
+    struct lm_ctx *c;
+    const struct lm_batch *b;
+    int n_tiles; /* attention tiles: runs of one sequence's rows, c->tiles */
+};
+
+struct lm_arch {
+    const char *name;
+    /* After the common part: the family's hyperparameters, its ropes, the
+     * tensors of every layer (into m->layers). */
+    int (*load)(struct lm_loader *ld);
+    /* One layer over the batch: c->x (n rows of n_embd) updated in place. */
+    void (*layer)(const struct lm_fwd *f, const struct lm_layer *L, int l);
+};
+
+extern const struct lm_arch lm_arch_llama, lm_arch_qwen2, lm_arch_qwen3;
+extern const struct lm_arch lm_arch_phi3;
+
+/* llama's layer: x += attention(rmsnorm(x)); x += SwiGLU FFN(rmsnorm(x)). */
+void lm_arch_llama_layer(const struct lm_fwd *f, const struct lm_layer *L, int l);
+
+/* ---- blocks: each works on the n rows of the batch ---- */
+
+/* Attention's tiles and scratch (model.c sizes the context with them). */
+#define LM_ATT_ROWS 48 /* query rows per tile, when the KV group allows */
+int lm_att_tokens(const struct lm_hparams *hp);                /* rows of one sequence per tile */
+size_t lm_att_scratch_size(const struct lm_hparams *hp, int n_ctx); /* floats per pool thread */
+
+/* y = RMSNorm(x) * w over rows of `dim` (w->ne[0]) floats, n_rows of them. */
+void lm_blk_rmsnorm(const struct lm_fwd *f, float *y, const float *x, const struct lm_tensor *w, int n_rows);
+
+/* Self-attention of layer l from c->xn (normed input): Q, K, V with their
+ * biases and head norms, RoPE, the cache, softmax attention with the
+ * layer's window and the model's scale and soft-cap, the output
+ * projection. Result in c->xn. */
+void lm_blk_attention(const struct lm_fwd *f, const struct lm_layer *L, int l);
+
+enum lm_act { LM_ACT_SILU, LM_ACT_GELU_TANH };
+/* Gated FFN from c->xn: down(act(gate x) * up x), result in c->xn. */
+void lm_blk_ffn_gated(const struct lm_fwd *f, const struct lm_layer *L, enum lm_act act);
+
+/* c->x += c->xn over the batch. */
+void lm_blk_residual(const struct lm_fwd *f);
+
+#endif

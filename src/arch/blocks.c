@@ -1,0 +1,157 @@
+/* blocks.c: the pieces every family's layer is built from. See arch.h. */
+#include "arch.h"
+
+#include "lm/ops.h"
+
+#include <math.h>
+#include <string.h>
+
+void lm_blk_rmsnorm(const struct lm_fwd *f, float *y, const float *x, const struct lm_tensor *w, int n_rows) {
+    int dim = (int)w->ne[0];
+    float eps = f->c->model->hp.norm_eps;
+    for (int r = 0; r < n_rows; r++) lm_rmsnorm(y + (size_t)r * dim, x + (size_t)r * dim, w->data, dim, eps);
+}
+
+void lm_blk_residual(const struct lm_fwd *f) {
+    struct lm_ctx *c = f->c;
+    size_t n = (size_t)f->b->n * (size_t)c->model->hp.n_embd;
+    for (size_t i = 0; i < n; i++) c->x[i] += c->xn[i];
+}
+
+static void add_bias(float *y, const struct lm_tensor *b, int n_tok, int dim) {
+    if (!b) return;
+    const float *bias = b->data;
+    for (int t = 0; t < n_tok; t++)
+        for (int i = 0; i < dim; i++) y[(size_t)t * dim + i] += bias[i];
+}
+
+/* ---- attention ----------------------------------------------------------------
+ * Attention works on tiles of query rows: the heads of one KV group times
+ * a run of one sequence's tokens (lm_att_tokens of them), so that each key
+ * and value, widened to f32 once, meets them all in lm_sgemm. Scores for
+ * every position are kept until the softmax (exact, as one pass over the
+ * row), then multiply the values. */
+#define ATT_CHUNK 256 /* positions widened at a time */
+
+static size_t round8(size_t n) { return (n + 7) / 8 * 8; }
+
+int lm_att_tokens(const struct lm_hparams *hp) {
+    int group = hp->n_head / hp->n_head_kv;
+    return group >= LM_ATT_ROWS ? 1 : LM_ATT_ROWS / group;
+}
+
+size_t lm_att_scratch_size(const struct lm_hparams *hp, int n_ctx) {
+    size_t rows = (size_t)lm_att_tokens(hp) * (size_t)(hp->n_head / hp->n_head_kv), hd = (size_t)hp->head_dim;
+    return 2 * rows * hd + rows * round8((size_t)n_ctx) + hd * ATT_CHUNK;
+}
+
+struct attn_job {
+    const struct lm_fwd *f;
+    const struct lm_layer *L;
+    int layer;
+};
+
+/* Where the rows of a tile end: the next tile's first row, or the batch's end. */
+static int tile_end(const struct lm_fwd *f, int tile) { return tile + 1 < f->n_tiles ? f->c->tiles[tile + 1] : f->b->n; }
+
+/* One task per (KV head, tile of rows): causal softmax attention over the
+ * cache of the tile's sequence, within the layer's window. */
+static void attention(void *arg, int task, int ith) {
+    const struct attn_job *j = arg;
+    const struct lm_fwd *f = j->f;
+    struct lm_ctx *c = f->c;
+    const struct lm_hparams *hp = &c->model->hp;
+    int hd = hp->head_dim, group = hp->n_head / hp->n_head_kv, window = j->L->window;
+    size_t kv_dim = (size_t)hp->n_head_kv * (size_t)hd, q_dim = (size_t)hp->n_head * (size_t)hd;
+    int kvh = task / f->n_tiles, tile = task % f->n_tiles;
+    int t0 = c->tiles[tile], nt = tile_end(f, tile) - t0, rows = nt * group;
+    int seq = f->b->seq[t0], pos0 = f->b->pos[t0];
+    size_t lds = round8((size_t)c->n_ctx);
+    float *qt = c->att_scratch + (size_t)ith * c->att_scratch_size; /* (rows, hd): row t*group + g */
+    float *out = qt + (size_t)rows * hd;                             /* (rows, hd) */
+    float *sc = out + (size_t)rows * hd;                             /* (rows, lds) scores */
+    float *kv = sc + (size_t)rows * lds;                             /* (hd, ATT_CHUNK) keys or (ATT_CHUNK, hd) values */
+    for (int t = 0; t < nt; t++)
+        for (int g = 0; g < group; g++)
+            memcpy(qt + (size_t)(t * group + g) * hd, c->q + (size_t)(t0 + t) * q_dim + (size_t)(kvh * group + g) * hd,
+                   sizeof(float) * (size_t)hd);
+    size_t layer_off = ((size_t)seq * (size_t)hp->n_layer + (size_t)j->layer) * (size_t)c->n_ctx * kv_dim +
+                       (size_t)kvh * (size_t)hd;
+    const uint16_t *k = c->k_cache + layer_off, *v = c->v_cache + layer_off;
+    /* positions the tile sees: from the first row's window start (a
+     * multiple of 8, so rows stay aligned) to the last row */
+    int n_pos = pos0 + nt, lo = window && pos0 - window + 1 > 0 ? (pos0 - window + 1) / 8 * 8 : 0;
+    for (int p0 = lo; p0 < n_pos; p0 += ATT_CHUNK) {
+        int np = n_pos - p0 < ATT_CHUNK ? n_pos - p0 : ATT_CHUNK, npad = (int)round8((size_t)np);
+        lm_f16_transpose(np, hd, k + (size_t)p0 * kv_dim, kv_dim, kv, (size_t)npad);
+        for (int d = 0; d < hd; d++) memset(kv + (size_t)d * npad + np, 0, sizeof(float) * (size_t)(npad - np));
+        lm_sgemm(rows, npad, hd, qt, (size_t)hd, kv, (size_t)npad, sc + p0, lds, false);
+    }
+    float scale = hp->att_scale, cap = hp->att_softcap;
+    size_t end = round8((size_t)n_pos);
+    for (int r = 0; r < rows; r++) {
+        float *row = sc + (size_t)r * lds;
+        int last = pos0 + r / group + 1, first = window && last - window > lo ? last - window : lo;
+        for (int p = first; p < last; p++) row[p] *= scale;
+        if (cap > 0)
+            for (int p = first; p < last; p++) row[p] = cap * tanhf(row[p] / cap);
+        lm_softmax(row + first, last - first);
+        memset(row + lo, 0, sizeof(float) * (size_t)(first - lo));
+        memset(row + last, 0, sizeof(float) * (end - (size_t)last));
+    }
+    const struct lm_type_traits *f16 = lm_type_get(LM_TYPE_F16);
+    for (int p0 = lo; p0 < n_pos; p0 += ATT_CHUNK) {
+        int np = n_pos - p0 < ATT_CHUNK ? n_pos - p0 : ATT_CHUNK, npad = (int)round8((size_t)np);
+        for (int p = 0; p < np; p++) f16->to_f32(v + (size_t)(p0 + p) * kv_dim, kv + (size_t)p * hd, hd);
+        memset(kv + (size_t)np * hd, 0, sizeof(float) * (size_t)(npad - np) * (size_t)hd);
+        lm_sgemm(rows, hd, npad, sc + p0, lds, kv, (size_t)hd, out, (size_t)hd, p0 > lo);
+    }
+    for (int t = 0; t < nt; t++)
+        for (int g = 0; g < group; g++)
+            memcpy(c->att + (size_t)(t0 + t) * q_dim + (size_t)(kvh * group + g) * hd, out + (size_t)(t * group + g) * hd,
+                   sizeof(float) * (size_t)hd);
+}
+
+void lm_blk_attention(const struct lm_fwd *f, const struct lm_layer *L, int l) {
+    struct lm_ctx *c = f->c;
+    const struct lm_model *m = c->model;
+    const struct lm_hparams *hp = &m->hp;
+    const struct lm_batch *b = f->b;
+    int n = b->n, hd = hp->head_dim, q_dim = hp->n_head * hd, kv_dim = hp->n_head_kv * hd;
+    lm_matmul_multi(c->pool, 3, (float *const[]){c->q, c->k, c->v}, (const struct lm_tensor *const[]){L->wq, L->wk, L->wv},
+                    c->xn, n, c->qscratch);
+    add_bias(c->q, L->bq, n, q_dim);
+    add_bias(c->k, L->bk, n, kv_dim);
+    add_bias(c->v, L->bv, n, kv_dim);
+    if (L->q_norm) {
+        lm_blk_rmsnorm(f, c->q, c->q, L->q_norm, n * hp->n_head);
+        lm_blk_rmsnorm(f, c->k, c->k, L->k_norm, n * hp->n_head_kv);
+    }
+    for (int t = 0; t < n; t++) {
+        float *q = c->q + (size_t)t * q_dim, *k = c->k + (size_t)t * kv_dim;
+        if (L->rope >= 0) {
+            const struct lm_rope *r = &m->rope[L->rope];
+            int half = r->n_rot / 2;
+            const float *cos_t = c->rope_cos[L->rope] + (size_t)t * half, *sin_t = c->rope_sin[L->rope] + (size_t)t * half;
+            lm_rope(q, hp->n_head, hd, r->n_rot, cos_t, sin_t, r->neox);
+            lm_rope(k, hp->n_head_kv, hd, r->n_rot, cos_t, sin_t, r->neox);
+        }
+        size_t cache_off =
+            (((size_t)b->seq[t] * (size_t)hp->n_layer + (size_t)l) * (size_t)c->n_ctx + (size_t)b->pos[t]) * (size_t)kv_dim;
+        lm_f32_to_f16_row(k, c->k_cache + cache_off, kv_dim);
+        lm_f32_to_f16_row(c->v + (size_t)t * kv_dim, c->v_cache + cache_off, kv_dim);
+    }
+    struct attn_job job = {f, L, l};
+    lm_pool_run(c->pool, hp->n_head_kv * f->n_tiles, attention, &job);
+    lm_matmul(c->pool, c->xn, L->wo, c->att, n, c->qscratch);
+}
+
+void lm_blk_ffn_gated(const struct lm_fwd *f, const struct lm_layer *L, enum lm_act act) {
+    struct lm_ctx *c = f->c;
+    int n = f->b->n, n_ff = c->model->hp.n_ff;
+    lm_matmul_multi(c->pool, 2, (float *const[]){c->ffn_g, c->ffn_u},
+                    (const struct lm_tensor *const[]){L->w_gate, L->w_up}, c->xn, n, c->qscratch);
+    if (act == LM_ACT_SILU) lm_swiglu(c->ffn_g, c->ffn_u, n * n_ff);
+    else lm_geglu(c->ffn_g, c->ffn_u, n * n_ff);
+    lm_matmul(c->pool, c->xn, L->w_down, c->ffn_g, n, c->qscratch);
+}
