@@ -21,7 +21,7 @@
 
 /* Model NAME is ARCH_DIR NAME.gguf, its reference NAME.ref. */
 static const char *const checked[] = {
-    "llama", "llama-rope-freqs", "llama-linear", "qwen2", "qwen3",
+    "llama", "llama-rope-freqs", "llama-linear", "qwen2", "qwen3", "qwen35",
 };
 
 /* Each with what lm's refusal must name. */
@@ -36,7 +36,6 @@ static const struct {
     {"smollm3", "smollm3"},
     {"phi3", "phi3"},
     {"gemma4", "gemma4"},
-    {"qwen35", "qwen35"},
     {"llama-yarn", "yarn"},
     {"qwen2-yarn", "yarn"},
 };
