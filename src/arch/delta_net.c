@@ -99,9 +99,40 @@ static void conv_task(void *arg, int task, int ith) {
     }
 }
 
-static float dot(const float *a, const float *b, int n) {
-    float s = 0;
-    for (int i = 0; i < n; i++) s += a[i] * b[i];
+/* The two passes over a row of the state, each with LANES independent
+ * sums so that the compiler keeps them in one vector register: the row
+ * decayed and read along k, then corrected along k and read along q. */
+#define LANES 8
+
+static float decay_dot(float *restrict m, float decay, const float *restrict k, int n) {
+    float acc[LANES] = {0}, s = 0;
+    int i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int l = 0; l < LANES; l++) {
+            m[i + l] *= decay;
+            acc[l] += m[i + l] * k[i + l];
+        }
+    for (; i < n; i++) {
+        m[i] *= decay;
+        s += m[i] * k[i];
+    }
+    for (int l = 0; l < LANES; l++) s += acc[l];
+    return s;
+}
+
+static float update_dot(float *restrict m, float d, const float *restrict k, const float *restrict q, int n) {
+    float acc[LANES] = {0}, s = 0;
+    int i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int l = 0; l < LANES; l++) {
+            m[i + l] += d * k[i + l];
+            acc[l] += m[i + l] * q[i + l];
+        }
+    for (; i < n; i++) {
+        m[i] += d * k[i];
+        s += m[i] * q[i];
+    }
+    for (int l = 0; l < LANES; l++) s += acc[l];
     return s;
 }
 
@@ -126,10 +157,8 @@ static void delta_task(void *arg, int task, int ith) {
         float *o = j->o + (size_t)t * value_dim + (size_t)h * hd;
         for (int r = 0; r < hd; r++) {
             float *m = S + (size_t)r * hd;
-            for (int i = 0; i < hd; i++) m[i] *= decay;
-            float d = (v[r] - dot(m, k, hd)) * beta;
-            for (int i = 0; i < hd; i++) m[i] += d * k[i];
-            o[r] = dot(m, q, hd) * scale;
+            float d = (v[r] - decay_dot(m, decay, k, hd)) * beta;
+            o[r] = update_dot(m, d, k, q, hd) * scale;
         }
     }
 }
