@@ -214,7 +214,8 @@ static int load_tensors(struct lm_model *m, struct lm_err *err) {
         return lm_errf(err, "block_count %d is more than the file's %llu tensors", hp->n_layer,
                        (unsigned long long)m->gguf.n_tensors);
     m->layers = lm_xcalloc((size_t)hp->n_layer, sizeof *m->layers);
-    for (int l = 0; l < hp->n_layer; l++) m->layers[l].rope = 0;
+    for (int l = 0; l < hp->n_layer; l++) m->layers[l].rope = 0, m->layers[l].kv_slot = l;
+    m->hp.n_kv_layer = hp->n_layer;
     return m->arch->load(&ld) < 0 || ld.failed ? -1 : 0;
 }
 
@@ -277,7 +278,7 @@ static void ctx_plan(const struct lm_model *m, int n_seq, int n_ctx, int n_batch
     uint64_t nb = (uint64_t)n_batch, f = sizeof(float);
     uint64_t E = (uint64_t)hp->n_embd, q_dim = (uint64_t)hp->n_head * (uint64_t)hp->head_dim;
     uint64_t kv_dim = (uint64_t)hp->n_head_kv * (uint64_t)hp->head_dim;
-    p->cache = lm_mul_sat(lm_mul_sat(lm_mul_sat((uint64_t)n_seq, (uint64_t)hp->n_layer), (uint64_t)n_ctx),
+    p->cache = lm_mul_sat(lm_mul_sat(lm_mul_sat((uint64_t)n_seq, (uint64_t)hp->n_kv_layer), (uint64_t)n_ctx),
                           kv_dim * sizeof(uint16_t));
     p->x = f * nb * E; /* products of checked dimensions and a batch of at most INT32_MAX: no overflow */
     p->xn = f * nb * max_u64(E, q_dim);
@@ -335,7 +336,7 @@ static int check_memory(const struct lm_model *m, struct lm_err *err) {
     char part[160];
     int q_dim = hp->n_head * hp->head_dim;
     if (s.kv >= s.batch && s.kv >= s.att)
-        snprintf(part, sizeof part, "a KV cache of %d layers x %d positions x %d values needs %s", hp->n_layer, n_ctx,
+        snprintf(part, sizeof part, "a KV cache of %d layers x %d positions x %d values needs %s", hp->n_kv_layer, n_ctx,
                  hp->n_head_kv * hp->head_dim, lm_size_str(s.kv).s);
     else if (s.att > s.batch)
         snprintf(part, sizeof part, "attention over %d positions with heads of %d needs %s of scratch", n_ctx,

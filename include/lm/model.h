@@ -49,6 +49,7 @@ struct lm_arch; /* a family of architectures: src/arch/arch.h */
 struct lm_hparams {
     const char *arch_name; /* general.architecture, as lm knows it */
     int n_vocab, n_embd, n_layer, n_ff;
+    int n_kv_layer;     /* layers with a KV cache: n_layer unless the family has layers without (qwen35) */
     int n_head, n_head_kv, head_dim; /* head_dim: key/value length per head */
     int n_ctx_train;
     float rope_base;    /* rope.freq_base */
@@ -96,6 +97,7 @@ struct lm_layer {
         const struct lm_tensor *out;    /* (value_dim) -> (n_embd) */
         int slot;                       /* index of its state among the recurrent layers */
     } ssm;
+    int kv_slot; /* its layer in the KV cache (< n_kv_layer): l unless the family says */
     int rope;   /* index into lm_model.rope; -1: no rotation */
     int window; /* attends to the last `window` positions (sliding window); 0: all */
 };
@@ -122,7 +124,7 @@ struct lm_ctx {
     const struct lm_model *model;
     struct lm_pool *pool;  /* borrowed */
     int n_seq, n_ctx, n_batch;   /* n_ctx: positions of each sequence */
-    uint16_t *k_cache, *v_cache; /* (n_seq, n_layer, n_ctx, n_head_kv*head_dim) f16 */
+    uint16_t *k_cache, *v_cache; /* (n_seq, n_kv_layer, n_ctx, n_head_kv*head_dim) f16 */
     /* scratch, sized for n_batch tokens */
     float *x, *xn, *q, *k, *v, *att, *ffn_g, *ffn_u;
     float *rope_cos[LM_MAX_ROPES], *rope_sin[LM_MAX_ROPES]; /* (n_batch, n_rot/2) of each rope */
@@ -148,7 +150,7 @@ int lm_model_default_ctx(const struct lm_model *m);
 
 /* Bytes a context takes, by what they grow with (saturating at UINT64_MAX). */
 struct lm_ctx_size {
-    uint64_t kv;    /* KV cache: n_layer x n_ctx x 2 x n_head_kv*head_dim f16 */
+    uint64_t kv;    /* KV cache: n_kv_layer x n_ctx x 2 x n_head_kv*head_dim f16 */
     uint64_t att;   /* attention scratch of one pool thread: grows with n_ctx */
     uint64_t batch; /* activations of n_batch tokens, their quantized copies, logits */
     uint64_t state; /* recurrent state of one sequence (0 for attention-only models) */

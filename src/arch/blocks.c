@@ -48,7 +48,6 @@ size_t lm_att_scratch_size(const struct lm_hparams *hp, int n_ctx) {
 struct attn_job {
     const struct lm_fwd *f;
     const struct lm_layer *L;
-    int layer;
 };
 
 /* Where the rows of a tile end: the next tile's first row, or the batch's end. */
@@ -75,7 +74,7 @@ static void attention(void *arg, int task, int ith) {
         for (int g = 0; g < group; g++)
             memcpy(qt + (size_t)(t * group + g) * hd, c->q + (size_t)(t0 + t) * q_dim + (size_t)(kvh * group + g) * hd,
                    sizeof(float) * (size_t)hd);
-    size_t layer_off = ((size_t)seq * (size_t)hp->n_layer + (size_t)j->layer) * (size_t)c->n_ctx * kv_dim +
+    size_t layer_off = ((size_t)seq * (size_t)hp->n_kv_layer + (size_t)j->L->kv_slot) * (size_t)c->n_ctx * kv_dim +
                        (size_t)kvh * (size_t)hd;
     const uint16_t *k = c->k_cache + layer_off, *v = c->v_cache + layer_off;
     /* positions the tile sees: from the first row's window start (a
@@ -152,11 +151,12 @@ void lm_blk_attention(const struct lm_fwd *f, const struct lm_layer *L, int l) {
             lm_rope(k, hp->n_head_kv, hd, r->n_rot, cos_t, sin_t, r->neox);
         }
         size_t cache_off =
-            (((size_t)b->seq[t] * (size_t)hp->n_layer + (size_t)l) * (size_t)c->n_ctx + (size_t)b->pos[t]) * (size_t)kv_dim;
+            (((size_t)b->seq[t] * (size_t)hp->n_kv_layer + (size_t)L->kv_slot) * (size_t)c->n_ctx + (size_t)b->pos[t]) *
+            (size_t)kv_dim;
         lm_f32_to_f16_row(k, c->k_cache + cache_off, kv_dim);
         lm_f32_to_f16_row(c->v + (size_t)t * kv_dim, c->v_cache + cache_off, kv_dim);
     }
-    struct attn_job job = {f, L, l};
+    struct attn_job job = {f, L};
     lm_pool_run(c->pool, hp->n_head_kv * f->n_tiles, attention, &job);
     if (L->att_gated)
         for (size_t i = 0; i < (size_t)n * (size_t)q_dim; i++) c->att[i] *= 1.0f / (1.0f + expf(-c->xn[i]));

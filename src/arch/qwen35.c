@@ -121,6 +121,7 @@ static int load(struct lm_loader *ld) {
     if (load_ssm_hparams(m, ld->err) < 0 || rope_sections(m, ld->err) < 0) return -1;
     bool *rec = lm_xcalloc((size_t)hp->n_layer, sizeof *rec);
     int rc = recurrent_layers(m, rec, ld->err);
+    hp->n_kv_layer = 0; /* only attention layers keep keys and values */
     for (int l = 0; l < hp->n_layer && rc == 0 && !ld->failed; l++) {
         struct lm_layer *L = &m->layers[l];
         L->attn_norm = lm_arch_tensor(ld, l, "attn_norm.weight", hp->n_embd, 0, false);
@@ -133,6 +134,7 @@ static int load(struct lm_loader *ld) {
             L->rope = -1;
             recurrent_tensors(ld, L, l);
         } else {
+            L->kv_slot = hp->n_kv_layer++;
             attention_tensors(ld, L, l);
         }
     }
