@@ -22,7 +22,7 @@
 
 /* Model NAME is ARCH_DIR NAME.gguf, its reference NAME.ref. */
 static const char *const checked[] = {
-    "llama", "llama-rope-freqs", "llama-linear", "qwen2", "qwen3", "qwen35",
+    "llama", "llama-rope-freqs", "llama-linear", "qwen2", "qwen3", "qwen35", "qwen35-mtp",
 };
 
 /* Each with what lm's refusal must name. */

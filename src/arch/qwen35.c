@@ -5,7 +5,8 @@
  * output, with Q/K norms and a partial NeoX rope. Which layers are which:
  * attention.recurrent_layers (a flag per layer), else every
  * full_attention_interval-th layer is attention. Every layer ends in a
- * SwiGLU FFN after post_attention_norm. */
+ * SwiGLU FFN after post_attention_norm. Blocks of multi-token prediction
+ * (nextn_predict_layers, after the trunk) are not loaded. */
 #include "arch.h"
 
 #include "lm/ops.h"
@@ -120,7 +121,11 @@ static int load(struct lm_loader *ld) {
     struct lm_hparams *hp = &m->hp;
     if (load_ssm_hparams(m, ld->err) < 0 || rope_sections(m, ld->err) < 0) return -1;
     bool *rec = lm_xcalloc((size_t)hp->n_layer, sizeof *rec);
-    int rc = recurrent_layers(m, rec, ld->err);
+    int rc = recurrent_layers(m, rec, ld->err), n_mtp = 0;
+    /* the converter appends the multi-token-prediction blocks to
+     * block_count; the main pass (llama.cpp's too) runs the trunk only */
+    if (rc == 0) rc = lm_arch_int(m, "nextn_predict_layers", 0, 0, hp->n_layer - 1, &n_mtp, ld->err);
+    hp->n_layer -= n_mtp;
     hp->n_kv_layer = 0; /* only attention layers keep keys and values */
     for (int l = 0; l < hp->n_layer && rc == 0 && !ld->failed; l++) {
         struct lm_layer *L = &m->layers[l];

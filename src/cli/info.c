@@ -70,12 +70,14 @@ static int summarize(const struct lm_gguf *g, struct summary *s, struct lm_err *
 }
 
 /* What the model's layers are, when lm can load it (m NULL otherwise):
- * the recurrent ones, and the attention layers between them. */
-static void print_layers(const struct lm_model *m) {
+ * the recurrent ones, the attention layers between them, and blocks after
+ * the trunk that lm does not run (multi-token prediction). */
+static void print_layers(const struct lm_model *m, int64_t n_blocks) {
     if (!m || !m->hp.ssm.n_layer) return;
     printf("recurrent:     %d of %d layers (gated delta net); attention:", m->hp.ssm.n_layer, m->hp.n_layer);
     for (int l = 0; l < m->hp.n_layer; l++)
         if (!m->layers[l].ssm.out) printf(" %d", l);
+    if (n_blocks > m->hp.n_layer) printf("; not run: %lld (multi-token prediction)", (long long)(n_blocks - m->hp.n_layer));
     printf("\n");
 }
 
@@ -95,7 +97,7 @@ static void print_text(const char *path, const struct lm_gguf *g, const struct s
         if (rows[i].v >= 0) printf("%s %lld\n", rows[i].label, (long long)rows[i].v);
         else printf("%s -\n", rows[i].label);
     }
-    print_layers(m);
+    print_layers(m, s->n_layer);
     printf("vocabulary:    %lld (%.*s)\n", (long long)s->n_vocab, (int)s->tok_model.len,
            s->tok_model.data ? s->tok_model.data : "none");
     printf("chat template: %s\n", s->has_template ? "yes" : "no");
