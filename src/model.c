@@ -563,7 +563,10 @@ static float *seq_state(const struct lm_ctx *c, int seq) {
     return c->ssm_state + (size_t)seq * ((lm_ctx_seq_state_size(c) - STATE_HEADER) / sizeof(float));
 }
 
-int lm_ctx_seq_pos(const struct lm_ctx *c, int seq) { return c->seq_pos ? c->seq_pos[seq] : -1; }
+int lm_ctx_seq_pos(const struct lm_ctx *c, int seq) {
+    LM_ASSERT(seq >= 0 && seq < c->n_seq);
+    return c->seq_pos ? c->seq_pos[seq] : -1;
+}
 
 void lm_ctx_seq_save(const struct lm_ctx *c, int seq, void *buf) {
     if (!c->seq_pos) return;

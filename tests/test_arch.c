@@ -320,3 +320,59 @@ TEST(arch_recurrent_engine_rewinds) {
     ref_free(&ref);
     return 0;
 }
+
+/* The bytes of the value of metadata key in a GGUF file in memory: after
+ * the key's length and name and the u32 type (arrays: element type and u64
+ * count follow). NULL when absent. */
+static uint8_t *gguf_value_at(struct lm_buf *file, const char *key) {
+    size_t n = strlen(key);
+    for (size_t i = 8; i + n + 4 <= file->len; i++) {
+        uint64_t len;
+        memcpy(&len, file->data + i - 8, 8);
+        if (len == n && !memcmp(file->data + i, key, n)) return (uint8_t *)file->data + i + n + 4;
+    }
+    return NULL;
+}
+
+/* Metadata a loader must refuse with a message naming it, each patched
+ * into qwen35.gguf in place (same sizes, so the file still parses). */
+TEST(arch_recurrent_refuses_bad_metadata) {
+    static const struct {
+        const char *key;
+        size_t at;      /* byte offset in the value */
+        uint32_t value; /* written as u32 (or the byte, for 1-byte fields) */
+        int bytes;
+        const char *says;
+    } cases[] = {
+        {"qwen35.ssm.inner_size", 0, 33, 4, "inner_size 33 is not 4 value heads of 8"},
+        {"qwen35.ssm.group_count", 0, 3, 4, "4 value heads cannot share 3 key heads"},
+        {"qwen35.ssm.conv_kernel", 0, 0, 4, "conv_kernel' is 0"},
+        {"qwen35.ssm.state_size", 0, 100000, 4, "state_size' is 100000"},
+        {"qwen35.attention.recurrent_layers", 0, LM_GGUF_I8, 4, "not an array of 4 flags"},
+        {"qwen35.rope.dimension_sections", 12, 9, 4, "has 11 pairs in all"}, /* after type and count: [9,1,1,0] */
+    };
+    struct lm_buf orig = {0};
+    struct lm_err err;
+    if (lm_read_file(ARCH_DIR RECURRENT ".gguf", &orig, &err) < 0) return test_fail(__FILE__, __LINE__, "%s", err.msg), 0;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct lm_buf file = {0};
+        lm_buf_append(&file, orig.data, orig.len);
+        uint8_t *v = gguf_value_at(&file, cases[i].key);
+        if (!v) {
+            test_fail(__FILE__, __LINE__, "%s: no such key", cases[i].key);
+        } else {
+            memcpy(v + cases[i].at, &cases[i].value, (size_t)cases[i].bytes);
+            struct lm_gguf g;
+            struct lm_model m;
+            int rc = lm_gguf_parse(&g, file.data, file.len, &err);
+            EXPECT_EQ_INT(rc, 0);
+            if (rc == 0) {
+                EXPECT_EQ_INT(lm_model_from_gguf(&m, &g, &err), -1);
+                EXPECT_CONTAINS(err.msg, cases[i].says);
+            }
+        }
+        lm_buf_free(&file);
+    }
+    lm_buf_free(&orig);
+    return 0;
+}
