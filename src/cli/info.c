@@ -97,6 +97,8 @@ static void print_text(const char *path, const struct lm_gguf *g, const struct s
         if (rows[i].v >= 0) printf("%s %lld\n", rows[i].label, (long long)rows[i].v);
         else printf("%s -\n", rows[i].label);
     }
+    /* what lm makes of the file, when it runs it: the RoPE scaling, the layers */
+    printf("rope scaling:  %s\n", !m ? "-" : m->rope[0].scaling[0] ? m->rope[0].scaling : "none");
     print_layers(m, s->n_layer);
     printf("vocabulary:    %lld (%.*s)\n", (long long)s->n_vocab, (int)s->tok_model.len,
            s->tok_model.data ? s->tok_model.data : "none");
@@ -212,7 +214,7 @@ int cmd_info(int argc, char **argv) {
         lm_gguf_close(&g);
         return lm_cli_fail(LM_EXIT_MODEL, "%s: %s", path, err.msg);
     }
-    /* the layers as lm reads them, when it can (not a vocabulary-only file) */
+    /* the model as lm reads it, when it can (not a vocabulary-only file) */
     struct lm_model m;
     bool loaded = lm_model_load(&m, path, &err) == 0;
     if (json) print_json(path, &g, &s, loaded ? &m : NULL, tensors);
