@@ -720,3 +720,27 @@ TEST(serve_page_in_browser) {
     server_stop(&s);
     return 0;
 }
+
+/* A model with a recurrent state (qwen35, tests/data/arch): a slot's state
+ * goes on from its end only, so a prompt sharing a prefix with a slot's
+ * cache starts over there unless it continues all of it. Greedy replies to
+ * the same prompt before and after others must be the same. */
+TEST(serve_recurrent_model) {
+    struct server s;
+    if (!server_up(&s, "-np 1 -c 64 -m tests/data/arch/qwen35.gguf")) return 1;
+    static const char *const prompts[] = {"t5 t6 t7 t8 t9 t10", "t5 t6 t7 t8 t9 t10 t11 t12", "t5 t6 t7 t8 t9 t10"};
+    char *replies[3];
+    struct lm_buf body = {0};
+    for (int i = 0; i < 3; i++) {
+        char json[256];
+        snprintf(json, sizeof json, "{\"prompt\":\"%s\",\"temperature\":0,\"max_tokens\":6}", prompts[i]);
+        EXPECT_EQ_INT(request(s.port, "POST", "/v1/completions", json, NULL, &body), 200);
+        replies[i] = reply_text(body.data ? body.data : "", NULL);
+    }
+    EXPECT(strlen(replies[0]) > 0);
+    EXPECT_EQ_STR(replies[2], replies[0]);
+    for (int i = 0; i < 3; i++) free(replies[i]);
+    lm_buf_free(&body);
+    server_stop(&s);
+    return 0;
+}

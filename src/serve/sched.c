@@ -4,7 +4,9 @@
  * KV cache and the tokens in it. A job goes to the free slot whose cache
  * shares the longest prefix with its prompt; that prefix is kept when it
  * is at least half the prompt (as llama-server's slot similarity), so a
- * chat that continues recomputes only its new turn. Every step is one
+ * chat that continues recomputes only its new turn. A model's recurrent
+ * state (qwen35) cannot be cut back: its slot is kept only when the prompt
+ * continues all of it, else the slot starts over. Every step is one
  * lm_forward_batch, then sampling for the slots whose logits came out: the
  * weights are read once a step for all slots.
  *
@@ -142,6 +144,11 @@ static void sample(struct lm_sched *s, struct slot *sl, float *logits) {
 /* Puts j in slot sl, keeping the part of the cache its prompt starts with. */
 static void assign(struct lm_sched *s, struct slot *sl, struct lm_job *j, int keep) {
     if (keep == j->n_prompt) keep--; /* the last prompt token must run again for its logits */
+    int seq = (int)(sl - s->slots);
+    if (lm_ctx_seq_pos(&s->ctx, seq) >= 0 && keep != sl->n_cached) {
+        lm_ctx_seq_clear(&s->ctx, seq); /* a recurrent state cannot be cut back: start over */
+        keep = 0;
+    }
     sl->n_cached = keep;
     sl->prompt_pos = keep;
     sl->job = j;
@@ -298,6 +305,7 @@ static void *run(void *arg) {
                 int keep = 0;
                 while (keep < j->n_prompt && keep < sl->n_cached && sl->cached[keep] == j->prompt[keep]) keep++;
                 if (keep < (j->n_prompt + 1) / 2) keep = 0; /* not worth keeping: take the slot used longest ago */
+                if (lm_ctx_seq_pos(&s->ctx, i) >= 0 && keep < sl->n_cached) keep = 0; /* a recurrent state goes on from its end only */
                 if (keep > best_keep || (keep == best_keep && sl->last_used < best->last_used)) best = sl, best_keep = keep;
             }
             best->last_used = ++s->n_assigned;
