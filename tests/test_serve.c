@@ -722,13 +722,14 @@ TEST(serve_page_in_browser) {
 }
 
 /* A model with a recurrent state (qwen35, tests/data/arch): a slot's state
- * goes on from its end only, so a prompt sharing a prefix with a slot's
- * cache starts over there unless it continues all of it. Greedy replies to
- * the same prompt before and after others must be the same. */
+ * goes on from its end, or from its copy saved after the last prompt, or
+ * starts over. On one slot: a longer prompt, a prefix of it (starts over),
+ * the longer one again (resumes from the prefix's saved state): the two
+ * greedy replies to the longer prompt must agree, and tokens were reused. */
 TEST(serve_recurrent_model) {
     struct server s;
     if (!server_up(&s, "-np 1 -c 64 -m tests/data/arch/qwen35.gguf")) return 1;
-    static const char *const prompts[] = {"t5 t6 t7 t8 t9 t10", "t5 t6 t7 t8 t9 t10 t11 t12", "t5 t6 t7 t8 t9 t10"};
+    static const char *const prompts[] = {"t5 t6 t7 t8 t9 t10 t11 t12", "t5 t6 t7 t8 t9 t10", "t5 t6 t7 t8 t9 t10 t11 t12"};
     char *replies[3];
     struct lm_buf body = {0};
     for (int i = 0; i < 3; i++) {
@@ -739,6 +740,7 @@ TEST(serve_recurrent_model) {
     }
     EXPECT(strlen(replies[0]) > 0);
     EXPECT_EQ_STR(replies[2], replies[0]);
+    EXPECT(metric_of(s.port, "lm_prompt_tokens_reused_total") > 0);
     for (int i = 0; i < 3; i++) free(replies[i]);
     lm_buf_free(&body);
     server_stop(&s);
