@@ -645,19 +645,25 @@ static int run_row(struct runner *ru, struct row *r, struct lm_err *err) {
         if (n > 0 && run_gen(ru, p, 1, err) < 0) return -1;
     }
     r->samples_ns = lm_xcalloc((size_t)reps, sizeof *r->samples_ns);
+    /* a recurrent state cannot be cut back to the depth: a copy is restored */
+    void *depth_state = d > 0 && lm_ctx_seq_state_size(&ru->c) ? lm_xmalloc(lm_ctx_seq_state_size(&ru->c)) : NULL;
+    int rc = 0;
     for (int i = 0; i < reps; i++) {
         if (d > 0) {
             progress(ru, "depth run %d/%d%s", i + 1, reps, i ? " (cached)" : "");
-            if (i == 0 && run_prompt(ru, 0, d, err) < 0) return -1;
+            if (i == 0 && (rc = run_prompt(ru, 0, d, err)) < 0) break;
+            if (depth_state && i == 0) lm_ctx_seq_save(&ru->c, 0, depth_state);
+            else if (depth_state) lm_ctx_seq_restore(&ru->c, 0, depth_state);
         }
         uint64_t t0 = lm_time_ns();
         if (p > 0) progress(ru, "prompt run %d/%d", i + 1, reps);
-        if (p > 0 && run_prompt(ru, d, p, err) < 0) return -1;
+        if (p > 0 && (rc = run_prompt(ru, d, p, err)) < 0) break;
         if (n > 0) progress(ru, "generation run %d/%d", i + 1, reps);
-        if (n > 0 && run_gen(ru, d + p, n, err) < 0) return -1;
+        if (n > 0 && (rc = run_gen(ru, d + p, n, err)) < 0) break;
         r->samples_ns[r->n_samples++] = lm_time_ns() - t0;
     }
-    return 0;
+    free(depth_state);
+    return rc;
 }
 
 /* --bandwidth, after a tg row: the bytes its tokens read per second against

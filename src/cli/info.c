@@ -69,7 +69,20 @@ static int summarize(const struct lm_gguf *g, struct summary *s, struct lm_err *
     return 0;
 }
 
-static void print_text(const char *path, const struct lm_gguf *g, const struct summary *s, bool tensors) {
+/* What the model's layers are, when lm can load it (m NULL otherwise):
+ * the recurrent ones, the attention layers between them, and blocks after
+ * the trunk that lm does not run (multi-token prediction). */
+static void print_layers(const struct lm_model *m, int64_t n_blocks) {
+    if (!m || !m->hp.ssm.n_layer) return;
+    printf("recurrent:     %d of %d layers (gated delta net); attention:", m->hp.ssm.n_layer, m->hp.n_layer);
+    for (int l = 0; l < m->hp.n_layer; l++)
+        if (!m->layers[l].ssm.out) printf(" %d", l);
+    if (n_blocks > m->hp.n_layer) printf("; not run: %lld (multi-token prediction)", (long long)(n_blocks - m->hp.n_layer));
+    printf("\n");
+}
+
+static void print_text(const char *path, const struct lm_gguf *g, const struct summary *s, const struct lm_model *m,
+                       bool tensors) {
     printf("file:          %s (%.1f MB, GGUF v%u)\n", path, (double)g->size / 1e6, g->version);
     printf("architecture:  %.*s\n", (int)s->arch.len, s->arch.data ? s->arch.data : "");
     printf("name:          %.*s\n", (int)s->name.len, s->name.data ? s->name.data : "");
@@ -84,11 +97,9 @@ static void print_text(const char *path, const struct lm_gguf *g, const struct s
         if (rows[i].v >= 0) printf("%s %lld\n", rows[i].label, (long long)rows[i].v);
         else printf("%s -\n", rows[i].label);
     }
-    struct lm_model m; /* the RoPE scaling lm computes, for a file it runs */
-    struct lm_err err;
-    bool runs = lm_model_load(&m, path, &err) == 0;
-    printf("rope scaling:  %s\n", !runs ? "-" : m.rope[0].scaling[0] ? m.rope[0].scaling : "none");
-    if (runs) lm_model_free(&m);
+    /* what lm makes of the file, when it runs it: the RoPE scaling, the layers */
+    printf("rope scaling:  %s\n", !m ? "-" : m->rope[0].scaling[0] ? m->rope[0].scaling : "none");
+    print_layers(m, s->n_layer);
     printf("vocabulary:    %lld (%.*s)\n", (long long)s->n_vocab, (int)s->tok_model.len,
            s->tok_model.data ? s->tok_model.data : "none");
     printf("chat template: %s\n", s->has_template ? "yes" : "no");
@@ -122,7 +133,8 @@ static void json_field_int(struct lm_buf *b, const char *key, int64_t v) {
     else lm_buf_printf(b, "\"%s\":null,", key);
 }
 
-static void print_json(const char *path, const struct lm_gguf *g, const struct summary *s, bool tensors) {
+static void print_json(const char *path, const struct lm_gguf *g, const struct summary *s, const struct lm_model *m,
+                       bool tensors) {
     struct lm_buf b = {0};
     lm_buf_puts(&b, "{\"file\":");
     lm_buf_json_str(&b, path, strlen(path));
@@ -138,6 +150,12 @@ static void print_json(const char *path, const struct lm_gguf *g, const struct s
     json_field_int(&b, "head_count_kv", s->n_head_kv);
     json_field_int(&b, "block_count", s->n_layer);
     json_field_int(&b, "vocab_size", s->n_vocab);
+    if (m) {
+        lm_buf_puts(&b, "\"recurrent_layers\":[");
+        for (int l = 0, n = 0; l < m->hp.n_layer; l++)
+            if (m->layers[l].ssm.out) lm_buf_printf(&b, "%s%d", n++ ? "," : "", l);
+        lm_buf_puts(&b, "],");
+    }
     json_field_str(&b, "tokenizer_model", s->tok_model);
     lm_buf_printf(&b, "\"chat_template\":%s,\"tensor_count\":%llu,\"metadata_count\":%llu,\"types\":{",
                   s->has_template ? "true" : "false", (unsigned long long)g->n_tensors, (unsigned long long)g->n_kv);
@@ -196,8 +214,12 @@ int cmd_info(int argc, char **argv) {
         lm_gguf_close(&g);
         return lm_cli_fail(LM_EXIT_MODEL, "%s: %s", path, err.msg);
     }
-    if (json) print_json(path, &g, &s, tensors);
-    else print_text(path, &g, &s, tensors);
+    /* the model as lm reads it, when it can (not a vocabulary-only file) */
+    struct lm_model m;
+    bool loaded = lm_model_load(&m, path, &err) == 0;
+    if (json) print_json(path, &g, &s, loaded ? &m : NULL, tensors);
+    else print_text(path, &g, &s, loaded ? &m : NULL, tensors);
+    if (loaded) lm_model_free(&m);
     lm_gguf_close(&g);
     return fflush(stdout) == 0 ? LM_EXIT_OK : LM_EXIT_RUNTIME;
 }
