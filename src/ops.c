@@ -128,6 +128,19 @@ void lm_rmsnorm(float *y, const float *x, const float *weight, int n, float eps)
     for (int i = 0; i < n; i++) y[i] = x[i] * scale * weight[i];
 }
 
+void lm_layernorm(float *y, const float *x, const float *weight, const float *bias, int n, float eps) {
+    double sum = 0;
+    for (int i = 0; i < n; i++) sum += x[i];
+    float mean = (float)(sum / n);
+    double ss = 0;
+    for (int i = 0; i < n; i++) {
+        float d = x[i] - mean;
+        ss += (double)d * d;
+    }
+    float scale = (float)(1.0 / sqrt(ss / n + eps));
+    for (int i = 0; i < n; i++) y[i] = (x[i] - mean) * scale * weight[i] + (bias ? bias[i] : 0.0f);
+}
+
 void lm_softmax(float *x, int n) {
     float max = -INFINITY;
     for (int i = 0; i < n; i++) max = x[i] > max ? x[i] : max;
@@ -144,12 +157,17 @@ void lm_swiglu(float *gate, const float *up, int n) {
     for (int i = 0; i < n; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
 
-void lm_geglu(float *gate, const float *up, int n) {
+static float gelu(float x) {
     const float c = 0.7978845608028654f; /* sqrt(2/pi) */
-    for (int i = 0; i < n; i++) {
-        float g = gate[i];
-        gate[i] = 0.5f * g * (1.0f + tanhf(c * g * (1.0f + 0.044715f * g * g))) * up[i];
-    }
+    return 0.5f * x * (1.0f + tanhf(c * x * (1.0f + 0.044715f * x * x)));
+}
+
+void lm_geglu(float *gate, const float *up, int n) {
+    for (int i = 0; i < n; i++) gate[i] = gelu(gate[i]) * up[i];
+}
+
+void lm_gelu(float *x, int n) {
+    for (int i = 0; i < n; i++) x[i] = gelu(x[i]);
 }
 
 void lm_rope(float *x, int n_heads, int head_dim, int n_rot, const float *cos_t, const float *sin_t, bool neox) {

@@ -21,7 +21,7 @@
 
 /* Model NAME is ARCH_DIR NAME.gguf, its reference NAME.ref. */
 static const char *const checked[] = {
-    "llama", "llama-rope-freqs", "llama-linear", "qwen2", "qwen3",
+    "llama", "llama-rope-freqs", "llama-linear", "qwen2", "qwen3", "gpt2", "olmo2", "granite", "smollm3",
 };
 
 /* Each with what lm's refusal must name. */
@@ -30,10 +30,6 @@ static const struct {
 } refused[] = {
     {"gemma3", "gemma3"},
     {"gemma2", "gemma2"},
-    {"gpt2", "gpt2"},
-    {"olmo2", "olmo2"},
-    {"granite", "granite"},
-    {"smollm3", "smollm3"},
     {"phi3", "phi3"},
     {"gemma4", "gemma4"},
     {"qwen35", "qwen35"},

@@ -32,6 +32,9 @@ void lm_matmul_multi(struct lm_pool *pool, int n_w, float *const y[], const stru
 /* y = x / sqrt(mean(x^2) + eps) * weight, over n elements (y may be x). */
 void lm_rmsnorm(float *y, const float *x, const float *weight, int n, float eps);
 
+/* y = (x - mean(x)) / sqrt(var(x) + eps) * weight + bias (bias may be NULL; y may be x). */
+void lm_layernorm(float *y, const float *x, const float *weight, const float *bias, int n, float eps);
+
 /* In place, over n elements. */
 void lm_softmax(float *x, int n);
 
@@ -39,6 +42,8 @@ void lm_softmax(float *x, int n);
 void lm_swiglu(float *gate, const float *up, int n);
 /* gate[i] = gelu(gate[i]) * up[i], GELU in its tanh approximation. */
 void lm_geglu(float *gate, const float *up, int n);
+/* x[i] = gelu(x[i]), the same GELU. */
+void lm_gelu(float *x, int n);
 
 /* Rotates each of n_heads heads of x (head_dim apart) by the angles whose
  * cos/sin are given for i < n_rot/2: pairs (2i, 2i+1) when !neox, (i, i +

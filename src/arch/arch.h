@@ -37,6 +37,11 @@ int lm_arch_float(const struct lm_model *m, const char *suffix, float def, float
 const struct lm_tensor *lm_arch_tensor(struct lm_loader *ld, int layer, const char *suffix, int64_t ne0, int64_t ne1,
                                        bool optional);
 
+/* n rows of matrix t from row `first` (of a vector: n elements), as a
+ * tensor in *view (the caller's storage; the data stays in the map): the
+ * parts of a fused tensor such as attn_qkv. NULL when t is. */
+const struct lm_tensor *lm_arch_rows(struct lm_tensor *view, const struct lm_tensor *t, int64_t first, int64_t n);
+
 /* Adds a rotary embedding of base `base` over n_rot dimensions, returns its
  * index in m->rope. */
 int lm_arch_add_rope(struct lm_model *m, float base, int n_rot, bool neox, struct lm_err *err);
@@ -61,7 +66,12 @@ struct lm_arch {
     void (*layer)(const struct lm_fwd *f, const struct lm_layer *L, int l);
 };
 
+/* Llama's layer: x += attention(rmsnorm(x)), x += swiglu_ffn(rmsnorm(x)).
+ * (For families that differ from llama only in what they load.) */
+void lm_arch_llama_layer(const struct lm_fwd *f, const struct lm_layer *L, int l);
+
 extern const struct lm_arch lm_arch_llama, lm_arch_qwen2, lm_arch_qwen3;
+extern const struct lm_arch lm_arch_gpt2, lm_arch_olmo2, lm_arch_granite, lm_arch_smollm3;
 
 /* ---- blocks: each works on the n rows of the batch ---- */
 
@@ -72,18 +82,27 @@ size_t lm_att_scratch_size(const struct lm_hparams *hp, int n_ctx); /* floats pe
 
 /* y = RMSNorm(x) * w over rows of `dim` (w->ne[0]) floats, n_rows of them. */
 void lm_blk_rmsnorm(const struct lm_fwd *f, float *y, const float *x, const struct lm_tensor *w, int n_rows);
+/* The same with LayerNorm: y = LayerNorm(x) * w + b (b may be NULL). */
+void lm_blk_layernorm(const struct lm_fwd *f, float *y, const float *x, const struct lm_tensor *w,
+                      const struct lm_tensor *b, int n_rows);
+
 
 /* Self-attention of layer l from c->xn (normed input): Q, K, V with their
  * biases and head norms, RoPE, the cache, softmax attention with the
  * layer's window and the model's scale and soft-cap, the output
- * projection. Result in c->xn. */
+ * projection and its bias. Result in c->xn. */
 void lm_blk_attention(const struct lm_fwd *f, const struct lm_layer *L, int l);
 
 enum lm_act { LM_ACT_SILU, LM_ACT_GELU_TANH };
-/* Gated FFN from c->xn: down(act(gate x) * up x), result in c->xn. */
+/* Gated FFN from c->xn: down(act(gate x) * up x), result in c->xn; with
+ * the layer's FFN biases where it has them. */
 void lm_blk_ffn_gated(const struct lm_fwd *f, const struct lm_layer *L, enum lm_act act);
 
-/* c->x += c->xn over the batch. */
+/* FFN without a gate from c->xn: down(gelu(up x + b_up)) + b_down, result
+ * in c->xn (gpt2). */
+void lm_blk_ffn(const struct lm_fwd *f, const struct lm_layer *L);
+
+/* c->x += c->xn over the batch (times hp.res_scale). */
 void lm_blk_residual(const struct lm_fwd *f);
 
 #endif
