@@ -40,10 +40,12 @@ void lm_softmax(float *x, int n);
 
 /* gate[i] = silu(gate[i]) * up[i]. */
 void lm_swiglu(float *gate, const float *up, int n);
-/* gate[i] = gelu(gate[i]) * up[i], GELU in its tanh approximation. */
-void lm_geglu(float *gate, const float *up, int n);
-/* x[i] = gelu(x[i]), the same GELU. */
+/* x[i] = gelu(x[i]): GELU's tanh approximation as llama.cpp computes it on
+ * the CPU (its value at x rounded to f16, rounded to f16). */
 void lm_gelu(float *x, int n);
+void lm_gelu_ref(float *x, int n);
+/* gate[i] = gelu(gate[i]) * up[i], the same GELU. */
+void lm_geglu(float *gate, const float *up, int n);
 
 /* Rotates each of n_heads heads of x (head_dim apart) by the angles whose
  * cos/sin are given for i < n_rot/2: pairs (2i, 2i+1) when !neox, (i, i +
