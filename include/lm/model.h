@@ -39,6 +39,7 @@
 #include "lm/pool.h"
 
 struct lm_arch; /* a family of architectures: src/arch/arch.h */
+struct lm_row_view;
 
 #define LM_CTX_DEFAULT_MAX 4096 /* the default context: the model's, at most this */
 #define LM_BATCH_DEFAULT 512    /* the default batch in prefill */
@@ -62,13 +63,19 @@ struct lm_hparams {
     bool layer_norm;    /* the final norm is a LayerNorm with bias (gpt2); else RMSNorm */
 };
 
-/* One rotary embedding: the angle of pair i at position p is p * freq[i];
- * every kind of scaling (linear, Llama 3's rope_freqs, ...) is folded into
- * freq at load. */
+/* One rotary embedding: the angle of pair i at position p is p * freq[i],
+ * and its cosine and sine are multiplied by mscale; every kind of scaling
+ * (linear, YaRN, Llama 3's rope_freqs, LongRoPE) is folded into freq and
+ * mscale at load. */
 struct lm_rope {
     int n_rot;   /* dimensions rotated (<= head_dim), even */
     bool neox;   /* rotate halves (i, i + n_rot/2) instead of adjacent pairs */
     float *freq; /* (n_rot/2) */
+    float mscale;     /* YaRN's magnitude correction, LongRoPE's attention factor; 1 */
+    float *freq_long; /* (n_rot/2) used instead of freq in contexts of more than long_ctx positions
+                       * (LongRoPE's long factors), else NULL */
+    int long_ctx;
+    char scaling[128]; /* the scaling, for people ("yarn x4, original context 32768"); "": none */
 };
 
 struct lm_layer {
@@ -84,7 +91,6 @@ struct lm_layer {
     const struct lm_tensor *attn_norm_b, *ffn_norm_b; /* LayerNorm biases (gpt2), else NULL; f32 */
     const struct lm_tensor *bo, *b_gate, *b_up, *b_down; /* biases of wo and the FFN (gpt2), else NULL; f32 */
     const struct lm_tensor *attn_post_norm, *ffn_post_norm; /* RMSNorm of each branch's output (olmo2), else NULL */
-    struct lm_tensor fused[6]; /* rows of a fused tensor (gpt2's attn_qkv and its bias) that wq..bv point to */
     int rope;   /* index into lm_model.rope; -1: no rotation */
     int window; /* attends to the last `window` positions (sliding window); 0: all */
 };
@@ -101,6 +107,7 @@ struct lm_model {
     struct lm_layer *layers;            /* n_layer */
     struct lm_rope rope[LM_MAX_ROPES];  /* n_rope of them */
     int n_rope;
+    struct lm_row_view *views;          /* row ranges of fused tensors (phi3's attn_qkv), see arch.h lm_arch_rows */
 };
 
 /* Opens and maps path, checks every tensor. Errors are prefixed with the path. */

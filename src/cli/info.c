@@ -1,6 +1,7 @@
 /* lm info: what a model file holds, for people (default) and scripts (--json). */
 #include "lm/cli.h"
 #include "lm/gguf.h"
+#include "lm/model.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -83,6 +84,11 @@ static void print_text(const char *path, const struct lm_gguf *g, const struct s
         if (rows[i].v >= 0) printf("%s %lld\n", rows[i].label, (long long)rows[i].v);
         else printf("%s -\n", rows[i].label);
     }
+    struct lm_model m; /* the RoPE scaling lm computes, for a file it runs */
+    struct lm_err err;
+    bool runs = lm_model_load(&m, path, &err) == 0;
+    printf("rope scaling:  %s\n", !runs ? "-" : m.rope[0].scaling[0] ? m.rope[0].scaling : "none");
+    if (runs) lm_model_free(&m);
     printf("vocabulary:    %lld (%.*s)\n", (long long)s->n_vocab, (int)s->tok_model.len,
            s->tok_model.data ? s->tok_model.data : "none");
     printf("chat template: %s\n", s->has_template ? "yes" : "no");
