@@ -211,3 +211,28 @@ TEST(arch_info_shows_rope_scaling) {
     }
     return 0;
 }
+
+/* lm info names the architecture and what sets the family apart, with the
+ * values make-arch-models.py wrote (granite's multipliers, gpt2's context). */
+TEST(arch_info_names_features) {
+    static const struct {
+        const char *name, *feature;
+    } files[] = {
+        {"gpt2", "learned positions (64)"},
+        {"olmo2", "RMSNorm after attention and FFN"},
+        {"granite", "embedding 4, attention 0.25, residual 0.5, logits 1/2"},
+        {"smollm3", "no RoPE in every 4th layer"},
+    };
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char args[256], arch[64];
+        snprintf(args, sizeof args, "info -m " ARCH_DIR "%s.gguf", files[i].name);
+        snprintf(arch, sizeof arch, "architecture:  %s\n", files[i].name);
+        struct lm_buf out = {0}, err = {0};
+        EXPECT_EQ_INT(test_run_lm(args, NULL, &out, &err), 0);
+        EXPECT_CONTAINS(out.data, arch);
+        EXPECT_CONTAINS(out.data, files[i].feature);
+        lm_buf_free(&out);
+        lm_buf_free(&err);
+    }
+    return 0;
+}

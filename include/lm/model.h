@@ -107,6 +107,7 @@ struct lm_model {
     struct lm_layer *layers;            /* n_layer */
     struct lm_rope rope[LM_MAX_ROPES];  /* n_rope of them */
     int n_rope;
+    char features[160];                 /* what the family does beyond llama's layer, for people (lm info); "": nothing */
     struct lm_row_view *views;          /* row ranges of fused tensors (phi3's attn_qkv), see arch.h lm_arch_rows */
 };
 

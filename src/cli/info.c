@@ -88,6 +88,7 @@ static void print_text(const char *path, const struct lm_gguf *g, const struct s
     struct lm_err err;
     bool runs = lm_model_load(&m, path, &err) == 0;
     printf("rope scaling:  %s\n", !runs ? "-" : m.rope[0].scaling[0] ? m.rope[0].scaling : "none");
+    if (runs && m.features[0]) printf("features:      %s\n", m.features);
     if (runs) lm_model_free(&m);
     printf("vocabulary:    %lld (%.*s)\n", (long long)s->n_vocab, (int)s->tok_model.len,
            s->tok_model.data ? s->tok_model.data : "none");
