@@ -9,7 +9,7 @@
 static int load(struct lm_loader *ld) {
     struct lm_model *m = ld->m;
     struct lm_hparams *hp = &m->hp;
-    if (lm_arch_float(m, "attention.layer_norm_epsilon", -1.0f, 0.0f, 1.0f, &hp->norm_eps, ld->err) < 0) return -1;
+    if (lm_arch_float(m, "attention.layer_norm_epsilon", 1e-5f, 0.0f, 1.0f, &hp->norm_eps, ld->err) < 0) return -1;
     hp->layer_norm = true;
     snprintf(m->features, sizeof m->features, "learned positions (%d) instead of RoPE, LayerNorm, GELU MLP, biases",
              hp->n_ctx_train);

@@ -13,11 +13,13 @@ static int load(struct lm_loader *ld) {
     struct lm_hparams *hp = &m->hp;
     float logit_scale, emb_scale, att_scale, res_scale;
     /* 0 (or absent) means "no multiplier" for all but logit_scale, as in llama.cpp */
-    if (lm_arch_float(m, "logit_scale", -1.0f, 1e-6f, 1e6f, &logit_scale, ld->err) < 0 ||
+    if (lm_arch_float(m, "logit_scale", 0.0f, 0.0f, 1e6f, &logit_scale, ld->err) < 0 ||
         lm_arch_float(m, "embedding_scale", 0.0f, 0.0f, 1e6f, &emb_scale, ld->err) < 0 ||
         lm_arch_float(m, "attention.scale", 0.0f, 0.0f, 1e6f, &att_scale, ld->err) < 0 ||
         lm_arch_float(m, "residual_scale", 0.0f, 0.0f, 1e6f, &res_scale, ld->err) < 0)
         return -1;
+    if (logit_scale < 1e-6f) /* it divides the logits */
+        return lm_errf(ld->err, "metadata '%s.logit_scale' is missing or below 1e-6", hp->arch_name);
     hp->logit_scale = 1.0f / logit_scale;
     if (emb_scale != 0.0f) hp->emb_scale = emb_scale;
     if (att_scale != 0.0f) hp->att_scale = att_scale;
