@@ -12,8 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const struct lm_arch *const archs[] = {&lm_arch_llama, &lm_arch_qwen2, &lm_arch_qwen3, &lm_arch_phi3,
-                                              &lm_arch_qwen35};
+static const struct lm_arch *const archs[] = {&lm_arch_llama, &lm_arch_qwen2,   &lm_arch_qwen3,  &lm_arch_phi3,
+                                              &lm_arch_qwen35, &lm_arch_gpt2, &lm_arch_olmo2, &lm_arch_granite,
+                                              &lm_arch_smollm3};
 
 /* Sanity bounds on hyperparameters, far above any real model, so products
  * of them cannot overflow before the tensor shapes are checked. */
@@ -92,6 +93,8 @@ static int load_hparams(struct lm_model *m, struct lm_err *err) {
         return -1;
     hp->att_scale = 1.0f / sqrtf((float)hp->head_dim);
     hp->emb_scale = 1.0f;
+    hp->res_scale = 1.0f;
+    hp->logit_scale = 1.0f;
     return 0;
 }
 
@@ -600,6 +603,9 @@ static int plan_batch(struct lm_ctx *c, const struct lm_batch *b, struct lm_err 
             return lm_errf(err, "row %d: sequence %d of a context of %d", i, b->seq[i], c->n_seq);
         if (b->pos[i] < 0 || b->pos[i] >= c->n_ctx)
             return lm_errf(err, "row %d: position %d does not fit in the context of %d", i, b->pos[i], c->n_ctx);
+        if (c->model->pos_embd && b->pos[i] >= c->model->pos_embd->ne[1])
+            return lm_errf(err, "row %d: position %d is past the model's %lld learned positions", i, b->pos[i],
+                           (long long)c->model->pos_embd->ne[1]);
         bool continues = i > 0 && b->seq[i] == b->seq[i - 1];
         if (continues && b->pos[i] != b->pos[i - 1] + 1)
             return lm_errf(err, "row %d: position %d after %d in sequence %d", i, b->pos[i], b->pos[i - 1], b->seq[i]);
@@ -618,6 +624,13 @@ static int plan_batch(struct lm_ctx *c, const struct lm_batch *b, struct lm_err 
     return n_tiles;
 }
 
+/* Row `row` of an embedding table (n_embd wide) as floats. */
+static void embedding_row(const struct lm_tensor *t, int row, float *out) {
+    const struct lm_type_traits *tt = lm_type_get(t->type);
+    size_t row_bytes = (size_t)(t->ne[0] / tt->blck) * tt->size;
+    tt->to_f32((const uint8_t *)t->data + row_bytes * (size_t)row, out, (int)t->ne[0]);
+}
+
 int lm_forward_batch(struct lm_ctx *c, const struct lm_batch *b, float *out, struct lm_err *err) {
     const struct lm_model *m = c->model;
     const struct lm_hparams *hp = &m->hp;
@@ -630,13 +643,16 @@ int lm_forward_batch(struct lm_ctx *c, const struct lm_batch *b, float *out, str
         c->seq_pos[b->seq[i]] = b->pos[i] + 1;
     }
     int n = b->n, E = hp->n_embd;
-    const struct lm_type_traits *et = lm_type_get(m->tok_embd->type);
-    size_t emb_row = (size_t)(E / et->blck) * et->size;
     for (int t = 0; t < n; t++) {
         float *x = c->x + (size_t)t * E;
-        et->to_f32((const uint8_t *)m->tok_embd->data + emb_row * (size_t)b->tokens[t], x, E);
+        embedding_row(m->tok_embd, b->tokens[t], x);
         if (hp->emb_scale != 1.0f)
             for (int i = 0; i < E; i++) x[i] *= hp->emb_scale;
+        if (m->pos_embd) {
+            float *pe = c->xn; /* free until the first layer */
+            embedding_row(m->pos_embd, b->pos[t], pe);
+            for (int i = 0; i < E; i++) x[i] += pe[i];
+        }
         for (int r = 0; r < m->n_rope; r++) {
             const struct lm_rope *rope = &m->rope[r];
             const float *freq = rope->freq_long && c->n_ctx > rope->long_ctx ? rope->freq_long : rope->freq;
@@ -651,10 +667,18 @@ int lm_forward_batch(struct lm_ctx *c, const struct lm_batch *b, float *out, str
     struct lm_fwd f = {c, b, n_tiles};
     for (int l = 0; l < hp->n_layer; l++) m->arch->layer(&f, &m->layers[l], l);
     int n_out = 0;
-    for (int t = 0; t < n; t++)
-        if (b->logits[t]) lm_rmsnorm(c->xn + (size_t)n_out++ * E, c->x + (size_t)t * E, m->output_norm->data, E, hp->norm_eps);
+    for (int t = 0; t < n; t++) {
+        if (!b->logits[t]) continue;
+        float *y = c->xn + (size_t)n_out++ * E, *x = c->x + (size_t)t * E;
+        if (hp->layer_norm)
+            lm_layernorm(y, x, m->output_norm->data, m->output_norm_b ? m->output_norm_b->data : NULL, E, hp->norm_eps);
+        else
+            lm_rmsnorm(y, x, m->output_norm->data, E, hp->norm_eps);
+    }
     if (!n_out) return 0;
     lm_matmul(c->pool, out, m->output, c->xn, n_out, c->qscratch);
+    if (hp->logit_scale != 1.0f)
+        for (size_t i = 0; i < (size_t)n_out * (size_t)hp->n_vocab; i++) out[i] *= hp->logit_scale;
     if (hp->logit_softcap > 0) {
         float cap = hp->logit_softcap;
         for (size_t i = 0; i < (size_t)n_out * (size_t)hp->n_vocab; i++) out[i] = cap * tanhf(out[i] / cap);

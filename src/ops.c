@@ -4,6 +4,7 @@
 #include "lm/common.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
@@ -137,6 +138,19 @@ void lm_rmsnorm(float *y, const float *x, const float *weight, int n, float eps)
     for (int i = 0; i < n; i++) y[i] = x[i] * scale * weight[i];
 }
 
+void lm_layernorm(float *y, const float *x, const float *weight, const float *bias, int n, float eps) {
+    double sum = 0;
+    for (int i = 0; i < n; i++) sum += x[i];
+    float mean = (float)(sum / n);
+    double ss = 0;
+    for (int i = 0; i < n; i++) {
+        float d = x[i] - mean;
+        ss += (double)d * d;
+    }
+    float scale = (float)(1.0 / sqrt(ss / n + eps));
+    for (int i = 0; i < n; i++) y[i] = (x[i] - mean) * scale * weight[i] + (bias ? bias[i] : 0.0f);
+}
+
 void lm_softmax_ref(float *x, int n) {
     float max = -INFINITY;
     for (int i = 0; i < n; i++) max = x[i] > max ? x[i] : max;
@@ -153,12 +167,30 @@ void lm_swiglu_ref(float *gate, const float *up, int n) {
     for (int i = 0; i < n; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
 
-void lm_geglu(float *gate, const float *up, int n) {
+/* GELU as ggml computes it on the CPU, so that lm matches llama.cpp (and
+ * fast): the tanh approximation, read from a table of its f16 values at
+ * every f16 input; 0 below -10 and x above 10. The table is made once. */
+static uint16_t gelu_table[(1 << 16) + 1]; /* one more: a 4-byte gather at the last entry */
+static pthread_once_t gelu_once = PTHREAD_ONCE_INIT;
+
+static void gelu_table_init(void) {
     const float c = 0.7978845608028654f; /* sqrt(2/pi) */
-    for (int i = 0; i < n; i++) {
-        float g = gate[i];
-        gate[i] = 0.5f * g * (1.0f + tanhf(c * g * (1.0f + 0.044715f * g * g))) * up[i];
+    for (int i = 0; i < 1 << 16; i++) {
+        float x = lm_f16_to_f32((uint16_t)i);
+        gelu_table[i] = lm_f32_to_f16(0.5f * x * (1.0f + tanhf(c * x * (1.0f + 0.044715f * x * x))));
     }
+}
+
+void lm_gelu_ref(float *x, int n) {
+    pthread_once(&gelu_once, gelu_table_init);
+    for (int i = 0; i < n; i++)
+        if (x[i] <= -10.0f) x[i] = 0.0f;
+        else if (x[i] < 10.0f) x[i] = lm_f16_to_f32(gelu_table[lm_f32_to_f16(x[i])]);
+}
+
+void lm_geglu(float *gate, const float *up, int n) {
+    lm_gelu(gate, n);
+    for (int i = 0; i < n; i++) gate[i] *= up[i];
 }
 
 void lm_rope(float *x, int n_heads, int head_dim, int n_rot, const float *cos_t, const float *sin_t, bool neox) {
@@ -408,6 +440,26 @@ void lm_f32_to_f16_row(const float *x, uint16_t *y, int n) {
         _mm_storeu_si128((__m128i *)(y + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
     for (; i < n; i++) y[i] = lm_f32_to_f16(x[i]);
 }
+
+/* Eight at a time: the f16 inputs index the table through a gather of 4
+ * bytes (the low 2 kept). */
+void lm_gelu(float *x, int n) {
+    pthread_once(&gelu_once, gelu_table_init);
+    const __m256 lo = _mm256_set1_ps(-10.0f), hi = _mm256_set1_ps(10.0f);
+    const __m256i low16 = _mm256_set1_epi32(0xffff);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        __m256i idx = _mm256_cvtepu16_epi32(_mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
+        __m256i g = _mm256_and_si256(_mm256_i32gather_epi32((const int *)gelu_table, idx, 2), low16);
+        __m128i g16 = _mm_packus_epi32(_mm256_castsi256_si128(g), _mm256_extracti128_si256(g, 1));
+        __m256 y = _mm256_cvtph_ps(g16);
+        y = _mm256_blendv_ps(y, v, _mm256_cmp_ps(v, hi, _CMP_GE_OQ));
+        y = _mm256_andnot_ps(_mm256_cmp_ps(v, lo, _CMP_LE_OQ), y);
+        _mm256_storeu_ps(x + i, y);
+    }
+    lm_gelu_ref(x + i, n - i);
+}
 #else
 void lm_softmax(float *x, int n) { lm_softmax_ref(x, n); }
 void lm_swiglu(float *gate, const float *up, int n) { lm_swiglu_ref(gate, up, n); }
@@ -422,4 +474,5 @@ void lm_axpy_f16(int n, float alpha, const uint16_t *x, float *y) { lm_axpy_f16_
 void lm_f32_to_f16_row(const float *x, uint16_t *y, int n) {
     for (int i = 0; i < n; i++) y[i] = lm_f32_to_f16(x[i]);
 }
+void lm_gelu(float *x, int n) { lm_gelu_ref(x, n); }
 #endif

@@ -23,7 +23,7 @@
 /* Model NAME is ARCH_DIR NAME.gguf, its reference NAME.ref. */
 static const char *const checked[] = {
     "llama", "llama-rope-freqs", "llama-linear", "qwen2", "qwen3", "llama-yarn", "qwen2-yarn", "qwen3-yarn", "phi3",
-    "qwen35", "qwen35-mtp",
+    "qwen35", "qwen35-mtp", "gpt2", "olmo2", "granite", "smollm3",
 };
 
 /* Each with what lm's refusal must name. */
@@ -32,10 +32,6 @@ static const struct {
 } refused[] = {
     {"gemma3", "gemma3"},
     {"gemma2", "gemma2"},
-    {"gpt2", "gpt2"},
-    {"olmo2", "olmo2"},
-    {"granite", "granite"},
-    {"smollm3", "smollm3"},
     {"gemma4", "gemma4"},
 };
 
@@ -396,6 +392,31 @@ TEST(arch_info_shows_rope_scaling) {
         struct lm_buf out = {0}, err = {0};
         EXPECT_EQ_INT(test_run_lm(args, NULL, &out, &err), 0);
         EXPECT_CONTAINS(out.data, files[i].says);
+        lm_buf_free(&out);
+        lm_buf_free(&err);
+    }
+    return 0;
+}
+
+/* lm info names the architecture and what sets the family apart, with the
+ * values make-arch-models.py wrote (granite's multipliers, gpt2's context). */
+TEST(arch_info_names_features) {
+    static const struct {
+        const char *name, *feature;
+    } files[] = {
+        {"gpt2", "learned positions (64)"},
+        {"olmo2", "RMSNorm after attention and FFN"},
+        {"granite", "embedding 4, attention 0.25, residual 0.5, logits 1/2"},
+        {"smollm3", "no RoPE in every 4th layer"},
+    };
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char args[256], arch[64];
+        snprintf(args, sizeof args, "info -m " ARCH_DIR "%s.gguf", files[i].name);
+        snprintf(arch, sizeof arch, "architecture:  %s\n", files[i].name);
+        struct lm_buf out = {0}, err = {0};
+        EXPECT_EQ_INT(test_run_lm(args, NULL, &out, &err), 0);
+        EXPECT_CONTAINS(out.data, arch);
+        EXPECT_CONTAINS(out.data, files[i].feature);
         lm_buf_free(&out);
         lm_buf_free(&err);
     }

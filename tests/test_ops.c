@@ -108,3 +108,38 @@ TEST(ops_softmax_swiglu) {
     }
     return 0;
 }
+
+/* GELU: the SIMD path gives the scalar one's bits, over every f16 input,
+ * values between them, the cut-offs at +-10 and non-finite inputs; the
+ * scalar one is the tanh formula in double within its two f16 roundings. */
+TEST(ops_gelu) {
+    enum { N = (1 << 16) + 1003 };
+    float *x = lm_xmalloc(sizeof(float) * N), *y = lm_xmalloc(sizeof(float) * N);
+    for (int i = 0; i < 1 << 16; i++) x[i] = lm_f16_to_f32((uint16_t)i);
+    for (int i = 1 << 16; i < N; i++) x[i] = rnd() * 12;
+    const float edges[] = {-10.0f, 10.0f, -10.001f, 9.999f, 1e30f, -1e30f, INFINITY, -INFINITY, NAN, 0.0f, -0.0f};
+    memcpy(x + N - 11, edges, sizeof edges);
+    memcpy(y, x, sizeof(float) * N);
+    lm_gelu(y, N - 3); /* a remainder after the SIMD blocks */
+    lm_gelu(y + N - 3, 3);
+    lm_gelu_ref(x, N);
+    int bad = 0;
+    for (int i = 0; i < N && bad < 5; i++) /* NaNs may differ in their payload */
+        if (memcmp(&x[i], &y[i], sizeof(float)) && !(isnan(x[i]) && isnan(y[i])))
+            bad++, test_fail(__FILE__, __LINE__, "gelu at input %d: %g (SIMD) vs %g (scalar)", i, y[i], x[i]);
+    for (int i = 0; i < N; i++) {
+        double v = i < 1 << 16 ? lm_f16_to_f32((uint16_t)i) : i < N - 11 ? 0 : edges[i - (N - 11)];
+        if (i >= 1 << 16 && i < N - 11) continue; /* random inputs: checked against SIMD only */
+        if (isnan(v)) {
+            if (!isnan(x[i])) test_fail(__FILE__, __LINE__, "gelu(NaN) = %g", x[i]);
+            continue;
+        }
+        double want = v <= -10 ? 0 : v >= 10 ? v : 0.5 * v * (1 + tanh(sqrt(2 / M_PI) * (v + 0.044715 * v * v * v)));
+        /* f16 steps are 1e-3 relative; near 0 the float formula cancels (1 + tanh) */
+        if (x[i] != want && !(fabs(x[i] - want) <= 1e-3 * fabs(want) + 2e-7) && bad < 5)
+            bad++, test_fail(__FILE__, __LINE__, "gelu(%g) = %g, want %g", v, x[i], want);
+    }
+    free(x);
+    free(y);
+    return 0;
+}

@@ -65,6 +65,9 @@ struct lm_hparams {
         int d_conv;            /* width of the causal convolution over the mixed Q|K|V */
         int n_k_heads, n_v_heads, head_dim; /* query/key heads, value heads, both of head_dim */
     } ssm;
+    float res_scale;    /* each layer's branches are multiplied by it before they join the residual (granite); 1 */
+    float logit_scale;  /* the final logits are multiplied by it (granite: 1/logit_scale); 1 */
+    bool layer_norm;    /* the final norm is a LayerNorm with bias (gpt2); else RMSNorm */
 };
 
 /* One rotary embedding: the angle of pair i at position p is p * freq[i],
@@ -86,7 +89,8 @@ struct lm_layer {
     const struct lm_tensor *attn_norm;         /* (n_embd) f32 */
     const struct lm_tensor *wq, *wk, *wv;      /* (n_embd) -> (n_head*head_dim), (n_head_kv*head_dim) x2 */
     const struct lm_tensor *bq, *bk, *bv;      /* biases (qwen2), else NULL; f32 */
-    const struct lm_tensor *q_norm, *k_norm;   /* RMSNorm of each head (qwen3): (head_dim) f32, else NULL */
+    const struct lm_tensor *q_norm, *k_norm;   /* RMSNorm of each head (qwen3): (head_dim) f32, or of the whole
+                                                * row (olmo2): (n_head*head_dim), (n_head_kv*head_dim); else NULL */
     const struct lm_tensor *wo;                /* (n_head*head_dim) -> (n_embd) */
     const struct lm_tensor *ffn_norm;          /* (n_embd) f32 */
     const struct lm_tensor *w_gate, *w_up;     /* (n_embd) -> (n_ff) */
@@ -105,6 +109,9 @@ struct lm_layer {
         int slot;                       /* index of its state among the recurrent layers */
     } ssm;
     int kv_slot; /* its layer in the KV cache (< n_kv_layer): l unless the family says */
+    const struct lm_tensor *attn_norm_b, *ffn_norm_b; /* LayerNorm biases (gpt2), else NULL; f32 */
+    const struct lm_tensor *bo, *b_gate, *b_up, *b_down; /* biases of wo and the FFN (gpt2), else NULL; f32 */
+    const struct lm_tensor *attn_post_norm, *ffn_post_norm; /* RMSNorm of each branch's output (olmo2), else NULL */
     int rope;   /* index into lm_model.rope; -1: no rotation */
     int window; /* attends to the last `window` positions (sliding window); 0: all */
 };
@@ -116,9 +123,12 @@ struct lm_model {
     const struct lm_tensor *tok_embd;   /* (n_vocab rows of n_embd), any format with to_f32 */
     const struct lm_tensor *output_norm;/* (n_embd) f32 */
     const struct lm_tensor *output;     /* (n_embd) -> (n_vocab); tok_embd when tied */
+    const struct lm_tensor *output_norm_b; /* (n_embd) f32: the final LayerNorm's bias (gpt2), else NULL */
+    const struct lm_tensor *pos_embd;   /* (n_pos rows of n_embd) learned position embeddings (gpt2), else NULL */
     struct lm_layer *layers;            /* n_layer */
     struct lm_rope rope[LM_MAX_ROPES];  /* n_rope of them */
     int n_rope;
+    char features[160];                 /* what the family does beyond llama's layer, for people (lm info); "": nothing */
     struct lm_row_view *views;          /* row ranges of fused tensors (phi3's attn_qkv), see arch.h lm_arch_rows */
 };
 

@@ -32,6 +32,9 @@ void lm_matmul_multi(struct lm_pool *pool, int n_w, float *const y[], const stru
 /* y = x / sqrt(mean(x^2) + eps) * weight, over n elements (y may be x). */
 void lm_rmsnorm(float *y, const float *x, const float *weight, int n, float eps);
 
+/* y = (x - mean(x)) / sqrt(var(x) + eps) * weight + bias (bias may be NULL; y may be x). */
+void lm_layernorm(float *y, const float *x, const float *weight, const float *bias, int n, float eps);
+
 /* In place, over n elements. */
 void lm_softmax(float *x, int n);
 void lm_softmax_ref(float *x, int n);
@@ -40,6 +43,11 @@ void lm_softmax_ref(float *x, int n);
 void lm_swiglu(float *gate, const float *up, int n);
 void lm_swiglu_ref(float *gate, const float *up, int n);
 /* gate[i] = gelu(gate[i]) * up[i], GELU in its tanh approximation. */
+/* x[i] = gelu(x[i]): GELU's tanh approximation as llama.cpp computes it on
+ * the CPU (its value at x rounded to f16, rounded to f16). */
+void lm_gelu(float *x, int n);
+void lm_gelu_ref(float *x, int n);
+/* gate[i] = gelu(gate[i]) * up[i], the same GELU. */
 void lm_geglu(float *gate, const float *up, int n);
 
 /* Rotates each of n_heads heads of x (head_dim apart) by the angles whose

@@ -69,6 +69,7 @@ struct lm_arch {
 extern const struct lm_arch lm_arch_llama, lm_arch_qwen2, lm_arch_qwen3;
 extern const struct lm_arch lm_arch_qwen35;
 extern const struct lm_arch lm_arch_phi3;
+extern const struct lm_arch lm_arch_gpt2, lm_arch_olmo2, lm_arch_granite, lm_arch_smollm3;
 
 /* llama's layer: x += attention(rmsnorm(x)); x += SwiGLU FFN(rmsnorm(x)). */
 void lm_arch_llama_layer(const struct lm_fwd *f, const struct lm_layer *L, int l);
@@ -82,18 +83,27 @@ size_t lm_att_scratch_size(const struct lm_hparams *hp, int n_ctx); /* floats pe
 
 /* y = RMSNorm(x) * w over rows of `dim` (w->ne[0]) floats, n_rows of them. */
 void lm_blk_rmsnorm(const struct lm_fwd *f, float *y, const float *x, const struct lm_tensor *w, int n_rows);
+/* The same with LayerNorm: y = LayerNorm(x) * w + b (b may be NULL). */
+void lm_blk_layernorm(const struct lm_fwd *f, float *y, const float *x, const struct lm_tensor *w,
+                      const struct lm_tensor *b, int n_rows);
+
 
 /* Self-attention of layer l from c->xn (normed input): Q, K, V with their
  * biases and head norms, RoPE, the cache, softmax attention with the
  * layer's window and the model's scale and soft-cap, the output
- * projection. Result in c->xn. */
+ * projection and its bias. Result in c->xn. */
 void lm_blk_attention(const struct lm_fwd *f, const struct lm_layer *L, int l);
 
 enum lm_act { LM_ACT_SILU, LM_ACT_GELU_TANH };
-/* Gated FFN from c->xn: down(act(gate x) * up x), result in c->xn. */
+/* Gated FFN from c->xn: down(act(gate x) * up x), result in c->xn; with
+ * the layer's FFN biases where it has them. */
 void lm_blk_ffn_gated(const struct lm_fwd *f, const struct lm_layer *L, enum lm_act act);
 
-/* c->x += c->xn over the batch. */
+/* FFN without a gate from c->xn: down(gelu(up x + b_up)) + b_down, result
+ * in c->xn (gpt2). */
+void lm_blk_ffn(const struct lm_fwd *f, const struct lm_layer *L);
+
+/* c->x += c->xn over the batch (times hp.res_scale). */
 void lm_blk_residual(const struct lm_fwd *f);
 
 /* ---- the recurrent mixer: gated delta net (delta_net.c) ---- */

@@ -12,10 +12,22 @@ void lm_blk_rmsnorm(const struct lm_fwd *f, float *y, const float *x, const stru
     for (int r = 0; r < n_rows; r++) lm_rmsnorm(y + (size_t)r * dim, x + (size_t)r * dim, w->data, dim, eps);
 }
 
+void lm_blk_layernorm(const struct lm_fwd *f, float *y, const float *x, const struct lm_tensor *w,
+                      const struct lm_tensor *b, int n_rows) {
+    int dim = (int)w->ne[0];
+    float eps = f->c->model->hp.norm_eps;
+    for (int r = 0; r < n_rows; r++)
+        lm_layernorm(y + (size_t)r * dim, x + (size_t)r * dim, w->data, b ? b->data : NULL, dim, eps);
+}
+
 void lm_blk_residual(const struct lm_fwd *f) {
     struct lm_ctx *c = f->c;
     size_t n = (size_t)f->b->n * (size_t)c->model->hp.n_embd;
-    for (size_t i = 0; i < n; i++) c->x[i] += c->xn[i];
+    float s = c->model->hp.res_scale;
+    if (s == 1.0f)
+        for (size_t i = 0; i < n; i++) c->x[i] += c->xn[i];
+    else
+        for (size_t i = 0; i < n; i++) c->x[i] += s * c->xn[i];
 }
 
 static void add_bias(float *y, const struct lm_tensor *b, int n_tok, int dim) {
@@ -137,9 +149,9 @@ void lm_blk_attention(const struct lm_fwd *f, const struct lm_layer *L, int l) {
     add_bias(c->q, L->bq, n, q_dim);
     add_bias(c->k, L->bk, n, kv_dim);
     add_bias(c->v, L->bv, n, kv_dim);
-    if (L->q_norm) {
-        lm_blk_rmsnorm(f, c->q, c->q, L->q_norm, n * hp->n_head);
-        lm_blk_rmsnorm(f, c->k, c->k, L->k_norm, n * hp->n_head_kv);
+    if (L->q_norm) { /* over each head, or the whole row: as long as the weight */
+        lm_blk_rmsnorm(f, c->q, c->q, L->q_norm, (int)((int64_t)n * q_dim / L->q_norm->ne[0]));
+        lm_blk_rmsnorm(f, c->k, c->k, L->k_norm, (int)((int64_t)n * kv_dim / L->k_norm->ne[0]));
     }
     for (int t = 0; t < n; t++) {
         float *q = c->q + (size_t)t * q_dim, *k = c->k + (size_t)t * kv_dim;
@@ -161,6 +173,7 @@ void lm_blk_attention(const struct lm_fwd *f, const struct lm_layer *L, int l) {
     if (L->att_gated)
         for (size_t i = 0; i < (size_t)n * (size_t)q_dim; i++) c->att[i] *= 1.0f / (1.0f + expf(-c->xn[i]));
     lm_matmul(c->pool, c->xn, L->wo, c->att, n, c->qscratch);
+    add_bias(c->xn, L->bo, n, hp->n_embd);
 }
 
 void lm_blk_ffn_gated(const struct lm_fwd *f, const struct lm_layer *L, enum lm_act act) {
@@ -168,7 +181,20 @@ void lm_blk_ffn_gated(const struct lm_fwd *f, const struct lm_layer *L, enum lm_
     int n = f->b->n, n_ff = c->model->hp.n_ff;
     lm_matmul_multi(c->pool, 2, (float *const[]){c->ffn_g, c->ffn_u},
                     (const struct lm_tensor *const[]){L->w_gate, L->w_up}, c->xn, n, c->qscratch);
+    add_bias(c->ffn_g, L->b_gate, n, n_ff);
+    add_bias(c->ffn_u, L->b_up, n, n_ff);
     if (act == LM_ACT_SILU) lm_swiglu(c->ffn_g, c->ffn_u, n * n_ff);
     else lm_geglu(c->ffn_g, c->ffn_u, n * n_ff);
     lm_matmul(c->pool, c->xn, L->w_down, c->ffn_g, n, c->qscratch);
+    add_bias(c->xn, L->b_down, n, c->model->hp.n_embd);
+}
+
+void lm_blk_ffn(const struct lm_fwd *f, const struct lm_layer *L) {
+    struct lm_ctx *c = f->c;
+    int n = f->b->n, n_ff = c->model->hp.n_ff;
+    lm_matmul(c->pool, c->ffn_u, L->w_up, c->xn, n, c->qscratch);
+    add_bias(c->ffn_u, L->b_up, n, n_ff);
+    lm_gelu(c->ffn_u, n * n_ff);
+    lm_matmul(c->pool, c->xn, L->w_down, c->ffn_u, n, c->qscratch);
+    add_bias(c->xn, L->b_down, n, c->model->hp.n_embd);
 }

@@ -99,6 +99,7 @@ static void print_text(const char *path, const struct lm_gguf *g, const struct s
     }
     /* what lm makes of the file, when it runs it: the RoPE scaling, the layers */
     printf("rope scaling:  %s\n", !m ? "-" : m->rope[0].scaling[0] ? m->rope[0].scaling : "none");
+    if (m && m->features[0]) printf("features:      %s\n", m->features);
     print_layers(m, s->n_layer);
     printf("vocabulary:    %lld (%.*s)\n", (long long)s->n_vocab, (int)s->tok_model.len,
            s->tok_model.data ? s->tok_model.data : "none");
