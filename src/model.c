@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const struct lm_arch *const archs[] = {&lm_arch_llama, &lm_arch_qwen2, &lm_arch_qwen3};
+static const struct lm_arch *const archs[] = {&lm_arch_llama, &lm_arch_qwen2, &lm_arch_qwen3, &lm_arch_gemma2, &lm_arch_gemma3};
 
 /* Sanity bounds on hyperparameters, far above any real model, so products
  * of them cannot overflow before the tensor shapes are checked. */

@@ -21,15 +21,13 @@
 
 /* Model NAME is ARCH_DIR NAME.gguf, its reference NAME.ref. */
 static const char *const checked[] = {
-    "llama", "llama-rope-freqs", "llama-linear", "qwen2", "qwen3",
+    "llama", "llama-rope-freqs", "llama-linear", "qwen2", "qwen3", "gemma3", "gemma2",
 };
 
 /* Each with what lm's refusal must name. */
 static const struct {
     const char *name, *says;
 } refused[] = {
-    {"gemma3", "gemma3"},
-    {"gemma2", "gemma2"},
     {"gpt2", "gpt2"},
     {"olmo2", "olmo2"},
     {"granite", "granite"},

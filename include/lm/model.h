@@ -77,6 +77,8 @@ struct lm_layer {
     const struct lm_tensor *ffn_norm;          /* (n_embd) f32 */
     const struct lm_tensor *w_gate, *w_up;     /* (n_embd) -> (n_ff) */
     const struct lm_tensor *w_down;            /* (n_ff) -> (n_embd) */
+    const struct lm_tensor *attn_post_norm;    /* RMSNorm of the attention's output (gemma): (n_embd) f32, else NULL */
+    const struct lm_tensor *ffn_post_norm;     /* the same for the FFN's output */
     int rope;   /* index into lm_model.rope; -1: no rotation */
     int window; /* attends to the last `window` positions (sliding window); 0: all */
 };

@@ -62,6 +62,7 @@ struct lm_arch {
 };
 
 extern const struct lm_arch lm_arch_llama, lm_arch_qwen2, lm_arch_qwen3;
+extern const struct lm_arch lm_arch_gemma2, lm_arch_gemma3;
 
 /* ---- blocks: each works on the n rows of the batch ---- */
 
