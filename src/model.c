@@ -145,6 +145,7 @@ int lm_arch_add_rope(struct lm_model *m, float base, int n_rot, bool neox, struc
     struct lm_rope *r = &m->rope[m->n_rope];
     r->n_rot = n_rot;
     r->neox = neox;
+    r->base = base;
     r->freq = lm_xmalloc(sizeof *r->freq * (size_t)(n_rot / 2));
     for (int i = 0; i < n_rot / 2; i++) r->freq[i] = (float)pow(base, -2.0 * i / n_rot);
     return m->n_rope++;

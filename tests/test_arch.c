@@ -188,3 +188,26 @@ TEST(arch_unsupported_refused_by_name) {
     }
     return 0;
 }
+
+/* lm info says what the loader made of a model (the features its metadata
+ * gives: scripts/make-arch-models.py), or why it cannot run it. */
+TEST(arch_info_names_features) {
+    static const struct {
+        const char *name, *says[4];
+    } cases[] = {
+        {"gemma3", {"yes, as gemma3", "sliding window of 8 positions on 5 of 6 layers", "base 10000, 5 layers",
+                    "base 1e+06, 1 layer"}},
+        {"gemma2", {"yes, as gemma2", "global attention on layers 1", "attention soft-cap 1.5", "final logit soft-cap 0.5"}},
+        {"gemma4", {"kv heads:      1..2 (per layer)", "lm runs it:    no: architecture 'gemma4' is not supported"}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char args[256];
+        snprintf(args, sizeof args, "info -m " ARCH_DIR "%s.gguf", cases[i].name);
+        struct lm_buf out = {0}, err = {0};
+        EXPECT_EQ_INT(test_run_lm(args, NULL, &out, &err), 0);
+        for (int k = 0; k < 4 && cases[i].says[k]; k++) EXPECT_CONTAINS(out.data, cases[i].says[k]);
+        lm_buf_free(&out);
+        lm_buf_free(&err);
+    }
+    return 0;
+}

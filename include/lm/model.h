@@ -65,6 +65,7 @@ struct lm_hparams {
 struct lm_rope {
     int n_rot;   /* dimensions rotated (<= head_dim), even */
     bool neox;   /* rotate halves (i, i + n_rot/2) instead of adjacent pairs */
+    float base;  /* the base frequency freq was made from, before scaling */
     float *freq; /* (n_rot/2) */
 };
 
@@ -100,6 +101,11 @@ int lm_model_load(struct lm_model *m, const char *path, struct lm_err *err);
 /* Same, over an already parsed GGUF (ownership moves into m, even on failure). */
 int lm_model_from_gguf(struct lm_model *m, struct lm_gguf *g, struct lm_err *err);
 void lm_model_free(struct lm_model *m); /* safe on zeroed or half-built */
+/* What the loader made of m, for people (lm info): the features of its
+ * family that a plain llama lacks (sliding windows and their layers, each
+ * RoPE, soft-caps, extra norms and scales, tied output), one short phrase
+ * each, every phrase ending in '\n', appended to out. */
+void lm_model_features(const struct lm_model *m, struct lm_buf *out);
 
 struct lm_ctx {
     const struct lm_model *model;
