@@ -36,7 +36,7 @@ PROMPTS = [
     "Q: What is 12 times 12?\nA:",
     "In 1492, Christopher Columbus",
 ]
-N_GEN = 64
+N_GEN = int(os.environ.get("N_GEN", 64))  # greedy tokens compared after each prompt
 TIE = 0.1
 
 here = os.path.dirname(os.path.abspath(__file__))
@@ -87,7 +87,7 @@ def main():
     for model in sys.argv[2:]:
         print(f"== {model}")
         worst = 0.0
-        kls, noise_kls, top_same = [], [], 0
+        kls, noise_kls, nofa_kls, top_same = [], [], [], 0
         for i, prompt in enumerate(PROMPTS):
             pf = os.path.join(tmp, "prompt.txt")
             with open(pf, "w") as f:
@@ -109,6 +109,7 @@ def main():
             tie_gap = max(TIE, noise)
             worst = max(worst, diff)
             kls.append(kl_divergence(a, b))
+            nofa_kls.append(kl_divergence(c, b))
             noise_kls.append(kl_divergence(a, c))
             top_same += argmax(a) == argmax(b)
             same = 0
@@ -128,12 +129,12 @@ def main():
                 bad += 1
             print(f"  prompt {i}: {same}/{len(want)} tokens equal, max |logit diff| {diff:.4f} "
                   f"(llama.cpp FA on/off: {noise:.4f}), KL {kls[-1]:.2e} "
-                  f"(FA on/off: {noise_kls[-1]:.2e}): {verdict}")
+                  f"(FA on/off: {noise_kls[-1]:.2e}; lm from FA off: {nofa_kls[-1]:.2e}): {verdict}")
         print(f"  worst max |logit diff| after the prompt: {worst:.4f}")
         kl, noise_kl = sum(kls) / len(kls), sum(noise_kls) / len(noise_kls)
         kl_ok = kl <= 2 * noise_kl and top_same == len(PROMPTS)
         print(f"  KL(llama.cpp || lm) mean {kl:.3e} max {max(kls):.3e}; llama.cpp FA on || off mean {noise_kl:.3e} "
-              f"max {max(noise_kls):.3e}; ratio {kl / noise_kl if noise_kl else float('inf'):.2f}; "
+              f"max {max(noise_kls):.3e}; KL(llama.cpp FA off || lm) mean {sum(nofa_kls) / len(nofa_kls):.3e}; ratio {kl / noise_kl if noise_kl else float('inf'):.2f}; "
               f"same top token {top_same}/{len(PROMPTS)}: {'ok' if kl_ok else 'FAIL'}")
         bad += not kl_ok
     sys.exit(1 if bad else 0)
