@@ -100,7 +100,7 @@ neon-test:
 # build-fuzz/; fuzz-run runs each for FUZZ_SECONDS on a scratch copy of its
 # seeds in tests/corpus/NAME and fails on a finding; fuzz-replay runs every
 # corpus file once under ASan/UBSan without libFuzzer; corpus rewrites the seeds.
-FUZZ_TARGETS := gguf tokenizer cli template
+FUZZ_TARGETS := gguf tokenizer cli template http
 FUZZ_SECONDS ?= 60
 FUZZ_CC ?= clang
 FUZZ_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard fuzz/*.c)) $(BUILD)/tests/hostile_files.o

@@ -18,7 +18,7 @@ static const struct {
     int (*fn)(int argc, char **argv);
 } commands[] = {
     {"run", cmd_run}, {"info", cmd_info}, {"bench", cmd_bench}, {"tokenize", cmd_tokenize}, {"template", cmd_template},
-    {"chat", cmd_chat}, {"quantize", cmd_quantize}, {"perplexity", cmd_perplexity},
+    {"chat", cmd_chat}, {"quantize", cmd_quantize}, {"perplexity", cmd_perplexity}, {"serve", cmd_serve},
 };
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {

@@ -5,6 +5,7 @@
  *   DIR/tokenizer/  texts (first byte: which vocabulary)
  *   DIR/cli/        command lines (first byte: which command; NUL between
  *                   arguments)
+ *   DIR/http/       HTTP requests, good and malformed, with JSON bodies
  *   DIR/template/   the conversations of tests/data/conversations for the
  *                   real templates (first byte: which one), and small
  *                   templates of our own after a 0x80 byte
@@ -94,9 +95,11 @@ static const char *const command_lines[][16] = {
     {"quantize", "in.gguf", "out.gguf", "Q9_9", "-t", "0", "extra"},
     {"perplexity", "-m", "x.gguf", "-f", "t.txt", "-c", "512", "-b", "128", "--chunks", "4", "-t", "2", "-o", "json"},
     {"perplexity", "--kl-divergence-base", "b.logits", "--kl-divergence", "-c", "3", "-o", "md"},
+    {"serve", "--host", "::1", "--port", "0", "-np", "8", "-c", "2048", "--api-key", "k", "--max-body", "100", "--timeout", "5"},
+    {"serve", "--port", "65536", "-np", "0", "--queue", "-1", "--api-key", ""},
 };
 static const char *const command_names[] = {"run", "info", "bench", "tokenize", "template", "chat", "quantize",
-                                            "perplexity"}; /* fuzz_cli.c's order */
+                                            "perplexity", "serve"}; /* fuzz_cli.c's order */
 
 /* Templates of our own, each using a few features of the language. */
 static const char *const inline_templates[] = {
@@ -116,6 +119,19 @@ static const char *const inline_templates[] = {
     "{% raw %}{{ not a tag }}{% endraw %}{# comment #}{%- for m in messages if m.content -%}"
     "{{ m.content | replace('\\n', ' ') | wordcount }}{% break %}{% endfor %}{{ tools | default('no tools') }}",
     "{{ messages | reject | list | length }} {{ messages | select | list | length }}", /* a fuzz_template finding */
+};
+
+static const char *const http_requests[] = {
+    "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+    "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 95\r\n\r\n"
+    "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],\"stream\":true,\"max_tokens\":8,\"stop\":[\"\\n\"]}",
+    "POST /v1/completions HTTP/1.0\nContent-Length: 40\nConnection: keep-alive\n\n{\"prompt\":[1,2,3],\"temperature\":0.5e0}\n",
+    "POST /tokenize HTTP/1.1\r\nAuthorization: Bearer k\r\nContent-Length: 31\r\n\r\n{\"content\":\"h\\u00e9\\ud83d\\ude00\"}GET / HTTP/1.1\r\n\r\n",
+    "POST /v1/completions HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    "POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+    "GET / HTTP/1.1\r\nA: x\r\n folded\r\n\r\n",
+    "GET /v1/models HTTP/2.0\r\n\r\n",
+    "POST /detokenize HTTP/1.1\r\nContent-Length: 30\r\n\r\n[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]",
 };
 
 int main(int argc, char **argv) {
@@ -150,6 +166,11 @@ int main(int argc, char **argv) {
         snprintf(name, sizeof name, "%s-%02zu", command_lines[i][0], i);
         write_seed("cli", name, b.data, b.len);
         lm_buf_free(&b);
+    }
+
+    for (size_t i = 0; i < sizeof http_requests / sizeof http_requests[0]; i++) {
+        snprintf(name, sizeof name, "request-%02zu", i);
+        write_seed("http", name, http_requests[i], strlen(http_requests[i]));
     }
 
     size_t n;

@@ -462,6 +462,14 @@ def qwen_variants(outdir):
     yarn(m)
     m.write()
     llama_like(outdir, "qwen3", "qwen3", qk_norm=True, tied=True, rope_base=1000000.0).write()
+    # base 100 and an original context of 64: YaRN's ramp is fractional
+    # (pair 0 unscaled, pairs 1 and 2 blended 2/3 and 1/3, pair 3 scaled) on
+    # pairs that turn by radians within the prompts (the yarn files above
+    # only have whole ramps; a real base and context put the blended pairs
+    # where short prompts hardly turn them)
+    m = llama_like(outdir, "qwen3-yarn", "qwen3", qk_norm=True, tied=True, rope_base=100.0)
+    yarn(m, orig_ctx=64)
+    m.write()
 
 
 def write_prompts(outdir):

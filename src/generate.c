@@ -77,20 +77,13 @@ static int feed(struct lm_engine *e, const int32_t *ids, int n, struct lm_err *e
     return 0;
 }
 
-/* Visible text waits in `held` while it could still become a stop string. */
-struct streamer {
-    const struct lm_gen_params *p;
-    struct lm_buf held;
-    bool stopped;
-};
-
 /* Length of the longest suffix of s that is a proper prefix of some stop. */
-static size_t partial_stop(const struct lm_gen_params *p, const char *s, size_t n) {
+static size_t partial_stop(const struct lm_stop_stream *st, const char *s, size_t n) {
     size_t best = 0;
-    for (int i = 0; i < p->n_stops; i++) {
-        size_t len = strlen(p->stops[i]);
+    for (int i = 0; i < st->n_stops; i++) {
+        size_t len = strlen(st->stops[i]);
         for (size_t k = len - 1 < n ? len - 1 : n; k > best; k--)
-            if (memcmp(s + n - k, p->stops[i], k) == 0) {
+            if (memcmp(s + n - k, st->stops[i], k) == 0) {
                 best = k;
                 break;
             }
@@ -98,19 +91,19 @@ static size_t partial_stop(const struct lm_gen_params *p, const char *s, size_t 
     return best;
 }
 
-static void emit(struct streamer *s, const char *text, size_t n) {
-    if (n && s->p->on_text) s->p->on_text(s->p->ud, text, n);
+static void emit(struct lm_stop_stream *s, const char *text, size_t n) {
+    if (n && s->on_text) s->on_text(s->ud, text, n);
 }
 
-static void stream_text(struct streamer *s, const char *text, size_t n) {
-    const struct lm_gen_params *p = s->p;
-    if (!p->n_stops) {
+void lm_stop_feed(struct lm_stop_stream *s, const char *text, size_t n) {
+    if (s->stopped) return;
+    if (!s->n_stops) {
         emit(s, text, n);
         return;
     }
     lm_buf_append(&s->held, text, n);
-    for (int i = 0; i < p->n_stops; i++) {
-        const char *hit = memmem(s->held.data, s->held.len, p->stops[i], strlen(p->stops[i]));
+    for (int i = 0; i < s->n_stops; i++) {
+        const char *hit = memmem(s->held.data, s->held.len, s->stops[i], strlen(s->stops[i]));
         if (hit) {
             emit(s, s->held.data, (size_t)(hit - s->held.data));
             s->held.len = 0;
@@ -118,10 +111,15 @@ static void stream_text(struct streamer *s, const char *text, size_t n) {
             return;
         }
     }
-    size_t keep = partial_stop(p, s->held.data, s->held.len);
+    size_t keep = partial_stop(s, s->held.data, s->held.len);
     emit(s, s->held.data, s->held.len - keep);
     memmove(s->held.data, s->held.data + s->held.len - keep, keep);
     s->held.len = keep;
+}
+
+void lm_stop_finish(struct lm_stop_stream *s) {
+    if (!s->stopped) emit(s, s->held.data, s->held.len);
+    lm_buf_free(&s->held);
 }
 
 int lm_generate(struct lm_engine *e, const int32_t *prompt, int n_prompt, const struct lm_gen_params *p,
@@ -136,7 +134,7 @@ int lm_generate(struct lm_engine *e, const int32_t *prompt, int n_prompt, const 
     st->n_prompt = n_prompt;
     st->t_prompt = lm_time() - t0;
     t0 = lm_time();
-    struct streamer s = {.p = p};
+    struct lm_stop_stream s = {.stops = p->stops, .n_stops = p->n_stops, .on_text = p->on_text, .ud = p->ud};
     struct lm_detok dt;
     lm_detok_init(&dt, &e->tok, p->show_special);
     struct lm_buf piece = {0}, text = {0};
@@ -167,7 +165,7 @@ int lm_generate(struct lm_engine *e, const int32_t *prompt, int n_prompt, const 
         }
         text.len = 0;
         lm_detok_feed(&dt, id, &text);
-        stream_text(&s, text.data, text.len);
+        lm_stop_feed(&s, text.data, text.len);
         if (s.stopped) {
             st->stop = LM_STOP_STRING;
             break;
@@ -182,14 +180,11 @@ int lm_generate(struct lm_engine *e, const int32_t *prompt, int n_prompt, const 
             break;
         }
     }
-    if (!s.stopped) {
-        text.len = 0;
-        lm_detok_flush(&dt, &text);
-        lm_buf_append(&s.held, text.data ? text.data : "", text.len);
-        emit(&s, s.held.data, s.held.len);
-    }
+    text.len = 0;
+    lm_detok_flush(&dt, &text);
+    lm_stop_feed(&s, text.data ? text.data : "", text.len);
+    lm_stop_finish(&s);
     st->t_gen = lm_time() - t0;
-    lm_buf_free(&s.held);
     lm_buf_free(&piece);
     lm_buf_free(&text);
     lm_tokens_free(&eog);

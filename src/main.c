@@ -13,6 +13,7 @@ struct command {
 static const struct command commands[] = {
     {"chat", cmd_chat, "talk with the model through its chat template"},
     {"run", cmd_run, "continue a prompt (plain completion, for scripts)"},
+    {"serve", cmd_serve, "serve the model over HTTP (OpenAI API, chat page)"},
     {"info", cmd_info, "show a model's metadata and tensors"},
     {"bench", cmd_bench, "measure prompt and generation speed, as llama-bench"},
     {"quantize", cmd_quantize, "write a model's weights in another format (q4_k_m, q8_0, ...)"},
@@ -28,6 +29,7 @@ static void usage(FILE *f) {
     fprintf(f, "\nmodel: -m PATH, else $LM_MODEL, else models/default.gguf (scripts/get-model.sh fetches it)\n"
                "\nenvironment:\n"
                "  LM_MODEL    model file used when -m is not given\n"
+               "  LM_API_KEY  the key lm serve requires when --api-key is not given\n"
                "\nexit codes:\n"
                "  0 ok, 1 usage error, 2 bad or missing model file, 3 runtime failure, 130 interrupted\n");
 }

@@ -7,11 +7,13 @@
 #include "lm/tokenizer.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static const struct lm_arch *const archs[] = {&lm_arch_llama, &lm_arch_qwen2, &lm_arch_qwen3, &lm_arch_gemma2, &lm_arch_gemma3};
+static const struct lm_arch *const archs[] = {&lm_arch_llama, &lm_arch_qwen2, &lm_arch_qwen3, &lm_arch_phi3,
+                                               &lm_arch_gemma2, &lm_arch_gemma3};
 
 /* Sanity bounds on hyperparameters, far above any real model, so products
  * of them cannot overflow before the tensor shapes are checked. */
@@ -61,6 +63,10 @@ static int load_hparams(struct lm_model *m, struct lm_err *err) {
                        arch.data, names);
     }
     hp->arch_name = m->arch->name;
+    int n_expert; /* llama.cpp runs llama and phi3 files with experts too; lm does not */
+    if (lm_arch_int(m, "expert_count", 0, 0, INT32_MAX, &n_expert, err) < 0) return -1;
+    if (n_expert > 0)
+        return lm_errf(err, "%s with mixture-of-experts layers (expert_count %d) is not supported", hp->arch_name, n_expert);
     if (lm_arch_int(m, "embedding_length", -1, 1, MAX_DIM, &hp->n_embd, err) < 0 ||
         lm_arch_int(m, "block_count", -1, 1, MAX_LAYERS, &hp->n_layer, err) < 0 ||
         lm_arch_int(m, "feed_forward_length", -1, 1, MAX_DIM, &hp->n_ff, err) < 0 ||
@@ -138,6 +144,32 @@ const struct lm_tensor *lm_arch_tensor(struct lm_loader *ld, int layer, const ch
     return &t->t;
 }
 
+struct lm_row_view {
+    struct lm_tensor t;
+    struct lm_row_view *next;
+};
+
+const struct lm_tensor *lm_arch_rows(struct lm_loader *ld, const struct lm_tensor *t, int64_t first, int64_t count) {
+    if (!t || ld->failed) return NULL;
+    bool matrix = t->n_dims > 1;
+    int64_t n = matrix ? t->ne[1] : t->ne[0];
+    LM_ASSERT(first >= 0 && count >= 1 && first + count <= n);
+    const struct lm_type_traits *tt = lm_type_get(t->type);
+    size_t unit = matrix ? (size_t)(t->ne[0] / tt->blck) * tt->size : sizeof(float);
+    const uint8_t *data = (const uint8_t *)t->data + (size_t)first * unit;
+    if ((uintptr_t)data % 4) {
+        ld->failed = lm_errf(ld->err, "a part of a fused %s tensor is not aligned to 4 bytes", tt->name);
+        return NULL;
+    }
+    struct lm_row_view *v = lm_xcalloc(1, sizeof *v);
+    v->t = *t;
+    v->t.data = data;
+    v->t.ne[matrix ? 1 : 0] = count;
+    v->next = ld->m->views;
+    ld->m->views = v;
+    return &v->t;
+}
+
 int lm_arch_add_rope(struct lm_model *m, float base, int n_rot, bool neox, struct lm_err *err) {
     LM_ASSERT(m->n_rope < LM_MAX_ROPES);
     if (n_rot < 2 || n_rot % 2 || n_rot > m->hp.head_dim)
@@ -146,42 +178,114 @@ int lm_arch_add_rope(struct lm_model *m, float base, int n_rot, bool neox, struc
     r->n_rot = n_rot;
     r->neox = neox;
     r->base = base;
+    r->mscale = 1.0f;
     r->freq = lm_xmalloc(sizeof *r->freq * (size_t)(n_rot / 2));
     for (int i = 0; i < n_rot / 2; i++) r->freq[i] = (float)pow(base, -2.0 * i / n_rot);
     return m->n_rope++;
 }
 
-/* rope[0], from rope.dimension_count, rope.freq_base and its scaling:
- * linear (positions divided by the factor) or Llama 3's rope_freqs
- * (a divisor per frequency). */
+/* Per-pair divisors of the frequencies from tensor `name` ({n_rot/2}, all
+ * positive); NULL when absent or after a failure (recorded in ld). */
+static const float *freq_factors(struct lm_loader *ld, const char *name, int n_rot) {
+    const struct lm_tensor *t = lm_arch_tensor(ld, -1, name, n_rot / 2, 0, true);
+    if (!t) return NULL;
+    const float *ff = t->data;
+    for (int i = 0; i < n_rot / 2; i++)
+        if (!(ff[i] > 0 && isfinite(ff[i]))) {
+            ld->failed = lm_errf(ld->err, "%s[%d] is %g", name, i, ff[i]);
+            return NULL;
+        }
+    return ff;
+}
+
+/* YaRN's first and last corrected pair (ggml_rope_yarn_corr_dims, in
+ * float as ggml computes them): pairs below dims[0] keep their unscaled
+ * frequency, pairs above dims[1] take the interpolated one, a linear ramp
+ * between. beta: rotations over the original context. */
+static float yarn_corr_dim(int n_rot, int n_ctx_orig, float beta, float base) {
+    return (float)n_rot * logf((float)n_ctx_orig / (beta * 2 * (float)M_PI)) / (2 * logf(base));
+}
+
+/* Adds a part to r->scaling (", " between parts; cut short if too long). */
+__attribute__((format(printf, 2, 3))) static void describe(struct lm_rope *r, const char *fmt, ...) {
+    size_t len = strlen(r->scaling);
+    if (len && len + 2 < sizeof r->scaling) len += (size_t)snprintf(r->scaling + len, sizeof r->scaling - len, ", ");
+    va_list ap;
+    va_start(ap, fmt);
+    if (len < sizeof r->scaling) vsnprintf(r->scaling + len, sizeof r->scaling - len, fmt, ap);
+    va_end(ap);
+}
+
+/* rope[0] as llama.cpp computes it (ggml_rope_ext with the parameters
+ * llama_context derives from the metadata), from rope.dimension_count,
+ * rope.freq_base and:
+ * - rope.scaling.type: none, linear (the default; freq / factor), yarn
+ *   (freq / factor blended with freq by pair, and a magnitude correction;
+ *   beta_fast 32, beta_slow 1, ext_factor 1: llama.cpp reads no keys for
+ *   them in these families), longrope (the factor tensors below);
+ *   rope.scaling.factor, rope.scaling.original_context_length;
+ * - rope.scaling.attn_factor: multiplies cos and sin (LongRoPE's
+ *   attention factor);
+ * - per-pair divisors: rope_freqs (Llama 3), else rope_factors_short, or
+ *   rope_factors_long in contexts beyond the original length (LongRoPE). */
 static int load_rope(struct lm_loader *ld) {
     struct lm_model *m = ld->m;
     const struct lm_hparams *hp = &m->hp;
-    int n_rot;
+    int n_rot, n_ctx_orig;
     if (lm_arch_int(m, "rope.dimension_count", hp->head_dim, 2, hp->head_dim, &n_rot, ld->err) < 0) return -1;
     if (n_rot % 2) return lm_errf(ld->err, "rope.dimension_count %d is odd", n_rot);
     if (lm_arch_add_rope(m, hp->rope_base, n_rot, false, ld->err) < 0) return -1;
-    float *freq = m->rope[0].freq;
+    struct lm_rope *r = &m->rope[0];
     char key[128];
     snprintf(key, sizeof key, "%s.rope.scaling.type", hp->arch_name);
-    struct lm_gguf_str stype;
-    int rc = lm_gguf_get_str(&m->gguf, key, &stype, ld->err);
-    if (rc < 0) return -1;
-    if (rc == 1 && lm_gguf_str_eq(stype, "linear")) {
-        float factor;
-        if (lm_arch_float(m, "rope.scaling.factor", 1.0f, 1e-3f, 1e6f, &factor, ld->err) < 0) return -1;
-        for (int i = 0; i < n_rot / 2; i++) freq[i] /= factor;
-    } else if (rc == 1 && !lm_gguf_str_eq(stype, "none")) {
-        return lm_errf(ld->err, "rope scaling '%.*s' is not supported (only linear)",
+    struct lm_gguf_str stype = {.data = "linear", .len = 6};
+    if (lm_gguf_get_str(&m->gguf, key, &stype, ld->err) < 0) return -1;
+    bool none = lm_gguf_str_eq(stype, "none"), yarn = lm_gguf_str_eq(stype, "yarn");
+    if (!none && !yarn && !lm_gguf_str_eq(stype, "linear") && !lm_gguf_str_eq(stype, "longrope"))
+        return lm_errf(ld->err, "rope scaling '%.*s' is not supported (supported: none, linear, yarn, longrope)",
                        (int)(stype.len < 32 ? stype.len : 32), stype.data);
+    float factor, attn_factor;
+    if (lm_arch_float(m, "rope.scale_linear", 0.0f, 0.0f, 1e6f, &factor, ld->err) < 0 || /* its older name */
+        lm_arch_float(m, "rope.scaling.factor", factor, 0.0f, 1e6f, &factor, ld->err) < 0 ||
+        lm_arch_int(m, "rope.scaling.original_context_length", hp->n_ctx_train, 1, 1 << 24, &n_ctx_orig, ld->err) < 0 ||
+        lm_arch_float(m, "rope.scaling.attn_factor", 1.0f, 1e-3f, 1e3f, &attn_factor, ld->err) < 0)
+        return -1;
+    if (factor > 0 && factor < 1e-3f) return lm_errf(ld->err, "rope.scaling.factor %g is too small", factor);
+    float freq_scale = none || factor == 0 ? 1.0f : 1.0f / factor;
+    if (freq_scale != 1.0f && yarn) describe(r, "yarn x%g, original context %d", 1.0f / freq_scale, n_ctx_orig);
+    else if (freq_scale != 1.0f) describe(r, "linear x%g", 1.0f / freq_scale);
+    r->mscale = attn_factor;
+    if (yarn) {
+        float beta_fast = 32.0f, beta_slow = 1.0f, ext_factor = 1.0f, scale = 1.0f / freq_scale;
+        float lo = fmaxf(0.0f, floorf(yarn_corr_dim(n_rot, n_ctx_orig, beta_fast, hp->rope_base)));
+        float hi = fminf((float)(n_rot - 1), ceilf(yarn_corr_dim(n_rot, n_ctx_orig, beta_slow, hp->rope_base)));
+        for (int i = 0; i < n_rot / 2; i++) {
+            float ramp = (1 - fminf(1.0f, fmaxf(0.0f, ((float)i - lo) / fmaxf(0.001f, hi - lo)))) * ext_factor;
+            r->freq[i] *= freq_scale * (1 - ramp) + ramp;
+        }
+        /* llama.cpp's attention factor (get_mscale, then divided by ggml's
+         * own correction) times ggml's correction: both in float */
+        float mscale = scale <= 1.0f ? 1.0f : 0.1f * logf(scale) + 1.0f;
+        mscale *= 1.0f / (1.0f + 0.1f * logf(scale));
+        r->mscale = mscale * attn_factor * (1.0f + 0.1f * logf(1.0f / freq_scale));
+    } else {
+        for (int i = 0; i < n_rot / 2; i++) r->freq[i] *= freq_scale;
     }
-    const struct lm_tensor *rope_freqs = lm_arch_tensor(ld, -1, "rope_freqs.weight", n_rot / 2, 0, true);
+    const float *ff = freq_factors(ld, "rope_freqs.weight", n_rot), *ff_long = NULL;
+    if (!ff && !ld->failed) {
+        ff = freq_factors(ld, "rope_factors_short.weight", n_rot);
+        ff_long = freq_factors(ld, "rope_factors_long.weight", n_rot);
+    }
     if (ld->failed) return -1;
-    for (int i = 0; rope_freqs && i < n_rot / 2; i++) {
-        float div = ((const float *)rope_freqs->data)[i];
-        if (!(div > 0 && isfinite(div))) return lm_errf(ld->err, "rope_freqs.weight[%d] is %g", i, div);
-        freq[i] /= div;
+    if (ff && !ff_long) describe(r, "frequency factors");
+    if (ff_long) {
+        describe(r, "LongRoPE beyond %d positions", n_ctx_orig);
+        r->long_ctx = n_ctx_orig;
+        r->freq_long = lm_xmalloc(sizeof *r->freq_long * (size_t)(n_rot / 2));
+        for (int i = 0; i < n_rot / 2; i++) r->freq_long[i] = r->freq[i] / ff_long[i];
     }
+    for (int i = 0; ff && i < n_rot / 2; i++) r->freq[i] /= ff[i];
+    if (r->mscale != 1.0f) describe(r, "cos/sin x%.4g", r->mscale);
     return 0;
 }
 
@@ -246,7 +350,15 @@ int lm_model_load(struct lm_model *m, const char *path, struct lm_err *err) {
 void lm_model_free(struct lm_model *m) {
     lm_gguf_close(&m->gguf);
     free(m->layers);
-    for (int r = 0; r < m->n_rope; r++) free(m->rope[r].freq);
+    while (m->views) {
+        struct lm_row_view *next = m->views->next;
+        free(m->views);
+        m->views = next;
+    }
+    for (int r = 0; r < m->n_rope; r++) {
+        free(m->rope[r].freq);
+        free(m->rope[r].freq_long);
+    }
     memset(m, 0, sizeof *m);
 }
 
@@ -496,11 +608,13 @@ int lm_forward_batch(struct lm_ctx *c, const struct lm_batch *b, float *out, str
         if (hp->emb_scale != 1.0f)
             for (int i = 0; i < E; i++) x[i] *= hp->emb_scale;
         for (int r = 0; r < m->n_rope; r++) {
-            int half = m->rope[r].n_rot / 2;
+            const struct lm_rope *rope = &m->rope[r];
+            const float *freq = rope->freq_long && c->n_ctx > rope->long_ctx ? rope->freq_long : rope->freq;
+            int half = rope->n_rot / 2;
             for (int i = 0; i < half; i++) {
-                float angle = (float)b->pos[t] * m->rope[r].freq[i];
-                c->rope_cos[r][(size_t)t * half + i] = cosf(angle);
-                c->rope_sin[r][(size_t)t * half + i] = sinf(angle);
+                float angle = (float)b->pos[t] * freq[i];
+                c->rope_cos[r][(size_t)t * half + i] = cosf(angle) * rope->mscale;
+                c->rope_sin[r][(size_t)t * half + i] = sinf(angle) * rope->mscale;
             }
         }
     }

@@ -47,8 +47,8 @@ static void windows(const struct lm_model *m, struct lm_buf *out) {
     }
 }
 
-/* Each rotary embedding: its kind, dimensions, base, scaling of its first
- * pair (linear scaling, or Llama 3's factors), and the layers that use it. */
+/* Each rotary embedding: its kind, dimensions, base, scaling, and the
+ * layers that use it. */
 static void ropes(const struct lm_model *m, struct lm_buf *out) {
     for (int r = 0; r < m->n_rope; r++) {
         const struct lm_rope *rope = &m->rope[r];
@@ -56,7 +56,7 @@ static void ropes(const struct lm_model *m, struct lm_buf *out) {
         if (!n) continue;
         lm_buf_printf(out, "RoPE (%s) over %d of %d dimensions, base %.6g", rope->neox ? "halves" : "adjacent pairs",
                       rope->n_rot, m->hp.head_dim, rope->base);
-        if (rope->freq[0] != 1.0f) lm_buf_printf(out, ", scaled by %.6g", 1.0 / rope->freq[0]);
+        if (rope->scaling[0]) lm_buf_printf(out, ", %s", rope->scaling);
         if (n == m->hp.n_layer) lm_buf_puts(out, ", all layers\n");
         else lm_buf_printf(out, ", %d layer%s\n", n, n > 1 ? "s" : "");
     }

@@ -2,9 +2,11 @@
  * byte-level BPE and SentencePiece BPE, decoding (see tokenizer.h). */
 #include "lm/tokenizer.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define SPACE_MARK "\xE2\x96\x81" /* U+2581, SentencePiece's visible space */
 
@@ -95,25 +97,73 @@ struct pretok_name {
 /* tokenizer.ggml.pre values and the pre-tokenizer each means (llama.cpp's
  * llama_vocab::impl::load, restricted to the expressions we implement). */
 static const struct pretok_name pretok_names[] = {
+    {"default", LM_PRETOK_DEFAULT, false},
     {"gpt-2", LM_PRETOK_GPT2, false},           {"mpt", LM_PRETOK_GPT2, false},
     {"phi-2", LM_PRETOK_GPT2, false},           {"olmo", LM_PRETOK_GPT2, false},
+    {"jais", LM_PRETOK_GPT2, false},            {"exaone4", LM_PRETOK_GPT2, false},
+    {"trillion", LM_PRETOK_GPT2, false},        {"granite-docling", LM_PRETOK_GPT2, false},
     {"llama3", LM_PRETOK_LLAMA3, true},         {"llama-v3", LM_PRETOK_LLAMA3, true},
     {"llama-bpe", LM_PRETOK_LLAMA3, true},      {"falcon3", LM_PRETOK_LLAMA3, true},
-    {"pixtral", LM_PRETOK_LLAMA3, true},        {"dbrx", LM_PRETOK_LLAMA3, false},
-    {"smaug-bpe", LM_PRETOK_LLAMA3, false},     {"qwen2", LM_PRETOK_QWEN2, false},
-    {"stablelm2", LM_PRETOK_QWEN2, false},      {"starcoder", LM_PRETOK_STARCODER, false},
-    {"refact", LM_PRETOK_STARCODER, false},     {"smollm", LM_PRETOK_STARCODER, false},
-    {"command-r", LM_PRETOK_STARCODER, false},  {"codeshell", LM_PRETOK_STARCODER, false},
+    {"falcon-h1", LM_PRETOK_LLAMA3, true},      {"pixtral", LM_PRETOK_LLAMA3, true},
+    {"midm-2.0", LM_PRETOK_LLAMA3, true},       {"lfm2", LM_PRETOK_LLAMA3, true},
+    {"dbrx", LM_PRETOK_LLAMA3, false},          {"smaug-bpe", LM_PRETOK_LLAMA3, false},
+    {"qwen2", LM_PRETOK_QWEN2, false},          {"deepseek-r1-qwen", LM_PRETOK_QWEN2, false},
+    {"stablelm2", LM_PRETOK_QWEN2, false},      {"megrez", LM_PRETOK_QWEN2, false},
+    {"qwen35", LM_PRETOK_QWEN35, false},
+    {"starcoder", LM_PRETOK_STARCODER, false},  {"refact", LM_PRETOK_STARCODER, false},
+    {"smollm", LM_PRETOK_STARCODER, false},     {"command-r", LM_PRETOK_STARCODER, false},
+    {"codeshell", LM_PRETOK_STARCODER, false},  {"exaone", LM_PRETOK_STARCODER, false},
+    {"minerva-7b", LM_PRETOK_STARCODER, false},
     {"deepseek-llm", LM_PRETOK_DEEPSEEK_LLM, false}, {"deepseek-coder", LM_PRETOK_DEEPSEEK_CODER, false},
     {"falcon", LM_PRETOK_FALCON, false},
 };
 
-/* Texts that end generation (llama.cpp's EOG list, the common part). The
- * first one present also serves as eot when the file names none. */
-static const char *const eog_texts[] = {
-    "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>",
-    "<|eom_id|>", "<EOT>", "<end_of_utterance>", ("<\xEF\xBD\x9C" "end\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>"),
+/* Tokens llama.cpp recognises by their text (llama_vocab::impl::load): they
+ * become control tokens, so plain text never turns into them, whatever type
+ * the file gives them. DeepSeek's use fullwidth bars and U+2581. */
+#define DS(s) "<\xEF\xBD\x9C" s "\xEF\xBD\x9C>"
+
+/* A role (end of turn, fill-in-the-middle parts) and the texts that play it
+ * when the file names no token for it; the first present one is taken
+ * (llama.cpp takes the first in its hash map's order). The first role is eot. */
+struct text_role {
+    const char *key, *old_key; /* old_key: a deprecated name, which wins when present */
+    const char *texts[11];
+    bool eog; /* ends generation */
 };
+
+static const struct text_role text_roles[] = {
+    {"tokenizer.ggml.eot_token_id", NULL,
+     {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>", "<EOT>", "_<EOT>",
+      "[EOT]", DS("end" SPACE_MARK "of" SPACE_MARK "sentence"), "<end_of_utterance>"},
+     true},
+    {"tokenizer.ggml.eom_token_id", NULL, {"<|eom_id|>"}, true},
+    {"tokenizer.ggml.fim_pre_token_id", "tokenizer.ggml.prefix_token_id",
+     {"<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", DS("fim" SPACE_MARK "begin"), "<PRE>", SPACE_MARK "<PRE>",
+      "<|code_prefix|>", "<|prefix|>"},
+     false},
+    {"tokenizer.ggml.fim_suf_token_id", "tokenizer.ggml.suffix_token_id",
+     {"<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", DS("fim" SPACE_MARK "hole"), "<SUF>", SPACE_MARK "<SUF>",
+      "<|code_suffix|>", "<|suffix|>"},
+     false},
+    {"tokenizer.ggml.fim_mid_token_id", "tokenizer.ggml.middle_token_id",
+     {"<|fim_middle|>", "<fim-middle>", "<fim_middle>", DS("fim" SPACE_MARK "end"), "<MID>", SPACE_MARK "<MID>",
+      "<|code_middle|>", "<|middle|>"},
+     false},
+    {"tokenizer.ggml.fim_pad_token_id", NULL, {"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"}, true},
+    {"tokenizer.ggml.fim_rep_token_id", NULL, {"<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"}, true},
+    {"tokenizer.ggml.fim_sep_token_id", NULL, {"<|file_sep|>"}, true},
+};
+
+/* Texts that end generation wherever they are (llama.cpp's EOG list). */
+static const char *const eog_texts[] = {
+    "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>", "<end_of_turn>",
+    "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]", "<|end_of_text|>",
+    "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>", DS("end" SPACE_MARK "of" SPACE_MARK "sentence"), "[e~[",
+};
+
+/* gpt-oss markup llama.cpp always cuts out of text (user-defined). */
+static const char *const always_cut_texts[] = {"<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"};
 
 static int hex_digit(char c) {
     if (c >= '0' && c <= '9') return c - '0';
@@ -150,7 +200,8 @@ static int get_numbers(const struct lm_gguf *g, const char *key, bool allow_f32,
 }
 
 /* A token id under key: *id is left alone when the key is absent; an id
- * outside the vocabulary is an error when strict, else dropped (-1). */
+ * outside the vocabulary is an error when strict, else ignored (llama.cpp
+ * warns and keeps the default). */
 static int get_id(struct lm_tokenizer *t, const struct lm_gguf *g, const char *key, bool strict, int32_t *id,
                   struct lm_err *err) {
     int64_t v;
@@ -159,7 +210,6 @@ static int get_id(struct lm_tokenizer *t, const struct lm_gguf *g, const char *k
     if (r == 0) return 0;
     if (v < 0 || v >= t->n_vocab) {
         if (strict) return lm_errf(err, "%s = %lld is outside the vocabulary (%d tokens)", key, (long long)v, t->n_vocab);
-        *id = -1;
         return 0;
     }
     *id = (int32_t)v;
@@ -266,34 +316,46 @@ static int load_config(struct lm_tokenizer *t, const struct lm_gguf *g, struct l
     bool llama3 = false;
     if (lm_gguf_str_eq(model, "gpt2")) {
         t->type = LM_VOCAB_BPE;
+        t->byte_level = true;
         if (lm_gguf_get_str(g, "tokenizer.ggml.pre", &pre, err) < 0) return -1;
-        t->pre = LM_PRETOK_GPT2;
-        if (pre.data && !lm_gguf_str_eq(pre, "default")) {
+        t->pre = LM_PRETOK_DEFAULT; /* when absent, as llama.cpp */
+        if (pre.data) {
             size_t i = 0, n = sizeof pretok_names / sizeof pretok_names[0];
             while (i < n && !lm_gguf_str_eq(pre, pretok_names[i].name)) i++;
             if (i < n) {
                 t->pre = pretok_names[i].pre;
                 llama3 = pretok_names[i].llama3;
             } else {
+                t->pre = LM_PRETOK_GPT2; /* llama.cpp refuses the file */
                 snprintf(t->warning, sizeof t->warning, "unknown pre-tokenizer '%.*s', using gpt-2's",
                          (int)(pre.len < 64 ? pre.len : 64), pre.data);
             }
         }
         t->add_bos = llama3;
         t->ignore_merges = llama3;
+    } else if (lm_gguf_str_eq(model, "gemma4")) {
+        t->type = LM_VOCAB_BPE; /* its pre-tokenizer whatever the file says, as llama.cpp */
+        t->pre = LM_PRETOK_GEMMA4;
     } else if (lm_gguf_str_eq(model, "llama")) {
         t->type = LM_VOCAB_SPM;
         t->add_bos = true;
         t->add_space_prefix = true;
     } else {
-        return lm_errf(err, "unsupported tokenizer model '%.*s' (lm knows gpt2 and llama)",
+        return lm_errf(err, "unsupported tokenizer model '%.*s' (lm knows gpt2, llama and gemma4)",
                        (int)(model.len < 64 ? model.len : 64), model.data);
     }
     if (lm_gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &t->add_bos, err) < 0 ||
         lm_gguf_get_bool(g, "tokenizer.ggml.add_eos_token", &t->add_eos, err) < 0 ||
         lm_gguf_get_bool(g, "tokenizer.ggml.add_space_prefix", &t->add_space_prefix, err) < 0)
         return -1;
+    if (t->pre == LM_PRETOK_GEMMA4) t->add_bos = true; /* llama.cpp overrides the file here */
     return 0;
+}
+
+/* Whether the token whose text is s exists and ends generation. */
+static bool eog_text(const struct lm_tokenizer *t, const char *s) {
+    int32_t id = find_token(t, s, strlen(s));
+    return id >= 0 && t->tokens[id].eog;
 }
 
 static int load_ids(struct lm_tokenizer *t, const struct lm_gguf *g, struct lm_err *err) {
@@ -303,27 +365,54 @@ static int load_ids(struct lm_tokenizer *t, const struct lm_gguf *g, struct lm_e
         t->bos = t->n_vocab > 1 ? 1 : -1;
         t->eos = t->n_vocab > 2 ? 2 : -1;
     }
-    int32_t eom = -1;
     if (get_id(t, g, "tokenizer.ggml.bos_token_id", true, &t->bos, err) < 0 ||
         get_id(t, g, "tokenizer.ggml.eos_token_id", true, &t->eos, err) < 0 ||
         get_id(t, g, "tokenizer.ggml.eot_token_id", true, &t->eot, err) < 0 ||
         get_id(t, g, "tokenizer.ggml.unknown_token_id", true, &t->unk, err) < 0 ||
-        get_id(t, g, "tokenizer.ggml.eom_token_id", false, &eom, err) < 0 ||
         get_id(t, g, "tokenizer.ggml.padding_token_id", false, &t->pad, err) < 0)
         return -1;
+    if (t->eos >= 0) t->tokens[t->eos].eog = true;
 
-    /* End of generation, as llama.cpp decides it: eos, eot, eom, and tokens
-     * known by their text, which are markup whatever the file says. */
+    /* Roles the file leaves out are found by text. */
+    for (size_t r = 0; r < sizeof text_roles / sizeof text_roles[0]; r++) {
+        const struct text_role *role = &text_roles[r];
+        int32_t id = r == 0 ? t->eot : -1;
+        if (r > 0 && (get_id(t, g, role->key, false, &id, err) < 0 ||
+                      (role->old_key && get_id(t, g, role->old_key, false, &id, err) < 0)))
+            return -1;
+        if (id < 0) {
+            for (size_t k = 0; k < sizeof role->texts / sizeof role->texts[0] && role->texts[k] && id < 0; k++)
+                id = find_token(t, role->texts[k], strlen(role->texts[k]));
+            if (id >= 0) t->tokens[id].type = LM_TOKEN_CONTROL;
+        }
+        if (r == 0) t->eot = id;
+        if (id >= 0 && role->eog) t->tokens[id].eog = true;
+    }
     for (size_t i = 0; i < sizeof eog_texts / sizeof eog_texts[0]; i++) {
         int32_t id = find_token(t, eog_texts[i], strlen(eog_texts[i]));
         if (id < 0) continue;
         t->tokens[id].eog = true;
         t->tokens[id].type = LM_TOKEN_CONTROL;
-        if (t->eot < 0) t->eot = id;
     }
-    int32_t roles[] = {t->eos, t->eot, eom};
-    for (size_t i = 0; i < sizeof roles / sizeof roles[0]; i++)
-        if (roles[i] >= 0) t->tokens[roles[i]].eog = true;
+    for (size_t i = 0; i < sizeof always_cut_texts / sizeof always_cut_texts[0]; i++) {
+        int32_t id = find_token(t, always_cut_texts[i], strlen(always_cut_texts[i]));
+        if (id >= 0) t->tokens[id].type = LM_TOKEN_USER_DEFINED;
+    }
+    /* llama.cpp's exceptions: with gpt-oss's <|return|> and <|call|> (or
+     * solar-open's <|calls|> and <|flush|>), <|end|> ends a message, not
+     * generation, and is cut out of any text; beside gemma4's
+     * <|tool_response>, </s> is a plain token. */
+    bool has_return = eog_text(t, "<|return|>"), has_call = eog_text(t, "<|call|>") || eog_text(t, "<|calls|>");
+    int32_t end = find_token(t, "<|end|>", 7);
+    if (end >= 0 && t->tokens[end].eog && has_call && (has_return || eog_text(t, "<|flush|>"))) {
+        t->tokens[end].eog = false;
+        t->tokens[end].type = LM_TOKEN_USER_DEFINED;
+    }
+    int32_t s_end = find_token(t, "</s>", 4);
+    if (s_end >= 0 && t->tokens[s_end].eog && (eog_text(t, "<|tool_response>") || eog_text(t, "<|plamo:eos|>"))) {
+        t->tokens[s_end].eog = false;
+        t->tokens[s_end].type = LM_TOKEN_NORMAL;
+    }
     return 0;
 }
 
@@ -390,17 +479,17 @@ static bool cut_out(const struct lm_token *tk) {
 }
 
 static void build_tables(struct lm_tokenizer *t) {
-    /* The token of each byte: its GPT-2 character, or <0xNN> (falling back
-     * to the byte itself, as llama.cpp does). */
+    /* The token of each byte: its GPT-2 character, or <0xNN> (SPM falling
+     * back to the byte itself, as llama.cpp does). */
     for (int b = 0; b < 256; b++) {
         char s[8];
         int32_t id;
-        if (t->type == LM_VOCAB_BPE) {
+        if (t->byte_level) {
             id = find_token(t, s, lm_utf8_encode(lm_unicode_byte_to_cp((uint8_t)b), s));
         } else {
             snprintf(s, sizeof s, "<0x%02X>", b);
             id = find_token(t, s, 6);
-            if (id < 0) {
+            if (id < 0 && t->type == LM_VOCAB_SPM) {
                 s[0] = (char)b;
                 id = find_token(t, s, 1);
             }
@@ -417,6 +506,25 @@ static void build_tables(struct lm_tokenizer *t) {
     if (t->type == LM_VOCAB_SPM) build_joins(t);
 }
 
+/* llama.cpp strips the whitespace after special tokens of models named
+ * phi-3 or phi3 (Phi-3's tokenizer config says rstrip), except after <unk>,
+ * <s> and <|endoftext|>. */
+static int set_rstrip(struct lm_tokenizer *t, const struct lm_gguf *g, struct lm_err *err) {
+    struct lm_gguf_str name = {0, NULL};
+    if (lm_gguf_get_str(g, "general.name", &name, err) < 0) return -1;
+    bool phi3 = false;
+    for (size_t i = 0; i + 4 <= name.len && !phi3; i++)
+        phi3 = (i + 5 <= name.len && !strncasecmp(name.data + i, "phi-3", 5)) || !strncasecmp(name.data + i, "phi3", 4);
+    if (!phi3) return 0;
+    for (int32_t k = 0; k < t->n_specials; k++) t->tokens[t->specials[k]].rstrip = true;
+    static const char *const strip[] = {"</s>"}, *const keep[] = {"<unk>", "<s>", "<|endoftext|>"};
+    int32_t id = find_token(t, strip[0], strlen(strip[0]));
+    if (id >= 0) t->tokens[id].rstrip = true;
+    for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++)
+        if ((id = find_token(t, keep[i], strlen(keep[i]))) >= 0) t->tokens[id].rstrip = false;
+    return 0;
+}
+
 int lm_tokenizer_load(struct lm_tokenizer *t, const struct lm_gguf *g, struct lm_err *err) {
     *t = (struct lm_tokenizer){0};
     if (load_config(t, g, err) < 0 || load_tokens(t, g, err) < 0 || load_ids(t, g, err) < 0 ||
@@ -425,6 +533,10 @@ int lm_tokenizer_load(struct lm_tokenizer *t, const struct lm_gguf *g, struct lm
         return -1;
     }
     build_tables(t);
+    if (set_rstrip(t, g, err) < 0) {
+        lm_tokenizer_free(t);
+        return -1;
+    }
     return 0;
 }
 
@@ -638,17 +750,9 @@ static void bpe_word(struct session *s, const char *w, size_t n) {
     encode_word(s, w, n, bpe_word_uncached);
 }
 
-static void bpe_fragment(struct session *s, const char *text, size_t len) {
-    lm_pretok_split(s->t->pre, text, len, &s->pb);
-    size_t start = 0;
-    for (size_t i = 0; i < s->pb.n; i++) {
-        bpe_word(s, text + start, s->pb.ends[i] - start);
-        start = s->pb.ends[i];
-    }
-}
-
-/* A piece of SentencePiece text: one symbol per character, merged. */
-static void spm_word(struct session *s, const char *w, size_t n) {
+/* A word of characters (SentencePiece, gemma4): one symbol per character,
+ * merged by score (SPM) or rank (BPE). */
+static void char_word(struct session *s, const char *w, size_t n) {
     reserve_syms(s, n);
     size_t k = 0;
     for (size_t i = 0; i < n; k++) {
@@ -659,6 +763,42 @@ static void spm_word(struct session *s, const char *w, size_t n) {
     }
     s->sym[k - 1].next = -1;
     merge_word(s, w, k);
+}
+
+/* gemma4: a run of newlines that is a token stays whole (the pre-tokenizer
+ * keeps newlines apart), as llama.cpp does. */
+static void gemma4_word(struct session *s, const char *w, size_t n) {
+    int32_t id = w[0] == '\n' ? find_text_token(s->t, w, n) : -1;
+    if (id >= 0) lm_tokens_push(s->out, id);
+    else char_word(s, w, n);
+}
+
+/* Copies text into s->buf with each space written U+2581, after one more
+ * in front when prefix_space. */
+static void escape_spaces(struct session *s, const char *text, size_t len, bool prefix_space) {
+    struct lm_buf *b = &s->buf;
+    b->len = 0;
+    lm_buf_reserve(b, 3 * (len + 1));
+    if (prefix_space) lm_buf_append(b, SPACE_MARK, 3);
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] == ' ') lm_buf_append(b, SPACE_MARK, 3);
+        else b->data[b->len++] = text[i];
+    }
+}
+
+static void bpe_fragment(struct session *s, const char *text, size_t len) {
+    if (!s->t->byte_level) {
+        escape_spaces(s, text, len, false);
+        text = s->buf.data;
+        len = s->buf.len;
+    }
+    lm_pretok_split(s->t->pre, text, len, &s->pb);
+    size_t start = 0;
+    for (size_t i = 0; i < s->pb.n; i++) {
+        if (s->t->byte_level) bpe_word(s, text + start, s->pb.ends[i] - start);
+        else encode_word(s, text + start, s->pb.ends[i] - start, gemma4_word);
+        start = s->pb.ends[i];
+    }
 }
 
 static bool spm_joinable(const struct lm_tokenizer *t, uint32_t a, uint32_t b) {
@@ -675,27 +815,21 @@ static bool spm_joinable(const struct lm_tokenizer *t, uint32_t a, uint32_t b) {
  * merge can cross such a cut, so the pieces merge alone, each as fast as a
  * short word (and cached), with the same result. */
 static void spm_fragment(struct session *s, const char *text, size_t len, bool prefix_space) {
-    struct lm_buf *b = &s->buf;
-    b->len = 0;
-    lm_buf_reserve(b, 3 * (len + 1));
-    if (prefix_space) lm_buf_append(b, SPACE_MARK, 3);
-    for (size_t i = 0; i < len; i++) {
-        if (text[i] == ' ') lm_buf_append(b, SPACE_MARK, 3);
-        else b->data[b->len++] = text[i];
-    }
+    escape_spaces(s, text, len, prefix_space);
+    const struct lm_buf *b = &s->buf;
     size_t start = 0;
     uint32_t prev = 0;
     for (size_t i = 0; i < b->len;) {
         uint32_t cp;
         size_t k = lm_utf8_decode(b->data + i, b->len - i, &cp);
         if (i > start && !spm_joinable(s->t, prev, cp)) {
-            encode_word(s, b->data + start, i - start, spm_word);
+            encode_word(s, b->data + start, i - start, char_word);
             start = i;
         }
         prev = cp;
         i += k;
     }
-    if (b->len > start) encode_word(s, b->data + start, b->len - start, spm_word);
+    if (b->len > start) encode_word(s, b->data + start, b->len - start, char_word);
 }
 
 struct frag {
@@ -783,6 +917,8 @@ static void partition(const struct lm_tokenizer *t, const char *text, size_t len
                 if (at > pos) frag_push(&next, pos, at - pos, -1);
                 frag_push(&next, at, tk->len, id);
                 pos = at + tk->len;
+                if (tk->rstrip)
+                    while (pos < end && isspace((unsigned char)text[pos])) pos++;
             }
             if (pos < end) frag_push(&next, pos, end - pos, -1);
         }
@@ -847,7 +983,7 @@ void lm_tokenizer_decode_piece(const struct lm_tokenizer *t, int32_t id, struct 
     default: break;
     }
     lm_buf_reserve(out, tk->len);
-    if (t->type == LM_VOCAB_SPM) {
+    if (!t->byte_level) {
         for (uint32_t i = 0; i < tk->len;) {
             if (tk->len - i >= 3 && memcmp(tk->text + i, SPACE_MARK, 3) == 0) {
                 lm_buf_putc(out, ' ');

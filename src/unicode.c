@@ -194,11 +194,14 @@ static void stage_gpt2(const struct text *t, uint32_t a, uint32_t b, struct out 
     emit(o, b);
 }
 
-/* llama3 (digits_max 3):
+/* llama3 (digits_max 3, letters \p{L}):
  *   (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|
  *   ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
- * qwen2 is the same with \p{N} (digits_max 1). */
-static void stage_llama3_like(const struct text *t, uint32_t a, uint32_t b, struct out *o, uint32_t digits_max) {
+ * qwen2 is the same with \p{N} (digits_max 1); qwen35 also takes marks for
+ * letters ([\p{L}\p{M}]+, and [^\s\p{L}\p{M}\p{N}]+ for the rest). */
+static void stage_llama3_like(const struct text *t, uint32_t a, uint32_t b, struct out *o, uint32_t digits_max,
+                              unsigned letters) {
+    const unsigned words = letters | LM_UC_NUMBER | LM_UC_SPACE;
     uint32_t pos = a;
     while (pos < b) {
         uint32_t c = t->cp[pos];
@@ -209,10 +212,9 @@ static void stage_llama3_like(const struct text *t, uint32_t a, uint32_t b, stru
             emit(o, pos);
             continue;
         }
-        if (!(c == '\r' || c == '\n' || (f & LM_UC_NUMBER)) &&
-            ((f & LM_UC_LETTER) || (fl_at(t, pos + 1, b) & LM_UC_LETTER))) {
+        if (!(c == '\r' || c == '\n' || (f & LM_UC_NUMBER)) && ((f & letters) || (fl_at(t, pos + 1, b) & letters))) {
             pos++;
-            while (fl_at(t, pos, b) & LM_UC_LETTER) pos++;
+            while (fl_at(t, pos, b) & letters) pos++;
             emit(o, pos);
             continue;
         }
@@ -229,9 +231,9 @@ static void stage_llama3_like(const struct text *t, uint32_t a, uint32_t b, stru
             continue;
         }
         unsigned f2 = c == ' ' ? fl_at(t, pos + 1, b) : f;
-        if (!(f2 & LNS)) { /* f is never 0 in range, as llama.cpp's test of it */
+        if (!(f2 & words)) { /* f is never 0 in range, as llama.cpp's test of it */
             pos += c == ' ';
-            for (unsigned g = fl_at(t, pos, b); g && !(g & LNS); g = fl_at(t, pos, b)) pos++;
+            for (unsigned g = fl_at(t, pos, b); g && !(g & words); g = fl_at(t, pos, b)) pos++;
             for (uint32_t d = cp_at(t, pos, b); d == '\r' || d == '\n'; d = cp_at(t, pos, b)) pos++;
             emit(o, pos);
             continue;
@@ -247,11 +249,15 @@ static void stage_llama3_like(const struct text *t, uint32_t a, uint32_t b, stru
 }
 
 static void stage_llama3(const struct text *t, uint32_t a, uint32_t b, struct out *o) {
-    stage_llama3_like(t, a, b, o, 3);
+    stage_llama3_like(t, a, b, o, 3, LM_UC_LETTER);
 }
 
 static void stage_qwen2(const struct text *t, uint32_t a, uint32_t b, struct out *o) {
-    stage_llama3_like(t, a, b, o, 1);
+    stage_llama3_like(t, a, b, o, 1, LM_UC_LETTER);
+}
+
+static void stage_qwen35(const struct text *t, uint32_t a, uint32_t b, struct out *o) {
+    stage_llama3_like(t, a, b, o, 1, LM_UC_LETTER | LM_UC_MARK);
 }
 
 /* Character classes of the generic expressions below. */
@@ -262,12 +268,15 @@ static int is_number(const struct text *t, uint32_t i) { return t->fl[i] & LM_UC
 static int is_letter(const struct text *t, uint32_t i) { return t->fl[i] & LM_UC_LETTER; }
 static int is_punct(const struct text *t, uint32_t i) { return t->fl[i] & LM_UC_PUNCT; }
 
-/* [\p{P}\$\+<=>\^~\|`] */
-static int is_falcon_punct(const struct text *t, uint32_t i) {
+/* [\p{P}\$\+<=>\^~\|] */
+static int is_default_punct(const struct text *t, uint32_t i) {
     uint32_t c = t->cp[i];
     return (t->fl[i] & LM_UC_PUNCT) || c == '$' || c == '+' || c == '<' || c == '=' || c == '>' || c == '^' ||
-           c == '~' || c == '|' || c == '`';
+           c == '~' || c == '|';
 }
+
+/* [\p{P}\$\+<=>\^~\|`] */
+static int is_falcon_punct(const struct text *t, uint32_t i) { return is_default_punct(t, i) || t->cp[i] == '`'; }
 
 /* llama.cpp matches expressions without \p classes against the text with
  * every non-ASCII whitespace replaced by \v, so no such space is inside an
@@ -383,6 +392,9 @@ static void stage_numbers(const struct text *t, uint32_t a, uint32_t b, struct o
 static void stage_cjk(const struct text *t, uint32_t a, uint32_t b, struct out *o) {
     split_runs(t, a, b, o, is_cjk);
 }
+static void stage_default_punct(const struct text *t, uint32_t a, uint32_t b, struct out *o) {
+    split_runs(t, a, b, o, is_default_punct);
+}
 static void stage_falcon_punct(const struct text *t, uint32_t a, uint32_t b, struct out *o) {
     split_runs(t, a, b, o, is_falcon_punct);
 }
@@ -397,6 +409,13 @@ static void stage_deepseek_letters(const struct text *t, uint32_t a, uint32_t b,
 }
 static void stage_deepseek_punct(const struct text *t, uint32_t a, uint32_t b, struct out *o) {
     split_space_runs(t, a, b, o, is_deepseek_punct);
+}
+
+/* [^\n]+|[\n]+ */
+static void stage_newline_runs(const struct text *t, uint32_t a, uint32_t b, struct out *o) {
+    for (uint32_t i = a + 1; i < b; i++)
+        if ((t->cp[i] == '\n') != (t->cp[i - 1] == '\n')) emit(o, i);
+    emit(o, b);
 }
 
 /* \s+$ */
@@ -430,12 +449,15 @@ static const stage_fn pretok_stages[LM_PRETOK_COUNT][MAX_STAGES] = {
     [LM_PRETOK_GPT2] = {stage_gpt2},
     [LM_PRETOK_LLAMA3] = {stage_llama3},
     [LM_PRETOK_QWEN2] = {stage_qwen2},
+    [LM_PRETOK_QWEN35] = {stage_qwen35},
     [LM_PRETOK_STARCODER] = {stage_each_number, stage_gpt2},
     [LM_PRETOK_DEEPSEEK_LLM] = {stage_each_newline, stage_deepseek_letters, stage_deepseek_punct,
                                 stage_trailing_space, stage_cjk, stage_numbers},
     [LM_PRETOK_DEEPSEEK_CODER] = {stage_each_newline, stage_space_letters, stage_space_punct, stage_cjk,
                                   stage_each_number},
     [LM_PRETOK_FALCON] = {stage_falcon_punct, stage_gpt2, stage_three_digits},
+    [LM_PRETOK_DEFAULT] = {stage_default_punct, stage_gpt2, stage_numbers, stage_three_digits},
+    [LM_PRETOK_GEMMA4] = {stage_newline_runs},
 };
 
 static void reserve(struct lm_pretok_buf *b, size_t n) {

@@ -590,7 +590,7 @@ REPLACED(bad_hparam_zero, LLAMA, "llama.context_length", lm_gguf_write_u32(&w, "
 REPLACED(bad_arch, LLAMA, "general.architecture", lm_gguf_write_str(&w, "general.architecture", "mamba"))
 REPLACED(bad_eps_nan, LLAMA, "llama.attention.layer_norm_rms_epsilon",
          lm_gguf_write_f32(&w, "llama.attention.layer_norm_rms_epsilon", __builtin_nanf("")))
-REPLACED(bad_rope_scaling, LLAMA, NULL, lm_gguf_write_str(&w, "llama.rope.scaling.type", "yarn"))
+REPLACED(bad_rope_scaling, LLAMA, NULL, lm_gguf_write_str(&w, "llama.rope.scaling.type", "dynamic"))
 REPLACED(bad_head_dim_odd, LLAMA, NULL, lm_gguf_write_u32(&w, "llama.attention.key_length", 3))
 /* 2^16 heads of 2^16 dimensions: their product must not overflow before the
  * tensors' shapes are checked. */
@@ -598,6 +598,8 @@ REPLACED(bad_heads_too_large, LLAMA, "llama.attention.head_count",
          lm_gguf_write_u32(&w, "llama.attention.head_count", 1u << 16);
          lm_gguf_write_u32(&w, "llama.attention.key_length", 1u << 16))
 REPLACED(bad_rope_freqs, LLAMA, NULL, weights(&w, &LLAMA, "rope_freqs.weight", LM_TYPE_F32, 2, 0, -1.0f))
+REPLACED(bad_experts, LLAMA, NULL, lm_gguf_write_u32(&w, "llama.expert_count", 8))
+REPLACED(bad_rope_factors_long, LLAMA, NULL, weights(&w, &LLAMA, "rope_factors_long.weight", LM_TYPE_F32, 2, 0, -1.0f))
 
 /* ---- memory the file asks for (issue 10) ---------------------------------- */
 
@@ -712,10 +714,12 @@ const struct hostile_file hostile_files[] = {
     {"bad-hparam-zero", "metadata 'llama.context_length' is 0 (expected 1..16777216)", bad_hparam_zero},
     {"bad-arch", "architecture 'mamba' is not supported", bad_arch},
     {"bad-eps-nan", "metadata 'llama.attention.layer_norm_rms_epsilon' is nan", bad_eps_nan},
-    {"bad-rope-scaling", "rope scaling 'yarn' is not supported", bad_rope_scaling},
+    {"bad-rope-scaling", "rope scaling 'dynamic' is not supported", bad_rope_scaling},
     {"bad-head-dim-odd", "head dimension 3 is odd", bad_head_dim_odd},
     {"bad-heads-too-large", "65536 heads of dimension 65536 are more than 1048576 values", bad_heads_too_large},
     {"bad-rope-freqs", "rope_freqs.weight[0] is", bad_rope_freqs},
+    {"bad-experts", "llama with mixture-of-experts layers (expert_count 8) is not supported", bad_experts},
+    {"bad-rope-factors-long", "rope_factors_long.weight[0] is -", bad_rope_factors_long},
 
     {"bad-ffn-scratch", "n_ff 20000 x batch 512 needs 78.2 MiB of scratch", bad_ffn_scratch},
     {"bad-kv-cache", "a KV cache of 1 layers x 4096 positions x 4096 values needs 64.0 MiB", bad_kv_cache},

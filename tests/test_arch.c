@@ -21,7 +21,8 @@
 
 /* Model NAME is ARCH_DIR NAME.gguf, its reference NAME.ref. */
 static const char *const checked[] = {
-    "llama", "llama-rope-freqs", "llama-linear", "qwen2", "qwen3", "gemma3", "gemma2",
+    "llama", "llama-rope-freqs", "llama-linear", "qwen2", "qwen3", "llama-yarn", "qwen2-yarn", "qwen3-yarn", "phi3",
+    "gemma3", "gemma2",
 };
 
 /* Each with what lm's refusal must name. */
@@ -32,11 +33,8 @@ static const struct {
     {"olmo2", "olmo2"},
     {"granite", "granite"},
     {"smollm3", "smollm3"},
-    {"phi3", "phi3"},
     {"gemma4", "gemma4"},
     {"qwen35", "qwen35"},
-    {"llama-yarn", "yarn"},
-    {"qwen2-yarn", "yarn"},
 };
 
 /* A reference file (format in scripts/llamacpp-logits.c): the prompts, and
@@ -206,6 +204,33 @@ TEST(arch_info_names_features) {
         struct lm_buf out = {0}, err = {0};
         EXPECT_EQ_INT(test_run_lm(args, NULL, &out, &err), 0);
         for (int k = 0; k < 4 && cases[i].says[k]; k++) EXPECT_CONTAINS(out.data, cases[i].says[k]);
+        lm_buf_free(&out);
+        lm_buf_free(&err);
+    }
+    return 0;
+}
+
+/* lm info names the RoPE scaling lm computes for each file (its metadata:
+ * scripts/make-arch-models.py; the cos/sin factors: docs/arch-notes.md's
+ * formulas, 1 + 0.1 ln 4 for YaRN x4, sqrt(1 + ln 4 / ln 16) for phi3), and
+ * "-" for a file lm does not run (a scaling it does not know). */
+TEST(arch_info_shows_rope_scaling) {
+    static const struct {
+        const char *path, *says;
+    } files[] = {
+        {ARCH_DIR "llama.gguf", "rope scaling:  none\n"},
+        {ARCH_DIR "llama-linear.gguf", "rope scaling:  linear x4\n"},
+        {ARCH_DIR "llama-rope-freqs.gguf", "rope scaling:  frequency factors\n"},
+        {ARCH_DIR "qwen2-yarn.gguf", "rope scaling:  yarn x4, original context 16, cos/sin x1.139\n"},
+        {ARCH_DIR "phi3.gguf", "rope scaling:  LongRoPE beyond 16 positions, cos/sin x1.225\n"},
+        {"tests/corpus/gguf/bad-rope-scaling", "rope scaling:  -\n"},
+    };
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char args[256];
+        snprintf(args, sizeof args, "info -m %s", files[i].path);
+        struct lm_buf out = {0}, err = {0};
+        EXPECT_EQ_INT(test_run_lm(args, NULL, &out, &err), 0);
+        EXPECT_CONTAINS(out.data, files[i].says);
         lm_buf_free(&out);
         lm_buf_free(&err);
     }

@@ -114,7 +114,7 @@ TEST(unicode_byte_alphabet) {
 static const struct {
     enum lm_pretok pre;
     const char *text;
-    const char *pieces[16];
+    const char *pieces[20];
 } split_cases[] = {
     {LM_PRETOK_GPT2, "Hello world's  end  ", {"Hello", " world", "'s", " ", " end", "  ", NULL}},
     {LM_PRETOK_GPT2, "a\t\tb\n\nc", {"a", "\t", "\t", "b", "\n", "\n", "c", NULL}},
@@ -138,6 +138,22 @@ static const struct {
     {LM_PRETOK_DEEPSEEK_CODER, "  foo(bar)  ", {" ", " foo", "(", "bar", ")", "  ", NULL}},
     {LM_PRETOK_FALCON, "a=12345+b", {"a", "=", "123", "45", "+", "b", NULL}},
     {LM_PRETOK_FALCON, "x <<= y; 1234567", {"x", " ", "<<=", " y", ";", " ", "123", "456", "7", NULL}},
+    {LM_PRETOK_QWEN35, "e\xCC\x81t\xCC\x81" "e 12 ok",
+     {"e\xCC\x81t\xCC\x81" "e", " ", "1", "2", " ok", NULL}},
+    {LM_PRETOK_QWEN35, "a\xCC\x80\xCC\x81!\xCC\x82" "b",
+     {"a\xCC\x80\xCC\x81", "!\xCC\x82" "b", NULL}},
+    {LM_PRETOK_QWEN35, "  \xCC\x81x \xCC\x81",
+     {" ", " \xCC\x81x", " \xCC\x81", NULL}},
+    {LM_PRETOK_QWEN35, "\xE0\xA4\x95\xE0\xA4\xBF\xE0\xA4\xA4\xE0\xA4\xBE\xE0\xA4\xAC \xE0\xA4\xA8\xE0\xA4\xB9\xE0\xA5\x80\xE0\xA4\x82",
+     {"\xE0\xA4\x95\xE0\xA4\xBF\xE0\xA4\xA4\xE0\xA4\xBE\xE0\xA4\xAC", " \xE0\xA4\xA8\xE0\xA4\xB9\xE0\xA5\x80\xE0\xA4\x82", NULL}},
+    {LM_PRETOK_DEFAULT, "a$$b `x` 1234567 \xD9\xA1\xD9\xA2\xD9\xA3\xD9\xA4\xD9\xA5 x\xC2\xA0\xC2\xA0y",
+     {"a", "$$", "b", " `", "x", "`", " ", "123", "456", "7", " ", "\xD9\xA1\xD9\xA2\xD9\xA3\xD9\xA4\xD9\xA5", " x", "\xC2\xA0", "\xC2\xA0", "y", NULL}},
+    {LM_PRETOK_DEFAULT, "don't 3.14159 ...?!  x",
+     {"don", "'", "t", " ", "3", ".", "141", "59", " ", "...?!", " ", " x", NULL}},
+    {LM_PRETOK_GEMMA4, "a\xE2\x96\x81" "b\n\nc\n",
+     {"a\xE2\x96\x81" "b", "\n\n", "c", "\n", NULL}},
+    {LM_PRETOK_GEMMA4, "\n\n\xE2\x96\x81x\r\n",
+     {"\n\n", "\xE2\x96\x81x\r", "\n", NULL}},
 };
 
 TEST(unicode_pretok_split) {

@@ -16,6 +16,7 @@ int cmd_chat(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 /* Set by the CLI fuzzer (fuzz/fuzz_cli.c): each command returns LM_EXIT_OK
  * as soon as its flags are parsed and checked, before it reads a file or

@@ -77,6 +77,22 @@ struct lm_gen_stats {
     enum lm_stop_reason stop;
 };
 
+/* Visible text on its way out, held back while it could still be the start
+ * of a stop string (lm_generate's, and lm serve's per request). Set stops,
+ * n_stops, on_text and ud; feed text as it comes; finish passes on what is
+ * held (unless a stop string was found) and frees. Once stopped, feeding
+ * does nothing. */
+struct lm_stop_stream {
+    const char *const *stops;
+    int n_stops;
+    void (*on_text)(void *ud, const char *text, size_t n);
+    void *ud;
+    struct lm_buf held;
+    bool stopped; /* a stop string appeared: nothing after it is passed on */
+};
+void lm_stop_feed(struct lm_stop_stream *s, const char *text, size_t n);
+void lm_stop_finish(struct lm_stop_stream *s);
+
 /* Feeds prompt[0..n_prompt) after what the cache holds (n_prompt may be 0
  * when the cache already ends with the prompt: then it must be non-empty),
  * then samples up to p->n_predict tokens. The sampled end-of-generation

@@ -39,6 +39,7 @@
 #include "lm/pool.h"
 
 struct lm_arch; /* a family of architectures: src/arch/arch.h */
+struct lm_row_view;
 
 #define LM_CTX_DEFAULT_MAX 4096 /* the default context: the model's, at most this */
 #define LM_BATCH_DEFAULT 512    /* the default batch in prefill */
@@ -59,14 +60,20 @@ struct lm_hparams {
     float emb_scale;    /* token embeddings are multiplied by it (gemma: sqrt(n_embd)); 1 */
 };
 
-/* One rotary embedding: the angle of pair i at position p is p * freq[i];
- * every kind of scaling (linear, Llama 3's rope_freqs, ...) is folded into
- * freq at load. */
+/* One rotary embedding: the angle of pair i at position p is p * freq[i],
+ * and its cosine and sine are multiplied by mscale; every kind of scaling
+ * (linear, YaRN, Llama 3's rope_freqs, LongRoPE) is folded into freq and
+ * mscale at load. */
 struct lm_rope {
     int n_rot;   /* dimensions rotated (<= head_dim), even */
     bool neox;   /* rotate halves (i, i + n_rot/2) instead of adjacent pairs */
     float base;  /* the base frequency freq was made from, before scaling */
     float *freq; /* (n_rot/2) */
+    float mscale;     /* YaRN's magnitude correction, LongRoPE's attention factor; 1 */
+    float *freq_long; /* (n_rot/2) used instead of freq in contexts of more than long_ctx positions
+                       * (LongRoPE's long factors), else NULL */
+    int long_ctx;
+    char scaling[128]; /* the scaling, for people ("yarn x4, original context 32768"); "": none */
 };
 
 struct lm_layer {
@@ -94,6 +101,7 @@ struct lm_model {
     struct lm_layer *layers;            /* n_layer */
     struct lm_rope rope[LM_MAX_ROPES];  /* n_rope of them */
     int n_rope;
+    struct lm_row_view *views;          /* row ranges of fused tensors (phi3's attn_qkv), see arch.h lm_arch_rows */
 };
 
 /* Opens and maps path, checks every tensor. Errors are prefixed with the path. */

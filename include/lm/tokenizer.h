@@ -1,11 +1,16 @@
 /* tokenizer.h: text to token ids and back, with the vocabulary of a GGUF.
  *
- * Two kinds of vocabulary (tokenizer.ggml.model):
+ * Three kinds of vocabulary (tokenizer.ggml.model):
  *  - "gpt2", byte-level BPE: the pre-tokenizer named by tokenizer.ggml.pre
- *    (unicode.h) splits the text into words; each byte of a word starts as
- *    its own symbol (tokens spell bytes in GPT-2's printable alphabet), and
- *    adjacent symbols merge in the order of tokenizer.ggml.merges, lowest
- *    rank first, leftmost first on ties.
+ *    (unicode.h; llama.cpp's "default" one when the name is absent) splits
+ *    the text into words; each byte of a word starts as its own symbol
+ *    (tokens spell bytes in GPT-2's printable alphabet), and adjacent
+ *    symbols merge in the order of tokenizer.ggml.merges, lowest rank
+ *    first, leftmost first on ties.
+ *  - "gemma4", BPE over characters: spaces become U+2581 "▁", lines and
+ *    runs of newlines are the words (a run of newlines that is a token
+ *    stays whole), each character starts as a symbol, merges as above, and
+ *    characters that are no token are spelled with <0xNN> byte tokens.
  *  - "llama", SentencePiece BPE: spaces become U+2581 "▁" (one is added in
  *    front when add_space_prefix), and adjacent symbols merge while their
  *    concatenation is a token, highest score first, leftmost on ties;
@@ -20,6 +25,13 @@
  * and control/unknown ones (<|im_start|>, <s>) only when the caller asks for
  * parse_special, longest first. Otherwise their text is tokenized like any
  * other, and BPE/SPM merges never produce a control, unknown or byte token.
+ * As llama.cpp, tokens known by their text are control tokens whatever the
+ * file says: its end-of-generation list (<|im_end|>, <end_of_turn>,
+ * <turn|>, <|eot_id|>, ...) and, for roles the file does not name, end of
+ * turn and fill-in-the-middle markup (<|fim_prefix|>, <|file_sep|>, ...);
+ * with its exceptions (gpt-oss's <|end|> and <|channel|>... user-defined,
+ * gemma4's </s> plain). Special tokens of models named phi-3 take the
+ * whitespace after them along (llama.cpp's rstrip).
  *
  * Decoding is exact: concatenating the pieces of encode's ids gives back the
  * input bytes, invalid UTF-8 and NUL included, as long as the vocabulary can
@@ -41,11 +53,13 @@
  *
  * Left out on purpose: WordPiece/Unigram/RWKV vocabularies; pre-tokenizers
  * beyond those of unicode.h (an unknown tokenizer.ggml.pre gets gpt-2's and
- * a warning; a missing one gets gpt-2's, where llama.cpp uses its own
- * "default" expressions); the lstrip/rstrip token attributes llama.cpp sets
- * by model name (phi-3, jina); SPM's remove_extra_whitespaces; and the
- * clean-up of spaces before punctuation that llama.cpp's detokenizer does
- * (it would break exactness).
+ * a warning, where llama.cpp refuses the file); the lstrip attribute
+ * llama.cpp sets by model name (jina, modern-bert); llama.cpp's default
+ * BOS/EOS id 11 for gpt2 vocabularies that name none; when several texts
+ * could play one role, the choice among them (llama.cpp's depends on its
+ * hash map's order); SPM's remove_extra_whitespaces; and the clean-up of
+ * spaces before punctuation that llama.cpp's detokenizer does (it would
+ * break exactness).
  */
 #ifndef LM_TOKENIZER_H
 #define LM_TOKENIZER_H
@@ -79,11 +93,14 @@ struct lm_token {
     int32_t type;     /* enum lm_token_type (other values: as UNDEFINED) */
     float score;      /* SPM merge priority; 0 when the file has none */
     bool eog;         /* ends generation (see lm_tokenizer_is_eog) */
+    bool rstrip;      /* cut out with the whitespace after it (phi-3's markup) */
 };
 
 struct lm_tokenizer {
     enum lm_vocab_type type;
     enum lm_pretok pre;      /* BPE only */
+    bool byte_level;         /* BPE: words start as bytes in GPT-2's alphabet ("gpt2"), else as
+                                characters with spaces written U+2581 ("gemma4") */
     int32_t n_vocab;
     struct lm_token *tokens; /* [n_vocab] */
     /* Ids of tokens with a role, -1 when the vocabulary has none. */

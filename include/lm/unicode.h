@@ -69,13 +69,16 @@ int lm_unicode_cp_to_byte(uint32_t cp);
 
 /* Pre-tokenizers (tokenizer.ggml.pre names in lm_tokenizer_load). */
 enum lm_pretok {
-    LM_PRETOK_GPT2,           /* gpt-2, mpt, and the fallback */
+    LM_PRETOK_GPT2,           /* gpt-2, mpt, and the fallback for unknown names */
     LM_PRETOK_LLAMA3,         /* llama3, llama-bpe */
     LM_PRETOK_QWEN2,          /* qwen2 */
+    LM_PRETOK_QWEN35,         /* qwen35: qwen2's, with marks (\p{M}) joining letters */
     LM_PRETOK_STARCODER,      /* starcoder, refact, smollm: digits alone, then gpt-2 */
     LM_PRETOK_DEEPSEEK_LLM,   /* deepseek-llm */
     LM_PRETOK_DEEPSEEK_CODER, /* deepseek-coder */
     LM_PRETOK_FALCON,         /* falcon */
+    LM_PRETOK_DEFAULT,        /* "default" or none: punctuation runs, gpt-2, digit runs, then groups of 3 */
+    LM_PRETOK_GEMMA4,         /* gemma4: runs of newlines and runs of anything else */
     LM_PRETOK_COUNT,
 };
 

@@ -37,6 +37,11 @@ int lm_arch_float(const struct lm_model *m, const char *suffix, float def, float
 const struct lm_tensor *lm_arch_tensor(struct lm_loader *ld, int layer, const char *suffix, int64_t ne0, int64_t ne1,
                                        bool optional);
 
+/* Rows [first, first + count) of matrix t (elements, of a vector) as a
+ * tensor of their own, pointing into t: the parts of a fused tensor
+ * (phi3's attn_qkv and ffn_up). NULL when t is, or after a failure. */
+const struct lm_tensor *lm_arch_rows(struct lm_loader *ld, const struct lm_tensor *t, int64_t first, int64_t count);
+
 /* Adds a rotary embedding of base `base` over n_rot dimensions, returns its
  * index in m->rope. */
 int lm_arch_add_rope(struct lm_model *m, float base, int n_rot, bool neox, struct lm_err *err);
@@ -63,6 +68,10 @@ struct lm_arch {
 
 extern const struct lm_arch lm_arch_llama, lm_arch_qwen2, lm_arch_qwen3;
 extern const struct lm_arch lm_arch_gemma2, lm_arch_gemma3;
+extern const struct lm_arch lm_arch_phi3;
+
+/* llama's layer: x += attention(rmsnorm(x)); x += SwiGLU FFN(rmsnorm(x)). */
+void lm_arch_llama_layer(const struct lm_fwd *f, const struct lm_layer *L, int l);
 
 /* ---- blocks: each works on the n rows of the batch ---- */
 

@@ -11,6 +11,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 /* Which layers use the window: attention.sliding_window_pattern is either a
  * bool per layer (true: window) or a period n, where the last layer of
@@ -102,6 +103,8 @@ static int load_gemma2(struct lm_loader *ld) {
         if (r < 0) return -1;
         for (int i = 0; i < n_rot / 2; i++)
             m->rope[r].freq[i] = (float)(m->rope[0].freq[i] * pow(base_swa / hp->rope_base, -2.0 * i / n_rot));
+        m->rope[r].mscale = m->rope[0].mscale;
+        memcpy(m->rope[r].scaling, m->rope[0].scaling, sizeof m->rope[r].scaling);
         window_layers_rope(m, r);
     }
     return load_tensors(ld, false);

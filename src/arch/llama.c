@@ -39,7 +39,7 @@ static int load_qwen3(struct lm_loader *ld) {
     return load(ld, false, true);
 }
 
-static void layer(const struct lm_fwd *f, const struct lm_layer *L, int l) {
+void lm_arch_llama_layer(const struct lm_fwd *f, const struct lm_layer *L, int l) {
     struct lm_ctx *c = f->c;
     lm_blk_rmsnorm(f, c->xn, c->x, L->attn_norm, f->b->n);
     lm_blk_attention(f, L, l);
@@ -49,6 +49,6 @@ static void layer(const struct lm_fwd *f, const struct lm_layer *L, int l) {
     lm_blk_residual(f);
 }
 
-const struct lm_arch lm_arch_llama = {"llama", load_llama, layer};
-const struct lm_arch lm_arch_qwen2 = {"qwen2", load_qwen2, layer};
-const struct lm_arch lm_arch_qwen3 = {"qwen3", load_qwen3, layer};
+const struct lm_arch lm_arch_llama = {"llama", load_llama, lm_arch_llama_layer};
+const struct lm_arch lm_arch_qwen2 = {"qwen2", load_qwen2, lm_arch_llama_layer};
+const struct lm_arch lm_arch_qwen3 = {"qwen3", load_qwen3, lm_arch_llama_layer};

@@ -119,6 +119,7 @@ struct verdict {
     bool runs;
     struct lm_err err;
     struct lm_buf features; /* phrases ending in '\n' */
+    char rope_scaling[sizeof ((struct lm_rope *)0)->scaling]; /* the global layers' RoPE scaling, "" for none */
 };
 
 static void judge(const char *path, struct verdict *v) {
@@ -133,6 +134,7 @@ static void judge(const char *path, struct verdict *v) {
     }
     v->runs = true;
     lm_model_features(&m, &v->features);
+    snprintf(v->rope_scaling, sizeof v->rope_scaling, "%s", m.rope[0].scaling);
     lm_model_free(&m);
 }
 
@@ -149,6 +151,7 @@ static void print_text(const char *path, const struct lm_gguf *g, const struct s
     print_hparam("heads:        ", &s->n_head);
     print_hparam("kv heads:     ", &s->n_head_kv);
     print_hparam("layers:       ", &s->n_layer);
+    printf("rope scaling:  %s\n", !v->runs ? "-" : v->rope_scaling[0] ? v->rope_scaling : "none");
     printf("vocabulary:    %lld (%.*s)\n", (long long)s->n_vocab, (int)s->tok_model.len,
            s->tok_model.data ? s->tok_model.data : "none");
     printf("chat template: %s\n", s->has_template ? "yes" : "no");

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Total generation speed of lm serve with 1, 2, 4 and 8 concurrent clients,
+# beside llama-server's on the same model, measured alternately in one run
+# (the machine's load changes; ratios measured together are what count).
+#
+# usage: scripts/serve-throughput.sh [LLAMA_SERVER] [MODEL]
+#   LLAMA_SERVER: llama.cpp's llama-server binary (or $LLAMA_SERVER; none: lm alone)
+#   MODEL: default models/default.gguf
+# Environment: LM (default ./lm), SLOTS (default 4, both servers' -np),
+#   THREADS (both servers' -t, default: the number of CPUs),
+#   TOKENS (per request, default 128), ROUNDS (default 2), CLIENTS ("1 2 4 8").
+# Each client sends the OpenAI chat request of the README with the official
+# openai Python client (pip install openai), max_tokens TOKENS, ignore_eos
+# so every reply is TOKENS long; t/s = all clients' completion tokens / wall
+# time of the round, best of ROUNDS.
+set -euo pipefail
+LLAMA_SERVER=${1:-${LLAMA_SERVER:-}}
+MODEL=${2:-models/default.gguf}
+LM=${LM:-./lm}
+SLOTS=${SLOTS:-4}
+TOKENS=${TOKENS:-128}
+ROUNDS=${ROUNDS:-2}
+CLIENTS=${CLIENTS:-1 2 4 8}
+THREADS=${THREADS:-$(nproc)}
+python3 -c 'import openai' 2>/dev/null || { echo "needs the openai Python package (pip install openai)" >&2; exit 1; }
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+wait_ready() { # port pid
+    for _ in $(seq 600); do
+        curl -sf "http://127.0.0.1:$1/health" >/dev/null 2>&1 && return 0
+        kill -0 "$2" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+# Prints the best total t/s of ROUNDS rounds of N clients against PORT.
+measure() { # port n
+    python3 - "$1" "$2" "$TOKENS" "$ROUNDS" <<'PY'
+import sys, threading, time
+import openai
+port, n, tokens, rounds = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0, timeout=600)
+topics = ["the sea", "a city at night", "mountains", "a library", "the first snow", "trains", "a garden", "the moon"]
+def one(i, out):
+    r = client.chat.completions.create(model="default", max_tokens=tokens, temperature=0.8, seed=i,
+        messages=[{"role": "user", "content": f"Write a long story about {topics[i % len(topics)]}."}],
+        extra_body={"ignore_eos": True})
+    out[i] = r.usage.completion_tokens
+best = 0.0
+for _ in range(rounds):
+    out = [0] * n
+    t0 = time.time()
+    th = [threading.Thread(target=one, args=(i, out)) for i in range(n)]
+    for t in th: t.start()
+    for t in th: t.join()
+    best = max(best, sum(out) / (time.time() - t0))
+print(f"{best:.1f}")
+PY
+}
+
+start() { # name: sets PID and PORT
+    PORT=$(free_port)
+    if [ "$1" = lm ]; then
+        "$LM" serve -m "$MODEL" --port "$PORT" -np "$SLOTS" -t "$THREADS" -c 1024 >/dev/null 2>/tmp/serve-throughput-lm.log &
+    else
+        "$LLAMA_SERVER" -m "$MODEL" --port "$PORT" -np "$SLOTS" -t "$THREADS" -c $((1024 * SLOTS)) >/dev/null 2>/tmp/serve-throughput-llama.log &
+    fi
+    PID=$!
+    wait_ready "$PORT" "$PID" || { echo "$1 did not start" >&2; exit 1; }
+}
+
+servers=(lm)
+[ -n "$LLAMA_SERVER" ] && servers+=(llama-server)
+declare -A result
+for n in $CLIENTS; do
+    for s in "${servers[@]}"; do # alternately, each server fresh for each row
+        start "$s"
+        result[$s,$n]=$(measure "$PORT" "$n")
+        kill "$PID"; wait "$PID" 2>/dev/null || true
+    done
+done
+printf '| clients |'; for s in "${servers[@]}"; do printf ' %s t/s | vs 1 client |' "$s"; done; echo
+printf '| ---: |'; for s in "${servers[@]}"; do printf ' ---: | ---: |'; done; echo
+first=${CLIENTS%% *}
+for n in $CLIENTS; do
+    printf '| %s |' "$n"
+    for s in "${servers[@]}"; do
+        printf ' %s | %.2fx |' "${result[$s,$n]}" "$(python3 -c "print(${result[$s,$n]} / ${result[$s,$first]})")"
+    done
+    echo
+done
+echo "(-np $SLOTS, -t $THREADS, $TOKENS tokens a request, best of $ROUNDS rounds; model $MODEL)"
