@@ -22,7 +22,7 @@
 /* Model NAME is ARCH_DIR NAME.gguf, its reference NAME.ref. */
 static const char *const checked[] = {
     "llama", "llama-rope-freqs", "llama-linear", "qwen2", "qwen3", "llama-yarn", "qwen2-yarn", "qwen3-yarn", "phi3",
-    "gemma3", "gemma2",
+    "gemma3", "gemma2", "gemma3-pattern", "gemma2-base-swa",
 };
 
 /* Each with what lm's refusal must name. */
