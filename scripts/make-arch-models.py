@@ -41,9 +41,10 @@ class Model:
     """One GGUF file being written: metadata through self.w, tensors drawn
     from a generator seeded by the model's name."""
 
-    def __init__(self, outdir, name, arch):
+    def __init__(self, outdir, name, arch, seed_name=None):
         self.path = os.path.join(outdir, name + ".gguf")
-        self.rng = np.random.default_rng(sum(name.encode()) * 7919 + len(name))
+        seed_name = seed_name or name
+        self.rng = np.random.default_rng(sum(seed_name.encode()) * 7919 + len(seed_name))
         self.w = gguf.GGUFWriter(self.path, arch)
         self.w.add_name(name)
         self.w.add_file_type(gguf.LlamaFileType.ALL_F32)
@@ -414,18 +415,23 @@ def gemma4(outdir):
     m.write()
 
 
-def qwen35(outdir):
+def qwen35(outdir, name="qwen35", mtp=False):
     """Qwen3.5 (dense) shape: layers 0-2 gated delta-net linear attention,
     layer 3 full attention with a gated output and sectioned (imrope) RoPE
     over half the head. Linear layers: 2 key heads and 4 value heads of 8
-    (value head j uses key head j % 2), causal conv of 4 over Q|K|V."""
+    (value head j uses key head j % 2), causal conv of 4 over Q|K|V.
+    With mtp, as the converter writes it by default: the same trunk (same
+    seed, same draws) and a multi-token-prediction block 4 after it
+    (block_count 5, nextn_predict_layers 1), which the main pass skips."""
     n_layer, d, n_rot = 4, 2 * HEAD_DIM, HEAD_DIM
     d_state, n_group, n_v_heads, d_conv = 8, 2, 4, 4
     key_dim, value_dim = d_state * n_group, d_state * n_v_heads
-    recurrent = [(il + 1) % 4 != 0 for il in range(n_layer)]
-    m = Model(outdir, "qwen35", "qwen35")
+    recurrent = [(il + 1) % 4 != 0 for il in range(n_layer)] + [False] * mtp
+    m = Model(outdir, name, "qwen35", seed_name="qwen35")
     w = m.w
-    m.attention_hparams(n_layer, rms_eps=1e-6)
+    m.attention_hparams(n_layer + mtp, rms_eps=1e-6)
+    if mtp:
+        w.add_nextn_predict_layers(1)
     w.add_rope_freq_base(10000000.0)
     w.add_key_length(d)
     w.add_value_length(d)
@@ -462,7 +468,27 @@ def qwen35(outdir):
         m.norm(p + "post_attention_norm.weight")
         m.swiglu(il)
     m.output_norm()
+    if mtp:
+        p = f"blk.{n_layer}."
+        m.norm(p + "attn_norm.weight")
+        m.matrix(p + "attn_q.weight", 2 * N_HEAD * d, N_EMBD)
+        m.matrix(p + "attn_k.weight", N_HEAD_KV * d, N_EMBD)
+        m.matrix(p + "attn_v.weight", N_HEAD_KV * d, N_EMBD)
+        m.matrix(p + "attn_output.weight", N_EMBD, N_HEAD * d)
+        m.norm(p + "attn_q_norm.weight", d)
+        m.norm(p + "attn_k_norm.weight", d)
+        m.norm(p + "post_attention_norm.weight")
+        m.swiglu(n_layer)
+        m.matrix(p + "nextn.eh_proj.weight", N_EMBD, 2 * N_EMBD)
+        m.norm(p + "nextn.enorm.weight")
+        m.norm(p + "nextn.hnorm.weight")
+        m.norm(p + "nextn.shared_head_norm.weight")
     m.write()
+
+
+def qwen35_variants(outdir):
+    qwen35(outdir)
+    qwen35(outdir, "qwen35-mtp", mtp=True)
 
 
 def llama_variants(outdir):
@@ -511,7 +537,7 @@ def main():
         sys.exit("usage: make-arch-models.py OUTDIR")
     outdir = sys.argv[1]
     os.makedirs(outdir, exist_ok=True)
-    for make in (gemma3, gemma2, gemma_variants, gpt2, olmo2, granite, smollm3, phi3, gemma4, qwen35, llama_variants, qwen_variants):
+    for make in (gemma3, gemma2, gemma_variants, gpt2, olmo2, granite, smollm3, phi3, gemma4, qwen35_variants, llama_variants, qwen_variants):
         make(outdir)
     write_prompts(outdir)
 

@@ -31,6 +31,12 @@ int lm_engine_open(struct lm_engine *e, const struct lm_engine_opts *o, int *cod
         lm_errf(err, "cannot allocate the token list of a context of %d positions (try a smaller -c)", n_ctx);
         goto fail;
     }
+    e->n_saved = -1;
+    size_t state = lm_ctx_seq_state_size(&e->ctx);
+    if (state && !(e->saved = malloc(state))) {
+        lm_errf(err, "cannot allocate a copy of the recurrent state (%s)", lm_size_str(state).s);
+        goto fail;
+    }
     e->t_load = lm_time() - t0;
     return 0;
 fail:
@@ -45,12 +51,24 @@ void lm_engine_close(struct lm_engine *e) {
     lm_tokenizer_free(&e->tok);
     lm_model_free(&e->model);
     free(e->cached);
+    free(e->saved);
     memset(e, 0, sizeof *e);
 }
 
-void lm_engine_truncate(struct lm_engine *e, int n) {
+int lm_engine_truncate(struct lm_engine *e, int n) {
     LM_ASSERT(n >= 0 && n <= e->n_cached);
+    if (e->saved && n < e->n_cached) {
+        if (e->n_saved >= 0 && e->n_saved <= n) {
+            lm_ctx_seq_restore(&e->ctx, 0, e->saved);
+            n = e->n_saved;
+        } else {
+            lm_ctx_seq_clear(&e->ctx, 0);
+            n = 0;
+            e->n_saved = -1;
+        }
+    }
     e->n_cached = n;
+    return n;
 }
 
 int lm_engine_common_prefix(const struct lm_engine *e, const int32_t *ids, int n) {
@@ -130,6 +148,10 @@ int lm_generate(struct lm_engine *e, const int32_t *prompt, int n_prompt, const 
     double t0 = lm_time();
     if (n_prompt == 0 && e->n_cached == 0) return lm_errf(err, "the prompt is empty");
     if (n_prompt > 0 && feed(e, prompt, n_prompt, err) < 0) return -1;
+    if (n_prompt > 0 && e->saved) {
+        lm_ctx_seq_save(&e->ctx, 0, e->saved);
+        e->n_saved = e->n_cached;
+    }
     for (int i = 0; i < n_prompt; i++) lm_sampler_accept(&e->sampler, prompt[i]);
     st->n_prompt = n_prompt;
     st->t_prompt = lm_time() - t0;

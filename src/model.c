@@ -13,7 +13,7 @@
 #include <string.h>
 
 static const struct lm_arch *const archs[] = {&lm_arch_llama, &lm_arch_qwen2, &lm_arch_qwen3, &lm_arch_phi3,
-                                               &lm_arch_gemma2, &lm_arch_gemma3};
+                                              &lm_arch_qwen35, &lm_arch_gemma2, &lm_arch_gemma3};
 
 /* Sanity bounds on hyperparameters, far above any real model, so products
  * of them cannot overflow before the tensor shapes are checked. */
@@ -319,7 +319,8 @@ static int load_tensors(struct lm_model *m, struct lm_err *err) {
         return lm_errf(err, "block_count %d is more than the file's %llu tensors", hp->n_layer,
                        (unsigned long long)m->gguf.n_tensors);
     m->layers = lm_xcalloc((size_t)hp->n_layer, sizeof *m->layers);
-    for (int l = 0; l < hp->n_layer; l++) m->layers[l].rope = 0;
+    for (int l = 0; l < hp->n_layer; l++) m->layers[l].rope = 0, m->layers[l].kv_slot = l;
+    m->hp.n_kv_layer = hp->n_layer;
     return m->arch->load(&ld) < 0 || ld.failed ? -1 : 0;
 }
 
@@ -375,18 +376,29 @@ struct ctx_plan {
     uint64_t logits, qscratch;
     uint64_t rows;                  /* each of row_pos, row_seq, tiles; row_logits a quarter */
     uint64_t att_scratch;           /* per pool thread */
+    uint64_t state, ssm_x;          /* recurrent state of all sequences, the mixer's scratch */
 };
+
+/* Values of a row of the query projection: two per query when gated. */
+static uint64_t q_rows(const struct lm_model *m) {
+    bool gated = false;
+    for (int l = 0; l < m->hp.n_layer; l++) gated |= m->layers[l].att_gated;
+    return (uint64_t)m->hp.n_head * (uint64_t)m->hp.head_dim * (gated ? 2 : 1);
+}
 
 static void ctx_plan(const struct lm_model *m, int n_seq, int n_ctx, int n_batch, struct ctx_plan *p) {
     const struct lm_hparams *hp = &m->hp;
     uint64_t nb = (uint64_t)n_batch, f = sizeof(float);
     uint64_t E = (uint64_t)hp->n_embd, q_dim = (uint64_t)hp->n_head * (uint64_t)hp->head_dim;
     uint64_t kv_dim = (uint64_t)hp->n_head_kv * (uint64_t)hp->head_dim;
-    p->cache = lm_mul_sat(lm_mul_sat(lm_mul_sat((uint64_t)n_seq, (uint64_t)hp->n_layer), (uint64_t)n_ctx),
+    p->cache = lm_mul_sat(lm_mul_sat(lm_mul_sat((uint64_t)n_seq, (uint64_t)hp->n_kv_layer), (uint64_t)n_ctx),
                           kv_dim * sizeof(uint16_t));
     p->x = f * nb * E; /* products of checked dimensions and a batch of at most INT32_MAX: no overflow */
     p->xn = f * nb * max_u64(E, q_dim);
-    p->q = p->att = f * nb * q_dim;
+    p->att = f * nb * q_dim;
+    p->q = f * nb * q_rows(m);
+    p->state = lm_mul_sat((uint64_t)n_seq, f * (uint64_t)hp->ssm.n_layer * lm_delta_net_state(&hp->ssm));
+    p->ssm_x = hp->ssm.n_layer ? f * nb * lm_delta_net_row(&hp->ssm) : 0;
     p->kv = f * nb * kv_dim;
     p->ffn = f * nb * (uint64_t)hp->n_ff;
     for (int r = 0; r < LM_MAX_ROPES; r++) p->rope[r] = r < m->n_rope ? f * nb * (uint64_t)(m->rope[r].n_rot / 2) : 0;
@@ -399,7 +411,9 @@ static void ctx_plan(const struct lm_model *m, int n_seq, int n_ctx, int n_batch
     uint64_t qs = lm_matmul_scratch_size(m->output, n_batch);
     for (int l = 0; l < hp->n_layer; l++) {
         const struct lm_layer *L = &m->layers[l];
-        const struct lm_tensor *const w[] = {L->wq, L->wk, L->wv, L->wo, L->w_gate, L->w_up, L->w_down};
+        const struct lm_tensor *const w[] = {L->wq,        L->wk,        L->wv,          L->wo,          L->w_gate,
+                                             L->w_up,      L->w_down,    L->ssm.qkv,     L->ssm.z,       L->ssm.beta,
+                                             L->ssm.alpha, L->ssm.out};
         uint64_t sum = 0;
         for (size_t i = 0; i < sizeof w / sizeof w[0]; i++)
             if (w[i]) sum += lm_matmul_scratch_size(w[i], n_batch);
@@ -414,7 +428,8 @@ void lm_ctx_size(const struct lm_model *m, int n_ctx, int n_batch, struct lm_ctx
     s->kv = lm_mul_sat(p.cache, 2);
     s->att = p.att_scratch;
     s->batch = p.x + p.xn + p.q + 2 * p.kv + p.att + 2 * p.ffn + 2 * (p.rope[0] + p.rope[1]) + p.logits + p.qscratch +
-               4 * p.rows;
+               4 * p.rows + p.ssm_x;
+    s->state = p.state;
 }
 
 int lm_model_default_ctx(const struct lm_model *m) {
@@ -428,13 +443,13 @@ static int check_memory(const struct lm_model *m, struct lm_err *err) {
     int n_ctx = lm_model_default_ctx(m), n_batch = n_ctx < LM_BATCH_DEFAULT ? n_ctx : LM_BATCH_DEFAULT;
     struct lm_ctx_size s;
     lm_ctx_size(m, n_ctx, n_batch, &s);
-    uint64_t total = lm_add_sat(lm_add_sat(s.kv, s.att), s.batch);
+    uint64_t total = lm_add_sat(lm_add_sat(lm_add_sat(s.kv, s.att), s.batch), s.state);
     uint64_t limit = max_u64(LM_MODEL_MEM_FLOOR, lm_mul_sat(LM_MODEL_MEM_PER_BYTE, m->gguf.size));
     if (total <= limit) return 0;
     char part[160];
     int q_dim = hp->n_head * hp->head_dim;
     if (s.kv >= s.batch && s.kv >= s.att)
-        snprintf(part, sizeof part, "a KV cache of %d layers x %d positions x %d values needs %s", hp->n_layer, n_ctx,
+        snprintf(part, sizeof part, "a KV cache of %d layers x %d positions x %d values needs %s", hp->n_kv_layer, n_ctx,
                  hp->n_head_kv * hp->head_dim, lm_size_str(s.kv).s);
     else if (s.att > s.batch)
         snprintf(part, sizeof part, "attention over %d positions with heads of %d needs %s of scratch", n_ctx,
@@ -482,7 +497,8 @@ int lm_ctx_init_seqs(struct lm_ctx *c, const struct lm_model *m, struct lm_pool 
     if (n_seq == 1 && n_batch > n_ctx) n_batch = n_ctx;
     /* The forward pass indexes a batch's rows (n_batch x the widest of them) with ints. */
     int64_t widest = hp->n_embd > hp->n_ff ? hp->n_embd : hp->n_ff;
-    if ((int64_t)hp->n_head * hp->head_dim > widest) widest = (int64_t)hp->n_head * hp->head_dim;
+    if ((int64_t)q_rows(m) > widest) widest = (int64_t)q_rows(m);
+    if (hp->ssm.n_layer && (int64_t)lm_delta_net_row(&hp->ssm) > widest) widest = (int64_t)lm_delta_net_row(&hp->ssm);
     if ((int64_t)n_batch * widest > INT32_MAX)
         return lm_errf(err, "a batch of %d tokens is too large for this model (rows of %lld values; try a smaller -b)",
                        n_batch, (long long)widest);
@@ -492,7 +508,7 @@ int lm_ctx_init_seqs(struct lm_ctx *c, const struct lm_model *m, struct lm_pool 
     lm_ctx_size(m, n_ctx, n_batch, &s);
     s.kv = lm_mul_sat(p.cache, 2);
     int n_threads = lm_pool_size(pool);
-    uint64_t total = lm_add_sat(lm_add_sat(s.kv, s.batch), lm_mul_sat(s.att, (uint64_t)n_threads));
+    uint64_t total = lm_add_sat(lm_add_sat(lm_add_sat(s.kv, s.batch), lm_mul_sat(s.att, (uint64_t)n_threads)), p.state);
     uint64_t ram = lm_physical_memory();
     /* Beyond physical memory the allocation may still succeed (pages come
      * on first use), and the run ends in swap or the OOM killer instead. */
@@ -529,6 +545,11 @@ int lm_ctx_init_seqs(struct lm_ctx *c, const struct lm_model *m, struct lm_pool 
     c->row_seq = try_alloc(p.rows, false, &failed);
     c->row_logits = try_alloc(p.rows, false, &failed);
     c->tiles = try_alloc(p.rows, false, &failed);
+    if (hp->ssm.n_layer) {
+        c->ssm_state = try_alloc(p.state, true, &failed);
+        c->seq_pos = try_alloc(sizeof(int32_t) * (uint64_t)n_seq, true, &failed);
+        c->ssm_x = try_alloc(p.ssm_x, false, &failed);
+    }
     if (failed) {
         lm_ctx_free(c);
         return lm_errf(err, "cannot allocate the %s a context of %s positions needs (KV cache %s; try a smaller -c)",
@@ -540,7 +561,7 @@ int lm_ctx_init_seqs(struct lm_ctx *c, const struct lm_model *m, struct lm_pool 
 void lm_ctx_free(struct lm_ctx *c) {
     void *bufs[] = {c->k_cache, c->v_cache, c->x, c->xn, c->q, c->k, c->v, c->att, c->ffn_g, c->ffn_u,
                     c->att_scratch, c->rope_cos[0], c->rope_sin[0], c->rope_cos[1], c->rope_sin[1], c->logits,
-                    c->qscratch, c->row_pos, c->row_seq, c->row_logits, c->tiles};
+                    c->qscratch, c->row_pos, c->row_seq, c->row_logits, c->tiles, c->ssm_state, c->seq_pos, c->ssm_x};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     memset(c, 0, sizeof *c);
 }
@@ -583,6 +604,10 @@ static int plan_batch(struct lm_ctx *c, const struct lm_batch *b, struct lm_err 
         bool continues = i > 0 && b->seq[i] == b->seq[i - 1];
         if (continues && b->pos[i] != b->pos[i - 1] + 1)
             return lm_errf(err, "row %d: position %d after %d in sequence %d", i, b->pos[i], b->pos[i - 1], b->seq[i]);
+        if (!continues && c->seq_pos && b->pos[i] != 0 && b->pos[i] != c->seq_pos[b->seq[i]])
+            return lm_errf(err, "row %d: position %d, but the recurrent state of sequence %d is at %d (it cannot be "
+                                "rewound: start at 0 or restore a saved state)", i, b->pos[i], b->seq[i],
+                           c->seq_pos[b->seq[i]]);
         if (!continues) {
             for (int t = 0; t < n_tiles; t++)
                 if (b->seq[c->tiles[t]] == b->seq[i])
@@ -599,6 +624,12 @@ int lm_forward_batch(struct lm_ctx *c, const struct lm_batch *b, float *out, str
     const struct lm_hparams *hp = &m->hp;
     int n_tiles = plan_batch(c, b, err);
     if (n_tiles < 0) return -1;
+    for (int i = 0; c->seq_pos && i < b->n; i++) {
+        if (i == 0 || b->seq[i] != b->seq[i - 1]) {
+            if (b->pos[i] == 0) lm_ctx_seq_clear(c, b->seq[i]);
+        }
+        c->seq_pos[b->seq[i]] = b->pos[i] + 1;
+    }
     int n = b->n, E = hp->n_embd;
     const struct lm_type_traits *et = lm_type_get(m->tok_embd->type);
     size_t emb_row = (size_t)(E / et->blck) * et->size;
@@ -630,4 +661,42 @@ int lm_forward_batch(struct lm_ctx *c, const struct lm_batch *b, float *out, str
         for (size_t i = 0; i < (size_t)n_out * (size_t)hp->n_vocab; i++) out[i] = cap * tanhf(out[i] / cap);
     }
     return 0;
+}
+
+/* ---- recurrent state ----------------------------------------------------------
+ * A saved state is the position, then the sequence's floats as they are. */
+#define STATE_HEADER 8
+
+size_t lm_ctx_seq_state_size(const struct lm_ctx *c) {
+    const struct lm_ssm *s = &c->model->hp.ssm;
+    if (!c->seq_pos) return 0;
+    return STATE_HEADER + sizeof(float) * (size_t)s->n_layer * lm_delta_net_state(s);
+}
+
+static float *seq_state(const struct lm_ctx *c, int seq) {
+    LM_ASSERT(seq >= 0 && seq < c->n_seq);
+    return c->ssm_state + (size_t)seq * ((lm_ctx_seq_state_size(c) - STATE_HEADER) / sizeof(float));
+}
+
+int lm_ctx_seq_pos(const struct lm_ctx *c, int seq) {
+    LM_ASSERT(seq >= 0 && seq < c->n_seq);
+    return c->seq_pos ? c->seq_pos[seq] : -1;
+}
+
+void lm_ctx_seq_save(const struct lm_ctx *c, int seq, void *buf) {
+    if (!c->seq_pos) return;
+    memcpy(buf, &c->seq_pos[seq], sizeof c->seq_pos[seq]);
+    memcpy((char *)buf + STATE_HEADER, seq_state(c, seq), lm_ctx_seq_state_size(c) - STATE_HEADER);
+}
+
+void lm_ctx_seq_restore(struct lm_ctx *c, int seq, const void *buf) {
+    if (!c->seq_pos) return;
+    memcpy(&c->seq_pos[seq], buf, sizeof c->seq_pos[seq]);
+    memcpy(seq_state(c, seq), (const char *)buf + STATE_HEADER, lm_ctx_seq_state_size(c) - STATE_HEADER);
+}
+
+void lm_ctx_seq_clear(struct lm_ctx *c, int seq) {
+    if (!c->seq_pos) return;
+    c->seq_pos[seq] = 0;
+    memset(seq_state(c, seq), 0, lm_ctx_seq_state_size(c) - STATE_HEADER);
 }

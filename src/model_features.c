@@ -28,6 +28,7 @@ static int count_layers(const struct lm_model *m, bool (*pick)(const struct lm_l
 static bool has_window(const struct lm_layer *L, int window) { return L->window == window; }
 static bool no_window(const struct lm_layer *L, int unused) { return L->window == 0; }
 static bool uses_rope(const struct lm_layer *L, int r) { return L->rope == r; }
+static bool attends_without_rope(const struct lm_layer *L, int unused) { return L->rope < 0 && !L->ssm.out; }
 
 /* Sliding windows: each size and how many layers have it, then the global layers. */
 static void windows(const struct lm_model *m, struct lm_buf *out) {
@@ -60,10 +61,9 @@ static void ropes(const struct lm_model *m, struct lm_buf *out) {
         if (n == m->hp.n_layer) lm_buf_puts(out, ", all layers\n");
         else lm_buf_printf(out, ", %d layer%s\n", n, n > 1 ? "s" : "");
     }
-    int n_none = count_layers(m, uses_rope, -1);
-    if (n_none) {
-        lm_buf_puts(out, "no RoPE on layers ");
-        list_layers(m, out, uses_rope, -1);
+    if (count_layers(m, attends_without_rope, 0)) {
+        lm_buf_puts(out, "attention without RoPE on layers ");
+        list_layers(m, out, attends_without_rope, 0);
         lm_buf_putc(out, '\n');
     }
 }

@@ -23,11 +23,14 @@ size_t lm_matmul_scratch_size(const struct lm_tensor *w, int n_tok) {
 }
 
 /* Tokens per tile of a batch: a tile of weight rows stays in cache while
- * this many tokens pass over it. */
+ * this many tokens pass over it. Float weights go through a GEMM that
+ * widens and rearranges each panel of weights once per tile, which pays
+ * off over more tokens. */
 #define TOK_TILE 64
+#define TOK_TILE_FLOAT 256
 
 struct matmul_job {
-    int n_w, n_tok, tok_tiles;
+    int n_w, n_tok, tok_tile, tok_tiles;
     int row_tile;                 /* rows per task */
     int task0[LM_MATMUL_MAX + 1]; /* first task of each weight */
     float *y[LM_MATMUL_MAX];
@@ -52,7 +55,7 @@ static void matmul_tile(void *arg, int task, int ith) {
     task -= j->task0[i];
     int64_t rows = j->w[i]->ne[1];
     int64_t r0 = (int64_t)(task / j->tok_tiles) * j->row_tile, r1 = r0 + j->row_tile < rows ? r0 + j->row_tile : rows;
-    int c0 = task % j->tok_tiles * TOK_TILE, c1 = c0 + TOK_TILE < j->n_tok ? c0 + TOK_TILE : j->n_tok;
+    int c0 = task % j->tok_tiles * j->tok_tile, c1 = c0 + j->tok_tile < j->n_tok ? c0 + j->tok_tile : j->n_tok;
     const uint8_t *w = (const uint8_t *)j->w[i]->data + j->w_row[i] * (size_t)r0;
     const uint8_t *x = j->xa[i] + j->xa_row[i] * (size_t)c0;
     float *y = j->y[i] + (size_t)rows * (size_t)c0 + (size_t)r0;
@@ -105,13 +108,19 @@ void lm_matmul_multi(struct lm_pool *pool, int n_w, float *const y[], const stru
     }
     /* Row tiles: for one token, about 8 per thread, so that whoever runs
      * claims the next (no reuse to keep); for a batch, 256 rows that a run
-     * of TOK_TILE tokens reuses from L2 (and over which a kernel's
+     * of a token tile reuses from L2 (and over which a kernel's
      * rearrangement of the activations pays off). Multiples of 16 rows
      * suit every GEMM kernel's row blocking. */
-    j.tok_tiles = (n_tok + TOK_TILE - 1) / TOK_TILE;
     int64_t target = n_tok == 1 ? total_rows / (8 * lm_pool_size(pool)) : 256;
     target = (target + 15) / 16 * 16;
     j.row_tile = (int)(target < 16 ? 16 : target > 4096 ? 4096 : target);
+    int64_t row_tiles = 0;
+    for (int i = 0; i < n_w; i++) row_tiles += (w[i]->ne[1] + j.row_tile - 1) / j.row_tile;
+    /* float weights: the longer token tile, unless it leaves fewer than 4
+     * tasks per thread (a short prompt on a small matrix) */
+    j.tok_tile = j.n_q ? TOK_TILE : TOK_TILE_FLOAT;
+    while (j.tok_tile > TOK_TILE && row_tiles * ((n_tok + j.tok_tile - 1) / j.tok_tile) < 4 * lm_pool_size(pool)) j.tok_tile /= 2;
+    j.tok_tiles = (n_tok + j.tok_tile - 1) / j.tok_tile;
     for (int i = 0; i < n_w; i++)
         j.task0[i + 1] = j.task0[i] + (int)((w[i]->ne[1] + j.row_tile - 1) / j.row_tile) * j.tok_tiles;
     lm_pool_run(pool, j.task0[n_w], matmul_tile, &j);
@@ -128,7 +137,7 @@ void lm_rmsnorm(float *y, const float *x, const float *weight, int n, float eps)
     for (int i = 0; i < n; i++) y[i] = x[i] * scale * weight[i];
 }
 
-void lm_softmax(float *x, int n) {
+void lm_softmax_ref(float *x, int n) {
     float max = -INFINITY;
     for (int i = 0; i < n; i++) max = x[i] > max ? x[i] : max;
     double sum = 0;
@@ -140,7 +149,7 @@ void lm_softmax(float *x, int n) {
     for (int i = 0; i < n; i++) x[i] *= inv;
 }
 
-void lm_swiglu(float *gate, const float *up, int n) {
+void lm_swiglu_ref(float *gate, const float *up, int n) {
     for (int i = 0; i < n; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
 
@@ -198,51 +207,146 @@ static float hsum256(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-/* An R x 8*V tile of C: per k, V loads of B's row, R broadcasts of A, R*V
- * FMAs into registers. */
+/* The vectors of lm_sgemm: 16 floats with AVX-512, else 8. */
+#ifdef __AVX512F__
+typedef __m512 sg_vec;
+#define SG_W 16
+#define sg_load _mm512_loadu_ps
+#define sg_store _mm512_storeu_ps
+#define sg_set1 _mm512_set1_ps
+#define sg_zero _mm512_setzero_ps
+#define sg_fmadd _mm512_fmadd_ps
+#else
+typedef __m256 sg_vec;
+#define SG_W 8
+#define sg_load _mm256_loadu_ps
+#define sg_store _mm256_storeu_ps
+#define sg_set1 _mm256_set1_ps
+#define sg_zero _mm256_setzero_ps
+#define sg_fmadd _mm256_fmadd_ps
+#endif
+
+/* An R x SG_W*V tile of C: per k, V loads of B's row, R broadcasts of A,
+ * R*V FMAs into registers (6 x 2 sums: 12 of the 16 AVX2 registers). */
 static inline __attribute__((always_inline)) void sgemm_tile(const int R, const int V, int K, const float *A, size_t lda,
                                                                const float *B, size_t ldb, float *C, size_t ldc, bool add) {
-    __m256 acc[4][2];
-#pragma GCC unroll 4
+    sg_vec acc[6][2];
+#pragma GCC unroll 6
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 2
-        for (int v = 0; v < V; v++) acc[r][v] = add ? _mm256_loadu_ps(C + (size_t)r * ldc + 8 * v) : _mm256_setzero_ps();
+        for (int v = 0; v < V; v++) acc[r][v] = add ? sg_load(C + (size_t)r * ldc + SG_W * v) : sg_zero();
     for (int k = 0; k < K; k++) {
-        __m256 b[2];
+        sg_vec b[2];
 #pragma GCC unroll 2
-        for (int v = 0; v < V; v++) b[v] = _mm256_loadu_ps(B + (size_t)k * ldb + 8 * v);
-#pragma GCC unroll 4
+        for (int v = 0; v < V; v++) b[v] = sg_load(B + (size_t)k * ldb + SG_W * v);
+#pragma GCC unroll 6
         for (int r = 0; r < R; r++) {
-            const __m256 a = _mm256_broadcast_ss(A + (size_t)r * lda + k);
+            const sg_vec a = sg_set1(A[(size_t)r * lda + k]);
 #pragma GCC unroll 2
-            for (int v = 0; v < V; v++) acc[r][v] = _mm256_fmadd_ps(a, b[v], acc[r][v]);
+            for (int v = 0; v < V; v++) acc[r][v] = sg_fmadd(a, b[v], acc[r][v]);
         }
     }
-#pragma GCC unroll 4
+#pragma GCC unroll 6
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 2
-        for (int v = 0; v < V; v++) _mm256_storeu_ps(C + (size_t)r * ldc + 8 * v, acc[r][v]);
+        for (int v = 0; v < V; v++) sg_store(C + (size_t)r * ldc + SG_W * v, acc[r][v]);
 }
 
-/* Columns [n, n + 8*V) of C, all rows. */
+/* Columns [n, n + SG_W*V) of C, all rows. */
 static inline __attribute__((always_inline)) void sgemm_cols(const int V, int M, int n, int K, const float *A, size_t lda,
                                                                const float *B, size_t ldb, float *C, size_t ldc, bool add) {
     int m = 0;
-    for (; m + 4 <= M; m += 4) sgemm_tile(4, V, K, A + lda * m, lda, B + n, ldb, C + ldc * m + n, ldc, add);
-    /* the rest in one tile: a row alone would wait on FMA latency */
-    if (M - m == 3) sgemm_tile(3, V, K, A + lda * m, lda, B + n, ldb, C + ldc * m + n, ldc, add);
-    else if (M - m == 2) sgemm_tile(2, V, K, A + lda * m, lda, B + n, ldb, C + ldc * m + n, ldc, add);
-    else if (M - m == 1) sgemm_tile(1, V, K, A + lda * m, lda, B + n, ldb, C + ldc * m + n, ldc, add);
+    for (; m + 6 <= M; m += 6) sgemm_tile(6, V, K, A + lda * m, lda, B + n, ldb, C + ldc * m + n, ldc, add);
+    const float *a = A + lda * m, *b = B + n;
+    float *c = C + ldc * m + n;
+    switch (M - m) { /* the rest in one tile: a row alone would wait on FMA latency */
+    case 5: sgemm_tile(5, V, K, a, lda, b, ldb, c, ldc, add); break;
+    case 4: sgemm_tile(4, V, K, a, lda, b, ldb, c, ldc, add); break;
+    case 3: sgemm_tile(3, V, K, a, lda, b, ldb, c, ldc, add); break;
+    case 2: sgemm_tile(2, V, K, a, lda, b, ldb, c, ldc, add); break;
+    case 1: sgemm_tile(1, V, K, a, lda, b, ldb, c, ldc, add); break;
+    }
 }
 
 void lm_sgemm(int M, int N, int K, const float *A, size_t lda, const float *B, size_t ldb, float *C, size_t ldc, bool add) {
     int n = 0;
-    for (; n + 16 <= N; n += 16) sgemm_cols(2, M, n, K, A, lda, B, ldb, C, ldc, add);
-    if (n + 8 <= N) {
+    for (; n + 2 * SG_W <= N; n += 2 * SG_W) sgemm_cols(2, M, n, K, A, lda, B, ldb, C, ldc, add);
+    if (n + SG_W <= N) {
         sgemm_cols(1, M, n, K, A, lda, B, ldb, C, ldc, add);
-        n += 8;
+        n += SG_W;
     }
     if (n < N) lm_sgemm_ref(M, N - n, K, A, lda, B + n, ldb, C + n, ldc, add);
+}
+
+/* e^x, 8 at a time: x = k ln 2 + r with |r| <= ln 2 / 2, e^r by Cephes'
+ * expf polynomial (within 2 ulp of expf), then the exponent added to 2^k's
+ * bits. Below -87.3 (where e^x would be subnormal) the result is 0, above
+ * 88.7 it is +inf, as for expf; NaN stays NaN. */
+static inline __m256 exp256(__m256 x) {
+    const __m256 hi = _mm256_set1_ps(88.7228f), lo = _mm256_set1_ps(-87.3365f);
+    const __m256 k = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693359375f), x); /* ln 2 in two parts, the first exact in k */
+    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    /* 2^k for k in [-126, 128): k = 128 (x near the top) as 2 * 2^127 */
+    const __m256 kc = _mm256_min_ps(k, _mm256_set1_ps(127.0f));
+    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(kc), _mm256_set1_epi32(127)), 23);
+    p = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+    p = _mm256_blendv_ps(p, _mm256_add_ps(p, p), _mm256_cmp_ps(k, kc, _CMP_GT_OQ));
+    p = _mm256_blendv_ps(p, _mm256_setzero_ps(), _mm256_cmp_ps(x, lo, _CMP_LT_OQ));
+    p = _mm256_blendv_ps(p, _mm256_set1_ps(INFINITY), _mm256_cmp_ps(x, hi, _CMP_GT_OQ));
+    return _mm256_blendv_ps(p, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+}
+
+static float hmax256(__m256 v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+}
+
+void lm_softmax(float *x, int n) {
+    int i = 0;
+    float max = -INFINITY;
+    if (n >= 8) {
+        __m256 m = _mm256_loadu_ps(x);
+        for (i = 8; i + 8 <= n; i += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(x + i));
+        max = hmax256(m);
+    }
+    for (; i < n; i++) max = x[i] > max ? x[i] : max;
+    const __m256 vmax = _mm256_set1_ps(max);
+    __m256 acc = _mm256_setzero_ps();
+    for (i = 0; i + 8 <= n; i += 8) {
+        const __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i), vmax));
+        _mm256_storeu_ps(x + i, e);
+        acc = _mm256_add_ps(acc, e);
+    }
+    double sum = hsum256(acc);
+    for (; i < n; i++) {
+        x[i] = expf(x[i] - max);
+        sum += x[i];
+    }
+    const float inv = (float)(1.0 / sum);
+    const __m256 vinv = _mm256_set1_ps(inv);
+    for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), vinv));
+    for (; i < n; i++) x[i] *= inv;
+}
+
+void lm_swiglu(float *gate, const float *up, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 g = _mm256_loadu_ps(gate + i);
+        const __m256 e = exp256(_mm256_sub_ps(_mm256_setzero_ps(), g));
+        _mm256_storeu_ps(gate + i, _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.0f), e)), _mm256_loadu_ps(up + i)));
+    }
+    lm_swiglu_ref(gate + i, up + i, n - i);
 }
 
 /* 8x8 blocks: eight rows widened, then transposed in registers. */
@@ -305,6 +409,8 @@ void lm_f32_to_f16_row(const float *x, uint16_t *y, int n) {
     for (; i < n; i++) y[i] = lm_f32_to_f16(x[i]);
 }
 #else
+void lm_softmax(float *x, int n) { lm_softmax_ref(x, n); }
+void lm_swiglu(float *gate, const float *up, int n) { lm_swiglu_ref(gate, up, n); }
 void lm_f16_transpose(int np, int nd, const uint16_t *x, size_t ldx, float *y, size_t ldy) {
     lm_f16_transpose_ref(np, nd, x, ldx, y, ldy);
 }

@@ -1106,6 +1106,9 @@ static void init_traits(void) {
     memcpy(traits, traits_ref, sizeof traits);
 #if LM_QUANTS_AVX2
     lm_quants_avx2_install(traits);
+#if LM_QUANTS_AVX512
+    lm_quants_avx512_install(traits);
+#endif
 #elif LM_QUANTS_NEON
     lm_quants_neon_install(traits);
 #endif

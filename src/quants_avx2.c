@@ -979,7 +979,12 @@ UNROLL_TILE
     for (; i + 8 <= n; i += 8) {
         __m256 w[4];
 UNROLL_TILE
-        for (int r = 0; r < R; r++) w[r] = fgemm_load(k, x + bx * (size_t)r, i);
+        for (int r = 0; r < R; r++) {
+            /* one activation row: the weights stream from memory once;
+             * fetch the next tile's rows too (as gemv_tile does) */
+            if (C == 1) _mm_prefetch((const char *)(x + bx * (size_t)(r + R)) + (k == F_F32 ? 4 : 2) * i, _MM_HINT_T0);
+            w[r] = fgemm_load(k, x + bx * (size_t)r, i);
+        }
 UNROLL_TILE
         for (int c = 0; c < C; c++) {
             const __m256 a = _mm256_loadu_ps((const float *)(y + by * (size_t)c) + i);

@@ -10,9 +10,19 @@
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #define LM_QUANTS_AVX2 1
-#define LM_QUANTS_SIMD_NAME "avx2"
 #else
 #define LM_QUANTS_AVX2 0
+#endif
+
+/* AVX-512 kernels go over the AVX2 ones, for the formats they cover. */
+#if LM_QUANTS_AVX2 && defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+#define LM_QUANTS_AVX512 1
+#define LM_QUANTS_SIMD_NAME "avx512"
+#else
+#define LM_QUANTS_AVX512 0
+#if LM_QUANTS_AVX2
+#define LM_QUANTS_SIMD_NAME "avx2"
+#endif
 #endif
 
 #if defined(__aarch64__) && defined(__ARM_NEON)
@@ -30,8 +40,10 @@
 #define LM_QUANTS_SIMD_NAME "scalar"
 #endif
 
-/* quants_avx2.c, quants_neon.c: replace kernels of t with SIMD versions. */
+/* quants_avx2.c, quants_avx512.c, quants_neon.c: replace kernels of t with
+ * SIMD versions. */
 void lm_quants_avx2_install(struct lm_type_traits *t);
+void lm_quants_avx512_install(struct lm_type_traits *t);
 void lm_quants_neon_install(struct lm_type_traits *t);
 
 /* Scale unpacking shared by all kernels, four bytes at a time in 32-bit

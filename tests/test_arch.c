@@ -10,6 +10,7 @@
  * `refused` to `checked` is how a new family is tested. */
 #include "test.h"
 
+#include "lm/generate.h"
 #include "lm/model.h"
 
 #include <stdlib.h>
@@ -22,7 +23,7 @@
 /* Model NAME is ARCH_DIR NAME.gguf, its reference NAME.ref. */
 static const char *const checked[] = {
     "llama", "llama-rope-freqs", "llama-linear", "qwen2", "qwen3", "llama-yarn", "qwen2-yarn", "qwen3-yarn", "phi3",
-    "gemma3", "gemma2", "gemma3-pattern", "gemma2-base-swa",
+    "gemma3", "gemma2", "gemma3-pattern", "gemma2-base-swa", "qwen35", "qwen35-mtp",
 };
 
 /* Each with what lm's refusal must name. */
@@ -34,7 +35,6 @@ static const struct {
     {"granite", "granite"},
     {"smollm3", "smollm3"},
     {"gemma4", "gemma4"},
-    {"qwen35", "qwen35"},
 };
 
 /* A reference file (format in scripts/llamacpp-logits.c): the prompts, and
@@ -207,6 +207,192 @@ TEST(arch_info_names_features) {
         lm_buf_free(&out);
         lm_buf_free(&err);
     }
+    return 0;
+}
+
+/* ---- qwen35's recurrent state -------------------------------------------------
+ * Against the same llama.cpp logits: two sequences sharing batches, a state
+ * saved and restored, a position that would rewind the state refused, and
+ * the engine going back to its saved state or to the start. */
+
+#define RECURRENT "qwen35"
+
+static bool load_recurrent(struct arch_ref *ref, struct lm_model *m) {
+    struct lm_err err;
+    if (!ref_load(ref, ARCH_DIR RECURRENT ".ref")) return ref_free(ref), false;
+    if (lm_model_load(m, ARCH_DIR RECURRENT ".gguf", &err) < 0) {
+        test_fail(__FILE__, __LINE__, "%s", err.msg);
+        return ref_free(ref), false;
+    }
+    return true;
+}
+
+/* Rows [from, to) of prompt p in out (rows of n_vocab from row 0) against its batch reference. */
+static void expect_rows(const struct arch_ref *ref, int p, int from, int to, const float *out, const char *what) {
+    size_t row = (size_t)ref->n_vocab * sizeof(float);
+    double d = max_diff(out, ref->batch[p] + (size_t)from * row, (size_t)(to - from) * (size_t)ref->n_vocab);
+    if (!(d <= TOLERANCE)) test_fail(__FILE__, __LINE__, "%s: prompt %d rows %d..%d: max |diff| %g", what, p, from, to - 1, d);
+}
+
+TEST(arch_recurrent_sequences_and_state) {
+    struct arch_ref ref;
+    struct lm_model m;
+    if (!load_recurrent(&ref, &m)) return 0;
+    struct lm_pool *pool = lm_pool_create(2);
+    struct lm_ctx c;
+    struct lm_err err;
+    int n0 = ref.len[0], n1 = ref.len[1], split = 10;
+    EXPECT(n0 + n1 <= 64 && split < n0 && split < n1);
+    if (lm_ctx_init_seqs(&c, &m, pool, 2, ref.n_ctx, 64, &err) < 0) {
+        test_fail(__FILE__, __LINE__, "%s", err.msg);
+    } else {
+        int32_t tokens[64], pos[64], seq[64];
+        bool want[64];
+        float *out = malloc(sizeof(float) * 64 * (size_t)ref.n_vocab);
+        /* one batch: all of prompt 0 (sequence 1), the start of prompt 1 (sequence 0) */
+        int n = 0;
+        for (int i = 0; i < n0; i++, n++) tokens[n] = ref.tokens[0][i], pos[n] = i, seq[n] = 1, want[n] = true;
+        for (int i = 0; i < split; i++, n++) tokens[n] = ref.tokens[1][i], pos[n] = i, seq[n] = 0, want[n] = true;
+        struct lm_batch b = {n, tokens, pos, seq, want};
+        EXPECT_EQ_INT(lm_forward_batch(&c, &b, out, &err), 0);
+        expect_rows(&ref, 0, 0, n0, out, "shared batch");
+        expect_rows(&ref, 1, 0, split, out + (size_t)n0 * ref.n_vocab, "shared batch");
+        EXPECT_EQ_INT(lm_ctx_seq_pos(&c, 1), n0);
+        EXPECT_EQ_INT(lm_ctx_seq_pos(&c, 0), split);
+        /* the rest of prompt 1 continues its state; a copy of it is kept */
+        void *saved = malloc(lm_ctx_seq_state_size(&c));
+        EXPECT(lm_ctx_seq_state_size(&c) > 0);
+        lm_ctx_seq_save(&c, 0, saved);
+        n = 0;
+        for (int i = split; i < n1; i++, n++) tokens[n] = ref.tokens[1][i], pos[n] = i, seq[n] = 0, want[n] = true;
+        b.n = n;
+        EXPECT_EQ_INT(lm_forward_batch(&c, &b, out, &err), 0);
+        expect_rows(&ref, 1, split, n1, out, "continued");
+        /* going back is refused, and leaves the state as it was */
+        pos[0] = split;
+        b.n = 1;
+        EXPECT_EQ_INT(lm_forward_batch(&c, &b, out, &err), -1);
+        EXPECT_CONTAINS(err.msg, "recurrent state");
+        EXPECT_EQ_INT(lm_ctx_seq_pos(&c, 0), n1);
+        /* unless the saved state comes back */
+        lm_ctx_seq_restore(&c, 0, saved);
+        EXPECT_EQ_INT(lm_ctx_seq_pos(&c, 0), split);
+        b.n = n;
+        EXPECT_EQ_INT(lm_forward_batch(&c, &b, out, &err), 0);
+        expect_rows(&ref, 1, split, n1, out, "restored");
+        /* position 0 starts over: prompt 2 in sequence 1 */
+        EXPECT_EQ_INT(lm_forward_logits(&c, ref.tokens[2], ref.len[2], 0, 0, ref.len[2], out, &err), 0);
+        expect_rows(&ref, 2, 0, ref.len[2], out, "restart");
+        lm_ctx_seq_clear(&c, 1);
+        EXPECT_EQ_INT(lm_ctx_seq_pos(&c, 1), 0);
+        free(saved);
+        free(out);
+    }
+    lm_ctx_free(&c);
+    lm_pool_free(pool);
+    lm_model_free(&m);
+    ref_free(&ref);
+    return 0;
+}
+
+TEST(arch_recurrent_engine_rewinds) {
+    struct arch_ref ref;
+    struct lm_model m;
+    if (!load_recurrent(&ref, &m)) return 0;
+    lm_model_free(&m);
+    struct lm_engine e;
+    struct lm_err err;
+    int code;
+    struct lm_engine_opts o = {.model_path = ARCH_DIR RECURRENT ".gguf", .n_ctx = ref.n_ctx, .n_threads = 1,
+                               .sampling = lm_sampler_params_default()};
+    if (lm_engine_open(&e, &o, &code, &err) < 0) {
+        test_fail(__FILE__, __LINE__, "%s", err.msg);
+        return ref_free(&ref), 0;
+    }
+    const int32_t *p = ref.tokens[0];
+    int n = ref.len[0], split = 12;
+    struct lm_gen_params gp = {.n_predict = 3};
+    struct lm_gen_stats st;
+    EXPECT_EQ_INT(lm_generate(&e, p, split, &gp, &st, &err), 0);
+    EXPECT_EQ_INT(e.n_cached, split + 2); /* the third sampled token is not run */
+    /* back into the reply: to the state after the prompt */
+    EXPECT_EQ_INT(lm_engine_truncate(&e, split + 1), split);
+    gp.n_predict = 0;
+    EXPECT_EQ_INT(lm_generate(&e, p + split, n - split, &gp, &st, &err), 0);
+    expect_rows(&ref, 0, n - 1, n, e.ctx.logits, "after the saved prompt");
+    /* before the saved state: from the start */
+    EXPECT_EQ_INT(lm_engine_truncate(&e, 5), 0);
+    EXPECT_EQ_INT(lm_generate(&e, p, n, &gp, &st, &err), 0);
+    expect_rows(&ref, 0, n - 1, n, e.ctx.logits, "from the start");
+    EXPECT_EQ_INT(lm_engine_truncate(&e, n), n); /* nothing cut: nothing lost */
+    lm_engine_close(&e);
+    /* an attention-only model keeps what it is asked to */
+    o.model_path = ARCH_DIR "qwen3.gguf";
+    if (lm_engine_open(&e, &o, &code, &err) < 0) {
+        test_fail(__FILE__, __LINE__, "%s", err.msg);
+    } else {
+        EXPECT_EQ_INT(lm_generate(&e, p, n, &gp, &st, &err), 0);
+        EXPECT_EQ_INT(lm_engine_truncate(&e, 5), 5);
+        EXPECT(!e.saved);
+        lm_engine_close(&e);
+    }
+    ref_free(&ref);
+    return 0;
+}
+
+/* The bytes of the value of metadata key in a GGUF file in memory: after
+ * the key's length and name and the u32 type (arrays: element type and u64
+ * count follow). NULL when absent. */
+static uint8_t *gguf_value_at(struct lm_buf *file, const char *key) {
+    size_t n = strlen(key);
+    for (size_t i = 8; i + n + 4 <= file->len; i++) {
+        uint64_t len;
+        memcpy(&len, file->data + i - 8, 8);
+        if (len == n && !memcmp(file->data + i, key, n)) return (uint8_t *)file->data + i + n + 4;
+    }
+    return NULL;
+}
+
+/* Metadata a loader must refuse with a message naming it, each patched
+ * into qwen35.gguf in place (same sizes, so the file still parses). */
+TEST(arch_recurrent_refuses_bad_metadata) {
+    static const struct {
+        const char *key;
+        size_t at;      /* byte offset in the value */
+        uint32_t value; /* written as u32 (or the byte, for 1-byte fields) */
+        int bytes;
+        const char *says;
+    } cases[] = {
+        {"qwen35.ssm.inner_size", 0, 33, 4, "inner_size 33 is not 4 value heads of 8"},
+        {"qwen35.ssm.group_count", 0, 3, 4, "4 value heads cannot share 3 key heads"},
+        {"qwen35.ssm.conv_kernel", 0, 0, 4, "conv_kernel' is 0"},
+        {"qwen35.ssm.state_size", 0, 100000, 4, "state_size' is 100000"},
+        {"qwen35.attention.recurrent_layers", 0, LM_GGUF_I8, 4, "not an array of 4 flags"},
+        {"qwen35.rope.dimension_sections", 12, 9, 4, "has 11 pairs in all"}, /* after type and count: [9,1,1,0] */
+    };
+    struct lm_buf orig = {0};
+    struct lm_err err;
+    if (lm_read_file(ARCH_DIR RECURRENT ".gguf", &orig, &err) < 0) return test_fail(__FILE__, __LINE__, "%s", err.msg), 0;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct lm_buf file = {0};
+        lm_buf_append(&file, orig.data, orig.len);
+        uint8_t *v = gguf_value_at(&file, cases[i].key);
+        if (!v) {
+            test_fail(__FILE__, __LINE__, "%s: no such key", cases[i].key);
+        } else {
+            memcpy(v + cases[i].at, &cases[i].value, (size_t)cases[i].bytes);
+            struct lm_gguf g;
+            struct lm_model m;
+            int rc = lm_gguf_parse(&g, file.data, file.len, &err);
+            EXPECT_EQ_INT(rc, 0);
+            if (rc == 0) {
+                EXPECT_EQ_INT(lm_model_from_gguf(&m, &g, &err), -1);
+                EXPECT_CONTAINS(err.msg, cases[i].says);
+            }
+        }
+        lm_buf_free(&file);
+    }
+    lm_buf_free(&orig);
     return 0;
 }
 

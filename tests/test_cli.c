@@ -524,6 +524,34 @@ TEST(cli_bench_table) {
     return 0;
 }
 
+/* lm bench --bandwidth: the read bandwidth, then for the tg row the bytes
+ * per token (the default model ties its output to the embedding, so every
+ * byte of the weights: model_size of the JSON), times t/s, against it. */
+TEST(cli_bench_bandwidth) {
+    if (!have_model()) return test_skip("no default model (scripts/get-model.sh)");
+    EXPECT_EQ_INT(run("bench -p 0 -n 2 -r 1 -t 1 --bandwidth -o json", NULL), 0);
+    struct lm_json v;
+    struct lm_err e;
+    double size = 0, tps = 0, bw = 0, mb = 0, t = 0, gbs = 0, pct = 0;
+    EXPECT_EQ_INT(lm_json_parse(&v, out.data ? out.data : "", out.len, &e), 0);
+    if (v.type == LM_JSON_ARRAY && v.arr.n == 1) {
+        const struct lm_json *sz = lm_json_get(&v.arr.items[0], "model_size"), *ts = lm_json_get(&v.arr.items[0], "avg_ts");
+        if (sz && sz->type == LM_JSON_NUMBER) size = sz->num.f;
+        if (ts && ts->type == LM_JSON_NUMBER) tps = ts->num.f;
+    }
+    lm_json_free(&v);
+    const char *b = err.data ? strstr(err.data, "read bandwidth with 1 thread: ") : NULL;
+    EXPECT(b && sscanf(b, "read bandwidth with 1 thread: %lf GB/s", &bw) == 1 && bw > 0);
+    const char *f = err.data ? strstr(err.data, " tg2 -t 1: ") : NULL;
+    EXPECT(f && sscanf(f, " tg2 -t 1: %lf MB of weights per token x %lf t/s = %lf GB/s, %lf%% of", &mb, &t, &gbs, &pct) == 4);
+    EXPECT(size > 0 && fabs(mb - size * 1e-6) <= 0.051);
+    EXPECT(tps > 0 && fabs(t - tps) <= 0.005 + 1e-3 * tps);
+    /* each figure is printed rounded: GB/s to 0.01, the bandwidth to 0.1, the percentage to 1 */
+    EXPECT(fabs(gbs - mb * t * 1e-3) <= 0.006 + 1e-3 * gbs);
+    EXPECT(bw > 0 && fabs(pct - 100 * gbs / bw) <= 0.51 + 100 * (0.0051 / bw + 0.051 * gbs / (bw * (bw - 0.05))));
+    return 0;
+}
+
 /* Text in messages is never parsed for special tokens; the template's is. */
 TEST(chat_user_text_stays_plain) {
     const char *path = test_model_path();

@@ -14,7 +14,7 @@ static float rnd(void) { /* [-1, 1) */
 }
 
 TEST(ops_sgemm) {
-    const int shapes[][3] = {{1, 8, 1}, {4, 16, 64}, {5, 24, 64}, {3, 7, 5}, {48, 256, 64}, {13, 64, 259}, {2, 33, 17}};
+    const int shapes[][3] = {{1, 8, 1}, {4, 16, 64}, {5, 24, 64}, {3, 7, 5}, {48, 256, 64}, {13, 64, 259}, {2, 33, 17}, {17, 59, 9}, {7, 40, 3}};
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         const int M = shapes[si][0], N = shapes[si][1], K = shapes[si][2];
         const size_t lda = (size_t)K + 3, ldb = (size_t)N + 5, ldc = (size_t)N + 2;
@@ -72,6 +72,39 @@ TEST(ops_f16_transpose) {
             }
         free(x);
         free(y);
+    }
+    return 0;
+}
+
+/* softmax and SwiGLU, whose SIMD versions have their own exp, against the
+ * references (expf) over lengths with remainders, values from the far
+ * tails (subnormal and overflowing exponentials) and non-finite ones. */
+TEST(ops_softmax_swiglu) {
+    const int lens[] = {1, 7, 8, 13, 64, 259, 4099};
+    for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+        const int n = lens[li];
+        float *a = lm_xmalloc(sizeof(float) * n), *b = lm_xmalloc(sizeof(float) * n), *up = lm_xmalloc(sizeof(float) * n);
+        for (int scale = 1; scale <= 100; scale *= 10) {
+            for (int i = 0; i < n; i++) {
+                a[i] = b[i] = rnd() * (float)scale * (i % 11 == 3 ? 2.0f : 1.0f);
+                up[i] = rnd();
+            }
+            lm_softmax(a, n);
+            lm_softmax_ref(b, n);
+            for (int i = 0; i < n; i++)
+                if (!(fabsf(a[i] - b[i]) <= 2e-5f * b[i] + 1e-37f))
+                    test_fail(__FILE__, __LINE__, "softmax n=%d scale %d [%d]: %g vs ref %g", n, scale, i, a[i], b[i]);
+            for (int i = 0; i < n; i++) a[i] = b[i] = rnd() * (float)scale;
+            if (n > 4) a[1] = b[1] = -100.0f, a[2] = b[2] = 95.0f, a[3] = b[3] = -INFINITY, a[4] = b[4] = INFINITY;
+            lm_swiglu(a, up, n);
+            lm_swiglu_ref(b, up, n);
+            for (int i = 0; i < n; i++)
+                if (a[i] != b[i] && !(fabsf(a[i] - b[i]) <= 1e-6f * fabsf(b[i]) + 1e-37f) && !(isnan(a[i]) && isnan(b[i])))
+                    test_fail(__FILE__, __LINE__, "swiglu n=%d scale %d [%d]: %g vs ref %g", n, scale, i, a[i], b[i]);
+        }
+        free(a);
+        free(b);
+        free(up);
     }
     return 0;
 }

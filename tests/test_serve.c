@@ -720,3 +720,29 @@ TEST(serve_page_in_browser) {
     server_stop(&s);
     return 0;
 }
+
+/* A model with a recurrent state (qwen35, tests/data/arch): a slot's state
+ * goes on from its end, or from its copy saved after the last prompt, or
+ * starts over. On one slot: a longer prompt, a prefix of it (starts over),
+ * the longer one again (resumes from the prefix's saved state): the two
+ * greedy replies to the longer prompt must agree, and tokens were reused. */
+TEST(serve_recurrent_model) {
+    struct server s;
+    if (!server_up(&s, "-np 1 -c 64 -m tests/data/arch/qwen35.gguf")) return 1;
+    static const char *const prompts[] = {"t5 t6 t7 t8 t9 t10 t11 t12", "t5 t6 t7 t8 t9 t10", "t5 t6 t7 t8 t9 t10 t11 t12"};
+    char *replies[3];
+    struct lm_buf body = {0};
+    for (int i = 0; i < 3; i++) {
+        char json[256];
+        snprintf(json, sizeof json, "{\"prompt\":\"%s\",\"temperature\":0,\"max_tokens\":6}", prompts[i]);
+        EXPECT_EQ_INT(request(s.port, "POST", "/v1/completions", json, NULL, &body), 200);
+        replies[i] = reply_text(body.data ? body.data : "", NULL);
+    }
+    EXPECT(strlen(replies[0]) > 0);
+    EXPECT_EQ_STR(replies[2], replies[0]);
+    EXPECT(metric_of(s.port, "lm_prompt_tokens_reused_total") > 0);
+    for (int i = 0; i < 3; i++) free(replies[i]);
+    lm_buf_free(&body);
+    server_stop(&s);
+    return 0;
+}

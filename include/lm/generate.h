@@ -34,6 +34,11 @@ struct lm_engine {
     struct lm_sampler sampler;
     int32_t *cached;   /* (n_ctx) the tokens whose keys/values the cache holds, in order */
     int n_cached;
+    /* Models with a recurrent state (which cannot be cut back like the KV
+     * cache): the state after the last prompt, to go back to, and its
+     * position (-1: none); else NULL. */
+    void *saved;
+    int n_saved;
     double t_load;     /* seconds to load the model */
 };
 
@@ -42,8 +47,11 @@ struct lm_engine {
 int lm_engine_open(struct lm_engine *e, const struct lm_engine_opts *o, int *code, struct lm_err *err);
 void lm_engine_close(struct lm_engine *e); /* safe on zeroed */
 
-/* Keeps the first n cached tokens and forgets the rest (n <= n_cached). */
-void lm_engine_truncate(struct lm_engine *e, int n);
+/* Keeps the first n cached tokens and forgets the rest (n <= n_cached);
+ * returns how many it kept: n, except for a model with a recurrent state
+ * cut back below n_cached, which goes back to its state after the last
+ * prompt when that is at most n, else to the start (0). */
+int lm_engine_truncate(struct lm_engine *e, int n);
 /* Number of leading tokens that ids shares with the cache. */
 int lm_engine_common_prefix(const struct lm_engine *e, const int32_t *ids, int n);
 

@@ -50,6 +50,7 @@ struct lm_row_view;
 struct lm_hparams {
     const char *arch_name; /* general.architecture, as lm knows it */
     int n_vocab, n_embd, n_layer, n_ff;
+    int n_kv_layer;     /* layers with a KV cache: n_layer unless the family has layers without (qwen35) */
     int n_head, n_head_kv, head_dim; /* head_dim: key/value length per head */
     int n_ctx_train;
     float rope_base;    /* rope.freq_base */
@@ -58,6 +59,12 @@ struct lm_hparams {
     float att_softcap;  /* scores become c*tanh(s/c) (gemma2); 0: none */
     float logit_softcap;/* the same on the final logits; 0: none */
     float emb_scale;    /* token embeddings are multiplied by it (gemma: sqrt(n_embd)); 1 */
+    /* The recurrent mixer (gated delta net: qwen35); all 0 when the model has none. */
+    struct lm_ssm {
+        int n_layer;           /* recurrent layers: each has a state per sequence */
+        int d_conv;            /* width of the causal convolution over the mixed Q|K|V */
+        int n_k_heads, n_v_heads, head_dim; /* query/key heads, value heads, both of head_dim */
+    } ssm;
 };
 
 /* One rotary embedding: the angle of pair i at position p is p * freq[i],
@@ -87,6 +94,20 @@ struct lm_layer {
     const struct lm_tensor *w_down;            /* (n_ff) -> (n_embd) */
     const struct lm_tensor *attn_post_norm;    /* RMSNorm of the attention's output (gemma): (n_embd) f32, else NULL */
     const struct lm_tensor *ffn_post_norm;     /* the same for the FFN's output */
+    bool att_gated; /* wq gives, per head, head_dim query rows then head_dim gate rows; the attention
+                       output is multiplied by sigmoid(gate) before wo (qwen35) */
+    struct lm_ssm_layer { /* a recurrent layer (gated delta net), in place of attention; else all NULL */
+        const struct lm_tensor *qkv;    /* (n_embd) -> (conv_dim): all Q heads, all K heads, all V heads */
+        const struct lm_tensor *z;      /* (n_embd) -> (value_dim): the output gate */
+        const struct lm_tensor *conv;   /* (d_conv, conv_dim) f32: depthwise causal convolution */
+        const struct lm_tensor *dt;     /* (n_v_heads) f32: bias of the decay's time step */
+        const struct lm_tensor *a;      /* (n_v_heads) f32: -exp(A_log) */
+        const struct lm_tensor *beta, *alpha; /* (n_embd) -> (n_v_heads): write strength, time step */
+        const struct lm_tensor *norm;   /* (head_dim) f32: RMSNorm of each value head's output */
+        const struct lm_tensor *out;    /* (value_dim) -> (n_embd) */
+        int slot;                       /* index of its state among the recurrent layers */
+    } ssm;
+    int kv_slot; /* its layer in the KV cache (< n_kv_layer): l unless the family says */
     int rope;   /* index into lm_model.rope; -1: no rotation */
     int window; /* attends to the last `window` positions (sliding window); 0: all */
 };
@@ -119,7 +140,7 @@ struct lm_ctx {
     const struct lm_model *model;
     struct lm_pool *pool;  /* borrowed */
     int n_seq, n_ctx, n_batch;   /* n_ctx: positions of each sequence */
-    uint16_t *k_cache, *v_cache; /* (n_seq, n_layer, n_ctx, n_head_kv*head_dim) f16 */
+    uint16_t *k_cache, *v_cache; /* (n_seq, n_kv_layer, n_ctx, n_head_kv*head_dim) f16 */
     /* scratch, sized for n_batch tokens */
     float *x, *xn, *q, *k, *v, *att, *ffn_g, *ffn_u;
     float *rope_cos[LM_MAX_ROPES], *rope_sin[LM_MAX_ROPES]; /* (n_batch, n_rot/2) of each rope */
@@ -130,6 +151,13 @@ struct lm_ctx {
     bool *row_logits;
     int *tiles;                 /* (n_batch) first row of each attention tile */
     float *logits; /* (n_vocab) of the last token of the last batch */
+    /* Recurrent state (models with hp.ssm.n_layer > 0; else NULL), per
+     * sequence and recurrent layer. Unlike the KV cache it cannot be
+     * rewound: a sequence's batch starts at 0 (a fresh state) or where its
+     * state is (seq_pos); lm_ctx_seq_save/restore keep a copy to go back to. */
+    float *ssm_state;   /* (n_seq, lm_ctx_seq_state_size bytes): per layer its conv inputs, then the delta net's */
+    int32_t *seq_pos;   /* (n_seq) position each sequence's state has reached */
+    float *ssm_x;       /* scratch of the recurrent mixer: (n_batch) rows of lm_delta_net_row floats */
 };
 
 /* The context lm makes when not told: the model's training context, at
@@ -138,9 +166,10 @@ int lm_model_default_ctx(const struct lm_model *m);
 
 /* Bytes a context takes, by what they grow with (saturating at UINT64_MAX). */
 struct lm_ctx_size {
-    uint64_t kv;    /* KV cache: n_layer x n_ctx x 2 x n_head_kv*head_dim f16 */
+    uint64_t kv;    /* KV cache: n_kv_layer x n_ctx x 2 x n_head_kv*head_dim f16 */
     uint64_t att;   /* attention scratch of one pool thread: grows with n_ctx */
     uint64_t batch; /* activations of n_batch tokens, their quantized copies, logits */
+    uint64_t state; /* recurrent state of one sequence (0 for attention-only models) */
 };
 void lm_ctx_size(const struct lm_model *m, int n_ctx, int n_batch, struct lm_ctx_size *s);
 
@@ -178,5 +207,16 @@ struct lm_batch {
  * row order, n_vocab floats each. Cache entries of a sequence at positions
  * it runs are overwritten. */
 int lm_forward_batch(struct lm_ctx *c, const struct lm_batch *b, float *out, struct lm_err *err);
+
+/* A sequence's recurrent state (models with recurrent layers): its size in
+ * bytes (0 for attention-only models: then the calls below do nothing and
+ * lm_ctx_seq_pos is -1, any position may be rerun), the position it has
+ * reached, a copy of it into buf (lm_ctx_seq_state_size bytes) and back,
+ * and a fresh start at position 0. */
+size_t lm_ctx_seq_state_size(const struct lm_ctx *c);
+int lm_ctx_seq_pos(const struct lm_ctx *c, int seq);
+void lm_ctx_seq_save(const struct lm_ctx *c, int seq, void *buf);
+void lm_ctx_seq_restore(struct lm_ctx *c, int seq, const void *buf);
+void lm_ctx_seq_clear(struct lm_ctx *c, int seq);
 
 #endif

@@ -34,9 +34,11 @@ void lm_rmsnorm(float *y, const float *x, const float *weight, int n, float eps)
 
 /* In place, over n elements. */
 void lm_softmax(float *x, int n);
+void lm_softmax_ref(float *x, int n);
 
 /* gate[i] = silu(gate[i]) * up[i]. */
 void lm_swiglu(float *gate, const float *up, int n);
+void lm_swiglu_ref(float *gate, const float *up, int n);
 /* gate[i] = gelu(gate[i]) * up[i], GELU in its tanh approximation. */
 void lm_geglu(float *gate, const float *up, int n);
 

@@ -19,7 +19,8 @@
  * Every kernel has a plain C version in quants.c (named *_ref where a SIMD
  * twin exists), kept as the reference and served by lm_type_get_ref().
  * lm_type_get() serves the same table with SIMD versions swapped in where the build has them (AVX2 + FMA +
- * F16C on x86-64, NEON on AArch64; chosen at compile time). The SIMD
+ * F16C on x86-64, and AVX-512 over those for the float GEMMs; NEON on
+ * AArch64; chosen at compile time). The SIMD
  * activation quantizers produce the same bytes as the reference ones; SIMD
  * dot products and GEMMs differ from the reference vec_dot only in float
  * summation order (the q4_0/q5_0 GEMMs also apply the -8/-16 offset as a
@@ -116,7 +117,8 @@ const struct lm_type_traits *lm_type_get_ref(uint32_t type);
 /* The products of gemm above with t's kernels: t->gemm, or vec_dot per pair. */
 void lm_gemm(const struct lm_type_traits *t, int n, int nr, int nc, float *s, size_t ldc, const void *x, size_t bx,
              const void *y, size_t by);
-/* Which SIMD kernels this build uses: "avx2", "neon", "neon+dotprod" or "scalar". */
+/* Which SIMD kernels this build uses: "avx512" (the AVX2 ones with AVX-512
+ * ones over some), "avx2", "neon", "neon+dotprod" or "scalar". */
 const char *lm_quants_simd(void);
 
 /* A typed view of a weight (a tensor in the mapped file, or a test buffer).

@@ -68,6 +68,7 @@ struct lm_arch {
 
 extern const struct lm_arch lm_arch_llama, lm_arch_qwen2, lm_arch_qwen3;
 extern const struct lm_arch lm_arch_gemma2, lm_arch_gemma3;
+extern const struct lm_arch lm_arch_qwen35;
 extern const struct lm_arch lm_arch_phi3;
 
 /* llama's layer: x += attention(rmsnorm(x)); x += SwiGLU FFN(rmsnorm(x)). */
@@ -95,5 +96,19 @@ void lm_blk_ffn_gated(const struct lm_fwd *f, const struct lm_layer *L, enum lm_
 
 /* c->x += c->xn over the batch. */
 void lm_blk_residual(const struct lm_fwd *f);
+
+/* ---- the recurrent mixer: gated delta net (delta_net.c) ---- */
+
+/* Q|K|V width of the convolution, and the values of one layer's output. */
+int lm_delta_net_conv_dim(const struct lm_ssm *s);
+int lm_delta_net_value_dim(const struct lm_ssm *s);
+/* Floats of one recurrent layer's state for one sequence, and of the
+ * mixer's scratch per batch row (c->ssm_x). */
+size_t lm_delta_net_state(const struct lm_ssm *s);
+size_t lm_delta_net_row(const struct lm_ssm *s);
+/* Recurrent layer L from c->xn (normed input): each sequence's rows
+ * continue its state in c->ssm_state (model.c checks the positions and
+ * clears the states of sequences starting at 0). Result in c->xn. */
+void lm_blk_delta_net(const struct lm_fwd *f, const struct lm_layer *L);
 
 #endif

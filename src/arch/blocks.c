@@ -48,7 +48,6 @@ size_t lm_att_scratch_size(const struct lm_hparams *hp, int n_ctx) {
 struct attn_job {
     const struct lm_fwd *f;
     const struct lm_layer *L;
-    int layer;
 };
 
 /* Where the rows of a tile end: the next tile's first row, or the batch's end. */
@@ -75,7 +74,7 @@ static void attention(void *arg, int task, int ith) {
         for (int g = 0; g < group; g++)
             memcpy(qt + (size_t)(t * group + g) * hd, c->q + (size_t)(t0 + t) * q_dim + (size_t)(kvh * group + g) * hd,
                    sizeof(float) * (size_t)hd);
-    size_t layer_off = ((size_t)seq * (size_t)hp->n_layer + (size_t)j->layer) * (size_t)c->n_ctx * kv_dim +
+    size_t layer_off = ((size_t)seq * (size_t)hp->n_kv_layer + (size_t)j->L->kv_slot) * (size_t)c->n_ctx * kv_dim +
                        (size_t)kvh * (size_t)hd;
     const uint16_t *k = c->k_cache + layer_off, *v = c->v_cache + layer_off;
     /* positions the tile sees: from the first row's window start (a
@@ -112,6 +111,20 @@ static void attention(void *arg, int task, int ith) {
                    sizeof(float) * (size_t)hd);
 }
 
+/* A gated query projection (n rows of n_head x (head_dim query, head_dim
+ * gate)): the gates go to gate (n rows of n_head x head_dim, as the
+ * attention's output), the queries are packed in place as an ungated
+ * projection's. In order, no query overwrites a row not yet moved. */
+static void split_gate(float *q, float *gate, int n, int n_head, int hd) {
+    size_t q_dim = (size_t)n_head * (size_t)hd;
+    for (size_t t = 0; t < (size_t)n; t++)
+        for (size_t h = 0; h < (size_t)n_head; h++) {
+            const float *src = q + 2 * t * q_dim + 2 * h * (size_t)hd;
+            memcpy(gate + t * q_dim + h * (size_t)hd, src + hd, sizeof(float) * (size_t)hd);
+            memmove(q + t * q_dim + h * (size_t)hd, src, sizeof(float) * (size_t)hd);
+        }
+}
+
 void lm_blk_attention(const struct lm_fwd *f, const struct lm_layer *L, int l) {
     struct lm_ctx *c = f->c;
     const struct lm_model *m = c->model;
@@ -120,6 +133,7 @@ void lm_blk_attention(const struct lm_fwd *f, const struct lm_layer *L, int l) {
     int n = b->n, hd = hp->head_dim, q_dim = hp->n_head * hd, kv_dim = hp->n_head_kv * hd;
     lm_matmul_multi(c->pool, 3, (float *const[]){c->q, c->k, c->v}, (const struct lm_tensor *const[]){L->wq, L->wk, L->wv},
                     c->xn, n, c->qscratch);
+    if (L->att_gated) split_gate(c->q, c->xn, n, hp->n_head, hd);
     add_bias(c->q, L->bq, n, q_dim);
     add_bias(c->k, L->bk, n, kv_dim);
     add_bias(c->v, L->bv, n, kv_dim);
@@ -137,12 +151,15 @@ void lm_blk_attention(const struct lm_fwd *f, const struct lm_layer *L, int l) {
             lm_rope(k, hp->n_head_kv, hd, r->n_rot, cos_t, sin_t, r->neox);
         }
         size_t cache_off =
-            (((size_t)b->seq[t] * (size_t)hp->n_layer + (size_t)l) * (size_t)c->n_ctx + (size_t)b->pos[t]) * (size_t)kv_dim;
+            (((size_t)b->seq[t] * (size_t)hp->n_kv_layer + (size_t)L->kv_slot) * (size_t)c->n_ctx + (size_t)b->pos[t]) *
+            (size_t)kv_dim;
         lm_f32_to_f16_row(k, c->k_cache + cache_off, kv_dim);
         lm_f32_to_f16_row(c->v + (size_t)t * kv_dim, c->v_cache + cache_off, kv_dim);
     }
-    struct attn_job job = {f, L, l};
+    struct attn_job job = {f, L};
     lm_pool_run(c->pool, hp->n_head_kv * f->n_tiles, attention, &job);
+    if (L->att_gated)
+        for (size_t i = 0; i < (size_t)n * (size_t)q_dim; i++) c->att[i] *= 1.0f / (1.0f + expf(-c->xn[i]));
     lm_matmul(c->pool, c->xn, L->wo, c->att, n, c->qscratch);
 }
 

@@ -56,6 +56,9 @@ static const char usage[] =
     "  -o, --output FMT      md (default), json, jsonl or csv\n"
     "  --no-warmup           skip the warm-up run\n"
     "  --progress            say on stderr what runs\n"
+    "  --bandwidth           measure this machine's memory read bandwidth for each\n"
+    "                        -t, and say on stderr which fraction of it each tg\n"
+    "                        test reads (weights touched per token x t/s)\n"
     "\n"
     "-p, -n, -d, -b and -t take several values, comma-separated or by repeating\n"
     "the flag, and ranges FIRST-LAST, FIRST-LAST+STEP or FIRST-LAST*FACTOR;\n"
@@ -77,7 +80,7 @@ struct opts {
     struct ints prompt, gen, pg, depth, batch, threads; /* pg: pairs (pp, tg) */
     int reps;
     enum format fmt;
-    bool no_warmup, progress;
+    bool no_warmup, progress, bandwidth;
 };
 
 static int push(const char *flag, struct ints *l, int v) {
@@ -169,6 +172,10 @@ static int parse_flags(struct opts *o, int argc, char **argv) {
             o->progress = true;
             continue;
         }
+        if (!strcmp(a, "--bandwidth")) {
+            o->bandwidth = true;
+            continue;
+        }
         int f = 0;
         while (f < N_FLAGS && strcmp(a, flag_names[f][0]) && strcmp(a, flag_names[f][1])) f++;
         if (f == N_FLAGS) return lm_cli_fail(LM_EXIT_USAGE, "bench: unknown option '%s' (see lm bench --help)", a), -1;
@@ -204,6 +211,7 @@ struct model_info {
     const char *path;
     char type[128];          /* llama_model_desc: "llama 135M Q4_1" */
     uint64_t size, n_params; /* bytes and values of all tensors */
+    uint64_t token_bytes;    /* bytes of weights a generated token reads: all but the unused embedding rows */
 };
 
 struct row {
@@ -226,11 +234,14 @@ static void model_info(const struct lm_model *m, const char *path, struct model_
              (int)label.len, label.data, ft & LM_GGUF_FILE_TYPE_GUESSED ? "(guessed) " : "",
              t ? t->desc : "unknown, may not work");
     mi->path = path;
-    mi->size = mi->n_params = 0;
+    mi->size = mi->n_params = mi->token_bytes = 0;
     for (uint64_t i = 0; i < g->n_tensors; i++) {
         const struct lm_tensor *x = &g->tensors[i].t;
         mi->size += g->tensors[i].size;
         mi->n_params += (uint64_t)(x->ne[0] * x->ne[1] * x->ne[2] * x->ne[3]); /* bounded by the size, checked at parse */
+        /* the embedding: one row per token, unless it is the output matrix too */
+        const bool rows_only = x->data == m->tok_embd->data && m->output->data != m->tok_embd->data;
+        mi->token_bytes += rows_only ? g->tensors[i].size / (uint64_t)x->ne[1] : g->tensors[i].size;
     }
 }
 
@@ -536,6 +547,7 @@ struct runner {
     uint64_t rng;
     int32_t *tokens; /* c.n_batch */
     long long index, count; /* the row's, from 1, and how many: for --progress */
+    double *bandwidth;      /* --bandwidth: GB/s for each -t value, 0 until measured */
 };
 
 static void progress(const struct runner *ru, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -550,6 +562,54 @@ static void progress(const struct runner *ru, const char *fmt, ...) {
 }
 
 /* Random ids, as llama-bench's: what the tokens say does not change the work. */
+/* ---- memory read bandwidth (--bandwidth) ------------------------------
+ * Threads of the pool sum disjoint chunks of a buffer far larger than the
+ * caches, as a generated token streams the weights; the best of a few
+ * passes. A sum the compiler cannot drop, in 8 independent lanes so that
+ * the loop vectorizes and a core keeps many loads in flight. */
+#define BW_BYTES ((size_t)512 << 20)
+#define BW_CHUNK ((size_t)1 << 20)
+
+struct bw_job {
+    const uint64_t *buf;
+    uint64_t sums[256]; /* per thread */
+};
+
+static void bw_task(void *arg, int task, int ith) {
+    struct bw_job *j = arg;
+    const uint64_t *p = j->buf + BW_CHUNK / 8 * (size_t)task;
+    uint64_t s[8] = {0};
+    for (size_t i = 0; i < BW_CHUNK / 8; i += 8) {
+        __builtin_prefetch(p + i + 64); /* 512 bytes ahead, as the gemv kernels fetch ahead */
+        for (int k = 0; k < 8; k++) s[k] += p[i + k];
+    }
+    for (int k = 0; k < 8; k++) j->sums[ith] += s[k];
+}
+
+/* GB/s (1e9 bytes) read by n_threads, or 0 if the buffer cannot be had. */
+static double read_bandwidth(int n_threads) {
+    struct bw_job j = {0};
+    uint64_t *buf = malloc(BW_BYTES);
+    if (!buf) return 0;
+    memset(buf, 1, BW_BYTES); /* pages mapped before the timing */
+    j.buf = buf;
+    struct lm_pool *pool = lm_pool_create(n_threads);
+    uint64_t best = UINT64_MAX;
+    for (int pass = 0; pass < 6; pass++) {
+        const uint64_t t0 = lm_time_ns();
+        lm_pool_run(pool, (int)(BW_BYTES / BW_CHUNK), bw_task, &j);
+        const uint64_t dt = lm_time_ns() - t0;
+        best = dt < best ? dt : best;
+    }
+    lm_pool_free(pool);
+    free(buf);
+    uint64_t sum = 0;
+    for (int i = 0; i < 256; i++) sum += j.sums[i];
+    /* every byte is 1: 6 passes of 0x0101... words, a check that the reads happened */
+    LM_ASSERT(sum == 6 * (BW_BYTES / 8) * 0x0101010101010101ull);
+    return (double)BW_BYTES / (double)(best ? best : 1);
+}
+
 static int32_t random_token(struct runner *ru) {
     ru->rng = ru->rng * 6364136223846793005ull + 1442695040888963407ull;
     return (int32_t)((ru->rng >> 33) % (uint64_t)ru->c.model->hp.n_vocab);
@@ -585,19 +645,39 @@ static int run_row(struct runner *ru, struct row *r, struct lm_err *err) {
         if (n > 0 && run_gen(ru, p, 1, err) < 0) return -1;
     }
     r->samples_ns = lm_xcalloc((size_t)reps, sizeof *r->samples_ns);
+    /* a recurrent state cannot be cut back to the depth: a copy is restored */
+    void *depth_state = d > 0 && lm_ctx_seq_state_size(&ru->c) ? lm_xmalloc(lm_ctx_seq_state_size(&ru->c)) : NULL;
+    int rc = 0;
     for (int i = 0; i < reps; i++) {
         if (d > 0) {
             progress(ru, "depth run %d/%d%s", i + 1, reps, i ? " (cached)" : "");
-            if (i == 0 && run_prompt(ru, 0, d, err) < 0) return -1;
+            if (i == 0 && (rc = run_prompt(ru, 0, d, err)) < 0) break;
+            if (depth_state && i == 0) lm_ctx_seq_save(&ru->c, 0, depth_state);
+            else if (depth_state) lm_ctx_seq_restore(&ru->c, 0, depth_state);
         }
         uint64_t t0 = lm_time_ns();
         if (p > 0) progress(ru, "prompt run %d/%d", i + 1, reps);
-        if (p > 0 && run_prompt(ru, d, p, err) < 0) return -1;
+        if (p > 0 && (rc = run_prompt(ru, d, p, err)) < 0) break;
         if (n > 0) progress(ru, "generation run %d/%d", i + 1, reps);
-        if (n > 0 && run_gen(ru, d + p, n, err) < 0) return -1;
+        if (n > 0 && (rc = run_gen(ru, d + p, n, err)) < 0) break;
         r->samples_ns[r->n_samples++] = lm_time_ns() - t0;
     }
-    return 0;
+    free(depth_state);
+    return rc;
+}
+
+/* --bandwidth, after a tg row: the bytes its tokens read per second against
+ * what the machine can read with as many threads (measured once per -t). */
+static void report_bandwidth(struct runner *ru, const struct row *r, int it) {
+    if (!ru->bandwidth[it]) {
+        ru->bandwidth[it] = read_bandwidth(r->n_threads);
+        fprintf(stderr, "lm bench: read bandwidth with %d thread%s: %.1f GB/s\n", r->n_threads, r->n_threads > 1 ? "s" : "",
+                ru->bandwidth[it]);
+    }
+    const double ts = avg_ts(r), gbs = (double)r->model->token_bytes * ts * 1e-9;
+    fprintf(stderr, "lm bench: %s tg%d -t %d: %.1f MB of weights per token x %.2f t/s = %.2f GB/s, %.0f%% of %.1f GB/s\n",
+            r->model->type, r->n_gen, r->n_threads, (double)r->model->token_bytes * 1e-6, ts, gbs,
+            ru->bandwidth[it] > 0 ? 100 * gbs / ru->bandwidth[it] : 0.0, ru->bandwidth[it]);
 }
 
 /* The rows of one model, in llama-bench's order; an exit code. */
@@ -623,6 +703,8 @@ static int bench_model(struct runner *ru, struct printer *pr, const struct lm_mo
                         ru->tokens = lm_xmalloc(sizeof *ru->tokens * (size_t)ru->c.n_batch);
                         if (run_row(ru, &r, &err) < 0) rc = lm_cli_fail(LM_EXIT_RUNTIME, "%s", err.msg);
                         else print_row(pr, &r);
+                        if (rc == LM_EXIT_OK && o->bandwidth && r.n_prompt == 0 && r.n_gen > 0)
+                            report_bandwidth(ru, &r, it);
                         free(ru->tokens);
                     }
                     free(r.samples_ns);
@@ -673,7 +755,7 @@ int cmd_bench(int argc, char **argv) {
         if (o.pg.v[i] > 0 || o.pg.v[i + 1] > 0) tests.v[tests.n++] = o.pg.v[i], tests.v[tests.n++] = o.pg.v[i + 1];
 
     struct printer pr = {.fmt = o.fmt, .batch_column = o.batch.n != 1 || o.batch.v[0] != LM_BATCH_DEFAULT};
-    struct runner ru = {.o = &o, .rng = 12345};
+    struct runner ru = {.o = &o, .rng = 12345, .bandwidth = lm_xcalloc((size_t)o.threads.n, sizeof(double))};
     ru.count = (long long)o.n_models * o.batch.n * o.threads.n * o.depth.n * (tests.n / 2);
     print_header(&pr);
     for (int i = 0; i < o.n_models && rc == LM_EXIT_OK; i++) {
@@ -689,6 +771,7 @@ int cmd_bench(int argc, char **argv) {
         lm_model_free(&m);
     }
     if (rc == LM_EXIT_OK) print_footer(&pr);
+    free(ru.bandwidth);
     free(tests.v);
     free_opts(&o);
     return rc;

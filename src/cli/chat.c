@@ -166,7 +166,7 @@ static int turn(struct chat_session *cs, const char *message, size_t len, struct
         sink->think.in_think = lm_think_opened(text.data ? text.data : "", text.len);
         int keep = lm_engine_common_prefix(&cs->e, ids.ids, (int)ids.n);
         if (keep == (int)ids.n) keep--; /* the last token must run again for its logits */
-        lm_engine_truncate(&cs->e, keep);
+        keep = lm_engine_truncate(&cs->e, keep);
         struct lm_gen_params gp = {.n_predict = (int)cs->o->n_predict, .on_text = sink_text, .ud = sink,
                                    .ignore_eog = cs->o->engine.ignore_eos};
         rc = lm_generate(&cs->e, ids.ids + keep, (int)ids.n - keep, &gp, &cs->last, err);

@@ -118,14 +118,13 @@ static void print_hparam(const char *label, const struct hparam *h) {
 struct verdict {
     bool runs;
     struct lm_err err;
+    struct lm_model m; /* when it runs */
     struct lm_buf features; /* phrases ending in '\n' */
-    char rope_scaling[sizeof ((struct lm_rope *)0)->scaling]; /* the global layers' RoPE scaling, "" for none */
 };
 
 static void judge(const char *path, struct verdict *v) {
     memset(v, 0, sizeof *v);
-    struct lm_model m;
-    if (lm_model_load(&m, path, &v->err) < 0) {
+    if (lm_model_load(&v->m, path, &v->err) < 0) {
         /* the message starts with the path, which info already shows */
         size_t n = strlen(path);
         if (!strncmp(v->err.msg, path, n) && !strncmp(v->err.msg + n, ": ", 2))
@@ -133,9 +132,19 @@ static void judge(const char *path, struct verdict *v) {
         return;
     }
     v->runs = true;
-    lm_model_features(&m, &v->features);
-    snprintf(v->rope_scaling, sizeof v->rope_scaling, "%s", m.rope[0].scaling);
-    lm_model_free(&m);
+    lm_model_features(&v->m, &v->features);
+}
+
+/* What the model's layers are, when lm can load it (m NULL otherwise):
+ * the recurrent ones, the attention layers between them, and blocks after
+ * the trunk that lm does not run (multi-token prediction). */
+static void print_layers(const struct lm_model *m, int64_t n_blocks) {
+    if (!m || !m->hp.ssm.n_layer) return;
+    printf("recurrent:     %d of %d layers (gated delta net); attention:", m->hp.ssm.n_layer, m->hp.n_layer);
+    for (int l = 0; l < m->hp.n_layer; l++)
+        if (!m->layers[l].ssm.out) printf(" %d", l);
+    if (n_blocks > m->hp.n_layer) printf("; not run: %lld (multi-token prediction)", (long long)(n_blocks - m->hp.n_layer));
+    printf("\n");
 }
 
 static void print_text(const char *path, const struct lm_gguf *g, const struct summary *s, const struct verdict *v,
@@ -151,7 +160,8 @@ static void print_text(const char *path, const struct lm_gguf *g, const struct s
     print_hparam("heads:        ", &s->n_head);
     print_hparam("kv heads:     ", &s->n_head_kv);
     print_hparam("layers:       ", &s->n_layer);
-    printf("rope scaling:  %s\n", !v->runs ? "-" : v->rope_scaling[0] ? v->rope_scaling : "none");
+    printf("rope scaling:  %s\n", !v->runs ? "-" : v->m.rope[0].scaling[0] ? v->m.rope[0].scaling : "none");
+    print_layers(v->runs ? &v->m : NULL, s->n_layer.v);
     printf("vocabulary:    %lld (%.*s)\n", (long long)s->n_vocab, (int)s->tok_model.len,
            s->tok_model.data ? s->tok_model.data : "none");
     printf("chat template: %s\n", s->has_template ? "yes" : "no");
@@ -240,6 +250,12 @@ static void print_json(const char *path, const struct lm_gguf *g, const struct s
     json_field_hparam(&b, "head_count_kv", &s->n_head_kv);
     json_field_hparam(&b, "block_count", &s->n_layer);
     json_field_int(&b, "vocab_size", s->n_vocab);
+    if (v->runs) {
+        lm_buf_puts(&b, "\"recurrent_layers\":[");
+        for (int l = 0, n = 0; l < v->m.hp.n_layer; l++)
+            if (v->m.layers[l].ssm.out) lm_buf_printf(&b, "%s%d", n++ ? "," : "", l);
+        lm_buf_puts(&b, "],");
+    }
     json_field_str(&b, "tokenizer_model", s->tok_model);
     json_verdict(&b, v);
     lm_buf_printf(&b, "\"chat_template\":%s,\"tensor_count\":%llu,\"metadata_count\":%llu,\"types\":{",
@@ -304,6 +320,7 @@ int cmd_info(int argc, char **argv) {
     if (json) print_json(path, &g, &s, &v, tensors);
     else print_text(path, &g, &s, &v, tensors);
     lm_buf_free(&v.features);
+    if (v.runs) lm_model_free(&v.m);
     lm_gguf_close(&g);
     return fflush(stdout) == 0 ? LM_EXIT_OK : LM_EXIT_RUNTIME;
 }

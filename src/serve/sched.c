@@ -4,7 +4,9 @@
  * KV cache and the tokens in it. A job goes to the free slot whose cache
  * shares the longest prefix with its prompt; that prefix is kept when it
  * is at least half the prompt (as llama-server's slot similarity), so a
- * chat that continues recomputes only its new turn. Every step is one
+ * chat that continues recomputes only its new turn. A model's recurrent
+ * state (qwen35) cannot be cut back: a slot goes on from its end, or from
+ * the copy of its state taken after its last prompt, or starts over. Every step is one
  * lm_forward_batch, then sampling for the slots whose logits came out: the
  * weights are read once a step for all slots.
  *
@@ -42,6 +44,8 @@ struct slot {
     struct lm_buf out, piece; /* text of this step; scratch */
     int32_t *counts;          /* (n_vocab) times each token was generated, for the penalties */
     struct lm_tokens distinct;/* the tokens with a count */
+    void *saved;     /* models with a recurrent state: the state after the last prompt (else NULL) */
+    int n_saved;     /* its position; -1: none */
     /* this step */
     const int32_t *feed;
     int n_feed;
@@ -139,9 +143,24 @@ static void sample(struct lm_sched *s, struct slot *sl, float *logits) {
     }
 }
 
+/* How much of a slot's cache a prompt sharing its first `keep` tokens can
+ * keep: all of them, except that a recurrent state goes on only from its
+ * end or from its saved copy. */
+static int reusable(const struct slot *sl, int keep) {
+    if (!sl->saved || keep == sl->n_cached) return keep;
+    return sl->n_saved >= 0 && sl->n_saved <= keep ? sl->n_saved : 0;
+}
+
 /* Puts j in slot sl, keeping the part of the cache its prompt starts with. */
 static void assign(struct lm_sched *s, struct slot *sl, struct lm_job *j, int keep) {
     if (keep == j->n_prompt) keep--; /* the last prompt token must run again for its logits */
+    keep = reusable(sl, keep);
+    int seq = (int)(sl - s->slots);
+    if (sl->saved && keep < sl->n_cached) {
+        if (keep && keep == sl->n_saved) lm_ctx_seq_restore(&s->ctx, seq, sl->saved);
+        else lm_ctx_seq_clear(&s->ctx, seq);
+    }
+    if (keep < sl->n_saved) sl->n_saved = -1;
     sl->n_cached = keep;
     sl->prompt_pos = keep;
     sl->job = j;
@@ -220,6 +239,10 @@ static void step(struct lm_sched *s) {
         sl->n_cached += sl->n_feed;
         sl->has_last = false;
         if (from_prompt) sl->prompt_pos += sl->n_feed;
+        if (from_prompt && sl->saved && sl->prompt_pos == sl->job->n_prompt) {
+            lm_ctx_seq_save(&s->ctx, i, sl->saved);
+            sl->n_saved = sl->n_cached;
+        }
         if (sl->logits) sample(s, sl, sl->logits);
     }
 }
@@ -297,6 +320,7 @@ static void *run(void *arg) {
                 if (sl->job) continue;
                 int keep = 0;
                 while (keep < j->n_prompt && keep < sl->n_cached && sl->cached[keep] == j->prompt[keep]) keep++;
+                keep = reusable(sl, keep);
                 if (keep < (j->n_prompt + 1) / 2) keep = 0; /* not worth keeping: take the slot used longest ago */
                 if (keep > best_keep || (keep == best_keep && sl->last_used < best->last_used)) best = sl, best_keep = keep;
             }
@@ -344,6 +368,9 @@ struct lm_sched *lm_sched_create(const struct lm_engine *e, int n_slots, int n_c
         struct slot *sl = &s->slots[i];
         sl->cached = lm_xmalloc(sizeof *sl->cached * (size_t)n_ctx);
         sl->counts = lm_xcalloc((size_t)e->model.hp.n_vocab, sizeof *sl->counts);
+        size_t state = lm_ctx_seq_state_size(&s->ctx);
+        sl->saved = state ? lm_xmalloc(state) : NULL;
+        sl->n_saved = -1;
     }
     if (pthread_create(&s->thread, NULL, run, s) != 0) {
         lm_errf(err, "cannot start the scheduler thread");
@@ -369,6 +396,7 @@ void lm_sched_free(struct lm_sched *s) {
         struct slot *sl = &s->slots[i];
         free(sl->cached);
         free(sl->counts);
+        free(sl->saved);
         lm_tokens_free(&sl->distinct);
         lm_buf_free(&sl->out);
         lm_buf_free(&sl->piece);

@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""A llama-architecture GGUF with random weights, for speed measurements.
+
+usage: make-random-model.py --vocab VOCAB.gguf --shape 135m|1.2b [--type f16|bf16|f32] [--seed N] OUT.gguf
+
+The tensors are named and laid out as llama.cpp's converter writes them
+(token_embd, blk.N.attn_{norm,q,k,v,output}, blk.N.ffn_{norm,gate,up,down},
+output_norm, an untied output); the tokenizer is copied from VOCAB (e.g.
+llama.cpp's models/ggml-vocab-gpt-2.gguf, the GPT-2 vocabulary). Shapes:
+  135m  SmolLM2-135M's: n_embd 576, 30 layers, 9 heads, 3 KV heads, n_ff 1536
+  1.2b  n_embd 2048, 16 layers, 32 heads, 8 KV heads, n_ff 8192
+Weights are normal with std 0.02 (norm weights 1), so activations stay in
+range and every kernel does its usual work; the output is noise. Other
+formats: llama-quantize OUT.gguf OUT-q4_0.gguf q4_0 (or lm quantize)."""
+import argparse
+import sys
+
+import numpy as np
+from gguf import GGMLQuantizationType, GGUFReader, GGUFValueType, GGUFWriter, LlamaFileType
+
+SHAPES = {
+    "135m": dict(n_embd=576, n_layer=30, n_head=9, n_head_kv=3, n_ff=1536, label="135M"),
+    "1.2b": dict(n_embd=2048, n_layer=16, n_head=32, n_head_kv=8, n_ff=8192, label="1.2B"),
+}
+TYPES = {
+    "f32": (np.float32, None, LlamaFileType.ALL_F32),
+    "f16": (np.float16, None, LlamaFileType.MOSTLY_F16),
+    "bf16": (np.uint16, GGMLQuantizationType.BF16, LlamaFileType.MOSTLY_BF16),
+}
+
+
+def copy_tokenizer(vocab_path, w):
+    r = GGUFReader(vocab_path)
+    n = 0
+    for key, field in r.fields.items():
+        if not key.startswith("tokenizer."):
+            continue
+        t = field.types[0]
+        if t == GGUFValueType.ARRAY:
+            sub = field.types[1]
+            if sub == GGUFValueType.STRING:
+                val = [bytes(field.parts[i]).decode("utf-8", "surrogateescape") for i in field.data]
+            else:
+                val = [field.parts[i][0].item() for i in field.data]
+            w.add_key_value(key, val, t, sub)
+        elif t == GGUFValueType.STRING:
+            w.add_key_value(key, bytes(field.parts[field.data[0]]).decode("utf-8"), t)
+        else:
+            w.add_key_value(key, field.parts[field.data[0]][0].item(), t)
+        if key == "tokenizer.ggml.tokens":
+            n = len(field.data)
+    if not n:
+        sys.exit(f"make-random-model: {vocab_path}: no tokenizer.ggml.tokens")
+    return n
+
+
+def to_bf16_bits(a):
+    """float32 -> bfloat16 bits, rounding to nearest even (as gguf-py does)."""
+    u = a.astype(np.float32).view(np.uint32)
+    return ((u + (0x7FFF + ((u >> 16) & 1))) >> 16).astype(np.uint16)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--vocab", required=True)
+    ap.add_argument("--shape", required=True, choices=sorted(SHAPES))
+    ap.add_argument("--type", default="f16", choices=sorted(TYPES))
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("out")
+    a = ap.parse_args()
+    s = SHAPES[a.shape]
+    dtype, raw, ftype = TYPES[a.type]
+    rng = np.random.default_rng(a.seed)
+
+    w = GGUFWriter(a.out, "llama")
+    w.add_name(f"random llama {s['label']}")
+    w.add_string("general.size_label", s["label"])
+    w.add_context_length(8192)
+    w.add_embedding_length(s["n_embd"])
+    w.add_block_count(s["n_layer"])
+    w.add_feed_forward_length(s["n_ff"])
+    w.add_head_count(s["n_head"])
+    w.add_head_count_kv(s["n_head_kv"])
+    w.add_layer_norm_rms_eps(1e-5)
+    w.add_rope_freq_base(10000.0)
+    w.add_rope_dimension_count(s["n_embd"] // s["n_head"])
+    w.add_file_type(ftype)
+    n_vocab = copy_tokenizer(a.vocab, w)
+    w.add_vocab_size(n_vocab)
+
+    def matrix(name, rows, cols):
+        x = rng.standard_normal((rows, cols), dtype=np.float32) * np.float32(0.02)
+        if raw is not None:
+            w.add_tensor(name, to_bf16_bits(x), raw_shape=(rows, cols), raw_dtype=raw)
+        else:
+            w.add_tensor(name, x.astype(dtype))
+
+    def norm(name, n):
+        w.add_tensor(name, np.ones(n, dtype=np.float32))
+
+    e, hd = s["n_embd"], s["n_embd"] // s["n_head"]
+    matrix("token_embd.weight", n_vocab, e)
+    for i in range(s["n_layer"]):
+        p = f"blk.{i}."
+        norm(p + "attn_norm.weight", e)
+        matrix(p + "attn_q.weight", e, e)
+        matrix(p + "attn_k.weight", hd * s["n_head_kv"], e)
+        matrix(p + "attn_v.weight", hd * s["n_head_kv"], e)
+        matrix(p + "attn_output.weight", e, e)
+        norm(p + "ffn_norm.weight", e)
+        matrix(p + "ffn_gate.weight", s["n_ff"], e)
+        matrix(p + "ffn_up.weight", s["n_ff"], e)
+        matrix(p + "ffn_down.weight", e, s["n_ff"])
+    norm("output_norm.weight", e)
+    matrix("output.weight", n_vocab, e)
+
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,239 @@
+/* quants_avx512.c: AVX-512 (F, BW, VL) kernels, installed over the AVX2
+ * ones when the compiler targets AVX-512 as well.
+ *
+ * The GEMM for float weights (f32, f16, bf16) against f32 activations, in
+ * the layout of the AVX2 one (see quants_avx2.c) with vectors twice as wide
+ * and twice as many registers: a panel of 32 weight rows, ZP_KC weights
+ * long, is widened to f32 once and transposed so that one vector holds 16
+ * rows at the same position; the micro-kernel keeps 32 rows x up to
+ * ZP_TOKS activation rows of sums in registers and, per position, loads two
+ * weight vectors and broadcasts one activation per row, for two FMAs each.
+ * Where a core executes 512-bit FMAs at full width (Zen 5, Intel server
+ * cores), this doubles the multiply-adds per cycle of the 256-bit kernel.
+ * Fewer activation rows (generation): dot products along the rows, with
+ * masked loads for the tail. bf16 weights are widened exactly (a shift),
+ * so the sums are those of the f32 reference up to summation order; the
+ * bf16 dot-product instruction would round the activations to bf16. */
+#include "quants_simd.h"
+
+#if LM_QUANTS_AVX512
+
+#include <immintrin.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+enum zkind { Z_F32, Z_F16, Z_BF16 };
+
+/* Weights [i, i + 16) of a row as f32; m: which of them exist. Plain loads
+ * where all do: masked ones, from memory, ran at half the bandwidth. */
+static inline __attribute__((always_inline)) __m512 zload(enum zkind k, const uint8_t *row, int i, __mmask16 m) {
+    if (k == Z_F32) return m == 0xffff ? _mm512_loadu_ps((const float *)row + i) : _mm512_maskz_loadu_ps(m, (const float *)row + i);
+    const __m256i h = m == 0xffff ? _mm256_loadu_si256((const __m256i *)((const uint16_t *)row + i))
+                                  : _mm256_maskz_loadu_epi16(m, (const uint16_t *)row + i);
+    if (k == Z_F16) return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+static inline __mmask16 tail_mask(int m) { return (__mmask16)(m >= 16 ? 0xffff : (1u << m) - 1); }
+
+/* Loops over a tile's rows and columns must be unrolled completely, or the
+ * sums live in memory (see quants_avx2.c). */
+#ifdef __clang__
+#define ZUNROLL
+#else
+#define ZUNROLL _Pragma("GCC unroll 16")
+#endif
+
+/* ---- a few activation rows: R weight rows x C activation rows ---- */
+static inline __attribute__((always_inline)) void zdot_step(enum zkind k, const int R, const int C, int i, __mmask16 m,
+                                                              const uint8_t *x, size_t bx, const uint8_t *y, size_t by,
+                                                              __m512 acc[4][4]) {
+    __m512 w[4];
+ZUNROLL
+    for (int r = 0; r < R; r++) {
+        /* one activation row: the weights stream from memory once; fetch
+         * the next tile's rows as well as this one's (as the AVX2 gemv does) */
+        if (C == 1) _mm_prefetch((const char *)(x + bx * (size_t)(r + R)) + (k == Z_F32 ? 4 : 2) * i, _MM_HINT_T0);
+        w[r] = zload(k, x + bx * (size_t)r, i, m);
+    }
+ZUNROLL
+    for (int c = 0; c < C; c++) {
+        const __m512 a = zload(Z_F32, y + by * (size_t)c, i, m);
+ZUNROLL
+        for (int r = 0; r < R; r++) acc[r][c] = _mm512_fmadd_ps(w[r], a, acc[r][c]);
+    }
+}
+
+static inline __attribute__((always_inline)) void zdot_tile(enum zkind k, const int R, const int C, int n, const uint8_t *x,
+                                                              size_t bx, const uint8_t *y, size_t by, float *s, size_t ldc) {
+    __m512 acc[4][4];
+ZUNROLL
+    for (int r = 0; r < R; r++)
+ZUNROLL
+        for (int c = 0; c < C; c++) acc[r][c] = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) zdot_step(k, R, C, i, 0xffff, x, bx, y, by, acc);
+    if (i < n) zdot_step(k, R, C, i, tail_mask(n - i), x, bx, y, by, acc);
+ZUNROLL
+    for (int r = 0; r < R; r++)
+ZUNROLL
+        for (int c = 0; c < C; c++) s[ldc * (size_t)c + (size_t)r] = _mm512_reduce_add_ps(acc[r][c]);
+}
+
+static inline __attribute__((always_inline)) void zdot(enum zkind k, int n, int nr, int nc, float *s, size_t ldc,
+                                                         const uint8_t *x, size_t bx, const uint8_t *y, size_t by) {
+    for (int c = 0; c < nc;) {
+        const int C = nc - c >= 4 ? 4 : nc - c;
+        const uint8_t *yc = y + by * (size_t)c;
+        float *sc = s + ldc * (size_t)c;
+        int r = 0;
+        if (C == 4)
+            for (; r + 2 <= nr; r += 2) zdot_tile(k, 2, 4, n, x + bx * (size_t)r, bx, yc, by, sc + r, ldc);
+        else if (C == 1)
+            for (; r + 4 <= nr; r += 4) zdot_tile(k, 4, 1, n, x + bx * (size_t)r, bx, yc, by, sc + r, ldc);
+        for (; r < nr; r++) {
+            if (C == 4) zdot_tile(k, 1, 4, n, x + bx * (size_t)r, bx, yc, by, sc + r, ldc);
+            else if (C == 3) zdot_tile(k, 1, 3, n, x + bx * (size_t)r, bx, yc, by, sc + r, ldc);
+            else if (C == 2) zdot_tile(k, 1, 2, n, x + bx * (size_t)r, bx, yc, by, sc + r, ldc);
+            else zdot_tile(k, 1, 1, n, x + bx * (size_t)r, bx, yc, by, sc + r, ldc);
+        }
+        c += C;
+    }
+}
+
+/* ---- a batch: packed panels of 32 rows ---- */
+#define ZP_KC 256     /* weights per panel row: 32 KB of f32, in L1 beside the activation rows */
+#define ZP_TOKS 12    /* activation rows per micro-tile at most: 24 sums + 2 weights in 32 registers */
+#define ZP_MIN_TOKS 8 /* fewer, and packing a panel costs more than it saves */
+/* The token split in zp_gemm gives tiles of 6..12 rows from 8 rows up. */
+_Static_assert(ZP_MIN_TOKS >= 8 && ZP_TOKS == 12, "zp_tile is instantiated for 4..12 activation rows");
+
+/* v[j] (row j, 16 positions) -> v[i] (position i, 16 rows). */
+static inline __attribute__((always_inline)) void transpose_16x16(__m512 v[16]) {
+    __m512 t[16];
+    for (int j = 0; j < 16; j += 2) {
+        t[j] = _mm512_unpacklo_ps(v[j], v[j + 1]);
+        t[j + 1] = _mm512_unpackhi_ps(v[j], v[j + 1]);
+    }
+    for (int j = 0; j < 16; j += 4) { /* v[j + q]: rows j..j+3 at positions 4L + q of each 128-bit lane L */
+        v[j] = _mm512_shuffle_ps(t[j], t[j + 2], 0x44);
+        v[j + 1] = _mm512_shuffle_ps(t[j], t[j + 2], 0xee);
+        v[j + 2] = _mm512_shuffle_ps(t[j + 1], t[j + 3], 0x44);
+        v[j + 3] = _mm512_shuffle_ps(t[j + 1], t[j + 3], 0xee);
+    }
+    for (int h = 0; h < 16; h += 8)
+        for (int q = 0; q < 4; q++) { /* lanes 0, 2 and 1, 3 of rows h..h+3 and h+4..h+7 */
+            t[h + q] = _mm512_shuffle_f32x4(v[h + q], v[h + 4 + q], 0x88);
+            t[h + 4 + q] = _mm512_shuffle_f32x4(v[h + q], v[h + 4 + q], 0xdd);
+        }
+    for (int q = 0; q < 8; q++) {
+        v[q] = _mm512_shuffle_f32x4(t[q], t[8 + q], 0x88);
+        v[8 + q] = _mm512_shuffle_f32x4(t[q], t[8 + q], 0xdd);
+    }
+}
+
+/* Weights [k0, k0 + kc) of rows [0, nr) (nr <= 32) into p as f32: two
+ * halves of ZP_KC x 16, p[16*ZP_KC*h + 16*i + j] = weight k0 + i of row
+ * 16h + j. Rows past nr repeat row nr - 1 (never stored). */
+static inline __attribute__((always_inline)) void zp_pack(enum zkind k, int nr, int kc, int k0, const uint8_t *x, size_t bx,
+                                                            float *p) {
+    const uint8_t *row[32];
+    for (int r = 0; r < 32; r++) row[r] = x + bx * (size_t)(r < nr ? r : nr - 1);
+    for (int i = 0; i < kc; i += 16) {
+        const __mmask16 m = tail_mask(kc - i);
+        for (int h = 0; h < 2; h++) {
+            __m512 v[16];
+ZUNROLL
+            for (int j = 0; j < 16; j++) v[j] = zload(k, row[16 * h + j], k0 + i, m);
+            transpose_16x16(v);
+            const int npos = kc - i < 16 ? kc - i : 16;
+            for (int j = 0; j < npos; j++) _mm512_store_ps(p + 16 * ZP_KC * h + 16 * (i + j), v[j]);
+        }
+    }
+}
+
+/* s[c*ldc + r] (+)= sum over the panel of p[r][i] * y[c][i], for rows
+ * [0, nr) and C activation rows; add: accumulate onto the previous panels. */
+static inline __attribute__((always_inline)) void zp_tile(const int C, int kc, const float *p, const uint8_t *y, size_t by,
+                                                            int k0, float *s, size_t ldc, int nr, bool add) {
+    __m512 acc[2][ZP_TOKS];
+    const float *yc[ZP_TOKS];
+ZUNROLL
+    for (int c = 0; c < C; c++) {
+        acc[0][c] = acc[1][c] = _mm512_setzero_ps();
+        yc[c] = (const float *)(y + by * (size_t)c) + k0;
+    }
+    for (int i = 0; i < kc; i++) {
+        __m512 w0 = _mm512_load_ps(p + 16 * i), w1 = _mm512_load_ps(p + 16 * ZP_KC + 16 * i);
+        __asm__("" : "+v"(w0), "+v"(w1)); /* in registers, not folded into the FMAs (see quants_avx2.c) */
+ZUNROLL
+        for (int c = 0; c < C; c++) {
+            const __m512 a = _mm512_set1_ps(yc[c][i]);
+            acc[0][c] = _mm512_fmadd_ps(w0, a, acc[0][c]);
+            acc[1][c] = _mm512_fmadd_ps(w1, a, acc[1][c]);
+        }
+    }
+    const __mmask16 m0 = tail_mask(nr), m1 = tail_mask(nr > 16 ? nr - 16 : 0);
+ZUNROLL
+    for (int c = 0; c < C; c++) {
+        float *o = s + ldc * (size_t)c;
+        if (add) {
+            acc[0][c] = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, o), acc[0][c]);
+            acc[1][c] = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, o + 16), acc[1][c]);
+        }
+        _mm512_mask_storeu_ps(o, m0, acc[0][c]);
+        _mm512_mask_storeu_ps(o + 16, m1, acc[1][c]);
+    }
+}
+
+static inline __attribute__((always_inline)) void zp_gemm(enum zkind k, int n, int nr, int nc, float *s, size_t ldc,
+                                                            const uint8_t *x, size_t bx, const uint8_t *y, size_t by) {
+    _Alignas(64) float p[2 * 16 * ZP_KC];
+    const int nt = (nc + ZP_TOKS - 1) / ZP_TOKS; /* micro-tiles per panel, of near-equal sizes */
+    for (int r = 0; r < nr; r += 32) {
+        const int R = nr - r < 32 ? nr - r : 32;
+        for (int k0 = 0; k0 < n; k0 += ZP_KC) {
+            const int kc = n - k0 < ZP_KC ? n - k0 : ZP_KC;
+            zp_pack(k, R, kc, k0, x + bx * (size_t)r, bx, p);
+            for (int t = 0, c = 0; t < nt; t++) {
+                const int C = (nc - c + (nt - t) - 1) / (nt - t);
+                const uint8_t *yc = y + by * (size_t)c;
+                float *sc = s + ldc * (size_t)c + r;
+                switch (C) {
+                case 12: zp_tile(12, kc, p, yc, by, k0, sc, ldc, R, k0 > 0); break;
+                case 11: zp_tile(11, kc, p, yc, by, k0, sc, ldc, R, k0 > 0); break;
+                case 10: zp_tile(10, kc, p, yc, by, k0, sc, ldc, R, k0 > 0); break;
+                case 9: zp_tile(9, kc, p, yc, by, k0, sc, ldc, R, k0 > 0); break;
+                case 8: zp_tile(8, kc, p, yc, by, k0, sc, ldc, R, k0 > 0); break;
+                case 7: zp_tile(7, kc, p, yc, by, k0, sc, ldc, R, k0 > 0); break;
+                default: zp_tile(6, kc, p, yc, by, k0, sc, ldc, R, k0 > 0); break;
+                }
+                c += C;
+            }
+        }
+    }
+}
+
+static inline __attribute__((always_inline)) void zgemm(enum zkind k, int n, int nr, int nc, float *s, size_t ldc,
+                                                          const void *x, size_t bx, const void *y, size_t by) {
+    if (nc >= ZP_MIN_TOKS) zp_gemm(k, n, nr, nc, s, ldc, x, bx, y, by);
+    else zdot(k, n, nr, nc, s, ldc, x, bx, y, by);
+}
+
+static void gemm_f32(int n, int nr, int nc, float *s, size_t ldc, const void *x, size_t bx, const void *y, size_t by) {
+    zgemm(Z_F32, n, nr, nc, s, ldc, x, bx, y, by);
+}
+static void gemm_f16(int n, int nr, int nc, float *s, size_t ldc, const void *x, size_t bx, const void *y, size_t by) {
+    zgemm(Z_F16, n, nr, nc, s, ldc, x, bx, y, by);
+}
+static void gemm_bf16(int n, int nr, int nc, float *s, size_t ldc, const void *x, size_t bx, const void *y, size_t by) {
+    zgemm(Z_BF16, n, nr, nc, s, ldc, x, bx, y, by);
+}
+
+void lm_quants_avx512_install(struct lm_type_traits *t) {
+    t[LM_TYPE_F32].gemm = gemm_f32;
+    t[LM_TYPE_F16].gemm = gemm_f16;
+    t[LM_TYPE_BF16].gemm = gemm_bf16;
+}
+
+#endif
