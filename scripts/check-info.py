@@ -26,17 +26,25 @@ def field(key):
     return int(f.parts[f.data[0]][0])
 
 
+def hparam(key):
+    """An integer, or a list of them (one per layer) where the file has an array."""
+    f = r.fields.get(key)
+    if f is not None and f.types[0] == gguf.GGUFValueType.ARRAY:
+        return [int(f.parts[i][0]) for i in f.data]
+    return field(key)
+
+
 arch = field("general.architecture")
 want = {
     "gguf_version": field("GGUF.version"),
     "architecture": arch,
     "name": field("general.name"),
     "file_type": field("general.file_type"),
-    "context_length": field(f"{arch}.context_length"),
-    "embedding_length": field(f"{arch}.embedding_length"),
-    "head_count": field(f"{arch}.attention.head_count"),
-    "head_count_kv": field(f"{arch}.attention.head_count_kv"),
-    "block_count": field(f"{arch}.block_count"),
+    "context_length": hparam(f"{arch}.context_length"),
+    "embedding_length": hparam(f"{arch}.embedding_length"),
+    "head_count": hparam(f"{arch}.attention.head_count"),
+    "head_count_kv": hparam(f"{arch}.attention.head_count_kv"),
+    "block_count": hparam(f"{arch}.block_count"),
     "vocab_size": field("tokenizer.ggml.tokens"),
     "tokenizer_model": field("tokenizer.ggml.model"),
     "chat_template": "tokenizer.chat_template" in r.fields,

@@ -7,12 +7,17 @@ LLAMA_CPP_DIR is a llama.cpp source tree built with cmake (build/bin holding
 libllama). The reference program scripts/llamacpp-ref.c is compiled against
 it into build/llamacpp-ref. For each prompt: the first 64 greedy tokens of
 both (where they diverge, llama.cpp's two top logits at that step), and the
-max |difference| of the logits after the prompt.
+max |difference| of the logits after the prompt, and the KL divergence of lm's
+next-token distribution there from llama.cpp's.
 
 What counts as a near tie: llama.cpp's own two attention paths (flash
 attention on and off) give logits that differ by some amount on the same
 prompt; a divergence whose top-2 gap is within that noise (or 0.1, whichever
-is larger) is a near tie. Exit status 1 when a run diverges otherwise."""
+is larger) is a near tie. The KL divergence is judged the same way: lm's,
+averaged over the prompts, must be at most twice llama.cpp's own between its
+two attention paths, and the top token after every prompt must be llama.cpp's.
+Exit status 1 when a run diverges otherwise or the KL check fails."""
+import math
 import os
 import struct
 import subprocess
@@ -31,7 +36,7 @@ PROMPTS = [
     "Q: What is 12 times 12?\nA:",
     "In 1492, Christopher Columbus",
 ]
-N_GEN = 64
+N_GEN = int(os.environ.get("N_GEN", 64))  # greedy tokens compared after each prompt
 TIE = 0.1
 
 here = os.path.dirname(os.path.abspath(__file__))
@@ -56,6 +61,22 @@ def floats(path):
     return struct.unpack(f"{len(data) // 4}f", data)
 
 
+def log_softmax(logits):
+    top = max(logits)
+    log_sum = top + math.log(math.fsum(math.exp(x - top) for x in logits))
+    return [x - log_sum for x in logits]
+
+
+def kl_divergence(p_logits, q_logits):
+    """KL(P || Q) of the distributions softmax(p_logits), softmax(q_logits)."""
+    lp, lq = log_softmax(p_logits), log_softmax(q_logits)
+    return math.fsum(math.exp(a) * (a - b) for a, b in zip(lp, lq))
+
+
+def argmax(xs):
+    return max(range(len(xs)), key=xs.__getitem__)
+
+
 def main():
     if len(sys.argv) < 3:
         sys.exit(__doc__)
@@ -66,6 +87,7 @@ def main():
     for model in sys.argv[2:]:
         print(f"== {model}")
         worst = 0.0
+        kls, noise_kls, nofa_kls, top_same = [], [], [], 0
         for i, prompt in enumerate(PROMPTS):
             pf = os.path.join(tmp, "prompt.txt")
             with open(pf, "w") as f:
@@ -86,6 +108,10 @@ def main():
             noise = max(abs(x - y) for x, y in zip(a, c))
             tie_gap = max(TIE, noise)
             worst = max(worst, diff)
+            kls.append(kl_divergence(a, b))
+            nofa_kls.append(kl_divergence(c, b))
+            noise_kls.append(kl_divergence(a, c))
+            top_same += argmax(a) == argmax(b)
             same = 0
             while same < min(len(got), len(want)) and got[same] == want[same]:
                 same += 1
@@ -102,8 +128,15 @@ def main():
                 verdict = f"lm generated {len(got)} tokens, llama.cpp {len(want)}"
                 bad += 1
             print(f"  prompt {i}: {same}/{len(want)} tokens equal, max |logit diff| {diff:.4f} "
-                  f"(llama.cpp FA on/off: {noise:.4f}): {verdict}")
+                  f"(llama.cpp FA on/off: {noise:.4f}), KL {kls[-1]:.2e} "
+                  f"(FA on/off: {noise_kls[-1]:.2e}; lm from FA off: {nofa_kls[-1]:.2e}): {verdict}")
         print(f"  worst max |logit diff| after the prompt: {worst:.4f}")
+        kl, noise_kl = sum(kls) / len(kls), sum(noise_kls) / len(noise_kls)
+        kl_ok = kl <= 2 * noise_kl and top_same == len(PROMPTS)
+        print(f"  KL(llama.cpp || lm) mean {kl:.3e} max {max(kls):.3e}; llama.cpp FA on || off mean {noise_kl:.3e} "
+              f"max {max(noise_kls):.3e}; KL(llama.cpp FA off || lm) mean {sum(nofa_kls) / len(nofa_kls):.3e}; ratio {kl / noise_kl if noise_kl else float('inf'):.2f}; "
+              f"same top token {top_same}/{len(PROMPTS)}: {'ok' if kl_ok else 'FAIL'}")
+        bad += not kl_ok
     sys.exit(1 if bad else 0)
 
 

@@ -226,6 +226,32 @@ def gemma2(outdir):
     m.write()
 
 
+def gemma_variants(outdir):
+    # gemma3 with the pattern as a bool per layer (Gemma 3n/EmbeddingGemma
+    # style: layers 2 and 5 global), its own window base, linear scaling of
+    # the global layers only, and a final soft-cap.
+    m = gemma_like(outdir, "gemma3-pattern", "gemma3", 6, qk_norm=True)
+    m.w.add_rope_freq_base(1000000.0)
+    m.w.add_key_value("gemma3.rope.freq_base_swa", 5000.0, gguf.GGUFValueType.FLOAT32)
+    m.w.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
+    m.w.add_rope_scaling_factor(4.0)
+    m.w.add_sliding_window_pattern([True, True, False, True, True, False])
+    m.w.add_final_logit_softcapping(0.5)
+    m.write()
+
+    # gemma2 whose window layers have their own RoPE base (scaled like the
+    # global ones) and the window every 3 layers out of 4 (a period).
+    m = gemma_like(outdir, "gemma2-base-swa", "gemma2", 4, qk_norm=False)
+    m.w.add_rope_freq_base(100000.0)
+    m.w.add_key_value("gemma2.rope.freq_base_swa", 2000.0, gguf.GGUFValueType.FLOAT32)
+    m.w.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
+    m.w.add_rope_scaling_factor(2.0)
+    m.w.add_key_value("gemma2.attention.sliding_window_pattern", 4, gguf.GGUFValueType.UINT32)
+    m.w.add_attn_logit_softcapping(1.5)
+    m.w.add_final_logit_softcapping(0.5)
+    m.write()
+
+
 def gpt2(outdir):
     n_layer, n_ff = 2, 4 * N_EMBD
     m = Model(outdir, "gpt2", "gpt2")
@@ -511,7 +537,7 @@ def main():
         sys.exit("usage: make-arch-models.py OUTDIR")
     outdir = sys.argv[1]
     os.makedirs(outdir, exist_ok=True)
-    for make in (gemma3, gemma2, gpt2, olmo2, granite, smollm3, phi3, gemma4, qwen35_variants, llama_variants, qwen_variants):
+    for make in (gemma3, gemma2, gemma_variants, gpt2, olmo2, granite, smollm3, phi3, gemma4, qwen35_variants, llama_variants, qwen_variants):
         make(outdir)
     write_prompts(outdir)
 

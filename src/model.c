@@ -12,9 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const struct lm_arch *const archs[] = {&lm_arch_llama, &lm_arch_qwen2,   &lm_arch_qwen3,  &lm_arch_phi3,
-                                              &lm_arch_qwen35, &lm_arch_gpt2, &lm_arch_olmo2, &lm_arch_granite,
-                                              &lm_arch_smollm3};
+static const struct lm_arch *const archs[] = {
+    &lm_arch_llama, &lm_arch_qwen2, &lm_arch_qwen3,   &lm_arch_phi3,    &lm_arch_qwen35,
+    &lm_arch_gpt2,  &lm_arch_olmo2, &lm_arch_granite, &lm_arch_smollm3, &lm_arch_gemma2, &lm_arch_gemma3};
 
 /* Sanity bounds on hyperparameters, far above any real model, so products
  * of them cannot overflow before the tensor shapes are checked. */
@@ -180,6 +180,7 @@ int lm_arch_add_rope(struct lm_model *m, float base, int n_rot, bool neox, struc
     struct lm_rope *r = &m->rope[m->n_rope];
     r->n_rot = n_rot;
     r->neox = neox;
+    r->base = base;
     r->mscale = 1.0f;
     r->freq = lm_xmalloc(sizeof *r->freq * (size_t)(n_rot / 2));
     for (int i = 0; i < n_rot / 2; i++) r->freq[i] = (float)pow(base, -2.0 * i / n_rot);

@@ -77,6 +77,7 @@ struct lm_hparams {
 struct lm_rope {
     int n_rot;   /* dimensions rotated (<= head_dim), even */
     bool neox;   /* rotate halves (i, i + n_rot/2) instead of adjacent pairs */
+    float base;  /* the base frequency freq was made from, before scaling */
     float *freq; /* (n_rot/2) */
     float mscale;     /* YaRN's magnitude correction, LongRoPE's attention factor; 1 */
     float *freq_long; /* (n_rot/2) used instead of freq in contexts of more than long_ctx positions
@@ -95,6 +96,8 @@ struct lm_layer {
     const struct lm_tensor *ffn_norm;          /* (n_embd) f32 */
     const struct lm_tensor *w_gate, *w_up;     /* (n_embd) -> (n_ff) */
     const struct lm_tensor *w_down;            /* (n_ff) -> (n_embd) */
+    const struct lm_tensor *attn_post_norm;    /* RMSNorm of the attention's output (gemma, olmo2): (n_embd) f32, else NULL */
+    const struct lm_tensor *ffn_post_norm;     /* the same for the FFN's output */
     bool att_gated; /* wq gives, per head, head_dim query rows then head_dim gate rows; the attention
                        output is multiplied by sigmoid(gate) before wo (qwen35) */
     struct lm_ssm_layer { /* a recurrent layer (gated delta net), in place of attention; else all NULL */
@@ -111,7 +114,6 @@ struct lm_layer {
     int kv_slot; /* its layer in the KV cache (< n_kv_layer): l unless the family says */
     const struct lm_tensor *attn_norm_b, *ffn_norm_b; /* LayerNorm biases (gpt2), else NULL; f32 */
     const struct lm_tensor *bo, *b_gate, *b_up, *b_down; /* biases of wo and the FFN (gpt2), else NULL; f32 */
-    const struct lm_tensor *attn_post_norm, *ffn_post_norm; /* RMSNorm of each branch's output (olmo2), else NULL */
     int rope;   /* index into lm_model.rope; -1: no rotation */
     int window; /* attends to the last `window` positions (sliding window); 0: all */
 };
@@ -137,6 +139,11 @@ int lm_model_load(struct lm_model *m, const char *path, struct lm_err *err);
 /* Same, over an already parsed GGUF (ownership moves into m, even on failure). */
 int lm_model_from_gguf(struct lm_model *m, struct lm_gguf *g, struct lm_err *err);
 void lm_model_free(struct lm_model *m); /* safe on zeroed or half-built */
+/* What the loader made of m, for people (lm info): the features of its
+ * family that a plain llama lacks (sliding windows and their layers, each
+ * RoPE, soft-caps, extra norms and scales, tied output), one short phrase
+ * each, every phrase ending in '\n', appended to out. */
+void lm_model_features(const struct lm_model *m, struct lm_buf *out);
 
 struct lm_ctx {
     const struct lm_model *model;

@@ -67,6 +67,7 @@ struct lm_arch {
 };
 
 extern const struct lm_arch lm_arch_llama, lm_arch_qwen2, lm_arch_qwen3;
+extern const struct lm_arch lm_arch_gemma2, lm_arch_gemma3;
 extern const struct lm_arch lm_arch_qwen35;
 extern const struct lm_arch lm_arch_phi3;
 extern const struct lm_arch lm_arch_gpt2, lm_arch_olmo2, lm_arch_granite, lm_arch_smollm3;

@@ -1,0 +1,90 @@
+/* model_features.c: what the loader made of a model, in words (lm info).
+ * Read from the loaded model, not from the metadata, so it says what lm
+ * will compute; see model.h. */
+#include "lm/model.h"
+
+#include <math.h>
+#include <stdio.h>
+
+/* "0, 5, 11" for the layers where pick(layer) holds, at most `max` listed. */
+static void list_layers(const struct lm_model *m, struct lm_buf *out, bool (*pick)(const struct lm_layer *, int), int arg) {
+    int listed = 0, max = 8;
+    for (int l = 0; l < m->hp.n_layer; l++) {
+        if (!pick(&m->layers[l], arg)) continue;
+        if (listed == max) {
+            lm_buf_puts(out, ", ...");
+            return;
+        }
+        lm_buf_printf(out, "%s%d", listed++ ? ", " : "", l);
+    }
+}
+
+static int count_layers(const struct lm_model *m, bool (*pick)(const struct lm_layer *, int), int arg) {
+    int n = 0;
+    for (int l = 0; l < m->hp.n_layer; l++) n += pick(&m->layers[l], arg);
+    return n;
+}
+
+static bool has_window(const struct lm_layer *L, int window) { return L->window == window; }
+static bool no_window(const struct lm_layer *L, int unused) { return L->window == 0; }
+static bool uses_rope(const struct lm_layer *L, int r) { return L->rope == r; }
+static bool attends_without_rope(const struct lm_layer *L, int unused) { return L->rope < 0 && !L->ssm.out; }
+
+/* Sliding windows: each size and how many layers have it, then the global layers. */
+static void windows(const struct lm_model *m, struct lm_buf *out) {
+    int n_global = count_layers(m, no_window, 0);
+    if (n_global == m->hp.n_layer) return;
+    for (int l = 0; l < m->hp.n_layer; l++) {
+        int w = m->layers[l].window, seen = 0;
+        for (int k = 0; k < l; k++) seen += m->layers[k].window == w;
+        if (w && !seen)
+            lm_buf_printf(out, "sliding window of %d positions on %d of %d layers\n", w, count_layers(m, has_window, w),
+                          m->hp.n_layer);
+    }
+    if (n_global) {
+        lm_buf_puts(out, "global attention on layers ");
+        list_layers(m, out, no_window, 0);
+        lm_buf_putc(out, '\n');
+    }
+}
+
+/* Each rotary embedding: its kind, dimensions, base, scaling, and the
+ * layers that use it. */
+static void ropes(const struct lm_model *m, struct lm_buf *out) {
+    for (int r = 0; r < m->n_rope; r++) {
+        const struct lm_rope *rope = &m->rope[r];
+        int n = count_layers(m, uses_rope, r);
+        if (!n) continue;
+        lm_buf_printf(out, "RoPE (%s) over %d of %d dimensions, base %.6g", rope->neox ? "halves" : "adjacent pairs",
+                      rope->n_rot, m->hp.head_dim, rope->base);
+        if (rope->scaling[0]) lm_buf_printf(out, ", %s", rope->scaling);
+        if (n == m->hp.n_layer) lm_buf_puts(out, ", all layers\n");
+        else lm_buf_printf(out, ", %d layer%s\n", n, n > 1 ? "s" : "");
+    }
+    if (count_layers(m, attends_without_rope, 0)) {
+        lm_buf_puts(out, "attention without RoPE on layers ");
+        list_layers(m, out, attends_without_rope, 0);
+        lm_buf_putc(out, '\n');
+    }
+}
+
+void lm_model_features(const struct lm_model *m, struct lm_buf *out) {
+    const struct lm_hparams *hp = &m->hp;
+    const struct lm_layer *L0 = &m->layers[0];
+    lm_buf_printf(out, "%d query head%s and %d KV head%s of %d\n", hp->n_head, hp->n_head > 1 ? "s" : "", hp->n_head_kv,
+                  hp->n_head_kv > 1 ? "s" : "", hp->head_dim);
+    windows(m, out);
+    ropes(m, out);
+    if (L0->bq) lm_buf_puts(out, "biases on Q, K, V\n");
+    if (L0->q_norm)
+        lm_buf_puts(out, L0->q_norm->ne[0] == hp->head_dim ? "RMSNorm of each query and key head\n"
+                                                           : "RMSNorm of the whole query and key rows\n");
+    if (L0->attn_post_norm) lm_buf_puts(out, "RMSNorm after attention and FFN\n");
+    if (fabsf(hp->att_scale * sqrtf((float)hp->head_dim) - 1.0f) > 1e-6f)
+        lm_buf_printf(out, "attention scale %.6g (not 1/sqrt(%d))\n", hp->att_scale, hp->head_dim);
+    if (hp->att_softcap > 0) lm_buf_printf(out, "attention soft-cap %g\n", hp->att_softcap);
+    if (hp->logit_softcap > 0) lm_buf_printf(out, "final logit soft-cap %g\n", hp->logit_softcap);
+    if (hp->emb_scale != 1.0f) lm_buf_printf(out, "embeddings scaled by %.6g\n", hp->emb_scale);
+    if (m->output == m->tok_embd) lm_buf_puts(out, "output tied to the embeddings\n");
+    if (m->features[0]) lm_buf_printf(out, "%s\n", m->features);
+}
