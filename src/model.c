@@ -666,7 +666,7 @@ int lm_forward_batch(struct lm_ctx *c, const struct lm_batch *b, float *out, str
         }
     }
     struct lm_fwd f = {c, b, n_tiles};
-    for (int l = 0; l < hp->n_layer; l++) m->arch->layer(&f, &m->layers[l], l);
+    for (int l = 0; l < hp->n_layer; l++) m->arch->layer(&f, &m->layers[l]);
     int n_out = 0;
     for (int t = 0; t < n; t++) {
         if (!b->logits[t]) continue;

@@ -12,7 +12,12 @@
  * key/value lengths, context_length), rope.freq_base and rope.scaling,
  * the RMSNorm epsilon; token_embd, output_norm and output (tied when
  * absent); one rotary embedding (rope[0]) that every layer uses unless the
- * family says otherwise. */
+ * family says otherwise.
+ *
+ * The blocks (blocks.c) work on all rows of a batch, whichever sequences
+ * they belong to: RMSNorm and LayerNorm, self-attention over each
+ * sequence's KV cache, gated and plain FFNs, the residual; delta_net.c adds
+ * the recurrent mixer, whose state each sequence keeps in the context. */
 #ifndef LM_ARCH_H
 #define LM_ARCH_H
 
@@ -63,7 +68,7 @@ struct lm_arch {
      * tensors of every layer (into m->layers). */
     int (*load)(struct lm_loader *ld);
     /* One layer over the batch: c->x (n rows of n_embd) updated in place. */
-    void (*layer)(const struct lm_fwd *f, const struct lm_layer *L, int l);
+    void (*layer)(const struct lm_fwd *f, const struct lm_layer *L);
 };
 
 extern const struct lm_arch lm_arch_llama, lm_arch_qwen2, lm_arch_qwen3;
@@ -73,7 +78,7 @@ extern const struct lm_arch lm_arch_phi3;
 extern const struct lm_arch lm_arch_gpt2, lm_arch_olmo2, lm_arch_granite, lm_arch_smollm3;
 
 /* llama's layer: x += attention(rmsnorm(x)); x += SwiGLU FFN(rmsnorm(x)). */
-void lm_arch_llama_layer(const struct lm_fwd *f, const struct lm_layer *L, int l);
+void lm_arch_llama_layer(const struct lm_fwd *f, const struct lm_layer *L);
 
 /* ---- blocks: each works on the n rows of the batch ---- */
 
@@ -88,12 +93,11 @@ void lm_blk_rmsnorm(const struct lm_fwd *f, float *y, const float *x, const stru
 void lm_blk_layernorm(const struct lm_fwd *f, float *y, const float *x, const struct lm_tensor *w,
                       const struct lm_tensor *b, int n_rows);
 
-
-/* Self-attention of layer l from c->xn (normed input): Q, K, V with their
+/* Self-attention of layer L from c->xn (normed input): Q, K, V with their
  * biases and head norms, RoPE, the cache, softmax attention with the
  * layer's window and the model's scale and soft-cap, the output
  * projection and its bias. Result in c->xn. */
-void lm_blk_attention(const struct lm_fwd *f, const struct lm_layer *L, int l);
+void lm_blk_attention(const struct lm_fwd *f, const struct lm_layer *L);
 
 enum lm_act { LM_ACT_SILU, LM_ACT_GELU_TANH };
 /* Gated FFN from c->xn: down(act(gate x) * up x), result in c->xn; with

@@ -137,7 +137,7 @@ static void split_gate(float *q, float *gate, int n, int n_head, int hd) {
         }
 }
 
-void lm_blk_attention(const struct lm_fwd *f, const struct lm_layer *L, int l) {
+void lm_blk_attention(const struct lm_fwd *f, const struct lm_layer *L) {
     struct lm_ctx *c = f->c;
     const struct lm_model *m = c->model;
     const struct lm_hparams *hp = &m->hp;

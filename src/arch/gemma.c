@@ -110,11 +110,11 @@ static int load_gemma2(struct lm_loader *ld) {
     return load_tensors(ld, false);
 }
 
-static void layer(const struct lm_fwd *f, const struct lm_layer *L, int l) {
+static void layer(const struct lm_fwd *f, const struct lm_layer *L) {
     struct lm_ctx *c = f->c;
     int n = f->b->n;
     lm_blk_rmsnorm(f, c->xn, c->x, L->attn_norm, n);
-    lm_blk_attention(f, L, l);
+    lm_blk_attention(f, L);
     lm_blk_rmsnorm(f, c->xn, c->xn, L->attn_post_norm, n);
     lm_blk_residual(f);
     lm_blk_rmsnorm(f, c->xn, c->x, L->ffn_norm, n);

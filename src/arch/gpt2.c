@@ -46,10 +46,10 @@ static int load(struct lm_loader *ld) {
     return ld->failed ? -1 : 0;
 }
 
-static void layer(const struct lm_fwd *f, const struct lm_layer *L, int l) {
+static void layer(const struct lm_fwd *f, const struct lm_layer *L) {
     struct lm_ctx *c = f->c;
     lm_blk_layernorm(f, c->xn, c->x, L->attn_norm, L->attn_norm_b, f->b->n);
-    lm_blk_attention(f, L, l);
+    lm_blk_attention(f, L);
     lm_blk_residual(f);
     lm_blk_layernorm(f, c->xn, c->x, L->ffn_norm, L->ffn_norm_b, f->b->n);
     lm_blk_ffn(f, L);

@@ -33,12 +33,12 @@ static int load(struct lm_loader *ld) {
     return ld->failed ? -1 : 0;
 }
 
-static void layer(const struct lm_fwd *f, const struct lm_layer *L, int l) {
+static void layer(const struct lm_fwd *f, const struct lm_layer *L) {
     struct lm_ctx *c = f->c;
     int n = f->b->n;
     size_t bytes = sizeof(float) * (size_t)n * (size_t)c->model->hp.n_embd;
     memcpy(c->xn, c->x, bytes);
-    lm_blk_attention(f, L, l);
+    lm_blk_attention(f, L);
     lm_blk_rmsnorm(f, c->xn, c->xn, L->attn_post_norm, n);
     lm_blk_residual(f);
     memcpy(c->xn, c->x, bytes);
