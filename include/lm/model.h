@@ -8,8 +8,14 @@
  * and format of every tensor are checked against them at load. Weights are
  * never copied: each struct lm_tensor points into the map.
  *
- * A context (struct lm_ctx) owns the KV cache (f16) of one or more
- * sequences and the scratch of a batch. lm_forward() runs a batch of tokens
+ * Families: llama, qwen2, qwen3, qwen35, phi3, gemma2, gemma3, gpt2, olmo2,
+ * granite, smollm3. A layer attends (with RoPE or without, over the whole
+ * context or a sliding window) or, in qwen35, runs a recurrent mixer (a
+ * gated delta net) instead.
+ *
+ * A context (struct lm_ctx) owns, for each of one or more sequences, the
+ * KV cache (f16) of the layers that attend and the recurrent state of the
+ * layers that do not, and the scratch of a batch. lm_forward() runs a batch of tokens
  * of one sequence at consecutive positions (prefill in one batch, then one
  * token at a time) and computes logits only for the last token of the
  * batch; lm_forward_logits computes them for any run of the batch's tokens
@@ -30,7 +36,9 @@
  * exceeds the machine's physical memory or an allocation fails, never by an
  * abort.
  *
- * Left out on purpose: mixture-of-experts (refused at load by name). */
+ * Left out on purpose: mixture-of-experts (refused at load by name), gemma4
+ * and other architectures not in the list above (refused by name), and
+ * qwen35's multi-token-prediction layers (not run, as in llama.cpp). */
 #ifndef LM_MODEL_H
 #define LM_MODEL_H
 

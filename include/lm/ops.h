@@ -1,8 +1,9 @@
 /* ops.h: the activation-side kernels of the forward pass: matrix products
- * over any weight format (through the traits table), normalisation, rotary
- * embedding, softmax, SwiGLU, and the f16 dot/axpy of attention over the KV
- * cache. Scalar code is the reference; AVX2/F16C paths are compiled in where
- * available and tested against it. */
+ * over any weight format (through the traits table), RMSNorm and LayerNorm,
+ * rotary embedding, softmax, SwiGLU, GELU and GeGLU, a float GEMM, and the
+ * f16 dot/axpy/transpose of attention over the KV cache. Scalar code is the
+ * reference; AVX2/FMA/F16C paths (and AVX-512 for the GEMM tile) are chosen
+ * at compile time and tested against it. */
 #ifndef LM_OPS_H
 #define LM_OPS_H
 
