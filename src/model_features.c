@@ -79,12 +79,18 @@ void lm_model_features(const struct lm_model *m, struct lm_buf *out) {
     if (L0->q_norm)
         lm_buf_puts(out, L0->q_norm->ne[0] == hp->head_dim ? "RMSNorm of each query and key head\n"
                                                            : "RMSNorm of the whole query and key rows\n");
+    if (!L0->attn_norm && !L0->ssm.out) lm_buf_puts(out, "no norm before attention and FFN\n");
     if (L0->attn_post_norm) lm_buf_puts(out, "RMSNorm after attention and FFN\n");
+    if (hp->layer_norm) lm_buf_puts(out, "LayerNorm with biases instead of RMSNorm\n");
+    if (m->pos_embd) lm_buf_printf(out, "learned positions (%lld) instead of RoPE\n", (long long)m->pos_embd->ne[1]);
+    if (!L0->w_gate && !L0->ssm.out) lm_buf_puts(out, "GELU MLP without a gate\n");
+    if (L0->bo || L0->b_down) lm_buf_puts(out, "biases on the attention output and the FFN\n");
     if (fabsf(hp->att_scale * sqrtf((float)hp->head_dim) - 1.0f) > 1e-6f)
         lm_buf_printf(out, "attention scale %.6g (not 1/sqrt(%d))\n", hp->att_scale, hp->head_dim);
     if (hp->att_softcap > 0) lm_buf_printf(out, "attention soft-cap %g\n", hp->att_softcap);
     if (hp->logit_softcap > 0) lm_buf_printf(out, "final logit soft-cap %g\n", hp->logit_softcap);
     if (hp->emb_scale != 1.0f) lm_buf_printf(out, "embeddings scaled by %.6g\n", hp->emb_scale);
+    if (hp->res_scale != 1.0f) lm_buf_printf(out, "residual branches scaled by %.6g\n", hp->res_scale);
+    if (hp->logit_scale != 1.0f) lm_buf_printf(out, "final logits scaled by %.6g\n", hp->logit_scale);
     if (m->output == m->tok_embd) lm_buf_puts(out, "output tied to the embeddings\n");
-    if (m->features[0]) lm_buf_printf(out, "%s\n", m->features);
 }

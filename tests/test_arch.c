@@ -195,10 +195,12 @@ TEST(arch_info_names_features) {
                     "base 1e+06, 1 layer"}},
         {"gemma2", {"yes, as gemma2", "global attention on layers 1", "attention soft-cap 1.5", "final logit soft-cap 0.5"}},
         {"gemma4", {"kv heads:      1..2 (per layer)", "lm runs it:    no: architecture 'gemma4' is not supported"}},
-        {"gpt2", {"yes, as gpt2", "learned positions (64)"}},
-        {"olmo2", {"yes, as olmo2", "RMSNorm after attention and FFN", "RMSNorm of the whole query and key rows"}},
-        {"granite", {"yes, as granite", "embedding 4, attention 0.25, residual 0.5, logits 1/2"}},
-        {"smollm3", {"yes, as smollm3", "no RoPE in every 4th layer"}},
+        {"gpt2", {"yes, as gpt2", "learned positions (64)", "LayerNorm with biases", "GELU MLP without a gate"}},
+        {"olmo2", {"yes, as olmo2", "no norm before attention and FFN", "RMSNorm after attention and FFN",
+                   "RMSNorm of the whole query and key rows"}},
+        {"granite", {"embeddings scaled by 4\n", "attention scale 0.25 (", "residual branches scaled by 0.5\n",
+                     "final logits scaled by 0.5\n"}},
+        {"smollm3", {"yes, as smollm3", "attention without RoPE on layers 3\n"}},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char args[256];

@@ -138,7 +138,6 @@ struct lm_model {
     struct lm_layer *layers;            /* n_layer */
     struct lm_rope rope[LM_MAX_ROPES];  /* n_rope of them */
     int n_rope;
-    char features[160];                 /* what the family does beyond llama's layer, for people (lm info); "": nothing */
     struct lm_row_view *views;          /* row ranges of fused tensors (phi3's attn_qkv), see arch.h lm_arch_rows */
 };
 
@@ -147,9 +146,10 @@ int lm_model_load(struct lm_model *m, const char *path, struct lm_err *err);
 /* Same, over an already parsed GGUF (ownership moves into m, even on failure). */
 int lm_model_from_gguf(struct lm_model *m, struct lm_gguf *g, struct lm_err *err);
 void lm_model_free(struct lm_model *m); /* safe on zeroed or half-built */
-/* What the loader made of m, for people (lm info): the features of its
- * family that a plain llama lacks (sliding windows and their layers, each
- * RoPE, soft-caps, extra norms and scales, tied output), one short phrase
+/* What the loader made of m, for people (lm info): what its layers do
+ * beyond a plain llama's (sliding windows and their layers, each RoPE or
+ * none, learned positions, soft-caps, norms, biases, scales and
+ * multipliers, tied output), read from the loaded model, one short phrase
  * each, every phrase ending in '\n', appended to out. */
 void lm_model_features(const struct lm_model *m, struct lm_buf *out);
 

@@ -4,15 +4,12 @@
  * token embeddings unless the file has its own. */
 #include "arch.h"
 
-#include <stdio.h>
 
 static int load(struct lm_loader *ld) {
     struct lm_model *m = ld->m;
     struct lm_hparams *hp = &m->hp;
     if (lm_arch_float(m, "attention.layer_norm_epsilon", 1e-5f, 0.0f, 1.0f, &hp->norm_eps, ld->err) < 0) return -1;
     hp->layer_norm = true;
-    snprintf(m->features, sizeof m->features, "learned positions (%d) instead of RoPE, LayerNorm, GELU MLP, biases",
-             hp->n_ctx_train);
     int E = hp->n_embd, q_dim = hp->n_head * hp->head_dim, kv_dim = hp->n_head_kv * hp->head_dim;
     m->output_norm_b = lm_arch_tensor(ld, -1, "output_norm.bias", E, 0, false);
     m->pos_embd = lm_arch_tensor(ld, -1, "position_embd.weight", E, hp->n_ctx_train, false);

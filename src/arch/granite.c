@@ -28,8 +28,6 @@ static int load(struct lm_loader *ld) {
     snprintf(key, sizeof key, "%s.rope.scaling.finetuned", hp->arch_name);
     bool rope = true;
     if (lm_gguf_get_bool(&m->gguf, key, &rope, ld->err) < 0) return -1;
-    snprintf(m->features, sizeof m->features, "multipliers: embedding %g, attention %g, residual %g, logits 1/%g%s",
-             hp->emb_scale, hp->att_scale, hp->res_scale, logit_scale, rope ? "" : "; no RoPE");
     int E = hp->n_embd;
     for (int l = 0; l < hp->n_layer && !ld->failed; l++) {
         struct lm_layer *L = &m->layers[l];

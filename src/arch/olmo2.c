@@ -4,7 +4,6 @@
  * head) before RoPE, which rotates halves (GPT-NeoX). */
 #include "arch.h"
 
-#include <stdio.h>
 #include <string.h>
 
 static int load(struct lm_loader *ld) {
@@ -14,7 +13,6 @@ static int load(struct lm_loader *ld) {
     if (lm_arch_int(m, "attention.sliding_window", 0, 0, INT32_MAX, &window, ld->err) < 0) return -1;
     if (window) return lm_errf(ld->err, "olmo2 with a sliding window (OLMo 3) is not supported");
     m->rope[0].neox = true;
-    snprintf(m->features, sizeof m->features, "post-norms instead of pre-norms");
     int E = hp->n_embd, q_dim = hp->n_head * hp->head_dim, kv_dim = hp->n_head_kv * hp->head_dim;
     for (int l = 0; l < hp->n_layer && !ld->failed; l++) {
         struct lm_layer *L = &m->layers[l];

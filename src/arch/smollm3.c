@@ -3,13 +3,11 @@
  * and the converter writes no key for it. */
 #include "arch.h"
 
-#include <stdio.h>
 
 #define NO_ROPE_INTERVAL 4
 
 static int load(struct lm_loader *ld) {
     struct lm_model *m = ld->m;
-    snprintf(m->features, sizeof m->features, "no RoPE in every %dth layer", NO_ROPE_INTERVAL);
     for (int l = 0; l < m->hp.n_layer && !ld->failed; l++) {
         lm_arch_llama_tensors(ld, &m->layers[l], l, false, false);
         if ((l + 1) % NO_ROPE_INTERVAL == 0) m->layers[l].rope = -1;
