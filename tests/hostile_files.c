@@ -601,6 +601,15 @@ REPLACED(bad_rope_freqs, LLAMA, NULL, weights(&w, &LLAMA, "rope_freqs.weight", L
 REPLACED(bad_experts, LLAMA, NULL, lm_gguf_write_u32(&w, "llama.expert_count", 8))
 REPLACED(bad_rope_factors_long, LLAMA, NULL, weights(&w, &LLAMA, "rope_factors_long.weight", LM_TYPE_F32, 2, 0, -1.0f))
 
+/* A 62-layer gemma3 (27B) scales attention by 1/sqrt(n_embd / n_head), in
+ * integers: fewer dimensions than heads would make it infinite. */
+static void bad_gemma3_27b_scale(struct lm_buf *out) {
+    struct spec s = LLAMA;
+    s.arch = "gemma3", s.n_head = 16, s.head_dim = 2, s.n_layer = 62;
+    s.n_layer_tensors = 7; /* as many tensors as layers, so the layer count passes */
+    with_spec(out, s);
+}
+
 /* ---- memory the file asks for (issue 10) ---------------------------------- */
 
 /* Each of these is consistent, tensor by tensor, but asks for far more
@@ -718,6 +727,7 @@ const struct hostile_file hostile_files[] = {
     {"bad-head-dim-odd", "head dimension 3 is odd", bad_head_dim_odd},
     {"bad-heads-too-large", "65536 heads of dimension 65536 are more than 1048576 values", bad_heads_too_large},
     {"bad-rope-freqs", "rope_freqs.weight[0] is", bad_rope_freqs},
+    {"bad-gemma3-27b-scale", "embedding length 8 is less than 16 heads", bad_gemma3_27b_scale},
     {"bad-experts", "llama with mixture-of-experts layers (expert_count 8) is not supported", bad_experts},
     {"bad-rope-factors-long", "rope_factors_long.weight[0] is -", bad_rope_factors_long},
 

@@ -45,8 +45,13 @@ static void window_layers_rope(struct lm_model *m, int r) {
 
 /* llama.cpp scales queries by 1/sqrt(n_embd / n_head) for the 27B models
  * (recognised by their layer count), by 1/sqrt(head_dim) otherwise. */
-static void set_att_scale(struct lm_hparams *hp, int n_layer_27b) {
-    if (hp->n_layer == n_layer_27b) hp->att_scale = 1.0f / sqrtf((float)(hp->n_embd / hp->n_head));
+static int set_att_scale(struct lm_hparams *hp, int n_layer_27b, struct lm_err *err) {
+    if (hp->n_layer != n_layer_27b) return 0;
+    if (hp->n_embd < hp->n_head) /* the integer quotient would be 0, the scale infinite */
+        return lm_errf(err, "embedding length %d is less than %d heads (a %d-layer %s scales attention by "
+                            "1/sqrt(n_embd / n_head))", hp->n_embd, hp->n_head, n_layer_27b, hp->arch_name);
+    hp->att_scale = 1.0f / sqrtf((float)(hp->n_embd / hp->n_head));
+    return 0;
 }
 
 static int load_tensors(struct lm_loader *ld, bool qk_norm) {
@@ -65,7 +70,7 @@ static int load_gemma3(struct lm_loader *ld) {
     struct lm_hparams *hp = &m->hp;
     m->rope[0].neox = true;
     hp->emb_scale = sqrtf((float)hp->n_embd);
-    set_att_scale(hp, 62);
+    if (set_att_scale(hp, 62, ld->err) < 0) return -1;
     int window;
     float base_swa;
     if (lm_arch_float(m, "final_logit_softcapping", 0.0f, 0.0f, 1e6f, &hp->logit_softcap, ld->err) < 0 ||
@@ -88,7 +93,7 @@ static int load_gemma2(struct lm_loader *ld) {
     struct lm_hparams *hp = &m->hp;
     m->rope[0].neox = true;
     hp->emb_scale = sqrtf((float)hp->n_embd);
-    set_att_scale(hp, 46);
+    if (set_att_scale(hp, 46, ld->err) < 0) return -1;
     int window;
     float base_swa;
     if (lm_arch_float(m, "attn_logit_softcapping", 50.0f, 1e-6f, 1e6f, &hp->att_softcap, ld->err) < 0 ||
