@@ -14,7 +14,7 @@ static const struct command commands[] = {
     {"chat", cmd_chat, "talk with the model through its chat template"},
     {"run", cmd_run, "continue a prompt (plain completion, for scripts)"},
     {"serve", cmd_serve, "serve the model over HTTP (OpenAI API, chat page)"},
-    {"info", cmd_info, "show a model's metadata and tensors"},
+    {"info", cmd_info, "show a model's metadata and tensors, and whether lm runs it"},
     {"bench", cmd_bench, "measure prompt and generation speed, as llama-bench"},
     {"quantize", cmd_quantize, "write a model's weights in another format (q4_k_m, q8_0, ...)"},
     {"perplexity", cmd_perplexity, "perplexity over a text, KL divergence against a base model"},

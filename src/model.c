@@ -195,7 +195,8 @@ static const float *freq_factors(struct lm_loader *ld, const char *name, int n_r
     const float *ff = t->data;
     for (int i = 0; i < n_rot / 2; i++)
         if (!(ff[i] > 0 && isfinite(ff[i]))) {
-            ld->failed = lm_errf(ld->err, "%s[%d] is %g", name, i, ff[i]);
+            ld->failed =
+                lm_errf(ld->err, "%s[%d] is %g (RoPE frequency factors must be positive and finite)", name, i, ff[i]);
             return NULL;
         }
     return ff;
