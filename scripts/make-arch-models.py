@@ -444,6 +444,15 @@ def qwen35(outdir, name="qwen35", mtp=False):
     w.add_full_attention_interval(4)
     w.add_rope_dimension_count(n_rot)
     w.add_rope_dimension_sections([2, 1, 1, 0])
+
+    def gated_attention(p):
+        m.matrix(p + "attn_q.weight", 2 * N_HEAD * d, N_EMBD)  # per head: query, then gate
+        m.matrix(p + "attn_k.weight", N_HEAD_KV * d, N_EMBD)
+        m.matrix(p + "attn_v.weight", N_HEAD_KV * d, N_EMBD)
+        m.matrix(p + "attn_output.weight", N_EMBD, N_HEAD * d)
+        m.norm(p + "attn_q_norm.weight", d)
+        m.norm(p + "attn_k_norm.weight", d)
+
     m.embeddings()
     for il in range(n_layer):
         p = f"blk.{il}."
@@ -459,24 +468,14 @@ def qwen35(outdir, name="qwen35", mtp=False):
             m.norm(p + "ssm_norm.weight", d_state)
             m.matrix(p + "ssm_out.weight", N_EMBD, value_dim)
         else:
-            m.matrix(p + "attn_q.weight", 2 * N_HEAD * d, N_EMBD)  # per head: query, then gate
-            m.matrix(p + "attn_k.weight", N_HEAD_KV * d, N_EMBD)
-            m.matrix(p + "attn_v.weight", N_HEAD_KV * d, N_EMBD)
-            m.matrix(p + "attn_output.weight", N_EMBD, N_HEAD * d)
-            m.norm(p + "attn_q_norm.weight", d)
-            m.norm(p + "attn_k_norm.weight", d)
+            gated_attention(p)
         m.norm(p + "post_attention_norm.weight")
         m.swiglu(il)
     m.output_norm()
     if mtp:
         p = f"blk.{n_layer}."
         m.norm(p + "attn_norm.weight")
-        m.matrix(p + "attn_q.weight", 2 * N_HEAD * d, N_EMBD)
-        m.matrix(p + "attn_k.weight", N_HEAD_KV * d, N_EMBD)
-        m.matrix(p + "attn_v.weight", N_HEAD_KV * d, N_EMBD)
-        m.matrix(p + "attn_output.weight", N_EMBD, N_HEAD * d)
-        m.norm(p + "attn_q_norm.weight", d)
-        m.norm(p + "attn_k_norm.weight", d)
+        gated_attention(p)
         m.norm(p + "post_attention_norm.weight")
         m.swiglu(n_layer)
         m.matrix(p + "nextn.eh_proj.weight", N_EMBD, 2 * N_EMBD)
