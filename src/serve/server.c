@@ -213,7 +213,7 @@ static int gen_params(struct server *s, const struct lm_json *body, struct lm_jo
         for (size_t i = 0; i < n; i++) {
             const struct lm_json *v = stop->type == LM_JSON_ARRAY ? &stop->arr.items[i] : stop;
             if (v->type != LM_JSON_STRING || !v->str.len || memchr(v->str.s, 0, v->str.len))
-                return lm_errf(err, "'stop' strings must be non-empty strings");
+                return lm_errf(err, "'stop' strings must be non-empty strings without NUL characters");
             j->stops[j->n_stops++] = lm_xstrndup(v->str.s, v->str.len);
         }
     }
