@@ -106,7 +106,7 @@ static inline __attribute__((always_inline)) void zdot(enum zkind k, int n, int 
 #define ZP_TOKS 12    /* activation rows per micro-tile at most: 24 sums + 2 weights in 32 registers */
 #define ZP_MIN_TOKS 8 /* fewer, and packing a panel costs more than it saves */
 /* The token split in zp_gemm gives tiles of 6..12 rows from 8 rows up. */
-_Static_assert(ZP_MIN_TOKS >= 8 && ZP_TOKS == 12, "zp_tile is instantiated for 4..12 activation rows");
+_Static_assert(ZP_MIN_TOKS >= 8 && ZP_TOKS == 12, "zp_tile is instantiated for 6..12 activation rows");
 
 /* v[j] (row j, 16 positions) -> v[i] (position i, 16 rows). */
 static inline __attribute__((always_inline)) void transpose_16x16(__m512 v[16]) {
