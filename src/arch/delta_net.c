@@ -64,7 +64,6 @@ static float silu(float x) { return x / (1.0f + expf(-x)); }
  * SiLU, and the L2 norm of a query or key head (as ggml: RMSNorm with
  * eps/n, times 1/sqrt(n)). */
 static void conv_task(void *arg, int task, int ith) {
-    (void)ith;
     const struct dn_job *j = arg;
     const struct lm_fwd *f = j->f;
     const struct lm_ssm *s = &f->c->model->hp.ssm;
@@ -140,7 +139,6 @@ static float update_dot(float *restrict m, float d, const float *restrict k, con
  * rows. Row r of the head's matrix holds S[.][r] (ggml's layout), so each
  * row is decayed, corrected and read on its own. */
 static void delta_task(void *arg, int task, int ith) {
-    (void)ith;
     const struct dn_job *j = arg;
     const struct lm_fwd *f = j->f;
     const struct lm_ssm *s = &f->c->model->hp.ssm;
