@@ -710,18 +710,20 @@ int lm_ctx_seq_pos(const struct lm_ctx *c, int seq) {
 
 void lm_ctx_seq_save(const struct lm_ctx *c, int seq, void *buf) {
     if (!c->seq_pos) return;
+    const float *state = seq_state(c, seq); /* checks seq before seq_pos[seq] is read */
     memcpy(buf, &c->seq_pos[seq], sizeof c->seq_pos[seq]);
-    memcpy((char *)buf + STATE_HEADER, seq_state(c, seq), lm_ctx_seq_state_size(c) - STATE_HEADER);
+    memcpy((char *)buf + STATE_HEADER, state, lm_ctx_seq_state_size(c) - STATE_HEADER);
 }
 
 void lm_ctx_seq_restore(struct lm_ctx *c, int seq, const void *buf) {
     if (!c->seq_pos) return;
+    float *state = seq_state(c, seq); /* checks seq before seq_pos[seq] is written */
     memcpy(&c->seq_pos[seq], buf, sizeof c->seq_pos[seq]);
-    memcpy(seq_state(c, seq), (const char *)buf + STATE_HEADER, lm_ctx_seq_state_size(c) - STATE_HEADER);
+    memcpy(state, (const char *)buf + STATE_HEADER, lm_ctx_seq_state_size(c) - STATE_HEADER);
 }
 
 void lm_ctx_seq_clear(struct lm_ctx *c, int seq) {
     if (!c->seq_pos) return;
-    c->seq_pos[seq] = 0;
     memset(seq_state(c, seq), 0, lm_ctx_seq_state_size(c) - STATE_HEADER);
+    c->seq_pos[seq] = 0;
 }
