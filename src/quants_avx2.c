@@ -68,9 +68,18 @@ static inline __m256i unpack_bits(const uint8_t *qh) {
     return _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
 }
 
-/* Unsigned bytes u times signed bytes s, summed in groups of 4 to int32. */
+/* Unsigned bytes u times signed bytes s, summed in groups of 4 to int32.
+ * One VNNI instruction where the CPU has it; else two, whose int16 pair
+ * sums cannot saturate here (every caller's u is at most 128 and |s| at
+ * most 127, so 2 * 128 * 127 < 32768): the same sums either way. */
 static inline __m256i dot_us8(__m256i u, __m256i s) {
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s);
+#elif defined(__AVXVNNI__)
+    return _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), u, s);
+#else
     return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+#endif
 }
 
 /* Signed times signed: move a's sign onto b, then as above. */
