@@ -53,13 +53,23 @@ $(BUILD)/build-info.h: FORCE
 $(BUILD)/src/cli/bench.o: $(BUILD)/build-info.h
 $(BUILD)/src/cli/bench.o: ALL_CFLAGS += -I$(BUILD)
 
+# The tiny models of tests/test_arch.c (llama.cpp's logits on them are in
+# tests/data/arch): made from their seeded generator, byte for byte the
+# files the references were made from, never committed. Without the gguf
+# Python package the suite still runs, and the tests that need them fail.
+ARCH_MODELS := build/arch-models/.made
+$(ARCH_MODELS): scripts/make-arch-models.py
+	@mkdir -p $(dir $@)
+	@python3 scripts/make-arch-models.py $(dir $@) >/dev/null && touch $@ || \
+		echo "warning: cannot make the architecture test models (pip install gguf numpy)" >&2
+
 # The whole suite: unit tests, then the CLI tests that run ./lm as a user would.
-test: lm $(BUILD)/test-runner
+test: lm $(BUILD)/test-runner $(ARCH_MODELS)
 	./$(BUILD)/test-runner $(T)
 
 # The suite N times in a row (default 20); stops at the first failing run.
 N ?= 20
-test-repeat: lm $(BUILD)/test-runner
+test-repeat: lm $(BUILD)/test-runner $(ARCH_MODELS)
 	@for i in $$(seq $(N)); do \
 		./$(BUILD)/test-runner $(T) >$(BUILD)/test-repeat.log 2>&1 || \
 			{ tail -n 40 $(BUILD)/test-repeat.log; echo "run $$i of $(N) failed"; exit 1; }; \
@@ -69,13 +79,13 @@ test-repeat: lm $(BUILD)/test-runner
 # The suite under ThreadSanitizer (pool, forward pass with 1-4 threads, the
 # CLI with its default threads); any report fails the run.
 TSAN_CFLAGS := -O1 -g -fsanitize=thread -fno-omit-frame-pointer
-tsan:
+tsan: $(ARCH_MODELS)
 	$(MAKE) BUILD=build-tsan CFLAGS="$(TSAN_CFLAGS)" build-tsan/test-runner build-tsan/lm
 	TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1" LM_BIN=build-tsan/lm LM_TEST_QUICK=1 ./build-tsan/test-runner $(T)
 
 # Same suite under AddressSanitizer + UndefinedBehaviorSanitizer, in its own build dir.
 SAN_CFLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-asan:
+asan: $(ARCH_MODELS)
 	$(MAKE) BUILD=build-asan CFLAGS="$(SAN_CFLAGS)" build-asan/test-runner build-asan/lm
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 LM_BIN=build-asan/lm LM_TEST_QUICK=1 ./build-asan/test-runner $(T)
 

@@ -9,7 +9,7 @@ Writes OUTDIR/NAME.gguf for each model and OUTDIR/prompts.txt: three token-id
 prompts, one per line, shared by every model (all have the same vocabulary).
 Deterministic: every model draws from its own seeded numpy generator.
 
-The models are small so that they can be committed (vocabulary of 64,
+The models are small (the Makefile makes them before the suite runs) (vocabulary of 64,
 n_embd 32, 4 query and 2 KV heads of 8, 2 layers unless the family needs
 more to show its layer pattern); weights are scaled so that activations
 stay of order 1 and logits spread about 0.07 (see Model.output_norm).

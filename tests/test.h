@@ -23,6 +23,10 @@
 
 #include "lm/common.h"
 
+/* The tiny architecture models (scripts/make-arch-models.py), made by the
+ * Makefile before the suite runs: generated, never committed. */
+#define LM_ARCH_MODELS "build/arch-models"
+
 #define LM_TEST_SKIP (-1)
 #define LM_TEST_SKIP_OPTIN (-2)
 

@@ -1,6 +1,7 @@
-/* Every architecture against llama.cpp: the tiny F32 models in
- * tests/data/arch/ (scripts/make-arch-models.py, in llama.cpp's converter
- * layout) and llama.cpp's logits on them (scripts/llamacpp-logits.c, run by
+/* Every architecture against llama.cpp: the tiny F32 models of
+ * scripts/make-arch-models.py (in llama.cpp's converter layout; the
+ * Makefile makes them into LM_ARCH_MODELS) and llama.cpp's logits on them
+ * in tests/data/arch/ (scripts/llamacpp-logits.c, run by
  * scripts/make-arch-refs.sh). For each supported model, lm runs the stored
  * prompts as one batch, in chunks of CHUNK tokens (a prefix in the cache, or
  * in the recurrent state) and token by token, and every position's logits
@@ -16,11 +17,12 @@
 #include <stdlib.h>
 
 #define ARCH_DIR "tests/data/arch/"
+#define MODEL_DIR LM_ARCH_MODELS "/" /* made by scripts/make-arch-models.py (make test) */
 #define MAX_PROMPTS 8
 #define TOLERANCE 1e-3
 #define CHUNK 5
 
-/* Model NAME is ARCH_DIR NAME.gguf, its reference NAME.ref. */
+/* Model NAME is MODEL_DIR NAME.gguf, its reference ARCH_DIR NAME.ref. */
 static const char *const checked[] = {
     "llama", "llama-rope-freqs", "llama-linear", "qwen2", "qwen3", "llama-yarn", "qwen2-yarn", "qwen3-yarn", "phi3",
     "qwen35", "qwen35-mtp", "gpt2", "olmo2", "granite", "smollm3", "gemma3", "gemma2", "gemma3-pattern",
@@ -118,7 +120,7 @@ static void check_model(const char *name, struct lm_pool *pool) {
     struct arch_ref ref;
     snprintf(path, sizeof path, ARCH_DIR "%s.ref", name);
     if (!ref_load(&ref, path)) return ref_free(&ref);
-    snprintf(path, sizeof path, ARCH_DIR "%s.gguf", name);
+    snprintf(path, sizeof path, MODEL_DIR "%s.gguf", name);
     struct lm_model m;
     struct lm_ctx c;
     struct lm_err err;
@@ -173,7 +175,7 @@ TEST(arch_logits_match_llamacpp) {
 TEST(arch_unsupported_refused_by_name) {
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
         char args[256];
-        snprintf(args, sizeof args, "run -n 1 -p x -m " ARCH_DIR "%s.gguf", refused[i].name);
+        snprintf(args, sizeof args, "run -n 1 -p x -m " MODEL_DIR "%s.gguf", refused[i].name);
         struct lm_buf out = {0}, err = {0};
         int rc = test_run_lm(args, NULL, &out, &err);
         if (rc != 2) test_fail(__FILE__, __LINE__, "lm %s: exit %d, expected 2 (stderr: %s)", args, rc, err.data ? err.data : "");
@@ -204,7 +206,7 @@ TEST(arch_info_names_features) {
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char args[256];
-        snprintf(args, sizeof args, "info -m " ARCH_DIR "%s.gguf", cases[i].name);
+        snprintf(args, sizeof args, "info -m " MODEL_DIR "%s.gguf", cases[i].name);
         struct lm_buf out = {0}, err = {0};
         EXPECT_EQ_INT(test_run_lm(args, NULL, &out, &err), 0);
         for (int k = 0; k < 4 && cases[i].says[k]; k++) EXPECT_CONTAINS(out.data, cases[i].says[k]);
@@ -224,7 +226,7 @@ TEST(arch_info_names_features) {
 static bool load_recurrent(struct arch_ref *ref, struct lm_model *m) {
     struct lm_err err;
     if (!ref_load(ref, ARCH_DIR RECURRENT ".ref")) return ref_free(ref), false;
-    if (lm_model_load(m, ARCH_DIR RECURRENT ".gguf", &err) < 0) {
+    if (lm_model_load(m, MODEL_DIR RECURRENT ".gguf", &err) < 0) {
         test_fail(__FILE__, __LINE__, "%s", err.msg);
         return ref_free(ref), false;
     }
@@ -307,7 +309,7 @@ TEST(arch_recurrent_engine_rewinds) {
     struct lm_engine e;
     struct lm_err err;
     int code;
-    struct lm_engine_opts o = {.model_path = ARCH_DIR RECURRENT ".gguf", .n_ctx = ref.n_ctx, .n_threads = 1,
+    struct lm_engine_opts o = {.model_path = MODEL_DIR RECURRENT ".gguf", .n_ctx = ref.n_ctx, .n_threads = 1,
                                .sampling = lm_sampler_params_default()};
     if (lm_engine_open(&e, &o, &code, &err) < 0) {
         test_fail(__FILE__, __LINE__, "%s", err.msg);
@@ -331,7 +333,7 @@ TEST(arch_recurrent_engine_rewinds) {
     EXPECT_EQ_INT(lm_engine_truncate(&e, n), n); /* nothing cut: nothing lost */
     lm_engine_close(&e);
     /* an attention-only model keeps what it is asked to */
-    o.model_path = ARCH_DIR "qwen3.gguf";
+    o.model_path = MODEL_DIR "qwen3.gguf";
     if (lm_engine_open(&e, &o, &code, &err) < 0) {
         test_fail(__FILE__, __LINE__, "%s", err.msg);
     } else {
@@ -376,7 +378,7 @@ TEST(arch_recurrent_refuses_bad_metadata) {
     };
     struct lm_buf orig = {0};
     struct lm_err err;
-    if (lm_read_file(ARCH_DIR RECURRENT ".gguf", &orig, &err) < 0) return test_fail(__FILE__, __LINE__, "%s", err.msg), 0;
+    if (lm_read_file(MODEL_DIR RECURRENT ".gguf", &orig, &err) < 0) return test_fail(__FILE__, __LINE__, "%s", err.msg), 0;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct lm_buf file = {0};
         lm_buf_append(&file, orig.data, orig.len);
@@ -408,11 +410,11 @@ TEST(arch_info_shows_rope_scaling) {
     static const struct {
         const char *path, *says;
     } files[] = {
-        {ARCH_DIR "llama.gguf", "rope scaling:  none\n"},
-        {ARCH_DIR "llama-linear.gguf", "rope scaling:  linear x4\n"},
-        {ARCH_DIR "llama-rope-freqs.gguf", "rope scaling:  frequency factors\n"},
-        {ARCH_DIR "qwen2-yarn.gguf", "rope scaling:  yarn x4, original context 16, cos/sin x1.139\n"},
-        {ARCH_DIR "phi3.gguf", "rope scaling:  LongRoPE beyond 16 positions, cos/sin x1.225\n"},
+        {MODEL_DIR "llama.gguf", "rope scaling:  none\n"},
+        {MODEL_DIR "llama-linear.gguf", "rope scaling:  linear x4\n"},
+        {MODEL_DIR "llama-rope-freqs.gguf", "rope scaling:  frequency factors\n"},
+        {MODEL_DIR "qwen2-yarn.gguf", "rope scaling:  yarn x4, original context 16, cos/sin x1.139\n"},
+        {MODEL_DIR "phi3.gguf", "rope scaling:  LongRoPE beyond 16 positions, cos/sin x1.225\n"},
         {"tests/corpus/gguf/bad-rope-scaling", "rope scaling:  -\n"},
     };
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {

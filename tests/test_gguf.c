@@ -654,7 +654,7 @@ TEST(cli_info_matches_gguf_py) {
 }
 
 /* Hyperparameters that are arrays, one value per layer (gemma4's head_count_kv). */
-TEST(cli_info_matches_gguf_py_per_layer) { return check_info("tests/data/arch/gemma4.gguf"); }
+TEST(cli_info_matches_gguf_py_per_layer) { return check_info(LM_ARCH_MODELS "/gemma4.gguf"); }
 
 /* A vocabulary-only file: metadata, no tensors. */
 TEST(cli_info_matches_gguf_py_vocab) {

@@ -724,14 +724,14 @@ TEST(serve_page_in_browser) {
     return 0;
 }
 
-/* A model with a recurrent state (qwen35, tests/data/arch): a slot's state
+/* A model with a recurrent state (qwen35, scripts/make-arch-models.py): a slot's state
  * goes on from its end, or from its copy saved after the last prompt, or
  * starts over. On one slot: a longer prompt, a prefix of it (starts over),
  * the longer one again (resumes from the prefix's saved state): the two
  * greedy replies to the longer prompt must agree, and tokens were reused. */
 TEST(serve_recurrent_model) {
     struct server s;
-    if (!server_up(&s, "-np 1 -c 64 -m tests/data/arch/qwen35.gguf")) return 1;
+    if (!server_up(&s, "-np 1 -c 64 -m " LM_ARCH_MODELS "/qwen35.gguf")) return 1;
     static const char *const prompts[] = {"t5 t6 t7 t8 t9 t10 t11 t12", "t5 t6 t7 t8 t9 t10", "t5 t6 t7 t8 t9 t10 t11 t12"};
     char *replies[3];
     struct lm_buf body = {0};
