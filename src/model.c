@@ -14,7 +14,8 @@
 
 static const struct lm_arch *const archs[] = {
     &lm_arch_llama, &lm_arch_qwen2, &lm_arch_qwen3,   &lm_arch_phi3,    &lm_arch_qwen35,
-    &lm_arch_gpt2,  &lm_arch_olmo2, &lm_arch_granite, &lm_arch_smollm3, &lm_arch_gemma2, &lm_arch_gemma3};
+    &lm_arch_gpt2,  &lm_arch_olmo2, &lm_arch_granite, &lm_arch_smollm3, &lm_arch_gemma2, &lm_arch_gemma3,
+    &lm_arch_gemma4};
 
 /* Sanity bounds on hyperparameters, far above any real model, so products
  * of them cannot overflow before the tensor shapes are checked. */
@@ -46,6 +47,51 @@ int lm_arch_float(const struct lm_model *m, const char *suffix, float def, float
     return 0;
 }
 
+int lm_arch_layer_ints(const struct lm_model *m, const char *suffix, int64_t def, int64_t lo, int64_t hi, int *each,
+                       struct lm_err *err) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", m->hp.arch_name, suffix);
+    const struct lm_gguf_value *v = lm_gguf_get(&m->gguf, key);
+    int n_layer = m->hp.n_layer;
+    if (!v || v->type != LM_GGUF_ARRAY) {
+        int x;
+        if (lm_arch_int(m, suffix, def, lo, hi, &x, err) < 0) return -1;
+        for (int l = 0; l < n_layer; l++) each[l] = x;
+        return 0;
+    }
+    enum lm_gguf_type t = v->arr.type;
+    if (t == LM_GGUF_STRING || t == LM_GGUF_ARRAY || t == LM_GGUF_F32 || t == LM_GGUF_F64 || t == LM_GGUF_BOOL)
+        return lm_errf(err, "metadata '%s': expected integers, found an array of %s", key, lm_gguf_type_name(t));
+    if (v->arr.n != (uint64_t)n_layer)
+        return lm_errf(err, "metadata '%s' has %llu entries for %d layers", key, (unsigned long long)v->arr.n, n_layer);
+    for (int l = 0; l < n_layer; l++) {
+        int64_t x = lm_gguf_arr_int(v, (uint64_t)l);
+        if (x < lo || x > hi)
+            return lm_errf(err, "metadata '%s' is %lld for layer %d (expected %lld..%lld)", key, (long long)x, l,
+                           (long long)lo, (long long)hi);
+        each[l] = (int)x;
+    }
+    return 0;
+}
+
+/* n_ff and n_head_kv: one value, or one per layer (then the widest FFN and
+ * the fewest KV heads; each layer's are set with the layers). */
+static int load_layer_dims(struct lm_model *m, int *n_ff, int *n_head_kv, struct lm_err *err) {
+    struct lm_hparams *hp = &m->hp;
+    if (lm_arch_layer_ints(m, "feed_forward_length", -1, 1, MAX_DIM, n_ff, err) < 0 ||
+        lm_arch_layer_ints(m, "attention.head_count_kv", hp->n_head, 1, hp->n_head, n_head_kv, err) < 0)
+        return -1;
+    hp->n_ff = n_ff[0];
+    hp->n_head_kv = n_head_kv[0];
+    for (int l = 0; l < hp->n_layer; l++) {
+        if (hp->n_head % n_head_kv[l])
+            return lm_errf(err, "%d attention heads cannot be shared by %d KV heads", hp->n_head, n_head_kv[l]);
+        hp->n_ff = n_ff[l] > hp->n_ff ? n_ff[l] : hp->n_ff;
+        hp->n_head_kv = n_head_kv[l] < hp->n_head_kv ? n_head_kv[l] : hp->n_head_kv;
+    }
+    return 0;
+}
+
 static int load_hparams(struct lm_model *m, struct lm_err *err) {
     const struct lm_gguf *g = &m->gguf;
     struct lm_hparams *hp = &m->hp;
@@ -70,13 +116,21 @@ static int load_hparams(struct lm_model *m, struct lm_err *err) {
         return lm_errf(err, "%s with mixture-of-experts layers (expert_count %d) is not supported", hp->arch_name, n_expert);
     if (lm_arch_int(m, "embedding_length", -1, 1, MAX_DIM, &hp->n_embd, err) < 0 ||
         lm_arch_int(m, "block_count", -1, 1, MAX_LAYERS, &hp->n_layer, err) < 0 ||
-        lm_arch_int(m, "feed_forward_length", -1, 1, MAX_DIM, &hp->n_ff, err) < 0 ||
         lm_arch_int(m, "attention.head_count", -1, 1, MAX_DIM, &hp->n_head, err) < 0 ||
-        lm_arch_int(m, "attention.head_count_kv", hp->n_head, 1, hp->n_head, &hp->n_head_kv, err) < 0 ||
         lm_arch_int(m, "context_length", 2048, 1, 1 << 24, &hp->n_ctx_train, err) < 0)
         return -1;
-    if (hp->n_head % hp->n_head_kv)
-        return lm_errf(err, "%d attention heads cannot be shared by %d KV heads", hp->n_head, hp->n_head_kv);
+    /* The per-layer table is made before the layers' tensors are looked up:
+     * a tensor info per layer at least pays for it (the family's loader
+     * finds which one is missing). */
+    if ((uint64_t)hp->n_layer > m->gguf.n_tensors)
+        return lm_errf(err, "block_count %d is more than the file's %llu tensors", hp->n_layer,
+                       (unsigned long long)m->gguf.n_tensors);
+    m->layers = lm_xcalloc((size_t)hp->n_layer, sizeof *m->layers);
+    int *n_ff = lm_xmalloc(sizeof(int) * 2 * (size_t)hp->n_layer), *n_head_kv = n_ff + hp->n_layer;
+    rc = load_layer_dims(m, n_ff, n_head_kv, err);
+    for (int l = 0; l < hp->n_layer; l++) m->layers[l].n_ff = n_ff[l], m->layers[l].n_head_kv = n_head_kv[l];
+    free(n_ff);
+    if (rc < 0) return -1;
     int def_head_dim = hp->n_embd / hp->n_head;
     if (lm_arch_int(m, "attention.key_length", def_head_dim, 1, MAX_DIM, &hp->head_dim, err) < 0) return -1;
     int v_len;
@@ -91,6 +145,7 @@ static int load_hparams(struct lm_model *m, struct lm_err *err) {
     if (lm_arch_float(m, "rope.freq_base", 10000.0f, 1.0f, 1e12f, &hp->rope_base, err) < 0 ||
         lm_arch_float(m, "attention.layer_norm_rms_epsilon", 1e-5f, 0.0f, 1.0f, &hp->norm_eps, err) < 0)
         return -1;
+    for (int l = 0; l < hp->n_layer; l++) m->layers[l].head_dim = hp->head_dim;
     hp->att_scale = 1.0f / sqrtf((float)hp->head_dim);
     hp->emb_scale = 1.0f;
     hp->res_scale = 1.0f;
@@ -293,6 +348,37 @@ static int load_rope(struct lm_loader *ld) {
     return 0;
 }
 
+/* The cache's layout, once the family has said which layers attend and
+ * which slot each uses: the slots in order, each as wide as the KV heads of
+ * the layer that writes it; a layer reading another's slot must have its
+ * dimensions. Also the largest head, which the attention scratch is sized
+ * for. */
+static int kv_layout(struct lm_model *m, struct lm_err *err) {
+    struct lm_hparams *hp = &m->hp;
+    int64_t *width = lm_xcalloc((size_t)hp->n_kv_layer + 1, sizeof *width);
+    hp->max_head_dim = hp->head_dim;
+    for (int l = 0; l < hp->n_layer; l++) {
+        const struct lm_layer *L = &m->layers[l];
+        if (!L->wq) continue; /* a recurrent layer */
+        LM_ASSERT(L->kv_slot >= 0 && L->kv_slot < hp->n_kv_layer);
+        if (!L->kv_reused) width[L->kv_slot + 1] = (int64_t)L->n_head_kv * L->head_dim;
+        hp->max_head_dim = L->head_dim > hp->max_head_dim ? L->head_dim : hp->max_head_dim;
+    }
+    for (int s = 0; s < hp->n_kv_layer; s++) width[s + 1] += width[s];
+    hp->kv_values = width[hp->n_kv_layer];
+    int rc = 0;
+    for (int l = 0; l < hp->n_layer && !rc; l++) {
+        struct lm_layer *L = &m->layers[l];
+        if (!L->wq) continue;
+        L->kv_base = width[L->kv_slot];
+        if (width[L->kv_slot + 1] - width[L->kv_slot] != (int64_t)L->n_head_kv * L->head_dim)
+            rc = lm_errf(err, "layer %d reads a KV cache of %lld values per position, but has %d KV heads of %d", l,
+                         (long long)(width[L->kv_slot + 1] - width[L->kv_slot]), L->n_head_kv, L->head_dim);
+    }
+    free(width);
+    return rc;
+}
+
 static int load_tensors(struct lm_model *m, struct lm_err *err) {
     const struct lm_hparams *hp = &m->hp;
     struct lm_loader ld = {m, err, 0};
@@ -316,16 +402,10 @@ static int load_tensors(struct lm_model *m, struct lm_err *err) {
     m->output = lm_arch_tensor(&ld, -1, "output.weight", hp->n_embd, n_vocab, true);
     if (!ld.failed && !m->output) m->output = lm_arch_tensor(&ld, -1, "token_embd.weight", hp->n_embd, n_vocab, false);
     if (ld.failed || load_rope(&ld) < 0) return -1;
-    /* The per-layer table is made before the layers' tensors are looked up:
-     * a tensor info per layer at least pays for it (the family's loader
-     * finds which one is missing). */
-    if ((uint64_t)hp->n_layer > m->gguf.n_tensors)
-        return lm_errf(err, "block_count %d is more than the file's %llu tensors", hp->n_layer,
-                       (unsigned long long)m->gguf.n_tensors);
-    m->layers = lm_xcalloc((size_t)hp->n_layer, sizeof *m->layers);
     for (int l = 0; l < hp->n_layer; l++) m->layers[l].rope = 0, m->layers[l].kv_slot = l;
     m->hp.n_kv_layer = hp->n_layer;
-    return m->arch->load(&ld) < 0 || ld.failed ? -1 : 0;
+    if (m->arch->load(&ld) < 0 || ld.failed) return -1;
+    return kv_layout(m, err);
 }
 
 static int check_memory(const struct lm_model *m, struct lm_err *err);
@@ -381,22 +461,35 @@ struct ctx_plan {
     uint64_t rows;                  /* each of row_pos, row_seq, tiles; row_logits a quarter */
     uint64_t att_scratch;           /* per pool thread */
     uint64_t state, ssm_x;          /* recurrent state of all sequences, the mixer's scratch */
+    uint64_t pl;                    /* per-layer inputs */
 };
 
 /* Values of a row of the query projection: two per query when gated. */
 static uint64_t q_rows(const struct lm_model *m) {
     bool gated = false;
     for (int l = 0; l < m->hp.n_layer; l++) gated |= m->layers[l].att_gated;
-    return (uint64_t)m->hp.n_head * (uint64_t)m->hp.head_dim * (gated ? 2 : 1);
+    return (uint64_t)m->hp.n_head * (uint64_t)m->hp.max_head_dim * (gated ? 2 : 1);
+}
+
+/* The widest K (or V) row of a layer, and the widest per-layer input row. */
+static uint64_t max_kv_dim(const struct lm_model *m) {
+    uint64_t w = 0;
+    for (int l = 0; l < m->hp.n_layer; l++)
+        w = max_u64(w, (uint64_t)m->layers[l].n_head_kv * (uint64_t)m->layers[l].head_dim);
+    return w;
+}
+
+static uint64_t pl_width(const struct lm_model *m) {
+    return m->pl_tok_embd ? (uint64_t)m->hp.n_embd_per_layer * (uint64_t)m->hp.n_layer : 0;
 }
 
 static void ctx_plan(const struct lm_model *m, int n_seq, int n_ctx, int n_batch, struct ctx_plan *p) {
     const struct lm_hparams *hp = &m->hp;
     uint64_t nb = (uint64_t)n_batch, f = sizeof(float);
-    uint64_t E = (uint64_t)hp->n_embd, q_dim = (uint64_t)hp->n_head * (uint64_t)hp->head_dim;
-    uint64_t kv_dim = (uint64_t)hp->n_head_kv * (uint64_t)hp->head_dim;
-    p->cache = lm_mul_sat(lm_mul_sat(lm_mul_sat((uint64_t)n_seq, (uint64_t)hp->n_kv_layer), (uint64_t)n_ctx),
-                          kv_dim * sizeof(uint16_t));
+    uint64_t E = (uint64_t)hp->n_embd, q_dim = (uint64_t)hp->n_head * (uint64_t)hp->max_head_dim;
+    uint64_t kv_dim = max_kv_dim(m);
+    p->cache = lm_mul_sat(lm_mul_sat(lm_mul_sat((uint64_t)n_seq, (uint64_t)hp->kv_values), (uint64_t)n_ctx),
+                          sizeof(uint16_t));
     p->x = f * nb * E; /* products of checked dimensions and a batch of at most INT32_MAX: no overflow */
     p->xn = f * nb * max_u64(E, q_dim);
     p->att = f * nb * q_dim;
@@ -404,7 +497,8 @@ static void ctx_plan(const struct lm_model *m, int n_seq, int n_ctx, int n_batch
     p->state = lm_mul_sat((uint64_t)n_seq, f * (uint64_t)hp->ssm.n_layer * lm_delta_net_state(&hp->ssm));
     p->ssm_x = hp->ssm.n_layer ? f * nb * lm_delta_net_row(&hp->ssm) : 0;
     p->kv = f * nb * kv_dim;
-    p->ffn = f * nb * (uint64_t)hp->n_ff;
+    p->ffn = f * nb * max_u64((uint64_t)hp->n_ff, (uint64_t)hp->n_embd_per_layer);
+    p->pl = m->pl_tok_embd ? f * (nb + 1) * pl_width(m) : 0;
     for (int r = 0; r < LM_MAX_ROPES; r++) p->rope[r] = r < m->n_rope ? f * nb * (uint64_t)(m->rope[r].n_rot / 2) : 0;
     p->logits = f * (uint64_t)hp->n_vocab;
     p->rows = sizeof(int32_t) * nb;
@@ -413,11 +507,12 @@ static void ctx_plan(const struct lm_model *m, int n_seq, int n_ctx, int n_batch
      * layer, the products that share one lm_matmul_multi call need their
      * sum, bounded here by the sum over all of the layer's matrices */
     uint64_t qs = lm_matmul_scratch_size(m->output, n_batch);
+    if (m->pl_model_proj) qs = max_u64(qs, lm_matmul_scratch_size(m->pl_model_proj, n_batch));
     for (int l = 0; l < hp->n_layer; l++) {
         const struct lm_layer *L = &m->layers[l];
         const struct lm_tensor *const w[] = {L->wq,        L->wk,        L->wv,          L->wo,          L->w_gate,
                                              L->w_up,      L->w_down,    L->ssm.qkv,     L->ssm.z,       L->ssm.beta,
-                                             L->ssm.alpha, L->ssm.out};
+                                             L->ssm.alpha, L->ssm.out,   L->pl_gate,     L->pl_proj};
         uint64_t sum = 0;
         for (size_t i = 0; i < sizeof w / sizeof w[0]; i++)
             if (w[i]) sum += lm_matmul_scratch_size(w[i], n_batch);
@@ -432,7 +527,7 @@ void lm_ctx_size(const struct lm_model *m, int n_ctx, int n_batch, struct lm_ctx
     s->kv = lm_mul_sat(p.cache, 2);
     s->att = p.att_scratch;
     s->batch = p.x + p.xn + p.q + 2 * p.kv + p.att + 2 * p.ffn + 2 * (p.rope[0] + p.rope[1]) + p.logits + p.qscratch +
-               4 * p.rows + p.ssm_x;
+               4 * p.rows + p.ssm_x + p.pl;
     s->state = p.state;
 }
 
@@ -452,9 +547,12 @@ static int check_memory(const struct lm_model *m, struct lm_err *err) {
     if (total <= limit) return 0;
     char part[160];
     int q_dim = hp->n_head * hp->head_dim;
-    if (s.kv >= s.batch && s.kv >= s.att)
+    if (s.kv >= s.batch && s.kv >= s.att && hp->kv_values == (int64_t)hp->n_kv_layer * hp->n_head_kv * hp->head_dim)
         snprintf(part, sizeof part, "a KV cache of %d layers x %d positions x %d values needs %s", hp->n_kv_layer, n_ctx,
                  hp->n_head_kv * hp->head_dim, lm_size_str(s.kv).s);
+    else if (s.kv >= s.batch && s.kv >= s.att)
+        snprintf(part, sizeof part, "a KV cache of %d layers x %d positions (%lld values per position) needs %s",
+                 hp->n_kv_layer, n_ctx, (long long)hp->kv_values, lm_size_str(s.kv).s);
     else if (s.att > s.batch)
         snprintf(part, sizeof part, "attention over %d positions with heads of %d needs %s of scratch", n_ctx,
                  hp->head_dim, lm_size_str(s.att).s);
@@ -501,6 +599,7 @@ int lm_ctx_init_seqs(struct lm_ctx *c, const struct lm_model *m, struct lm_pool 
     if (n_seq == 1 && n_batch > n_ctx) n_batch = n_ctx;
     /* The forward pass indexes a batch's rows (n_batch x the widest of them) with ints. */
     int64_t widest = hp->n_embd > hp->n_ff ? hp->n_embd : hp->n_ff;
+    if ((int64_t)pl_width(m) > widest) widest = (int64_t)pl_width(m);
     if ((int64_t)q_rows(m) > widest) widest = (int64_t)q_rows(m);
     if (hp->ssm.n_layer && (int64_t)lm_delta_net_row(&hp->ssm) > widest) widest = (int64_t)lm_delta_net_row(&hp->ssm);
     if ((int64_t)n_batch * widest > INT32_MAX)
@@ -538,6 +637,7 @@ int lm_ctx_init_seqs(struct lm_ctx *c, const struct lm_model *m, struct lm_pool 
     c->att = try_alloc(p.att, false, &failed);
     c->ffn_g = try_alloc(p.ffn, false, &failed);
     c->ffn_u = try_alloc(p.ffn, false, &failed);
+    if (m->pl_tok_embd) c->pl_inp = try_alloc(p.pl, false, &failed);
     c->att_scratch = try_alloc(lm_mul_sat(p.att_scratch, (uint64_t)n_threads), false, &failed);
     for (int r = 0; r < m->n_rope; r++) {
         c->rope_cos[r] = try_alloc(p.rope[r], false, &failed);
@@ -565,7 +665,8 @@ int lm_ctx_init_seqs(struct lm_ctx *c, const struct lm_model *m, struct lm_pool 
 void lm_ctx_free(struct lm_ctx *c) {
     void *bufs[] = {c->k_cache, c->v_cache, c->x, c->xn, c->q, c->k, c->v, c->att, c->ffn_g, c->ffn_u,
                     c->att_scratch, c->rope_cos[0], c->rope_sin[0], c->rope_cos[1], c->rope_sin[1], c->logits,
-                    c->qscratch, c->row_pos, c->row_seq, c->row_logits, c->tiles, c->ssm_state, c->seq_pos, c->ssm_x};
+                    c->qscratch, c->row_pos, c->row_seq, c->row_logits, c->tiles, c->ssm_state, c->seq_pos, c->ssm_x,
+                    c->pl_inp};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     memset(c, 0, sizeof *c);
 }
@@ -626,8 +727,7 @@ static int plan_batch(struct lm_ctx *c, const struct lm_batch *b, struct lm_err 
     return n_tiles;
 }
 
-/* Row `row` of an embedding table (n_embd wide) as floats. */
-static void embedding_row(const struct lm_tensor *t, int row, float *out) {
+void lm_arch_embedding_row(const struct lm_tensor *t, int row, float *out) {
     const struct lm_type_traits *tt = lm_type_get(t->type);
     size_t row_bytes = (size_t)(t->ne[0] / tt->blck) * tt->size;
     tt->to_f32((const uint8_t *)t->data + row_bytes * (size_t)row, out, (int)t->ne[0]);
@@ -647,12 +747,12 @@ int lm_forward_batch(struct lm_ctx *c, const struct lm_batch *b, float *out, str
     int n = b->n, E = hp->n_embd;
     for (int t = 0; t < n; t++) {
         float *x = c->x + (size_t)t * E;
-        embedding_row(m->tok_embd, b->tokens[t], x);
+        lm_arch_embedding_row(m->tok_embd, b->tokens[t], x);
         if (hp->emb_scale != 1.0f)
             for (int i = 0; i < E; i++) x[i] *= hp->emb_scale;
         if (m->pos_embd) {
             float *pe = c->xn; /* free until the first layer */
-            embedding_row(m->pos_embd, b->pos[t], pe);
+            lm_arch_embedding_row(m->pos_embd, b->pos[t], pe);
             for (int i = 0; i < E; i++) x[i] += pe[i];
         }
         for (int r = 0; r < m->n_rope; r++) {
@@ -667,6 +767,7 @@ int lm_forward_batch(struct lm_ctx *c, const struct lm_batch *b, float *out, str
         }
     }
     struct lm_fwd f = {c, b, n_tiles};
+    if (m->pl_tok_embd) lm_blk_per_layer_inputs(&f);
     for (int l = 0; l < hp->n_layer; l++) m->arch->layer(&f, &m->layers[l]);
     int n_out = 0;
     for (int t = 0; t < n; t++) {

@@ -135,7 +135,10 @@ void lm_rmsnorm(float *y, const float *x, const float *weight, int n, float eps)
     double ss = 0;
     for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
     float scale = (float)(1.0 / sqrt(ss / n + eps));
-    for (int i = 0; i < n; i++) y[i] = x[i] * scale * weight[i];
+    if (!weight)
+        for (int i = 0; i < n; i++) y[i] = x[i] * scale;
+    else
+        for (int i = 0; i < n; i++) y[i] = x[i] * scale * weight[i];
 }
 
 void lm_layernorm(float *y, const float *x, const float *weight, const float *bias, int n, float eps) {

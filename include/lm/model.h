@@ -8,10 +8,11 @@
  * and format of every tensor are checked against them at load. Weights are
  * never copied: each struct lm_tensor points into the map.
  *
- * Families: llama, qwen2, qwen3, qwen35, phi3, gemma2, gemma3, gpt2, olmo2,
- * granite, smollm3. A layer attends (with RoPE or without, over the whole
- * context or a sliding window) or, in qwen35, runs a recurrent mixer (a
- * gated delta net) instead.
+ * Families: llama, qwen2, qwen3, qwen35, phi3, gemma2, gemma3, gemma4, gpt2,
+ * olmo2, granite, smollm3. A layer attends (with RoPE or without, over the
+ * whole context or a sliding window) or, in qwen35, runs a recurrent mixer
+ * (a gated delta net) instead. Layers may differ in KV heads, head size and
+ * FFN width, and may read the KV cache of an earlier layer (gemma4).
  *
  * A context (struct lm_ctx) owns, for each of one or more sequences, the
  * KV cache (f16) of the layers that attend and the recurrent state of the
@@ -36,9 +37,9 @@
  * exceeds the machine's physical memory or an allocation fails, never by an
  * abort.
  *
- * Left out on purpose: mixture-of-experts (refused at load by name), gemma4
- * and other architectures not in the list above (refused by name), and
- * qwen35's multi-token-prediction layers (not run, as in llama.cpp). */
+ * Left out on purpose: mixture-of-experts (refused at load by name, gemma4's
+ * too), architectures not in the list above (refused by name), and qwen35's
+ * multi-token-prediction layers (not run, as in llama.cpp). */
 #ifndef LM_MODEL_H
 #define LM_MODEL_H
 
@@ -58,8 +59,16 @@ struct lm_row_view;
 struct lm_hparams {
     const char *arch_name; /* general.architecture, as lm knows it */
     int n_vocab, n_embd, n_layer, n_ff;
-    int n_kv_layer;     /* layers with a KV cache: n_layer unless the family has layers without (qwen35) */
+    int n_kv_layer;     /* KV cache slots: n_layer unless the family has layers without one (qwen35) or
+                         * layers that read another's (gemma4) */
     int n_head, n_head_kv, head_dim; /* head_dim: key/value length per head */
+    /* When feed_forward_length or head_count_kv are arrays (one value per
+     * layer), n_ff is the widest and n_head_kv the fewest, and each layer
+     * has its own (struct lm_layer). The largest head of any layer, and
+     * the values one position takes in the cache (every slot's K, or V): */
+    int max_head_dim;
+    int64_t kv_values;
+    int n_embd_per_layer; /* width of each layer's slice of the per-layer token embeddings (gemma4); 0: none */
     int n_ctx_train;
     float rope_base;    /* rope.freq_base */
     float norm_eps;
@@ -124,6 +133,20 @@ struct lm_layer {
     const struct lm_tensor *bo, *b_gate, *b_up, *b_down; /* biases of wo and the FFN (gpt2), else NULL; f32 */
     int rope;   /* index into lm_model.rope; -1: no rotation */
     int window; /* attends to the last `window` positions (sliding window); 0: all */
+    /* Its own dimensions (the hyperparameters' unless the file gives one per layer, or the family one per
+     * kind of layer: gemma4's window layers have smaller heads): */
+    int n_head_kv, head_dim, n_ff;
+    int64_t kv_base;  /* where its slot starts in a position's row of the cache (values) */
+    bool kv_reused;   /* computes no K and V: attends to the cache of slot kv_slot, written by an earlier
+                       * layer of the same pass (gemma4's last layers); wk, wv, k_norm NULL */
+    bool v_norm;      /* RMSNorm of each value head, without a weight (gemma4) */
+    /* Per-layer token embeddings (gemma4), else NULL: x += post_norm(pl_proj(gelu(pl_gate x) *
+     * this layer's per-layer input)); see lm_model.pl_tok_embd. */
+    const struct lm_tensor *pl_gate;      /* (n_embd) -> (n_embd_per_layer) */
+    const struct lm_tensor *pl_proj;      /* (n_embd_per_layer) -> (n_embd) */
+    const struct lm_tensor *pl_post_norm; /* (n_embd) f32 */
+    const struct lm_tensor *out_scale;    /* (1) f32: the layer's output (the residual stream) is multiplied
+                                           * by it (gemma4), else NULL */
 };
 
 struct lm_model {
@@ -135,6 +158,13 @@ struct lm_model {
     const struct lm_tensor *output;     /* (n_embd) -> (n_vocab); tok_embd when tied */
     const struct lm_tensor *output_norm_b; /* (n_embd) f32: the final LayerNorm's bias (gpt2), else NULL */
     const struct lm_tensor *pos_embd;   /* (n_pos rows of n_embd) learned position embeddings (gpt2), else NULL */
+    /* Per-layer token embeddings (gemma4), else NULL. Each layer's input of
+     * n_embd_per_layer (P) is (rmsnorm(pl_model_proj x / sqrt(n_embd)) *
+     * pl_proj_norm + pl_tok_embd[token] * sqrt(P)) / sqrt(2), x the scaled
+     * token embedding; layer l takes slice l. */
+    const struct lm_tensor *pl_tok_embd;   /* (n_vocab rows of P * n_layer), any format with to_f32 */
+    const struct lm_tensor *pl_model_proj; /* (n_embd) -> (P * n_layer) */
+    const struct lm_tensor *pl_proj_norm;  /* (P) f32 */
     struct lm_layer *layers;            /* n_layer */
     struct lm_rope rope[LM_MAX_ROPES];  /* n_rope of them */
     int n_rope;
@@ -157,9 +187,11 @@ struct lm_ctx {
     const struct lm_model *model;
     struct lm_pool *pool;  /* borrowed */
     int n_seq, n_ctx, n_batch;   /* n_ctx: positions of each sequence */
-    uint16_t *k_cache, *v_cache; /* (n_seq, n_kv_layer, n_ctx, n_head_kv*head_dim) f16 */
+    uint16_t *k_cache, *v_cache; /* per sequence, per KV slot: (n_ctx, its layer's n_head_kv*head_dim) f16; see
+                                  * lm_layer.kv_base */
     /* scratch, sized for n_batch tokens */
     float *x, *xn, *q, *k, *v, *att, *ffn_g, *ffn_u;
+    float *pl_inp; /* (n_batch + 1, n_embd_per_layer * n_layer): the per-layer inputs, and a row of scratch */
     float *rope_cos[LM_MAX_ROPES], *rope_sin[LM_MAX_ROPES]; /* (n_batch, n_rot/2) of each rope */
     float *att_scratch;       /* per pool thread: att_scratch_size floats */
     size_t att_scratch_size;
@@ -183,7 +215,7 @@ int lm_model_default_ctx(const struct lm_model *m);
 
 /* Bytes a context takes, by what they grow with (saturating at UINT64_MAX). */
 struct lm_ctx_size {
-    uint64_t kv;    /* KV cache: n_kv_layer x n_ctx x 2 x n_head_kv*head_dim f16 */
+    uint64_t kv;    /* KV cache: n_ctx x 2 x kv_values f16 */
     uint64_t att;   /* attention scratch of one pool thread: grows with n_ctx */
     uint64_t batch; /* activations of n_batch tokens, their quantized copies, logits */
     uint64_t state; /* recurrent state of one sequence (0 for attention-only models) */

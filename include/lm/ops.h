@@ -30,7 +30,8 @@ void lm_matmul(struct lm_pool *pool, float *y, const struct lm_tensor *w, const 
 void lm_matmul_multi(struct lm_pool *pool, int n_w, float *const y[], const struct lm_tensor *const w[], const float *x,
                      int n_tok, void *scratch);
 
-/* y = x / sqrt(mean(x^2) + eps) * weight, over n elements (y may be x). */
+/* y = x / sqrt(mean(x^2) + eps) * weight, over n elements (y may be x;
+ * weight NULL: no weight, as 1). */
 void lm_rmsnorm(float *y, const float *x, const float *weight, int n, float eps);
 
 /* y = (x - mean(x)) / sqrt(var(x) + eps) * weight + bias (bias may be NULL; y may be x). */

@@ -36,6 +36,15 @@ int lm_arch_int(const struct lm_model *m, const char *suffix, int64_t def, int64
 int lm_arch_float(const struct lm_model *m, const char *suffix, float def, float lo, float hi, float *out,
                   struct lm_err *err);
 
+/* ARCH.suffix as one integer in [lo, hi] per layer, into each (n_layer):
+ * the metadata's array of one per layer, or its single value for every
+ * layer; def when absent (def < 0: required). */
+int lm_arch_layer_ints(const struct lm_model *m, const char *suffix, int64_t def, int64_t lo, int64_t hi, int *each,
+                       struct lm_err *err);
+
+/* Row `row` of an embedding table (t->ne[0] wide, any format with to_f32) as floats. */
+void lm_arch_embedding_row(const struct lm_tensor *t, int row, float *out);
+
 /* Tensor blk.LAYER.SUFFIX (layer < 0: SUFFIX itself) of shape [ne0, ne1]
  * (ne1 0: a vector, f32) in a format lm computes with; NULL when absent and
  * optional, or after a failure (recorded in ld). */
@@ -72,13 +81,21 @@ struct lm_arch {
 };
 
 extern const struct lm_arch lm_arch_llama, lm_arch_qwen2, lm_arch_qwen3;
-extern const struct lm_arch lm_arch_gemma2, lm_arch_gemma3;
+extern const struct lm_arch lm_arch_gemma2, lm_arch_gemma3, lm_arch_gemma4;
 extern const struct lm_arch lm_arch_qwen35;
 extern const struct lm_arch lm_arch_phi3;
 extern const struct lm_arch lm_arch_gpt2, lm_arch_olmo2, lm_arch_granite, lm_arch_smollm3;
 
 /* llama's layer: x += attention(rmsnorm(x)); x += SwiGLU FFN(rmsnorm(x)). */
 void lm_arch_llama_layer(const struct lm_fwd *f, const struct lm_layer *L);
+
+/* gemma's (gemma.c): x += rmsnorm(attention(rmsnorm(x))); x += rmsnorm(GeGLU FFN(rmsnorm(x))). */
+void lm_arch_gemma_layer(const struct lm_fwd *f, const struct lm_layer *L);
+/* Which layers use the window (gemma.c): attention.sliding_window_pattern
+ * is either a bool per layer (true: window) or a period n, where the last
+ * layer of each n is global (0: every layer is a window layer); def_period
+ * when absent. Sets each layer's window to `window` or 0. */
+int lm_arch_window_layers(struct lm_loader *ld, int window, int def_period);
 
 /* ---- blocks: each works on the n rows of the batch ---- */
 
@@ -96,7 +113,9 @@ void lm_blk_layernorm(const struct lm_fwd *f, float *y, const float *x, const st
 /* Self-attention of layer L from c->xn (normed input): Q, K, V with their
  * biases and head norms, RoPE, the cache, softmax attention with the
  * layer's window and the model's scale and soft-cap, the output
- * projection and its bias. Result in c->xn. */
+ * projection and its bias. With the layer's own KV heads and head size; a
+ * layer that reuses an earlier layer's cache computes Q only. Result in
+ * c->xn. */
 void lm_blk_attention(const struct lm_fwd *f, const struct lm_layer *L);
 
 enum lm_act { LM_ACT_SILU, LM_ACT_GELU_TANH };
@@ -110,6 +129,15 @@ void lm_blk_ffn(const struct lm_fwd *f, const struct lm_layer *L);
 
 /* c->x += c->xn over the batch (times hp.res_scale). */
 void lm_blk_residual(const struct lm_fwd *f);
+
+/* Per-layer token embeddings (gemma4; model.h, lm_model.pl_tok_embd): the
+ * inputs of every layer for the batch into c->pl_inp, from the tokens and
+ * the scaled embeddings in c->x (the driver runs it before the layers). */
+void lm_blk_per_layer_inputs(const struct lm_fwd *f);
+/* c->x += RMSNorm(pl_proj(gelu(pl_gate c->x) * L's per-layer input)) * pl_post_norm. */
+void lm_blk_per_layer_embd(const struct lm_fwd *f, const struct lm_layer *L);
+/* c->x *= L->out_scale: the layer's output scaled (gemma4). */
+void lm_blk_out_scale(const struct lm_fwd *f, const struct lm_layer *L);
 
 /* ---- the recurrent mixer: gated delta net (delta_net.c) ---- */
 

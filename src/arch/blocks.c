@@ -53,7 +53,7 @@ int lm_att_tokens(const struct lm_hparams *hp) {
 }
 
 size_t lm_att_scratch_size(const struct lm_hparams *hp, int n_ctx) {
-    size_t rows = (size_t)lm_att_tokens(hp) * (size_t)(hp->n_head / hp->n_head_kv), hd = (size_t)hp->head_dim;
+    size_t rows = (size_t)lm_att_tokens(hp) * (size_t)(hp->n_head / hp->n_head_kv), hd = (size_t)hp->max_head_dim;
     return 2 * rows * hd + rows * round8((size_t)n_ctx) + hd * ATT_CHUNK;
 }
 
@@ -61,6 +61,14 @@ struct attn_job {
     const struct lm_fwd *f;
     const struct lm_layer *L;
 };
+
+/* Where the values of position `pos` of sequence `seq` are in layer L's
+ * slot of the cache (see lm_layer.kv_base). */
+static size_t kv_offset(const struct lm_ctx *c, const struct lm_layer *L, int seq, int pos) {
+    size_t seq_values = (size_t)c->model->hp.kv_values * (size_t)c->n_ctx;
+    return (size_t)seq * seq_values + (size_t)L->kv_base * (size_t)c->n_ctx +
+           (size_t)pos * (size_t)L->n_head_kv * (size_t)L->head_dim;
+}
 
 /* Where the rows of a tile end: the next tile's first row, or the batch's end. */
 static int tile_end(const struct lm_fwd *f, int tile) { return tile + 1 < f->n_tiles ? f->c->tiles[tile + 1] : f->b->n; }
@@ -72,8 +80,8 @@ static void attention(void *arg, int task, int ith) {
     const struct lm_fwd *f = j->f;
     struct lm_ctx *c = f->c;
     const struct lm_hparams *hp = &c->model->hp;
-    int hd = hp->head_dim, group = hp->n_head / hp->n_head_kv, window = j->L->window;
-    size_t kv_dim = (size_t)hp->n_head_kv * (size_t)hd, q_dim = (size_t)hp->n_head * (size_t)hd;
+    int hd = j->L->head_dim, group = hp->n_head / j->L->n_head_kv, window = j->L->window;
+    size_t kv_dim = (size_t)j->L->n_head_kv * (size_t)hd, q_dim = (size_t)hp->n_head * (size_t)hd;
     int kvh = task / f->n_tiles, tile = task % f->n_tiles;
     int t0 = c->tiles[tile], nt = tile_end(f, tile) - t0, rows = nt * group;
     int seq = f->b->seq[t0], pos0 = f->b->pos[t0];
@@ -86,8 +94,7 @@ static void attention(void *arg, int task, int ith) {
         for (int g = 0; g < group; g++)
             memcpy(qt + (size_t)(t * group + g) * hd, c->q + (size_t)(t0 + t) * q_dim + (size_t)(kvh * group + g) * hd,
                    sizeof(float) * (size_t)hd);
-    size_t layer_off = ((size_t)seq * (size_t)hp->n_kv_layer + (size_t)j->L->kv_slot) * (size_t)c->n_ctx * kv_dim +
-                       (size_t)kvh * (size_t)hd;
+    size_t layer_off = kv_offset(c, j->L, seq, 0) + (size_t)kvh * (size_t)hd;
     const uint16_t *k = c->k_cache + layer_off, *v = c->v_cache + layer_off;
     /* positions the tile sees: from the first row's window start (a
      * multiple of 8, so rows stay aligned) to the last row */
@@ -142,34 +149,37 @@ void lm_blk_attention(const struct lm_fwd *f, const struct lm_layer *L) {
     const struct lm_model *m = c->model;
     const struct lm_hparams *hp = &m->hp;
     const struct lm_batch *b = f->b;
-    int n = b->n, hd = hp->head_dim, q_dim = hp->n_head * hd, kv_dim = hp->n_head_kv * hd;
-    lm_matmul_multi(c->pool, 3, (float *const[]){c->q, c->k, c->v}, (const struct lm_tensor *const[]){L->wq, L->wk, L->wv},
-                    c->xn, n, c->qscratch);
+    int n = b->n, hd = L->head_dim, q_dim = hp->n_head * hd, kv_dim = L->n_head_kv * hd;
+    if (L->kv_reused)
+        lm_matmul(c->pool, c->q, L->wq, c->xn, n, c->qscratch);
+    else
+        lm_matmul_multi(c->pool, 3, (float *const[]){c->q, c->k, c->v},
+                        (const struct lm_tensor *const[]){L->wq, L->wk, L->wv}, c->xn, n, c->qscratch);
     if (L->att_gated) split_gate(c->q, c->xn, n, hp->n_head, hd);
     add_bias(c->q, L->bq, n, q_dim);
     add_bias(c->k, L->bk, n, kv_dim);
     add_bias(c->v, L->bv, n, kv_dim);
-    if (L->q_norm) { /* over each head, or the whole row: as long as the weight */
-        lm_blk_rmsnorm(f, c->q, c->q, L->q_norm, (int)((int64_t)n * q_dim / L->q_norm->ne[0]));
-        lm_blk_rmsnorm(f, c->k, c->k, L->k_norm, (int)((int64_t)n * kv_dim / L->k_norm->ne[0]));
-    }
+    /* head norms: over each head, or the whole row: as long as the weight */
+    if (L->q_norm) lm_blk_rmsnorm(f, c->q, c->q, L->q_norm, (int)((int64_t)n * q_dim / L->q_norm->ne[0]));
+    if (L->k_norm) lm_blk_rmsnorm(f, c->k, c->k, L->k_norm, (int)((int64_t)n * kv_dim / L->k_norm->ne[0]));
+    if (L->v_norm && !L->kv_reused)
+        for (size_t h = 0; h < (size_t)n * (size_t)L->n_head_kv; h++)
+            lm_rmsnorm(c->v + h * (size_t)hd, c->v + h * (size_t)hd, NULL, hd, hp->norm_eps);
     for (int t = 0; t < n; t++) {
         float *q = c->q + (size_t)t * q_dim, *k = c->k + (size_t)t * kv_dim;
-        if (L->rope >= 0) {
-            const struct lm_rope *r = &m->rope[L->rope];
-            int half = r->n_rot / 2;
-            const float *cos_t = c->rope_cos[L->rope] + (size_t)t * half, *sin_t = c->rope_sin[L->rope] + (size_t)t * half;
-            lm_rope(q, hp->n_head, hd, r->n_rot, cos_t, sin_t, r->neox);
-            lm_rope(k, hp->n_head_kv, hd, r->n_rot, cos_t, sin_t, r->neox);
-        }
-        size_t cache_off =
-            (((size_t)b->seq[t] * (size_t)hp->n_kv_layer + (size_t)L->kv_slot) * (size_t)c->n_ctx + (size_t)b->pos[t]) *
-            (size_t)kv_dim;
+        const struct lm_rope *r = L->rope >= 0 ? &m->rope[L->rope] : NULL;
+        int half = r ? r->n_rot / 2 : 0;
+        const float *cos_t = r ? c->rope_cos[L->rope] + (size_t)t * half : NULL;
+        const float *sin_t = r ? c->rope_sin[L->rope] + (size_t)t * half : NULL;
+        if (r) lm_rope(q, hp->n_head, hd, r->n_rot, cos_t, sin_t, r->neox);
+        if (L->kv_reused) continue;
+        if (r) lm_rope(k, L->n_head_kv, hd, r->n_rot, cos_t, sin_t, r->neox);
+        size_t cache_off = kv_offset(c, L, b->seq[t], b->pos[t]);
         lm_f32_to_f16_row(k, c->k_cache + cache_off, kv_dim);
         lm_f32_to_f16_row(c->v + (size_t)t * kv_dim, c->v_cache + cache_off, kv_dim);
     }
     struct attn_job job = {f, L};
-    lm_pool_run(c->pool, hp->n_head_kv * f->n_tiles, attention, &job);
+    lm_pool_run(c->pool, L->n_head_kv * f->n_tiles, attention, &job);
     if (L->att_gated)
         for (size_t i = 0; i < (size_t)n * (size_t)q_dim; i++) c->att[i] *= 1.0f / (1.0f + expf(-c->xn[i]));
     lm_matmul(c->pool, c->xn, L->wo, c->att, n, c->qscratch);
@@ -178,7 +188,7 @@ void lm_blk_attention(const struct lm_fwd *f, const struct lm_layer *L) {
 
 void lm_blk_ffn_gated(const struct lm_fwd *f, const struct lm_layer *L, enum lm_act act) {
     struct lm_ctx *c = f->c;
-    int n = f->b->n, n_ff = c->model->hp.n_ff;
+    int n = f->b->n, n_ff = L->n_ff;
     lm_matmul_multi(c->pool, 2, (float *const[]){c->ffn_g, c->ffn_u},
                     (const struct lm_tensor *const[]){L->w_gate, L->w_up}, c->xn, n, c->qscratch);
     add_bias(c->ffn_g, L->b_gate, n, n_ff);
@@ -191,10 +201,57 @@ void lm_blk_ffn_gated(const struct lm_fwd *f, const struct lm_layer *L, enum lm_
 
 void lm_blk_ffn(const struct lm_fwd *f, const struct lm_layer *L) {
     struct lm_ctx *c = f->c;
-    int n = f->b->n, n_ff = c->model->hp.n_ff;
+    int n = f->b->n, n_ff = L->n_ff;
     lm_matmul(c->pool, c->ffn_u, L->w_up, c->xn, n, c->qscratch);
     add_bias(c->ffn_u, L->b_up, n, n_ff);
     lm_gelu(c->ffn_u, n * n_ff);
     lm_matmul(c->pool, c->xn, L->w_down, c->ffn_u, n, c->qscratch);
     add_bias(c->xn, L->b_down, n, c->model->hp.n_embd);
+}
+
+/* ---- per-layer token embeddings (gemma4) ---------------------------------------
+ * As llama.cpp's gemma4 graph (project_per_layer_inputs, the per-layer
+ * block): the factors are floats computed as it computes them. */
+
+void lm_blk_per_layer_inputs(const struct lm_fwd *f) {
+    struct lm_ctx *c = f->c;
+    const struct lm_model *m = c->model;
+    const struct lm_hparams *hp = &m->hp;
+    int n = f->b->n, P = hp->n_embd_per_layer;
+    size_t width = (size_t)P * (size_t)hp->n_layer;
+    float proj_scale = 1.0f / sqrtf((float)hp->n_embd), tok_scale = sqrtf((float)P), sum_scale = 1.0f / sqrtf(2.0f);
+    float *tok = c->pl_inp + (size_t)n * width; /* the row of scratch after the batch's */
+    lm_matmul(c->pool, c->pl_inp, m->pl_model_proj, c->x, n, c->qscratch);
+    for (int t = 0; t < n; t++) {
+        float *row = c->pl_inp + (size_t)t * width;
+        for (size_t i = 0; i < width; i++) row[i] *= proj_scale;
+        for (int l = 0; l < hp->n_layer; l++)
+            lm_rmsnorm(row + (size_t)l * P, row + (size_t)l * P, m->pl_proj_norm->data, P, hp->norm_eps);
+        lm_arch_embedding_row(m->pl_tok_embd, f->b->tokens[t], tok);
+        for (size_t i = 0; i < width; i++) row[i] = (row[i] + tok[i] * tok_scale) * sum_scale;
+    }
+}
+
+void lm_blk_per_layer_embd(const struct lm_fwd *f, const struct lm_layer *L) {
+    struct lm_ctx *c = f->c;
+    const struct lm_model *m = c->model;
+    int n = f->b->n, P = m->hp.n_embd_per_layer, l = (int)(L - m->layers);
+    size_t width = (size_t)P * (size_t)m->hp.n_layer;
+    float *g = c->ffn_g; /* (n, P) */
+    lm_matmul(c->pool, g, L->pl_gate, c->x, n, c->qscratch);
+    lm_gelu(g, n * P);
+    for (int t = 0; t < n; t++) {
+        const float *in = c->pl_inp + (size_t)t * width + (size_t)l * P;
+        for (int i = 0; i < P; i++) g[(size_t)t * P + i] *= in[i];
+    }
+    lm_matmul(c->pool, c->xn, L->pl_proj, g, n, c->qscratch);
+    lm_blk_rmsnorm(f, c->xn, c->xn, L->pl_post_norm, n);
+    lm_blk_residual(f);
+}
+
+void lm_blk_out_scale(const struct lm_fwd *f, const struct lm_layer *L) {
+    struct lm_ctx *c = f->c;
+    float s = *(const float *)L->out_scale->data;
+    size_t count = (size_t)f->b->n * (size_t)c->model->hp.n_embd;
+    for (size_t i = 0; i < count; i++) c->x[i] *= s;
 }

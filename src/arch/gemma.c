@@ -13,11 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Which layers use the window: attention.sliding_window_pattern is either a
- * bool per layer (true: window) or a period n, where the last layer of
- * each n is global (0: every layer is a window layer); def_period when
- * absent. */
-static int load_window_layers(struct lm_loader *ld, int window, int def_period) {
+int lm_arch_window_layers(struct lm_loader *ld, int window, int def_period) {
     struct lm_model *m = ld->m;
     char key[128];
     snprintf(key, sizeof key, "%s.attention.sliding_window_pattern", m->hp.arch_name);
@@ -78,7 +74,7 @@ static int load_gemma3(struct lm_loader *ld) {
         return -1;
     if (window > 0) {
         /* window layers never take the global layers' RoPE scaling */
-        if (load_window_layers(ld, window, 6) < 0 ||
+        if (lm_arch_window_layers(ld, window, 6) < 0 ||
             lm_arch_float(m, "rope.freq_base_swa", 10000.0f, 1.0f, 1e12f, &base_swa, ld->err) < 0)
             return -1;
         int r = lm_arch_add_rope(m, base_swa, m->rope[0].n_rot, true, ld->err);
@@ -99,7 +95,7 @@ static int load_gemma2(struct lm_loader *ld) {
     if (lm_arch_float(m, "attn_logit_softcapping", 50.0f, 1e-6f, 1e6f, &hp->att_softcap, ld->err) < 0 ||
         lm_arch_float(m, "final_logit_softcapping", 30.0f, 1e-6f, 1e6f, &hp->logit_softcap, ld->err) < 0 ||
         lm_arch_int(m, "attention.sliding_window", 4096, 1, INT32_MAX, &window, ld->err) < 0 ||
-        load_window_layers(ld, window, 2) < 0 ||
+        lm_arch_window_layers(ld, window, 2) < 0 ||
         lm_arch_float(m, "rope.freq_base_swa", hp->rope_base, 1.0f, 1e12f, &base_swa, ld->err) < 0)
         return -1;
     if (base_swa != hp->rope_base) {
@@ -115,7 +111,7 @@ static int load_gemma2(struct lm_loader *ld) {
     return load_tensors(ld, false);
 }
 
-static void layer(const struct lm_fwd *f, const struct lm_layer *L) {
+void lm_arch_gemma_layer(const struct lm_fwd *f, const struct lm_layer *L) {
     struct lm_ctx *c = f->c;
     int n = f->b->n;
     lm_blk_rmsnorm(f, c->xn, c->x, L->attn_norm, n);
@@ -128,5 +124,5 @@ static void layer(const struct lm_fwd *f, const struct lm_layer *L) {
     lm_blk_residual(f);
 }
 
-const struct lm_arch lm_arch_gemma2 = {"gemma2", load_gemma2, layer};
-const struct lm_arch lm_arch_gemma3 = {"gemma3", load_gemma3, layer};
+const struct lm_arch lm_arch_gemma2 = {"gemma2", load_gemma2, lm_arch_gemma_layer};
+const struct lm_arch lm_arch_gemma3 = {"gemma3", load_gemma3, lm_arch_gemma_layer};
