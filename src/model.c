@@ -352,9 +352,16 @@ static int load_rope(struct lm_loader *ld) {
  * which slot each uses: the slots in order, each as wide as the KV heads of
  * the layer that writes it; a layer reading another's slot must have its
  * dimensions. Also the largest head, which the attention scratch is sized
- * for. */
+ * for. The blocks compute with each layer's dimensions, so its tensors
+ * must have them (whatever the family checked them against). */
 static int kv_layout(struct lm_model *m, struct lm_err *err) {
     struct lm_hparams *hp = &m->hp;
+    for (int l = 0; l < hp->n_layer; l++) {
+        const struct lm_layer *L = &m->layers[l];
+        if ((L->wk && L->wk->ne[1] != (int64_t)L->n_head_kv * L->head_dim) || (L->w_down && L->w_down->ne[0] != L->n_ff))
+            return lm_errf(err, "layer %d: its tensors are not those of %d KV heads of %d and an FFN of %d", l,
+                           L->n_head_kv, L->head_dim, L->n_ff);
+    }
     int64_t *width = lm_xcalloc((size_t)hp->n_kv_layer + 1, sizeof *width);
     hp->max_head_dim = hp->head_dim;
     for (int l = 0; l < hp->n_layer; l++) {

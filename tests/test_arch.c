@@ -427,6 +427,47 @@ TEST(arch_gemma4_refuses_bad_metadata) {
     return 0;
 }
 
+/* A family that reads its tensors' shapes from the common hyperparameters
+ * (olmo2: n_ff, the widest when feed_forward_length is one per layer)
+ * still runs its layers with each layer's own dimensions, so a file whose
+ * per-layer FFN widths disagree with its tensors is refused. */
+TEST(arch_per_layer_dims_match_tensors) {
+    struct lm_gguf orig;
+    struct lm_err err;
+    if (lm_gguf_open(&orig, MODEL_DIR "olmo2.gguf", &err) < 0) return test_fail(__FILE__, __LINE__, "%s", err.msg), 0;
+    struct lm_gguf_writer w;
+    lm_gguf_writer_init(&w);
+    for (uint64_t i = 0; i < orig.n_kv; i++) {
+        const struct lm_gguf_kv *kv = &orig.kv[i];
+        if (!lm_gguf_str_eq(kv->key, "olmo2.feed_forward_length")) {
+            lm_gguf_write_value(&w, kv->key, &kv->value);
+        } else {
+            uint32_t n_ff[2] = {(uint32_t)kv->value.u64 / 2, (uint32_t)kv->value.u64}; /* 2 layers */
+            lm_gguf_write_arr(&w, "olmo2.feed_forward_length", LM_GGUF_U32, n_ff, 2);
+        }
+    }
+    for (uint64_t i = 0; i < orig.n_tensors; i++) {
+        const struct lm_gguf_tensor *t = &orig.tensors[i];
+        char name[96];
+        snprintf(name, sizeof name, "%.*s", (int)t->name.len, t->name.data);
+        lm_gguf_write_tensor(&w, name, t->t.type, t->t.n_dims, t->t.ne, t->t.data);
+    }
+    struct lm_buf file = {0};
+    lm_gguf_writer_finish(&w, &file);
+    lm_gguf_writer_free(&w);
+    lm_gguf_close(&orig);
+    struct lm_gguf g;
+    struct lm_model m;
+    int rc = lm_gguf_parse(&g, file.data, file.len, &err);
+    EXPECT_EQ_INT(rc, 0);
+    if (rc == 0) {
+        EXPECT_EQ_INT(lm_model_from_gguf(&m, &g, &err), -1);
+        EXPECT_CONTAINS(err.msg, "layer 0: its tensors are not those of 2 KV heads of 8 and an FFN of 16");
+    }
+    lm_buf_free(&file);
+    return 0;
+}
+
 /* lm run on each model: the whole path from the command line (the default
  * context, sampling, detokenizing) runs to its end. */
 TEST(arch_run_each_model) {

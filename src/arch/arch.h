@@ -9,14 +9,18 @@
  *
  * The common part, read by model.c before the family's loader runs: the
  * dimensions (embedding_length, block_count, feed_forward_length, heads,
- * key/value lengths, context_length), rope.freq_base and rope.scaling,
+ * key/value lengths, context_length; feed_forward_length and
+ * head_count_kv may be one per layer, into each layer's n_ff and
+ * n_head_kv), rope.freq_base and rope.scaling,
  * the RMSNorm epsilon; token_embd, output_norm and output (tied when
  * absent); one rotary embedding (rope[0]) that every layer uses unless the
- * family says otherwise.
+ * family says otherwise. After it, model.c lays out the KV cache from the
+ * layers' slots (kv_slot, kv_reused) and dimensions.
  *
  * The blocks (blocks.c) work on all rows of a batch, whichever sequences
  * they belong to: RMSNorm and LayerNorm, self-attention over each
- * sequence's KV cache, gated and plain FFNs, the residual; delta_net.c adds
+ * sequence's KV cache, gated and plain FFNs, the residual, per-layer token
+ * embeddings; delta_net.c adds
  * the recurrent mixer, whose state each sequence keeps in the context. */
 #ifndef LM_ARCH_H
 #define LM_ARCH_H

@@ -6,21 +6,21 @@
 
 void lm_arch_llama_tensors(struct lm_loader *ld, struct lm_layer *L, int l, bool biases, bool qk_norm) {
     const struct lm_hparams *hp = &ld->m->hp;
-    int q_dim = hp->n_head * hp->head_dim, kv_dim = hp->n_head_kv * hp->head_dim;
+    int q_dim = hp->n_head * L->head_dim, kv_dim = L->n_head_kv * L->head_dim;
     L->attn_norm = lm_arch_tensor(ld, l, "attn_norm.weight", hp->n_embd, 0, false);
     L->wq = lm_arch_tensor(ld, l, "attn_q.weight", hp->n_embd, q_dim, false);
     L->wk = lm_arch_tensor(ld, l, "attn_k.weight", hp->n_embd, kv_dim, false);
     L->wv = lm_arch_tensor(ld, l, "attn_v.weight", hp->n_embd, kv_dim, false);
     L->wo = lm_arch_tensor(ld, l, "attn_output.weight", q_dim, hp->n_embd, false);
     L->ffn_norm = lm_arch_tensor(ld, l, "ffn_norm.weight", hp->n_embd, 0, false);
-    L->w_gate = lm_arch_tensor(ld, l, "ffn_gate.weight", hp->n_embd, hp->n_ff, false);
-    L->w_up = lm_arch_tensor(ld, l, "ffn_up.weight", hp->n_embd, hp->n_ff, false);
-    L->w_down = lm_arch_tensor(ld, l, "ffn_down.weight", hp->n_ff, hp->n_embd, false);
+    L->w_gate = lm_arch_tensor(ld, l, "ffn_gate.weight", hp->n_embd, L->n_ff, false);
+    L->w_up = lm_arch_tensor(ld, l, "ffn_up.weight", hp->n_embd, L->n_ff, false);
+    L->w_down = lm_arch_tensor(ld, l, "ffn_down.weight", L->n_ff, hp->n_embd, false);
     L->bq = lm_arch_tensor(ld, l, "attn_q.bias", q_dim, 0, !biases);
     L->bk = lm_arch_tensor(ld, l, "attn_k.bias", kv_dim, 0, !biases);
     L->bv = lm_arch_tensor(ld, l, "attn_v.bias", kv_dim, 0, !biases);
-    L->q_norm = lm_arch_tensor(ld, l, "attn_q_norm.weight", hp->head_dim, 0, !qk_norm);
-    L->k_norm = lm_arch_tensor(ld, l, "attn_k_norm.weight", hp->head_dim, 0, !qk_norm);
+    L->q_norm = lm_arch_tensor(ld, l, "attn_q_norm.weight", L->head_dim, 0, !qk_norm);
+    L->k_norm = lm_arch_tensor(ld, l, "attn_k_norm.weight", L->head_dim, 0, !qk_norm);
 }
 
 static int load(struct lm_loader *ld, bool biases, bool qk_norm) {
