@@ -427,6 +427,48 @@ TEST(arch_gemma4_refuses_bad_metadata) {
     return 0;
 }
 
+/* gemma4's cache (slots of their own widths, layers reading another's
+ * slot) with two sequences in one batch, then each continued alone. */
+TEST(arch_gemma4_sequences) {
+    struct arch_ref ref;
+    struct lm_model m;
+    struct lm_err err;
+    if (!ref_load(&ref, ARCH_DIR "gemma4.ref")) return ref_free(&ref), 0;
+    if (lm_model_load(&m, MODEL_DIR "gemma4.gguf", &err) < 0) {
+        test_fail(__FILE__, __LINE__, "%s", err.msg);
+        return ref_free(&ref), 0;
+    }
+    struct lm_pool *pool = lm_pool_create(2);
+    struct lm_ctx c;
+    int n0 = ref.len[0], n1 = ref.len[1], split = 12;
+    EXPECT(n0 + split <= 64 && split < n1);
+    if (lm_ctx_init_seqs(&c, &m, pool, 2, ref.n_ctx, 64, &err) < 0) {
+        test_fail(__FILE__, __LINE__, "%s", err.msg);
+    } else {
+        int32_t tokens[64], pos[64], seq[64];
+        bool want[64];
+        float *out = malloc(sizeof(float) * 64 * (size_t)ref.n_vocab);
+        int n = 0;
+        for (int i = 0; i < split; i++, n++) tokens[n] = ref.tokens[1][i], pos[n] = i, seq[n] = 0, want[n] = true;
+        for (int i = 0; i < n0; i++, n++) tokens[n] = ref.tokens[0][i], pos[n] = i, seq[n] = 1, want[n] = true;
+        struct lm_batch b = {n, tokens, pos, seq, want};
+        EXPECT_EQ_INT(lm_forward_batch(&c, &b, out, &err), 0);
+        expect_rows(&ref, 1, 0, split, out, "gemma4 shared batch");
+        expect_rows(&ref, 0, 0, n0, out + (size_t)split * ref.n_vocab, "gemma4 shared batch");
+        n = 0;
+        for (int i = split; i < n1; i++, n++) tokens[n] = ref.tokens[1][i], pos[n] = i, seq[n] = 0, want[n] = true;
+        b.n = n;
+        EXPECT_EQ_INT(lm_forward_batch(&c, &b, out, &err), 0);
+        expect_rows(&ref, 1, split, n1, out, "gemma4 continued");
+        free(out);
+    }
+    lm_ctx_free(&c);
+    lm_pool_free(pool);
+    lm_model_free(&m);
+    ref_free(&ref);
+    return 0;
+}
+
 /* A family that reads its tensors' shapes from the common hyperparameters
  * (olmo2: n_ff, the widest when feed_forward_length is one per layer)
  * still runs its layers with each layer's own dimensions, so a file whose
