@@ -177,9 +177,10 @@ int lm_model_load(struct lm_model *m, const char *path, struct lm_err *err);
 int lm_model_from_gguf(struct lm_model *m, struct lm_gguf *g, struct lm_err *err);
 void lm_model_free(struct lm_model *m); /* safe on zeroed or half-built */
 /* What the loader made of m, for people (lm info): what its layers do
- * beyond a plain llama's (sliding windows and their layers, each RoPE or
- * none, learned positions, soft-caps, norms, biases, scales and
- * multipliers, tied output), read from the loaded model, one short phrase
+ * beyond a plain llama's (dimensions by layer, sliding windows and their
+ * layers, each RoPE or none, shared KV caches, learned positions, per-layer
+ * embeddings, soft-caps, norms, biases, scales and multipliers, tied
+ * output), read from the loaded model, one short phrase
  * each, every phrase ending in '\n', appended to out. */
 void lm_model_features(const struct lm_model *m, struct lm_buf *out);
 
