@@ -185,13 +185,7 @@ def gemma_like(outdir, name, arch, n_layer, qk_norm):
     output. gemma3 adds Q/K norms and its own RoPE base for window layers."""
     m = Model(outdir, name, arch)
     w = m.w
-    w.add_context_length(N_CTX)
-    w.add_embedding_length(N_EMBD)
-    w.add_block_count(n_layer)
-    w.add_feed_forward_length(N_FF)
-    w.add_head_count(N_HEAD)
-    w.add_head_count_kv(N_HEAD_KV)
-    w.add_layer_norm_rms_eps(1e-6)
+    m.attention_hparams(n_layer, rms_eps=1e-6)
     w.add_key_length(HEAD_DIM)
     w.add_value_length(HEAD_DIM)
     w.add_sliding_window(WINDOW)
