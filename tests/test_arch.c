@@ -241,6 +241,22 @@ static void expect_rows(const struct arch_ref *ref, int p, int from, int to, con
     if (!(d <= TOLERANCE)) test_fail(__FILE__, __LINE__, "%s: prompt %d rows %d..%d: max |diff| %g", what, p, from, to - 1, d);
 }
 
+/* A batch of up to 64 rows of reference prompts, every row's logits wanted. */
+struct ref_batch {
+    int32_t tokens[64], pos[64], seq[64];
+    bool want[64];
+    struct lm_batch b;
+};
+
+/* Appends tokens from..to of prompt p to the batch, as sequence seq. */
+static void ref_batch_add(struct ref_batch *rb, const struct arch_ref *ref, int p, int from, int to, int seq) {
+    if (!rb->b.tokens) rb->b = (struct lm_batch){0, rb->tokens, rb->pos, rb->seq, rb->want};
+    for (int i = from; i < to && rb->b.n < 64; i++, rb->b.n++) {
+        rb->tokens[rb->b.n] = ref->tokens[p][i], rb->pos[rb->b.n] = i;
+        rb->seq[rb->b.n] = seq, rb->want[rb->b.n] = true;
+    }
+}
+
 TEST(arch_recurrent_sequences_and_state) {
     struct arch_ref ref;
     struct lm_model m;
@@ -253,15 +269,12 @@ TEST(arch_recurrent_sequences_and_state) {
     if (lm_ctx_init_seqs(&c, &m, pool, 2, ref.n_ctx, 64, &err) < 0) {
         test_fail(__FILE__, __LINE__, "%s", err.msg);
     } else {
-        int32_t tokens[64], pos[64], seq[64];
-        bool want[64];
         float *out = malloc(sizeof(float) * 64 * (size_t)ref.n_vocab);
         /* one batch: all of prompt 0 (sequence 1), the start of prompt 1 (sequence 0) */
-        int n = 0;
-        for (int i = 0; i < n0; i++, n++) tokens[n] = ref.tokens[0][i], pos[n] = i, seq[n] = 1, want[n] = true;
-        for (int i = 0; i < split; i++, n++) tokens[n] = ref.tokens[1][i], pos[n] = i, seq[n] = 0, want[n] = true;
-        struct lm_batch b = {n, tokens, pos, seq, want};
-        EXPECT_EQ_INT(lm_forward_batch(&c, &b, out, &err), 0);
+        struct ref_batch rb = {0};
+        ref_batch_add(&rb, &ref, 0, 0, n0, 1);
+        ref_batch_add(&rb, &ref, 1, 0, split, 0);
+        EXPECT_EQ_INT(lm_forward_batch(&c, &rb.b, out, &err), 0);
         expect_rows(&ref, 0, 0, n0, out, "shared batch");
         expect_rows(&ref, 1, 0, split, out + (size_t)n0 * ref.n_vocab, "shared batch");
         EXPECT_EQ_INT(lm_ctx_seq_pos(&c, 1), n0);
@@ -270,22 +283,22 @@ TEST(arch_recurrent_sequences_and_state) {
         void *saved = malloc(lm_ctx_seq_state_size(&c));
         EXPECT(lm_ctx_seq_state_size(&c) > 0);
         lm_ctx_seq_save(&c, 0, saved);
-        n = 0;
-        for (int i = split; i < n1; i++, n++) tokens[n] = ref.tokens[1][i], pos[n] = i, seq[n] = 0, want[n] = true;
-        b.n = n;
-        EXPECT_EQ_INT(lm_forward_batch(&c, &b, out, &err), 0);
+        rb.b.n = 0;
+        ref_batch_add(&rb, &ref, 1, split, n1, 0);
+        int n = rb.b.n;
+        EXPECT_EQ_INT(lm_forward_batch(&c, &rb.b, out, &err), 0);
         expect_rows(&ref, 1, split, n1, out, "continued");
         /* going back is refused, and leaves the state as it was */
-        pos[0] = split;
-        b.n = 1;
-        EXPECT_EQ_INT(lm_forward_batch(&c, &b, out, &err), -1);
+        rb.pos[0] = split;
+        rb.b.n = 1;
+        EXPECT_EQ_INT(lm_forward_batch(&c, &rb.b, out, &err), -1);
         EXPECT_CONTAINS(err.msg, "recurrent state");
         EXPECT_EQ_INT(lm_ctx_seq_pos(&c, 0), n1);
         /* unless the saved state comes back */
         lm_ctx_seq_restore(&c, 0, saved);
         EXPECT_EQ_INT(lm_ctx_seq_pos(&c, 0), split);
-        b.n = n;
-        EXPECT_EQ_INT(lm_forward_batch(&c, &b, out, &err), 0);
+        rb.b.n = n;
+        EXPECT_EQ_INT(lm_forward_batch(&c, &rb.b, out, &err), 0);
         expect_rows(&ref, 1, split, n1, out, "restored");
         /* position 0 starts over: prompt 2 in sequence 1 */
         EXPECT_EQ_INT(lm_forward_logits(&c, ref.tokens[2], ref.len[2], 0, 0, ref.len[2], out, &err), 0);
@@ -445,20 +458,16 @@ TEST(arch_gemma4_sequences) {
     if (lm_ctx_init_seqs(&c, &m, pool, 2, ref.n_ctx, 64, &err) < 0) {
         test_fail(__FILE__, __LINE__, "%s", err.msg);
     } else {
-        int32_t tokens[64], pos[64], seq[64];
-        bool want[64];
         float *out = malloc(sizeof(float) * 64 * (size_t)ref.n_vocab);
-        int n = 0;
-        for (int i = 0; i < split; i++, n++) tokens[n] = ref.tokens[1][i], pos[n] = i, seq[n] = 0, want[n] = true;
-        for (int i = 0; i < n0; i++, n++) tokens[n] = ref.tokens[0][i], pos[n] = i, seq[n] = 1, want[n] = true;
-        struct lm_batch b = {n, tokens, pos, seq, want};
-        EXPECT_EQ_INT(lm_forward_batch(&c, &b, out, &err), 0);
+        struct ref_batch rb = {0};
+        ref_batch_add(&rb, &ref, 1, 0, split, 0);
+        ref_batch_add(&rb, &ref, 0, 0, n0, 1);
+        EXPECT_EQ_INT(lm_forward_batch(&c, &rb.b, out, &err), 0);
         expect_rows(&ref, 1, 0, split, out, "gemma4 shared batch");
         expect_rows(&ref, 0, 0, n0, out + (size_t)split * ref.n_vocab, "gemma4 shared batch");
-        n = 0;
-        for (int i = split; i < n1; i++, n++) tokens[n] = ref.tokens[1][i], pos[n] = i, seq[n] = 0, want[n] = true;
-        b.n = n;
-        EXPECT_EQ_INT(lm_forward_batch(&c, &b, out, &err), 0);
+        rb.b.n = 0;
+        ref_batch_add(&rb, &ref, 1, split, n1, 0);
+        EXPECT_EQ_INT(lm_forward_batch(&c, &rb.b, out, &err), 0);
         expect_rows(&ref, 1, split, n1, out, "gemma4 continued");
         free(out);
     }
