@@ -11,7 +11,8 @@
  *
  * The quantizers give the same bytes as the reference: same scale
  * arithmetic, rounding done exactly (half away from zero for q8_0/q8_1, to
- * nearest even for q8_K, as ggml's reference code does).
+ * nearest even for q8_K, as ggml's reference code does; to nearest even for
+ * the q8_0/q8_1 activations, as ggml-cpu's AVX code does).
  *
  * GEMM kernels (the traits' gemm) at the end: float formats, the 32-weight
  * block formats, q4_K and q6_K. For prompt batches the quantized ones put
@@ -308,51 +309,66 @@ static inline float amax_32(const float *x) {
     return hmax_ps(_mm256_max_ps(a, b));
 }
 
+/* v rounded to an integer: half away from zero (the _ref quantizers) or to
+ * nearest even (the activations', as ggml-cpu's AVX code rounds). */
+static inline __m256i round_epi32(__m256 v, bool even) {
+    return even ? _mm256_cvtps_epi32(_mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC))
+                : _mm256_cvttps_epi32(round_away(v));
+}
+
 /* 32 weights times id, rounded, stored as bytes; returns their sum. */
-static inline int quant_32(const float *x, float id, int8_t *qs) {
+static inline int quant_32(const float *x, float id, int8_t *qs, bool even) {
     const __m256 vid = _mm256_set1_ps(id);
-    const __m256i q0 = _mm256_cvttps_epi32(round_away(_mm256_mul_ps(_mm256_loadu_ps(x), vid)));
-    const __m256i q1 = _mm256_cvttps_epi32(round_away(_mm256_mul_ps(_mm256_loadu_ps(x + 8), vid)));
-    const __m256i q2 = _mm256_cvttps_epi32(round_away(_mm256_mul_ps(_mm256_loadu_ps(x + 16), vid)));
-    const __m256i q3 = _mm256_cvttps_epi32(round_away(_mm256_mul_ps(_mm256_loadu_ps(x + 24), vid)));
+    const __m256i q0 = round_epi32(_mm256_mul_ps(_mm256_loadu_ps(x), vid), even);
+    const __m256i q1 = round_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 8), vid), even);
+    const __m256i q2 = round_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 16), vid), even);
+    const __m256i q3 = round_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 24), vid), even);
     _mm256_storeu_si256((__m256i *)qs, pack_i32_to_i8(q0, q1, q2, q3));
     return hsum_epi32(_mm256_add_epi32(_mm256_add_epi32(q0, q1), _mm256_add_epi32(q2, q3)));
 }
 
 /* q8_0 and q8_1 take blocks eight at a time and find all eight scales first:
  * each block's max -> d -> 1/d chain is long but independent of the others,
- * and block by block the CPU sat waiting on it (3x slower on Zen 1). */
-static inline int q8_scales(const float *x, int64_t nb, float d[8], float id[8]) {
+ * and block by block the CPU sat waiting on it (3x slower on Zen 1). The
+ * activations' quantizers (act) take 1/d as 127/amax, as ggml-cpu does. */
+static inline int q8_scales(const float *x, int64_t nb, float d[8], float id[8], bool act) {
     const int m = nb < 8 ? (int)nb : 8;
-    for (int j = 0; j < m; j++) d[j] = amax_32(x + 32 * j) / 127;
-    for (int j = 0; j < m; j++) id[j] = d[j] ? 1.0f / d[j] : 0.0f;
+    float amax[8];
+    for (int j = 0; j < m; j++) amax[j] = amax_32(x + 32 * j);
+    for (int j = 0; j < m; j++) d[j] = amax[j] / 127;
+    for (int j = 0; j < m; j++) id[j] = act ? (amax[j] ? 127.f / amax[j] : 0.0f) : (d[j] ? 1.0f / d[j] : 0.0f);
     return m;
 }
 
-static void from_f32_q8_0(const float *x, void *vy, int64_t n) {
+static inline void quant_q8_0(const float *x, void *vy, int64_t n, bool act) {
     struct lm_block_q8_0 *y = vy;
     float d[8], id[8];
     for (int64_t i = 0; i < n / 32;) {
-        const int m = q8_scales(x + 32 * i, n / 32 - i, d, id);
+        const int m = q8_scales(x + 32 * i, n / 32 - i, d, id, act);
         for (int j = 0; j < m; j++, i++) {
-            quant_32(x + 32 * i, id[j], y[i].qs);
+            quant_32(x + 32 * i, id[j], y[i].qs, act);
             y[i].d = to_f16(d[j]);
         }
     }
 }
 
-static void from_f32_q8_1(const float *x, void *vy, int64_t n) {
+static inline void quant_q8_1(const float *x, void *vy, int64_t n, bool act) {
     struct lm_block_q8_1 *y = vy;
     float d[8], id[8];
     for (int64_t i = 0; i < n / 32;) {
-        const int m = q8_scales(x + 32 * i, n / 32 - i, d, id);
+        const int m = q8_scales(x + 32 * i, n / 32 - i, d, id, act);
         for (int j = 0; j < m; j++, i++) {
-            const int sum = quant_32(x + 32 * i, id[j], y[i].qs);
+            const int sum = quant_32(x + 32 * i, id[j], y[i].qs, act);
             y[i].d = to_f16(d[j]);
             y[i].s = to_f16((float)sum * d[j]);
         }
     }
 }
+
+static void from_f32_q8_0(const float *x, void *y, int64_t n) { quant_q8_0(x, y, n, false); }
+static void from_f32_q8_1(const float *x, void *y, int64_t n) { quant_q8_1(x, y, n, false); }
+static void act_from_f32_q8_0(const float *x, void *y, int64_t n) { quant_q8_0(x, y, n, true); }
+static void act_from_f32_q8_1(const float *x, void *y, int64_t n) { quant_q8_1(x, y, n, true); }
 
 static void from_f32_q8_K(const float *x, void *vy, int64_t n) {
     struct lm_block_q8_K *y = vy;
@@ -1290,6 +1306,9 @@ void lm_quants_avx2_install(struct lm_type_traits *t) {
     t[LM_TYPE_Q8_0].from_f32 = from_f32_q8_0;
     t[LM_TYPE_Q8_1].from_f32 = from_f32_q8_1;
     t[LM_TYPE_Q8_K].from_f32 = from_f32_q8_K;
+    t[LM_TYPE_Q8_0].act_from_f32 = act_from_f32_q8_0;
+    t[LM_TYPE_Q8_1].act_from_f32 = act_from_f32_q8_1;
+    t[LM_TYPE_Q8_K].act_from_f32 = from_f32_q8_K;
     t[LM_TYPE_Q2_K].vec_dot = dot_q2_K_q8_K;
     t[LM_TYPE_Q3_K].vec_dot = dot_q3_K_q8_K;
     t[LM_TYPE_Q4_K].vec_dot = dot_q4_K_q8_K;
