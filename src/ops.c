@@ -69,7 +69,7 @@ static void quantize_tile(void *arg, int task, int ith) {
     struct matmul_job *j = arg;
     int per = (j->n_tok + QUANT_TILE - 1) / QUANT_TILE;
     int q = task / per, t0 = task % per * QUANT_TILE, t1 = t0 + QUANT_TILE < j->n_tok ? t0 + QUANT_TILE : j->n_tok;
-    for (int t = t0; t < t1; t++) j->qt[q]->from_f32(j->x + j->cols * t, j->qdst[q] + j->qrow[q] * (size_t)t, j->cols);
+    for (int t = t0; t < t1; t++) j->qt[q]->act_from_f32(j->x + j->cols * t, j->qdst[q] + j->qrow[q] * (size_t)t, j->cols);
 }
 
 void lm_matmul_multi(struct lm_pool *pool, int n_w, float *const y[], const struct lm_tensor *const w[], const float *x,
@@ -95,6 +95,7 @@ void lm_matmul_multi(struct lm_pool *pool, int n_w, float *const y[], const stru
         while (q < j.n_q && j.qt[q] != lm_type_get(t->vec_dot_type)) q++;
         if (q == j.n_q) {
             j.qt[q] = lm_type_get(t->vec_dot_type);
+            LM_ASSERT(j.qt[q]->act_from_f32);
             j.qrow[q] = row_bytes(t->vec_dot_type, j.cols);
             j.qdst[q] = free_scratch;
             free_scratch += j.qrow[q] * (size_t)n_tok;
@@ -310,7 +311,15 @@ void lm_sgemm(int M, int N, int K, const float *A, size_t lda, const float *B, s
         sgemm_cols(1, M, n, K, A, lda, B, ldb, C, ldc, add);
         n += SG_W;
     }
-    if (n < N) lm_sgemm_ref(M, N - n, K, A, lda, B + n, ldb, C + n, ldc, add);
+    /* The last columns: each element by the tiles' own chain of FMAs, so
+     * that a column's value does not depend on where N ends (attention's
+     * scores for a position must not change with the batch around it). */
+    for (int m = 0; m < M; m++)
+        for (int c = n; c < N; c++) {
+            float s = add ? C[(size_t)m * ldc + c] : 0.0f;
+            for (int k = 0; k < K; k++) s = fmaf(A[(size_t)m * lda + k], B[(size_t)k * ldb + c], s);
+            C[(size_t)m * ldc + c] = s;
+        }
 }
 
 /* e^x, 8 at a time: x = k ln 2 + r with |r| <= ln 2 / 2, e^r by Cephes'

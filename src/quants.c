@@ -417,10 +417,6 @@ static void from_f32_q8_1_ref(const float *x, void *vy, int64_t n) {
     }
 }
 
-/* ---- k-quant helpers (ggml-quants.c) ---- */
-
-#define GROUP_MAX_EPS 1e-15f
-
 /* Round to nearest, ties to even, for |f| < 2^22: adding 1.5*2^23 leaves the
  * integer in the low mantissa bits. */
 static inline int nearest_int(float f) {
@@ -429,6 +425,41 @@ static inline int nearest_int(float f) {
     memcpy(&i, &v, sizeof i);
     return (i & 0x007fffff) - 0x00400000;
 }
+
+/* ---- q8_0 and q8_1 activations, as ggml-cpu quantizes them on x86 ----
+ * Its AVX quantize_row_q8_0/q8_1 (ggml-cpu/arch/x86/quants.c) differ from
+ * the _ref math above: the inverse scale is 127/amax, not 1/(amax/127)
+ * (they can differ in the last bit), and rounding is to nearest even, not
+ * half away. Each differing level moves a product, and Gemma 3 270M's top
+ * two logits can be 0.03 apart; quantizing activations as llama.cpp does
+ * keeps lm's products its. Weights keep the _ref math (llama-quantize's). */
+static float quant_q8_act_block(const float *restrict x, int8_t *restrict qs) {
+    float amax = 0;
+    for (int j = 0; j < 32; j++) amax = amax > fabsf(x[j]) ? amax : fabsf(x[j]);
+    const float id = amax ? 127.f / amax : 0.0f;
+    for (int j = 0; j < 32; j++) qs[j] = (int8_t)nearest_int(x[j] * id);
+    return amax / 127;
+}
+
+static void act_from_f32_q8_0_ref(const float *x, void *vy, int64_t n) {
+    struct lm_block_q8_0 *restrict y = vy;
+    for (int64_t i = 0; i < n / 32; i++, x += 32) y[i].d = lm_f32_to_f16(quant_q8_act_block(x, y[i].qs));
+}
+
+static void act_from_f32_q8_1_ref(const float *x, void *vy, int64_t n) {
+    struct lm_block_q8_1 *restrict y = vy;
+    for (int64_t i = 0; i < n / 32; i++, x += 32) {
+        const float d = quant_q8_act_block(x, y[i].qs);
+        int sum = 0;
+        for (int j = 0; j < 32; j++) sum += y[i].qs[j];
+        y[i].d = lm_f32_to_f16(d);
+        y[i].s = lm_f32_to_f16((float)sum * d);
+    }
+}
+
+/* ---- k-quant helpers (ggml-quants.c) ---- */
+
+#define GROUP_MAX_EPS 1e-15f
 
 /* Symmetric levels in [-nmax, nmax-1] for n weights; returns the scale and
  * stores levels + nmax in L. rmse_type 1 weighs the error by x^2 and searches
@@ -1061,9 +1092,10 @@ static const struct lm_type_traits traits_ref[LM_TYPE_COUNT] = {
     [LM_TYPE_Q5_1] = {.name = "q5_1", .blck = 32, .size = sizeof(struct lm_block_q5_1), .to_f32 = to_f32_q5_1,
                       .from_f32 = from_f32_q5_1, .vec_dot = dot_q5_1_q8_1_ref, .vec_dot_type = LM_TYPE_Q8_1},
     [LM_TYPE_Q8_0] = {.name = "q8_0", .blck = 32, .size = sizeof(struct lm_block_q8_0), .to_f32 = to_f32_q8_0,
-                      .from_f32 = from_f32_q8_0_ref, .vec_dot = dot_q8_0_q8_0_ref, .vec_dot_type = LM_TYPE_Q8_0},
+                      .from_f32 = from_f32_q8_0_ref, .act_from_f32 = act_from_f32_q8_0_ref, .vec_dot = dot_q8_0_q8_0_ref,
+                      .vec_dot_type = LM_TYPE_Q8_0},
     [LM_TYPE_Q8_1] = {.name = "q8_1", .blck = 32, .size = sizeof(struct lm_block_q8_1), .to_f32 = to_f32_q8_1,
-                      .from_f32 = from_f32_q8_1_ref},
+                      .from_f32 = from_f32_q8_1_ref, .act_from_f32 = act_from_f32_q8_1_ref},
     [LM_TYPE_Q2_K] = {.name = "q2_K", .blck = 256, .size = sizeof(struct lm_block_q2_K), .to_f32 = to_f32_q2_K,
                       .from_f32 = from_f32_q2_K, .vec_dot = dot_q2_K_q8_K_ref, .vec_dot_type = LM_TYPE_Q8_K},
     [LM_TYPE_Q3_K] = {.name = "q3_K", .blck = 256, .size = sizeof(struct lm_block_q3_K), .to_f32 = to_f32_q3_K,
@@ -1075,7 +1107,7 @@ static const struct lm_type_traits traits_ref[LM_TYPE_COUNT] = {
     [LM_TYPE_Q6_K] = {.name = "q6_K", .blck = 256, .size = sizeof(struct lm_block_q6_K), .to_f32 = to_f32_q6_K,
                       .from_f32 = from_f32_q6_K, .vec_dot = dot_q6_K_q8_K_ref, .vec_dot_type = LM_TYPE_Q8_K},
     [LM_TYPE_Q8_K] = {.name = "q8_K", .blck = 256, .size = sizeof(struct lm_block_q8_K), .to_f32 = to_f32_q8_K,
-                      .from_f32 = from_f32_q8_K_ref},
+                      .from_f32 = from_f32_q8_K_ref, .act_from_f32 = from_f32_q8_K_ref},
     [LM_TYPE_IQ2_XXS] = {.name = "iq2_xxs", .blck = 256, .size = 66},
     [LM_TYPE_IQ2_XS] = {.name = "iq2_xs", .blck = 256, .size = 74},
     [LM_TYPE_IQ3_XXS] = {.name = "iq3_xxs", .blck = 256, .size = 98},

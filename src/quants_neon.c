@@ -206,19 +206,22 @@ static inline int8x16_t narrow_i32x16(int32x4_t a, int32x4_t b, int32x4_t c, int
     return vcombine_s8(vqmovn_s16(ab), vqmovn_s16(cd));
 }
 
-/* One q8_0/q8_1 block: returns d, stores the quants and their sum. */
-static inline float quant_q8_block(const float *x, int8_t *qs, int *sum) {
+/* One q8_0/q8_1 block: returns d, stores the quants and their sum. The
+ * activations' quantizer (act) takes 1/d as 127/amax and rounds to nearest
+ * even, as ggml-cpu's x86 code (quants.c says why). */
+static inline float quant_q8_block(const float *x, int8_t *qs, int *sum, bool act) {
     float32x4_t v[8];
-    float32x4_t amax = vdupq_n_f32(0);
+    float32x4_t vmax = vdupq_n_f32(0);
     for (int k = 0; k < 8; k++) {
         v[k] = vld1q_f32(x + 4 * k);
-        amax = vmaxq_f32(amax, vabsq_f32(v[k]));
+        vmax = vmaxq_f32(vmax, vabsq_f32(v[k]));
     }
-    const float d = vmaxvq_f32(amax) / 127;
-    const float id = d ? 1.0f / d : 0.0f;
+    const float amax = vmaxvq_f32(vmax), d = amax / 127;
+    const float id = act ? (amax ? 127.f / amax : 0.0f) : (d ? 1.0f / d : 0.0f);
     int32x4_t q[8], total = vdupq_n_s32(0);
     for (int k = 0; k < 8; k++) {
-        q[k] = vcvtaq_s32_f32(vmulq_n_f32(v[k], id)); /* roundf */
+        const float32x4_t s = vmulq_n_f32(v[k], id);
+        q[k] = act ? vcvtnq_s32_f32(s) : vcvtaq_s32_f32(s); /* nearest even, or roundf */
         total = vaddq_s32(total, q[k]);
     }
     vst1q_s8(qs, narrow_i32x16(q[0], q[1], q[2], q[3]));
@@ -227,21 +230,26 @@ static inline float quant_q8_block(const float *x, int8_t *qs, int *sum) {
     return d;
 }
 
-static void from_f32_q8_0(const float *x, void *vy, int64_t n) {
+static inline void quant_q8_0(const float *x, void *vy, int64_t n, bool act) {
     struct lm_block_q8_0 *y = vy;
     int sum;
-    for (int64_t i = 0; i < n / 32; i++) y[i].d = to_f16(quant_q8_block(x + 32 * i, y[i].qs, &sum));
+    for (int64_t i = 0; i < n / 32; i++) y[i].d = to_f16(quant_q8_block(x + 32 * i, y[i].qs, &sum, act));
 }
 
-static void from_f32_q8_1(const float *x, void *vy, int64_t n) {
+static inline void quant_q8_1(const float *x, void *vy, int64_t n, bool act) {
     struct lm_block_q8_1 *y = vy;
     for (int64_t i = 0; i < n / 32; i++) {
         int sum;
-        const float d = quant_q8_block(x + 32 * i, y[i].qs, &sum);
+        const float d = quant_q8_block(x + 32 * i, y[i].qs, &sum, act);
         y[i].d = to_f16(d);
         y[i].s = to_f16((float)sum * d);
     }
 }
+
+static void from_f32_q8_0(const float *x, void *y, int64_t n) { quant_q8_0(x, y, n, false); }
+static void from_f32_q8_1(const float *x, void *y, int64_t n) { quant_q8_1(x, y, n, false); }
+static void act_from_f32_q8_0(const float *x, void *y, int64_t n) { quant_q8_0(x, y, n, true); }
+static void act_from_f32_q8_1(const float *x, void *y, int64_t n) { quant_q8_1(x, y, n, true); }
 
 static void from_f32_q8_K(const float *x, void *vy, int64_t n) {
     struct lm_block_q8_K *y = vy;
@@ -435,6 +443,9 @@ void lm_quants_neon_install(struct lm_type_traits *t) {
     t[LM_TYPE_Q8_0].from_f32 = from_f32_q8_0;
     t[LM_TYPE_Q8_1].from_f32 = from_f32_q8_1;
     t[LM_TYPE_Q8_K].from_f32 = from_f32_q8_K;
+    t[LM_TYPE_Q8_0].act_from_f32 = act_from_f32_q8_0;
+    t[LM_TYPE_Q8_1].act_from_f32 = act_from_f32_q8_1;
+    t[LM_TYPE_Q8_K].act_from_f32 = from_f32_q8_K;
     t[LM_TYPE_Q2_K].vec_dot = dot_q2_K_q8_K;
     t[LM_TYPE_Q3_K].vec_dot = dot_q3_K_q8_K;
     t[LM_TYPE_Q4_K].vec_dot = dot_q4_K_q8_K;

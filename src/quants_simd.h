@@ -6,6 +6,7 @@
 
 #include "lm/quants.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)

@@ -45,6 +45,18 @@ TEST(ops_sgemm) {
                         test_fail(__FILE__, __LINE__, "sgemm_ref %dx%dx%d [%d][%zu]: %g vs %g", M, N, K, m, n, R[i], exact);
                 }
         }
+        /* a column's values are the same whatever N is: attention's scores
+         * for a position must not depend on how many positions a batch sees */
+        lm_sgemm(M, N, K, A, lda, B, ldb, R, ldc, false);
+        const int subs[] = {1, 8, 9, 16, 24, 40, N - 1};
+        for (size_t j = 0; j < sizeof subs / sizeof subs[0]; j++) {
+            if (subs[j] < 1 || subs[j] > N) continue;
+            lm_sgemm(M, subs[j], K, A, lda, B, ldb, C, ldc, false);
+            for (int m = 0; m < M; m++)
+                for (int n = 0; n < subs[j]; n++)
+                    if (C[(size_t)m * ldc + n] != R[(size_t)m * ldc + n])
+                        test_fail(__FILE__, __LINE__, "sgemm %dx%dx%d: C[%d][%d] changes with N = %d", M, N, K, m, n, subs[j]);
+        }
         free(A);
         free(B);
         free(C);

@@ -165,6 +165,33 @@ TEST(quants_from_f32) {
     return 0;
 }
 
+/* Activations quantized to q8_0/q8_1 as ggml-cpu's x86 quantize_row_q8_0/
+ * q8_1 do: with amax 127 the inverse scale 127/amax is 1 and each x*id is
+ * x, rounded to nearest even (_mm256_round_ps), while the weights'
+ * quantizer (roundf, as quantize_row_q8_0_ref) rounds halves away. Both
+ * builds' tables. */
+TEST(quants_activation_rounding) {
+    float x[32] = {127, 2.5f, 3.5f, -2.5f, -3.5f, 0.5f, -0.5f, 1.5f, 126.5f, -0.25f};
+    static const int8_t act[10] = {127, 2, 4, -2, -4, 0, 0, 2, 126, 0}, weight[10] = {127, 3, 4, -3, -4, 1, -1, 2, 127, 0};
+    for (int ref = 0; ref < 2; ref++) {
+        const struct lm_type_traits *q80 = ref ? lm_type_get_ref(LM_TYPE_Q8_0) : lm_type_get(LM_TYPE_Q8_0);
+        const struct lm_type_traits *q81 = ref ? lm_type_get_ref(LM_TYPE_Q8_1) : lm_type_get(LM_TYPE_Q8_1);
+        struct lm_block_q8_0 a, w;
+        struct lm_block_q8_1 a1;
+        q80->act_from_f32(x, &a, 32);
+        q80->from_f32(x, &w, 32);
+        q81->act_from_f32(x, &a1, 32);
+        for (int i = 0; i < 10; i++) {
+            EXPECT_EQ_INT(a.qs[i], act[i]);
+            EXPECT_EQ_INT(a1.qs[i], act[i]);
+            EXPECT_EQ_INT(w.qs[i], weight[i]);
+        }
+        EXPECT(lm_f16_to_f32(a.d) == 1.0f);
+        EXPECT(lm_f16_to_f32(a1.s) == 255.0f); /* the sum of the levels times d */
+    }
+    return 0;
+}
+
 /* The SIMD activation quantizers give the reference bytes on many random
  * blocks, including exact rounding ties and +a/-a maxima. */
 TEST(quants_activation_bytes) {
@@ -186,14 +213,16 @@ TEST(quants_activation_bytes) {
             const int64_t len = lens[li] - lens[li] % t->blck;
             const size_t size = (size_t)(len / t->blck) * t->size;
             uint8_t *a = lm_xmalloc(size), *b = lm_xmalloc(size);
-            t->from_f32(x + (n - len), a, len);
-            r->from_f32(x + (n - len), b, len);
-            for (size_t i = 0; i < size; i++)
-                if (a[i] != b[i]) {
-                    test_fail(__FILE__, __LINE__, "%s n=%lld: %s and ref differ at byte %zu of block %zu", t->name,
-                              (long long)len, lm_quants_simd(), i % t->size, i / t->size);
-                    break;
-                }
+            for (int act = 0; act < 2; act++) { /* the weights' quantizer, then the activations' */
+                (act ? t->act_from_f32 : t->from_f32)(x + (n - len), a, len);
+                (act ? r->act_from_f32 : r->from_f32)(x + (n - len), b, len);
+                for (size_t i = 0; i < size; i++)
+                    if (a[i] != b[i]) {
+                        test_fail(__FILE__, __LINE__, "%s%s n=%lld: %s and ref differ at byte %zu of block %zu", t->name,
+                                  act ? " activations" : "", (long long)len, lm_quants_simd(), i % t->size, i / t->size);
+                        break;
+                    }
+            }
             free(a);
             free(b);
         }

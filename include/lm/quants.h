@@ -101,6 +101,9 @@ struct lm_type_traits {
      * of blck; block pointers need only the alignment of their struct. */
     void (*to_f32)(const void *x, float *y, int64_t n);
     void (*from_f32)(const float *x, void *y, int64_t n);          /* quantizer, ggml's _ref math */
+    /* Where this is a vec_dot_type: the activations' quantizer, ggml-cpu's
+     * math on x86 (for q8_0 and q8_1 not the _ref one; see quants.c). */
+    void (*act_from_f32)(const float *x, void *y, int64_t n);
     void (*vec_dot)(int n, float *s, const void *x, const void *y);  /* x: this type, y: vec_dot_type */
     enum lm_type vec_dot_type;
     /* Optional: nr rows of x (bx bytes apart) against nc rows of y (by

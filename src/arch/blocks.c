@@ -90,10 +90,15 @@ static void attention(void *arg, int task, int ith) {
     float *out = qt + (size_t)rows * hd;                             /* (rows, hd) */
     float *sc = out + (size_t)rows * hd;                             /* (rows, lds) scores */
     float *kv = sc + (size_t)rows * lds;                             /* (hd, ATT_CHUNK) keys or (ATT_CHUNK, hd) values */
+    /* the queries rounded to f16, as llama.cpp's attention takes them (with
+     * or without flash attention, its K.Q converts Q to the f16 keys' type) */
+    const struct lm_type_traits *f16 = lm_type_get(LM_TYPE_F16);
+    uint16_t *q16 = (uint16_t *)kv;
     for (int t = 0; t < nt; t++)
-        for (int g = 0; g < group; g++)
-            memcpy(qt + (size_t)(t * group + g) * hd, c->q + (size_t)(t0 + t) * q_dim + (size_t)(kvh * group + g) * hd,
-                   sizeof(float) * (size_t)hd);
+        for (int g = 0; g < group; g++) {
+            lm_f32_to_f16_row(c->q + (size_t)(t0 + t) * q_dim + (size_t)(kvh * group + g) * hd, q16, hd);
+            f16->to_f32(q16, qt + (size_t)(t * group + g) * hd, hd);
+        }
     size_t layer_off = kv_offset(c, j->L, seq, 0) + (size_t)kvh * (size_t)hd;
     const uint16_t *k = c->k_cache + layer_off, *v = c->v_cache + layer_off;
     /* positions the tile sees: from the first row's window start (a
@@ -117,7 +122,6 @@ static void attention(void *arg, int task, int ith) {
         memset(row + lo, 0, sizeof(float) * (size_t)(first - lo));
         memset(row + last, 0, sizeof(float) * (end - (size_t)last));
     }
-    const struct lm_type_traits *f16 = lm_type_get(LM_TYPE_F16);
     for (int p0 = lo; p0 < n_pos; p0 += ATT_CHUNK) {
         int np = n_pos - p0 < ATT_CHUNK ? n_pos - p0 : ATT_CHUNK, npad = (int)round8((size_t)np);
         for (int p = 0; p < np; p++) f16->to_f32(v + (size_t)(p0 + p) * kv_dim, kv + (size_t)p * hd, hd);
