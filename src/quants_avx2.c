@@ -36,13 +36,6 @@
 static inline float f16(uint16_t h) { return _cvtsh_ss(h); }
 static inline uint16_t to_f16(float f) { return (uint16_t)_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT); }
 
-static inline float hsum_ps(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
 static inline int hsum_epi32(__m256i v) {
     __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
     s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
@@ -590,7 +583,6 @@ static void dot_q6_K_q8_K(int n, float *s, const void *vx, const void *vy) {
 
 enum gemm_kind { G_Q4_0, G_Q4_1, G_Q5_0, G_Q5_1, G_Q8_0 };
 
-#define GEMM_CHUNK 64 /* blocks whose activation scales are converted at once */
 #define GEMM_MAX_C 4
 
 static inline size_t gemm_xsize(enum gemm_kind k) {
@@ -886,19 +878,19 @@ static inline __attribute__((always_inline)) void gemm_blocks(enum gemm_kind k, 
     const uint8_t *x = vx, *y = vy;
     const size_t xsize = gemm_xsize(k);
     const size_t ysize = gemm_y_q8_1(k) ? sizeof(struct lm_block_q8_1) : sizeof(struct lm_block_q8_0);
-    float dy[GEMM_CHUNK * GEMM_MAX_C] = {0}, sy[GEMM_CHUNK * GEMM_MAX_C] = {0};
+    float dy[LM_GEMM_CHUNK * GEMM_MAX_C] = {0}, sy[LM_GEMM_CHUNK * GEMM_MAX_C] = {0};
     const int groups = nc / 8;
     il_gemm(k, n, nr, groups, s, ldc, x, bx, y, by);
     for (int c0 = 8 * groups; c0 < nc; c0 += GEMM_MAX_C) {
         const int C = nc - c0 < GEMM_MAX_C ? nc - c0 : GEMM_MAX_C;
-        for (int b0 = 0; b0 < n / 32; b0 += GEMM_CHUNK) {
-            const int nb = n / 32 - b0 < GEMM_CHUNK ? n / 32 - b0 : GEMM_CHUNK;
+        for (int b0 = 0; b0 < n / 32; b0 += LM_GEMM_CHUNK) {
+            const int nb = n / 32 - b0 < LM_GEMM_CHUNK ? n / 32 - b0 : LM_GEMM_CHUNK;
             const uint8_t *yb = y + by * (size_t)c0 + ysize * (size_t)b0;
             gemm_y_scales(k, nb, C, yb, by, dy, sy);
             const bool add = b0 > 0;
             int r = 0;
             if (C == 1) {
-                float ds[2 * GEMM_CHUNK];
+                float ds[2 * LM_GEMM_CHUNK];
                 for (int b = 0; b < nb; b++) ds[2 * b] = dy[b * GEMM_MAX_C], ds[2 * b + 1] = sy[b * GEMM_MAX_C];
                 for (; r + 4 <= nr; r += 4)
                     gemv_tile(k, 4, nb, x + bx * (size_t)r + xsize * (size_t)b0, bx, yb, ds, s + ldc * (size_t)c0 + r, add);
