@@ -629,6 +629,19 @@ static inline __attribute__((always_inline)) __m256i gemm_decode(enum gemm_kind 
     }
 }
 
+/* A weight block's (dx, mx) in lanes 0 and 1, from one conversion. */
+static inline __attribute__((always_inline)) __m128 gemv_dm(enum gemm_kind k, const uint8_t *b) {
+    if (k == G_Q4_1 || k == G_Q5_1) {
+        uint32_t dm;
+        memcpy(&dm, b, 4);
+        return _mm_cvtph_ps(_mm_cvtsi32_si128((int)dm));
+    }
+    uint16_t d;
+    memcpy(&d, b, 2);
+    const __m128 dd = _mm_cvtph_ps(_mm_set1_epi16((short)d));
+    return k == G_Q4_0 ? _mm_mul_ps(dd, _mm_setr_ps(1, -8, 0, 0)) : k == G_Q5_0 ? _mm_mul_ps(dd, _mm_setr_ps(1, -16, 0, 0)) : dd;
+}
+
 /* dy[b][c] and sy[b][c] (c < GEMM_MAX_C) for nb blocks of nc activation rows. */
 static void gemm_y_scales(enum gemm_kind k, int nb, int nc, const uint8_t *y, size_t by, float *dy, float *sy) {
     for (int c = 0; c < nc; c++, y += by)
@@ -666,28 +679,29 @@ static inline __attribute__((always_inline)) void gemm_tile(enum gemm_kind k, co
     }
     for (int b = 0; b < nb; b++) {
         __m256i u[4], w[4];
-        float dx[4], mx[4];
+        __m256 dx[4];
+        const __m128 s4 = _mm_loadu_ps(sy + b * GEMM_MAX_C);
         #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
-            w[r] = gemm_decode(k, x + bx * (size_t)r + xsize * (size_t)b, &dx[r], &mx[r]);
+            const uint8_t *blk = x + bx * (size_t)r + xsize * (size_t)b;
+            float d_unused, m_unused;
+            w[r] = gemm_decode(k, blk, &d_unused, &m_unused);
             u[r] = k == G_Q8_0 ? _mm256_sign_epi8(w[r], w[r]) : w[r];
+            const __m128 dm = gemv_dm(k, blk); /* dx mx, as the one-row kernel has them */
+            dx[r] = _mm256_broadcastss_ps(dm);
+            /* not fused: gemv_tile rounds the product, and a row's result
+             * must not depend on how many rows share its batch */
+            if (k != G_Q8_0) accm[r] = _mm_add_ps(accm[r], _mm_mul_ps(_mm_broadcastss_ps(_mm_movehdup_ps(dm)), s4));
         }
         #pragma GCC unroll 4
         for (int c = 0; c < C; c++) {
             const __m256i qy = _mm256_loadu_si256((const __m256i *)(y + by * (size_t)c + ysize * (size_t)b + yqs));
-            const float d = dy[b * GEMM_MAX_C + c];
+            const __m256 d = _mm256_broadcast_ss(dy + b * GEMM_MAX_C + c);
             #pragma GCC unroll 4
             for (int r = 0; r < R; r++) {
                 const __m256i p = dot_us8(u[r], k == G_Q8_0 ? _mm256_sign_epi8(qy, w[r]) : qy);
-                acc[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(dx[r] * d), _mm256_cvtepi32_ps(p), acc[r][c]);
+                acc[r][c] = _mm256_fmadd_ps(_mm256_mul_ps(dx[r], d), _mm256_cvtepi32_ps(p), acc[r][c]);
             }
-        }
-        if (k != G_Q8_0) {
-            const __m128 s4 = _mm_loadu_ps(sy + b * GEMM_MAX_C);
-            #pragma GCC unroll 4
-            /* not fused: gemv_tile rounds the product, and a row's result
-             * must not depend on how many rows share its batch */
-            for (int r = 0; r < R; r++) accm[r] = _mm_add_ps(accm[r], _mm_mul_ps(_mm_set1_ps(mx[r]), s4));
         }
     }
     #pragma GCC unroll 4
@@ -708,18 +722,6 @@ static inline __attribute__((always_inline)) void gemm_tile(enum gemm_kind k, co
  * sum and the m*s term, which accumulates in lane 1 apart. Weights stream
  * from memory once here: prefetching the next tile's blocks as we go took
  * q4_1 from 3.5 to 4.1 GB/s and q8_0 from 3.7 to 5.3 GB/s on one core. */
-static inline __attribute__((always_inline)) __m128 gemv_dm(enum gemm_kind k, const uint8_t *b) {
-    if (k == G_Q4_1 || k == G_Q5_1) {
-        uint32_t dm;
-        memcpy(&dm, b, 4);
-        return _mm_cvtph_ps(_mm_cvtsi32_si128((int)dm));
-    }
-    uint16_t d;
-    memcpy(&d, b, 2);
-    const __m128 dd = _mm_cvtph_ps(_mm_set1_epi16((short)d));
-    return k == G_Q4_0 ? _mm_mul_ps(dd, _mm_setr_ps(1, -8, 0, 0)) : k == G_Q5_0 ? _mm_mul_ps(dd, _mm_setr_ps(1, -16, 0, 0)) : dd;
-}
-
 static inline __attribute__((always_inline)) void gemv_tile(enum gemm_kind k, const int R, int nb, const uint8_t *x, size_t bx,
                                                               const uint8_t *y, const float *ds, float *s, bool add) {
     const size_t xsize = gemm_xsize(k);

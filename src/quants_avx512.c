@@ -310,7 +310,8 @@ static void q_y_scales(enum qkind k, int nb, int nc, const uint8_t *y, size_t by
         }
         for (int p = 0; p < P; p++) {
             const float d1 = d[2 * p + 1 < nc ? 2 * p + 1 : 2 * p];
-            _mm512_store_ps(dyp + 16 * (P * b + p), _mm512_insertf32x8(_mm512_set1_ps(d[2 * p]), _mm256_set1_ps(d1), 1));
+            const __m256d hi = _mm256_castps_pd(_mm256_set1_ps(d1)); /* (F only: no insertf32x8) */
+            _mm512_store_ps(dyp + 16 * (P * b + p), _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_set1_ps(d[2 * p])), hi, 1)));
         }
     }
 }
@@ -375,7 +376,7 @@ ZUNROLL
         for (int c = 0; c < 2 * P; c++) {
             if (c >= nc) break;
             const __m512 a = acc[r][c / 2];
-            const float v = hsum_ps(c % 2 ? _mm512_extractf32x8_ps(a, 1) : _mm512_castps512_ps256(a)) + (k != Q8_0 ? m[c] : 0.0f);
+            const float v = hsum_ps(c % 2 ? _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)) : _mm512_castps512_ps256(a)) + (k != Q8_0 ? m[c] : 0.0f);
             float *o = s + ldc * (size_t)c + (size_t)r;
             *o = add ? *o + v : v;
         }
