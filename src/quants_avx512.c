@@ -13,7 +13,10 @@
  * Fewer activation rows (generation): dot products along the rows, with
  * masked loads for the tail. bf16 weights are widened exactly (a shift),
  * so the sums are those of the f32 reference up to summation order; the
- * bf16 dot-product instruction would round the activations to bf16. */
+ * bf16 dot-product instruction would round the activations to bf16.
+ *
+ * The 32-weight block formats against 2 to 7 activation rows (generation
+ * of a few sequences): see "2 to 7 activation rows" below. */
 #include "quants_simd.h"
 
 #if LM_QUANTS_AVX512
