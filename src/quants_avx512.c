@@ -271,13 +271,16 @@ static inline __m512i zdot_us8(__m512i u, __m512i s) {
 }
 
 /* A weight block's 32 weights as bytes in both 256-bit halves (unsigned,
- * w = dx*u + mx; q8_0: signed, mx = 0), and dx, mx as the one-row kernel
- * computes them. */
-static inline __attribute__((always_inline)) __m512i q_decode(enum qkind k, const uint8_t *b, float *dx, float *mx) {
-    uint16_t h[2];
-    memcpy(h, b, sizeof h);
-    *dx = _cvtsh_ss(h[0]);
-    *mx = k == Q4_1 || k == Q5_1 ? _cvtsh_ss(h[1]) : k == Q4_0 ? *dx * -8.0f : k == Q5_0 ? *dx * -16.0f : 0.0f;
+ * w = dx*u + mx; q8_0: signed), and (dx, mx) in lanes 0 and 1 of *dm, from
+ * one conversion, as the one-row kernel computes them. */
+static inline __attribute__((always_inline)) __m512i q_decode(enum qkind k, const uint8_t *b, __m128 *dm) {
+    uint32_t h;
+    memcpy(&h, b, 4);
+    if (k == Q4_1 || k == Q5_1) *dm = _mm_cvtph_ps(_mm_cvtsi32_si128((int)h));
+    else {
+        const __m128 d = _mm_cvtph_ps(_mm_set1_epi16((short)(h & 0xffff)));
+        *dm = k == Q4_0 ? _mm_mul_ps(d, _mm_setr_ps(1, -8, 0, 0)) : k == Q5_0 ? _mm_mul_ps(d, _mm_setr_ps(1, -16, 0, 0)) : d;
+    }
     if (k == Q8_0) return _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(b + offsetof(struct lm_block_q8_0, qs))));
     const size_t qs = k == Q4_0 ? offsetof(struct lm_block_q4_0, qs) : k == Q4_1 ? offsetof(struct lm_block_q4_1, qs)
                     : k == Q5_0 ? offsetof(struct lm_block_q5_0, qs) : offsetof(struct lm_block_q5_1, qs);
@@ -345,16 +348,16 @@ ZUNROLL
         for (int r = 0; r < R; r++) {
             const uint8_t *blk = x + bx * (size_t)r + xsize * (size_t)b;
             _mm_prefetch((const char *)(blk + 4 * bx), _MM_HINT_T0); /* the next tile's block, as the one-row kernel */
-            float d, m;
-            const __m512i w = q_decode(k, blk, &d, &m);
-            dx[r] = _mm512_set1_ps(d);
+            __m128 dm;
+            const __m512i w = q_decode(k, blk, &dm);
+            dx[r] = _mm512_broadcastss_ps(dm);
             if (k == Q8_0) { /* the sign moves onto the activations */
                 u[r] = _mm512_abs_epi8(w);
                 neg[r] = _mm512_movepi8_mask(w);
             } else {
                 u[r] = w;
                 /* not fused, as in the one-row kernel */
-                accm[r] = _mm256_add_ps(accm[r], _mm256_mul_ps(_mm256_set1_ps(m), _mm256_load_ps(sy + 8 * b)));
+                accm[r] = _mm256_add_ps(accm[r], _mm256_mul_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(dm)), _mm256_load_ps(sy + 8 * b)));
             }
         }
 ZUNROLL
