@@ -347,7 +347,7 @@ ZUNROLL
 ZUNROLL
         for (int r = 0; r < R; r++) {
             const uint8_t *blk = x + bx * (size_t)r + xsize * (size_t)b;
-            _mm_prefetch((const char *)(blk + 16 * bx), _MM_HINT_T0); /* 4 tiles ahead: 4 (as the one-row kernel) gave pp4 ~400 t/s, 8-16 ~430 */
+            _mm_prefetch((const char *)(blk + 16 * bx), _MM_HINT_T0); /* 4 tiles ahead: 1 tile ahead (as the one-row kernel) was slower */
             __m128 dm;
             const __m512i w = q_decode(k, blk, &dm);
             dx[r] = _mm512_broadcastss_ps(dm);
