@@ -108,12 +108,14 @@ void lm_matmul_multi(struct lm_pool *pool, int n_w, float *const y[], const stru
         int per = (n_tok + QUANT_TILE - 1) / QUANT_TILE;
         lm_pool_run(pool, j.n_q * per, quantize_tile, &j);
     }
-    /* Row tiles: for one token, about 8 per thread, so that whoever runs
-     * claims the next (no reuse to keep); for a batch, 256 rows that a run
+    /* Row tiles: for up to 7 tokens (generation of a few sequences), about
+     * 8 per thread, so that whoever runs claims the next (no reuse to keep:
+     * one token tile; 256-row tiles left a thread idle on a 576-row matrix
+     * split in 3); for a batch of 8 or more, 256 rows that a run
      * of a token tile reuses from L2 (and over which a kernel's
      * rearrangement of the activations pays off). Multiples of 16 rows
      * suit every GEMM kernel's row blocking. */
-    int64_t target = n_tok == 1 ? total_rows / (8 * lm_pool_size(pool)) : 256;
+    int64_t target = n_tok < 8 ? total_rows / (8 * lm_pool_size(pool)) : 256;
     target = (target + 15) / 16 * 16;
     j.row_tile = (int)(target < 16 ? 16 : target > 4096 ? 4096 : target);
     int64_t row_tiles = 0;

@@ -37,13 +37,6 @@
 static inline float f16(uint16_t h) { return _cvtsh_ss(h); }
 static inline uint16_t to_f16(float f) { return (uint16_t)_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT); }
 
-static inline float hsum_ps(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
 static inline int hsum_epi32(__m256i v) {
     __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
     s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
@@ -606,7 +599,6 @@ static void dot_q6_K_q8_K(int n, float *s, const void *vx, const void *vy) {
 
 enum gemm_kind { G_Q4_0, G_Q4_1, G_Q5_0, G_Q5_1, G_Q8_0 };
 
-#define GEMM_CHUNK 64 /* blocks whose activation scales are converted at once */
 #define GEMM_MAX_C 4
 
 static inline size_t gemm_xsize(enum gemm_kind k) {
@@ -653,6 +645,19 @@ static inline __attribute__((always_inline)) __m256i gemm_decode(enum gemm_kind 
     }
 }
 
+/* A weight block's (dx, mx) in lanes 0 and 1, from one conversion. */
+static inline __attribute__((always_inline)) __m128 gemv_dm(enum gemm_kind k, const uint8_t *b) {
+    if (k == G_Q4_1 || k == G_Q5_1) {
+        uint32_t dm;
+        memcpy(&dm, b, 4);
+        return _mm_cvtph_ps(_mm_cvtsi32_si128((int)dm));
+    }
+    uint16_t d;
+    memcpy(&d, b, 2);
+    const __m128 dd = _mm_cvtph_ps(_mm_set1_epi16((short)d));
+    return k == G_Q4_0 ? _mm_mul_ps(dd, _mm_setr_ps(1, -8, 0, 0)) : k == G_Q5_0 ? _mm_mul_ps(dd, _mm_setr_ps(1, -16, 0, 0)) : dd;
+}
+
 /* dy[b][c] and sy[b][c] (c < GEMM_MAX_C) for nb blocks of nc activation rows. */
 static void gemm_y_scales(enum gemm_kind k, int nb, int nc, const uint8_t *y, size_t by, float *dy, float *sy) {
     for (int c = 0; c < nc; c++, y += by)
@@ -690,28 +695,29 @@ static inline __attribute__((always_inline)) void gemm_tile(enum gemm_kind k, co
     }
     for (int b = 0; b < nb; b++) {
         __m256i u[4], w[4];
-        float dx[4], mx[4];
+        __m256 dx[4];
+        const __m128 s4 = _mm_loadu_ps(sy + b * GEMM_MAX_C);
         #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
-            w[r] = gemm_decode(k, x + bx * (size_t)r + xsize * (size_t)b, &dx[r], &mx[r]);
+            const uint8_t *blk = x + bx * (size_t)r + xsize * (size_t)b;
+            float d_unused, m_unused;
+            w[r] = gemm_decode(k, blk, &d_unused, &m_unused);
             u[r] = k == G_Q8_0 ? _mm256_sign_epi8(w[r], w[r]) : w[r];
+            const __m128 dm = gemv_dm(k, blk); /* dx mx, as the one-row kernel has them */
+            dx[r] = _mm256_broadcastss_ps(dm);
+            /* not fused: gemv_tile rounds the product, and a row's result
+             * must not depend on how many rows share its batch */
+            if (k != G_Q8_0) accm[r] = _mm_add_ps(accm[r], _mm_mul_ps(_mm_broadcastss_ps(_mm_movehdup_ps(dm)), s4));
         }
         #pragma GCC unroll 4
         for (int c = 0; c < C; c++) {
             const __m256i qy = _mm256_loadu_si256((const __m256i *)(y + by * (size_t)c + ysize * (size_t)b + yqs));
-            const float d = dy[b * GEMM_MAX_C + c];
+            const __m256 d = _mm256_broadcast_ss(dy + b * GEMM_MAX_C + c);
             #pragma GCC unroll 4
             for (int r = 0; r < R; r++) {
                 const __m256i p = dot_us8(u[r], k == G_Q8_0 ? _mm256_sign_epi8(qy, w[r]) : qy);
-                acc[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(dx[r] * d), _mm256_cvtepi32_ps(p), acc[r][c]);
+                acc[r][c] = _mm256_fmadd_ps(_mm256_mul_ps(dx[r], d), _mm256_cvtepi32_ps(p), acc[r][c]);
             }
-        }
-        if (k != G_Q8_0) {
-            const __m128 s4 = _mm_loadu_ps(sy + b * GEMM_MAX_C);
-            #pragma GCC unroll 4
-            /* not fused: gemv_tile rounds the product, and a row's result
-             * must not depend on how many rows share its batch */
-            for (int r = 0; r < R; r++) accm[r] = _mm_add_ps(accm[r], _mm_mul_ps(_mm_set1_ps(mx[r]), s4));
         }
     }
     #pragma GCC unroll 4
@@ -737,18 +743,6 @@ static inline __attribute__((always_inline)) void gemm_tile(enum gemm_kind k, co
  * output at 17 GB/s on one core (Zen 5), 8 KB ahead at 26-29 GB/s; none
  * at 6.5. */
 #define GEMV_PREFETCH 8192
-static inline __attribute__((always_inline)) __m128 gemv_dm(enum gemm_kind k, const uint8_t *b) {
-    if (k == G_Q4_1 || k == G_Q5_1) {
-        uint32_t dm;
-        memcpy(&dm, b, 4);
-        return _mm_cvtph_ps(_mm_cvtsi32_si128((int)dm));
-    }
-    uint16_t d;
-    memcpy(&d, b, 2);
-    const __m128 dd = _mm_cvtph_ps(_mm_set1_epi16((short)d));
-    return k == G_Q4_0 ? _mm_mul_ps(dd, _mm_setr_ps(1, -8, 0, 0)) : k == G_Q5_0 ? _mm_mul_ps(dd, _mm_setr_ps(1, -16, 0, 0)) : dd;
-}
-
 static inline __attribute__((always_inline)) void gemv_tile(enum gemm_kind k, const int R, int nb, const uint8_t *x, size_t bx,
                                                               const uint8_t *y, const float *ds, float *s, bool add) {
     const size_t xsize = gemm_xsize(k);
@@ -907,19 +901,19 @@ static inline __attribute__((always_inline)) void gemm_blocks(enum gemm_kind k, 
     const uint8_t *x = vx, *y = vy;
     const size_t xsize = gemm_xsize(k);
     const size_t ysize = gemm_y_q8_1(k) ? sizeof(struct lm_block_q8_1) : sizeof(struct lm_block_q8_0);
-    float dy[GEMM_CHUNK * GEMM_MAX_C] = {0}, sy[GEMM_CHUNK * GEMM_MAX_C] = {0};
+    float dy[LM_GEMM_CHUNK * GEMM_MAX_C] = {0}, sy[LM_GEMM_CHUNK * GEMM_MAX_C] = {0};
     const int groups = nc / 8;
     il_gemm(k, n, nr, groups, s, ldc, x, bx, y, by);
     for (int c0 = 8 * groups; c0 < nc; c0 += GEMM_MAX_C) {
         const int C = nc - c0 < GEMM_MAX_C ? nc - c0 : GEMM_MAX_C;
-        for (int b0 = 0; b0 < n / 32; b0 += GEMM_CHUNK) {
-            const int nb = n / 32 - b0 < GEMM_CHUNK ? n / 32 - b0 : GEMM_CHUNK;
+        for (int b0 = 0; b0 < n / 32; b0 += LM_GEMM_CHUNK) {
+            const int nb = n / 32 - b0 < LM_GEMM_CHUNK ? n / 32 - b0 : LM_GEMM_CHUNK;
             const uint8_t *yb = y + by * (size_t)c0 + ysize * (size_t)b0;
             gemm_y_scales(k, nb, C, yb, by, dy, sy);
             const bool add = b0 > 0;
             int r = 0;
             if (C == 1) {
-                float ds[2 * GEMM_CHUNK];
+                float ds[2 * LM_GEMM_CHUNK];
                 for (int b = 0; b < nb; b++) ds[2 * b] = dy[b * GEMM_MAX_C], ds[2 * b + 1] = sy[b * GEMM_MAX_C];
                 for (; r + 4 <= nr; r += 4)
                     gemv_tile(k, 4, nb, x + bx * (size_t)r + xsize * (size_t)b0, bx, yb, ds, s + ldc * (size_t)c0 + r, add);

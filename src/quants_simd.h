@@ -41,6 +41,24 @@
 #define LM_QUANTS_SIMD_NAME "scalar"
 #endif
 
+#if LM_QUANTS_AVX2
+#include <immintrin.h>
+
+/* The sum of v's lanes, in the order every AVX2 and AVX-512 kernel that
+ * must match another's results uses. */
+static inline float hsum_ps(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+#endif
+
+/* GEMM of the 32-weight block formats: blocks summed apart, then added up
+ * (activation scales are converted this many at once); a kernel that must
+ * give another's results bit for bit sums in the same chunks. */
+#define LM_GEMM_CHUNK 64
+
 /* quants_avx2.c, quants_avx512.c, quants_neon.c: replace kernels of t with
  * SIMD versions. */
 void lm_quants_avx2_install(struct lm_type_traits *t);

@@ -123,13 +123,15 @@ static void swap_cand(struct lm_candidate *a, struct lm_candidate *b) {
     *b = t;
 }
 
-/* Moves the k best of c[0..n) to the front, sorted; the rest stay behind
- * them in any order. A min-heap of the k best so far (worst at the root)
- * costs O(n log k) and no memory. */
-static void select_best(struct lm_candidate *c, int n, int k) {
+/* The k best tokens of logits[0..n) into c[0..k), sorted. A min-heap of
+ * the k best so far (worst at the root) costs O(n log k) and no memory; a
+ * token that does not beat the root, nearly every one, costs a comparison
+ * (a later id loses a tie, so its logit must be greater). */
+static void select_best(struct lm_candidate *c, const float *logits, int n, int k) {
     for (int i = 0; i < n; i++) {
         int j;
         if (i < k) { /* grow the heap: sift c[i] up */
+            c[i] = (struct lm_candidate){i, logits[i], 0};
             j = i;
             while (j > 0 && better(&c[(j - 1) / 2], &c[j])) {
                 swap_cand(&c[(j - 1) / 2], &c[j]);
@@ -137,8 +139,8 @@ static void select_best(struct lm_candidate *c, int n, int k) {
             }
             continue;
         }
-        if (!better(&c[i], &c[0])) continue;
-        swap_cand(&c[i], &c[0]); /* replace the worst, sift it down */
+        if (!(logits[i] > c[0].logit)) continue;
+        c[0] = (struct lm_candidate){i, logits[i], 0}; /* replace the worst, sift it down */
         for (j = 0;;) {
             int w = j, l = 2 * j + 1, r = l + 1;
             if (l < k && better(&c[w], &c[l])) w = l;
@@ -196,8 +198,7 @@ int lm_sampler_filter(struct lm_sampler *s, float *logits) {
     int n = 0;
     double z = 0;
     if (top_k) {
-        for (int i = 0; i < n_vocab; i++) c[i] = (struct lm_candidate){i, logits[i], 0};
-        select_best(c, n_vocab, p->top_k);
+        select_best(c, logits, n_vocab, p->top_k);
         n = p->top_k;
         for (int i = 0; i < n; i++) z += exp(c[i].logit - m);
         while (n > 1 && c[n - 1].logit < min_logit) n--; /* min-p, on the sorted survivors */
