@@ -21,6 +21,7 @@
 #include <immintrin.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 enum zkind { Z_F32, Z_F16, Z_BF16 };
 
@@ -230,7 +231,281 @@ static void gemm_bf16(int n, int nr, int nc, float *s, size_t ldc, const void *x
     zgemm(Z_BF16, n, nr, nc, s, ldc, x, bx, y, by);
 }
 
+/* ---- one activation row (generation) for q4_0, q4_K and q6_K ----
+ * Generation streams every weight once, and two cores together read less
+ * than the 256-bit kernels could compute, yet those spent about half of
+ * each core's time on instructions: the 4-bit formats reached 60-70% of
+ * the read bandwidth where f16 reached over 90%. Here the integer dot
+ * products of 64 weights take one 512-bit step (two q4_0 blocks, two
+ * sub-blocks of q4_K, four of q6_K), and the k-quants' sub-block scales
+ * multiply converted sums in floats, where the 256-bit kernels widened and
+ * shuffled them per 16 or 32 weights. */
+
+/* Unsigned bytes u times signed bytes s, summed in groups of 4 to int32
+ * (the AVX2 kernels' dot_us8, twice as wide). */
+static inline __m512i zdot_us8(__m512i u, __m512i s) {
+#if defined(__AVX512VNNI__)
+    return _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, s);
+#else
+    return _mm512_madd_epi16(_mm512_maddubs_epi16(u, s), _mm512_set1_epi16(1));
+#endif
+}
+
+static inline float zf16(uint16_t h) { return _cvtsh_ss(h); }
+
+/* q4_0 must give, for one activation row, the bits the AVX2 few-row tiles
+ * (gemm_tile in quants_avx2.c) give for the same row, so the float steps
+ * are theirs, in their order: per chunk of ZQ_CHUNK blocks, acc (8 lanes)
+ * += (dx*dy) * (8 int32 partial sums of a block), block after block; m +=
+ * (-8dx)*sy, block after block; the chunk's result hsum(acc) + m, added to
+ * the previous chunks' sum. Only the integer partial sums of two blocks
+ * come from one 512-bit step (lanes 0-7 the first block's, 8-15 the
+ * second's, as each block's alone). */
+#define ZQ_CHUNK 64 /* = GEMM_CHUNK of quants_avx2.c */
+/* Rows at a time: each row's sums are chains of dependent additions, one
+ * step per block, that the rows' interleave. */
+#define ZQ_ROWS 8
+
+/* quants_avx2.c's hsum_ps, the same additions in the same order */
+static inline float zhsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* The weights of blocks b and b + 1 (q1: b + 1's 16 bytes, or zeros) as
+ * unsigned bytes: b's low nibbles, b's high nibbles, then b + 1's. */
+static inline __m512i zq4_pair(__m128i q0, __m128i q1) {
+    const __m512i v = _mm512_zextsi256_si512(_mm256_set_m128i(q1, q0));
+    const __m512i dup = _mm512_permutexvar_epi64(_mm512_setr_epi64(0, 1, 0, 1, 2, 3, 2, 3), v);
+    return _mm512_and_si512(_mm512_srlv_epi64(dup, _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4)), _mm512_set1_epi8(0x0f));
+}
+
+/* One or two blocks (b, b + 1) of R rows. */
+static inline __attribute__((always_inline)) void zq4_step12(const int R, const bool two, const uint8_t *x, size_t bx, int b,
+                                                             const int8_t *qy, const float *ds, __m256 *acc, __m128 *accm) {
+    const size_t xs = sizeof(struct lm_block_q4_0);
+    const __m512i y = two ? _mm512_loadu_si512(qy + 32 * b)
+                          : _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)(qy + 32 * b)));
+    const __m128 dys = two ? _mm_loadu_ps(ds + 2 * b) : _mm_setr_ps(ds[2 * b], ds[2 * b + 1], 0, 0);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++) {
+        const uint8_t *blk = x + bx * (size_t)r + xs * (size_t)b;
+        uint16_t d0, d1 = 0;
+        memcpy(&d0, blk, 2);
+        if (two) memcpy(&d1, blk + xs, 2);
+        const __m128i q0 = _mm_loadu_si128((const __m128i *)(blk + 2));
+        const __m128i q1 = two ? _mm_loadu_si128((const __m128i *)(blk + xs + 2)) : _mm_setzero_si128();
+        const __m512 p = _mm512_cvtepi32_ps(zdot_us8(zq4_pair(q0, q1), y));
+        const __m128i dd = _mm_blend_epi16(_mm_set1_epi16((short)d0), _mm_set1_epi16((short)d1), 0x0c);
+        const __m128 sc = _mm_mul_ps(_mm_mul_ps(_mm_cvtph_ps(dd), _mm_setr_ps(1, -8, 1, -8)), dys); /* dx*dy mx*sy, b then b+1 */
+        acc[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(sc), _mm512_castps512_ps256(p), acc[r]);
+        accm[r] = _mm_add_ps(accm[r], sc);
+        if (two) {
+            acc[r] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(_mm256_castps128_ps256(sc), _mm256_set1_epi32(2)),
+                                     _mm512_extractf32x8_ps(p, 1), acc[r]);
+            accm[r] = _mm_add_ps(accm[r], _mm_movehl_ps(sc, sc));
+        }
+    }
+}
+
+/* Where byte i of two blocks' weight bytes is in a 64-byte load whose
+ * first block starts at byte first: block i / 32's qs byte i % 16 (each
+ * twice: the second time, the high nibbles are shifted down). */
+static inline __m512i zq4_pick(int first) {
+    _Alignas(64) int8_t idx[64];
+    for (int i = 0; i < 64; i++) idx[i] = (int8_t)(first + 2 + 18 * (i / 32) + i % 16);
+    return _mm512_load_si512(idx);
+}
+
+/* Four blocks (b..b + 3) of R rows from two 64-byte loads: their d, at
+ * bytes 0, 18, 36 and 54, by one word permutation, their weight bytes by
+ * two byte permutations. (Broadcasting the scales from memory instead of
+ * registers was 15% slower: a 4-byte load of a vector just stored waits.) */
+static inline __attribute__((always_inline)) void zq4_step4(const int R, const uint8_t *x, size_t bx, int b, const int8_t *qy,
+                                                            const float *ds, const __m512i *pick, __m256 *acc, __m128 *accm) {
+    const size_t xs = sizeof(struct lm_block_q4_0);
+    const __m512i y01 = _mm512_loadu_si512(qy + 32 * b), y23 = _mm512_loadu_si512(qy + 32 * b + 64);
+    const __m256 dys = _mm256_loadu_ps(ds + 2 * b);
+    const __m512i pick_d = _mm512_setr_epi32(0, 9 << 16 | 9, 18 << 16 | 18, 27 << 16 | 27, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m512i nib = _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4), m4 = _mm512_set1_epi8(0x0f);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++) {
+        const uint8_t *blk = x + bx * (size_t)r + xs * (size_t)b;
+        _mm_prefetch((const char *)(blk + ZQ_ROWS * bx), _MM_HINT_T0); /* the next tile's blocks */
+        _mm_prefetch((const char *)(blk + ZQ_ROWS * bx + 64), _MM_HINT_T0);
+        const __m512i l0 = _mm512_loadu_si512(blk), l1 = _mm512_loadu_si512(blk + 8);
+        const __m128i dd = _mm512_castsi512_si128(_mm512_permutexvar_epi16(pick_d, l0));
+        const __m256 sc = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtph_ps(dd), _mm256_setr_ps(1, -8, 1, -8, 1, -8, 1, -8)), dys);
+        const __m512i w01 = _mm512_and_si512(_mm512_srlv_epi64(_mm512_permutexvar_epi8(pick[0], l0), nib), m4);
+        const __m512i w23 = _mm512_and_si512(_mm512_srlv_epi64(_mm512_permutexvar_epi8(pick[1], l1), nib), m4);
+        const __m512 p01 = _mm512_cvtepi32_ps(zdot_us8(w01, y01)), p23 = _mm512_cvtepi32_ps(zdot_us8(w23, y23));
+        acc[r] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(sc, _mm256_set1_epi32(0)), _mm512_castps512_ps256(p01), acc[r]);
+        acc[r] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(sc, _mm256_set1_epi32(2)), _mm512_extractf32x8_ps(p01, 1), acc[r]);
+        acc[r] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(sc, _mm256_set1_epi32(4)), _mm512_castps512_ps256(p23), acc[r]);
+        acc[r] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(sc, _mm256_set1_epi32(6)), _mm512_extractf32x8_ps(p23, 1), acc[r]);
+        const __m128 s01 = _mm256_castps256_ps128(sc), s23 = _mm256_extractf128_ps(sc, 1);
+        accm[r] = _mm_add_ps(_mm_add_ps(_mm_add_ps(_mm_add_ps(accm[r], s01), _mm_movehl_ps(s01, s01)), s23), _mm_movehl_ps(s23, s23));
+    }
+}
+
+/* R rows (ZQ_ROWS or 1) against nb packed activation blocks: qy their bytes,
+ * contiguous; ds (dy, sy) per block, sy = dy * sum(qy). */
+static inline __attribute__((always_inline)) void zgemv_q4_0_tile(const int R, int nb, const uint8_t *x, size_t bx,
+                                                                 const int8_t *qy, const float *ds, const __m512i *pick,
+                                                                 float *s, bool add) {
+    __m256 acc[ZQ_ROWS];
+    __m128 accm[ZQ_ROWS];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps(), accm[r] = _mm_setzero_ps();
+    int b = 0;
+    for (; b + 4 <= nb; b += 4) zq4_step4(R, x, bx, b, qy, ds, pick, acc, accm);
+    if (b + 2 <= nb) zq4_step12(R, true, x, bx, b, qy, ds, acc, accm), b += 2;
+    if (b < nb) zq4_step12(R, false, x, bx, b, qy, ds, acc, accm);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++) {
+        const float v = zhsum8(acc[r]) + _mm_cvtss_f32(_mm_movehdup_ps(accm[r]));
+        s[r] = add ? s[r] + v : v;
+    }
+}
+
+static void zgemv_q4_0(int n, int nr, float *s, const uint8_t *x, size_t bx, const uint8_t *y) {
+    _Alignas(64) int8_t qy[ZQ_CHUNK * 32];
+    _Alignas(16) float ds[2 * ZQ_CHUNK];
+    const size_t xs = sizeof(struct lm_block_q4_0);
+    const __m512i pick[2] = {zq4_pick(0), zq4_pick(36 - 8)};
+    for (int b0 = 0; b0 < n / 32; b0 += ZQ_CHUNK) {
+        const int nb = n / 32 - b0 < ZQ_CHUNK ? n / 32 - b0 : ZQ_CHUNK;
+        const struct lm_block_q8_0 *yb = (const struct lm_block_q8_0 *)y + b0;
+        for (int b = 0; b < nb; b++) {
+            const __m256i q = _mm256_loadu_si256((const __m256i *)yb[b].qs);
+            _mm256_store_si256((__m256i *)(qy + 32 * b), q);
+            /* sum(q): of the bytes q + 128, as unsigned (exact, as any integer sum) */
+            const __m256i sum8 = _mm256_sad_epu8(_mm256_xor_si256(q, _mm256_set1_epi8((char)0x80)), _mm256_setzero_si256());
+            const __m128i sum2 = _mm_add_epi64(_mm256_castsi256_si128(sum8), _mm256_extracti128_si256(sum8, 1));
+            const int sum = (int)(_mm_cvtsi128_si64(sum2) + _mm_extract_epi64(sum2, 1)) - 32 * 128;
+            ds[2 * b] = zf16(yb[b].d);
+            ds[2 * b + 1] = ds[2 * b] * (float)sum;
+        }
+        const uint8_t *xb = x + xs * (size_t)b0;
+        int r = 0;
+        for (; r + ZQ_ROWS <= nr; r += ZQ_ROWS) zgemv_q4_0_tile(ZQ_ROWS, nb, xb + bx * (size_t)r, bx, qy, ds, pick, s + r, b0 > 0);
+        for (; r < nr; r++) zgemv_q4_0_tile(1, nb, xb + bx * (size_t)r, bx, qy, ds, pick, s + r, b0 > 0);
+    }
+}
+
+/* q4_K: per 32-byte group k of qs, its low nibbles (sub-block 2k) and high
+ * nibbles (2k + 1) meet 64 activation bytes in one step; lanes 0-7 take
+ * sub-block 2k's scale, 8-15 sub-block 2k + 1's. The mins go through the
+ * activations' bsums, in a separate sum. */
+static void zdot_q4_K_q8_K(int n, float *s, const void *vx, const void *vy) {
+    const struct lm_block_q4_K *x = vx;
+    const struct lm_block_q8_K *y = vy;
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    __m512 acc = _mm512_setzero_ps();
+    __m256 accm = _mm256_setzero_ps();
+    for (int i = 0; i < n / LM_QK_K; i++) {
+        uint8_t sc[8], m[8];
+        unpack_k4_scales(x[i].scales, sc, m);
+        const __m128i sc8 = _mm_loadl_epi64((const __m128i *)sc), m8 = _mm_loadl_epi64((const __m128i *)m);
+        const __m512 scale = _mm512_mul_ps(_mm512_set1_ps(y[i].d * zf16(x[i].d)), _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(sc8)));
+        /* m[j] * (bsums[2j] + bsums[2j + 1]) in lane j */
+        const __m256i mins = _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8)),
+                                               _mm256_loadu_si256((const __m256i *)y[i].bsums));
+        accm = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * zf16(x[i].dmin)), _mm256_cvtepi32_ps(mins), accm);
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++) {
+            const __m256i bits = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * k));
+            const __m512i w = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(bits), _mm256_srli_epi16(bits, 4), 1), m4);
+            const __m512i p = zdot_us8(w, _mm512_loadu_si512(y[i].qs + 64 * k));
+            const __m512i pick = _mm512_set_epi32(2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1,
+                                                  2 * k + 1, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k);
+            acc = _mm512_fmadd_ps(_mm512_permutexvar_ps(pick, scale), _mm512_cvtepi32_ps(p), acc);
+        }
+    }
+    *s = _mm512_reduce_add_ps(acc) - zhsum8(accm);
+}
+
+/* q6_K: levels 0..63 (4 low bits in ql, 2 high in qh) against 64
+ * activation bytes per step, four 16-weight sub-blocks with a scale each;
+ * the -32 offset through the bsums. Of each half (128 weights), weights
+ * 0-31 take the low nibbles of ql[0, 32) and bits 0-1 of qh, 32-63 the low
+ * nibbles of ql[32, 64) and bits 2-3, 64-95 and 96-127 the high nibbles
+ * with bits 4-5 and 6-7. The high bits are moved to bits 4-5 by 16-bit
+ * shifts, by a different count in each 256-bit half: what crosses from the
+ * neighbouring byte is masked away. */
+static void zdot_q6_K_q8_K(int n, float *s, const void *vx, const void *vy) {
+    const struct lm_block_q6_K *x = vx;
+    const struct lm_block_q8_K *y = vy;
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
+    const __m512i shl_lo = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1); /* bits 0-1, 2-3 to 4-5 */
+    const __m512i shr_hi = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1); /* bits 4-5, 6-7 to 4-5 */
+    __m512 acc = _mm512_setzero_ps();
+    __m256 acco = _mm256_setzero_ps();
+    for (int i = 0; i < n / LM_QK_K; i++) {
+        const float d = y[i].d * zf16(x[i].d);
+        const __m128i sc8 = _mm_loadu_si128((const __m128i *)x[i].scales);
+        const __m512 scale = _mm512_mul_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(sc8)));
+        const __m256i off = _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc8), _mm256_loadu_si256((const __m256i *)y[i].bsums));
+        acco = _mm256_fmadd_ps(_mm256_set1_ps(32 * d), _mm256_cvtepi32_ps(off), acco);
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            const __m512i ql = _mm512_loadu_si512(x[i].ql + 64 * h);
+            const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(x[i].qh + 32 * h)));
+            const __m512i lo = _mm512_or_si512(_mm512_and_si512(ql, m4), _mm512_and_si512(_mm512_sllv_epi16(qh, shl_lo), m30));
+            const __m512i hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4),
+                                               _mm512_and_si512(_mm512_srlv_epi16(qh, shr_hi), m30));
+            const __m512i plo = zdot_us8(lo, _mm512_loadu_si512(y[i].qs + 128 * h));
+            const __m512i phi = zdot_us8(hi, _mm512_loadu_si512(y[i].qs + 128 * h + 64));
+            /* lane j of a step: weights 4j..4j+3 of its 64, sub-block j/4 of its 4 */
+            const __m512i sub = _mm512_srli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 2);
+            const __m512i pick_lo = _mm512_add_epi32(sub, _mm512_set1_epi32(8 * h));
+            const __m512i pick_hi = _mm512_add_epi32(sub, _mm512_set1_epi32(8 * h + 4));
+            acc = _mm512_fmadd_ps(_mm512_permutexvar_ps(pick_lo, scale), _mm512_cvtepi32_ps(plo), acc);
+            acc = _mm512_fmadd_ps(_mm512_permutexvar_ps(pick_hi, scale), _mm512_cvtepi32_ps(phi), acc);
+        }
+    }
+    *s = _mm512_reduce_add_ps(acc) - zhsum8(acco);
+}
+
+/* The AVX2 gemm of q4_0, q4_K and q6_K, for what is not one activation row. */
+static void (*avx2_gemm_q4_0)(int, int, int, float *, size_t, const void *, size_t, const void *, size_t);
+static void (*avx2_gemm_q4_K)(int, int, int, float *, size_t, const void *, size_t, const void *, size_t);
+static void (*avx2_gemm_q6_K)(int, int, int, float *, size_t, const void *, size_t, const void *, size_t);
+
+static void gemm_q4_0(int n, int nr, int nc, float *s, size_t ldc, const void *x, size_t bx, const void *y, size_t by) {
+    if (nc == 1) zgemv_q4_0(n, nr, s, x, bx, y);
+    else avx2_gemm_q4_0(n, nr, nc, s, ldc, x, bx, y, by);
+}
+
+/* k-quants: the AVX2 tiles take groups of eight activation rows; the rest,
+ * generation's single row above all, go row by row through the dot here. */
+static void k_rows(void (*gemm8)(int, int, int, float *, size_t, const void *, size_t, const void *, size_t),
+                   void (*dot)(int, float *, const void *, const void *), int n, int nr, int nc, float *s, size_t ldc,
+                   const uint8_t *x, size_t bx, const uint8_t *y, size_t by) {
+    const int c8 = nc / 8 * 8;
+    if (c8) gemm8(n, nr, c8, s, ldc, x, bx, y, by);
+    for (int c = c8; c < nc; c++)
+        for (int r = 0; r < nr; r++) dot(n, &s[ldc * (size_t)c + (size_t)r], x + bx * (size_t)r, y + by * (size_t)c);
+}
+
+static void gemm_q4_K(int n, int nr, int nc, float *s, size_t ldc, const void *x, size_t bx, const void *y, size_t by) {
+    k_rows(avx2_gemm_q4_K, zdot_q4_K_q8_K, n, nr, nc, s, ldc, x, bx, y, by);
+}
+static void gemm_q6_K(int n, int nr, int nc, float *s, size_t ldc, const void *x, size_t bx, const void *y, size_t by) {
+    k_rows(avx2_gemm_q6_K, zdot_q6_K_q8_K, n, nr, nc, s, ldc, x, bx, y, by);
+}
+
 void lm_quants_avx512_install(struct lm_type_traits *t) {
+    avx2_gemm_q4_0 = t[LM_TYPE_Q4_0].gemm;
+    avx2_gemm_q4_K = t[LM_TYPE_Q4_K].gemm;
+    avx2_gemm_q6_K = t[LM_TYPE_Q6_K].gemm;
+    t[LM_TYPE_Q4_0].gemm = gemm_q4_0;
+    t[LM_TYPE_Q4_K].vec_dot = zdot_q4_K_q8_K;
+    t[LM_TYPE_Q4_K].gemm = gemm_q4_K;
+    t[LM_TYPE_Q6_K].vec_dot = zdot_q6_K_q8_K;
+    t[LM_TYPE_Q6_K].gemm = gemm_q6_K;
     t[LM_TYPE_F32].gemm = gemm_f32;
     t[LM_TYPE_F16].gemm = gemm_f16;
     t[LM_TYPE_BF16].gemm = gemm_bf16;
