@@ -274,99 +274,118 @@ static inline float zhsum8(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-/* The weights of blocks b and b + 1 (q1: b + 1's 16 bytes, or zeros) as
- * unsigned bytes: b's low nibbles, b's high nibbles, then b + 1's. */
-static inline __m512i zq4_pair(__m128i q0, __m128i q1) {
-    const __m512i v = _mm512_zextsi256_si512(_mm256_set_m128i(q1, q0));
-    const __m512i dup = _mm512_permutexvar_epi64(_mm512_setr_epi64(0, 1, 0, 1, 2, 3, 2, 3), v);
-    return _mm512_and_si512(_mm512_srlv_epi64(dup, _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4)), _mm512_set1_epi8(0x0f));
-}
+/* Rows are taken in pairs, a vector holding one block of both: its lanes
+ * 0-7 are the first row's, 8-15 the second's, for the weights, the integer
+ * sums, the scales and acc. m of the pair's rows is in lanes 1 and 9 of a
+ * vector. */
 
-/* One or two blocks (b, b + 1) of R rows. */
-static inline __attribute__((always_inline)) void zq4_step12(const int R, const bool two, const uint8_t *x, size_t bx, int b,
-                                                             const int8_t *qy, const float *ds, __m256 *acc, __m128 *accm) {
-    const size_t xs = sizeof(struct lm_block_q4_0);
-    const __m512i y = two ? _mm512_loadu_si512(qy + 32 * b)
-                          : _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)(qy + 32 * b)));
-    const __m128 dys = two ? _mm_loadu_ps(ds + 2 * b) : _mm_setr_ps(ds[2 * b], ds[2 * b + 1], 0, 0);
-#pragma GCC unroll 8
-    for (int r = 0; r < R; r++) {
-        const uint8_t *blk = x + bx * (size_t)r + xs * (size_t)b;
-        uint16_t d0, d1 = 0;
-        memcpy(&d0, blk, 2);
-        if (two) memcpy(&d1, blk + xs, 2);
-        const __m128i q0 = _mm_loadu_si128((const __m128i *)(blk + 2));
-        const __m128i q1 = two ? _mm_loadu_si128((const __m128i *)(blk + xs + 2)) : _mm_setzero_si128();
-        const __m512 p = _mm512_cvtepi32_ps(zdot_us8(zq4_pair(q0, q1), y));
-        const __m128i dd = _mm_blend_epi16(_mm_set1_epi16((short)d0), _mm_set1_epi16((short)d1), 0x0c);
-        const __m128 sc = _mm_mul_ps(_mm_mul_ps(_mm_cvtph_ps(dd), _mm_setr_ps(1, -8, 1, -8)), dys); /* dx*dy mx*sy, b then b+1 */
-        acc[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(sc), _mm512_castps512_ps256(p), acc[r]);
-        accm[r] = _mm_add_ps(accm[r], sc);
-        if (two) {
-            acc[r] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(_mm256_castps128_ps256(sc), _mm256_set1_epi32(2)),
-                                     _mm512_extractf32x8_ps(p, 1), acc[r]);
-            accm[r] = _mm_add_ps(accm[r], _mm_movehl_ps(sc, sc));
-        }
-    }
-}
-
-/* Where byte i of two blocks' weight bytes is in a 64-byte load whose
- * first block starts at byte first: block i / 32's qs byte i % 16 (each
- * twice: the second time, the high nibbles are shifted down). */
-static inline __m512i zq4_pick(int first) {
+/* Where byte i of a pair's weight bytes of block k (0..3 of a step) is in
+ * two 64-byte loads of the rows (vpermt2b: bytes 64-127 the second row's):
+ * qs byte i % 16, twice (the second time the high nibbles are shifted
+ * down). Block 3 ends past the first 64 bytes: its loads start 8 later. */
+static inline __m512i zq4_pick(int k) {
     _Alignas(64) int8_t idx[64];
-    for (int i = 0; i < 64; i++) idx[i] = (int8_t)(first + 2 + 18 * (i / 32) + i % 16);
+    for (int i = 0; i < 64; i++) idx[i] = (int8_t)(64 * (i / 32) + 2 + 18 * k - (k == 3 ? 8 : 0) + i % 16);
     return _mm512_load_si512(idx);
 }
 
-/* Four blocks (b..b + 3) of R rows from two 64-byte loads: their d, at
- * bytes 0, 18, 36 and 54, by one word permutation, their weight bytes by
- * two byte permutations. (Broadcasting the scales from memory instead of
- * registers was 15% slower: a 4-byte load of a vector just stored waits.) */
-static inline __attribute__((always_inline)) void zq4_step4(const int R, const uint8_t *x, size_t bx, int b, const int8_t *qy,
-                                                            const float *ds, const __m512i *pick, __m256 *acc, __m128 *accm) {
-    const size_t xs = sizeof(struct lm_block_q4_0);
-    const __m512i y01 = _mm512_loadu_si512(qy + 32 * b), y23 = _mm512_loadu_si512(qy + 32 * b + 64);
-    const __m256 dys = _mm256_loadu_ps(ds + 2 * b);
-    const __m512i pick_d = _mm512_setr_epi32(0, 9 << 16 | 9, 18 << 16 | 18, 27 << 16 | 27, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
-    const __m512i nib = _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4), m4 = _mm512_set1_epi8(0x0f);
-#pragma GCC unroll 8
-    for (int r = 0; r < R; r++) {
-        const uint8_t *blk = x + bx * (size_t)r + xs * (size_t)b;
-        _mm_prefetch((const char *)(blk + ZQ_ROWS * bx), _MM_HINT_T0); /* the next tile's blocks */
-        _mm_prefetch((const char *)(blk + ZQ_ROWS * bx + 64), _MM_HINT_T0);
-        const __m512i l0 = _mm512_loadu_si512(blk), l1 = _mm512_loadu_si512(blk + 8);
-        const __m128i dd = _mm512_castsi512_si128(_mm512_permutexvar_epi16(pick_d, l0));
-        const __m256 sc = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtph_ps(dd), _mm256_setr_ps(1, -8, 1, -8, 1, -8, 1, -8)), dys);
-        const __m512i w01 = _mm512_and_si512(_mm512_srlv_epi64(_mm512_permutexvar_epi8(pick[0], l0), nib), m4);
-        const __m512i w23 = _mm512_and_si512(_mm512_srlv_epi64(_mm512_permutexvar_epi8(pick[1], l1), nib), m4);
-        const __m512 p01 = _mm512_cvtepi32_ps(zdot_us8(w01, y01)), p23 = _mm512_cvtepi32_ps(zdot_us8(w23, y23));
-        acc[r] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(sc, _mm256_set1_epi32(0)), _mm512_castps512_ps256(p01), acc[r]);
-        acc[r] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(sc, _mm256_set1_epi32(2)), _mm512_extractf32x8_ps(p01, 1), acc[r]);
-        acc[r] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(sc, _mm256_set1_epi32(4)), _mm512_castps512_ps256(p23), acc[r]);
-        acc[r] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(sc, _mm256_set1_epi32(6)), _mm512_extractf32x8_ps(p23, 1), acc[r]);
-        const __m128 s01 = _mm256_castps256_ps128(sc), s23 = _mm256_extractf128_ps(sc, 1);
-        accm[r] = _mm_add_ps(_mm_add_ps(_mm_add_ps(_mm_add_ps(accm[r], s01), _mm_movehl_ps(s01, s01)), s23), _mm_movehl_ps(s23, s23));
-    }
+/* a's 32 weight bytes in the low half, b's in the high half, as bytes
+ * q, q: the low nibbles, then the high ones. */
+static inline __m512i zq4_nibbles(__m512i dup) {
+    return _mm512_and_si512(_mm512_srlv_epi64(dup, _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4)), _mm512_set1_epi8(0x0f));
 }
 
-/* R rows (ZQ_ROWS or 1) against nb packed activation blocks: qy their bytes,
+/* Lanes 2k of each half of v, 8 times each */
+static inline __m512 zq4_scale(__m512 v, int k) {
+    return _mm512_permutexvar_ps(_mm512_setr_epi32(2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 8 + 2 * k, 8 + 2 * k,
+                                                   8 + 2 * k, 8 + 2 * k, 8 + 2 * k, 8 + 2 * k, 8 + 2 * k, 8 + 2 * k), v);
+}
+
+/* Block b of a pair of rows. */
+static inline __attribute__((always_inline)) void zq4_step1(const uint8_t *xa, const uint8_t *xb, int b, const int8_t *qy,
+                                                            const float *ds, __m512 *acc, __m512 *accm) {
+    const size_t xs = sizeof(struct lm_block_q4_0);
+    const uint8_t *ba = xa + xs * (size_t)b, *bb = xb + xs * (size_t)b;
+    uint16_t da, db;
+    memcpy(&da, ba, 2);
+    memcpy(&db, bb, 2);
+    const __m512i w = _mm512_permutexvar_epi64(_mm512_setr_epi64(0, 1, 0, 1, 2, 3, 2, 3),
+        _mm512_castsi256_si512(_mm256_loadu2_m128i((const __m128i *)(bb + 2), (const __m128i *)(ba + 2))));
+    const __m512i y = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(qy + 32 * b)));
+    const __m512 p = _mm512_cvtepi32_ps(zdot_us8(zq4_nibbles(w), y));
+    double dys;
+    memcpy(&dys, ds + 2 * b, 8);
+    const __m512 dx = _mm512_cvtph_ps(_mm256_set_m128i(_mm_set1_epi16((short)db), _mm_set1_epi16((short)da)));
+    const __m512 sc = _mm512_mul_ps(_mm512_mul_ps(dx, _mm512_setr_ps(1, -8, 1, -8, 1, -8, 1, -8, 1, -8, 1, -8, 1, -8, 1, -8)),
+                                    _mm512_castpd_ps(_mm512_set1_pd(dys))); /* dx*dy mx*sy */
+    *acc = _mm512_fmadd_ps(zq4_scale(sc, 0), p, *acc);
+    *accm = _mm512_add_ps(*accm, sc);
+}
+
+/* Blocks b..b + 3 of a pair of rows from four 64-byte loads: the d (bytes
+ * 0, 18, 36 and 54) by one word permutation, the weight bytes by four byte
+ * permutations. */
+static inline __attribute__((always_inline)) void zq4_step4(const uint8_t *xa, const uint8_t *xb, size_t ahead, int b,
+                                                            const __m512i *y, const __m512 dys, const __m512i *pick,
+                                                            __m512 *acc, __m512 *accm) {
+    const size_t xs = sizeof(struct lm_block_q4_0);
+    const uint8_t *ba = xa + xs * (size_t)b, *bb = xb + xs * (size_t)b;
+    _mm_prefetch((const char *)(ba + ahead), _MM_HINT_T0); /* the next tile's blocks */
+    _mm_prefetch((const char *)(ba + ahead + 64), _MM_HINT_T0);
+    _mm_prefetch((const char *)(bb + ahead), _MM_HINT_T0);
+    _mm_prefetch((const char *)(bb + ahead + 64), _MM_HINT_T0);
+    const __m512i a0 = _mm512_loadu_si512(ba), b0 = _mm512_loadu_si512(bb);
+    const __m512i a1 = _mm512_loadu_si512(ba + 8), b1 = _mm512_loadu_si512(bb + 8);
+    const __m512i pick_d = _mm512_setr_epi32(0, 9 << 16 | 9, 18 << 16 | 18, 27 << 16 | 27, 32 << 16 | 32, 41 << 16 | 41,
+                                             50 << 16 | 50, 59 << 16 | 59, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m256i dd = _mm512_castsi512_si256(_mm512_permutex2var_epi16(a0, pick_d, b0));
+    const __m512 sc = _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtph_ps(dd), _mm512_setr_ps(1, -8, 1, -8, 1, -8, 1, -8, 1, -8, 1, -8, 1, -8, 1, -8)),
+                                    dys); /* dx*dy mx*sy, blocks b..b+3 of row a, then of row b */
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) {
+        const __m512i w = k < 3 ? _mm512_permutex2var_epi8(a0, pick[k], b0) : _mm512_permutex2var_epi8(a1, pick[k], b1);
+        const __m512 p = _mm512_cvtepi32_ps(zdot_us8(zq4_nibbles(w), y[k]));
+        *acc = _mm512_fmadd_ps(zq4_scale(sc, k), p, *acc);
+    }
+    /* m: lanes 1, 3, 5, 7 of each half, one after another into lane 1 */
+    const __m512 s23 = _mm512_shuffle_f32x4(sc, sc, _MM_SHUFFLE(3, 3, 1, 1));
+    *accm = _mm512_add_ps(*accm, sc);
+    *accm = _mm512_add_ps(*accm, _mm512_permute_ps(sc, _MM_SHUFFLE(3, 3, 3, 3)));
+    *accm = _mm512_add_ps(*accm, s23);
+    *accm = _mm512_add_ps(*accm, _mm512_permute_ps(s23, _MM_SHUFFLE(3, 3, 3, 3)));
+}
+
+/* P pairs of rows (ZQ_ROWS / 2, or 1 for the rest: a row alone is paired
+ * with itself) against nb packed activation blocks: qy their bytes,
  * contiguous; ds (dy, sy) per block, sy = dy * sum(qy). */
-static inline __attribute__((always_inline)) void zgemv_q4_0_tile(const int R, int nb, const uint8_t *x, size_t bx,
-                                                                 const int8_t *qy, const float *ds, const __m512i *pick,
-                                                                 float *s, bool add) {
-    __m256 acc[ZQ_ROWS];
-    __m128 accm[ZQ_ROWS];
-#pragma GCC unroll 8
-    for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps(), accm[r] = _mm_setzero_ps();
+static inline __attribute__((always_inline)) void zgemv_q4_0_tile(const int P, bool alone, int nb, const uint8_t *x,
+                                                                 size_t bx, const int8_t *qy, const float *ds,
+                                                                 const __m512i *pick, float *s, bool add) {
+    __m512 acc[ZQ_ROWS / 2], accm[ZQ_ROWS / 2];
+#pragma GCC unroll 4
+    for (int r = 0; r < P; r++) acc[r] = _mm512_setzero_ps(), accm[r] = _mm512_setzero_ps();
     int b = 0;
-    for (; b + 4 <= nb; b += 4) zq4_step4(R, x, bx, b, qy, ds, pick, acc, accm);
-    if (b + 2 <= nb) zq4_step12(R, true, x, bx, b, qy, ds, acc, accm), b += 2;
-    if (b < nb) zq4_step12(R, false, x, bx, b, qy, ds, acc, accm);
-#pragma GCC unroll 8
-    for (int r = 0; r < R; r++) {
-        const float v = zhsum8(acc[r]) + _mm_cvtss_f32(_mm_movehdup_ps(accm[r]));
-        s[r] = add ? s[r] + v : v;
+    for (; b + 4 <= nb; b += 4) {
+        __m512i y[4];
+        for (int k = 0; k < 4; k++) y[k] = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(qy + 32 * (b + k))));
+        const __m512 dys = _mm512_broadcast_f32x8(_mm256_loadu_ps(ds + 2 * b));
+#pragma GCC unroll 4
+        for (int r = 0; r < P; r++)
+            zq4_step4(x + bx * (size_t)(2 * r), x + bx * (size_t)(alone ? 0 : 2 * r + 1), bx * ZQ_ROWS, b, y, dys, pick,
+                      &acc[r], &accm[r]);
+    }
+    for (; b < nb; b++)
+#pragma GCC unroll 4
+        for (int r = 0; r < P; r++)
+            zq4_step1(x + bx * (size_t)(2 * r), x + bx * (size_t)(alone ? 0 : 2 * r + 1), b, qy, ds, &acc[r], &accm[r]);
+#pragma GCC unroll 4
+    for (int r = 0; r < P; r++) {
+        float m[16];
+        _mm512_storeu_ps(m, accm[r]);
+        for (int h = 0; h < (alone ? 1 : 2); h++) {
+            const float v = zhsum8(h ? _mm512_extractf32x8_ps(acc[r], 1) : _mm512_castps512_ps256(acc[r])) + m[8 * h + 1];
+            s[2 * r + h] = add ? s[2 * r + h] + v : v;
+        }
     }
 }
 
@@ -374,7 +393,7 @@ static void zgemv_q4_0(int n, int nr, float *s, const uint8_t *x, size_t bx, con
     _Alignas(64) int8_t qy[ZQ_CHUNK * 32];
     _Alignas(16) float ds[2 * ZQ_CHUNK];
     const size_t xs = sizeof(struct lm_block_q4_0);
-    const __m512i pick[2] = {zq4_pick(0), zq4_pick(36 - 8)};
+    const __m512i pick[4] = {zq4_pick(0), zq4_pick(1), zq4_pick(2), zq4_pick(3)};
     for (int b0 = 0; b0 < n / 32; b0 += ZQ_CHUNK) {
         const int nb = n / 32 - b0 < ZQ_CHUNK ? n / 32 - b0 : ZQ_CHUNK;
         const struct lm_block_q8_0 *yb = (const struct lm_block_q8_0 *)y + b0;
@@ -390,8 +409,10 @@ static void zgemv_q4_0(int n, int nr, float *s, const uint8_t *x, size_t bx, con
         }
         const uint8_t *xb = x + xs * (size_t)b0;
         int r = 0;
-        for (; r + ZQ_ROWS <= nr; r += ZQ_ROWS) zgemv_q4_0_tile(ZQ_ROWS, nb, xb + bx * (size_t)r, bx, qy, ds, pick, s + r, b0 > 0);
-        for (; r < nr; r++) zgemv_q4_0_tile(1, nb, xb + bx * (size_t)r, bx, qy, ds, pick, s + r, b0 > 0);
+        for (; r + ZQ_ROWS <= nr; r += ZQ_ROWS)
+            zgemv_q4_0_tile(ZQ_ROWS / 2, false, nb, xb + bx * (size_t)r, bx, qy, ds, pick, s + r, b0 > 0);
+        for (; r + 2 <= nr; r += 2) zgemv_q4_0_tile(1, false, nb, xb + bx * (size_t)r, bx, qy, ds, pick, s + r, b0 > 0);
+        if (r < nr) zgemv_q4_0_tile(1, true, nb, xb + bx * (size_t)r, bx, qy, ds, pick, s + r, b0 > 0);
     }
 }
 
