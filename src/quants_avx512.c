@@ -271,14 +271,6 @@ static inline float zf16(uint16_t h) { return _cvtsh_ss(h); }
 #define ZQ_ROWS 4
 #define ZQ_AHEAD 8
 
-/* quants_avx2.c's hsum_ps, the same additions in the same order */
-static inline float zhsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
 /* Rows are taken in pairs, a vector holding one block of both: its lanes
  * 0-7 are the first row's, 8-15 the second's, for the weights, the integer
  * sums, the scales and acc. m of the pair's rows is in lanes 1 and 9 of a
@@ -388,7 +380,7 @@ static inline __attribute__((always_inline)) void zgemv_q4_0_tile(const int P, b
         float m[16];
         _mm512_storeu_ps(m, accm[r]);
         for (int h = 0; h < (alone ? 1 : 2); h++) {
-            const float v = zhsum8(h ? _mm512_extractf32x8_ps(acc[r], 1) : _mm512_castps512_ps256(acc[r])) + m[8 * h + 1];
+            const float v = hsum_ps(h ? _mm512_extractf32x8_ps(acc[r], 1) : _mm512_castps512_ps256(acc[r])) + m[8 * h + 1];
             s[2 * r + h] = add ? s[2 * r + h] + v : v;
         }
     }
@@ -450,7 +442,7 @@ static void zdot_q4_K_q8_K(int n, float *s, const void *vx, const void *vy) {
             acc = _mm512_fmadd_ps(_mm512_permutexvar_ps(pick, scale), _mm512_cvtepi32_ps(p), acc);
         }
     }
-    *s = _mm512_reduce_add_ps(acc) - zhsum8(accm);
+    *s = _mm512_reduce_add_ps(acc) - hsum_ps(accm);
 }
 
 /* q6_K: levels 0..63 (4 low bits in ql, 2 high in qh) against 64
@@ -492,7 +484,7 @@ static void zdot_q6_K_q8_K(int n, float *s, const void *vx, const void *vy) {
             acc = _mm512_fmadd_ps(_mm512_permutexvar_ps(pick_hi, scale), _mm512_cvtepi32_ps(phi), acc);
         }
     }
-    *s = _mm512_reduce_add_ps(acc) - zhsum8(acco);
+    *s = _mm512_reduce_add_ps(acc) - hsum_ps(acco);
 }
 
 /* The AVX2 gemm of q4_0, q4_K and q6_K, for what is not one activation row. */

@@ -40,6 +40,19 @@
 #define LM_QUANTS_SIMD_NAME "scalar"
 #endif
 
+#if LM_QUANTS_AVX2
+#include <immintrin.h>
+
+/* The sum of 8 floats, in the order of every x86 kernel that must give
+ * the bits of another (a row's result may not depend on which computed it). */
+static inline float hsum_ps(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+#endif
+
 /* quants_avx2.c, quants_avx512.c, quants_neon.c: replace kernels of t with
  * SIMD versions. */
 void lm_quants_avx2_install(struct lm_type_traits *t);
