@@ -239,7 +239,9 @@ static void gemm_bf16(int n, int nr, int nc, float *s, size_t ldc, const void *x
  * products of 64 weights take one 512-bit step (two q4_0 blocks, two
  * sub-blocks of q4_K, four of q6_K), and the k-quants' sub-block scales
  * multiply converted sums in floats, where the 256-bit kernels widened and
- * shuffled them per 16 or 32 weights. */
+ * shuffled them per 16 or 32 weights. The k-quant dots keep four sums: one
+ * would make a chain of four dependent FMAs per super-block, the limit
+ * once everything else is this cheap. */
 
 /* Unsigned bytes u times signed bytes s, summed in groups of 4 to int32
  * (the AVX2 kernels' dot_us8, twice as wide). */
@@ -413,6 +415,17 @@ static void zgemv_q4_0(int n, int nr, float *s, const uint8_t *x, size_t bx, con
     }
 }
 
+/* unpack_k4_scales (quants_simd.h) in one vector: bytes 0-7 the scales,
+ * 8-15 the mins. Reads 16 bytes: in a q4_K block, qs follows. */
+static inline __m128i zk4_scales(const uint8_t packed[12]) {
+    const __m128i u = _mm_loadu_si128((const __m128i *)packed); /* words u0 u1 u2 */
+    const __m128i low4 = _mm_and_si128(_mm_srlv_epi32(_mm_shuffle_epi32(u, _MM_SHUFFLE(3, 3, 2, 2)), _mm_setr_epi32(0, 4, 0, 0)),
+                                       _mm_set1_epi8(0x0f));
+    const __m128i top2 = _mm_slli_epi32(_mm_and_si128(_mm_srli_epi32(u, 6), _mm_set1_epi8(3)), 4);
+    const __m128i lo = _mm_and_si128(u, _mm_set1_epi8(0x3f));     /* scales 0-3, mins 0-3 */
+    return _mm_unpacklo_epi32(lo, _mm_or_si128(low4, top2)); /* with scales 4-7, mins 4-7 */
+}
+
 /* q4_K: per 32-byte group k of qs, its low nibbles (sub-block 2k) and high
  * nibbles (2k + 1) meet 64 activation bytes in one step; lanes 0-7 take
  * sub-block 2k's scale, 8-15 sub-block 2k + 1's. The mins go through the
@@ -421,15 +434,14 @@ static void zdot_q4_K_q8_K(int n, float *s, const void *vx, const void *vy) {
     const struct lm_block_q4_K *x = vx;
     const struct lm_block_q8_K *y = vy;
     const __m512i m4 = _mm512_set1_epi8(0x0f);
-    __m512 acc = _mm512_setzero_ps();
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
     __m256 accm = _mm256_setzero_ps();
     for (int i = 0; i < n / LM_QK_K; i++) {
-        uint8_t sc[8], m[8];
-        unpack_k4_scales(x[i].scales, sc, m);
-        const __m128i sc8 = _mm_loadl_epi64((const __m128i *)sc), m8 = _mm_loadl_epi64((const __m128i *)m);
-        const __m512 scale = _mm512_mul_ps(_mm512_set1_ps(y[i].d * zf16(x[i].d)), _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(sc8)));
+        const __m128i sm = zk4_scales(x[i].scales);
+        /* lanes 0-7: the scales (8-15, the mins, unused) */
+        const __m512 scale = _mm512_mul_ps(_mm512_set1_ps(y[i].d * zf16(x[i].d)), _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(sm)));
         /* m[j] * (bsums[2j] + bsums[2j + 1]) in lane j */
-        const __m256i mins = _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8)),
+        const __m256i mins = _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_unpackhi_epi8(sm, sm)),
                                                _mm256_loadu_si256((const __m256i *)y[i].bsums));
         accm = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * zf16(x[i].dmin)), _mm256_cvtepi32_ps(mins), accm);
 #pragma GCC unroll 4
@@ -439,10 +451,10 @@ static void zdot_q4_K_q8_K(int n, float *s, const void *vx, const void *vy) {
             const __m512i p = zdot_us8(w, _mm512_loadu_si512(y[i].qs + 64 * k));
             const __m512i pick = _mm512_set_epi32(2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1,
                                                   2 * k + 1, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k);
-            acc = _mm512_fmadd_ps(_mm512_permutexvar_ps(pick, scale), _mm512_cvtepi32_ps(p), acc);
+            acc[k] = _mm512_fmadd_ps(_mm512_permutexvar_ps(pick, scale), _mm512_cvtepi32_ps(p), acc[k]);
         }
     }
-    *s = _mm512_reduce_add_ps(acc) - hsum_ps(accm);
+    *s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]))) - hsum_ps(accm);
 }
 
 /* q6_K: levels 0..63 (4 low bits in ql, 2 high in qh) against 64
@@ -459,7 +471,7 @@ static void zdot_q6_K_q8_K(int n, float *s, const void *vx, const void *vy) {
     const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
     const __m512i shl_lo = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1); /* bits 0-1, 2-3 to 4-5 */
     const __m512i shr_hi = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1); /* bits 4-5, 6-7 to 4-5 */
-    __m512 acc = _mm512_setzero_ps();
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
     __m256 acco = _mm256_setzero_ps();
     for (int i = 0; i < n / LM_QK_K; i++) {
         const float d = y[i].d * zf16(x[i].d);
@@ -480,11 +492,11 @@ static void zdot_q6_K_q8_K(int n, float *s, const void *vx, const void *vy) {
             const __m512i sub = _mm512_srli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 2);
             const __m512i pick_lo = _mm512_add_epi32(sub, _mm512_set1_epi32(8 * h));
             const __m512i pick_hi = _mm512_add_epi32(sub, _mm512_set1_epi32(8 * h + 4));
-            acc = _mm512_fmadd_ps(_mm512_permutexvar_ps(pick_lo, scale), _mm512_cvtepi32_ps(plo), acc);
-            acc = _mm512_fmadd_ps(_mm512_permutexvar_ps(pick_hi, scale), _mm512_cvtepi32_ps(phi), acc);
+            acc[2 * h] = _mm512_fmadd_ps(_mm512_permutexvar_ps(pick_lo, scale), _mm512_cvtepi32_ps(plo), acc[2 * h]);
+            acc[2 * h + 1] = _mm512_fmadd_ps(_mm512_permutexvar_ps(pick_hi, scale), _mm512_cvtepi32_ps(phi), acc[2 * h + 1]);
         }
     }
-    *s = _mm512_reduce_add_ps(acc) - hsum_ps(acco);
+    *s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]))) - hsum_ps(acco);
 }
 
 /* The AVX2 gemm of q4_0, q4_K and q6_K, for what is not one activation row. */
