@@ -255,6 +255,9 @@ static inline __m512i zdot_us8(__m512i u, __m512i s) {
 
 static inline float zf16(uint16_t h) { return _cvtsh_ss(h); }
 
+/* The q4_0 kernel permutes bytes (VBMI) and takes 256-bit halves of
+ * float vectors (DQ); without them, the AVX2 one runs. */
+#if defined(__AVX512VBMI__) && defined(__AVX512DQ__)
 /* q4_0 must give, for one activation row, the bits the AVX2 few-row tiles
  * (gemm_tile in quants_avx2.c) give for the same row, so the float steps
  * are theirs, in their order: per chunk of ZQ_CHUNK blocks, acc (8 lanes)
@@ -415,6 +418,15 @@ static void zgemv_q4_0(int n, int nr, float *s, const uint8_t *x, size_t bx, con
     }
 }
 
+/* The AVX2 gemm of q4_0, for more than one activation row. */
+static void (*avx2_gemm_q4_0)(int, int, int, float *, size_t, const void *, size_t, const void *, size_t);
+
+static void gemm_q4_0(int n, int nr, int nc, float *s, size_t ldc, const void *x, size_t bx, const void *y, size_t by) {
+    if (nc == 1) zgemv_q4_0(n, nr, s, x, bx, y);
+    else avx2_gemm_q4_0(n, nr, nc, s, ldc, x, bx, y, by);
+}
+#endif
+
 /* unpack_k4_scales (quants_simd.h) in one vector: bytes 0-7 the scales,
  * 8-15 the mins. Reads 16 bytes: in a q4_K block, qs follows. */
 static inline __m128i zk4_scales(const uint8_t packed[12]) {
@@ -499,15 +511,9 @@ static void zdot_q6_K_q8_K(int n, float *s, const void *vx, const void *vy) {
     *s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]))) - hsum_ps(acco);
 }
 
-/* The AVX2 gemm of q4_0, q4_K and q6_K, for what is not one activation row. */
-static void (*avx2_gemm_q4_0)(int, int, int, float *, size_t, const void *, size_t, const void *, size_t);
+/* The AVX2 gemm of q4_K and q6_K, for what is not one activation row. */
 static void (*avx2_gemm_q4_K)(int, int, int, float *, size_t, const void *, size_t, const void *, size_t);
 static void (*avx2_gemm_q6_K)(int, int, int, float *, size_t, const void *, size_t, const void *, size_t);
-
-static void gemm_q4_0(int n, int nr, int nc, float *s, size_t ldc, const void *x, size_t bx, const void *y, size_t by) {
-    if (nc == 1) zgemv_q4_0(n, nr, s, x, bx, y);
-    else avx2_gemm_q4_0(n, nr, nc, s, ldc, x, bx, y, by);
-}
 
 /* k-quants: the AVX2 tiles take groups of eight activation rows; the rest,
  * generation's single row above all, go row by row through the dot here. */
@@ -528,10 +534,12 @@ static void gemm_q6_K(int n, int nr, int nc, float *s, size_t ldc, const void *x
 }
 
 void lm_quants_avx512_install(struct lm_type_traits *t) {
+#if defined(__AVX512VBMI__) && defined(__AVX512DQ__)
     avx2_gemm_q4_0 = t[LM_TYPE_Q4_0].gemm;
+    t[LM_TYPE_Q4_0].gemm = gemm_q4_0;
+#endif
     avx2_gemm_q4_K = t[LM_TYPE_Q4_K].gemm;
     avx2_gemm_q6_K = t[LM_TYPE_Q6_K].gemm;
-    t[LM_TYPE_Q4_0].gemm = gemm_q4_0;
     t[LM_TYPE_Q4_K].vec_dot = zdot_q4_K_q8_K;
     t[LM_TYPE_Q4_K].gemm = gemm_q4_K;
     t[LM_TYPE_Q6_K].vec_dot = zdot_q6_K_q8_K;
