@@ -236,12 +236,11 @@ static void gemm_bf16(int n, int nr, int nc, float *s, size_t ldc, const void *x
  * than the 256-bit kernels could compute, yet those spent about half of
  * each core's time on instructions: the 4-bit formats reached 60-70% of
  * the read bandwidth where f16 reached over 90%. Here the integer dot
- * products of 64 weights take one 512-bit step (two q4_0 blocks, two
- * sub-blocks of q4_K, four of q6_K), and the k-quants' sub-block scales
+ * products of 64 weights take one 512-bit step (a q4_0 block of two rows,
+ * two sub-blocks of q4_K, four of q6_K), and the k-quants' sub-block scales
  * multiply converted sums in floats, where the 256-bit kernels widened and
- * shuffled them per 16 or 32 weights. The k-quant dots keep four sums: one
- * would make a chain of four dependent FMAs per super-block, the limit
- * once everything else is this cheap. */
+ * shuffled them per 16 or 32 weights. The k-quant dots keep four sums
+ * rather than one chain of four dependent FMAs per super-block (4%). */
 
 /* Unsigned bytes u times signed bytes s, summed in groups of 4 to int32
  * (the AVX2 kernels' dot_us8, twice as wide). */
