@@ -15,8 +15,10 @@
  * so the sums are those of the f32 reference up to summation order; the
  * bf16 dot-product instruction would round the activations to bf16.
  *
- * The 32-weight block formats against 2 to 7 activation rows (generation
- * of a few sequences): see "2 to 7 activation rows" below. */
+ * One activation row (generation) of q4_0, q4_K and q6_K: see "one
+ * activation row" below; the 32-weight block formats against 2 to 7
+ * activation rows (generation of a few sequences): see "2 to 7 activation
+ * rows". */
 #include "quants_simd.h"
 
 #if LM_QUANTS_AVX512
@@ -234,6 +236,299 @@ static void gemm_bf16(int n, int nr, int nc, float *s, size_t ldc, const void *x
     zgemm(Z_BF16, n, nr, nc, s, ldc, x, bx, y, by);
 }
 
+/* ---- one activation row (generation) for q4_0, q4_K and q6_K ----
+ * Generation streams every weight once, and two cores together read less
+ * than the 256-bit kernels could compute, yet those spent about half of
+ * each core's time on instructions: the 4-bit formats reached 60-70% of
+ * the read bandwidth where f16 reached over 90%. Here the integer dot
+ * products of 64 weights take one 512-bit step (a q4_0 block of two rows,
+ * two sub-blocks of q4_K, four of q6_K), and the k-quants' sub-block scales
+ * multiply converted sums in floats, where the 256-bit kernels widened and
+ * shuffled them per 16 or 32 weights. The k-quant dots keep four sums
+ * rather than one chain of four dependent FMAs per super-block (4%). */
+
+/* Unsigned bytes u times signed bytes s, summed in groups of 4 to int32
+ * (the AVX2 kernels' dot_us8, twice as wide). */
+static inline __m512i zdot_us8(__m512i u, __m512i s) {
+#if defined(__AVX512VNNI__)
+    return _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, s);
+#else
+    return _mm512_madd_epi16(_mm512_maddubs_epi16(u, s), _mm512_set1_epi16(1));
+#endif
+}
+
+static inline float zf16(uint16_t h) { return _cvtsh_ss(h); }
+
+/* The q4_0 kernel permutes bytes (VBMI) and takes 256-bit halves of
+ * float vectors (DQ); without them, the AVX2 one runs. */
+#if defined(__AVX512VBMI__) && defined(__AVX512DQ__)
+/* q4_0 must give, for one activation row, the bits the AVX2 few-row tiles
+ * (gemm_tile in quants_avx2.c) give for the same row, so the float steps
+ * are theirs, in their order: per chunk of LM_GEMM_CHUNK blocks, acc (8 lanes)
+ * += (dx*dy) * (8 int32 partial sums of a block), block after block; m +=
+ * (-8dx)*sy, block after block; the chunk's result hsum(acc) + m, added to
+ * the previous chunks' sum. What differs is only how the work is laid
+ * out: two rows' blocks in one 512-bit vector (below), and the d of four
+ * blocks converted at once. */
+/* Rows at a time (each row's sums are chains of dependent additions, one
+ * step per block, that the rows interleave), and how many rows on the
+ * blocks being read are fetched ahead: the rows are separate streams, that
+ * the hardware prefetcher alone served at half the speed. Measured on the
+ * 1.2B shape's matrices, two threads: 4 rows, 8 ahead ran at 17-24 GB/s,
+ * 8 rows, 8 ahead at 15-22, without prefetching 9. */
+#define ZQ_ROWS 4
+#define ZQ_AHEAD 8
+
+/* Rows are taken in pairs, a vector holding one block of both: its lanes
+ * 0-7 are the first row's, 8-15 the second's, for the weights, the integer
+ * sums, the scales and acc. m of the pair's rows is in lanes 1 and 9 of a
+ * vector. */
+
+/* Where byte i of a pair's weight bytes of block k (0..3 of a step) is in
+ * two 64-byte loads of the rows (vpermt2b: bytes 64-127 the second row's):
+ * qs byte i % 16, twice (the second time the high nibbles are shifted
+ * down). Block 3 ends past the first 64 bytes: its loads start 8 later. */
+static inline __m512i zq4_pick(int k) {
+    _Alignas(64) int8_t idx[64];
+    for (int i = 0; i < 64; i++) idx[i] = (int8_t)(64 * (i / 32) + 2 + 18 * k - (k == 3 ? 8 : 0) + i % 16);
+    return _mm512_load_si512(idx);
+}
+
+/* a's 32 weight bytes in the low half, b's in the high half, as bytes
+ * q, q: the low nibbles, then the high ones. */
+static inline __m512i zq4_nibbles(__m512i dup) {
+    return _mm512_and_si512(_mm512_srlv_epi64(dup, _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4)), _mm512_set1_epi8(0x0f));
+}
+
+/* Lanes 2k of each half of v, 8 times each */
+static inline __m512 zq4_scale(__m512 v, int k) {
+    return _mm512_permutexvar_ps(_mm512_setr_epi32(2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 8 + 2 * k, 8 + 2 * k,
+                                                   8 + 2 * k, 8 + 2 * k, 8 + 2 * k, 8 + 2 * k, 8 + 2 * k, 8 + 2 * k), v);
+}
+
+/* Block b of a pair of rows. */
+static inline __attribute__((always_inline)) void zq4_step1(const uint8_t *xa, const uint8_t *xb, int b, const int8_t *qy,
+                                                            const float *ds, __m512 *acc, __m512 *accm) {
+    const size_t xs = sizeof(struct lm_block_q4_0);
+    const uint8_t *ba = xa + xs * (size_t)b, *bb = xb + xs * (size_t)b;
+    uint16_t da, db;
+    memcpy(&da, ba, 2);
+    memcpy(&db, bb, 2);
+    const __m512i w = _mm512_permutexvar_epi64(_mm512_setr_epi64(0, 1, 0, 1, 2, 3, 2, 3),
+        _mm512_castsi256_si512(_mm256_loadu2_m128i((const __m128i *)(bb + 2), (const __m128i *)(ba + 2))));
+    const __m512i y = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(qy + 32 * b)));
+    const __m512 p = _mm512_cvtepi32_ps(zdot_us8(zq4_nibbles(w), y));
+    double dys;
+    memcpy(&dys, ds + 2 * b, 8);
+    const __m512 dx = _mm512_cvtph_ps(_mm256_set_m128i(_mm_set1_epi16((short)db), _mm_set1_epi16((short)da)));
+    const __m512 sc = _mm512_mul_ps(_mm512_mul_ps(dx, _mm512_setr_ps(1, -8, 1, -8, 1, -8, 1, -8, 1, -8, 1, -8, 1, -8, 1, -8)),
+                                    _mm512_castpd_ps(_mm512_set1_pd(dys))); /* dx*dy mx*sy */
+    *acc = _mm512_fmadd_ps(zq4_scale(sc, 0), p, *acc);
+    *accm = _mm512_add_ps(*accm, sc);
+}
+
+/* Blocks b..b + 3 of a pair of rows from four 64-byte loads: the d (bytes
+ * 0, 18, 36 and 54) by one word permutation, the weight bytes by four byte
+ * permutations. */
+static inline __attribute__((always_inline)) void zq4_step4(const uint8_t *xa, const uint8_t *xb, size_t ahead, int b,
+                                                            const __m512i *y, const __m512 dys, const __m512i *pick,
+                                                            __m512 *acc, __m512 *accm) {
+    const size_t xs = sizeof(struct lm_block_q4_0);
+    const uint8_t *ba = xa + xs * (size_t)b, *bb = xb + xs * (size_t)b;
+    _mm_prefetch((const char *)(ba + ahead), _MM_HINT_T0);
+    _mm_prefetch((const char *)(ba + ahead + 64), _MM_HINT_T0);
+    _mm_prefetch((const char *)(bb + ahead), _MM_HINT_T0);
+    _mm_prefetch((const char *)(bb + ahead + 64), _MM_HINT_T0);
+    const __m512i a0 = _mm512_loadu_si512(ba), b0 = _mm512_loadu_si512(bb);
+    const __m512i a1 = _mm512_loadu_si512(ba + 8), b1 = _mm512_loadu_si512(bb + 8);
+    const __m512i pick_d = _mm512_setr_epi32(0, 9 << 16 | 9, 18 << 16 | 18, 27 << 16 | 27, 32 << 16 | 32, 41 << 16 | 41,
+                                             50 << 16 | 50, 59 << 16 | 59, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m256i dd = _mm512_castsi512_si256(_mm512_permutex2var_epi16(a0, pick_d, b0));
+    const __m512 sc = _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtph_ps(dd), _mm512_setr_ps(1, -8, 1, -8, 1, -8, 1, -8, 1, -8, 1, -8, 1, -8, 1, -8)),
+                                    dys); /* dx*dy mx*sy, blocks b..b+3 of row a, then of row b */
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) {
+        const __m512i w = k < 3 ? _mm512_permutex2var_epi8(a0, pick[k], b0) : _mm512_permutex2var_epi8(a1, pick[k], b1);
+        const __m512 p = _mm512_cvtepi32_ps(zdot_us8(zq4_nibbles(w), y[k]));
+        *acc = _mm512_fmadd_ps(zq4_scale(sc, k), p, *acc);
+    }
+    /* m: lanes 1, 3, 5, 7 of each half, one after another into lane 1 */
+    const __m512 s23 = _mm512_shuffle_f32x4(sc, sc, _MM_SHUFFLE(3, 3, 1, 1));
+    *accm = _mm512_add_ps(*accm, sc);
+    *accm = _mm512_add_ps(*accm, _mm512_permute_ps(sc, _MM_SHUFFLE(3, 3, 3, 3)));
+    *accm = _mm512_add_ps(*accm, s23);
+    *accm = _mm512_add_ps(*accm, _mm512_permute_ps(s23, _MM_SHUFFLE(3, 3, 3, 3)));
+}
+
+/* P pairs of rows (ZQ_ROWS / 2, or 1 for the rest: a row alone is paired
+ * with itself) against nb packed activation blocks: qy their bytes,
+ * contiguous; ds (dy, sy) per block, sy = dy * sum(qy). */
+static inline __attribute__((always_inline)) void zgemv_q4_0_tile(const int P, bool alone, int nb, const uint8_t *x,
+                                                                 size_t bx, const int8_t *qy, const float *ds,
+                                                                 const __m512i *pick, float *s, bool add) {
+    __m512 acc[ZQ_ROWS / 2], accm[ZQ_ROWS / 2];
+#pragma GCC unroll 4
+    for (int r = 0; r < P; r++) acc[r] = _mm512_setzero_ps(), accm[r] = _mm512_setzero_ps();
+    int b = 0;
+    for (; b + 4 <= nb; b += 4) {
+        __m512i y[4];
+        for (int k = 0; k < 4; k++) y[k] = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(qy + 32 * (b + k))));
+        const __m512 dys = _mm512_broadcast_f32x8(_mm256_loadu_ps(ds + 2 * b));
+#pragma GCC unroll 4
+        for (int r = 0; r < P; r++)
+            zq4_step4(x + bx * (size_t)(2 * r), x + bx * (size_t)(alone ? 0 : 2 * r + 1), bx * ZQ_AHEAD, b, y, dys, pick,
+                      &acc[r], &accm[r]);
+    }
+    for (; b < nb; b++)
+#pragma GCC unroll 4
+        for (int r = 0; r < P; r++)
+            zq4_step1(x + bx * (size_t)(2 * r), x + bx * (size_t)(alone ? 0 : 2 * r + 1), b, qy, ds, &acc[r], &accm[r]);
+#pragma GCC unroll 4
+    for (int r = 0; r < P; r++) {
+        float m[16];
+        _mm512_storeu_ps(m, accm[r]);
+        for (int h = 0; h < (alone ? 1 : 2); h++) {
+            const float v = hsum_ps(h ? _mm512_extractf32x8_ps(acc[r], 1) : _mm512_castps512_ps256(acc[r])) + m[8 * h + 1];
+            s[2 * r + h] = add ? s[2 * r + h] + v : v;
+        }
+    }
+}
+
+static void zgemv_q4_0(int n, int nr, float *s, const uint8_t *x, size_t bx, const uint8_t *y) {
+    _Alignas(64) int8_t qy[LM_GEMM_CHUNK * 32];
+    _Alignas(16) float ds[2 * LM_GEMM_CHUNK];
+    const size_t xs = sizeof(struct lm_block_q4_0);
+    const __m512i pick[4] = {zq4_pick(0), zq4_pick(1), zq4_pick(2), zq4_pick(3)};
+    for (int b0 = 0; b0 < n / 32; b0 += LM_GEMM_CHUNK) {
+        const int nb = n / 32 - b0 < LM_GEMM_CHUNK ? n / 32 - b0 : LM_GEMM_CHUNK;
+        const struct lm_block_q8_0 *yb = (const struct lm_block_q8_0 *)y + b0;
+        for (int b = 0; b < nb; b++) {
+            const __m256i q = _mm256_loadu_si256((const __m256i *)yb[b].qs);
+            _mm256_store_si256((__m256i *)(qy + 32 * b), q);
+            /* sum(q): of the bytes q + 128, as unsigned (exact, as any integer sum) */
+            const __m256i sum8 = _mm256_sad_epu8(_mm256_xor_si256(q, _mm256_set1_epi8((char)0x80)), _mm256_setzero_si256());
+            const __m128i sum2 = _mm_add_epi64(_mm256_castsi256_si128(sum8), _mm256_extracti128_si256(sum8, 1));
+            const int sum = (int)(_mm_cvtsi128_si64(sum2) + _mm_extract_epi64(sum2, 1)) - 32 * 128;
+            ds[2 * b] = zf16(yb[b].d);
+            ds[2 * b + 1] = ds[2 * b] * (float)sum;
+        }
+        const uint8_t *xb = x + xs * (size_t)b0;
+        int r = 0;
+        for (; r + ZQ_ROWS <= nr; r += ZQ_ROWS)
+            zgemv_q4_0_tile(ZQ_ROWS / 2, false, nb, xb + bx * (size_t)r, bx, qy, ds, pick, s + r, b0 > 0);
+        for (; r + 2 <= nr; r += 2) zgemv_q4_0_tile(1, false, nb, xb + bx * (size_t)r, bx, qy, ds, pick, s + r, b0 > 0);
+        if (r < nr) zgemv_q4_0_tile(1, true, nb, xb + bx * (size_t)r, bx, qy, ds, pick, s + r, b0 > 0);
+    }
+}
+
+#endif
+
+/* unpack_k4_scales (quants_simd.h) in one vector: bytes 0-7 the scales,
+ * 8-15 the mins. Reads 16 bytes: in a q4_K block, qs follows. */
+static inline __m128i zk4_scales(const uint8_t packed[12]) {
+    const __m128i u = _mm_loadu_si128((const __m128i *)packed); /* words u0 u1 u2 */
+    const __m128i low4 = _mm_and_si128(_mm_srlv_epi32(_mm_shuffle_epi32(u, _MM_SHUFFLE(3, 3, 2, 2)), _mm_setr_epi32(0, 4, 0, 0)),
+                                       _mm_set1_epi8(0x0f));
+    const __m128i top2 = _mm_slli_epi32(_mm_and_si128(_mm_srli_epi32(u, 6), _mm_set1_epi8(3)), 4);
+    const __m128i lo = _mm_and_si128(u, _mm_set1_epi8(0x3f));     /* scales 0-3, mins 0-3 */
+    return _mm_unpacklo_epi32(lo, _mm_or_si128(low4, top2)); /* with scales 4-7, mins 4-7 */
+}
+
+/* q4_K: per 32-byte group k of qs, its low nibbles (sub-block 2k) and high
+ * nibbles (2k + 1) meet 64 activation bytes in one step; lanes 0-7 take
+ * sub-block 2k's scale, 8-15 sub-block 2k + 1's. The mins go through the
+ * activations' bsums, in a separate sum. */
+static void zdot_q4_K_q8_K(int n, float *s, const void *vx, const void *vy) {
+    const struct lm_block_q4_K *x = vx;
+    const struct lm_block_q8_K *y = vy;
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    __m256 accm = _mm256_setzero_ps();
+    for (int i = 0; i < n / LM_QK_K; i++) {
+        const __m128i sm = zk4_scales(x[i].scales);
+        /* lanes 0-7: the scales (8-15, the mins, unused) */
+        const __m512 scale = _mm512_mul_ps(_mm512_set1_ps(y[i].d * zf16(x[i].d)), _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(sm)));
+        /* m[j] * (bsums[2j] + bsums[2j + 1]) in lane j */
+        const __m256i mins = _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_unpackhi_epi8(sm, sm)),
+                                               _mm256_loadu_si256((const __m256i *)y[i].bsums));
+        accm = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * zf16(x[i].dmin)), _mm256_cvtepi32_ps(mins), accm);
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++) {
+            const __m256i bits = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * k));
+            const __m512i w = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(bits), _mm256_srli_epi16(bits, 4), 1), m4);
+            const __m512i p = zdot_us8(w, _mm512_loadu_si512(y[i].qs + 64 * k));
+            const __m512i pick = _mm512_set_epi32(2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1,
+                                                  2 * k + 1, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k);
+            acc[k] = _mm512_fmadd_ps(_mm512_permutexvar_ps(pick, scale), _mm512_cvtepi32_ps(p), acc[k]);
+        }
+    }
+    *s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]))) - hsum_ps(accm);
+}
+
+/* q6_K: levels 0..63 (4 low bits in ql, 2 high in qh) against 64
+ * activation bytes per step, four 16-weight sub-blocks with a scale each;
+ * the -32 offset through the bsums. Of each half (128 weights), weights
+ * 0-31 take the low nibbles of ql[0, 32) and bits 0-1 of qh, 32-63 the low
+ * nibbles of ql[32, 64) and bits 2-3, 64-95 and 96-127 the high nibbles
+ * with bits 4-5 and 6-7. The high bits are moved to bits 4-5 by 16-bit
+ * shifts, by a different count in each 256-bit half: what crosses from the
+ * neighbouring byte is masked away. */
+static void zdot_q6_K_q8_K(int n, float *s, const void *vx, const void *vy) {
+    const struct lm_block_q6_K *x = vx;
+    const struct lm_block_q8_K *y = vy;
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
+    const __m512i shl_lo = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1); /* bits 0-1, 2-3 to 4-5 */
+    const __m512i shr_hi = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1); /* bits 4-5, 6-7 to 4-5 */
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    __m256 acco = _mm256_setzero_ps();
+    for (int i = 0; i < n / LM_QK_K; i++) {
+        const float d = y[i].d * zf16(x[i].d);
+        const __m128i sc8 = _mm_loadu_si128((const __m128i *)x[i].scales);
+        const __m512 scale = _mm512_mul_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(sc8)));
+        const __m256i off = _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc8), _mm256_loadu_si256((const __m256i *)y[i].bsums));
+        acco = _mm256_fmadd_ps(_mm256_set1_ps(32 * d), _mm256_cvtepi32_ps(off), acco);
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            const __m512i ql = _mm512_loadu_si512(x[i].ql + 64 * h);
+            const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(x[i].qh + 32 * h)));
+            const __m512i lo = _mm512_or_si512(_mm512_and_si512(ql, m4), _mm512_and_si512(_mm512_sllv_epi16(qh, shl_lo), m30));
+            const __m512i hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4),
+                                               _mm512_and_si512(_mm512_srlv_epi16(qh, shr_hi), m30));
+            const __m512i plo = zdot_us8(lo, _mm512_loadu_si512(y[i].qs + 128 * h));
+            const __m512i phi = zdot_us8(hi, _mm512_loadu_si512(y[i].qs + 128 * h + 64));
+            /* lane j of a step: weights 4j..4j+3 of its 64, sub-block j/4 of its 4 */
+            const __m512i sub = _mm512_srli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 2);
+            const __m512i pick_lo = _mm512_add_epi32(sub, _mm512_set1_epi32(8 * h));
+            const __m512i pick_hi = _mm512_add_epi32(sub, _mm512_set1_epi32(8 * h + 4));
+            acc[2 * h] = _mm512_fmadd_ps(_mm512_permutexvar_ps(pick_lo, scale), _mm512_cvtepi32_ps(plo), acc[2 * h]);
+            acc[2 * h + 1] = _mm512_fmadd_ps(_mm512_permutexvar_ps(pick_hi, scale), _mm512_cvtepi32_ps(phi), acc[2 * h + 1]);
+        }
+    }
+    *s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]))) - hsum_ps(acco);
+}
+
+/* The AVX2 gemm of q4_K and q6_K, for what is not one activation row. */
+static void (*avx2_gemm_q4_K)(int, int, int, float *, size_t, const void *, size_t, const void *, size_t);
+static void (*avx2_gemm_q6_K)(int, int, int, float *, size_t, const void *, size_t, const void *, size_t);
+
+/* k-quants: the AVX2 tiles take groups of eight activation rows; the rest,
+ * generation's single row above all, go row by row through the dot here. */
+static void k_rows(void (*gemm8)(int, int, int, float *, size_t, const void *, size_t, const void *, size_t),
+                   void (*dot)(int, float *, const void *, const void *), int n, int nr, int nc, float *s, size_t ldc,
+                   const uint8_t *x, size_t bx, const uint8_t *y, size_t by) {
+    const int c8 = nc / 8 * 8;
+    if (c8) gemm8(n, nr, c8, s, ldc, x, bx, y, by);
+    for (int c = c8; c < nc; c++)
+        for (int r = 0; r < nr; r++) dot(n, &s[ldc * (size_t)c + (size_t)r], x + bx * (size_t)r, y + by * (size_t)c);
+}
+
+static void gemm_q4_K(int n, int nr, int nc, float *s, size_t ldc, const void *x, size_t bx, const void *y, size_t by) {
+    k_rows(avx2_gemm_q4_K, zdot_q4_K_q8_K, n, nr, nc, s, ldc, x, bx, y, by);
+}
+static void gemm_q6_K(int n, int nr, int nc, float *s, size_t ldc, const void *x, size_t bx, const void *y, size_t by) {
+    k_rows(avx2_gemm_q6_K, zdot_q6_K_q8_K, n, nr, nc, s, ldc, x, bx, y, by);
+}
+
 /* ---- 32-weight blocks, 2 to 7 activation rows (generation of a few
  * sequences at once) ----
  * The one-row kernel of quants_avx2.c (gemv_tile) fixes each dot product's
@@ -259,16 +554,6 @@ static inline size_t q_xsize(enum qkind k) {
 }
 static inline bool q_y_q8_1(enum qkind k) { return k == Q4_1 || k == Q5_1; }
 static inline size_t q_ysize(enum qkind k) { return q_y_q8_1(k) ? sizeof(struct lm_block_q8_1) : sizeof(struct lm_block_q8_0); }
-
-/* Unsigned bytes u times signed bytes s, summed in groups of 4 to int32,
- * exactly (as dot_us8 of quants_avx2.c, whose bounds hold here too). */
-static inline __m512i zdot_us8(__m512i u, __m512i s) {
-#ifdef __AVX512VNNI__
-    return _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, s);
-#else
-    return _mm512_madd_epi16(_mm512_maddubs_epi16(u, s), _mm512_set1_epi16(1));
-#endif
-}
 
 /* A weight block's 32 weights as bytes in both 256-bit halves (unsigned,
  * w = dx*u + mx; q8_0: signed), and (dx, mx) in lanes 0 and 1 of *dm, from
@@ -406,6 +691,12 @@ static inline __attribute__((always_inline)) void q_few_rows(enum qkind k, const
 
 static inline __attribute__((always_inline)) void q_gemm(enum qkind k, int n, int nr, int nc, float *s, size_t ldc,
                                                            const void *vx, size_t bx, const void *vy, size_t by) {
+#if defined(__AVX512VBMI__) && defined(__AVX512DQ__)
+    if (k == Q4_0 && nc == 1) {
+        zgemv_q4_0(n, nr, s, vx, bx, vy);
+        return;
+    }
+#endif
     const int few = nc % 8 == 1 ? 0 : nc % 8; /* one row: the one-row kernel itself */
     if (nc > few) avx2_gemm[k](n, nr, nc - few, s, ldc, vx, bx, vy, by);
     if (!few) return;
@@ -446,6 +737,12 @@ void lm_quants_avx512_install(struct lm_type_traits *t) {
         avx2_gemm[k] = t[types[k]].gemm;
         t[types[k]].gemm = gemm[k];
     }
+    avx2_gemm_q4_K = t[LM_TYPE_Q4_K].gemm;
+    avx2_gemm_q6_K = t[LM_TYPE_Q6_K].gemm;
+    t[LM_TYPE_Q4_K].vec_dot = zdot_q4_K_q8_K;
+    t[LM_TYPE_Q4_K].gemm = gemm_q4_K;
+    t[LM_TYPE_Q6_K].vec_dot = zdot_q6_K_q8_K;
+    t[LM_TYPE_Q6_K].gemm = gemm_q6_K;
 }
 
 #endif

@@ -334,7 +334,7 @@ TEST(quants_gemm) {
                     lm_type_get_ref(t->vec_dot_type)->to_f32(y + by * c, yd + (size_t)n * c, n);
                 }
                 const int shapes[][2] = {{1, 1}, {4, 1}, {7, 1}, {2, 4},  {3, 3},  {5, 2},
-                                         {11, 9}, {1, 6}, {16, 8}, {27, 12}, {24, 19}, {max_r, 13}};
+                                         {11, 9}, {1, 6}, {16, 8}, {27, 12}, {24, 19}, {max_r, 13}, {max_r, 1}};
                 float out[(37 + 3) * 19];
                 for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
                     const int nr = shapes[si][0], nc = shapes[si][1];
