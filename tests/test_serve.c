@@ -216,13 +216,14 @@ static char *reply_text(const char *body, int *completion_tokens) {
     return r;
 }
 
-/* The reply lm chat --messages gives (greedy, n tokens at most). */
 /* Prompt tokens per forward pass on both sides of a comparison: batches of
  * up to 7 rows give each row the logits it gets alone (8-row blocks round
  * differently, see sched.c), so a conversation whose history the server
  * computed in other chunks (a prompt, then a reply token by token) still
  * gets lm chat's logits, whatever a near tie there is. */
 #define CHUNK "7"
+
+/* The reply lm chat --messages gives (greedy, n tokens at most). */
 
 static char *chat_reference(const char *messages, int n, int *n_gen) {
     const char *path = test_tmp_path(".json");
