@@ -22,6 +22,7 @@ struct lm_serve_opts {
     const char *api_key;  /* NULL: no authentication */
     size_t max_body;      /* bytes */
     int timeout;          /* seconds a client may take to send a request, or stall a reply */
+    int n_predict;        /* tokens a request without max_tokens may generate; -1: no limit */
 };
 
 /* Runs until SIGINT or SIGTERM; returns an exit code (LM_EXIT_*), printing

@@ -22,6 +22,8 @@ static const char usage[] =
     "  -c, --ctx-size N      context of each slot in tokens (default: the model's, at most 4096)\n"
     "  -t, --threads N       threads (default: number of CPUs)\n"
     "  -b, --batch-size N    most tokens per forward pass (default 512)\n"
+    "  -n, --n-predict N     most tokens a reply may have when its request sets no\n"
+    "                        max_tokens (default -1: to the end of its turn or context)\n"
     "  --queue N             requests that may wait for a slot before 429 (default 64)\n"
     "  --api-key KEY         require \"Authorization: Bearer KEY\" on the API routes\n"
     "                        (default: $LM_API_KEY if set, else none)\n"
@@ -34,7 +36,7 @@ static const char usage[] =
 
 int cmd_serve(int argc, char **argv) {
     struct lm_serve_opts o = {.host = "127.0.0.1", .port = 8080, .n_slots = 4, .queue = 64, .max_body = 1 << 20,
-                              .timeout = 60};
+                              .timeout = 60, .n_predict = -1};
     o.engine.sampling = lm_sampler_params_default();
     o.api_key = getenv("LM_API_KEY");
     if (o.api_key && !*o.api_key) o.api_key = NULL;
@@ -61,6 +63,7 @@ int cmd_serve(int argc, char **argv) {
         } else if (!strcmp(a, "--port")) num = &o.port, lo = 0, hi = 65535;
         else if (!strcmp(a, "-np") || !strcmp(a, "--parallel")) num = &o.n_slots, hi = 256;
         else if (!strcmp(a, "--queue")) num = &o.queue, lo = 0, hi = 1 << 20;
+        else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) num = &o.n_predict, lo = -1, hi = 1 << 30;
         else if (!strcmp(a, "--timeout")) num = &o.timeout, hi = 86400;
         else if (!strcmp(a, "--max-body")) {
             if (!(v = lm_cli_value(argc, argv, &i)) || lm_cli_int(a, v, 1, 1 << 30, &n) < 0) return LM_EXIT_USAGE;

@@ -194,7 +194,7 @@ static int gen_params(struct server *s, const struct lm_json *body, struct lm_jo
     if (r) j->presence_penalty = (float)d;
     if ((r = get_num(body, "frequency_penalty", -2, 2, &d, err)) < 0) return -1;
     if (r) j->frequency_penalty = (float)d;
-    j->n_predict = -1;
+    j->n_predict = s->o->n_predict;
     if ((r = get_num(body, "max_tokens", -1, 1 << 30, &d, err)) < 0) return -1;
     if (r) j->n_predict = (int)d;
     if ((r = get_num(body, "max_completion_tokens", -1, 1 << 30, &d, err)) < 0) return -1;
