@@ -143,13 +143,6 @@ static void sample(struct lm_sched *s, struct slot *sl, float *logits) {
     }
 }
 
-/* A pool task: slot `task` samples if its step gave it logits. */
-static void sample_task(void *arg, int task, int ith) {
-    struct lm_sched *s = arg;
-    struct slot *sl = &s->slots[task];
-    if (sl->n_feed && sl->logits) sample(s, sl, sl->logits);
-}
-
 /* How much of a slot's cache a prompt sharing its first `keep` tokens can
  * keep: all of them, except that a recurrent state goes on only from its
  * end or from its saved copy. */
@@ -250,15 +243,8 @@ static void step(struct lm_sched *s) {
             lm_ctx_seq_save(&s->ctx, i, sl->saved);
             sl->n_saved = sl->n_cached;
         }
+        if (sl->logits) sample(s, sl, sl->logits);
     }
-    /* a slot samples from its own logits with its own sampler and state,
-     * so several slots sample at once (about 1 M instructions each over a
-     * 49k vocabulary, which one thread would do while the others wait) */
-    int sampling = 0, last = 0;
-    for (int i = 0; i < s->n_slots; i++)
-        if (s->slots[i].n_feed && s->slots[i].logits) sampling++, last = i;
-    if (sampling == 1) sample_task(s, last, 0);
-    else if (sampling > 1) lm_pool_run(s->e->pool, s->n_slots, sample_task, s);
 }
 
 /* ---- the thread ----------------------------------------------------------- */
