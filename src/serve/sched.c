@@ -252,7 +252,8 @@ static void step(struct lm_sched *s) {
 /* Under the lock: hands a slot's text and end to its job. */
 static void publish(struct lm_sched *s, struct slot *sl) {
     struct lm_job *j = sl->job;
-    if (sl->out.len) {
+    bool new_text = sl->out.len > 0;
+    if (new_text) {
         lm_buf_append(&j->text, sl->out.data, sl->out.len);
         sl->out.len = 0;
     }
@@ -271,7 +272,9 @@ static void publish(struct lm_sched *s, struct slot *sl) {
         }
         sl->job = NULL;
     }
-    pthread_cond_broadcast(&j->cond);
+    /* A whole reply's connection sleeps until the end: a wake-up per token
+     * and slot took CPU time from the step's threads. */
+    if (j->done || (j->streamed && new_text)) pthread_cond_broadcast(&j->cond);
 }
 
 static void end_queued(struct lm_job *j) {
@@ -434,7 +437,7 @@ int lm_sched_submit(struct lm_sched *s, struct lm_job *j) {
 
 bool lm_sched_take(struct lm_sched *s, struct lm_job *j, struct lm_buf *out, int timeout_ms) {
     pthread_mutex_lock(&s->mu);
-    if (!j->text.len && !j->done) {
+    if (!(j->streamed && j->text.len) && !j->done) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_sec += timeout_ms / 1000;

@@ -21,6 +21,7 @@ struct lm_job {
     float presence_penalty, frequency_penalty;
     int n_predict;   /* < 0: until the end of the turn or a full context */
     bool ignore_eog; /* never sample an end-of-generation token (llama-server's ignore_eos) */
+    bool streamed;   /* its connection wants text as it comes; else only the end wakes it */
     char **stops;    /* owned */
     int n_stops;
     /* Under the scheduler's lock. */
@@ -29,7 +30,7 @@ struct lm_job {
     enum lm_stop_reason stop;
     bool done, cancel;
     double t_submit, t_first, t_end; /* lm_time() */
-    pthread_cond_t cond; /* signalled when text arrives or the job ends */
+    pthread_cond_t cond; /* signalled when the job ends, and when text arrives if streamed */
     struct lm_job *next; /* in the queue */
 };
 
@@ -48,7 +49,7 @@ void lm_job_init(struct lm_job *j);
 void lm_job_free(struct lm_job *j);
 /* Queues j: 0, or -1 when the queue is full. */
 int lm_sched_submit(struct lm_sched *s, struct lm_job *j);
-/* Waits up to timeout_ms for text or the end; moves the text into out.
+/* Waits up to timeout_ms for text (streamed) or the end; moves the text into out.
  * Returns true once j is done (and all its text taken). */
 bool lm_sched_take(struct lm_sched *s, struct lm_job *j, struct lm_buf *out, int timeout_ms);
 /* Asks j to stop at the next step (a client went away); wait for done. */

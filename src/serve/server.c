@@ -312,6 +312,7 @@ static bool generate(struct conn *c, struct req_log *lg, struct lm_job *j, const
                      const struct gen_request *g, bool keep_alive) {
     struct server *s = c->srv;
     lg->n_prompt = j->n_prompt;
+    j->streamed = g->stream;
     if (lm_sched_submit(s->sched, j) < 0)
         return respond_error(c, lg, stopping(s) ? 503 : 429, stopping(s) ? "the server is shutting down" :
                              "too many requests are waiting: try again later", keep_alive, "Retry-After: 1\r\n") && keep_alive;
