@@ -360,6 +360,15 @@ TEST(sampler_matches_literal_order) {
         }
         check_literal(logits, work, ref, N);
     }
+    /* Few distinct values, -0 beside +0: ties everywhere, also among the
+     * blocks top-k keeps or skips by their maxima. */
+    uint64_t x = 777;
+    for (int i = 0; i < N; i++) {
+        x = x * 6364136223846793005u + 1442695040888963407u;
+        int v = (int)(x >> 61) - 4;
+        logits[i] = v == 0 && (x >> 40 & 1) ? -0.0f : (float)v * 0.5f;
+    }
+    check_literal(logits, work, ref, N);
     return 0;
 }
 

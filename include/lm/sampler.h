@@ -29,9 +29,9 @@
  * tokens for the same build on the same machine.
  *
  * Cost per token is O(n_vocab) plus a sort of the few survivors: top-k is a
- * heap selection of k, min-p prunes before anything is sorted, and top-p
- * without top-k sorts only the tokens a histogram of the mass shows it may
- * keep. These shortcuts give exactly the sets the order above defines. No
+ * heap selection of k among the few blocks of logits whose maxima can hold
+ * them, min-p prunes before anything is sorted, and top-p without top-k
+ * sorts only the tokens a histogram of the mass shows it may keep. These shortcuts give exactly the sets the order above defines. No
  * allocation after lm_sampler_init.
  *
  * Left out on purpose: frequency/presence penalties, DRY, typical-p, XTC,
@@ -71,6 +71,7 @@ struct lm_sampler {
     uint64_t rng[4];        /* xoshiro256** state */
     struct lm_candidate *cand; /* [n_vocab] scratch; after lm_sampler_filter, the survivors */
     uint8_t *seen;          /* [n_vocab] scratch for the penalty, all zero between calls */
+    float *block_max;       /* scratch: the maximum of each block of logits */
     int32_t *hist;          /* [repeat_last_n] ring of accepted tokens */
     int n_hist, hist_pos;
 };
