@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Generates src/unicode_tables.c: the category flags of every code point,
+"""Generates src/text/unicode_tables.c: the category flags of every code point,
 from the Unicode Character Database as shipped in Python's unicodedata.
 
-    python3 scripts/gen-unicode.py > src/unicode_tables.c
+    python3 scripts/gen-unicode.py > src/text/unicode_tables.c
 
 The flags (see include/lm/unicode.h) are one bit per general category class
 (L, N, M, P, S, Z, C; unassigned code points count as C) plus a bit for the

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Generates src/lineedit_width.h: the code points a terminal shows in zero
+"""Generates src/cli/lineedit_width.h: the code points a terminal shows in zero
 or two columns, for the line editor's cursor arithmetic.
 
-    python3 scripts/gen-width.py > src/lineedit_width.h
+    python3 scripts/gen-width.py > src/cli/lineedit_width.h
 
 The rules are Markus Kuhn's wcwidth() (https://www.cl.cam.ac.uk/~mgk25/ucs/wcwidth.c),
 which glibc and most terminal emulators follow, over Python's unicodedata:

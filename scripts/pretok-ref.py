@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Reference pre-tokenizer splits with the `regex` package, to check the
-hand-written ones in src/unicode.c (tests/test_unicode.c quotes its output).
+hand-written ones in src/text/unicode.c (tests/test_unicode.c quotes its output).
 
     python3 scripts/pretok-ref.py PRE 'text' ...   -> one JSON list of pieces per text
 

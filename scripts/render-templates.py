@@ -3,7 +3,7 @@
 
 For every template (../shared/templates/*.jinja, the ones committed in
 tests/data/templates/*.jinja, which come from model files, and lm's built-in
-templates, read from the C string literals in src/chat.c) and every
+templates, read from the C string literals in src/template/chat.c) and every
 conversation in tests/data/conversations/*.json, renders with and without the
 generation prompt, set up the way transformers' chat templating does it:
 ImmutableSandboxedEnvironment with trim_blocks, lstrip_blocks and loop
@@ -72,13 +72,13 @@ def extract_gguf(path, name):
 
 
 def c_string(body):
-    """The value of a C string literal's body (the escapes src/chat.c uses)."""
+    """The value of a C string literal's body (the escapes src/template/chat.c uses)."""
     escapes = {"\\": "\\", '"': '"', "'": "'", "n": "\n", "t": "\t"}
     return re.sub(r"\\(.)", lambda m: escapes[m.group(1)], body)
 
 
 def builtin_templates():
-    """(name, text) of each entry of the builtins[] table in src/chat.c."""
+    """(name, text) of each entry of the builtins[] table in src/template/chat.c."""
     with open(os.path.join(ROOT, "src", "chat.c"), encoding="utf-8") as fp:
         src = fp.read()
     table = re.search(r"\} builtins\[\] = \{(.*?)\n\};", src, re.S).group(1)
@@ -88,7 +88,7 @@ def builtin_templates():
         text = "".join(c_string(m.group(1)) for m in re.finditer(literal, entry.group(2)))
         out.append((c_string(entry.group(1)), text))
     if not out:
-        sys.exit("no built-in templates found in src/chat.c")
+        sys.exit("no built-in templates found in src/template/chat.c")
     return out
 
 
