@@ -529,8 +529,8 @@ static void gemm_q6_K(int n, int nr, int nc, float *s, size_t ldc, const void *x
     k_rows(avx2_gemm_q6_K, zdot_q6_K_q8_K, n, nr, nc, s, ldc, x, bx, y, by);
 }
 
-/* ---- 32-weight blocks, 2 to 7 activation rows (generation of a few
- * sequences at once) ----
+/* ---- 32-weight blocks, two or more activation rows (generation of a few
+ * sequences, and prompt batches) ----
  * The one-row kernel of quants_avx2.c (gemv_tile) fixes each dot product's
  * arithmetic, which a row must keep whatever rows share its batch: per
  * block, 8 int32 sums of 4 byte products p, acc += (dx*dy) * p in 8 float
@@ -539,10 +539,19 @@ static void gemm_q6_K(int n, int nr, int nc, float *s, size_t ldc, const void *x
  * vector, one per half: a weight block is decoded once, into both halves,
  * and meets each pair of activation rows in one vpdpbusd, one conversion,
  * one scale multiply and one FMA, lane for lane the one-row kernel's
- * operations. The mx*sy terms of up to 8 activation rows take one multiply
- * and one add. Other row counts go to the AVX2 kernels. */
+ * operations. The mx*sy terms of up to 16 activation rows take one
+ * multiply and one add. So every row of every batch gets the bits it gets
+ * alone; a lone row goes to the one-row kernel itself.
+ *
+ * A batch (the 64 tokens of a matmul task, against 256 weight rows that
+ * stay in L2) goes 16 activation rows at a time: their blocks are copied
+ * pair by pair into one 64-byte vector each, with the pair's scales beside
+ * them, once per chunk, and tiles of 2 weight rows x 8 pairs then decode
+ * each weight block once for 16 activation rows. The 8-rows-in-lanes
+ * kernel of quants_avx2.c (il_tile) sums a block's products into one int32
+ * per row and so rounds differently; it also ran at half this speed. */
 enum qkind { Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, QKINDS };
-#define Q_MAX_PAIRS 4 /* activation rows 2..7 in pairs (an odd last one twice, its copy not stored) */
+#define Q_MAX_PAIRS 8 /* activation rows per pass: pairs (an odd last one twice, its copy not stored) */
 
 static void (*avx2_gemm[QKINDS])(int n, int nr, int nc, float *s, size_t ldc, const void *x, size_t bx, const void *y,
                                  size_t by);
@@ -580,48 +589,49 @@ static inline __attribute__((always_inline)) __m512i q_decode(enum qkind k, cons
     return q;
 }
 
-/* dyp[16*(P*b + p)]: the d of activation rows 2p and 2p + 1 (or 2p again),
- * 8 times each; sy[8*b + c]: their s, or d*sum(q) for q8_0 rows (q4_0,
- * q5_0), as gemm_y_scales of quants_avx2.c computes them. */
-static void q_y_scales(enum qkind k, int nb, int nc, const uint8_t *y, size_t by, float *dyp, float *sy) {
-    const int P = (nc + 1) / 2;
+/* A chunk of up to 2 * Q_MAX_PAIRS activation rows, rearranged: qy[P*b + p]
+ * the bytes of block b of rows 2p and 2p + 1 (or 2p again), dyp[P*b + p]
+ * their d, 8 times each; sy[16*b + c] row c's s, or d*sum(q) for q8_0 rows
+ * (q4_0, q5_0), as gemm_y_scales of quants_avx2.c computes them. */
+struct q_acts {
+    __m512i qy[LM_GEMM_CHUNK * Q_MAX_PAIRS];
+    __m512 dyp[LM_GEMM_CHUNK * Q_MAX_PAIRS];
+    _Alignas(64) float sy[LM_GEMM_CHUNK * 16];
+};
+
+static void q_pack(enum qkind k, const int P, int nb, int nc, const uint8_t *y, size_t by, struct q_acts *a) {
+    const size_t yqs = q_y_q8_1(k) ? offsetof(struct lm_block_q8_1, qs) : offsetof(struct lm_block_q8_0, qs);
     for (int b = 0; b < nb; b++) {
-        float d[8];
-        for (int c = 0; c < nc; c++) {
-            const uint8_t *blk = y + by * (size_t)c + q_ysize(k) * (size_t)b;
+        float d[2 * Q_MAX_PAIRS];
+        for (int c = 0; c < 2 * P; c++) {
+            const uint8_t *blk = y + by * (size_t)(c < nc ? c : nc - 1) + q_ysize(k) * (size_t)b;
+            const __m256i qy = _mm256_loadu_si256((const __m256i *)(blk + yqs));
+            _mm256_store_si256((__m256i *)&a->qy[P * b + c / 2] + c % 2, qy);
             uint16_t h[2];
             memcpy(h, blk, sizeof h);
             d[c] = _cvtsh_ss(h[0]);
-            if (q_y_q8_1(k)) sy[8 * b + c] = _cvtsh_ss(h[1]);
-            else if (k != Q8_0) {
-                const __m256i qy = _mm256_loadu_si256((const __m256i *)(blk + offsetof(struct lm_block_q8_0, qs)));
-                const __m512i sum = zdot_us8(_mm512_set1_epi8(1), _mm512_castsi256_si512(qy));
-                sy[8 * b + c] = d[c] * (float)_mm512_reduce_add_epi32(sum);
-            }
+            float *sy = &a->sy[16 * b + c];
+            if (q_y_q8_1(k)) *sy = _cvtsh_ss(h[1]);
+            else if (k != Q8_0) *sy = d[c] * (float)_mm512_reduce_add_epi32(zdot_us8(_mm512_set1_epi8(1), _mm512_castsi256_si512(qy)));
         }
         for (int p = 0; p < P; p++) {
-            const float d1 = d[2 * p + 1 < nc ? 2 * p + 1 : 2 * p];
-            const __m256d hi = _mm256_castps_pd(_mm256_set1_ps(d1)); /* (F only: no insertf32x8) */
-            _mm512_store_ps(dyp + 16 * (P * b + p), _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_set1_ps(d[2 * p])), hi, 1)));
+            const __m256d hi = _mm256_castps_pd(_mm256_set1_ps(d[2 * p + 1])); /* (F only: no insertf32x8) */
+            a->dyp[P * b + p] = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_set1_ps(d[2 * p])), hi, 1));
         }
     }
 }
 
 /* s[c*ldc + r] (+)= the dot products of R weight rows with the P pairs of
- * activation rows (nc of them) over nb blocks; add: onto the previous chunks. */
+ * activation rows in a (nc of them) over nb blocks; add: onto the previous
+ * chunks. */
 static inline __attribute__((always_inline)) void q_tile(enum qkind k, const int R, const int P, int nc, int nb,
-                                                           const uint8_t *x, size_t bx, const uint8_t *y, size_t by,
-                                                           const float *dyp, const float *sy, float *s, size_t ldc,
-                                                           bool add) {
-    const size_t xsize = q_xsize(k), ysize = q_ysize(k);
-    const size_t yqs = q_y_q8_1(k) ? offsetof(struct lm_block_q8_1, qs) : offsetof(struct lm_block_q8_0, qs);
-    const uint8_t *yc[2 * Q_MAX_PAIRS];
-    for (int c = 0; c < 2 * P; c++) yc[c] = y + by * (size_t)(c < nc ? c : nc - 1) + yqs;
-    __m512 acc[4][Q_MAX_PAIRS];
-    __m256 accm[4];
+                                                           const uint8_t *x, size_t bx, const struct q_acts *a, float *s,
+                                                           size_t ldc, bool add) {
+    const size_t xsize = q_xsize(k);
+    __m512 acc[4][Q_MAX_PAIRS], accm[4];
 ZUNROLL
     for (int r = 0; r < R; r++) {
-        accm[r] = _mm256_setzero_ps();
+        accm[r] = _mm512_setzero_ps();
 ZUNROLL
         for (int p = 0; p < P; p++) acc[r][p] = _mm512_setzero_ps();
     }
@@ -632,7 +642,7 @@ ZUNROLL
 ZUNROLL
         for (int r = 0; r < R; r++) {
             const uint8_t *blk = x + bx * (size_t)r + xsize * (size_t)b;
-            _mm_prefetch((const char *)(blk + 16 * bx), _MM_HINT_T0); /* 4 tiles ahead: 1 tile ahead (as the one-row kernel) was slower */
+            _mm_prefetch((const char *)(blk + 16 * bx), _MM_HINT_T0); /* 16 rows ahead: the next tile's (as the one-row kernel) was slower */
             __m128 dm;
             const __m512i w = q_decode(k, blk, &dm);
             dx[r] = _mm512_broadcastss_ps(dm);
@@ -642,15 +652,13 @@ ZUNROLL
             } else {
                 u[r] = w;
                 /* not fused, as in the one-row kernel */
-                accm[r] = _mm256_add_ps(accm[r], _mm256_mul_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(dm)), _mm256_load_ps(sy + 8 * b)));
+                accm[r] = _mm512_add_ps(accm[r], _mm512_mul_ps(_mm512_broadcastss_ps(_mm_movehdup_ps(dm)), _mm512_load_ps(a->sy + 16 * b)));
             }
         }
 ZUNROLL
         for (int p = 0; p < P; p++) {
-            const size_t off = ysize * (size_t)b;
-            const __m512i qy = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(yc[2 * p] + off))),
-                                                  _mm256_loadu_si256((const __m256i *)(yc[2 * p + 1] + off)), 1);
-            const __m512 dy = _mm512_load_ps(dyp + 16 * (P * b + p));
+            const __m512i qy = a->qy[P * b + p];
+            const __m512 dy = a->dyp[P * b + p];
 ZUNROLL
             for (int r = 0; r < R; r++) {
                 const __m512i sq = k == Q8_0 ? _mm512_mask_sub_epi8(qy, neg[r], _mm512_setzero_si512(), qy) : qy;
@@ -661,52 +669,58 @@ ZUNROLL
     }
 ZUNROLL
     for (int r = 0; r < R; r++) {
-        float m[8];
-        _mm256_storeu_ps(m, accm[r]);
+        float m[16];
+        _mm512_storeu_ps(m, accm[r]);
 ZUNROLL
         for (int c = 0; c < 2 * P; c++) {
             if (c >= nc) break;
-            const __m512 a = acc[r][c / 2];
-            const float v = hsum_ps(c % 2 ? _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)) : _mm512_castps512_ps256(a)) + (k != Q8_0 ? m[c] : 0.0f);
+            const __m512 v2 = acc[r][c / 2];
+            const float v = hsum_ps(c % 2 ? _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v2), 1)) : _mm512_castps512_ps256(v2)) + (k != Q8_0 ? m[c] : 0.0f);
             float *o = s + ldc * (size_t)c + (size_t)r;
             *o = add ? *o + v : v;
         }
     }
 }
 
-static inline __attribute__((always_inline)) void q_few_rows(enum qkind k, const int P, int n, int nr, int nc, float *s,
-                                                               size_t ldc, const uint8_t *x, size_t bx, const uint8_t *y,
-                                                               size_t by) {
-    _Alignas(64) float dyp[LM_GEMM_CHUNK * Q_MAX_PAIRS * 16];
-    _Alignas(32) float sy[LM_GEMM_CHUNK * 8] = {0};
+/* nc (<= 2P) activation rows against nr weight rows, in tiles of R. */
+static inline __attribute__((always_inline)) void q_rows(enum qkind k, const int R, const int P, int n, int nr, int nc,
+                                                           float *s, size_t ldc, const uint8_t *x, size_t bx,
+                                                           const uint8_t *y, size_t by) {
+    struct q_acts a;
     for (int b0 = 0; b0 < n / 32; b0 += LM_GEMM_CHUNK) {
         const int nb = n / 32 - b0 < LM_GEMM_CHUNK ? n / 32 - b0 : LM_GEMM_CHUNK;
-        const uint8_t *yb = y + q_ysize(k) * (size_t)b0, *xb = x + q_xsize(k) * (size_t)b0;
-        q_y_scales(k, nb, nc, yb, by, dyp, sy);
+        const uint8_t *xb = x + q_xsize(k) * (size_t)b0;
+        q_pack(k, P, nb, nc, y + q_ysize(k) * (size_t)b0, by, &a);
         int r = 0;
-        for (; r + 4 <= nr; r += 4) q_tile(k, 4, P, nc, nb, xb + bx * (size_t)r, bx, yb, by, dyp, sy, s + r, ldc, b0 > 0);
-        for (; r < nr; r++) q_tile(k, 1, P, nc, nb, xb + bx * (size_t)r, bx, yb, by, dyp, sy, s + r, ldc, b0 > 0);
+        for (; r + R <= nr; r += R) q_tile(k, R, P, nc, nb, xb + bx * (size_t)r, bx, &a, s + r, ldc, b0 > 0);
+        for (; r < nr; r++) q_tile(k, 1, P, nc, nb, xb + bx * (size_t)r, bx, &a, s + r, ldc, b0 > 0);
     }
 }
 
 static inline __attribute__((always_inline)) void q_gemm(enum qkind k, int n, int nr, int nc, float *s, size_t ldc,
                                                            const void *vx, size_t bx, const void *vy, size_t by) {
+    const uint8_t *x = vx, *y = vy;
+    /* 4 weight rows a tile where the weights stream from memory once (a
+     * few rows), 2 where 16 activation rows reuse them from L2 */
+    for (int c = 0; c < nc;) {
+        const int C = nc - c >= 2 * Q_MAX_PAIRS ? 2 * Q_MAX_PAIRS : nc - c;
+        const uint8_t *yc = y + by * (size_t)c;
+        float *sc = s + ldc * (size_t)c;
+        switch ((C + 1) / 2) {
+        case 1:
 #if defined(__AVX512VBMI__) && defined(__AVX512DQ__)
-    if (k == Q4_0 && nc == 1) {
-        zgemv_q4_0(n, nr, s, vx, bx, vy);
-        return;
-    }
+            if (C == 1 && k == Q4_0) zgemv_q4_0(n, nr, sc, x, bx, yc);
+            else
 #endif
-    const int few = nc % 8 == 1 ? 0 : nc % 8; /* one row: the one-row kernel itself */
-    if (nc > few) avx2_gemm[k](n, nr, nc - few, s, ldc, vx, bx, vy, by);
-    if (!few) return;
-    const uint8_t *x = vx, *y = (const uint8_t *)vy + by * (size_t)(nc - few);
-    s += ldc * (size_t)(nc - few);
-    switch ((few + 1) / 2) {
-    case 1: q_few_rows(k, 1, n, nr, few, s, ldc, x, bx, y, by); break;
-    case 2: q_few_rows(k, 2, n, nr, few, s, ldc, x, bx, y, by); break;
-    case 3: q_few_rows(k, 3, n, nr, few, s, ldc, x, bx, y, by); break;
-    default: q_few_rows(k, 4, n, nr, few, s, ldc, x, bx, y, by); break;
+            if (C == 1) avx2_gemm[k](n, nr, 1, sc, ldc, x, bx, yc, by); /* the one-row kernel */
+            else q_rows(k, 4, 1, n, nr, C, sc, ldc, x, bx, yc, by);
+            break;
+        case 2: q_rows(k, 4, 2, n, nr, C, sc, ldc, x, bx, yc, by); break;
+        case 3: q_rows(k, 4, 3, n, nr, C, sc, ldc, x, bx, yc, by); break;
+        case 4: q_rows(k, 4, 4, n, nr, C, sc, ldc, x, bx, yc, by); break;
+        default: q_rows(k, 2, Q_MAX_PAIRS, n, nr, C, sc, ldc, x, bx, yc, by); break;
+        }
+        c += C;
     }
 }
 
