@@ -511,22 +511,193 @@ static void zdot_q6_K_q8_K(int n, float *s, const void *vx, const void *vy) {
 static void (*avx2_gemm_q4_K)(int, int, int, float *, size_t, const void *, size_t, const void *, size_t);
 static void (*avx2_gemm_q6_K)(int, int, int, float *, size_t, const void *, size_t, const void *, size_t);
 
-/* k-quants: the AVX2 tiles take groups of eight activation rows; the rest,
- * generation's single row above all, go row by row through the dot here. */
-static void k_rows(void (*gemm8)(int, int, int, float *, size_t, const void *, size_t, const void *, size_t),
-                   void (*dot)(int, float *, const void *, const void *), int n, int nr, int nc, float *s, size_t ldc,
-                   const uint8_t *x, size_t bx, const uint8_t *y, size_t by) {
-    const int c8 = nc / 8 * 8;
-    if (c8) gemm8(n, nr, c8, s, ldc, x, bx, y, by);
-    for (int c = c8; c < nc; c++)
+#if defined(__AVX512VNNI__)
+/* ---- q4_K and q6_K against 8 to 16 activation rows, the rows in lanes ----
+ * As the AVX2 tiles (k_tile_* in quants_avx2.c), twice as many rows a
+ * vector, and vpdpbusd sums 4 byte products into each row's int32 lane in
+ * one step, where they took vpmaddubsw, an int16 add and, per sub-block,
+ * vpmaddwd: per step of 4 weights, the weight bytes broadcast from a
+ * decoded copy of the super-block meet the step's bytes of 16 rows. A
+ * sub-block's int32 sum is multiplied by its scale (vpmulld); the mins
+ * (q4_K) and the -32 offset (q6_K) come from the rows' bsums by vpdpwssd.
+ * Sums as the AVX2 tiles' (exact integers, then the same float steps per
+ * super-block), so the results are theirs; not those of one row alone. */
+#define KZ_CHUNK 8 /* activation super-blocks rearranged at once (34 KB) */
+#define KZ_ROWS 4  /* weight rows a tile: each step's activation bytes serve them all */
+
+/* Super-blocks [0, nb) of up to 16 activation rows (rows past nc repeat
+ * the last): q[64*b + st] lane c = bytes 4st..4st+3 of row c's qs; bq[8*b +
+ * i] lane c = its (bsums[2i], bsums[2i+1]); d[16*b + c] its d. */
+struct kz_acts {
+    __m512i q[KZ_CHUNK * 64];
+    __m512i bq[KZ_CHUNK * 8];
+    __m512 d[KZ_CHUNK];
+};
+
+static void kz_pack(int nb, int nc, const uint8_t *y, size_t by, struct kz_acts *a) {
+    for (int b = 0; b < nb; b++) {
+        const struct lm_block_q8_K *blk[16];
+        _Alignas(64) float d[16];
+        _Alignas(64) int32_t bq[8][16];
+        for (int c = 0; c < 16; c++) {
+            blk[c] = (const struct lm_block_q8_K *)(y + by * (size_t)(c < nc ? c : nc - 1)) + b;
+            d[c] = blk[c]->d;
+            for (int i = 0; i < 8; i++) memcpy(&bq[i][c], &blk[c]->bsums[2 * i], 4);
+        }
+        a->d[b] = _mm512_load_ps(d);
+        for (int i = 0; i < 8; i++) a->bq[8 * b + i] = _mm512_load_si512(bq[i]);
+        for (int g = 0; g < 4; g++) { /* steps 16g..16g+15: a 16x16 transpose of 4-byte elements */
+            __m512 v[16];
+            for (int c = 0; c < 16; c++) v[c] = _mm512_castsi512_ps(_mm512_loadu_si512(blk[c]->qs + 64 * g));
+            transpose_16x16(v);
+            for (int st = 0; st < 16; st++) a->q[64 * b + 16 * g + st] = _mm512_castps_si512(v[st]);
+        }
+    }
+}
+
+/* A super-block's 256 weights as unsigned bytes, in order: q4_K's nibbles,
+ * q6_K's 6-bit levels (0..63, the -32 applied through the bsums). */
+static inline void kz_decode_q4_K(const struct lm_block_q4_K *x, uint8_t w[256]) {
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    for (int h = 0; h < 2; h++) {
+        const __m512i bits = _mm512_loadu_si512(x->qs + 64 * h); /* weights 128h + 64k + (0..31 low, 32..63 high), k = 0, 1 */
+        const __m512i lo = _mm512_and_si512(bits, m4), hi = _mm512_and_si512(_mm512_srli_epi16(bits, 4), m4);
+        _mm512_store_si512(w + 128 * h, _mm512_shuffle_i64x2(lo, hi, _MM_SHUFFLE(1, 0, 1, 0)));
+        _mm512_store_si512(w + 128 * h + 64, _mm512_shuffle_i64x2(lo, hi, _MM_SHUFFLE(3, 2, 3, 2)));
+    }
+}
+
+static inline void kz_decode_q6_K(const struct lm_block_q6_K *x, uint8_t w[256]) {
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m3 = _mm512_set1_epi8(3);
+    /* per 256-bit half: the qh bits of weights 0..31 and 32..63 of a 128 */
+    const __m512i sh_lo = _mm512_setr_epi64(0, 0, 0, 0, 2, 2, 2, 2), sh_hi = _mm512_setr_epi64(4, 4, 4, 4, 6, 6, 6, 6);
+    for (int h = 0; h < 2; h++) {
+        const __m512i ql = _mm512_loadu_si512(x->ql + 64 * h);
+        const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(x->qh + 32 * h)));
+        const __m512i top_lo = _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi64(qh, sh_lo), m3), 4);
+        const __m512i top_hi = _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi64(qh, sh_hi), m3), 4);
+        _mm512_store_si512(w + 128 * h, _mm512_or_si512(_mm512_and_si512(ql, m4), top_lo));
+        _mm512_store_si512(w + 128 * h + 64, _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4), top_hi));
+    }
+}
+
+static inline __m512i kz_bcast(const uint8_t *w) {
+    int32_t w4;
+    memcpy(&w4, w, 4);
+    return _mm512_set1_epi32(w4);
+}
+
+/* s[c*ldc + r] (+)= R weight rows against the nc (<= 16) rows of a. */
+static inline __attribute__((always_inline)) void kz_tile(bool q6, const int R, int nb, int nc, const uint8_t *x, size_t bx,
+                                                            const struct kz_acts *a, float *s, size_t ldc, bool add) {
+    __m512 acc[KZ_ROWS];
+ZUNROLL
+    for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        _Alignas(64) uint8_t w[KZ_ROWS][256];
+        int32_t sc[KZ_ROWS][16], pair[KZ_ROWS][8]; /* sub-block scales; int16 pairs for the bsums */
+        __m512i sum[KZ_ROWS], off[KZ_ROWS];
+ZUNROLL
+        for (int r = 0; r < R; r++) {
+            sum[r] = off[r] = _mm512_setzero_si512();
+            if (q6) {
+                const struct lm_block_q6_K *xb = (const struct lm_block_q6_K *)(x + bx * (size_t)r) + b;
+                kz_decode_q6_K(xb, w[r]);
+                for (int j = 0; j < 16; j++) sc[r][j] = xb->scales[j];
+                for (int i = 0; i < 8; i++) pair[r][i] = (int32_t)((uint32_t)(uint16_t)xb->scales[2 * i] | (uint32_t)(uint16_t)xb->scales[2 * i + 1] << 16);
+            } else {
+                const struct lm_block_q4_K *xb = (const struct lm_block_q4_K *)(x + bx * (size_t)r) + b;
+                kz_decode_q4_K(xb, w[r]);
+                uint8_t s8[8], m8[8];
+                unpack_k4_scales(xb->scales, s8, m8);
+                for (int j = 0; j < 8; j++) sc[r][j] = s8[j], pair[r][j] = (int32_t)((uint32_t)m8[j] * 0x10001u);
+            }
+        }
+        const __m512i *q = a->q + 64 * b;
+        const int steps = q6 ? 4 : 8; /* per sub-block: 16 or 32 weights */
+        for (int j = 0; j < 64 / steps; j++) {
+            __m512i t[KZ_ROWS];
+ZUNROLL
+            for (int r = 0; r < R; r++) t[r] = _mm512_setzero_si512();
+ZUNROLL
+            for (int st = 0; st < steps; st++) {
+                __m512i qy = q[steps * j + st];
+                __asm__("" : "+v"(qy)); /* loaded once for the R rows */
+ZUNROLL
+                for (int r = 0; r < R; r++) t[r] = _mm512_dpbusd_epi32(t[r], kz_bcast(w[r] + 4 * (steps * j + st)), qy);
+            }
+ZUNROLL
+            for (int r = 0; r < R; r++) sum[r] = _mm512_add_epi32(sum[r], _mm512_mullo_epi32(t[r], _mm512_set1_epi32(sc[r][j])));
+        }
+ZUNROLL
+        for (int r = 0; r < R; r++) {
+            for (int i = 0; i < 8; i++) off[r] = _mm512_dpwssd_epi32(off[r], a->bq[8 * b + i], _mm512_set1_epi32(pair[r][i]));
+            if (q6) {
+                const struct lm_block_q6_K *xb = (const struct lm_block_q6_K *)(x + bx * (size_t)r) + b;
+                const __m512i v = _mm512_sub_epi32(sum[r], _mm512_slli_epi32(off[r], 5));
+                acc[r] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_set1_ps(zf16(xb->d)), a->d[b]), _mm512_cvtepi32_ps(v), acc[r]);
+            } else {
+                const struct lm_block_q4_K *xb = (const struct lm_block_q4_K *)(x + bx * (size_t)r) + b;
+                acc[r] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_set1_ps(zf16(xb->d)), a->d[b]), _mm512_cvtepi32_ps(sum[r]), acc[r]);
+                acc[r] = _mm512_fnmadd_ps(_mm512_mul_ps(_mm512_set1_ps(zf16(xb->dmin)), a->d[b]), _mm512_cvtepi32_ps(off[r]), acc[r]);
+            }
+        }
+    }
+ZUNROLL
+    for (int r = 0; r < R; r++) {
+        float v[16];
+        _mm512_storeu_ps(v, acc[r]);
+        for (int c = 0; c < nc; c++) {
+            float *o = s + ldc * (size_t)c + (size_t)r;
+            *o = add ? *o + v[c] : v[c];
+        }
+    }
+}
+
+/* 8 to 16 activation rows against nr weight rows. */
+static void kz_gemm(bool q6, int n, int nr, int nc, float *s, size_t ldc, const uint8_t *x, size_t bx, const uint8_t *y,
+                    size_t by) {
+    struct kz_acts a;
+    const size_t xsize = q6 ? sizeof(struct lm_block_q6_K) : sizeof(struct lm_block_q4_K);
+    for (int b0 = 0; b0 < n / LM_QK_K; b0 += KZ_CHUNK) {
+        const int nb = n / LM_QK_K - b0 < KZ_CHUNK ? n / LM_QK_K - b0 : KZ_CHUNK;
+        kz_pack(nb, nc, y + sizeof(struct lm_block_q8_K) * (size_t)b0, by, &a);
+        const uint8_t *xb = x + xsize * (size_t)b0;
+        int r = 0;
+        if (q6) {
+            for (; r + KZ_ROWS <= nr; r += KZ_ROWS) kz_tile(true, KZ_ROWS, nb, nc, xb + bx * (size_t)r, bx, &a, s + r, ldc, b0 > 0);
+            for (; r < nr; r++) kz_tile(true, 1, nb, nc, xb + bx * (size_t)r, bx, &a, s + r, ldc, b0 > 0);
+        } else {
+            for (; r + KZ_ROWS <= nr; r += KZ_ROWS) kz_tile(false, KZ_ROWS, nb, nc, xb + bx * (size_t)r, bx, &a, s + r, ldc, b0 > 0);
+            for (; r < nr; r++) kz_tile(false, 1, nb, nc, xb + bx * (size_t)r, bx, &a, s + r, ldc, b0 > 0);
+        }
+    }
+}
+#endif
+
+/* k-quants: groups of 8 to 16 activation rows through the tiles (AVX2's of
+ * 8 rows without VNNI); the rest, generation's single row above all, row by
+ * row through the dot here. */
+static void k_rows(bool q6, int n, int nr, int nc, float *s, size_t ldc, const uint8_t *x, size_t bx, const uint8_t *y,
+                   size_t by) {
+    void (*dot)(int, float *, const void *, const void *) = q6 ? zdot_q6_K_q8_K : zdot_q4_K_q8_K;
+    int c = 0;
+#if defined(__AVX512VNNI__)
+    for (; nc - c >= 8; c += nc - c < 16 ? nc - c : 16)
+        kz_gemm(q6, n, nr, nc - c < 16 ? nc - c : 16, s + ldc * (size_t)c, ldc, x, bx, y + by * (size_t)c, by);
+#else
+    c = nc / 8 * 8;
+    if (c) (q6 ? avx2_gemm_q6_K : avx2_gemm_q4_K)(n, nr, c, s, ldc, x, bx, y, by);
+#endif
+    for (; c < nc; c++)
         for (int r = 0; r < nr; r++) dot(n, &s[ldc * (size_t)c + (size_t)r], x + bx * (size_t)r, y + by * (size_t)c);
 }
 
 static void gemm_q4_K(int n, int nr, int nc, float *s, size_t ldc, const void *x, size_t bx, const void *y, size_t by) {
-    k_rows(avx2_gemm_q4_K, zdot_q4_K_q8_K, n, nr, nc, s, ldc, x, bx, y, by);
+    k_rows(false, n, nr, nc, s, ldc, x, bx, y, by);
 }
 static void gemm_q6_K(int n, int nr, int nc, float *s, size_t ldc, const void *x, size_t bx, const void *y, size_t by) {
-    k_rows(avx2_gemm_q6_K, zdot_q6_K_q8_K, n, nr, nc, s, ldc, x, bx, y, by);
+    k_rows(true, n, nr, nc, s, ldc, x, bx, y, by);
 }
 
 /* ---- 32-weight blocks, two or more activation rows (generation of a few
