@@ -868,6 +868,124 @@ static inline __attribute__((always_inline)) void q_rows(enum qkind k, const int
     }
 }
 
+/* 8 to 16 activation rows of q4_0, q4_1, q5_0 and q5_1, the rows in lanes
+ * (prompt batches): the one-row kernel's 8 float lanes of a dot product are
+ * the sums of its 8 steps of 4 bytes, so here step st of a block gives, by
+ * one vpdpbusd of the step's 4 weight bytes (broadcast) with the step's
+ * bytes of 16 activation rows, lane st's integer sum for each of the 16
+ * rows, and an FMA adds it, times dx*dy of each row, into the rows' sums of
+ * lane st: per block 8 vpdpbusd, 8 conversions, 8 FMAs and one multiply
+ * for 16 dot products, where the pairs took 8 of each of the four. The 8
+ * lane sums are added up in hsum_ps's order at the end, so every row still
+ * gets its one-row bits. q8_0 (signed weights) stays with the pairs. */
+#define QL_ROWS 2 /* weight rows a tile: 8 sums each, in registers */
+
+/* A chunk of 16 activation rows (rows past nc repeat the last): q[8*b +
+ * st] lane c = bytes 4st..4st+3 of block b of row c; dy[b], sy[b] lane c:
+ * its d and s (or d*sum(q)), as q_pack has them. */
+struct ql_acts {
+    __m512i q[LM_GEMM_CHUNK * 8];
+    __m512 dy[LM_GEMM_CHUNK], sy[LM_GEMM_CHUNK];
+};
+
+static void ql_pack(enum qkind k, int nb, int nc, const uint8_t *y, size_t by, struct ql_acts *a) {
+    const size_t yqs = q_y_q8_1(k) ? offsetof(struct lm_block_q8_1, qs) : offsetof(struct lm_block_q8_0, qs);
+    for (int b = 0; b < nb; b++) {
+        _Alignas(64) float d[16], sy[16];
+        __m512 v[16];
+        for (int c = 0; c < 16; c++) {
+            const uint8_t *blk = y + by * (size_t)(c < nc ? c : nc - 1) + q_ysize(k) * (size_t)b;
+            const __m256i qy = _mm256_loadu_si256((const __m256i *)(blk + yqs));
+            v[c] = _mm512_castsi512_ps(_mm512_castsi256_si512(qy)); /* upper half unused */
+            uint16_t h[2];
+            memcpy(h, blk, sizeof h);
+            d[c] = _cvtsh_ss(h[0]);
+            sy[c] = q_y_q8_1(k) ? _cvtsh_ss(h[1])
+                                : d[c] * (float)_mm512_reduce_add_epi32(zdot_us8(_mm512_set1_epi8(1), _mm512_castsi256_si512(qy)));
+        }
+        transpose_16x16(v);
+        for (int st = 0; st < 8; st++) a->q[8 * b + st] = _mm512_castps_si512(v[st]);
+        a->dy[b] = _mm512_load_ps(d);
+        a->sy[b] = _mm512_load_ps(sy);
+    }
+}
+
+/* s[c*ldc + r] (+)= R weight rows against the nc (<= 16) rows of a, over
+ * nb blocks; add: onto the previous chunks. */
+static inline __attribute__((always_inline)) void ql_tile(enum qkind k, const int R, int nb, int nc, const uint8_t *x,
+                                                            size_t bx, const struct ql_acts *a, float *s, size_t ldc,
+                                                            bool add) {
+    __m512 acc[QL_ROWS][8], accm[QL_ROWS];
+ZUNROLL
+    for (int r = 0; r < R; r++) {
+        accm[r] = _mm512_setzero_ps();
+ZUNROLL
+        for (int st = 0; st < 8; st++) acc[r][st] = _mm512_setzero_ps();
+    }
+    for (int b = 0; b < nb; b++) {
+        _Alignas(64) uint8_t w[QL_ROWS][64];
+        __m512 dxy[QL_ROWS];
+ZUNROLL
+        for (int r = 0; r < R; r++) {
+            const uint8_t *blk = x + bx * (size_t)r + q_xsize(k) * (size_t)b;
+            __m128 dm;
+            _mm512_store_si512(w[r], q_decode(k, blk, &dm));
+            /* dx and mx in every lane: for q4_0 and q5_0, mx = -8dx or
+             * -16dx (exact, the one-row kernel's value) from dx widened at
+             * once, fewer steps than broadcasting both */
+            uint16_t d;
+            memcpy(&d, blk, 2);
+            const bool own_m = k == Q4_1 || k == Q5_1;
+            const __m512 dx = own_m ? _mm512_broadcastss_ps(dm) : _mm512_cvtph_ps(_mm256_set1_epi16((short)d));
+            const __m512 mx = own_m ? _mm512_broadcastss_ps(_mm_movehdup_ps(dm)) : _mm512_mul_ps(dx, _mm512_set1_ps(k == Q4_0 ? -8.0f : -16.0f));
+            dxy[r] = _mm512_mul_ps(dx, a->dy[b]);
+            /* not fused, as in the one-row kernel */
+            accm[r] = _mm512_add_ps(accm[r], _mm512_mul_ps(mx, a->sy[b]));
+        }
+        /* the steps' bytes broadcast from memory (a load); taken from the
+         * register, each took two shuffles */
+        __asm__("" : "+m"(w));
+ZUNROLL
+        for (int st = 0; st < 8; st++) {
+            __m512i qy = a->q[8 * b + st];
+            __asm__("" : "+v"(qy)); /* loaded once for the R rows */
+ZUNROLL
+            for (int r = 0; r < R; r++) {
+                int32_t w4;
+                memcpy(&w4, w[r] + 4 * st, 4);
+                const __m512 p = _mm512_cvtepi32_ps(zdot_us8(_mm512_set1_epi32(w4), qy));
+                acc[r][st] = _mm512_fmadd_ps(dxy[r], p, acc[r][st]);
+            }
+        }
+    }
+ZUNROLL
+    for (int r = 0; r < R; r++) {
+        /* hsum_ps: (lanes 0+4, 2+6) and (1+5, 3+7) */
+        const __m512 *l = acc[r];
+        const __m512 sum = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(l[0], l[4]), _mm512_add_ps(l[2], l[6])),
+                                         _mm512_add_ps(_mm512_add_ps(l[1], l[5]), _mm512_add_ps(l[3], l[7])));
+        float v[16];
+        _mm512_storeu_ps(v, _mm512_add_ps(sum, accm[r]));
+        for (int c = 0; c < nc; c++) {
+            float *o = s + ldc * (size_t)c + (size_t)r;
+            *o = add ? *o + v[c] : v[c];
+        }
+    }
+}
+
+static inline __attribute__((always_inline)) void ql_gemm(enum qkind k, int n, int nr, int nc, float *s, size_t ldc,
+                                                            const uint8_t *x, size_t bx, const uint8_t *y, size_t by) {
+    struct ql_acts a;
+    for (int b0 = 0; b0 < n / 32; b0 += LM_GEMM_CHUNK) {
+        const int nb = n / 32 - b0 < LM_GEMM_CHUNK ? n / 32 - b0 : LM_GEMM_CHUNK;
+        const uint8_t *xb = x + q_xsize(k) * (size_t)b0;
+        ql_pack(k, nb, nc, y + q_ysize(k) * (size_t)b0, by, &a);
+        int r = 0;
+        for (; r + QL_ROWS <= nr; r += QL_ROWS) ql_tile(k, QL_ROWS, nb, nc, xb + bx * (size_t)r, bx, &a, s + r, ldc, b0 > 0);
+        for (; r < nr; r++) ql_tile(k, 1, nb, nc, xb + bx * (size_t)r, bx, &a, s + r, ldc, b0 > 0);
+    }
+}
+
 static inline __attribute__((always_inline)) void q_gemm(enum qkind k, int n, int nr, int nc, float *s, size_t ldc,
                                                            const void *vx, size_t bx, const void *vy, size_t by) {
     const uint8_t *x = vx, *y = vy;
@@ -877,6 +995,11 @@ static inline __attribute__((always_inline)) void q_gemm(enum qkind k, int n, in
         const int C = nc - c >= 2 * Q_MAX_PAIRS ? 2 * Q_MAX_PAIRS : nc - c;
         const uint8_t *yc = y + by * (size_t)c;
         float *sc = s + ldc * (size_t)c;
+        if (C >= 8 && k != Q8_0) {
+            ql_gemm(k, n, nr, C, sc, ldc, x, bx, yc, by);
+            c += C;
+            continue;
+        }
         switch ((C + 1) / 2) {
         case 1:
 #if defined(__AVX512VBMI__) && defined(__AVX512DQ__)
