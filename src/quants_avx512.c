@@ -891,22 +891,23 @@ struct ql_acts {
 static void ql_pack(enum qkind k, int nb, int nc, const uint8_t *y, size_t by, struct ql_acts *a) {
     const size_t yqs = q_y_q8_1(k) ? offsetof(struct lm_block_q8_1, qs) : offsetof(struct lm_block_q8_0, qs);
     for (int b = 0; b < nb; b++) {
-        _Alignas(64) float d[16], sy[16];
+        _Alignas(64) uint16_t h[2][16]; /* d, and s (q8_1) */
         __m512 v[16];
         for (int c = 0; c < 16; c++) {
             const uint8_t *blk = y + by * (size_t)(c < nc ? c : nc - 1) + q_ysize(k) * (size_t)b;
-            const __m256i qy = _mm256_loadu_si256((const __m256i *)(blk + yqs));
-            v[c] = _mm512_castsi512_ps(_mm512_castsi256_si512(qy)); /* upper half unused */
-            uint16_t h[2];
-            memcpy(h, blk, sizeof h);
-            d[c] = _cvtsh_ss(h[0]);
-            sy[c] = q_y_q8_1(k) ? _cvtsh_ss(h[1])
-                                : d[c] * (float)_mm512_reduce_add_epi32(zdot_us8(_mm512_set1_epi8(1), _mm512_castsi256_si512(qy)));
+            _mm_prefetch((const char *)(blk + 4 * q_ysize(k)), _MM_HINT_T0); /* 16 rows' streams: the hardware alone left them waiting */
+            v[c] = _mm512_castsi512_ps(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(blk + yqs)))); /* upper half unused */
+            memcpy(&h[0][c], blk, 2);
+            memcpy(&h[1][c], blk + 2, 2);
         }
         transpose_16x16(v);
-        for (int st = 0; st < 8; st++) a->q[8 * b + st] = _mm512_castps_si512(v[st]);
-        a->dy[b] = _mm512_load_ps(d);
-        a->sy[b] = _mm512_load_ps(sy);
+        __m512i sum = _mm512_setzero_si512(); /* of each row's bytes, for d*sum(q) */
+        for (int st = 0; st < 8; st++) {
+            a->q[8 * b + st] = _mm512_castps_si512(v[st]);
+            if (!q_y_q8_1(k)) sum = _mm512_add_epi32(sum, zdot_us8(_mm512_set1_epi8(1), a->q[8 * b + st]));
+        }
+        a->dy[b] = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)h[0]));
+        a->sy[b] = q_y_q8_1(k) ? _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)h[1])) : _mm512_mul_ps(a->dy[b], _mm512_cvtepi32_ps(sum));
     }
 }
 
