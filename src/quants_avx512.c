@@ -785,6 +785,7 @@ static void q_pack(enum qkind k, const int P, int nb, int nc, const uint8_t *y, 
             if (q_y_q8_1(k)) *sy = _cvtsh_ss(h[1]);
             else if (k != Q8_0) *sy = d[c] * (float)_mm512_reduce_add_epi32(zdot_us8(_mm512_set1_epi8(1), _mm512_castsi256_si512(qy)));
         }
+        for (int c = 2 * P; c < 16; c++) a->sy[16 * b + c] = 0; /* unused lanes: garbage could be subnormal, and slow */
         for (int p = 0; p < P; p++) {
             const __m256d hi = _mm256_castps_pd(_mm256_set1_ps(d[2 * p + 1])); /* (F only: no insertf32x8) */
             a->dyp[P * b + p] = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_set1_ps(d[2 * p])), hi, 1));
