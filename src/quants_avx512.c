@@ -16,9 +16,10 @@
  * bf16 dot-product instruction would round the activations to bf16.
  *
  * One activation row (generation) of q4_0, q4_K and q6_K: see "one
- * activation row" below; the 32-weight block formats against 2 to 7
- * activation rows (generation of a few sequences): see "2 to 7 activation
- * rows". */
+ * activation row" below; q4_K and q6_K against 8 or more activation rows
+ * (prompts): "the rows in lanes"; the 32-weight block formats against 2 or
+ * more activation rows, every row with the bits it gets alone: "two or
+ * more activation rows". */
 #include "quants_simd.h"
 
 #if LM_QUANTS_AVX512
@@ -714,13 +715,15 @@ static void gemm_q6_K(int n, int nr, int nc, float *s, size_t ldc, const void *x
  * multiply and one add. So every row of every batch gets the bits it gets
  * alone; a lone row goes to the one-row kernel itself.
  *
- * A batch (the 64 tokens of a matmul task, against 256 weight rows that
- * stay in L2) goes 16 activation rows at a time: their blocks are copied
- * pair by pair into one 64-byte vector each, with the pair's scales beside
- * them, once per chunk, and tiles of 2 weight rows x 8 pairs then decode
- * each weight block once for 16 activation rows. The 8-rows-in-lanes
- * kernel of quants_avx2.c (il_tile) sums a block's products into one int32
- * per row and so rounds differently; it also ran at half this speed. */
+ * Rows are copied pair by pair into one 64-byte vector each, with the
+ * pair's scales beside them, once per chunk. 2 to 7 rows (generation of a
+ * few sequences) take tiles of 4 weight rows; a batch of q8_0 (the 64
+ * tokens of a matmul task, against 256 weight rows that stay in L2) goes 16
+ * rows at a time, in tiles of 2 weight rows x 8 pairs. The other formats'
+ * batches go through "the rows in lanes" below, with the same arithmetic
+ * for fewer instructions. The 8-rows-in-lanes kernel of quants_avx2.c
+ * (il_tile) sums a block's products into one int32 per row and so rounds
+ * differently; it also ran at less than half the speed of either. */
 enum qkind { Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, QKINDS };
 #define Q_MAX_PAIRS 8 /* activation rows per pass: pairs (an odd last one twice, its copy not stored) */
 
