@@ -16,9 +16,10 @@
  * bf16 dot-product instruction would round the activations to bf16.
  *
  * One activation row (generation) of q4_0, q4_K and q6_K: see "one
- * activation row" below; the 32-weight block formats against 2 to 7
- * activation rows (generation of a few sequences): see "2 to 7 activation
- * rows". */
+ * activation row" below; q4_K and q6_K against 8 or more activation rows
+ * (prompts): "the rows in lanes"; the 32-weight block formats against 2 or
+ * more activation rows, every row with the bits it gets alone: "two or
+ * more activation rows". */
 #include "quants_simd.h"
 
 #if LM_QUANTS_AVX512
@@ -511,26 +512,197 @@ static void zdot_q6_K_q8_K(int n, float *s, const void *vx, const void *vy) {
 static void (*avx2_gemm_q4_K)(int, int, int, float *, size_t, const void *, size_t, const void *, size_t);
 static void (*avx2_gemm_q6_K)(int, int, int, float *, size_t, const void *, size_t, const void *, size_t);
 
-/* k-quants: the AVX2 tiles take groups of eight activation rows; the rest,
- * generation's single row above all, go row by row through the dot here. */
-static void k_rows(void (*gemm8)(int, int, int, float *, size_t, const void *, size_t, const void *, size_t),
-                   void (*dot)(int, float *, const void *, const void *), int n, int nr, int nc, float *s, size_t ldc,
-                   const uint8_t *x, size_t bx, const uint8_t *y, size_t by) {
-    const int c8 = nc / 8 * 8;
-    if (c8) gemm8(n, nr, c8, s, ldc, x, bx, y, by);
-    for (int c = c8; c < nc; c++)
+#if defined(__AVX512VNNI__)
+/* ---- q4_K and q6_K against 8 to 16 activation rows, the rows in lanes ----
+ * As the AVX2 tiles (k_tile_* in quants_avx2.c), twice as many rows a
+ * vector, and vpdpbusd sums 4 byte products into each row's int32 lane in
+ * one step, where they took vpmaddubsw, an int16 add and, per sub-block,
+ * vpmaddwd: per step of 4 weights, the weight bytes broadcast from a
+ * decoded copy of the super-block meet the step's bytes of 16 rows. A
+ * sub-block's int32 sum is multiplied by its scale (vpmulld); the mins
+ * (q4_K) and the -32 offset (q6_K) come from the rows' bsums by vpdpwssd.
+ * Sums as the AVX2 tiles' (exact integers, then the same float steps per
+ * super-block), so the results are theirs; not those of one row alone. */
+#define KZ_CHUNK 8 /* activation super-blocks rearranged at once (34 KB) */
+#define KZ_ROWS 4  /* weight rows a tile: each step's activation bytes serve them all */
+
+/* Super-blocks [0, nb) of up to 16 activation rows (rows past nc repeat
+ * the last): q[64*b + st] lane c = bytes 4st..4st+3 of row c's qs; bq[8*b +
+ * i] lane c = its (bsums[2i], bsums[2i+1]); d[16*b + c] its d. */
+struct kz_acts {
+    __m512i q[KZ_CHUNK * 64];
+    __m512i bq[KZ_CHUNK * 8];
+    __m512 d[KZ_CHUNK];
+};
+
+static void kz_pack(int nb, int nc, const uint8_t *y, size_t by, struct kz_acts *a) {
+    for (int b = 0; b < nb; b++) {
+        const struct lm_block_q8_K *blk[16];
+        _Alignas(64) float d[16];
+        _Alignas(64) int32_t bq[8][16];
+        for (int c = 0; c < 16; c++) {
+            blk[c] = (const struct lm_block_q8_K *)(y + by * (size_t)(c < nc ? c : nc - 1)) + b;
+            d[c] = blk[c]->d;
+            for (int i = 0; i < 8; i++) memcpy(&bq[i][c], &blk[c]->bsums[2 * i], 4);
+        }
+        a->d[b] = _mm512_load_ps(d);
+        for (int i = 0; i < 8; i++) a->bq[8 * b + i] = _mm512_load_si512(bq[i]);
+        for (int g = 0; g < 4; g++) { /* steps 16g..16g+15: a 16x16 transpose of 4-byte elements */
+            __m512 v[16];
+            for (int c = 0; c < 16; c++) v[c] = _mm512_castsi512_ps(_mm512_loadu_si512(blk[c]->qs + 64 * g));
+            transpose_16x16(v);
+            for (int st = 0; st < 16; st++) a->q[64 * b + 16 * g + st] = _mm512_castps_si512(v[st]);
+        }
+    }
+}
+
+/* A super-block's 256 weights as unsigned bytes, in order: q4_K's nibbles,
+ * q6_K's 6-bit levels (0..63, the -32 applied through the bsums). */
+static inline void kz_decode_q4_K(const struct lm_block_q4_K *x, uint8_t w[256]) {
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    for (int h = 0; h < 2; h++) {
+        const __m512i bits = _mm512_loadu_si512(x->qs + 64 * h); /* weights 128h + 64k + (0..31 low, 32..63 high), k = 0, 1 */
+        const __m512i lo = _mm512_and_si512(bits, m4), hi = _mm512_and_si512(_mm512_srli_epi16(bits, 4), m4);
+        _mm512_store_si512(w + 128 * h, _mm512_shuffle_i64x2(lo, hi, _MM_SHUFFLE(1, 0, 1, 0)));
+        _mm512_store_si512(w + 128 * h + 64, _mm512_shuffle_i64x2(lo, hi, _MM_SHUFFLE(3, 2, 3, 2)));
+    }
+}
+
+static inline void kz_decode_q6_K(const struct lm_block_q6_K *x, uint8_t w[256]) {
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m3 = _mm512_set1_epi8(3);
+    /* per 256-bit half: the qh bits of weights 0..31 and 32..63 of a 128 */
+    const __m512i sh_lo = _mm512_setr_epi64(0, 0, 0, 0, 2, 2, 2, 2), sh_hi = _mm512_setr_epi64(4, 4, 4, 4, 6, 6, 6, 6);
+    for (int h = 0; h < 2; h++) {
+        const __m512i ql = _mm512_loadu_si512(x->ql + 64 * h);
+        const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(x->qh + 32 * h)));
+        const __m512i top_lo = _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi64(qh, sh_lo), m3), 4);
+        const __m512i top_hi = _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi64(qh, sh_hi), m3), 4);
+        _mm512_store_si512(w + 128 * h, _mm512_or_si512(_mm512_and_si512(ql, m4), top_lo));
+        _mm512_store_si512(w + 128 * h + 64, _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4), top_hi));
+    }
+}
+
+static inline __m512i kz_bcast(const uint8_t *w) {
+    int32_t w4;
+    memcpy(&w4, w, 4);
+    return _mm512_set1_epi32(w4);
+}
+
+/* s[c*ldc + r] (+)= R weight rows against the nc (<= 16) rows of a. */
+static inline __attribute__((always_inline)) void kz_tile(bool q6, const int R, int nb, int nc, const uint8_t *x, size_t bx,
+                                                            const struct kz_acts *a, float *s, size_t ldc, bool add) {
+    __m512 acc[KZ_ROWS];
+ZUNROLL
+    for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        _Alignas(64) uint8_t w[KZ_ROWS][256];
+        int32_t sc[KZ_ROWS][16], pair[KZ_ROWS][8]; /* sub-block scales; int16 pairs for the bsums */
+        __m512i sum[KZ_ROWS], off[KZ_ROWS];
+ZUNROLL
+        for (int r = 0; r < R; r++) {
+            sum[r] = off[r] = _mm512_setzero_si512();
+            if (q6) {
+                const struct lm_block_q6_K *xb = (const struct lm_block_q6_K *)(x + bx * (size_t)r) + b;
+                kz_decode_q6_K(xb, w[r]);
+                for (int j = 0; j < 16; j++) sc[r][j] = xb->scales[j];
+                for (int i = 0; i < 8; i++) pair[r][i] = (int32_t)((uint32_t)(uint16_t)xb->scales[2 * i] | (uint32_t)(uint16_t)xb->scales[2 * i + 1] << 16);
+            } else {
+                const struct lm_block_q4_K *xb = (const struct lm_block_q4_K *)(x + bx * (size_t)r) + b;
+                kz_decode_q4_K(xb, w[r]);
+                uint8_t s8[8], m8[8];
+                unpack_k4_scales(xb->scales, s8, m8);
+                for (int j = 0; j < 8; j++) sc[r][j] = s8[j], pair[r][j] = (int32_t)((uint32_t)m8[j] * 0x10001u);
+            }
+        }
+        const __m512i *q = a->q + 64 * b;
+        const int steps = q6 ? 4 : 8; /* per sub-block: 16 or 32 weights */
+        for (int j = 0; j < 64 / steps; j++) {
+            __m512i t[KZ_ROWS];
+ZUNROLL
+            for (int r = 0; r < R; r++) t[r] = _mm512_setzero_si512();
+ZUNROLL
+            for (int st = 0; st < steps; st++) {
+                __m512i qy = q[steps * j + st];
+                __asm__("" : "+v"(qy)); /* loaded once for the R rows */
+ZUNROLL
+                for (int r = 0; r < R; r++) t[r] = _mm512_dpbusd_epi32(t[r], kz_bcast(w[r] + 4 * (steps * j + st)), qy);
+            }
+ZUNROLL
+            for (int r = 0; r < R; r++) sum[r] = _mm512_add_epi32(sum[r], _mm512_mullo_epi32(t[r], _mm512_set1_epi32(sc[r][j])));
+        }
+ZUNROLL
+        for (int r = 0; r < R; r++) {
+            for (int i = 0; i < 8; i++) off[r] = _mm512_dpwssd_epi32(off[r], a->bq[8 * b + i], _mm512_set1_epi32(pair[r][i]));
+            if (q6) {
+                const struct lm_block_q6_K *xb = (const struct lm_block_q6_K *)(x + bx * (size_t)r) + b;
+                const __m512i v = _mm512_sub_epi32(sum[r], _mm512_slli_epi32(off[r], 5));
+                acc[r] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_set1_ps(zf16(xb->d)), a->d[b]), _mm512_cvtepi32_ps(v), acc[r]);
+            } else {
+                const struct lm_block_q4_K *xb = (const struct lm_block_q4_K *)(x + bx * (size_t)r) + b;
+                acc[r] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_set1_ps(zf16(xb->d)), a->d[b]), _mm512_cvtepi32_ps(sum[r]), acc[r]);
+                acc[r] = _mm512_fnmadd_ps(_mm512_mul_ps(_mm512_set1_ps(zf16(xb->dmin)), a->d[b]), _mm512_cvtepi32_ps(off[r]), acc[r]);
+            }
+        }
+    }
+ZUNROLL
+    for (int r = 0; r < R; r++) {
+        float v[16];
+        _mm512_storeu_ps(v, acc[r]);
+        for (int c = 0; c < nc; c++) {
+            float *o = s + ldc * (size_t)c + (size_t)r;
+            *o = add ? *o + v[c] : v[c];
+        }
+    }
+}
+
+/* 8 to 16 activation rows against nr weight rows. */
+static void kz_gemm(bool q6, int n, int nr, int nc, float *s, size_t ldc, const uint8_t *x, size_t bx, const uint8_t *y,
+                    size_t by) {
+    struct kz_acts a;
+    const size_t xsize = q6 ? sizeof(struct lm_block_q6_K) : sizeof(struct lm_block_q4_K);
+    for (int b0 = 0; b0 < n / LM_QK_K; b0 += KZ_CHUNK) {
+        const int nb = n / LM_QK_K - b0 < KZ_CHUNK ? n / LM_QK_K - b0 : KZ_CHUNK;
+        kz_pack(nb, nc, y + sizeof(struct lm_block_q8_K) * (size_t)b0, by, &a);
+        const uint8_t *xb = x + xsize * (size_t)b0;
+        int r = 0;
+        if (q6) {
+            for (; r + KZ_ROWS <= nr; r += KZ_ROWS) kz_tile(true, KZ_ROWS, nb, nc, xb + bx * (size_t)r, bx, &a, s + r, ldc, b0 > 0);
+            for (; r < nr; r++) kz_tile(true, 1, nb, nc, xb + bx * (size_t)r, bx, &a, s + r, ldc, b0 > 0);
+        } else {
+            for (; r + KZ_ROWS <= nr; r += KZ_ROWS) kz_tile(false, KZ_ROWS, nb, nc, xb + bx * (size_t)r, bx, &a, s + r, ldc, b0 > 0);
+            for (; r < nr; r++) kz_tile(false, 1, nb, nc, xb + bx * (size_t)r, bx, &a, s + r, ldc, b0 > 0);
+        }
+    }
+}
+#endif
+
+/* k-quants: groups of 8 to 16 activation rows through the tiles (AVX2's of
+ * 8 rows without VNNI); the rest, generation's single row above all, row by
+ * row through the dot here. */
+static void k_rows(bool q6, int n, int nr, int nc, float *s, size_t ldc, const uint8_t *x, size_t bx, const uint8_t *y,
+                   size_t by) {
+    void (*dot)(int, float *, const void *, const void *) = q6 ? zdot_q6_K_q8_K : zdot_q4_K_q8_K;
+    int c = 0;
+#if defined(__AVX512VNNI__)
+    for (; nc - c >= 8; c += nc - c < 16 ? nc - c : 16)
+        kz_gemm(q6, n, nr, nc - c < 16 ? nc - c : 16, s + ldc * (size_t)c, ldc, x, bx, y + by * (size_t)c, by);
+#else
+    c = nc / 8 * 8;
+    if (c) (q6 ? avx2_gemm_q6_K : avx2_gemm_q4_K)(n, nr, c, s, ldc, x, bx, y, by);
+#endif
+    for (; c < nc; c++)
         for (int r = 0; r < nr; r++) dot(n, &s[ldc * (size_t)c + (size_t)r], x + bx * (size_t)r, y + by * (size_t)c);
 }
 
 static void gemm_q4_K(int n, int nr, int nc, float *s, size_t ldc, const void *x, size_t bx, const void *y, size_t by) {
-    k_rows(avx2_gemm_q4_K, zdot_q4_K_q8_K, n, nr, nc, s, ldc, x, bx, y, by);
+    k_rows(false, n, nr, nc, s, ldc, x, bx, y, by);
 }
 static void gemm_q6_K(int n, int nr, int nc, float *s, size_t ldc, const void *x, size_t bx, const void *y, size_t by) {
-    k_rows(avx2_gemm_q6_K, zdot_q6_K_q8_K, n, nr, nc, s, ldc, x, bx, y, by);
+    k_rows(true, n, nr, nc, s, ldc, x, bx, y, by);
 }
 
-/* ---- 32-weight blocks, 2 to 7 activation rows (generation of a few
- * sequences at once) ----
+/* ---- 32-weight blocks, two or more activation rows (generation of a few
+ * sequences, and prompt batches) ----
  * The one-row kernel of quants_avx2.c (gemv_tile) fixes each dot product's
  * arithmetic, which a row must keep whatever rows share its batch: per
  * block, 8 int32 sums of 4 byte products p, acc += (dx*dy) * p in 8 float
@@ -539,10 +711,21 @@ static void gemm_q6_K(int n, int nr, int nc, float *s, size_t ldc, const void *x
  * vector, one per half: a weight block is decoded once, into both halves,
  * and meets each pair of activation rows in one vpdpbusd, one conversion,
  * one scale multiply and one FMA, lane for lane the one-row kernel's
- * operations. The mx*sy terms of up to 8 activation rows take one multiply
- * and one add. Other row counts go to the AVX2 kernels. */
+ * operations. The mx*sy terms of up to 16 activation rows take one
+ * multiply and one add. So every row of every batch gets the bits it gets
+ * alone; a lone row goes to the one-row kernel itself.
+ *
+ * Rows are copied pair by pair into one 64-byte vector each, with the
+ * pair's scales beside them, once per chunk. 2 to 7 rows (generation of a
+ * few sequences) take tiles of 4 weight rows; a batch of q8_0 (the 64
+ * tokens of a matmul task, against 256 weight rows that stay in L2) goes 16
+ * rows at a time, in tiles of 2 weight rows x 8 pairs. The other formats'
+ * batches go through "the rows in lanes" below, with the same arithmetic
+ * for fewer instructions. The 8-rows-in-lanes kernel of quants_avx2.c
+ * (il_tile) sums a block's products into one int32 per row and so rounds
+ * differently; it also ran at less than half the speed of either. */
 enum qkind { Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, QKINDS };
-#define Q_MAX_PAIRS 4 /* activation rows 2..7 in pairs (an odd last one twice, its copy not stored) */
+#define Q_MAX_PAIRS 8 /* activation rows per pass: pairs (an odd last one twice, its copy not stored) */
 
 static void (*avx2_gemm[QKINDS])(int n, int nr, int nc, float *s, size_t ldc, const void *x, size_t bx, const void *y,
                                  size_t by);
@@ -580,48 +763,50 @@ static inline __attribute__((always_inline)) __m512i q_decode(enum qkind k, cons
     return q;
 }
 
-/* dyp[16*(P*b + p)]: the d of activation rows 2p and 2p + 1 (or 2p again),
- * 8 times each; sy[8*b + c]: their s, or d*sum(q) for q8_0 rows (q4_0,
- * q5_0), as gemm_y_scales of quants_avx2.c computes them. */
-static void q_y_scales(enum qkind k, int nb, int nc, const uint8_t *y, size_t by, float *dyp, float *sy) {
-    const int P = (nc + 1) / 2;
+/* A chunk of up to 2 * Q_MAX_PAIRS activation rows, rearranged: qy[P*b + p]
+ * the bytes of block b of rows 2p and 2p + 1 (or 2p again), dyp[P*b + p]
+ * their d, 8 times each; sy[16*b + c] row c's s, or d*sum(q) for q8_0 rows
+ * (q4_0, q5_0), as gemm_y_scales of quants_avx2.c computes them. */
+struct q_acts {
+    __m512i qy[LM_GEMM_CHUNK * Q_MAX_PAIRS];
+    __m512 dyp[LM_GEMM_CHUNK * Q_MAX_PAIRS];
+    _Alignas(64) float sy[LM_GEMM_CHUNK * 16];
+};
+
+static void q_pack(enum qkind k, const int P, int nb, int nc, const uint8_t *y, size_t by, struct q_acts *a) {
+    const size_t yqs = q_y_q8_1(k) ? offsetof(struct lm_block_q8_1, qs) : offsetof(struct lm_block_q8_0, qs);
     for (int b = 0; b < nb; b++) {
-        float d[8];
-        for (int c = 0; c < nc; c++) {
-            const uint8_t *blk = y + by * (size_t)c + q_ysize(k) * (size_t)b;
+        float d[2 * Q_MAX_PAIRS];
+        for (int c = 0; c < 2 * P; c++) {
+            const uint8_t *blk = y + by * (size_t)(c < nc ? c : nc - 1) + q_ysize(k) * (size_t)b;
+            const __m256i qy = _mm256_loadu_si256((const __m256i *)(blk + yqs));
+            _mm256_store_si256((__m256i *)&a->qy[P * b + c / 2] + c % 2, qy);
             uint16_t h[2];
             memcpy(h, blk, sizeof h);
             d[c] = _cvtsh_ss(h[0]);
-            if (q_y_q8_1(k)) sy[8 * b + c] = _cvtsh_ss(h[1]);
-            else if (k != Q8_0) {
-                const __m256i qy = _mm256_loadu_si256((const __m256i *)(blk + offsetof(struct lm_block_q8_0, qs)));
-                const __m512i sum = zdot_us8(_mm512_set1_epi8(1), _mm512_castsi256_si512(qy));
-                sy[8 * b + c] = d[c] * (float)_mm512_reduce_add_epi32(sum);
-            }
+            float *sy = &a->sy[16 * b + c];
+            if (q_y_q8_1(k)) *sy = _cvtsh_ss(h[1]);
+            else if (k != Q8_0) *sy = d[c] * (float)_mm512_reduce_add_epi32(zdot_us8(_mm512_set1_epi8(1), _mm512_castsi256_si512(qy)));
         }
+        for (int c = 2 * P; c < 16; c++) a->sy[16 * b + c] = 0; /* unused lanes: garbage could be subnormal, and slow */
         for (int p = 0; p < P; p++) {
-            const float d1 = d[2 * p + 1 < nc ? 2 * p + 1 : 2 * p];
-            const __m256d hi = _mm256_castps_pd(_mm256_set1_ps(d1)); /* (F only: no insertf32x8) */
-            _mm512_store_ps(dyp + 16 * (P * b + p), _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_set1_ps(d[2 * p])), hi, 1)));
+            const __m256d hi = _mm256_castps_pd(_mm256_set1_ps(d[2 * p + 1])); /* (F only: no insertf32x8) */
+            a->dyp[P * b + p] = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_set1_ps(d[2 * p])), hi, 1));
         }
     }
 }
 
 /* s[c*ldc + r] (+)= the dot products of R weight rows with the P pairs of
- * activation rows (nc of them) over nb blocks; add: onto the previous chunks. */
+ * activation rows in a (nc of them) over nb blocks; add: onto the previous
+ * chunks. */
 static inline __attribute__((always_inline)) void q_tile(enum qkind k, const int R, const int P, int nc, int nb,
-                                                           const uint8_t *x, size_t bx, const uint8_t *y, size_t by,
-                                                           const float *dyp, const float *sy, float *s, size_t ldc,
-                                                           bool add) {
-    const size_t xsize = q_xsize(k), ysize = q_ysize(k);
-    const size_t yqs = q_y_q8_1(k) ? offsetof(struct lm_block_q8_1, qs) : offsetof(struct lm_block_q8_0, qs);
-    const uint8_t *yc[2 * Q_MAX_PAIRS];
-    for (int c = 0; c < 2 * P; c++) yc[c] = y + by * (size_t)(c < nc ? c : nc - 1) + yqs;
-    __m512 acc[4][Q_MAX_PAIRS];
-    __m256 accm[4];
+                                                           const uint8_t *x, size_t bx, const struct q_acts *a, float *s,
+                                                           size_t ldc, bool add) {
+    const size_t xsize = q_xsize(k);
+    __m512 acc[4][Q_MAX_PAIRS], accm[4];
 ZUNROLL
     for (int r = 0; r < R; r++) {
-        accm[r] = _mm256_setzero_ps();
+        accm[r] = _mm512_setzero_ps();
 ZUNROLL
         for (int p = 0; p < P; p++) acc[r][p] = _mm512_setzero_ps();
     }
@@ -632,7 +817,7 @@ ZUNROLL
 ZUNROLL
         for (int r = 0; r < R; r++) {
             const uint8_t *blk = x + bx * (size_t)r + xsize * (size_t)b;
-            _mm_prefetch((const char *)(blk + 16 * bx), _MM_HINT_T0); /* 4 tiles ahead: 1 tile ahead (as the one-row kernel) was slower */
+            _mm_prefetch((const char *)(blk + 16 * bx), _MM_HINT_T0); /* 16 rows ahead: the next tile's (as the one-row kernel) was slower */
             __m128 dm;
             const __m512i w = q_decode(k, blk, &dm);
             dx[r] = _mm512_broadcastss_ps(dm);
@@ -642,15 +827,13 @@ ZUNROLL
             } else {
                 u[r] = w;
                 /* not fused, as in the one-row kernel */
-                accm[r] = _mm256_add_ps(accm[r], _mm256_mul_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(dm)), _mm256_load_ps(sy + 8 * b)));
+                accm[r] = _mm512_add_ps(accm[r], _mm512_mul_ps(_mm512_broadcastss_ps(_mm_movehdup_ps(dm)), _mm512_load_ps(a->sy + 16 * b)));
             }
         }
 ZUNROLL
         for (int p = 0; p < P; p++) {
-            const size_t off = ysize * (size_t)b;
-            const __m512i qy = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(yc[2 * p] + off))),
-                                                  _mm256_loadu_si256((const __m256i *)(yc[2 * p + 1] + off)), 1);
-            const __m512 dy = _mm512_load_ps(dyp + 16 * (P * b + p));
+            const __m512i qy = a->qy[P * b + p];
+            const __m512 dy = a->dyp[P * b + p];
 ZUNROLL
             for (int r = 0; r < R; r++) {
                 const __m512i sq = k == Q8_0 ? _mm512_mask_sub_epi8(qy, neg[r], _mm512_setzero_si512(), qy) : qy;
@@ -661,52 +844,182 @@ ZUNROLL
     }
 ZUNROLL
     for (int r = 0; r < R; r++) {
-        float m[8];
-        _mm256_storeu_ps(m, accm[r]);
+        float m[16];
+        _mm512_storeu_ps(m, accm[r]);
 ZUNROLL
         for (int c = 0; c < 2 * P; c++) {
             if (c >= nc) break;
-            const __m512 a = acc[r][c / 2];
-            const float v = hsum_ps(c % 2 ? _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)) : _mm512_castps512_ps256(a)) + (k != Q8_0 ? m[c] : 0.0f);
+            const __m512 v2 = acc[r][c / 2];
+            const float v = hsum_ps(c % 2 ? _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v2), 1)) : _mm512_castps512_ps256(v2)) + (k != Q8_0 ? m[c] : 0.0f);
             float *o = s + ldc * (size_t)c + (size_t)r;
             *o = add ? *o + v : v;
         }
     }
 }
 
-static inline __attribute__((always_inline)) void q_few_rows(enum qkind k, const int P, int n, int nr, int nc, float *s,
-                                                               size_t ldc, const uint8_t *x, size_t bx, const uint8_t *y,
-                                                               size_t by) {
-    _Alignas(64) float dyp[LM_GEMM_CHUNK * Q_MAX_PAIRS * 16];
-    _Alignas(32) float sy[LM_GEMM_CHUNK * 8] = {0};
+/* nc (<= 2P) activation rows against nr weight rows, in tiles of R. */
+static inline __attribute__((always_inline)) void q_rows(enum qkind k, const int R, const int P, int n, int nr, int nc,
+                                                           float *s, size_t ldc, const uint8_t *x, size_t bx,
+                                                           const uint8_t *y, size_t by) {
+    struct q_acts a;
     for (int b0 = 0; b0 < n / 32; b0 += LM_GEMM_CHUNK) {
         const int nb = n / 32 - b0 < LM_GEMM_CHUNK ? n / 32 - b0 : LM_GEMM_CHUNK;
-        const uint8_t *yb = y + q_ysize(k) * (size_t)b0, *xb = x + q_xsize(k) * (size_t)b0;
-        q_y_scales(k, nb, nc, yb, by, dyp, sy);
+        const uint8_t *xb = x + q_xsize(k) * (size_t)b0;
+        q_pack(k, P, nb, nc, y + q_ysize(k) * (size_t)b0, by, &a);
         int r = 0;
-        for (; r + 4 <= nr; r += 4) q_tile(k, 4, P, nc, nb, xb + bx * (size_t)r, bx, yb, by, dyp, sy, s + r, ldc, b0 > 0);
-        for (; r < nr; r++) q_tile(k, 1, P, nc, nb, xb + bx * (size_t)r, bx, yb, by, dyp, sy, s + r, ldc, b0 > 0);
+        for (; r + R <= nr; r += R) q_tile(k, R, P, nc, nb, xb + bx * (size_t)r, bx, &a, s + r, ldc, b0 > 0);
+        for (; r < nr; r++) q_tile(k, 1, P, nc, nb, xb + bx * (size_t)r, bx, &a, s + r, ldc, b0 > 0);
+    }
+}
+
+/* 8 to 16 activation rows of q4_0, q4_1, q5_0 and q5_1, the rows in lanes
+ * (prompt batches): the one-row kernel's 8 float lanes of a dot product are
+ * the sums of its 8 steps of 4 bytes, so here step st of a block gives, by
+ * one vpdpbusd of the step's 4 weight bytes (broadcast) with the step's
+ * bytes of 16 activation rows, lane st's integer sum for each of the 16
+ * rows, and an FMA adds it, times dx*dy of each row, into the rows' sums of
+ * lane st: per block 8 vpdpbusd, 8 conversions, 8 FMAs and one multiply
+ * for 16 dot products, where the pairs took 8 of each of the four. The 8
+ * lane sums are added up in hsum_ps's order at the end, so every row still
+ * gets its one-row bits. q8_0 (signed weights) stays with the pairs. */
+#define QL_ROWS 2 /* weight rows a tile: 8 sums each, in registers */
+
+/* A chunk of 16 activation rows (rows past nc repeat the last): q[8*b +
+ * st] lane c = bytes 4st..4st+3 of block b of row c; dy[b], sy[b] lane c:
+ * its d and s (or d*sum(q)), as q_pack has them. */
+struct ql_acts {
+    __m512i q[LM_GEMM_CHUNK * 8];
+    __m512 dy[LM_GEMM_CHUNK], sy[LM_GEMM_CHUNK];
+};
+
+static void ql_pack(enum qkind k, int nb, int nc, const uint8_t *y, size_t by, struct ql_acts *a) {
+    const size_t yqs = q_y_q8_1(k) ? offsetof(struct lm_block_q8_1, qs) : offsetof(struct lm_block_q8_0, qs);
+    for (int b = 0; b < nb; b++) {
+        _Alignas(64) uint16_t h[2][16]; /* d, and s (q8_1) */
+        __m512 v[16];
+        for (int c = 0; c < 16; c++) {
+            const uint8_t *blk = y + by * (size_t)(c < nc ? c : nc - 1) + q_ysize(k) * (size_t)b;
+            _mm_prefetch((const char *)(blk + 4 * q_ysize(k)), _MM_HINT_T0); /* 16 rows' streams: the hardware alone left them waiting */
+            v[c] = _mm512_castsi512_ps(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(blk + yqs)))); /* upper half unused */
+            memcpy(&h[0][c], blk, 2);
+            memcpy(&h[1][c], blk + 2, 2);
+        }
+        transpose_16x16(v);
+        __m512i sum = _mm512_setzero_si512(); /* of each row's bytes, for d*sum(q) */
+        for (int st = 0; st < 8; st++) {
+            a->q[8 * b + st] = _mm512_castps_si512(v[st]);
+            if (!q_y_q8_1(k)) sum = _mm512_add_epi32(sum, zdot_us8(_mm512_set1_epi8(1), a->q[8 * b + st]));
+        }
+        a->dy[b] = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)h[0]));
+        a->sy[b] = q_y_q8_1(k) ? _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)h[1])) : _mm512_mul_ps(a->dy[b], _mm512_cvtepi32_ps(sum));
+    }
+}
+
+/* s[c*ldc + r] (+)= R weight rows against the nc (<= 16) rows of a, over
+ * nb blocks; add: onto the previous chunks. */
+static inline __attribute__((always_inline)) void ql_tile(enum qkind k, const int R, int nb, int nc, const uint8_t *x,
+                                                            size_t bx, const struct ql_acts *a, float *s, size_t ldc,
+                                                            bool add) {
+    __m512 acc[QL_ROWS][8], accm[QL_ROWS];
+ZUNROLL
+    for (int r = 0; r < R; r++) {
+        accm[r] = _mm512_setzero_ps();
+ZUNROLL
+        for (int st = 0; st < 8; st++) acc[r][st] = _mm512_setzero_ps();
+    }
+    for (int b = 0; b < nb; b++) {
+        _Alignas(64) uint8_t w[QL_ROWS][64];
+        __m512 dxy[QL_ROWS];
+ZUNROLL
+        for (int r = 0; r < R; r++) {
+            const uint8_t *blk = x + bx * (size_t)r + q_xsize(k) * (size_t)b;
+            __m128 dm;
+            _mm512_store_si512(w[r], q_decode(k, blk, &dm));
+            /* dx and mx in every lane: for q4_0 and q5_0, mx = -8dx or
+             * -16dx (exact, the one-row kernel's value) from dx widened at
+             * once, fewer steps than broadcasting both */
+            uint16_t d;
+            memcpy(&d, blk, 2);
+            const bool own_m = k == Q4_1 || k == Q5_1;
+            const __m512 dx = own_m ? _mm512_broadcastss_ps(dm) : _mm512_cvtph_ps(_mm256_set1_epi16((short)d));
+            const __m512 mx = own_m ? _mm512_broadcastss_ps(_mm_movehdup_ps(dm)) : _mm512_mul_ps(dx, _mm512_set1_ps(k == Q4_0 ? -8.0f : -16.0f));
+            dxy[r] = _mm512_mul_ps(dx, a->dy[b]);
+            /* not fused, as in the one-row kernel */
+            accm[r] = _mm512_add_ps(accm[r], _mm512_mul_ps(mx, a->sy[b]));
+        }
+        /* the steps' bytes broadcast from memory (a load); taken from the
+         * register, each took two shuffles */
+        __asm__("" : "+m"(w));
+ZUNROLL
+        for (int st = 0; st < 8; st++) {
+            __m512i qy = a->q[8 * b + st];
+            __asm__("" : "+v"(qy)); /* loaded once for the R rows */
+ZUNROLL
+            for (int r = 0; r < R; r++) {
+                int32_t w4;
+                memcpy(&w4, w[r] + 4 * st, 4);
+                const __m512 p = _mm512_cvtepi32_ps(zdot_us8(_mm512_set1_epi32(w4), qy));
+                acc[r][st] = _mm512_fmadd_ps(dxy[r], p, acc[r][st]);
+            }
+        }
+    }
+ZUNROLL
+    for (int r = 0; r < R; r++) {
+        /* hsum_ps: (lanes 0+4, 2+6) and (1+5, 3+7) */
+        const __m512 *l = acc[r];
+        const __m512 sum = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(l[0], l[4]), _mm512_add_ps(l[2], l[6])),
+                                         _mm512_add_ps(_mm512_add_ps(l[1], l[5]), _mm512_add_ps(l[3], l[7])));
+        float v[16];
+        _mm512_storeu_ps(v, _mm512_add_ps(sum, accm[r]));
+        for (int c = 0; c < nc; c++) {
+            float *o = s + ldc * (size_t)c + (size_t)r;
+            *o = add ? *o + v[c] : v[c];
+        }
+    }
+}
+
+static inline __attribute__((always_inline)) void ql_gemm(enum qkind k, int n, int nr, int nc, float *s, size_t ldc,
+                                                            const uint8_t *x, size_t bx, const uint8_t *y, size_t by) {
+    struct ql_acts a;
+    for (int b0 = 0; b0 < n / 32; b0 += LM_GEMM_CHUNK) {
+        const int nb = n / 32 - b0 < LM_GEMM_CHUNK ? n / 32 - b0 : LM_GEMM_CHUNK;
+        const uint8_t *xb = x + q_xsize(k) * (size_t)b0;
+        ql_pack(k, nb, nc, y + q_ysize(k) * (size_t)b0, by, &a);
+        int r = 0;
+        for (; r + QL_ROWS <= nr; r += QL_ROWS) ql_tile(k, QL_ROWS, nb, nc, xb + bx * (size_t)r, bx, &a, s + r, ldc, b0 > 0);
+        for (; r < nr; r++) ql_tile(k, 1, nb, nc, xb + bx * (size_t)r, bx, &a, s + r, ldc, b0 > 0);
     }
 }
 
 static inline __attribute__((always_inline)) void q_gemm(enum qkind k, int n, int nr, int nc, float *s, size_t ldc,
                                                            const void *vx, size_t bx, const void *vy, size_t by) {
+    const uint8_t *x = vx, *y = vy;
+    /* 4 weight rows a tile where the weights stream from memory once (a
+     * few rows), 2 where 16 activation rows reuse them from L2 */
+    for (int c = 0; c < nc;) {
+        const int C = nc - c >= 2 * Q_MAX_PAIRS ? 2 * Q_MAX_PAIRS : nc - c;
+        const uint8_t *yc = y + by * (size_t)c;
+        float *sc = s + ldc * (size_t)c;
+        if (C >= 8 && k != Q8_0) {
+            ql_gemm(k, n, nr, C, sc, ldc, x, bx, yc, by);
+            c += C;
+            continue;
+        }
+        switch ((C + 1) / 2) {
+        case 1:
 #if defined(__AVX512VBMI__) && defined(__AVX512DQ__)
-    if (k == Q4_0 && nc == 1) {
-        zgemv_q4_0(n, nr, s, vx, bx, vy);
-        return;
-    }
+            if (C == 1 && k == Q4_0) zgemv_q4_0(n, nr, sc, x, bx, yc);
+            else
 #endif
-    const int few = nc % 8 == 1 ? 0 : nc % 8; /* one row: the one-row kernel itself */
-    if (nc > few) avx2_gemm[k](n, nr, nc - few, s, ldc, vx, bx, vy, by);
-    if (!few) return;
-    const uint8_t *x = vx, *y = (const uint8_t *)vy + by * (size_t)(nc - few);
-    s += ldc * (size_t)(nc - few);
-    switch ((few + 1) / 2) {
-    case 1: q_few_rows(k, 1, n, nr, few, s, ldc, x, bx, y, by); break;
-    case 2: q_few_rows(k, 2, n, nr, few, s, ldc, x, bx, y, by); break;
-    case 3: q_few_rows(k, 3, n, nr, few, s, ldc, x, bx, y, by); break;
-    default: q_few_rows(k, 4, n, nr, few, s, ldc, x, bx, y, by); break;
+            if (C == 1) avx2_gemm[k](n, nr, 1, sc, ldc, x, bx, yc, by); /* the one-row kernel */
+            else q_rows(k, 4, 1, n, nr, C, sc, ldc, x, bx, yc, by);
+            break;
+        case 2: q_rows(k, 4, 2, n, nr, C, sc, ldc, x, bx, yc, by); break;
+        case 3: q_rows(k, 4, 3, n, nr, C, sc, ldc, x, bx, yc, by); break;
+        case 4: q_rows(k, 4, 4, n, nr, C, sc, ldc, x, bx, yc, by); break;
+        default: q_rows(k, 2, Q_MAX_PAIRS, n, nr, C, sc, ldc, x, bx, yc, by); break;
+        }
+        c += C;
     }
 }
 
