@@ -542,6 +542,14 @@ int lm_model_default_ctx(const struct lm_model *m) {
     return m->hp.n_ctx_train < LM_CTX_DEFAULT_MAX ? m->hp.n_ctx_train : LM_CTX_DEFAULT_MAX;
 }
 
+bool lm_model_rows_independent(const struct lm_model *m) {
+    for (uint64_t i = 0; i < m->gguf.n_tensors; i++) {
+        const struct lm_tensor *t = &m->gguf.tensors[i].t;
+        if (t->n_dims >= 2 && !lm_gemm_rows_independent(lm_type_get(t->type))) return false;
+    }
+    return true;
+}
+
 /* Refuses a file whose default context needs more memory than the file can
  * justify (see model.h), naming the largest part. */
 static int check_memory(const struct lm_model *m, struct lm_err *err) {

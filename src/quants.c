@@ -1159,6 +1159,8 @@ const struct lm_type_traits *lm_type_get_ref(uint32_t type) {
 
 const char *lm_quants_simd(void) { return LM_QUANTS_SIMD_NAME; }
 
+bool lm_gemm_rows_independent(const struct lm_type_traits *t) { return !t->gemm || t->gemm_rows_independent; }
+
 void lm_gemm(const struct lm_type_traits *t, int n, int nr, int nc, float *s, size_t ldc, const void *x, size_t bx,
              const void *y, size_t by) {
     if (t->gemm) {

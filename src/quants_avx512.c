@@ -1049,6 +1049,7 @@ void lm_quants_avx512_install(struct lm_type_traits *t) {
     for (int k = 0; k < QKINDS; k++) {
         avx2_gemm[k] = t[types[k]].gemm;
         t[types[k]].gemm = gemm[k];
+        t[types[k]].gemm_rows_independent = true;
     }
     avx2_gemm_q4_K = t[LM_TYPE_Q4_K].gemm;
     avx2_gemm_q6_K = t[LM_TYPE_Q6_K].gemm;

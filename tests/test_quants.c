@@ -380,25 +380,27 @@ TEST(quants_gemm) {
 
 /* Batch invariance (lm serve): a weight row against an activation row must
  * give the same bits whatever other activation rows share the call, as the
- * model's batch of sequences needs. Holds for every row in the AVX-512
- * build; elsewhere for 1 to 7 rows and for the rows past the last full
- * group of 8 (a full group takes a kernel with its own summation order).
- * Checked against the call with that row alone, for every row count up to
- * 40 (passes of 16 rows and the rest), 37 weight rows (tiles of 4 or 2 and
- * the rest) and rows of 1, 5 and 131 blocks (more than one chunk of a
- * kernel's sums). */
+ * model's batch of sequences needs. Every type whose traits say so
+ * (lm_gemm_rows_independent: the AVX-512 build's q4_0-q8_0, the scalar
+ * build's every type) is checked on every row; q4_0-q8_0 elsewhere on the
+ * rows past the last full group of 8 (1 to 7 rows; a full group takes a
+ * kernel with its own summation order). Against the call with that row
+ * alone, for every row count up to 40 (passes of 16 rows and the rest), 37
+ * weight rows (tiles of 4 or 2 and the rest) and rows of 1, 5 and 131
+ * blocks (more than one chunk of a kernel's sums). */
 TEST(quants_gemm_rows_invariant) {
-    static const enum lm_type types[] = {LM_TYPE_Q4_0, LM_TYPE_Q4_1, LM_TYPE_Q5_0, LM_TYPE_Q5_1, LM_TYPE_Q8_0};
-    const bool every_row = strcmp(lm_quants_simd(), "avx512") == 0;
     rng_state = 11;
-    for (size_t k = 0; k < sizeof types / sizeof types[0]; k++)
+    for (size_t k = 0; k < sizeof computed / sizeof computed[0]; k++)
         for (int raw = 0; raw < 2; raw++) {
-            const struct lm_type_traits *t = lm_type_get(types[k]), *at = lm_type_get(t->vec_dot_type);
-            const int ns[] = {32, 5 * 32, 4096 + 3 * 32};
-            for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
-                const int n = ns[ni], nr = 37, max_c = 40;
+            const enum lm_type type = computed[k];
+            const struct lm_type_traits *t = lm_type_get(type), *at = lm_type_get(t->vec_dot_type);
+            const bool every_row = lm_gemm_rows_independent(t);
+            if (!every_row && (type < LM_TYPE_Q4_0 || type > LM_TYPE_Q8_0)) continue;
+            const int blocks[] = {1, 5, 131};
+            for (size_t ni = 0; ni < sizeof blocks / sizeof blocks[0]; ni++) {
+                const int n = blocks[ni] * t->blck, nr = 37, max_c = 40;
                 const size_t bx = (size_t)(n / t->blck) * t->size, by = (size_t)(n / at->blck) * at->size;
-                uint8_t *x = make_x(t, types[k], n * nr, raw), *y = lm_xmalloc(by * max_c);
+                uint8_t *x = make_x(t, type, n * nr, raw), *y = lm_xmalloc(by * max_c);
                 float *yf = lm_xmalloc(sizeof(float) * (size_t)n);
                 for (int c = 0; c < max_c; c++) {
                     for (int i = 0; i < n; i++) yf[i] = rng_uniform() * (i % 3 == 0 ? 8.0f : 1.0f);

@@ -214,6 +214,12 @@ struct lm_ctx {
  * most LM_CTX_DEFAULT_MAX. */
 int lm_model_default_ctx(const struct lm_model *m);
 
+/* Whether a batch gives each sequence's rows the bits they get without the
+ * other sequences' rows: true when every matrix's kernels give each row
+ * its bits whatever the batch (lm_gemm_rows_independent); attention, norms
+ * and the rest work row by row or per sequence. */
+bool lm_model_rows_independent(const struct lm_model *m);
+
 /* Bytes a context takes, by what they grow with (saturating at UINT64_MAX). */
 struct lm_ctx_size {
     uint64_t kv;    /* KV cache: n_ctx x 2 x kv_values f16 */

@@ -32,6 +32,7 @@
 #ifndef LM_QUANTS_H
 #define LM_QUANTS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -111,6 +112,9 @@ struct lm_type_traits {
      * kernel decodes each weight block once for several activation rows and
      * keeps the sums in registers. NULL: lm_gemm loops over vec_dot. */
     void (*gemm)(int n, int nr, int nc, float *s, size_t ldc, const void *x, size_t bx, const void *y, size_t by);
+    /* gemm gives each activation row the bits it gets in a call of its own,
+     * whatever nc (true of the vec_dot loop without gemm). */
+    bool gemm_rows_independent;
 };
 
 /* Traits of a type id read from a file; NULL when the id is unknown. */
@@ -120,6 +124,8 @@ const struct lm_type_traits *lm_type_get_ref(uint32_t type);
 /* The products of gemm above with t's kernels: t->gemm, or vec_dot per pair. */
 void lm_gemm(const struct lm_type_traits *t, int n, int nr, int nc, float *s, size_t ldc, const void *x, size_t bx,
              const void *y, size_t by);
+/* Whether lm_gemm with t gives each activation row the bits it gets alone. */
+bool lm_gemm_rows_independent(const struct lm_type_traits *t);
 /* Which SIMD kernels this build uses: "avx512" (the AVX2 ones with AVX-512
  * ones over some), "avx2", "neon", "neon+dotprod" or "scalar". */
 const char *lm_quants_simd(void);

@@ -10,14 +10,14 @@
  * lm_forward_batch, then sampling for the slots whose logits came out: the
  * weights are read once a step for all slots.
  *
- * What a step holds: the next token of every generating slot, or a chunk
+ * What a step holds: the next token of every generating slot and a chunk
  * of one prompt (n_batch tokens from its first uncached one, as lm chat
- * and lm run cut it), the two kinds taking turns while both wait. Not both
- * in one step, because the GEMM kernels are not yet row-invariant: a row
- * in a full block of 8 rows rounds differently from one in a partial
- * block, so a prompt sharing its batch would get other logits than alone
- * (test_serve checks that a request's tokens do not depend on the others).
- * Rows of generating slots stay in one partial block up to 7 slots. */
+ * and lm run cut it), when the model's kernels give each row its bits
+ * whatever the batch (lm_model_rows_independent). Otherwise the two kinds
+ * take turns while both wait, because a prompt sharing its batch would get
+ * other logits than alone (test_serve checks that a request's tokens do
+ * not depend on the others); rows of generating slots then stay within the
+ * 1-7 rows whose kernels keep each row's bits. */
 #include "serve_int.h"
 
 #include "lm/tokenizer.h"
@@ -55,13 +55,14 @@ struct slot {
 struct lm_sched {
     const struct lm_engine *e;
     int n_slots, n_ctx, n_batch, queue_cap;
-    struct lm_ctx ctx;  /* one sequence per slot; batches of n_batch + n_slots rows */
+    struct lm_ctx ctx;  /* one sequence per slot */
     struct slot *slots;
     /* the rows of a step */
     int32_t *tokens, *pos, *seq;
     bool *want;
     float *logits;      /* (n_slots, n_vocab) */
     struct lm_tokens eog; /* the vocabulary's end-of-generation tokens */
+    bool mix;           /* a step may hold generation and a prompt chunk */
     bool last_was_generation;
     uint64_t n_assigned;
     int next_prompt;    /* the slot whose prompt goes first next time */
@@ -213,16 +214,18 @@ static void step(struct lm_sched *s) {
     }
     bool generating = false;
     for (int i = 0; i < s->n_slots; i++) generating |= s->slots[i].n_feed > 0;
-    if (!generating || !s->last_was_generation) { /* a prompt's turn, if one waits */
+    if (s->mix || !generating || !s->last_was_generation) { /* a prompt's turn, if one waits */
         for (int i = 0; i < s->n_slots; i++) {
             struct slot *sl = &s->slots[(s->next_prompt + i) % s->n_slots];
             if (!sl->job || sl->finished || sl->has_last || sl->prompt_pos >= sl->job->n_prompt) continue;
-            for (int k = 0; k < s->n_slots; k++) s->slots[k].n_feed = 0;
+            if (!s->mix) {
+                for (int k = 0; k < s->n_slots; k++) s->slots[k].n_feed = 0;
+                generating = false;
+            }
             int n = sl->job->n_prompt - sl->prompt_pos;
             sl->feed = sl->job->prompt + sl->prompt_pos;
             sl->n_feed = n < s->n_batch ? n : s->n_batch;
             s->next_prompt = (int)(sl - s->slots + 1) % s->n_slots; /* prompts take turns too */
-            generating = false;
             break;
         }
     }
@@ -358,7 +361,8 @@ struct lm_sched *lm_sched_create(const struct lm_engine *e, int n_slots, int n_c
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->work, NULL);
     s->slots = lm_xcalloc((size_t)n_slots, sizeof *s->slots);
-    int rows = n_batch > n_slots ? n_batch : n_slots;
+    s->mix = lm_model_rows_independent(&e->model);
+    int rows = s->mix ? n_batch + n_slots : n_batch > n_slots ? n_batch : n_slots;
     if (lm_ctx_init_seqs(&s->ctx, &e->model, e->pool, n_slots, n_ctx, rows, err) < 0) goto fail;
     for (int32_t id = 0; id < e->tok.n_vocab; id++)
         if (lm_tokenizer_is_eog(&e->tok, id)) lm_tokens_push(&s->eog, id);
