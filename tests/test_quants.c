@@ -325,7 +325,8 @@ TEST(quants_vec_dot) {
  * whose gaps must stay untouched. The float formats' batch kernel (8 or
  * more activation rows) works on panels of 16 rows and tiles of 4 to 6
  * activation rows: the last shapes give it full and partial panels (5, 8
- * and 11 rows left) and every tile width. */
+ * and 11 rows left) and every tile width. The odd row lengths leave the
+ * bf16 kernels' pairs (vdpbf16ps) a lone last weight. */
 TEST(quants_gemm) {
     rng_state = 7;
     for (size_t k = 0; k < sizeof computed / sizeof computed[0]; k++) {
