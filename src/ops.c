@@ -78,6 +78,7 @@ void lm_matmul_multi(struct lm_pool *pool, int n_w, float *const y[], const stru
     struct matmul_job j = {.n_w = n_w, .n_tok = n_tok, .x = x, .cols = w[0]->ne[0]};
     uint8_t *free_scratch = scratch;
     int64_t total_rows = 0;
+    bool float_w = true; /* all weights f32, f16 or bf16 */
     for (int i = 0; i < n_w; i++) {
         const struct lm_type_traits *t = lm_type_get(w[i]->type);
         LM_ASSERT(t && t->vec_dot && w[i]->ne[0] == j.cols);
@@ -86,6 +87,7 @@ void lm_matmul_multi(struct lm_pool *pool, int n_w, float *const y[], const stru
         j.t[i] = t;
         j.w_row[i] = row_bytes(w[i]->type, j.cols);
         total_rows += w[i]->ne[1];
+        float_w &= w[i]->type == LM_TYPE_F32 || w[i]->type == LM_TYPE_F16 || w[i]->type == LM_TYPE_BF16;
         if (t->vec_dot_type == LM_TYPE_F32) {
             j.xa[i] = (const uint8_t *)x;
             j.xa_row[i] = sizeof(float) * (size_t)j.cols;
@@ -122,7 +124,7 @@ void lm_matmul_multi(struct lm_pool *pool, int n_w, float *const y[], const stru
     for (int i = 0; i < n_w; i++) row_tiles += (w[i]->ne[1] + j.row_tile - 1) / j.row_tile;
     /* float weights: the longer token tile, unless it leaves fewer than 4
      * tasks per thread (a short prompt on a small matrix) */
-    j.tok_tile = j.n_q ? TOK_TILE : TOK_TILE_FLOAT;
+    j.tok_tile = float_w ? TOK_TILE_FLOAT : TOK_TILE;
     while (j.tok_tile > TOK_TILE && row_tiles * ((n_tok + j.tok_tile - 1) / j.tok_tile) < 4 * lm_pool_size(pool)) j.tok_tile /= 2;
     j.tok_tiles = (n_tok + j.tok_tile - 1) / j.tok_tile;
     for (int i = 0; i < n_w; i++)

@@ -100,7 +100,7 @@ _Static_assert(sizeof(struct lm_block_q8_K) == 292, "q8_K block");
 static inline int imin(int a, int b) { return a < b ? a : b; }
 static inline int imax(int a, int b) { return a > b ? a : b; }
 
-/* ---- f32, f16, bf16 (dot products against f32, summed in double) ---- */
+/* ---- f32, f16, bf16 (dot products against f32, bf16 for bf16; summed in double) ---- */
 
 static void to_f32_f32(const void *x, float *y, int64_t n) { memcpy(y, x, (size_t)n * sizeof(float)); }
 static void from_f32_f32(const float *x, void *y, int64_t n) { memcpy(y, x, (size_t)n * sizeof(float)); }
@@ -140,11 +140,12 @@ static void from_f32_bf16(const float *x, void *vy, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] = lm_f32_to_bf16(x[i]);
 }
 
-static void dot_bf16_ref(int n, float *s, const void *vx, const void *vy) {
-    const uint16_t *restrict x = vx;
-    const float *restrict y = vy;
+/* bf16 weights take bf16 activations, as in ggml: the products are exact in
+ * f32 and the bf16 dot-product instruction does 32 of them at once. */
+static void dot_bf16_bf16_ref(int n, float *s, const void *vx, const void *vy) {
+    const uint16_t *restrict x = vx, *restrict y = vy;
     double sum = 0;
-    for (int i = 0; i < n; i++) sum += (double)lm_bf16_to_f32(x[i]) * y[i];
+    for (int i = 0; i < n; i++) sum += (double)lm_bf16_to_f32(x[i]) * lm_bf16_to_f32(y[i]);
     *s = (float)sum;
 }
 
@@ -1123,7 +1124,7 @@ static const struct lm_type_traits traits_ref[LM_TYPE_COUNT] = {
     [LM_TYPE_F64] = {.name = "f64", .blck = 1, .size = 8},
     [LM_TYPE_IQ1_M] = {.name = "iq1_m", .blck = 256, .size = 56},
     [LM_TYPE_BF16] = {.name = "bf16", .blck = 1, .size = 2, .to_f32 = to_f32_bf16, .from_f32 = from_f32_bf16,
-                      .vec_dot = dot_bf16_ref, .vec_dot_type = LM_TYPE_F32},
+                      .act_from_f32 = from_f32_bf16, .vec_dot = dot_bf16_bf16_ref, .vec_dot_type = LM_TYPE_BF16},
     [LM_TYPE_TQ1_0] = {.name = "tq1_0", .blck = 256, .size = 54},
     [LM_TYPE_TQ2_0] = {.name = "tq2_0", .blck = 256, .size = 66},
     [LM_TYPE_MXFP4] = {.name = "mxfp4", .blck = 32, .size = 17},

@@ -81,7 +81,7 @@ static inline __m256i dot_ss8(__m256i a, __m256i b) {
     return dot_us8(_mm256_sign_epi8(a, a), _mm256_sign_epi8(b, a));
 }
 
-/* ---- f32, f16, bf16 against f32 ---- */
+/* ---- f32 and f16 against f32, bf16 against bf16 ---- */
 
 static void dot_f32(int n, float *s, const void *vx, const void *vy) {
     const float *x = vx, *y = vy;
@@ -130,20 +130,19 @@ static inline __m256 load_bf16x8(const uint16_t *x) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
 }
 
-static void dot_bf16(int n, float *s, const void *vx, const void *vy) {
-    const uint16_t *x = vx;
-    const float *y = vy;
+static void dot_bf16_bf16(int n, float *s, const void *vx, const void *vy) {
+    const uint16_t *x = vx, *y = vy;
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), acc2 = _mm256_setzero_ps(), acc3 = _mm256_setzero_ps();
     int i = 0;
     for (; i + 32 <= n; i += 32) {
-        acc0 = _mm256_fmadd_ps(load_bf16x8(x + i), _mm256_loadu_ps(y + i), acc0);
-        acc1 = _mm256_fmadd_ps(load_bf16x8(x + i + 8), _mm256_loadu_ps(y + i + 8), acc1);
-        acc2 = _mm256_fmadd_ps(load_bf16x8(x + i + 16), _mm256_loadu_ps(y + i + 16), acc2);
-        acc3 = _mm256_fmadd_ps(load_bf16x8(x + i + 24), _mm256_loadu_ps(y + i + 24), acc3);
+        acc0 = _mm256_fmadd_ps(load_bf16x8(x + i), load_bf16x8(y + i), acc0);
+        acc1 = _mm256_fmadd_ps(load_bf16x8(x + i + 8), load_bf16x8(y + i + 8), acc1);
+        acc2 = _mm256_fmadd_ps(load_bf16x8(x + i + 16), load_bf16x8(y + i + 16), acc2);
+        acc3 = _mm256_fmadd_ps(load_bf16x8(x + i + 24), load_bf16x8(y + i + 24), acc3);
     }
-    for (; i + 8 <= n; i += 8) acc0 = _mm256_fmadd_ps(load_bf16x8(x + i), _mm256_loadu_ps(y + i), acc0);
+    for (; i + 8 <= n; i += 8) acc0 = _mm256_fmadd_ps(load_bf16x8(x + i), load_bf16x8(y + i), acc0);
     float sum = hsum_ps(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
-    for (; i < n; i++) sum += lm_bf16_to_f32(x[i]) * y[i];
+    for (; i < n; i++) sum += lm_bf16_to_f32(x[i]) * lm_bf16_to_f32(y[i]);
     *s = sum;
 }
 
@@ -956,6 +955,7 @@ static void gemm_q8_0(int n, int nr, int nc, float *s, size_t ldc, const void *x
 }
 
 /* ---- GEMM for float weights (f32, f16, bf16) against f32 activations ----
+ * (bf16 weights: against bf16 activations, widened as they are loaded)
  * A few activation rows: dot products along the row, R weight rows x C
  * activation rows, each weight vector widened once for C activation rows
  * (fgemm_tile). A batch (FP_MIN_TOKS or more): BLIS's layout instead.
@@ -1011,7 +1011,7 @@ UNROLL_TILE
         }
 UNROLL_TILE
         for (int c = 0; c < C; c++) {
-            const __m256 a = _mm256_loadu_ps((const float *)(y + by * (size_t)c) + i);
+            const __m256 a = fgemm_load(k == F_BF16 ? F_BF16 : F_F32, y + by * (size_t)c, i);
 UNROLL_TILE
             for (int r = 0; r < R; r++) acc[r][c] = _mm256_fmadd_ps(w[r], a, acc[r][c]);
         }
@@ -1021,7 +1021,8 @@ UNROLL_TILE
 UNROLL_TILE
         for (int c = 0; c < C; c++) {
             float v = hsum_ps(acc[r][c]);
-            for (int j = i; j < n; j++) v += fgemm_scalar(k, x + bx * (size_t)r, j) * ((const float *)(y + by * (size_t)c))[j];
+            for (int j = i; j < n; j++)
+                v += fgemm_scalar(k, x + bx * (size_t)r, j) * fgemm_scalar(k == F_BF16 ? F_BF16 : F_F32, y + by * (size_t)c, j);
             s[ldc * (size_t)c + (size_t)r] = v;
         }
 }
@@ -1073,30 +1074,46 @@ static inline __attribute__((always_inline)) void fp_pack(enum fgemm_kind k, int
         for (int r = 0; r < 16; r++) p[8 * FP_KC * (r / 8) + 8 * i + r % 8] = fgemm_scalar(k, row[r], k0 + i);
 }
 
+/* Activation i of row y (f32, or bf16 for bf16 weights) in every lane. A
+ * bf16 one is the low half of the 32 bits loaded at i, shifted up; the
+ * high half is the next activation, or bytes past the row if i is its last
+ * (last: loaded alone instead). */
+static inline __attribute__((always_inline)) __m256 fp_bcast(enum fgemm_kind k, const uint8_t *y, int i, bool last) {
+    if (k != F_BF16) return _mm256_broadcast_ss((const float *)y + i);
+    const uint16_t *yh = (const uint16_t *)y + i;
+    if (last) return _mm256_castsi256_ps(_mm256_set1_epi32((int)((uint32_t)*yh << 16)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(_mm256_broadcast_ss((const float *)yh)), 16));
+}
+
+static inline __attribute__((always_inline)) void fp_step(enum fgemm_kind k, const int C, const float *p, int i,
+                                                            const uint8_t *const yc[], bool last, __m256 acc[2][FP_TOKS]) {
+    __m256 w0 = _mm256_load_ps(p + 8 * i), w1 = _mm256_load_ps(p + 8 * FP_KC + 8 * i);
+    /* in registers: for 4 activation rows gcc would fold the loads into
+     * the FMAs, loading each twice, and the load ports became the limit
+     * (8 rows: 37 -> 48 GMAC/s) */
+    __asm__("" : "+x"(w0), "+x"(w1));
+UNROLL_TILE
+    for (int c = 0; c < C; c++) {
+        const __m256 a = fp_bcast(k, yc[c], i, last);
+        acc[0][c] = _mm256_fmadd_ps(w0, a, acc[0][c]);
+        acc[1][c] = _mm256_fmadd_ps(w1, a, acc[1][c]);
+    }
+}
+
 /* s[c*ldc + r] (+)= sum over the panel of p[r][i] * y[c][i], for rows
  * [0, nr) and C activation rows; add: accumulate onto the previous panels. */
-static inline __attribute__((always_inline)) void fp_tile(const int C, int kc, const float *p, const uint8_t *y, size_t by,
-                                                            int k0, float *s, size_t ldc, int nr, bool add) {
+static inline __attribute__((always_inline)) void fp_tile(enum fgemm_kind k, const int C, int kc, const float *p,
+                                                            const uint8_t *y, size_t by, int k0, float *s, size_t ldc,
+                                                            int nr, bool add) {
     __m256 acc[2][FP_TOKS];
-    const float *yc[FP_TOKS];
+    const uint8_t *yc[FP_TOKS];
 UNROLL_TILE
     for (int c = 0; c < C; c++) {
         acc[0][c] = acc[1][c] = _mm256_setzero_ps();
-        yc[c] = (const float *)(y + by * (size_t)c) + k0;
+        yc[c] = y + by * (size_t)c + (k == F_BF16 ? 2 : 4) * (size_t)k0;
     }
-    for (int i = 0; i < kc; i++) {
-        __m256 w0 = _mm256_load_ps(p + 8 * i), w1 = _mm256_load_ps(p + 8 * FP_KC + 8 * i);
-        /* in registers: for 4 activation rows gcc would fold the loads into
-         * the FMAs, loading each twice, and the load ports became the limit
-         * (8 rows: 37 -> 48 GMAC/s) */
-        __asm__("" : "+x"(w0), "+x"(w1));
-UNROLL_TILE
-        for (int c = 0; c < C; c++) {
-            const __m256 a = _mm256_broadcast_ss(yc[c] + i);
-            acc[0][c] = _mm256_fmadd_ps(w0, a, acc[0][c]);
-            acc[1][c] = _mm256_fmadd_ps(w1, a, acc[1][c]);
-        }
-    }
+    for (int i = 0; i < kc - 1; i++) fp_step(k, C, p, i, yc, false, acc);
+    fp_step(k, C, p, kc - 1, yc, true, acc);
 UNROLL_TILE
     for (int c = 0; c < C; c++)
 UNROLL_TILE
@@ -1127,9 +1144,9 @@ static inline __attribute__((always_inline)) void fgemm_packed(enum fgemm_kind k
                 const int C = (nc - c + (nt - t) - 1) / (nt - t);
                 const uint8_t *yc = y + by * (size_t)c;
                 float *sc = s + ldc * (size_t)c + r;
-                if (C == 6) fp_tile(6, kc, p, yc, by, k0, sc, ldc, R, k0 > 0);
-                else if (C == 5) fp_tile(5, kc, p, yc, by, k0, sc, ldc, R, k0 > 0);
-                else fp_tile(4, kc, p, yc, by, k0, sc, ldc, R, k0 > 0);
+                if (C == 6) fp_tile(k, 6, kc, p, yc, by, k0, sc, ldc, R, k0 > 0);
+                else if (C == 5) fp_tile(k, 5, kc, p, yc, by, k0, sc, ldc, R, k0 > 0);
+                else fp_tile(k, 4, kc, p, yc, by, k0, sc, ldc, R, k0 > 0);
                 c += C;
             }
         }
@@ -1300,7 +1317,7 @@ void lm_quants_avx2_install(struct lm_type_traits *t) {
     t[LM_TYPE_F32].vec_dot = dot_f32;
     t[LM_TYPE_F16].vec_dot = dot_f16;
     t[LM_TYPE_F16].to_f32 = to_f32_f16;
-    t[LM_TYPE_BF16].vec_dot = dot_bf16;
+    t[LM_TYPE_BF16].vec_dot = dot_bf16_bf16;
     t[LM_TYPE_Q4_0].vec_dot = dot_q4_0_q8_0;
     t[LM_TYPE_Q4_1].vec_dot = dot_q4_1_q8_1;
     t[LM_TYPE_Q5_0].vec_dot = dot_q5_0_q8_0;

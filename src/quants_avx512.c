@@ -11,9 +11,13 @@
  * Where a core executes 512-bit FMAs at full width (Zen 5, Intel server
  * cores), this doubles the multiply-adds per cycle of the 256-bit kernel.
  * Fewer activation rows (generation): dot products along the rows, with
- * masked loads for the tail. bf16 weights are widened exactly (a shift),
- * so the sums are those of the f32 reference up to summation order; the
- * bf16 dot-product instruction would round the activations to bf16.
+ * masked loads for the tail.
+ * bf16 weights take bf16 activations (as in ggml). Where the compiler
+ * targets AVX512_BF16, vdpbf16ps multiplies pairs of them into f32 sums, 32
+ * multiply-adds an instruction: the panel holds pairs of adjacent weights
+ * (one 32-bit lane: 16 rows x 2 positions a vector), and the micro-kernel
+ * broadcasts a pair of activations. Without it they are widened exactly (a
+ * shift) and go the f32 way.
  *
  * One activation row (generation) of q4_0, q4_K and q6_K: see "one
  * activation row" below; q4_K and q6_K against 8 or more activation rows
@@ -43,6 +47,27 @@ static inline __attribute__((always_inline)) __m512 zload(enum zkind k, const ui
 
 static inline __mmask16 tail_mask(int m) { return (__mmask16)(m >= 16 ? 0xffff : (1u << m) - 1); }
 
+/* bf16 x bf16 through vdpbf16ps: the kernels below step over pairs. */
+#if defined(__AVX512BF16__)
+#define ZDP(k) ((k) == Z_BF16)
+#else
+#define ZDP(k) false
+#endif
+/* The activations' format: bf16 for bf16 weights, else f32. */
+#define ZACT(k) ((k) == Z_BF16 ? Z_BF16 : Z_F32)
+
+#if defined(__AVX512BF16__)
+static inline __mmask32 tail_mask32(int m) { return m >= 32 ? 0xffffffffu : (1u << m) - 1; }
+
+/* bf16 elements [i, i + 32) of a row, m: which of them exist. */
+static inline __attribute__((always_inline)) __m512i zload_bf16x32(const uint8_t *row, int i, __mmask32 m) {
+    const uint16_t *h = (const uint16_t *)row + i;
+    return m == 0xffffffffu ? _mm512_loadu_si512(h) : _mm512_maskz_loadu_epi16(m, h);
+}
+
+static inline __m512 zdpbf16(__m512 acc, __m512i a, __m512i b) { return _mm512_dpbf16_ps(acc, (__m512bh)a, (__m512bh)b); }
+#endif
+
 /* Loops over a tile's rows and columns must be unrolled completely, or the
  * sums live in memory (see quants_avx2.c). */
 #ifdef __clang__
@@ -52,20 +77,36 @@ static inline __mmask16 tail_mask(int m) { return (__mmask16)(m >= 16 ? 0xffff :
 #endif
 
 /* ---- a few activation rows: R weight rows x C activation rows ---- */
-static inline __attribute__((always_inline)) void zdot_step(enum zkind k, const int R, const int C, int i, __mmask16 m,
+/* Positions [i, i + 16) (vdpbf16ps: [i, i + 32)) of the tile; m: which exist. */
+static inline __attribute__((always_inline)) void zdot_step(enum zkind k, const int R, const int C, int i, uint32_t m,
                                                               const uint8_t *x, size_t bx, const uint8_t *y, size_t by,
                                                               __m512 acc[4][4]) {
+    /* one activation row: the weights stream from memory once; fetch the
+     * next tile's rows as well as this one's (as the AVX2 gemv does) */
+    if (C == 1)
+ZUNROLL
+        for (int r = 0; r < R; r++)
+            _mm_prefetch((const char *)(x + bx * (size_t)(r + R)) + (k == Z_F32 ? 4 : 2) * i, _MM_HINT_T0);
+#if defined(__AVX512BF16__)
+    if (ZDP(k)) {
+        __m512i w[4];
+ZUNROLL
+        for (int r = 0; r < R; r++) w[r] = zload_bf16x32(x + bx * (size_t)r, i, m);
+ZUNROLL
+        for (int c = 0; c < C; c++) {
+            const __m512i a = zload_bf16x32(y + by * (size_t)c, i, m);
+ZUNROLL
+            for (int r = 0; r < R; r++) acc[r][c] = zdpbf16(acc[r][c], w[r], a);
+        }
+        return;
+    }
+#endif
     __m512 w[4];
 ZUNROLL
-    for (int r = 0; r < R; r++) {
-        /* one activation row: the weights stream from memory once; fetch
-         * the next tile's rows as well as this one's (as the AVX2 gemv does) */
-        if (C == 1) _mm_prefetch((const char *)(x + bx * (size_t)(r + R)) + (k == Z_F32 ? 4 : 2) * i, _MM_HINT_T0);
-        w[r] = zload(k, x + bx * (size_t)r, i, m);
-    }
+    for (int r = 0; r < R; r++) w[r] = zload(k, x + bx * (size_t)r, i, (__mmask16)m);
 ZUNROLL
     for (int c = 0; c < C; c++) {
-        const __m512 a = zload(Z_F32, y + by * (size_t)c, i, m);
+        const __m512 a = zload(ZACT(k), y + by * (size_t)c, i, (__mmask16)m);
 ZUNROLL
         for (int r = 0; r < R; r++) acc[r][c] = _mm512_fmadd_ps(w[r], a, acc[r][c]);
     }
@@ -78,9 +119,11 @@ ZUNROLL
     for (int r = 0; r < R; r++)
 ZUNROLL
         for (int c = 0; c < C; c++) acc[r][c] = _mm512_setzero_ps();
+    const int step = ZDP(k) ? 32 : 16;
+    const uint32_t full = ZDP(k) ? 0xffffffffu : 0xffffu;
     int i = 0;
-    for (; i + 16 <= n; i += 16) zdot_step(k, R, C, i, 0xffff, x, bx, y, by, acc);
-    if (i < n) zdot_step(k, R, C, i, tail_mask(n - i), x, bx, y, by, acc);
+    for (; i + step <= n; i += step) zdot_step(k, R, C, i, full, x, bx, y, by, acc);
+    if (i < n) zdot_step(k, R, C, i, (1u << (n - i)) - 1, x, bx, y, by, acc);
 ZUNROLL
     for (int r = 0; r < R; r++)
 ZUNROLL
@@ -109,7 +152,7 @@ static inline __attribute__((always_inline)) void zdot(enum zkind k, int n, int 
 }
 
 /* ---- a batch: packed panels of 32 rows ---- */
-#define ZP_KC 256     /* weights per panel row: 32 KB of f32, in L1 beside the activation rows */
+#define ZP_KC 256     /* 32-bit units per panel row (f32 weights, or pairs of bf16): 32 KB, in L1 beside the activation rows */
 #define ZP_TOKS 12    /* activation rows per micro-tile at most: 24 sums + 2 weights in 32 registers */
 #define ZP_MIN_TOKS 8 /* fewer, and packing a panel costs more than it saves */
 /* The token split in zp_gemm gives tiles of 6..12 rows from 8 rows up. */
@@ -141,11 +184,29 @@ static inline __attribute__((always_inline)) void transpose_16x16(__m512 v[16]) 
 
 /* Weights [k0, k0 + kc) of rows [0, nr) (nr <= 32) into p as f32: two
  * halves of ZP_KC x 16, p[16*ZP_KC*h + 16*i + j] = weight k0 + i of row
- * 16h + j. Rows past nr repeat row nr - 1 (never stored). */
+ * 16h + j. vdpbf16ps: the same with pairs, weights k0 + 2i and k0 + 2i + 1
+ * (0 past kc) in the low and high half of p[16*ZP_KC*h + 16*i + j]. Rows
+ * past nr repeat row nr - 1 (never stored). */
 static inline __attribute__((always_inline)) void zp_pack(enum zkind k, int nr, int kc, int k0, const uint8_t *x, size_t bx,
                                                             float *p) {
     const uint8_t *row[32];
     for (int r = 0; r < 32; r++) row[r] = x + bx * (size_t)(r < nr ? r : nr - 1);
+#if defined(__AVX512BF16__)
+    if (ZDP(k)) {
+        for (int i = 0; i < kc; i += 32) {
+            const __mmask32 m = tail_mask32(kc - i);
+            for (int h = 0; h < 2; h++) {
+                __m512 v[16];
+ZUNROLL
+                for (int j = 0; j < 16; j++) v[j] = _mm512_castsi512_ps(zload_bf16x32(row[16 * h + j], k0 + i, m));
+                transpose_16x16(v);
+                const int npairs = kc - i < 32 ? (kc - i + 1) / 2 : 16;
+                for (int j = 0; j < npairs; j++) _mm512_store_ps(p + 16 * ZP_KC * h + 16 * (i / 2 + j), v[j]);
+            }
+        }
+        return;
+    }
+#endif
     for (int i = 0; i < kc; i += 16) {
         const __mmask16 m = tail_mask(kc - i);
         for (int h = 0; h < 2; h++) {
@@ -159,27 +220,57 @@ ZUNROLL
     }
 }
 
+/* 32 bits of activations at element i of row y in every lane: an f32, a
+ * bf16 widened (the low half of the 32 bits at i, shifted up), or for
+ * vdpbf16ps the pair i, i + 1. last: i is the panel's last element, whose
+ * neighbour may lie past the row: loaded alone (its pair's weight is 0). */
+static inline __attribute__((always_inline)) __m512 zp_bcast(enum zkind k, const uint8_t *y, int i, bool last) {
+    if (k != Z_BF16) return _mm512_set1_ps(((const float *)y)[i]);
+    const uint16_t *yh = (const uint16_t *)y + i;
+    int32_t v;
+    if (last) v = *yh;
+    else memcpy(&v, yh, 4);
+    return _mm512_castsi512_ps(ZDP(k) ? _mm512_set1_epi32(v) : _mm512_slli_epi32(_mm512_set1_epi32(v), 16));
+}
+
+/* One 32-bit unit i of the panel (position k0 + i, or pair k0 + 2i, 2i + 1)
+ * for C activation rows. */
+static inline __attribute__((always_inline)) void zp_step(enum zkind k, const int C, const float *p, int i,
+                                                            const uint8_t *const yc[], bool last, __m512 acc[2][ZP_TOKS]) {
+    __m512 w0 = _mm512_load_ps(p + 16 * i), w1 = _mm512_load_ps(p + 16 * ZP_KC + 16 * i);
+    __asm__("" : "+v"(w0), "+v"(w1)); /* in registers, not folded into the FMAs (see quants_avx2.c) */
+ZUNROLL
+    for (int c = 0; c < C; c++) {
+        const __m512 a = zp_bcast(k, yc[c], ZDP(k) ? 2 * i : i, last);
+#if defined(__AVX512BF16__)
+        if (ZDP(k)) {
+            acc[0][c] = zdpbf16(acc[0][c], _mm512_castps_si512(w0), _mm512_castps_si512(a));
+            acc[1][c] = zdpbf16(acc[1][c], _mm512_castps_si512(w1), _mm512_castps_si512(a));
+            continue;
+        }
+#endif
+        acc[0][c] = _mm512_fmadd_ps(w0, a, acc[0][c]);
+        acc[1][c] = _mm512_fmadd_ps(w1, a, acc[1][c]);
+    }
+}
+
 /* s[c*ldc + r] (+)= sum over the panel of p[r][i] * y[c][i], for rows
- * [0, nr) and C activation rows; add: accumulate onto the previous panels. */
-static inline __attribute__((always_inline)) void zp_tile(const int C, int kc, const float *p, const uint8_t *y, size_t by,
-                                                            int k0, float *s, size_t ldc, int nr, bool add) {
+ * [0, nr), C activation rows and kc weights; add: accumulate onto the
+ * previous panels. */
+static inline __attribute__((always_inline)) void zp_tile(enum zkind k, const int C, int kc, const float *p, const uint8_t *y,
+                                                            size_t by, int k0, float *s, size_t ldc, int nr, bool add) {
     __m512 acc[2][ZP_TOKS];
-    const float *yc[ZP_TOKS];
+    const uint8_t *yc[ZP_TOKS];
 ZUNROLL
     for (int c = 0; c < C; c++) {
         acc[0][c] = acc[1][c] = _mm512_setzero_ps();
-        yc[c] = (const float *)(y + by * (size_t)c) + k0;
+        yc[c] = y + by * (size_t)c + (k == Z_F32 || k == Z_F16 ? 4 : 2) * (size_t)k0;
     }
-    for (int i = 0; i < kc; i++) {
-        __m512 w0 = _mm512_load_ps(p + 16 * i), w1 = _mm512_load_ps(p + 16 * ZP_KC + 16 * i);
-        __asm__("" : "+v"(w0), "+v"(w1)); /* in registers, not folded into the FMAs (see quants_avx2.c) */
-ZUNROLL
-        for (int c = 0; c < C; c++) {
-            const __m512 a = _mm512_set1_ps(yc[c][i]);
-            acc[0][c] = _mm512_fmadd_ps(w0, a, acc[0][c]);
-            acc[1][c] = _mm512_fmadd_ps(w1, a, acc[1][c]);
-        }
-    }
+    /* bf16 activations: the last unit's may end the row (see zp_bcast);
+     * for vdpbf16ps only an odd one does */
+    const int units = ZDP(k) ? kc / 2 : k == Z_BF16 ? kc - 1 : kc;
+    for (int i = 0; i < units; i++) zp_step(k, C, p, i, yc, false, acc);
+    if (ZDP(k) ? kc % 2 : k == Z_BF16) zp_step(k, C, p, units, yc, true, acc);
     const __mmask16 m0 = tail_mask(nr), m1 = tail_mask(nr > 16 ? nr - 16 : 0);
 ZUNROLL
     for (int c = 0; c < C; c++) {
@@ -197,23 +288,24 @@ static inline __attribute__((always_inline)) void zp_gemm(enum zkind k, int n, i
                                                             const uint8_t *x, size_t bx, const uint8_t *y, size_t by) {
     _Alignas(64) float p[2 * 16 * ZP_KC];
     const int nt = (nc + ZP_TOKS - 1) / ZP_TOKS; /* micro-tiles per panel, of near-equal sizes */
+    const int kc_max = ZDP(k) ? 2 * ZP_KC : ZP_KC;
     for (int r = 0; r < nr; r += 32) {
         const int R = nr - r < 32 ? nr - r : 32;
-        for (int k0 = 0; k0 < n; k0 += ZP_KC) {
-            const int kc = n - k0 < ZP_KC ? n - k0 : ZP_KC;
+        for (int k0 = 0; k0 < n; k0 += kc_max) {
+            const int kc = n - k0 < kc_max ? n - k0 : kc_max;
             zp_pack(k, R, kc, k0, x + bx * (size_t)r, bx, p);
             for (int t = 0, c = 0; t < nt; t++) {
                 const int C = (nc - c + (nt - t) - 1) / (nt - t);
                 const uint8_t *yc = y + by * (size_t)c;
                 float *sc = s + ldc * (size_t)c + r;
                 switch (C) {
-                case 12: zp_tile(12, kc, p, yc, by, k0, sc, ldc, R, k0 > 0); break;
-                case 11: zp_tile(11, kc, p, yc, by, k0, sc, ldc, R, k0 > 0); break;
-                case 10: zp_tile(10, kc, p, yc, by, k0, sc, ldc, R, k0 > 0); break;
-                case 9: zp_tile(9, kc, p, yc, by, k0, sc, ldc, R, k0 > 0); break;
-                case 8: zp_tile(8, kc, p, yc, by, k0, sc, ldc, R, k0 > 0); break;
-                case 7: zp_tile(7, kc, p, yc, by, k0, sc, ldc, R, k0 > 0); break;
-                default: zp_tile(6, kc, p, yc, by, k0, sc, ldc, R, k0 > 0); break;
+                case 12: zp_tile(k, 12, kc, p, yc, by, k0, sc, ldc, R, k0 > 0); break;
+                case 11: zp_tile(k, 11, kc, p, yc, by, k0, sc, ldc, R, k0 > 0); break;
+                case 10: zp_tile(k, 10, kc, p, yc, by, k0, sc, ldc, R, k0 > 0); break;
+                case 9: zp_tile(k, 9, kc, p, yc, by, k0, sc, ldc, R, k0 > 0); break;
+                case 8: zp_tile(k, 8, kc, p, yc, by, k0, sc, ldc, R, k0 > 0); break;
+                case 7: zp_tile(k, 7, kc, p, yc, by, k0, sc, ldc, R, k0 > 0); break;
+                default: zp_tile(k, 6, kc, p, yc, by, k0, sc, ldc, R, k0 > 0); break;
                 }
                 c += C;
             }
@@ -235,6 +327,21 @@ static void gemm_f16(int n, int nr, int nc, float *s, size_t ldc, const void *x,
 }
 static void gemm_bf16(int n, int nr, int nc, float *s, size_t ldc, const void *x, size_t bx, const void *y, size_t by) {
     zgemm(Z_BF16, n, nr, nc, s, ldc, x, bx, y, by);
+}
+
+/* Activations for bf16 weights: lm_f32_to_bf16, 16 at a time (round to
+ * nearest even; NaN stays a quiet NaN). */
+static void act_from_f32_bf16(const float *x, void *vy, int64_t n) {
+    uint16_t *y = vy;
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = tail_mask(n - i > 16 ? 16 : (int)(n - i));
+        const __m512i u = _mm512_castps_si512(_mm512_maskz_loadu_ps(m, x + i));
+        const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+        const __m512i rounded = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7fff))), 16);
+        const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
+        const __m512i quiet = _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
+        _mm256_mask_storeu_epi16(y + i, m, _mm512_cvtepi32_epi16(_mm512_mask_mov_epi32(rounded, nan, quiet)));
+    }
 }
 
 /* ---- one activation row (generation) for q4_0, q4_K and q6_K ----
@@ -1043,6 +1150,7 @@ void lm_quants_avx512_install(struct lm_type_traits *t) {
     t[LM_TYPE_F32].gemm = gemm_f32;
     t[LM_TYPE_F16].gemm = gemm_f16;
     t[LM_TYPE_BF16].gemm = gemm_bf16;
+    t[LM_TYPE_BF16].act_from_f32 = act_from_f32_bf16;
     static const enum lm_type types[QKINDS] = {LM_TYPE_Q4_0, LM_TYPE_Q4_1, LM_TYPE_Q5_0, LM_TYPE_Q5_1, LM_TYPE_Q8_0};
     static void (*const gemm[QKINDS])(int, int, int, float *, size_t, const void *, size_t, const void *, size_t) = {
         gemm_q4_0, gemm_q4_1, gemm_q5_0, gemm_q5_1, gemm_q8_0};

@@ -46,7 +46,7 @@ static inline int32x4_t dot32(int8x16_t a0, int8x16_t a1, const int8_t *y) {
     return dot16(dot16(vdupq_n_s32(0), a0, vld1q_s8(y)), a1, vld1q_s8(y + 16));
 }
 
-/* ---- f32, f16, bf16 against f32 ---- */
+/* ---- f32 and f16 against f32, bf16 against bf16 ---- */
 
 static void dot_f32(int n, float *s, const void *vx, const void *vy) {
     const float *x = vx, *y = vy;
@@ -85,19 +85,18 @@ static inline float32x4_t load_bf16x4(const uint16_t *x) {
     return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(x), 16));
 }
 
-static void dot_bf16(int n, float *s, const void *vx, const void *vy) {
-    const uint16_t *x = vx;
-    const float *y = vy;
+static void dot_bf16_bf16(int n, float *s, const void *vx, const void *vy) {
+    const uint16_t *x = vx, *y = vy;
     float32x4_t acc0 = vdupq_n_f32(0), acc1 = acc0, acc2 = acc0, acc3 = acc0;
     int i = 0;
     for (; i + 16 <= n; i += 16) {
-        acc0 = vfmaq_f32(acc0, load_bf16x4(x + i), vld1q_f32(y + i));
-        acc1 = vfmaq_f32(acc1, load_bf16x4(x + i + 4), vld1q_f32(y + i + 4));
-        acc2 = vfmaq_f32(acc2, load_bf16x4(x + i + 8), vld1q_f32(y + i + 8));
-        acc3 = vfmaq_f32(acc3, load_bf16x4(x + i + 12), vld1q_f32(y + i + 12));
+        acc0 = vfmaq_f32(acc0, load_bf16x4(x + i), load_bf16x4(y + i));
+        acc1 = vfmaq_f32(acc1, load_bf16x4(x + i + 4), load_bf16x4(y + i + 4));
+        acc2 = vfmaq_f32(acc2, load_bf16x4(x + i + 8), load_bf16x4(y + i + 8));
+        acc3 = vfmaq_f32(acc3, load_bf16x4(x + i + 12), load_bf16x4(y + i + 12));
     }
     float sum = vaddvq_f32(vaddq_f32(vaddq_f32(acc0, acc1), vaddq_f32(acc2, acc3)));
-    for (; i < n; i++) sum += lm_bf16_to_f32(x[i]) * y[i];
+    for (; i < n; i++) sum += lm_bf16_to_f32(x[i]) * lm_bf16_to_f32(y[i]);
     *s = sum;
 }
 
@@ -434,7 +433,7 @@ static void dot_q6_K_q8_K(int n, float *s, const void *vx, const void *vy) {
 void lm_quants_neon_install(struct lm_type_traits *t) {
     t[LM_TYPE_F32].vec_dot = dot_f32;
     t[LM_TYPE_F16].vec_dot = dot_f16;
-    t[LM_TYPE_BF16].vec_dot = dot_bf16;
+    t[LM_TYPE_BF16].vec_dot = dot_bf16_bf16;
     t[LM_TYPE_Q4_0].vec_dot = dot_q4_0_q8_0;
     t[LM_TYPE_Q4_1].vec_dot = dot_q4_1_q8_1;
     t[LM_TYPE_Q5_0].vec_dot = dot_q5_0_q8_0;

@@ -226,6 +226,26 @@ TEST(quants_activation_bytes) {
             free(a);
             free(b);
         }
+    /* bf16 (the activations of bf16 weights): exact ties both ways, NaNs,
+     * infinities, subnormals, carries into the exponent, and every tail */
+    uint32_t bits[1000];
+    for (int i = 0; i < 1000; i++) {
+        static const uint32_t special[] = {0x7fc00000, 0xffc00001, 0x7f800001, 0x7f800000, 0xff800000, 0x80000000,
+                                           0x00000001, 0x00008000, 0x80018000, 0x7f7fffff, 0x3f7fffff, 0x3f808000,
+                                           0x3f818000, 0x3f817fff, 0x40008001};
+        bits[i] = i < (int)(sizeof special / sizeof special[0]) ? special[i] : (uint32_t)rng_next();
+        if (i % 7 == 3) bits[i] = (bits[i] & 0xffff0000u) | 0x8000; /* a tie */
+    }
+    float *xb = lm_xmalloc(sizeof bits);
+    memcpy(xb, bits, sizeof bits);
+    uint16_t a[1000], b[1000];
+    for (int len = 1; len <= 1000; len += len < 40 ? 1 : 480) {
+        lm_type_get(LM_TYPE_BF16)->act_from_f32(xb + 1000 - len, a, len);
+        for (int i = 0; i < len; i++) b[i] = lm_f32_to_bf16(xb[1000 - len + i]);
+        if (memcmp(a, b, sizeof a[0] * (size_t)len))
+            test_fail(__FILE__, __LINE__, "bf16 activations n=%d: %s and ref differ", len, lm_quants_simd());
+    }
+    free(xb);
     free(x);
     return 0;
 }
@@ -305,7 +325,8 @@ TEST(quants_vec_dot) {
  * whose gaps must stay untouched. The float formats' batch kernel (8 or
  * more activation rows) works on panels of 16 rows and tiles of 4 to 6
  * activation rows: the last shapes give it full and partial panels (5, 8
- * and 11 rows left) and every tile width. */
+ * and 11 rows left) and every tile width. The odd row lengths leave the
+ * bf16 kernels' pairs (vdpbf16ps) a lone last weight. */
 TEST(quants_gemm) {
     rng_state = 7;
     for (size_t k = 0; k < sizeof computed / sizeof computed[0]; k++) {

@@ -13,8 +13,10 @@
  * what the files contain; the quantizers follow ggml's quantize_row_*_ref so
  * files we write match llama.cpp's. Pairings, as in ggml:
  *   q4_0, q5_0, q8_0 . q8_0     q4_1, q5_1 . q8_1 (carries s = d*sum(q))
- *   q2_K .. q6_K . q8_K         f32, f16, bf16 . f32 (ggml uses f16/bf16 for
- *   the latter two; f32 activations skip one rounding and cost nothing here)
+ *   q2_K .. q6_K . q8_K         f32, f16 . f32 (ggml uses f16 for f16; f32
+ *   activations skip one rounding and cost nothing here)   bf16 . bf16 (as
+ *   ggml: products of two bf16 are exact in f32, and the bf16 dot-product
+ *   instruction does twice the multiply-adds of an f32 FMA)
  *
  * Every kernel has a plain C version in quants.c (named *_ref where a SIMD
  * twin exists), kept as the reference and served by lm_type_get_ref().
