@@ -559,6 +559,13 @@ static void check_batched(enum lm_type wtype, bool invariant) {
             if (d > tolerance(wtype))
                 test_fail(__FILE__, __LINE__, "%s: sequence %d position %d: max |logit diff| %g", tname, s, pos - 1, d);
         }
+        /* Where the kernels say each row's bits do not depend on the batch,
+         * token by token gives what the chunks gave (lm chat at any -b). */
+        for (int pos = 0; lm_model_rows_independent(&m) && pos < SEQ_LEN; pos++) {
+            EXPECT_EQ_INT(lm_forward(&alone, tok[s] + pos, 1, pos, &err), 0);
+            if (pos == SEQ_LEN - 1 && memcmp(single[s][pos], alone.logits, sizeof single[s][0]))
+                test_fail(__FILE__, __LINE__, "%s: sequence %d token by token differs from its chunks", tname, s);
+        }
     }
     /* malformed batches */
     int32_t bt[3] = {1, 2, 3}, bp[3] = {0, 1, 2}, bs[3] = {0, 1, 0};
