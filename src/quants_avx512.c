@@ -529,6 +529,67 @@ static void zgemv_q4_0(int n, int nr, float *s, const uint8_t *x, size_t bx, con
     }
 }
 
+/* One activation row of q8_0: gemv_tile's arithmetic (quants_avx2.c) lane
+ * for lane, two weight rows a vector (row a in the low half, b in the
+ * high) at half its instructions: the weights' signs moved onto the
+ * activation bytes (the integer sums are exact either way), 8 int32 lane
+ * sums per block times dx*dy rounded, FMA'd into 8 float lanes per row.
+ * The weights of the rows ZQ_AHEAD below are prefetched, as zgemv_q4_0. */
+static inline __attribute__((always_inline)) void zgemv_q8_0_tile(const int P, bool alone, int nb, const uint8_t *x,
+                                                                 size_t bx, const int8_t *qy, const float *dy, float *s,
+                                                                 bool add) {
+    const size_t xs = sizeof(struct lm_block_q8_0);
+    __m512 acc[ZQ_ROWS / 2];
+#pragma GCC unroll 4
+    for (int r = 0; r < P; r++) acc[r] = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        const __m512i y = _mm512_broadcast_i64x4(_mm256_load_si256((const __m256i *)(qy + 32 * b)));
+        const __m512 d = _mm512_set1_ps(dy[b]);
+#pragma GCC unroll 4
+        for (int r = 0; r < P; r++) {
+            const uint8_t *ba = x + bx * (size_t)(2 * r) + xs * (size_t)b;
+            const uint8_t *bb = x + bx * (size_t)(alone ? 2 * r : 2 * r + 1) + xs * (size_t)b;
+            _mm_prefetch((const char *)(ba + bx * ZQ_AHEAD), _MM_HINT_T0);
+            _mm_prefetch((const char *)(bb + bx * ZQ_AHEAD), _MM_HINT_T0);
+            const __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(ba + 2))),
+                                                 _mm256_loadu_si256((const __m256i *)(bb + 2)), 1);
+            const __m512i ys = _mm512_mask_sub_epi8(y, _mm512_movepi8_mask(w), _mm512_setzero_si512(), y);
+            const __m512 p = _mm512_cvtepi32_ps(zdot_us8(_mm512_abs_epi8(w), ys));
+            uint16_t da, db;
+            memcpy(&da, ba, 2);
+            memcpy(&db, bb, 2);
+            const __m512 dx = _mm512_cvtph_ps(_mm256_set_m128i(_mm_set1_epi16((short)db), _mm_set1_epi16((short)da)));
+            acc[r] = _mm512_fmadd_ps(_mm512_mul_ps(dx, d), p, acc[r]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < P; r++)
+        for (int h = 0; h < (alone ? 1 : 2); h++) {
+            /* + 0.0f as gemv_tile's absent m term: -0.0 becomes +0.0 there too */
+            const float v = hsum_ps(h ? _mm512_extractf32x8_ps(acc[r], 1) : _mm512_castps512_ps256(acc[r])) + 0.0f;
+            s[2 * r + h] = add ? s[2 * r + h] + v : v;
+        }
+}
+
+static void zgemv_q8_0(int n, int nr, float *s, const uint8_t *x, size_t bx, const uint8_t *y) {
+    _Alignas(64) int8_t qy[LM_GEMM_CHUNK * 32];
+    float dy[LM_GEMM_CHUNK];
+    const size_t xs = sizeof(struct lm_block_q8_0);
+    for (int b0 = 0; b0 < n / 32; b0 += LM_GEMM_CHUNK) {
+        const int nb = n / 32 - b0 < LM_GEMM_CHUNK ? n / 32 - b0 : LM_GEMM_CHUNK;
+        const struct lm_block_q8_0 *yb = (const struct lm_block_q8_0 *)y + b0;
+        for (int b = 0; b < nb; b++) {
+            _mm256_store_si256((__m256i *)(qy + 32 * b), _mm256_loadu_si256((const __m256i *)yb[b].qs));
+            dy[b] = zf16(yb[b].d);
+        }
+        const uint8_t *xb = x + xs * (size_t)b0;
+        int r = 0;
+        for (; r + ZQ_ROWS <= nr; r += ZQ_ROWS) zgemv_q8_0_tile(ZQ_ROWS / 2, false, nb, xb + bx * (size_t)r, bx, qy, dy, s + r, b0 > 0);
+        for (; r + 2 <= nr; r += 2) zgemv_q8_0_tile(1, false, nb, xb + bx * (size_t)r, bx, qy, dy, s + r, b0 > 0);
+        if (r < nr) zgemv_q8_0_tile(1, true, nb, xb + bx * (size_t)r, bx, qy, dy, s + r, b0 > 0);
+    }
+}
+
 #endif
 
 /* unpack_k4_scales (quants_simd.h) in one vector: bytes 0-7 the scales,
@@ -1116,6 +1177,7 @@ static inline __attribute__((always_inline)) void q_gemm(enum qkind k, int n, in
         case 1:
 #if defined(__AVX512VBMI__) && defined(__AVX512DQ__)
             if (C == 1 && k == Q4_0) zgemv_q4_0(n, nr, sc, x, bx, yc);
+            else if (C == 1 && k == Q8_0) zgemv_q8_0(n, nr, sc, x, bx, yc);
             else
 #endif
             if (C == 1) avx2_gemm[k](n, nr, 1, sc, ldc, x, bx, yc, by); /* the one-row kernel */
