@@ -176,24 +176,26 @@ static void select_best(struct lm_sampler *s, const float *logits, int k) {
     qsort(c, (size_t)k, sizeof *c, cmp_cand);
 }
 
-/* A float's bits as an int32 that orders as the float does (-0 below +0). */
-static int32_t order_key(float x) {
-    int32_t k;
-    memcpy(&k, &x, sizeof k);
-    return k ^ (int32_t)((uint32_t)(k >> 31) >> 1);
-}
+/* Flips the magnitude bits of negative values, so that a float's bits as
+ * an int32 order as the float does (-0 below +0); its own inverse. */
+static int32_t order_flip(int32_t k) { return k ^ (int32_t)((uint32_t)(k >> 31) >> 1); }
 
-/* NaN becomes -inf; returns the maximum's key. Integer keys, and a fixed
- * count for whole blocks, so that the compiler vectorizes it. */
-static int32_t sanitize_max(float *x, int n) {
-    int32_t m = order_key(-INFINITY);
+/* NaN becomes -inf; returns the maximum. On integer keys, and a fixed count
+ * for whole blocks, so that the compiler vectorizes it. */
+static float sanitize_max(float *x, int n) {
+    int32_t m = INT32_MIN;
     for (int i = 0; i < n; i++) {
         float v = x[i] != x[i] ? -INFINITY : x[i];
         x[i] = v;
-        int32_t k = order_key(v);
+        int32_t k;
+        memcpy(&k, &v, sizeof k);
+        k = order_flip(k);
         m = k > m ? k : m;
     }
-    return m;
+    m = order_flip(m);
+    float max;
+    memcpy(&max, &m, sizeof max);
+    return max;
 }
 
 /* NaN becomes -inf; the maximum of each block into s->block_max. Returns
@@ -201,9 +203,7 @@ static int32_t sanitize_max(float *x, int n) {
 static int scan_blocks(struct lm_sampler *s, float *logits) {
     int n = s->n_vocab, best_block = 0;
     for (int b = 0, i0 = 0; i0 < n; b++, i0 += SCAN_BLOCK) {
-        int32_t m = n - i0 >= SCAN_BLOCK ? sanitize_max(logits + i0, SCAN_BLOCK) : sanitize_max(logits + i0, n - i0);
-        m ^= (int32_t)((uint32_t)(m >> 31) >> 1); /* the key back to the float's bits */
-        memcpy(&s->block_max[b], &m, sizeof m);
+        s->block_max[b] = n - i0 >= SCAN_BLOCK ? sanitize_max(logits + i0, SCAN_BLOCK) : sanitize_max(logits + i0, n - i0);
         if (s->block_max[b] > s->block_max[best_block]) best_block = b;
     }
     int i = best_block * SCAN_BLOCK;
