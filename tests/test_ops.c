@@ -13,19 +13,20 @@ static float rnd(void) { /* [-1, 1) */
     return (float)((double)(rng >> 11) * 0x1.0p-53 * 2 - 1);
 }
 
-TEST(ops_sgemm) {
+TEST(ops_sgemm_f16) {
     const int shapes[][3] = {{1, 8, 1}, {4, 16, 64}, {5, 24, 64}, {3, 7, 5}, {48, 256, 64}, {13, 64, 259}, {2, 33, 17}, {17, 59, 9}, {7, 40, 3}};
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         const int M = shapes[si][0], N = shapes[si][1], K = shapes[si][2];
         const size_t lda = (size_t)K + 3, ldb = (size_t)N + 5, ldc = (size_t)N + 2;
-        float *A = lm_xmalloc(sizeof(float) * lda * M), *B = lm_xmalloc(sizeof(float) * ldb * K);
-        float *C = lm_xmalloc(sizeof(float) * ldc * M), *R = lm_xmalloc(sizeof(float) * ldc * M);
+        float *A = lm_xmalloc(sizeof(float) * lda * M);
+        uint16_t *B = lm_xmalloc(sizeof *B * ldb * K);
+        float *C = lm_xmalloc(sizeof(float) * ldc * (M + 1)), *R = lm_xmalloc(sizeof(float) * ldc * M); /* C: room for 2 rows */
         for (size_t i = 0; i < lda * M; i++) A[i] = rnd();
-        for (size_t i = 0; i < ldb * K; i++) B[i] = rnd();
+        for (size_t i = 0; i < ldb * K; i++) B[i] = lm_f32_to_f16(rnd());
         for (int add = 0; add < 2; add++) {
             for (size_t i = 0; i < ldc * M; i++) C[i] = R[i] = rnd();
-            lm_sgemm(M, N, K, A, lda, B, ldb, C, ldc, add);
-            lm_sgemm_ref(M, N, K, A, lda, B, ldb, R, ldc, add);
+            lm_sgemm_f16(M, N, K, A, lda, B, ldb, C, ldc, add);
+            lm_sgemm_f16_ref(M, N, K, A, lda, B, ldb, R, ldc, add);
             for (int m = 0; m < M; m++)
                 for (size_t n = 0; n < ldc; n++) {
                     const size_t i = (size_t)m * ldc + n;
@@ -35,8 +36,9 @@ TEST(ops_sgemm) {
                     }
                     double exact = 0, mag = 0;
                     for (int k = 0; k < K; k++) {
-                        exact += (double)A[(size_t)m * lda + k] * B[(size_t)k * ldb + n];
-                        mag += fabs((double)A[(size_t)m * lda + k] * B[(size_t)k * ldb + n]);
+                        const double p = (double)A[(size_t)m * lda + k] * lm_f16_to_f32(B[(size_t)k * ldb + n]);
+                        exact += p;
+                        mag += fabs(p);
                     }
                     if (!(fabs((double)C[i] - R[i]) <= 1e-5 * (mag + 1)))
                         test_fail(__FILE__, __LINE__, "sgemm %dx%dx%d add=%d [%d][%zu]: %g vs ref %g", M, N, K, add, m, n,
@@ -45,45 +47,33 @@ TEST(ops_sgemm) {
                         test_fail(__FILE__, __LINE__, "sgemm_ref %dx%dx%d [%d][%zu]: %g vs %g", M, N, K, m, n, R[i], exact);
                 }
         }
-        /* a column's values are the same whatever N is: attention's scores
-         * for a position must not depend on how many positions a batch sees */
-        lm_sgemm(M, N, K, A, lda, B, ldb, R, ldc, false);
+        /* an element's value is the same whatever M and N are: attention's
+         * scores for a position must not depend on how many positions and
+         * query rows a batch has */
+        lm_sgemm_f16(M, N, K, A, lda, B, ldb, R, ldc, false);
         const int subs[] = {1, 8, 9, 16, 24, 40, N - 1};
         for (size_t j = 0; j < sizeof subs / sizeof subs[0]; j++) {
             if (subs[j] < 1 || subs[j] > N) continue;
-            lm_sgemm(M, subs[j], K, A, lda, B, ldb, C, ldc, false);
+            lm_sgemm_f16(M, subs[j], K, A, lda, B, ldb, C, ldc, false);
             for (int m = 0; m < M; m++)
                 for (int n = 0; n < subs[j]; n++)
                     if (C[(size_t)m * ldc + n] != R[(size_t)m * ldc + n])
                         test_fail(__FILE__, __LINE__, "sgemm %dx%dx%d: C[%d][%d] changes with N = %d", M, N, K, m, n, subs[j]);
         }
+        for (int m = 0; m < M; m++) { /* and alone: row m, and its columns from an odd offset */
+            lm_sgemm_f16(1, N, K, A + (size_t)m * lda, lda, B, ldb, C, ldc, false);
+            lm_sgemm_f16(1, N - 3 > 0 ? N - 3 : 0, K, A + (size_t)m * lda, lda, B + 3, ldb, C + ldc + 3, ldc, false);
+            for (int n = 0; n < N; n++) {
+                if (C[n] != R[(size_t)m * ldc + n])
+                    test_fail(__FILE__, __LINE__, "sgemm %dx%dx%d: C[%d][%d] changes with M = 1", M, N, K, m, n);
+                if (n >= 3 && C[ldc + n] != R[(size_t)m * ldc + n])
+                    test_fail(__FILE__, __LINE__, "sgemm %dx%dx%d: C[%d][%d] changes from column 3 on", M, N, K, m, n);
+            }
+        }
         free(A);
         free(B);
         free(C);
         free(R);
-    }
-    return 0;
-}
-
-TEST(ops_f16_transpose) {
-    const int shapes[][2] = {{8, 8}, {16, 64}, {13, 64}, {256, 64}, {3, 5}, {9, 17}};
-    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
-        const int np = shapes[si][0], nd = shapes[si][1];
-        const size_t ldx = (size_t)nd + 4, ldy = (size_t)np + 3;
-        uint16_t *x = lm_xmalloc(sizeof *x * ldx * np);
-        float *y = lm_xmalloc(sizeof(float) * ldy * nd);
-        for (size_t i = 0; i < ldx * np; i++) x[i] = lm_f32_to_f16(rnd() * 100);
-        for (size_t i = 0; i < ldy * nd; i++) y[i] = -7.0f;
-        lm_f16_transpose(np, nd, x, ldx, y, ldy);
-        for (int d = 0; d < nd; d++)
-            for (size_t p = 0; p < ldy; p++) {
-                const float want = p < (size_t)np ? lm_f16_to_f32(x[p * ldx + d]) : -7.0f;
-                if (y[(size_t)d * ldy + p] != want)
-                    test_fail(__FILE__, __LINE__, "transpose %dx%d: y[%d][%zu] = %g, want %g", np, nd, d, p,
-                              y[(size_t)d * ldy + p], want);
-            }
-        free(x);
-        free(y);
     }
     return 0;
 }

@@ -188,8 +188,8 @@ struct lm_ctx {
     const struct lm_model *model;
     struct lm_pool *pool;  /* borrowed */
     int n_seq, n_ctx, n_batch;   /* n_ctx: positions of each sequence */
-    uint16_t *k_cache, *v_cache; /* per sequence, per KV slot: (n_ctx, its layer's n_head_kv*head_dim) f16; see
-                                  * lm_layer.kv_base */
+    uint16_t *k_cache, *v_cache; /* per sequence, per KV slot: n_ctx x its layer's n_head_kv*head_dim f16, values
+                                  * by position, keys by dimension; see lm_layer.kv_base */
     /* scratch, sized for n_batch tokens */
     float *x, *xn, *q, *k, *v, *att, *ffn_g, *ffn_u;
     float *pl_inp; /* (n_batch + 1, n_embd_per_layer * n_layer): the per-layer inputs, and a row of scratch */

@@ -58,16 +58,14 @@ void lm_geglu(float *gate, const float *up, int n);
 void lm_rope(float *x, int n_heads, int head_dim, int n_rot, const float *cos_t, const float *sin_t, bool neox);
 
 /* C[m][n] = (add ? C[m][n] : 0) + sum_k A[m][k] * B[k][n] for m < M, n < N,
- * k < K; rows lda, ldb, ldc floats apart. The batched attention's products
- * (queries x keys, scores x values). */
-void lm_sgemm(int M, int N, int K, const float *A, size_t lda, const float *B, size_t ldb, float *C, size_t ldc, bool add);
-void lm_sgemm_ref(int M, int N, int K, const float *A, size_t lda, const float *B, size_t ldb, float *C, size_t ldc,
+ * k < K, B in f16 (widened exactly); rows lda, ldb, ldc elements apart.
+ * The attention's products against the f16 cache (queries x keys, scores x
+ * values). Each element is one chain of FMAs over k in order, whatever M
+ * and N: a position's score must not depend on the batch around it. */
+void lm_sgemm_f16(int M, int N, int K, const float *A, size_t lda, const uint16_t *B, size_t ldb, float *C, size_t ldc,
                   bool add);
-
-/* y[d][p] = x[p][d] widened to f32, for p < np, d < nd: rows of x ldx
- * apart, of y ldy apart (keys turned for lm_sgemm). */
-void lm_f16_transpose(int np, int nd, const uint16_t *x, size_t ldx, float *y, size_t ldy);
-void lm_f16_transpose_ref(int np, int nd, const uint16_t *x, size_t ldx, float *y, size_t ldy);
+void lm_sgemm_f16_ref(int M, int N, int K, const float *A, size_t lda, const uint16_t *B, size_t ldb, float *C,
+                      size_t ldc, bool add);
 
 /* Attention helpers over an f16 KV cache. */
 float lm_dot_f16_f32(int n, const uint16_t *a, const float *b);

@@ -40,11 +40,12 @@ static void add_bias(float *y, const struct lm_tensor *b, int n_tok, int dim) {
 /* ---- attention ----------------------------------------------------------------
  * Attention works on tiles of query rows: the heads of one KV group times
  * a run of one sequence's tokens (lm_att_tokens of them), so that each key
- * and value, widened to f32 once, meets them all in lm_sgemm. Scores for
- * every position are kept until the softmax (exact, as one pass over the
- * row), then multiply the values. */
-#define ATT_CHUNK 256 /* positions widened at a time */
-
+ * and value meets them all in lm_sgemm_f16. The cache holds each layer's
+ * keys transposed (a row per dimension, positions along it) and its values
+ * by position, the operands' layouts there, so they are widened in the
+ * products' registers and never copied. Scores for every position are kept
+ * until the softmax (exact, as one pass over the row), then multiply the
+ * values. */
 static size_t round8(size_t n) { return (n + 7) / 8 * 8; }
 
 int lm_att_tokens(const struct lm_hparams *hp) {
@@ -54,7 +55,7 @@ int lm_att_tokens(const struct lm_hparams *hp) {
 
 size_t lm_att_scratch_size(const struct lm_hparams *hp, int n_ctx) {
     size_t rows = (size_t)lm_att_tokens(hp) * (size_t)(hp->n_head / hp->n_head_kv), hd = (size_t)hp->max_head_dim;
-    return 2 * rows * hd + rows * round8((size_t)n_ctx) + hd * ATT_CHUNK;
+    return 2 * rows * hd + rows * round8((size_t)n_ctx) + hd;
 }
 
 struct attn_job {
@@ -62,12 +63,12 @@ struct attn_job {
     const struct lm_layer *L;
 };
 
-/* Where the values of position `pos` of sequence `seq` are in layer L's
- * slot of the cache (see lm_layer.kv_base). */
-static size_t kv_offset(const struct lm_ctx *c, const struct lm_layer *L, int seq, int pos) {
+/* Where layer L's keys and values of sequence `seq` start in the cache
+ * (see lm_layer.kv_base): n_ctx x its KV width each. Value j of position
+ * pos is at pos*width + j, key j at j*n_ctx + pos. */
+static size_t kv_offset(const struct lm_ctx *c, const struct lm_layer *L, int seq) {
     size_t seq_values = (size_t)c->model->hp.kv_values * (size_t)c->n_ctx;
-    return (size_t)seq * seq_values + (size_t)L->kv_base * (size_t)c->n_ctx +
-           (size_t)pos * (size_t)L->n_head_kv * (size_t)L->head_dim;
+    return (size_t)seq * seq_values + (size_t)L->kv_base * (size_t)c->n_ctx;
 }
 
 /* Where the rows of a tile end: the next tile's first row, or the batch's end. */
@@ -85,33 +86,26 @@ static void attention(void *arg, int task, int ith) {
     int kvh = task / f->n_tiles, tile = task % f->n_tiles;
     int t0 = c->tiles[tile], nt = tile_end(f, tile) - t0, rows = nt * group;
     int seq = f->b->seq[t0], pos0 = f->b->pos[t0];
-    size_t lds = round8((size_t)c->n_ctx);
+    size_t lds = round8((size_t)c->n_ctx), n_ctx = (size_t)c->n_ctx;
     float *qt = c->att_scratch + (size_t)ith * c->att_scratch_size; /* (rows, hd): row t*group + g */
     float *out = qt + (size_t)rows * hd;                             /* (rows, hd) */
     float *sc = out + (size_t)rows * hd;                             /* (rows, lds) scores */
-    float *kv = sc + (size_t)rows * lds;                             /* (hd, ATT_CHUNK) keys or (ATT_CHUNK, hd) values */
+    uint16_t *q16 = (uint16_t *)(sc + (size_t)rows * lds);           /* (hd) */
     /* the queries rounded to f16, as llama.cpp's attention takes them (with
      * or without flash attention, its K.Q converts Q to the f16 keys' type) */
     const struct lm_type_traits *f16 = lm_type_get(LM_TYPE_F16);
-    uint16_t *q16 = (uint16_t *)kv;
     for (int t = 0; t < nt; t++)
         for (int g = 0; g < group; g++) {
             lm_f32_to_f16_row(c->q + (size_t)(t0 + t) * q_dim + (size_t)(kvh * group + g) * hd, q16, hd);
             f16->to_f32(q16, qt + (size_t)(t * group + g) * hd, hd);
         }
-    size_t layer_off = kv_offset(c, j->L, seq, 0) + (size_t)kvh * (size_t)hd;
-    const uint16_t *k = c->k_cache + layer_off, *v = c->v_cache + layer_off;
+    size_t base = kv_offset(c, j->L, seq);
+    const uint16_t *k = c->k_cache + base + (size_t)kvh * (size_t)hd * n_ctx, *v = c->v_cache + base + (size_t)kvh * (size_t)hd;
     /* positions the tile sees: from the first row's window start (a
-     * multiple of 8, so rows stay aligned) to the last row */
+     * multiple of 8) to the last row */
     int n_pos = pos0 + nt, lo = window && pos0 - window + 1 > 0 ? (pos0 - window + 1) / 8 * 8 : 0;
-    for (int p0 = lo; p0 < n_pos; p0 += ATT_CHUNK) {
-        int np = n_pos - p0 < ATT_CHUNK ? n_pos - p0 : ATT_CHUNK, npad = (int)round8((size_t)np);
-        lm_f16_transpose(np, hd, k + (size_t)p0 * kv_dim, kv_dim, kv, (size_t)npad);
-        for (int d = 0; d < hd; d++) memset(kv + (size_t)d * npad + np, 0, sizeof(float) * (size_t)(npad - np));
-        lm_sgemm(rows, npad, hd, qt, (size_t)hd, kv, (size_t)npad, sc + p0, lds, false);
-    }
+    lm_sgemm_f16(rows, n_pos - lo, hd, qt, (size_t)hd, k + lo, n_ctx, sc + lo, lds, false);
     float scale = hp->att_scale, cap = hp->att_softcap;
-    size_t end = round8((size_t)n_pos);
     for (int r = 0; r < rows; r++) {
         float *row = sc + (size_t)r * lds;
         int last = pos0 + r / group + 1, first = window && last - window > lo ? last - window : lo;
@@ -120,14 +114,9 @@ static void attention(void *arg, int task, int ith) {
             for (int p = first; p < last; p++) row[p] = cap * tanhf(row[p] / cap);
         lm_softmax(row + first, last - first);
         memset(row + lo, 0, sizeof(float) * (size_t)(first - lo));
-        memset(row + last, 0, sizeof(float) * (end - (size_t)last));
+        memset(row + last, 0, sizeof(float) * (size_t)(n_pos - last));
     }
-    for (int p0 = lo; p0 < n_pos; p0 += ATT_CHUNK) {
-        int np = n_pos - p0 < ATT_CHUNK ? n_pos - p0 : ATT_CHUNK, npad = (int)round8((size_t)np);
-        for (int p = 0; p < np; p++) f16->to_f32(v + (size_t)(p0 + p) * kv_dim, kv + (size_t)p * hd, hd);
-        memset(kv + (size_t)np * hd, 0, sizeof(float) * (size_t)(npad - np) * (size_t)hd);
-        lm_sgemm(rows, hd, npad, sc + p0, lds, kv, (size_t)hd, out, (size_t)hd, p0 > lo);
-    }
+    lm_sgemm_f16(rows, hd, n_pos - lo, sc + lo, lds, v + (size_t)lo * kv_dim, kv_dim, out, (size_t)hd, false);
     for (int t = 0; t < nt; t++)
         for (int g = 0; g < group; g++)
             memcpy(c->att + (size_t)(t0 + t) * q_dim + (size_t)(kvh * group + g) * hd, out + (size_t)(t * group + g) * hd,
@@ -178,9 +167,14 @@ void lm_blk_attention(const struct lm_fwd *f, const struct lm_layer *L) {
         if (r) lm_rope(q, hp->n_head, hd, r->n_rot, cos_t, sin_t, r->neox);
         if (L->kv_reused) continue;
         if (r) lm_rope(k, L->n_head_kv, hd, r->n_rot, cos_t, sin_t, r->neox);
-        size_t cache_off = kv_offset(c, L, b->seq[t], b->pos[t]);
-        lm_f32_to_f16_row(k, c->k_cache + cache_off, kv_dim);
-        lm_f32_to_f16_row(c->v + (size_t)t * kv_dim, c->v_cache + cache_off, kv_dim);
+        size_t base = kv_offset(c, L, b->seq[t]), n_ctx = (size_t)c->n_ctx, pos = (size_t)b->pos[t];
+        lm_f32_to_f16_row(c->v + (size_t)t * kv_dim, c->v_cache + base + pos * (size_t)kv_dim, kv_dim);
+        uint16_t h[64];
+        for (int j0 = 0; j0 < kv_dim; j0 += 64) { /* keys transposed: a row per dimension */
+            int nj = kv_dim - j0 < 64 ? kv_dim - j0 : 64;
+            lm_f32_to_f16_row(k + j0, h, nj);
+            for (int jj = 0; jj < nj; jj++) c->k_cache[base + (size_t)(j0 + jj) * n_ctx + pos] = h[jj];
+        }
     }
     struct attn_job job = {f, L};
     lm_pool_run(c->pool, L->n_head_kv * f->n_tiles, attention, &job);

@@ -214,19 +214,14 @@ void lm_rope(float *x, int n_heads, int head_dim, int n_rot, const float *cos_t,
     }
 }
 
-void lm_sgemm_ref(int M, int N, int K, const float *A, size_t lda, const float *B, size_t ldb, float *C, size_t ldc,
-                  bool add) {
+void lm_sgemm_f16_ref(int M, int N, int K, const float *A, size_t lda, const uint16_t *B, size_t ldb, float *C,
+                      size_t ldc, bool add) {
     for (int m = 0; m < M; m++)
         for (int n = 0; n < N; n++) {
             float s = 0;
-            for (int k = 0; k < K; k++) s += A[(size_t)m * lda + k] * B[(size_t)k * ldb + n];
+            for (int k = 0; k < K; k++) s += A[(size_t)m * lda + k] * lm_f16_to_f32(B[(size_t)k * ldb + n]);
             C[(size_t)m * ldc + n] = add ? C[(size_t)m * ldc + n] + s : s;
         }
-}
-
-void lm_f16_transpose_ref(int np, int nd, const uint16_t *x, size_t ldx, float *y, size_t ldy) {
-    for (int p = 0; p < np; p++)
-        for (int d = 0; d < nd; d++) y[(size_t)d * ldy + p] = lm_f16_to_f32(x[(size_t)p * ldx + d]);
 }
 
 float lm_dot_f16_f32_ref(int n, const uint16_t *a, const float *b) {
@@ -247,7 +242,7 @@ static float hsum256(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-/* The vectors of lm_sgemm: 16 floats with AVX-512, else 8. */
+/* The vectors of lm_sgemm_f16: 16 floats with AVX-512, else 8. */
 #ifdef __AVX512F__
 typedef __m512 sg_vec;
 #define SG_W 16
@@ -256,6 +251,7 @@ typedef __m512 sg_vec;
 #define sg_set1 _mm512_set1_ps
 #define sg_zero _mm512_setzero_ps
 #define sg_fmadd _mm512_fmadd_ps
+#define sg_load_f16(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p)))
 #else
 typedef __m256 sg_vec;
 #define SG_W 8
@@ -264,12 +260,16 @@ typedef __m256 sg_vec;
 #define sg_set1 _mm256_set1_ps
 #define sg_zero _mm256_setzero_ps
 #define sg_fmadd _mm256_fmadd_ps
+#define sg_load_f16(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
 #endif
 
-/* An R x SG_W*V tile of C: per k, V loads of B's row, R broadcasts of A,
- * R*V FMAs into registers (6 x 2 sums: 12 of the 16 AVX2 registers). */
+/* An R x SG_W*V tile of C: per k, V loads of B's row widened, R
+ * broadcasts of A, R*V FMAs into registers (6 x 2 sums: 12 of the 16 AVX2
+ * registers). The keys and values are widened where they are used: a
+ * widened copy (keys transposed) cost more than the products. */
 static inline __attribute__((always_inline)) void sgemm_tile(const int R, const int V, int K, const float *A, size_t lda,
-                                                               const float *B, size_t ldb, float *C, size_t ldc, bool add) {
+                                                               const uint16_t *B, size_t ldb, float *C, size_t ldc,
+                                                               bool add) {
     sg_vec acc[6][2];
 #pragma GCC unroll 6
     for (int r = 0; r < R; r++)
@@ -278,7 +278,7 @@ static inline __attribute__((always_inline)) void sgemm_tile(const int R, const 
     for (int k = 0; k < K; k++) {
         sg_vec b[2];
 #pragma GCC unroll 2
-        for (int v = 0; v < V; v++) b[v] = sg_load(B + (size_t)k * ldb + SG_W * v);
+        for (int v = 0; v < V; v++) b[v] = sg_load_f16(B + (size_t)k * ldb + SG_W * v);
 #pragma GCC unroll 6
         for (int r = 0; r < R; r++) {
             const sg_vec a = sg_set1(A[(size_t)r * lda + k]);
@@ -294,10 +294,12 @@ static inline __attribute__((always_inline)) void sgemm_tile(const int R, const 
 
 /* Columns [n, n + SG_W*V) of C, all rows. */
 static inline __attribute__((always_inline)) void sgemm_cols(const int V, int M, int n, int K, const float *A, size_t lda,
-                                                               const float *B, size_t ldb, float *C, size_t ldc, bool add) {
+                                                               const uint16_t *B, size_t ldb, float *C, size_t ldc,
+                                                               bool add) {
     int m = 0;
     for (; m + 6 <= M; m += 6) sgemm_tile(6, V, K, A + lda * m, lda, B + n, ldb, C + ldc * m + n, ldc, add);
-    const float *a = A + lda * m, *b = B + n;
+    const float *a = A + lda * m;
+    const uint16_t *b = B + n;
     float *c = C + ldc * m + n;
     switch (M - m) { /* the rest in one tile: a row alone would wait on FMA latency */
     case 5: sgemm_tile(5, V, K, a, lda, b, ldb, c, ldc, add); break;
@@ -308,7 +310,8 @@ static inline __attribute__((always_inline)) void sgemm_cols(const int V, int M,
     }
 }
 
-void lm_sgemm(int M, int N, int K, const float *A, size_t lda, const float *B, size_t ldb, float *C, size_t ldc, bool add) {
+void lm_sgemm_f16(int M, int N, int K, const float *A, size_t lda, const uint16_t *B, size_t ldb, float *C, size_t ldc,
+                  bool add) {
     int n = 0;
     for (; n + 2 * SG_W <= N; n += 2 * SG_W) sgemm_cols(2, M, n, K, A, lda, B, ldb, C, ldc, add);
     if (n + SG_W <= N) {
@@ -316,12 +319,11 @@ void lm_sgemm(int M, int N, int K, const float *A, size_t lda, const float *B, s
         n += SG_W;
     }
     /* The last columns: each element by the tiles' own chain of FMAs, so
-     * that a column's value does not depend on where N ends (attention's
-     * scores for a position must not change with the batch around it). */
+     * that a column's value does not depend on where N ends. */
     for (int m = 0; m < M; m++)
         for (int c = n; c < N; c++) {
             float s = add ? C[(size_t)m * ldc + c] : 0.0f;
-            for (int k = 0; k < K; k++) s = fmaf(A[(size_t)m * lda + k], B[(size_t)k * ldb + c], s);
+            for (int k = 0; k < K; k++) s = fmaf(A[(size_t)m * lda + k], lm_f16_to_f32(B[(size_t)k * ldb + c]), s);
             C[(size_t)m * ldc + c] = s;
         }
 }
@@ -397,37 +399,6 @@ void lm_swiglu(float *gate, const float *up, int n) {
     lm_swiglu_ref(gate + i, up + i, n - i);
 }
 
-/* 8x8 blocks: eight rows widened, then transposed in registers. */
-void lm_f16_transpose(int np, int nd, const uint16_t *x, size_t ldx, float *y, size_t ldy) {
-    int p = 0;
-    for (; p + 8 <= np; p += 8) {
-        int d = 0;
-        for (; d + 8 <= nd; d += 8) {
-            __m256 r[8];
-            for (int i = 0; i < 8; i++) r[i] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + (size_t)(p + i) * ldx + d)));
-            const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-            const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-            const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-            const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-            const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xee);
-            const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xee);
-            const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xee);
-            const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xee);
-            float *o = y + (size_t)d * ldy + p;
-            _mm256_storeu_ps(o + 0 * ldy, _mm256_permute2f128_ps(u0, u4, 0x20));
-            _mm256_storeu_ps(o + 1 * ldy, _mm256_permute2f128_ps(u1, u5, 0x20));
-            _mm256_storeu_ps(o + 2 * ldy, _mm256_permute2f128_ps(u2, u6, 0x20));
-            _mm256_storeu_ps(o + 3 * ldy, _mm256_permute2f128_ps(u3, u7, 0x20));
-            _mm256_storeu_ps(o + 4 * ldy, _mm256_permute2f128_ps(u0, u4, 0x31));
-            _mm256_storeu_ps(o + 5 * ldy, _mm256_permute2f128_ps(u1, u5, 0x31));
-            _mm256_storeu_ps(o + 6 * ldy, _mm256_permute2f128_ps(u2, u6, 0x31));
-            _mm256_storeu_ps(o + 7 * ldy, _mm256_permute2f128_ps(u3, u7, 0x31));
-        }
-        if (d < nd) lm_f16_transpose_ref(8, nd - d, x + (size_t)p * ldx + d, ldx, y + (size_t)d * ldy + p, ldy);
-    }
-    if (p < np) lm_f16_transpose_ref(np - p, nd, x + (size_t)p * ldx, ldx, y + p, ldy);
-}
-
 float lm_dot_f16_f32(int n, const uint16_t *a, const float *b) {
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     int i = 0;
@@ -479,11 +450,9 @@ void lm_gelu(float *x, int n) {
 #else
 void lm_softmax(float *x, int n) { lm_softmax_ref(x, n); }
 void lm_swiglu(float *gate, const float *up, int n) { lm_swiglu_ref(gate, up, n); }
-void lm_f16_transpose(int np, int nd, const uint16_t *x, size_t ldx, float *y, size_t ldy) {
-    lm_f16_transpose_ref(np, nd, x, ldx, y, ldy);
-}
-void lm_sgemm(int M, int N, int K, const float *A, size_t lda, const float *B, size_t ldb, float *C, size_t ldc, bool add) {
-    lm_sgemm_ref(M, N, K, A, lda, B, ldb, C, ldc, add);
+void lm_sgemm_f16(int M, int N, int K, const float *A, size_t lda, const uint16_t *B, size_t ldb, float *C, size_t ldc,
+                  bool add) {
+    lm_sgemm_f16_ref(M, N, K, A, lda, B, ldb, C, ldc, add);
 }
 float lm_dot_f16_f32(int n, const uint16_t *a, const float *b) { return lm_dot_f16_f32_ref(n, a, b); }
 void lm_axpy_f16(int n, float alpha, const uint16_t *x, float *y) { lm_axpy_f16_ref(n, alpha, x, y); }
