@@ -495,7 +495,7 @@ static void ctx_plan(const struct lm_model *m, int n_seq, int n_ctx, int n_batch
     uint64_t nb = (uint64_t)n_batch, f = sizeof(float);
     uint64_t E = (uint64_t)hp->n_embd, q_dim = (uint64_t)hp->n_head * (uint64_t)hp->max_head_dim;
     uint64_t kv_dim = max_kv_dim(m);
-    p->cache = lm_mul_sat(lm_mul_sat(lm_mul_sat((uint64_t)n_seq, (uint64_t)hp->kv_values), (uint64_t)n_ctx),
+    p->cache = lm_mul_sat(lm_mul_sat(lm_mul_sat((uint64_t)n_seq, (uint64_t)hp->kv_values), (uint64_t)lm_kv_positions(n_ctx)),
                           sizeof(uint16_t));
     p->x = f * nb * E; /* products of checked dimensions and a batch of at most INT32_MAX: no overflow */
     p->xn = f * nb * max_u64(E, q_dim);

@@ -107,6 +107,10 @@ int lm_arch_window_layers(struct lm_loader *ld, int window, int def_period);
 #define LM_ATT_ROWS 48 /* query rows per tile, when the KV group allows */
 int lm_att_tokens(const struct lm_hparams *hp);                /* rows of one sequence per tile */
 size_t lm_att_scratch_size(const struct lm_hparams *hp, int n_ctx); /* floats per pool thread */
+/* Positions each sequence's cache holds room for: n_ctx rounded up to
+ * whole blocks of keys (see kv_offset in blocks.c). */
+#define LM_KV_BLOCK 32
+int lm_kv_positions(int n_ctx);
 
 /* y = RMSNorm(x) * w over rows of `dim` (w->ne[0]) floats, n_rows of them. */
 void lm_blk_rmsnorm(const struct lm_fwd *f, float *y, const float *x, const struct lm_tensor *w, int n_rows);
