@@ -111,13 +111,16 @@ void lm_matmul_multi(struct lm_pool *pool, int n_w, float *const y[], const stru
         lm_pool_run(pool, j.n_q * per, quantize_tile, &j);
     }
     /* Row tiles: for up to 7 tokens (generation of a few sequences), about
-     * 8 per thread, so that whoever runs claims the next (no reuse to keep:
+     * 4 per thread, so that whoever runs claims the next (no reuse to keep:
      * one token tile; 256-row tiles left a thread idle on a 576-row matrix
-     * split in 3); for a batch of 8 or more, 256 rows that a run
+     * split in 3), yet long enough that a task's start (a new stream for
+     * the prefetchers, the activations packed again) stays small: 8 per
+     * thread were 10-15% slower on the 135M model's 1 to 4 rows at 2
+     * threads; for a batch of 8 or more, 256 rows that a run
      * of a token tile reuses from L2 (and over which a kernel's
      * rearrangement of the activations pays off). Multiples of 16 rows
      * suit every GEMM kernel's row blocking. */
-    int64_t target = n_tok < 8 ? total_rows / (8 * lm_pool_size(pool)) : 256;
+    int64_t target = n_tok < 8 ? total_rows / (4 * lm_pool_size(pool)) : 256;
     target = (target + 15) / 16 * 16;
     j.row_tile = (int)(target < 16 ? 16 : target > 4096 ? 4096 : target);
     int64_t row_tiles = 0;
