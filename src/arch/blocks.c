@@ -60,6 +60,10 @@ size_t lm_att_scratch_size(const struct lm_hparams *hp, int n_ctx) {
     return 2 * rows * hd + rows * (size_t)lm_kv_positions(n_ctx) + hd;
 }
 
+/* Positions whose keys (or values) are read ahead in one pass, then used:
+ * 32 KB of keys of a 64-wide head, at home in L1 and L2. */
+#define ATT_RUN 256
+
 int lm_kv_positions(int n_ctx) { return (n_ctx + LM_KV_BLOCK - 1) / LM_KV_BLOCK * LM_KV_BLOCK; }
 
 struct attn_job {
@@ -113,9 +117,15 @@ static void attention(void *arg, int task, int ith) {
      * start to the last row (scores past either end are computed, from
      * keys of other positions or none, and not used) */
     int n_pos = pos0 + nt, lo = window && pos0 - window + 1 > 0 ? (pos0 - window + 1) / LM_KV_BLOCK * LM_KV_BLOCK : 0;
-    for (int p = lo; p < n_pos; p += LM_KV_BLOCK) {
-        const uint16_t *k = c->k_cache + base + key_index(kv_dim, (size_t)kvh * (size_t)hd, (size_t)p);
-        lm_sgemm_f16(rows, LM_KV_BLOCK, hd, qt, (size_t)hd, k, LM_KV_BLOCK, sc + p, lds, false);
+    for (int p0 = lo; p0 < n_pos; p0 += ATT_RUN) {
+        int p1 = p0 + ATT_RUN < n_pos ? p0 + ATT_RUN : n_pos;
+        for (int p = p0; p < p1; p += LM_KV_BLOCK)
+            lm_touch_rows(c->k_cache + base + key_index(kv_dim, (size_t)kvh * (size_t)hd, (size_t)p),
+                          sizeof(uint16_t) * LM_KV_BLOCK * (size_t)hd, 0, 1);
+        for (int p = p0; p < p1; p += LM_KV_BLOCK) {
+            const uint16_t *k = c->k_cache + base + key_index(kv_dim, (size_t)kvh * (size_t)hd, (size_t)p);
+            lm_sgemm_f16(rows, LM_KV_BLOCK, hd, qt, (size_t)hd, k, LM_KV_BLOCK, sc + p, lds, false);
+        }
     }
     float scale = hp->att_scale, cap = hp->att_softcap;
     for (int r = 0; r < rows; r++) {
@@ -128,7 +138,11 @@ static void attention(void *arg, int task, int ith) {
         memset(row + lo, 0, sizeof(float) * (size_t)(first - lo));
         memset(row + last, 0, sizeof(float) * (size_t)(n_pos - last));
     }
-    lm_sgemm_f16(rows, hd, n_pos - lo, sc + lo, lds, v + (size_t)lo * kv_dim, kv_dim, out, (size_t)hd, false);
+    for (int p0 = lo; p0 < n_pos; p0 += ATT_RUN) { /* one chain of FMAs over all positions, run by run */
+        int np = n_pos - p0 < ATT_RUN ? n_pos - p0 : ATT_RUN;
+        lm_touch_rows(v + (size_t)p0 * kv_dim, sizeof(uint16_t) * (size_t)hd, sizeof(uint16_t) * kv_dim, np);
+        lm_sgemm_f16(rows, hd, np, sc + p0, lds, v + (size_t)p0 * kv_dim, kv_dim, out, (size_t)hd, p0 > lo);
+    }
     for (int t = 0; t < nt; t++)
         for (int g = 0; g < group; g++)
             memcpy(c->att + (size_t)(t0 + t) * q_dim + (size_t)(kvh * group + g) * hd, out + (size_t)(t * group + g) * hd,
