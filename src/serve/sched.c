@@ -61,6 +61,7 @@ struct lm_sched {
     int32_t *tokens, *pos, *seq;
     bool *want;
     float *logits;      /* (n_slots, n_vocab) */
+    int *to_sample;     /* the slots whose logits came out of this step */
     struct lm_tokens eog; /* the vocabulary's end-of-generation tokens */
     bool mix;           /* a step may hold generation and a prompt chunk */
     bool last_was_generation;
@@ -142,6 +143,12 @@ static void sample(struct lm_sched *s, struct slot *sl, float *logits) {
         sl->last = id;
         sl->has_last = true;
     }
+}
+
+static void sample_task(void *arg, int task, int ith) {
+    struct lm_sched *s = arg;
+    struct slot *sl = &s->slots[s->to_sample[task]];
+    sample(s, sl, sl->logits);
 }
 
 /* How much of a slot's cache a prompt sharing its first `keep` tokens can
@@ -234,6 +241,7 @@ static void step(struct lm_sched *s) {
     if (forward(s, &err) < 0) { /* only a bug of ours (positions and ids were checked) */
         lm_assert_fail(err.msg, __FILE__, __LINE__);
     }
+    int n_sample = 0;
     for (int i = 0; i < s->n_slots; i++) {
         struct slot *sl = &s->slots[i];
         if (!sl->n_feed) continue;
@@ -246,8 +254,10 @@ static void step(struct lm_sched *s) {
             lm_ctx_seq_save(&s->ctx, i, sl->saved);
             sl->n_saved = sl->n_cached;
         }
-        if (sl->logits) sample(s, sl, sl->logits);
+        if (sl->logits) s->to_sample[n_sample++] = i;
     }
+    /* each slot's sampling touches only its own state: in parallel */
+    lm_pool_run(s->e->pool, n_sample, sample_task, s);
 }
 
 /* ---- the thread ----------------------------------------------------------- */
@@ -371,6 +381,7 @@ struct lm_sched *lm_sched_create(const struct lm_engine *e, int n_slots, int n_c
     s->seq = lm_xmalloc(sizeof *s->seq * (size_t)rows);
     s->want = lm_xmalloc(sizeof *s->want * (size_t)rows);
     s->logits = lm_xmalloc(sizeof *s->logits * (size_t)n_slots * (size_t)e->model.hp.n_vocab);
+    s->to_sample = lm_xmalloc(sizeof *s->to_sample * (size_t)n_slots);
     for (int i = 0; i < n_slots; i++) {
         struct slot *sl = &s->slots[i];
         sl->cached = lm_xmalloc(sizeof *sl->cached * (size_t)n_ctx);
@@ -415,6 +426,7 @@ void lm_sched_free(struct lm_sched *s) {
     free(s->seq);
     free(s->want);
     free(s->logits);
+    free(s->to_sample);
     lm_tokens_free(&s->eog);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->work);
