@@ -893,6 +893,16 @@ static void gemm_q6_K(int n, int nr, int nc, float *s, size_t ldc, const void *x
  * (il_tile) sums a block's products into one int32 per row and so rounds
  * differently; it also ran at less than half the speed of either. */
 enum qkind { Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, QKINDS };
+/* q8_0 weights are signed, as are the activations. With VNNI, the
+ * activations are stored plus 128 (unsigned) and each block's products
+ * start from -128 * (the weights' sums), one instruction a weight block
+ * instead of one a weight block and activation pair; the integer sums are
+ * the same. (Without it, vpmaddubsw would saturate 255 * 128 * 2.) */
+#if defined(__AVX512VNNI__)
+#define Q8_OFFSET true
+#else
+#define Q8_OFFSET false
+#endif
 #define Q_MAX_PAIRS 8 /* activation rows per pass: pairs (an odd last one twice, its copy not stored) */
 
 static void (*avx2_gemm[QKINDS])(int n, int nr, int nc, float *s, size_t ldc, const void *x, size_t bx, const void *y,
@@ -948,7 +958,7 @@ static void q_pack(enum qkind k, const int P, int nb, int nc, const uint8_t *y, 
         for (int c = 0; c < 2 * P; c++) {
             const uint8_t *blk = y + by * (size_t)(c < nc ? c : nc - 1) + q_ysize(k) * (size_t)b;
             const __m256i qy = _mm256_loadu_si256((const __m256i *)(blk + yqs));
-            _mm256_store_si256((__m256i *)&a->qy[P * b + c / 2] + c % 2, qy);
+            _mm256_store_si256((__m256i *)&a->qy[P * b + c / 2] + c % 2, Q8_OFFSET && k == Q8_0 ? _mm256_xor_si256(qy, _mm256_set1_epi8(-128)) : qy);
             uint16_t h[2];
             memcpy(h, blk, sizeof h);
             d[c] = _cvtsh_ss(h[0]);
@@ -979,7 +989,7 @@ ZUNROLL
         for (int p = 0; p < P; p++) acc[r][p] = _mm512_setzero_ps();
     }
     for (int b = 0; b < nb; b++) {
-        __m512i u[4];
+        __m512i u[4], off[4];
         __mmask64 neg[4];
         __m512 dx[4];
 ZUNROLL
@@ -989,7 +999,10 @@ ZUNROLL
             __m128 dm;
             const __m512i w = q_decode(k, blk, &dm);
             dx[r] = _mm512_broadcastss_ps(dm);
-            if (k == Q8_0) { /* the sign moves onto the activations */
+            if (k == Q8_0 && Q8_OFFSET) { /* the activations offset by 128: subtract 128 * sum(w) */
+                u[r] = w;
+                off[r] = _mm512_sub_epi32(_mm512_setzero_si512(), zdot_us8(_mm512_set1_epi8(-128), w));
+            } else if (k == Q8_0) { /* the sign moves onto the activations */
                 u[r] = _mm512_abs_epi8(w);
                 neg[r] = _mm512_movepi8_mask(w);
             } else {
@@ -1004,8 +1017,10 @@ ZUNROLL
             const __m512 dy = a->dyp[P * b + p];
 ZUNROLL
             for (int r = 0; r < R; r++) {
-                const __m512i sq = k == Q8_0 ? _mm512_mask_sub_epi8(qy, neg[r], _mm512_setzero_si512(), qy) : qy;
-                const __m512 pf = _mm512_cvtepi32_ps(zdot_us8(u[r], sq));
+                __m512i dot;
+                if (k == Q8_0 && Q8_OFFSET) dot = _mm512_dpbusd_epi32(off[r], qy, u[r]);
+                else dot = zdot_us8(u[r], k == Q8_0 ? _mm512_mask_sub_epi8(qy, neg[r], _mm512_setzero_si512(), qy) : qy);
+                const __m512 pf = _mm512_cvtepi32_ps(dot);
                 acc[r][p] = _mm512_fmadd_ps(_mm512_mul_ps(dx[r], dy), pf, acc[r][p]);
             }
         }
