@@ -408,7 +408,8 @@ TEST(quants_gemm) {
  * kernel with its own summation order). Against the call with that row
  * alone, for every row count up to 40 (passes of 16 rows and the rest), 37
  * weight rows (tiles of 4 or 2 and the rest) and rows of 1, 5 and 131
- * blocks (more than one chunk of a kernel's sums). */
+ * blocks (more than one chunk of a kernel's sums), and of the 32-weight
+ * formats 521. */
 TEST(quants_gemm_rows_invariant) {
     rng_state = 11;
     for (size_t k = 0; k < sizeof computed / sizeof computed[0]; k++)
@@ -417,8 +418,9 @@ TEST(quants_gemm_rows_invariant) {
             const struct lm_type_traits *t = lm_type_get(type), *at = lm_type_get(t->vec_dot_type);
             const bool every_row = lm_gemm_rows_independent(t);
             if (!every_row && (type < LM_TYPE_Q4_0 || type > LM_TYPE_Q8_0)) continue;
-            const int blocks[] = {1, 5, 131};
-            for (size_t ni = 0; ni < sizeof blocks / sizeof blocks[0]; ni++) {
+            /* 521 blocks of 32: past the 512 blocks a one-row kernel packs at once */
+            const int blocks[] = {1, 5, 131, 521};
+            for (size_t ni = 0; ni < sizeof blocks / sizeof blocks[0] - (t->blck == 32 ? 0 : 1); ni++) {
                 const int n = blocks[ni] * t->blck, nr = 37, max_c = 40;
                 const size_t bx = (size_t)(n / t->blck) * t->size, by = (size_t)(n / at->blck) * at->size;
                 uint8_t *x = make_x(t, type, n * nr, raw), *y = lm_xmalloc(by * max_c);

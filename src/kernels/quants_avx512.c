@@ -376,26 +376,45 @@ static inline float zf16(uint16_t h) { return _cvtsh_ss(h); }
  * += (dx*dy) * (8 int32 partial sums of a block), block after block; m +=
  * (-8dx)*sy, block after block; the chunk's result hsum(acc) + m, added to
  * the previous chunks' sum. What differs is only how the work is laid
- * out: two rows' blocks in one 512-bit vector (below), and the d of four
- * blocks converted at once. */
-/* Rows at a time (each row's sums are chains of dependent additions, one
- * step per block, that the rows interleave), and how many rows on the
- * blocks being read are fetched ahead: the rows are separate streams, that
- * the hardware prefetcher alone served at half the speed. Measured on the
- * 1.2B shape's matrices, two threads: 4 rows, 8 ahead ran at 17-24 GB/s,
- * 8 rows, 8 ahead at 15-22, without prefetching 9. */
+ * out: two rows' blocks in one 512-bit vector (below), the d of four
+ * blocks converted at once, the nibbles picked apart by one affine bit
+ * operation (GFNI) where a shift and a mask took two, the m terms of four
+ * rows summed in one vector, and a tile running through its rows' chunks
+ * one after another (the rows' results take the chunks in order either
+ * way). From cache, on one core: 29 GB/s of weights before these, 32-36
+ * after. */
+/* Rows at a time: each row's sums are chains of dependent additions, one
+ * step per block, that the rows interleave. */
 #define ZQ_ROWS 4
-#define ZQ_AHEAD 8
+/* How far ahead of the reads the weights are fetched, in bytes: a tile's
+ * rows are separate streams that the hardware prefetcher alone served at
+ * half the speed. Fetched a number of rows ahead (8), the distance was a
+ * few KB on short rows and the kernels read the 135M shape's matrices at
+ * 18 GB/s on one core; in address order, 16 KB ahead: 28 (8 KB: 26,
+ * 32 KB: 27; q8_0 25 -> 33). */
+#define ZQ_FETCH_AHEAD 16384
+
+/* The cache lines of the next `used` bytes at *pf, which moves past them:
+ * the weights read a fixed distance ahead, as one stream in the order of
+ * their addresses. Lines a step leaves partly ahead are fetched again by
+ * the next. */
+static inline __attribute__((always_inline)) void zq_fetch(const char **pf, size_t used) {
+    for (size_t o = 0; o < used; o += 64) _mm_prefetch(*pf + o, _MM_HINT_T0);
+    *pf += used;
+}
+
+/* Activation blocks packed at once: a tile of rows runs through whole rows
+ * up to this length (n = 16384), so that it reads one span of memory. */
+#define ZQ_MAX_BLOCKS (8 * LM_GEMM_CHUNK)
 
 /* Rows are taken in pairs, a vector holding one block of both: its lanes
  * 0-7 are the first row's, 8-15 the second's, for the weights, the integer
- * sums, the scales and acc. m of the pair's rows is in lanes 1 and 9 of a
- * vector. */
+ * sums, the scales and acc. */
 
 /* Where byte i of a pair's weight bytes of block k (0..3 of a step) is in
  * two 64-byte loads of the rows (vpermt2b: bytes 64-127 the second row's):
- * qs byte i % 16, twice (the second time the high nibbles are shifted
- * down). Block 3 ends past the first 64 bytes: its loads start 8 later. */
+ * qs byte i % 16, twice (the nibbles are picked apart after). Block 3 ends
+ * past the first 64 bytes: its loads start 8 later. */
 static inline __m512i zq4_pick(int k) {
     _Alignas(64) int8_t idx[64];
     for (int i = 0; i < 64; i++) idx[i] = (int8_t)(64 * (i / 32) + 2 + 18 * k - (k == 3 ? 8 : 0) + i % 16);
@@ -405,7 +424,13 @@ static inline __m512i zq4_pick(int k) {
 /* a's 32 weight bytes in the low half, b's in the high half, as bytes
  * q, q: the low nibbles, then the high ones. */
 static inline __m512i zq4_nibbles(__m512i dup) {
+#if defined(__GFNI__)
+    /* one affine bit matrix per 64-bit lane: bits 0-3 of each byte, or 4-7 */
+    const long long lo = 0x0102040800000000LL, hi = 0x1020408000000000LL;
+    return _mm512_gf2p8affine_epi64_epi8(dup, _mm512_setr_epi64(lo, lo, hi, hi, lo, lo, hi, hi), 0);
+#else
     return _mm512_and_si512(_mm512_srlv_epi64(dup, _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4)), _mm512_set1_epi8(0x0f));
+#endif
 }
 
 /* Lanes 2k of each half of v, 8 times each */
@@ -414,101 +439,104 @@ static inline __m512 zq4_scale(__m512 v, int k) {
                                                    8 + 2 * k, 8 + 2 * k, 8 + 2 * k, 8 + 2 * k, 8 + 2 * k, 8 + 2 * k), v);
 }
 
-/* Block b of a pair of rows. */
-static inline __attribute__((always_inline)) void zq4_step1(const uint8_t *xa, const uint8_t *xb, int b, const int8_t *qy,
-                                                            const float *ds, __m512 *acc, __m512 *accm) {
+/* Blocks b..b + K - 1 (K <= 4) of a pair of rows from 64-byte loads (K
+ * < 4, the last blocks of a row: masked, nothing read past them): the d
+ * (bytes 0, 18, 36 and 54) by one word permutation, the weight bytes by a
+ * byte permutation each. Returns dx*dy, mx*sy of block k in lanes 2k,
+ * 2k + 1 (row a) and 8 + 2k, 9 + 2k (row b). */
+static inline __attribute__((always_inline)) __m512 zq4_step(const int K, const uint8_t *xa, const uint8_t *xb, int b,
+                                                             const __m512i *y, const __m512 dys, const __m512i *pick,
+                                                             __m512 *acc) {
     const size_t xs = sizeof(struct lm_block_q4_0);
     const uint8_t *ba = xa + xs * (size_t)b, *bb = xb + xs * (size_t)b;
-    uint16_t da, db;
-    memcpy(&da, ba, 2);
-    memcpy(&db, bb, 2);
-    const __m512i w = _mm512_permutexvar_epi64(_mm512_setr_epi64(0, 1, 0, 1, 2, 3, 2, 3),
-        _mm512_castsi256_si512(_mm256_loadu2_m128i((const __m128i *)(bb + 2), (const __m128i *)(ba + 2))));
-    const __m512i y = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(qy + 32 * b)));
-    const __m512 p = _mm512_cvtepi32_ps(zdot_us8(zq4_nibbles(w), y));
-    double dys;
-    memcpy(&dys, ds + 2 * b, 8);
-    const __m512 dx = _mm512_cvtph_ps(_mm256_set_m128i(_mm_set1_epi16((short)db), _mm_set1_epi16((short)da)));
-    const __m512 sc = _mm512_mul_ps(_mm512_mul_ps(dx, _mm512_setr_ps(1, -8, 1, -8, 1, -8, 1, -8, 1, -8, 1, -8, 1, -8, 1, -8)),
-                                    _mm512_castpd_ps(_mm512_set1_pd(dys))); /* dx*dy mx*sy */
-    *acc = _mm512_fmadd_ps(zq4_scale(sc, 0), p, *acc);
-    *accm = _mm512_add_ps(*accm, sc);
-}
-
-/* Blocks b..b + 3 of a pair of rows from four 64-byte loads: the d (bytes
- * 0, 18, 36 and 54) by one word permutation, the weight bytes by four byte
- * permutations. */
-static inline __attribute__((always_inline)) void zq4_step4(const uint8_t *xa, const uint8_t *xb, size_t ahead, int b,
-                                                            const __m512i *y, const __m512 dys, const __m512i *pick,
-                                                            __m512 *acc, __m512 *accm) {
-    const size_t xs = sizeof(struct lm_block_q4_0);
-    const uint8_t *ba = xa + xs * (size_t)b, *bb = xb + xs * (size_t)b;
-    _mm_prefetch((const char *)(ba + ahead), _MM_HINT_T0);
-    _mm_prefetch((const char *)(ba + ahead + 64), _MM_HINT_T0);
-    _mm_prefetch((const char *)(bb + ahead), _MM_HINT_T0);
-    _mm_prefetch((const char *)(bb + ahead + 64), _MM_HINT_T0);
-    const __m512i a0 = _mm512_loadu_si512(ba), b0 = _mm512_loadu_si512(bb);
-    const __m512i a1 = _mm512_loadu_si512(ba + 8), b1 = _mm512_loadu_si512(bb + 8);
+    const __mmask64 m = K == 4 ? ~0ull : (1ull << (18 * K)) - 1;
+    const __m512i a0 = K == 4 ? _mm512_loadu_si512(ba) : _mm512_maskz_loadu_epi8(m, ba);
+    const __m512i b0 = K == 4 ? _mm512_loadu_si512(bb) : _mm512_maskz_loadu_epi8(m, bb);
+    const __m512i a1 = K == 4 ? _mm512_loadu_si512(ba + 8) : a0, b1 = K == 4 ? _mm512_loadu_si512(bb + 8) : b0;
     const __m512i pick_d = _mm512_setr_epi32(0, 9 << 16 | 9, 18 << 16 | 18, 27 << 16 | 27, 32 << 16 | 32, 41 << 16 | 41,
                                              50 << 16 | 50, 59 << 16 | 59, 0, 0, 0, 0, 0, 0, 0, 0);
     const __m256i dd = _mm512_castsi512_si256(_mm512_permutex2var_epi16(a0, pick_d, b0));
     const __m512 sc = _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtph_ps(dd), _mm512_setr_ps(1, -8, 1, -8, 1, -8, 1, -8, 1, -8, 1, -8, 1, -8, 1, -8)),
                                     dys); /* dx*dy mx*sy, blocks b..b+3 of row a, then of row b */
 #pragma GCC unroll 4
-    for (int k = 0; k < 4; k++) {
+    for (int k = 0; k < K; k++) {
         const __m512i w = k < 3 ? _mm512_permutex2var_epi8(a0, pick[k], b0) : _mm512_permutex2var_epi8(a1, pick[k], b1);
         const __m512 p = _mm512_cvtepi32_ps(zdot_us8(zq4_nibbles(w), y[k]));
         *acc = _mm512_fmadd_ps(zq4_scale(sc, k), p, *acc);
     }
-    /* m: lanes 1, 3, 5, 7 of each half, one after another into lane 1 */
-    const __m512 s23 = _mm512_shuffle_f32x4(sc, sc, _MM_SHUFFLE(3, 3, 1, 1));
-    *accm = _mm512_add_ps(*accm, sc);
-    *accm = _mm512_add_ps(*accm, _mm512_permute_ps(sc, _MM_SHUFFLE(3, 3, 3, 3)));
-    *accm = _mm512_add_ps(*accm, s23);
-    *accm = _mm512_add_ps(*accm, _mm512_permute_ps(s23, _MM_SHUFFLE(3, 3, 3, 3)));
+    return sc;
+}
+
+/* The m terms (odd lanes of two pairs' scale vectors) of rows 2q..2q + 3
+ * gathered: row j's blocks in the lanes 4j..4j + 3, in order. */
+static inline __m512 zq4_m4(__m512 sc0, __m512 sc1) {
+    return _mm512_permutex2var_ps(sc0, _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31), sc1);
+}
+
+/* Blocks b..b + K - 1 of P pairs of rows (below), and the fetch of as many
+ * bytes at *pf, which then moves past them. */
+static inline __attribute__((always_inline)) void zq4_steps(const int K, const int P, bool alone, int b, const uint8_t *x,
+                                                            size_t bx, const char **pf, const int8_t *qy, const float *ds,
+                                                            const __m512i *pick, __m512 *acc, __m512 *accm) {
+    zq_fetch(pf, sizeof(struct lm_block_q4_0) * (size_t)K * (size_t)(alone ? 1 : 2 * P));
+    __m512i y[4];
+    __m512 sc[ZQ_ROWS / 2 + 1];
+    for (int k = 0; k < K; k++) y[k] = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(qy + 32 * (b + k))));
+    const __m512 dys = _mm512_broadcast_f32x8(K == 4 ? _mm256_loadu_ps(ds + 2 * b) : _mm256_maskz_loadu_ps((__mmask8)((1u << (2 * K)) - 1), ds + 2 * b));
+#pragma GCC unroll 4
+    for (int r = 0; r < P; r++)
+        sc[r] = zq4_step(K, x + bx * (size_t)(2 * r), x + bx * (size_t)(alone ? 0 : 2 * r + 1), b, y, dys, pick, &acc[r]);
+    sc[P] = sc[P - 1];
+#pragma GCC unroll 4
+    for (int q = 0; q < (P + 1) / 2; q++) {
+        const __m512 m = zq4_m4(sc[2 * q], sc[2 * q + 1]);
+        accm[q] = _mm512_add_ps(accm[q], m);
+        if (K > 1) accm[q] = _mm512_add_ps(accm[q], _mm512_permute_ps(m, _MM_SHUFFLE(1, 1, 1, 1)));
+        if (K > 2) accm[q] = _mm512_add_ps(accm[q], _mm512_permute_ps(m, _MM_SHUFFLE(2, 2, 2, 2)));
+        if (K > 3) accm[q] = _mm512_add_ps(accm[q], _mm512_permute_ps(m, _MM_SHUFFLE(3, 3, 3, 3)));
+    }
 }
 
 /* P pairs of rows (ZQ_ROWS / 2, or 1 for the rest: a row alone is paired
  * with itself) against nb packed activation blocks: qy their bytes,
- * contiguous; ds (dy, sy) per block, sy = dy * sum(qy). */
+ * contiguous; ds (dy, sy) per block, sy = dy * sum(qy). A chunk of
+ * LM_GEMM_CHUNK blocks after another, each one's sum added to the row's
+ * result; m of rows 4q..4q + 3 is summed in lanes 0, 4, 8 and 12 of
+ * accm[q], block after block. */
 static inline __attribute__((always_inline)) void zgemv_q4_0_tile(const int P, bool alone, int nb, const uint8_t *x,
-                                                                 size_t bx, const int8_t *qy, const float *ds,
-                                                                 const __m512i *pick, float *s, bool add) {
-    __m512 acc[ZQ_ROWS / 2], accm[ZQ_ROWS / 2];
+                                                                 size_t bx, const char **pf, const int8_t *qy,
+                                                                 const float *ds, const __m512i *pick, float *s, bool add) {
+    for (int b0 = 0; b0 < nb; b0 += LM_GEMM_CHUNK, add = true) {
+        const int b1 = nb - b0 < LM_GEMM_CHUNK ? nb : b0 + LM_GEMM_CHUNK;
+        __m512 acc[ZQ_ROWS / 2], accm[(ZQ_ROWS / 2 + 1) / 2];
 #pragma GCC unroll 4
-    for (int r = 0; r < P; r++) acc[r] = _mm512_setzero_ps(), accm[r] = _mm512_setzero_ps();
-    int b = 0;
-    for (; b + 4 <= nb; b += 4) {
-        __m512i y[4];
-        for (int k = 0; k < 4; k++) y[k] = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(qy + 32 * (b + k))));
-        const __m512 dys = _mm512_broadcast_f32x8(_mm256_loadu_ps(ds + 2 * b));
+        for (int r = 0; r < P; r++) acc[r] = _mm512_setzero_ps();
 #pragma GCC unroll 4
-        for (int r = 0; r < P; r++)
-            zq4_step4(x + bx * (size_t)(2 * r), x + bx * (size_t)(alone ? 0 : 2 * r + 1), bx * ZQ_AHEAD, b, y, dys, pick,
-                      &acc[r], &accm[r]);
-    }
-    for (; b < nb; b++)
+        for (int q = 0; q < (P + 1) / 2; q++) accm[q] = _mm512_setzero_ps();
+        int b = b0;
+        for (; b + 4 <= b1; b += 4) zq4_steps(4, P, alone, b, x, bx, pf, qy, ds, pick, acc, accm);
+        if (b1 - b == 3) zq4_steps(3, P, alone, b, x, bx, pf, qy, ds, pick, acc, accm);
+        else if (b1 - b == 2) zq4_steps(2, P, alone, b, x, bx, pf, qy, ds, pick, acc, accm);
+        else if (b1 - b == 1) zq4_steps(1, P, alone, b, x, bx, pf, qy, ds, pick, acc, accm);
 #pragma GCC unroll 4
-        for (int r = 0; r < P; r++)
-            zq4_step1(x + bx * (size_t)(2 * r), x + bx * (size_t)(alone ? 0 : 2 * r + 1), b, qy, ds, &acc[r], &accm[r]);
-#pragma GCC unroll 4
-    for (int r = 0; r < P; r++) {
-        float m[16];
-        _mm512_storeu_ps(m, accm[r]);
-        for (int h = 0; h < (alone ? 1 : 2); h++) {
-            const float v = hsum_ps(h ? _mm512_extractf32x8_ps(acc[r], 1) : _mm512_castps512_ps256(acc[r])) + m[8 * h + 1];
-            s[2 * r + h] = add ? s[2 * r + h] + v : v;
+        for (int r = 0; r < P; r++) {
+            float m[16];
+            _mm512_storeu_ps(m, accm[r / 2]);
+            for (int h = 0; h < (alone ? 1 : 2); h++) {
+                const float v = hsum_ps(h ? _mm512_extractf32x8_ps(acc[r], 1) : _mm512_castps512_ps256(acc[r])) + m[8 * (r % 2) + 4 * h];
+                s[2 * r + h] = add ? s[2 * r + h] + v : v;
+            }
         }
     }
 }
 
 static void zgemv_q4_0(int n, int nr, float *s, const uint8_t *x, size_t bx, const uint8_t *y) {
-    _Alignas(64) int8_t qy[LM_GEMM_CHUNK * 32];
-    _Alignas(16) float ds[2 * LM_GEMM_CHUNK];
+    _Alignas(64) int8_t qy[ZQ_MAX_BLOCKS * 32];
+    _Alignas(16) float ds[2 * ZQ_MAX_BLOCKS];
     const size_t xs = sizeof(struct lm_block_q4_0);
     const __m512i pick[4] = {zq4_pick(0), zq4_pick(1), zq4_pick(2), zq4_pick(3)};
-    for (int b0 = 0; b0 < n / 32; b0 += LM_GEMM_CHUNK) {
-        const int nb = n / 32 - b0 < LM_GEMM_CHUNK ? n / 32 - b0 : LM_GEMM_CHUNK;
+    for (int b0 = 0; b0 < n / 32; b0 += ZQ_MAX_BLOCKS) {
+        const int nb = n / 32 - b0 < ZQ_MAX_BLOCKS ? n / 32 - b0 : ZQ_MAX_BLOCKS;
         const struct lm_block_q8_0 *yb = (const struct lm_block_q8_0 *)y + b0;
         for (int b = 0; b < nb; b++) {
             const __m256i q = _mm256_loadu_si256((const __m256i *)yb[b].qs);
@@ -521,11 +549,12 @@ static void zgemv_q4_0(int n, int nr, float *s, const uint8_t *x, size_t bx, con
             ds[2 * b + 1] = ds[2 * b] * (float)sum;
         }
         const uint8_t *xb = x + xs * (size_t)b0;
+        const char *pf = (const char *)xb + ZQ_FETCH_AHEAD;
         int r = 0;
         for (; r + ZQ_ROWS <= nr; r += ZQ_ROWS)
-            zgemv_q4_0_tile(ZQ_ROWS / 2, false, nb, xb + bx * (size_t)r, bx, qy, ds, pick, s + r, b0 > 0);
-        for (; r + 2 <= nr; r += 2) zgemv_q4_0_tile(1, false, nb, xb + bx * (size_t)r, bx, qy, ds, pick, s + r, b0 > 0);
-        if (r < nr) zgemv_q4_0_tile(1, true, nb, xb + bx * (size_t)r, bx, qy, ds, pick, s + r, b0 > 0);
+            zgemv_q4_0_tile(ZQ_ROWS / 2, false, nb, xb + bx * (size_t)r, bx, &pf, qy, ds, pick, s + r, b0 > 0);
+        for (; r + 2 <= nr; r += 2) zgemv_q4_0_tile(1, false, nb, xb + bx * (size_t)r, bx, &pf, qy, ds, pick, s + r, b0 > 0);
+        if (r < nr) zgemv_q4_0_tile(1, true, nb, xb + bx * (size_t)r, bx, &pf, qy, ds, pick, s + r, b0 > 0);
     }
 }
 
@@ -534,59 +563,64 @@ static void zgemv_q4_0(int n, int nr, float *s, const uint8_t *x, size_t bx, con
  * high) at half its instructions: the weights' signs moved onto the
  * activation bytes (the integer sums are exact either way), 8 int32 lane
  * sums per block times dx*dy rounded, FMA'd into 8 float lanes per row.
- * The weights of the rows ZQ_AHEAD below are prefetched, as zgemv_q4_0. */
+ * Whole rows a tile, chunk after chunk, the weights fetched ahead as
+ * zgemv_q4_0's. */
 static inline __attribute__((always_inline)) void zgemv_q8_0_tile(const int P, bool alone, int nb, const uint8_t *x,
-                                                                 size_t bx, const int8_t *qy, const float *dy, float *s,
-                                                                 bool add) {
+                                                                 size_t bx, const char **pf, const int8_t *qy,
+                                                                 const float *dy, float *s, bool add) {
     const size_t xs = sizeof(struct lm_block_q8_0);
-    __m512 acc[ZQ_ROWS / 2];
+    for (int b0 = 0; b0 < nb; b0 += LM_GEMM_CHUNK, add = true) {
+        const int b1 = nb - b0 < LM_GEMM_CHUNK ? nb : b0 + LM_GEMM_CHUNK;
+        __m512 acc[ZQ_ROWS / 2];
 #pragma GCC unroll 4
-    for (int r = 0; r < P; r++) acc[r] = _mm512_setzero_ps();
-    for (int b = 0; b < nb; b++) {
-        const __m512i y = _mm512_broadcast_i64x4(_mm256_load_si256((const __m256i *)(qy + 32 * b)));
-        const __m512 d = _mm512_set1_ps(dy[b]);
+        for (int r = 0; r < P; r++) acc[r] = _mm512_setzero_ps();
+        for (int b = b0; b < b1; b++) {
+            zq_fetch(pf, xs * (size_t)(alone ? 1 : 2 * P));
+            const __m512i y = _mm512_broadcast_i64x4(_mm256_load_si256((const __m256i *)(qy + 32 * b)));
+            const __m512 d = _mm512_set1_ps(dy[b]);
 #pragma GCC unroll 4
-        for (int r = 0; r < P; r++) {
-            const uint8_t *ba = x + bx * (size_t)(2 * r) + xs * (size_t)b;
-            const uint8_t *bb = x + bx * (size_t)(alone ? 2 * r : 2 * r + 1) + xs * (size_t)b;
-            _mm_prefetch((const char *)(ba + bx * ZQ_AHEAD), _MM_HINT_T0);
-            _mm_prefetch((const char *)(bb + bx * ZQ_AHEAD), _MM_HINT_T0);
-            const __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(ba + 2))),
-                                                 _mm256_loadu_si256((const __m256i *)(bb + 2)), 1);
-            const __m512i ys = _mm512_mask_sub_epi8(y, _mm512_movepi8_mask(w), _mm512_setzero_si512(), y);
-            const __m512 p = _mm512_cvtepi32_ps(zdot_us8(_mm512_abs_epi8(w), ys));
-            uint16_t da, db;
-            memcpy(&da, ba, 2);
-            memcpy(&db, bb, 2);
-            const __m512 dx = _mm512_cvtph_ps(_mm256_set_m128i(_mm_set1_epi16((short)db), _mm_set1_epi16((short)da)));
-            acc[r] = _mm512_fmadd_ps(_mm512_mul_ps(dx, d), p, acc[r]);
+            for (int r = 0; r < P; r++) {
+                const uint8_t *ba = x + bx * (size_t)(2 * r) + xs * (size_t)b;
+                const uint8_t *bb = x + bx * (size_t)(alone ? 2 * r : 2 * r + 1) + xs * (size_t)b;
+                const __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(ba + 2))),
+                                                     _mm256_loadu_si256((const __m256i *)(bb + 2)), 1);
+                const __m512i ys = _mm512_mask_sub_epi8(y, _mm512_movepi8_mask(w), _mm512_setzero_si512(), y);
+                const __m512 p = _mm512_cvtepi32_ps(zdot_us8(_mm512_abs_epi8(w), ys));
+                uint16_t da, db;
+                memcpy(&da, ba, 2);
+                memcpy(&db, bb, 2);
+                const __m512 dx = _mm512_cvtph_ps(_mm256_set_m128i(_mm_set1_epi16((short)db), _mm_set1_epi16((short)da)));
+                acc[r] = _mm512_fmadd_ps(_mm512_mul_ps(dx, d), p, acc[r]);
+            }
         }
+#pragma GCC unroll 4
+        for (int r = 0; r < P; r++)
+            for (int h = 0; h < (alone ? 1 : 2); h++) {
+                /* + 0.0f as gemv_tile's absent m term: -0.0 becomes +0.0 there too */
+                const float v = hsum_ps(h ? _mm512_extractf32x8_ps(acc[r], 1) : _mm512_castps512_ps256(acc[r])) + 0.0f;
+                s[2 * r + h] = add ? s[2 * r + h] + v : v;
+            }
     }
-#pragma GCC unroll 4
-    for (int r = 0; r < P; r++)
-        for (int h = 0; h < (alone ? 1 : 2); h++) {
-            /* + 0.0f as gemv_tile's absent m term: -0.0 becomes +0.0 there too */
-            const float v = hsum_ps(h ? _mm512_extractf32x8_ps(acc[r], 1) : _mm512_castps512_ps256(acc[r])) + 0.0f;
-            s[2 * r + h] = add ? s[2 * r + h] + v : v;
-        }
 }
 
 static void zgemv_q8_0(int n, int nr, float *s, const uint8_t *x, size_t bx, const uint8_t *y) {
-    _Alignas(64) int8_t qy[LM_GEMM_CHUNK * 32];
-    float dy[LM_GEMM_CHUNK];
+    _Alignas(64) int8_t qy[ZQ_MAX_BLOCKS * 32];
+    float dy[ZQ_MAX_BLOCKS];
     const size_t xs = sizeof(struct lm_block_q8_0);
-    for (int b0 = 0; b0 < n / 32; b0 += LM_GEMM_CHUNK) {
-        const int nb = n / 32 - b0 < LM_GEMM_CHUNK ? n / 32 - b0 : LM_GEMM_CHUNK;
+    for (int b0 = 0; b0 < n / 32; b0 += ZQ_MAX_BLOCKS) {
+        const int nb = n / 32 - b0 < ZQ_MAX_BLOCKS ? n / 32 - b0 : ZQ_MAX_BLOCKS;
         const struct lm_block_q8_0 *yb = (const struct lm_block_q8_0 *)y + b0;
         for (int b = 0; b < nb; b++) {
             _mm256_store_si256((__m256i *)(qy + 32 * b), _mm256_loadu_si256((const __m256i *)yb[b].qs));
             dy[b] = zf16(yb[b].d);
         }
         const uint8_t *xb = x + xs * (size_t)b0;
+        const char *pf = (const char *)xb + ZQ_FETCH_AHEAD;
         int r = 0;
-        for (; r + ZQ_ROWS <= nr; r += ZQ_ROWS) zgemv_q8_0_tile(ZQ_ROWS / 2, false, nb, xb + bx * (size_t)r, bx, qy, dy, s + r, b0 > 0);
-        for (; r + 2 <= nr; r += 2) zgemv_q8_0_tile(1, false, nb, xb + bx * (size_t)r, bx, qy, dy, s + r, b0 > 0);
-        if (r < nr) zgemv_q8_0_tile(1, true, nb, xb + bx * (size_t)r, bx, qy, dy, s + r, b0 > 0);
+        for (; r + ZQ_ROWS <= nr; r += ZQ_ROWS)
+            zgemv_q8_0_tile(ZQ_ROWS / 2, false, nb, xb + bx * (size_t)r, bx, &pf, qy, dy, s + r, b0 > 0);
+        for (; r + 2 <= nr; r += 2) zgemv_q8_0_tile(1, false, nb, xb + bx * (size_t)r, bx, &pf, qy, dy, s + r, b0 > 0);
+        if (r < nr) zgemv_q8_0_tile(1, true, nb, xb + bx * (size_t)r, bx, &pf, qy, dy, s + r, b0 > 0);
     }
 }
 
