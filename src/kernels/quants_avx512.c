@@ -314,12 +314,12 @@ static inline __attribute__((always_inline)) void zp_gemm(enum zkind k, int n, i
             zp_pack(k, R, kc, k0, x + bx * (size_t)r, bx, p);
             /* the next panel: the next rows, or the first ones at the next chunk */
             const int r1 = r + ZP_ROWS < nr ? r + ZP_ROWS : 0, k1 = r1 ? k0 : k0 + kc_max;
-            const int lines = k1 < n ? ((n - k1 < kc_max ? n - k1 : kc_max) * esz + 63) / 64 : 0; /* per row */
-            const int n_pf = (nr - r1 < ZP_ROWS ? nr - r1 : ZP_ROWS) * lines;
-            const uint8_t *x1 = n_pf ? x + bx * (size_t)r1 + (size_t)esz * (size_t)k1 : x;
+            const int rows1 = k1 < n ? (nr - r1 < ZP_ROWS ? nr - r1 : ZP_ROWS) : 0;
+            const int bytes1 = rows1 ? (n - k1 < kc_max ? n - k1 : kc_max) * esz : 0; /* of each row */
+            const uint8_t *x1 = rows1 ? x + bx * (size_t)r1 + (size_t)esz * (size_t)k1 : x;
             for (int t = 0, c = 0; t < nt; t++) {
-                for (int q = t * n_pf / nt; q < (t + 1) * n_pf / nt; q++)
-                    _mm_prefetch((const char *)x1 + bx * (size_t)(q / lines) + 64 * (q % lines), _MM_HINT_T0);
+                for (int q = t * rows1 / nt; q < (t + 1) * rows1 / nt; q++)
+                    for (int b = 0; b < bytes1; b += 64) _mm_prefetch((const char *)x1 + bx * (size_t)q + b, _MM_HINT_T0);
                 const int C = (nc - c + (nt - t) - 1) / (nt - t);
                 const uint8_t *yc = y + by * (size_t)c;
                 float *sc = s + ldc * (size_t)c + r;
