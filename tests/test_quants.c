@@ -322,11 +322,12 @@ TEST(quants_vec_dot) {
  * reference vec_dot of every pair, over tile edges (rows and activation
  * rows not multiples of the kernels' blocking), padded row strides, rows
  * long enough to be split in chunks, and an output with a wider stride
- * whose gaps must stay untouched. The float formats' batch kernel (8 or
- * more activation rows) works on panels of 16 rows and tiles of 4 to 6
- * activation rows: the last shapes give it full and partial panels (5, 8
- * and 11 rows left) and every tile width. The odd row lengths leave the
- * bf16 kernels' pairs (vdpbf16ps) a lone last weight. */
+ * whose gaps must stay untouched. The float formats' batch kernels (8 or
+ * more activation rows) work on panels of 16 (AVX2) or 64 rows (AVX-512)
+ * and tiles of 4 to 6 activation rows: the last shapes give them full and
+ * partial panels (5, 8 and 11 rows left; 59 rows, a last vector of 11)
+ * and every tile width. The odd row lengths leave the bf16 kernels' pairs
+ * (vdpbf16ps) a lone last weight. */
 TEST(quants_gemm) {
     rng_state = 7;
     for (size_t k = 0; k < sizeof computed / sizeof computed[0]; k++) {
@@ -337,7 +338,7 @@ TEST(quants_gemm) {
         const int ns[] = {blck, 5 * blck + (t->blck == 1 ? 3 : 0), 4096 + 3 * blck + (t->blck == 1 ? 5 : 0)};
         for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++)
             for (int raw = 0; raw < 2; raw++) {
-                const int n = ns[ni], max_r = 37, max_c = 19;
+                const int n = ns[ni], max_r = 75, max_c = 19;
                 const size_t xrow = (size_t)(n / t->blck) * t->size, bx = xrow + t->size;
                 const size_t yrow = (size_t)(n / at->blck) * at->size, by = yrow + 2 * at->size;
                 uint8_t *x = lm_xmalloc(bx * max_r), *y = lm_xmalloc(by * max_c);
@@ -355,8 +356,8 @@ TEST(quants_gemm) {
                     lm_type_get_ref(t->vec_dot_type)->to_f32(y + by * c, yd + (size_t)n * c, n);
                 }
                 const int shapes[][2] = {{1, 1}, {4, 1}, {7, 1}, {2, 4},  {3, 3},  {5, 2},
-                                         {11, 9}, {1, 6}, {16, 8}, {27, 12}, {24, 19}, {max_r, 13}, {max_r, 1}};
-                float out[(37 + 3) * 19];
+                                         {11, 9}, {1, 6}, {16, 8}, {27, 12}, {24, 19}, {59, 8}, {max_r, 13}, {max_r, 1}};
+                float out[(75 + 3) * 19];
                 for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
                     const int nr = shapes[si][0], nc = shapes[si][1];
                     const size_t ldc = (size_t)nr + 3;

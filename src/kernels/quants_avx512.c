@@ -3,11 +3,14 @@
  *
  * The GEMM for float weights (f32, f16, bf16) against f32 activations, in
  * the layout of the AVX2 one (see quants_avx2.c) with vectors twice as wide
- * and twice as many registers: a panel of 32 weight rows, ZP_KC weights
+ * and twice as many registers: a panel of 64 weight rows, ZP_KC weights
  * long, is widened to f32 once and transposed so that one vector holds 16
- * rows at the same position; the micro-kernel keeps 32 rows x up to
- * ZP_TOKS activation rows of sums in registers and, per position, loads two
- * weight vectors and broadcasts one activation per row, for two FMAs each.
+ * rows at the same position; the micro-kernel keeps 64 rows x up to 6
+ * activation rows of sums in registers and, per position, loads four
+ * weight vectors and broadcasts one activation per row, for four FMAs each
+ * (10 loads per 24 FMAs; 32 rows x 12 took 14, and its 12 row pointers
+ * did not fit in the general registers: about 85% of the FMA peak on the
+ * 1.2B shape's matrices against 92%).
  * Where a core executes 512-bit FMAs at full width (Zen 5, Intel server
  * cores), this doubles the multiply-adds per cycle of the 256-bit kernel.
  * Fewer activation rows (generation): dot products along the rows, with
@@ -151,12 +154,14 @@ static inline __attribute__((always_inline)) void zdot(enum zkind k, int n, int 
     }
 }
 
-/* ---- a batch: packed panels of 32 rows ---- */
-#define ZP_KC 256     /* 32-bit units per panel row (f32 weights, or pairs of bf16): 32 KB, in L1 beside the activation rows */
-#define ZP_TOKS 12    /* activation rows per micro-tile at most: 24 sums + 2 weights in 32 registers */
+/* ---- a batch: packed panels of 64 rows ---- */
+#define ZP_RV 4       /* weight vectors per micro-tile: panels of 16 * ZP_RV rows */
+#define ZP_ROWS (16 * ZP_RV)
+#define ZP_TOKS 6     /* activation rows per micro-tile at most: 24 sums + 4 weights in 32 registers */
+#define ZP_KC 256     /* 32-bit units per panel row (f32 weights, or pairs of bf16) */
 #define ZP_MIN_TOKS 8 /* fewer, and packing a panel costs more than it saves */
-/* The token split in zp_gemm gives tiles of 6..12 rows from 8 rows up. */
-_Static_assert(ZP_MIN_TOKS >= 8 && ZP_TOKS == 12, "zp_tile is instantiated for 6..12 activation rows");
+/* The token split in zp_gemm gives tiles of 4..6 rows from 8 rows up. */
+_Static_assert(ZP_MIN_TOKS >= 8 && ZP_TOKS == 6, "zp_tile is instantiated for 4..6 activation rows");
 
 /* v[j] (row j, 16 positions) -> v[i] (position i, 16 rows). */
 static inline __attribute__((always_inline)) void transpose_16x16(__m512 v[16]) {
@@ -182,20 +187,20 @@ static inline __attribute__((always_inline)) void transpose_16x16(__m512 v[16]) 
     }
 }
 
-/* Weights [k0, k0 + kc) of rows [0, nr) (nr <= 32) into p as f32: two
- * halves of ZP_KC x 16, p[16*ZP_KC*h + 16*i + j] = weight k0 + i of row
- * 16h + j. vdpbf16ps: the same with pairs, weights k0 + 2i and k0 + 2i + 1
- * (0 past kc) in the low and high half of p[16*ZP_KC*h + 16*i + j]. Rows
- * past nr repeat row nr - 1 (never stored). */
+/* Weights [k0, k0 + kc) of rows [0, nr) (nr <= ZP_ROWS) into p as f32:
+ * ZP_RV parts of ZP_KC x 16, p[16*ZP_KC*h + 16*i + j] = weight k0 + i of
+ * row 16h + j. vdpbf16ps: the same with pairs, weights k0 + 2i and
+ * k0 + 2i + 1 (0 past kc) in the low and high half of
+ * p[16*ZP_KC*h + 16*i + j]. Rows past nr repeat row nr - 1 (never stored). */
 static inline __attribute__((always_inline)) void zp_pack(enum zkind k, int nr, int kc, int k0, const uint8_t *x, size_t bx,
                                                             float *p) {
-    const uint8_t *row[32];
-    for (int r = 0; r < 32; r++) row[r] = x + bx * (size_t)(r < nr ? r : nr - 1);
+    const uint8_t *row[ZP_ROWS];
+    for (int r = 0; r < ZP_ROWS; r++) row[r] = x + bx * (size_t)(r < nr ? r : nr - 1);
 #if defined(__AVX512BF16__)
     if (ZDP(k)) {
         for (int i = 0; i < kc; i += 32) {
             const __mmask32 m = tail_mask32(kc - i);
-            for (int h = 0; h < 2; h++) {
+            for (int h = 0; h < ZP_RV; h++) {
                 __m512 v[16];
 ZUNROLL
                 for (int j = 0; j < 16; j++) v[j] = _mm512_castsi512_ps(zload_bf16x32(row[16 * h + j], k0 + i, m));
@@ -209,7 +214,7 @@ ZUNROLL
 #endif
     for (int i = 0; i < kc; i += 16) {
         const __mmask16 m = tail_mask(kc - i);
-        for (int h = 0; h < 2; h++) {
+        for (int h = 0; h < ZP_RV; h++) {
             __m512 v[16];
 ZUNROLL
             for (int j = 0; j < 16; j++) v[j] = zload(k, row[16 * h + j], k0 + i, m);
@@ -235,77 +240,95 @@ static inline __attribute__((always_inline)) __m512 zp_bcast(enum zkind k, const
 
 /* One 32-bit unit i of the panel (position k0 + i, or pair k0 + 2i, 2i + 1)
  * for C activation rows. */
-static inline __attribute__((always_inline)) void zp_step(enum zkind k, const int C, const float *p, int i,
-                                                            const uint8_t *const yc[], bool last, __m512 acc[2][ZP_TOKS]) {
-    __m512 w0 = _mm512_load_ps(p + 16 * i), w1 = _mm512_load_ps(p + 16 * ZP_KC + 16 * i);
-    __asm__("" : "+v"(w0), "+v"(w1)); /* in registers, not folded into the FMAs (see quants_avx2.c) */
+static inline __attribute__((always_inline)) void zp_step(enum zkind k, const int C, const float *p, int i, const uint8_t *y,
+                                                            size_t by, bool last, __m512 acc[ZP_RV][ZP_TOKS]) {
+    __m512 w[ZP_RV];
+ZUNROLL
+    for (int h = 0; h < ZP_RV; h++) {
+        w[h] = _mm512_load_ps(p + 16 * ZP_KC * h + 16 * i);
+        __asm__("" : "+v"(w[h])); /* in registers, not folded into the FMAs (see quants_avx2.c) */
+    }
 ZUNROLL
     for (int c = 0; c < C; c++) {
-        const __m512 a = zp_bcast(k, yc[c], ZDP(k) ? 2 * i : i, last);
+        const __m512 a = zp_bcast(k, y + by * (size_t)c, ZDP(k) ? 2 * i : i, last);
+ZUNROLL
+        for (int h = 0; h < ZP_RV; h++) {
 #if defined(__AVX512BF16__)
-        if (ZDP(k)) {
-            acc[0][c] = zdpbf16(acc[0][c], _mm512_castps_si512(w0), _mm512_castps_si512(a));
-            acc[1][c] = zdpbf16(acc[1][c], _mm512_castps_si512(w1), _mm512_castps_si512(a));
-            continue;
-        }
+            if (ZDP(k)) {
+                acc[h][c] = zdpbf16(acc[h][c], _mm512_castps_si512(w[h]), _mm512_castps_si512(a));
+                continue;
+            }
 #endif
-        acc[0][c] = _mm512_fmadd_ps(w0, a, acc[0][c]);
-        acc[1][c] = _mm512_fmadd_ps(w1, a, acc[1][c]);
+            acc[h][c] = _mm512_fmadd_ps(w[h], a, acc[h][c]);
+        }
     }
 }
 
-/* s[c*ldc + r] (+)= sum over the panel of p[r][i] * y[c][i], for rows
+/* s[c*ldc + r] (+)= sum over the panel of p[r][i] * y[c][k0 + i], for rows
  * [0, nr), C activation rows and kc weights; add: accumulate onto the
  * previous panels. */
 static inline __attribute__((always_inline)) void zp_tile(enum zkind k, const int C, int kc, const float *p, const uint8_t *y,
                                                             size_t by, int k0, float *s, size_t ldc, int nr, bool add) {
-    __m512 acc[2][ZP_TOKS];
-    const uint8_t *yc[ZP_TOKS];
+    __m512 acc[ZP_RV][ZP_TOKS];
 ZUNROLL
-    for (int c = 0; c < C; c++) {
-        acc[0][c] = acc[1][c] = _mm512_setzero_ps();
-        yc[c] = y + by * (size_t)c + (k == Z_F32 || k == Z_F16 ? 4 : 2) * (size_t)k0;
-    }
+    for (int h = 0; h < ZP_RV; h++)
+ZUNROLL
+        for (int c = 0; c < C; c++) acc[h][c] = _mm512_setzero_ps();
+    /* the sums to add onto, fetched while the tile computes: they were last
+     * touched a whole chunk ago, and waiting for them cost 5% */
+    if (add)
+ZUNROLL
+        for (int c = 0; c < C; c++)
+ZUNROLL
+            for (int h = 0; h < ZP_RV; h++) _mm_prefetch((const char *)(s + ldc * (size_t)c + 16 * h), _MM_HINT_T0);
+    y += (k == Z_BF16 ? 2 : 4) * (size_t)k0;
     /* bf16 activations: the last unit's may end the row (see zp_bcast);
      * for vdpbf16ps only an odd one does */
     const int units = ZDP(k) ? kc / 2 : k == Z_BF16 ? kc - 1 : kc;
-    for (int i = 0; i < units; i++) zp_step(k, C, p, i, yc, false, acc);
-    if (ZDP(k) ? kc % 2 : k == Z_BF16) zp_step(k, C, p, units, yc, true, acc);
-    const __mmask16 m0 = tail_mask(nr), m1 = tail_mask(nr > 16 ? nr - 16 : 0);
+    for (int i = 0; i < units; i++) zp_step(k, C, p, i, y, by, false, acc);
+    if (ZDP(k) ? kc % 2 : k == Z_BF16) zp_step(k, C, p, units, y, by, true, acc);
 ZUNROLL
-    for (int c = 0; c < C; c++) {
-        float *o = s + ldc * (size_t)c;
-        if (add) {
-            acc[0][c] = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, o), acc[0][c]);
-            acc[1][c] = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, o + 16), acc[1][c]);
+    for (int h = 0; h < ZP_RV; h++) {
+        const __mmask16 m = tail_mask(nr > 16 * h ? nr - 16 * h : 0);
+ZUNROLL
+        for (int c = 0; c < C; c++) {
+            float *o = s + ldc * (size_t)c + 16 * h;
+            if (add) acc[h][c] = _mm512_add_ps(_mm512_maskz_loadu_ps(m, o), acc[h][c]);
+            _mm512_mask_storeu_ps(o, m, acc[h][c]);
         }
-        _mm512_mask_storeu_ps(o, m0, acc[0][c]);
-        _mm512_mask_storeu_ps(o + 16, m1, acc[1][c]);
     }
 }
 
+/* Every panel of a chunk of ZP_KC units, then the next chunk: the chunk of
+ * activations (nc rows of 1 KB) stays in L2 for all of them. While a panel's
+ * micro-tiles run, each fetches a share of the next panel's weights (from
+ * memory, without it packing waited: 5% on f16 rows 8192 long, 8% on bf16). */
 static inline __attribute__((always_inline)) void zp_gemm(enum zkind k, int n, int nr, int nc, float *s, size_t ldc,
                                                             const uint8_t *x, size_t bx, const uint8_t *y, size_t by) {
-    _Alignas(64) float p[2 * 16 * ZP_KC];
+    _Alignas(64) float p[ZP_RV * 16 * ZP_KC];
     const int nt = (nc + ZP_TOKS - 1) / ZP_TOKS; /* micro-tiles per panel, of near-equal sizes */
     const int kc_max = ZDP(k) ? 2 * ZP_KC : ZP_KC;
-    for (int r = 0; r < nr; r += 32) {
-        const int R = nr - r < 32 ? nr - r : 32;
-        for (int k0 = 0; k0 < n; k0 += kc_max) {
-            const int kc = n - k0 < kc_max ? n - k0 : kc_max;
+    const int esz = k == Z_F32 ? 4 : 2;
+    for (int k0 = 0; k0 < n; k0 += kc_max) {
+        const int kc = n - k0 < kc_max ? n - k0 : kc_max;
+        for (int r = 0; r < nr; r += ZP_ROWS) {
+            const int R = nr - r < ZP_ROWS ? nr - r : ZP_ROWS;
             zp_pack(k, R, kc, k0, x + bx * (size_t)r, bx, p);
+            /* the next panel: the next rows, or the first ones at the next chunk */
+            const int r1 = r + ZP_ROWS < nr ? r + ZP_ROWS : 0, k1 = r1 ? k0 : k0 + kc_max;
+            const int rows1 = k1 < n ? (nr - r1 < ZP_ROWS ? nr - r1 : ZP_ROWS) : 0;
+            const int bytes1 = rows1 ? (n - k1 < kc_max ? n - k1 : kc_max) * esz : 0; /* of each row */
+            const uint8_t *x1 = rows1 ? x + bx * (size_t)r1 + (size_t)esz * (size_t)k1 : x;
             for (int t = 0, c = 0; t < nt; t++) {
+                for (int q = t * rows1 / nt; q < (t + 1) * rows1 / nt; q++)
+                    for (int b = 0; b < bytes1; b += 64) _mm_prefetch((const char *)x1 + bx * (size_t)q + b, _MM_HINT_T0);
                 const int C = (nc - c + (nt - t) - 1) / (nt - t);
                 const uint8_t *yc = y + by * (size_t)c;
                 float *sc = s + ldc * (size_t)c + r;
                 switch (C) {
-                case 12: zp_tile(k, 12, kc, p, yc, by, k0, sc, ldc, R, k0 > 0); break;
-                case 11: zp_tile(k, 11, kc, p, yc, by, k0, sc, ldc, R, k0 > 0); break;
-                case 10: zp_tile(k, 10, kc, p, yc, by, k0, sc, ldc, R, k0 > 0); break;
-                case 9: zp_tile(k, 9, kc, p, yc, by, k0, sc, ldc, R, k0 > 0); break;
-                case 8: zp_tile(k, 8, kc, p, yc, by, k0, sc, ldc, R, k0 > 0); break;
-                case 7: zp_tile(k, 7, kc, p, yc, by, k0, sc, ldc, R, k0 > 0); break;
-                default: zp_tile(k, 6, kc, p, yc, by, k0, sc, ldc, R, k0 > 0); break;
+                case 6: zp_tile(k, 6, kc, p, yc, by, k0, sc, ldc, R, k0 > 0); break;
+                case 5: zp_tile(k, 5, kc, p, yc, by, k0, sc, ldc, R, k0 > 0); break;
+                default: zp_tile(k, 4, kc, p, yc, by, k0, sc, ldc, R, k0 > 0); break;
                 }
                 c += C;
             }
