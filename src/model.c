@@ -781,7 +781,8 @@ int lm_forward_batch(struct lm_ctx *c, const struct lm_batch *b, float *out, str
             }
         }
     }
-    struct lm_fwd f = {c, b, n_tiles};
+    struct lm_fwd f = {c, b, n_tiles, true};
+    for (int t = 1; t < n_tiles; t++) f.tiles_alone &= b->seq[c->tiles[t]] != b->seq[c->tiles[t - 1]];
     if (m->pl_tok_embd) lm_blk_per_layer_inputs(&f);
     for (int l = 0; l < hp->n_layer; l++) m->arch->layer(&f, &m->layers[l]);
     int n_out = 0;

@@ -73,6 +73,7 @@ struct lm_fwd {
     struct lm_ctx *c;
     const struct lm_batch *b;
     int n_tiles; /* attention tiles: runs of one sequence's rows, c->tiles */
+    bool tiles_alone; /* no sequence has two tiles (generation): each attention task rotates and caches its rows */
 };
 
 struct lm_arch {

@@ -86,8 +86,38 @@ static size_t key_index(size_t width, size_t j, size_t pos) {
 /* Where the rows of a tile end: the next tile's first row, or the batch's end. */
 static int tile_end(const struct lm_fwd *f, int tile) { return tile + 1 < f->n_tiles ? f->c->tiles[tile + 1] : f->b->n; }
 
+/* Row t's queries of the KV heads [h0, h1) and its keys of those heads
+ * rotated, and its keys and values of them into the cache. */
+static void rope_and_cache(const struct lm_fwd *f, const struct lm_layer *L, int t, int h0, int h1) {
+    struct lm_ctx *c = f->c;
+    const struct lm_hparams *hp = &c->model->hp;
+    int hd = L->head_dim, group = hp->n_head / L->n_head_kv, kv_dim = L->n_head_kv * hd;
+    float *q = c->q + (size_t)t * (size_t)(hp->n_head * hd) + (size_t)(h0 * group * hd);
+    float *k = c->k + (size_t)t * (size_t)kv_dim + (size_t)(h0 * hd);
+    const struct lm_rope *r = L->rope >= 0 ? &c->model->rope[L->rope] : NULL;
+    int half = r ? r->n_rot / 2 : 0;
+    const float *cos_t = r ? c->rope_cos[L->rope] + (size_t)t * half : NULL;
+    const float *sin_t = r ? c->rope_sin[L->rope] + (size_t)t * half : NULL;
+    if (r) lm_rope(q, (h1 - h0) * group, hd, r->n_rot, cos_t, sin_t, r->neox);
+    if (L->kv_reused) return;
+    if (r) lm_rope(k, h1 - h0, hd, r->n_rot, cos_t, sin_t, r->neox);
+    size_t base = kv_offset(c, L, f->b->seq[t]), pos = (size_t)f->b->pos[t];
+    lm_f32_to_f16_row(c->v + (size_t)t * (size_t)kv_dim + (size_t)(h0 * hd),
+                      c->v_cache + base + pos * (size_t)kv_dim + (size_t)(h0 * hd), (h1 - h0) * hd);
+    uint16_t h[64];
+    for (int j0 = h0 * hd; j0 < h1 * hd; j0 += 64) {
+        int nj = h1 * hd - j0 < 64 ? h1 * hd - j0 : 64;
+        lm_f32_to_f16_row(c->k + (size_t)t * (size_t)kv_dim + (size_t)j0, h, nj);
+        for (int jj = 0; jj < nj; jj++) c->k_cache[base + key_index((size_t)kv_dim, (size_t)(j0 + jj), pos)] = h[jj];
+    }
+}
+
 /* One task per (KV head, tile of rows): causal softmax attention over the
- * cache of the tile's sequence, within the layer's window. */
+ * cache of the tile's sequence, within the layer's window. When no other
+ * tile holds rows of the sequence (f->tiles_alone), the task first rotates
+ * and caches its own rows' heads: nobody else reads or writes them, and
+ * the cache's lines of the new position, missing in every layer, are
+ * fetched in parallel rather than on one thread while the others wait. */
 static void attention(void *arg, int task, int ith) {
     const struct attn_job *j = arg;
     const struct lm_fwd *f = j->f;
@@ -99,6 +129,8 @@ static void attention(void *arg, int task, int ith) {
     int t0 = c->tiles[tile], nt = tile_end(f, tile) - t0, rows = nt * group;
     int seq = f->b->seq[t0], pos0 = f->b->pos[t0];
     size_t lds = (size_t)lm_kv_positions(c->n_ctx);
+    if (f->tiles_alone)
+        for (int t = t0; t < t0 + nt; t++) rope_and_cache(f, j->L, t, kvh, kvh + 1);
     float *qt = c->att_scratch + (size_t)ith * c->att_scratch_size; /* (rows, hd): row t*group + g */
     float *out = qt + (size_t)rows * hd;                             /* (rows, hd) */
     float *sc = out + (size_t)rows * hd;                             /* (rows, lds) scores */
@@ -184,24 +216,8 @@ void lm_blk_attention(const struct lm_fwd *f, const struct lm_layer *L) {
     if (L->v_norm && !L->kv_reused)
         for (size_t h = 0; h < (size_t)n * (size_t)L->n_head_kv; h++)
             lm_rmsnorm(c->v + h * (size_t)hd, c->v + h * (size_t)hd, NULL, hd, hp->norm_eps);
-    for (int t = 0; t < n; t++) {
-        float *q = c->q + (size_t)t * q_dim, *k = c->k + (size_t)t * kv_dim;
-        const struct lm_rope *r = L->rope >= 0 ? &m->rope[L->rope] : NULL;
-        int half = r ? r->n_rot / 2 : 0;
-        const float *cos_t = r ? c->rope_cos[L->rope] + (size_t)t * half : NULL;
-        const float *sin_t = r ? c->rope_sin[L->rope] + (size_t)t * half : NULL;
-        if (r) lm_rope(q, hp->n_head, hd, r->n_rot, cos_t, sin_t, r->neox);
-        if (L->kv_reused) continue;
-        if (r) lm_rope(k, L->n_head_kv, hd, r->n_rot, cos_t, sin_t, r->neox);
-        size_t base = kv_offset(c, L, b->seq[t]), pos = (size_t)b->pos[t];
-        lm_f32_to_f16_row(c->v + (size_t)t * kv_dim, c->v_cache + base + pos * (size_t)kv_dim, kv_dim);
-        uint16_t h[64];
-        for (int j0 = 0; j0 < kv_dim; j0 += 64) {
-            int nj = kv_dim - j0 < 64 ? kv_dim - j0 : 64;
-            lm_f32_to_f16_row(k + j0, h, nj);
-            for (int jj = 0; jj < nj; jj++) c->k_cache[base + key_index((size_t)kv_dim, (size_t)(j0 + jj), pos)] = h[jj];
-        }
-    }
+    if (!f->tiles_alone)
+        for (int t = 0; t < n; t++) rope_and_cache(f, L, t, 0, L->n_head_kv);
     struct attn_job job = {f, L};
     lm_pool_run(c->pool, L->n_head_kv * f->n_tiles, attention, &job);
     if (L->att_gated)
