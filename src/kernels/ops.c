@@ -140,13 +140,17 @@ void lm_matmul(struct lm_pool *pool, float *y, const struct lm_tensor *w, const 
 }
 
 void lm_rmsnorm(float *y, const float *x, const float *weight, int n, float eps) {
-    double ss = 0;
-    for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    double s[4] = {0}; /* four chains: one was bound by the adds' latency */
+    int i = 0;
+    for (; i + 4 <= n; i += 4)
+        for (int j = 0; j < 4; j++) s[j] += (double)x[i + j] * x[i + j];
+    double ss = (s[0] + s[1]) + (s[2] + s[3]);
+    for (; i < n; i++) ss += (double)x[i] * x[i];
     float scale = (float)(1.0 / sqrt(ss / n + eps));
     if (!weight)
-        for (int i = 0; i < n; i++) y[i] = x[i] * scale;
+        for (i = 0; i < n; i++) y[i] = x[i] * scale;
     else
-        for (int i = 0; i < n; i++) y[i] = x[i] * scale * weight[i];
+        for (i = 0; i < n; i++) y[i] = x[i] * scale * weight[i];
 }
 
 void lm_layernorm(float *y, const float *x, const float *weight, const float *bias, int n, float eps) {
