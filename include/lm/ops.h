@@ -1,7 +1,7 @@
 /* ops.h: the activation-side kernels of the forward pass: matrix products
  * over any weight format (through the traits table), RMSNorm and LayerNorm,
- * rotary embedding, softmax, SwiGLU, GELU and GeGLU, a float GEMM, and the
- * f16 dot/axpy/transpose of attention over the KV cache. Scalar code is the
+ * rotary embedding, softmax, SwiGLU, GELU and GeGLU, and the attention's
+ * products against the f16 KV cache (a GEMM with f16 B). Scalar code is the
  * reference; AVX2/FMA/F16C paths (and AVX-512 for the GEMM tile) are chosen
  * at compile time and tested against it. */
 #ifndef LM_OPS_H
@@ -74,13 +74,7 @@ void lm_sgemm_f16_ref(int M, int N, int K, const float *A, size_t lda, const uin
  * the weights evicted since the last token: a third faster). */
 void lm_touch_rows(const void *p, size_t bytes, size_t stride, int n);
 
-/* Attention helpers over an f16 KV cache. */
-float lm_dot_f16_f32(int n, const uint16_t *a, const float *b);
-void lm_axpy_f16(int n, float alpha, const uint16_t *x, float *y); /* y += alpha * x */
+/* Rows into the f16 KV cache. */
 void lm_f32_to_f16_row(const float *x, uint16_t *y, int n);
-
-/* The plain scalar versions, for tests of the SIMD ones. */
-float lm_dot_f16_f32_ref(int n, const uint16_t *a, const float *b);
-void lm_axpy_f16_ref(int n, float alpha, const uint16_t *x, float *y);
 
 #endif

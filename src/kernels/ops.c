@@ -240,16 +240,6 @@ void lm_sgemm_f16_ref(int M, int N, int K, const float *A, size_t lda, const uin
         }
 }
 
-float lm_dot_f16_f32_ref(int n, const uint16_t *a, const float *b) {
-    float s = 0;
-    for (int i = 0; i < n; i++) s += lm_f16_to_f32(a[i]) * b[i];
-    return s;
-}
-
-void lm_axpy_f16_ref(int n, float alpha, const uint16_t *x, float *y) {
-    for (int i = 0; i < n; i++) y[i] += alpha * lm_f16_to_f32(x[i]);
-}
-
 #ifdef LM_OPS_AVX2
 static float hsum256(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -448,28 +438,6 @@ void lm_swiglu(float *gate, const float *up, int n) {
     lm_swiglu_ref(gate + i, up + i, n - i);
 }
 
-float lm_dot_f16_f32(int n, const uint16_t *a, const float *b) {
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    int i = 0;
-    for (; i + 16 <= n; i += 16) {
-        acc0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(a + i))), _mm256_loadu_ps(b + i), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(a + i + 8))), _mm256_loadu_ps(b + i + 8), acc1);
-    }
-    float s = hsum256(_mm256_add_ps(acc0, acc1));
-    for (; i < n; i++) s += lm_f16_to_f32(a[i]) * b[i];
-    return s;
-}
-
-void lm_axpy_f16(int n, float alpha, const uint16_t *x, float *y) {
-    __m256 va = _mm256_set1_ps(alpha);
-    int i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256 xv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i)));
-        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, xv, _mm256_loadu_ps(y + i)));
-    }
-    for (; i < n; i++) y[i] += alpha * lm_f16_to_f32(x[i]);
-}
-
 void lm_f32_to_f16_row(const float *x, uint16_t *y, int n) {
     int i = 0;
     for (; i + 8 <= n; i += 8)
@@ -503,8 +471,6 @@ void lm_sgemm_f16(int M, int N, int K, const float *A, size_t lda, const uint16_
                   bool add) {
     lm_sgemm_f16_ref(M, N, K, A, lda, B, ldb, C, ldc, add);
 }
-float lm_dot_f16_f32(int n, const uint16_t *a, const float *b) { return lm_dot_f16_f32_ref(n, a, b); }
-void lm_axpy_f16(int n, float alpha, const uint16_t *x, float *y) { lm_axpy_f16_ref(n, alpha, x, y); }
 void lm_f32_to_f16_row(const float *x, uint16_t *y, int n) {
     for (int i = 0; i < n; i++) y[i] = lm_f32_to_f16(x[i]);
 }
