@@ -298,33 +298,6 @@ static inline __attribute__((always_inline)) void sgemm_tile(const int R, const 
         for (int v = 0; v < V; v++) sg_store(C + (size_t)r * ldc + SG_W * v, acc[r][v]);
 }
 
-/* The last nc (< SG_W) columns of an R-row tile, as the tiles compute
- * them: B's rows and C's widened through a zero-padded copy. */
-static inline __attribute__((always_inline)) void sgemm_tail_tile(const int R, int nc, int K, const float *A, size_t lda,
-                                                                    const uint16_t *B, size_t ldb, float *C, size_t ldc,
-                                                                    bool add) {
-    _Alignas(64) float c[6][SG_W];
-    sg_vec acc[6];
-#pragma GCC unroll 6
-    for (int r = 0; r < R; r++) {
-        memset(c[r], 0, sizeof c[r]);
-        if (add) memcpy(c[r], C + (size_t)r * ldc, sizeof(float) * (size_t)nc);
-        acc[r] = sg_load(c[r]);
-    }
-    for (int k = 0; k < K; k++) {
-        uint16_t h[SG_W] = {0};
-        memcpy(h, B + (size_t)k * ldb, sizeof *h * (size_t)nc);
-        const sg_vec b = sg_load_f16(h);
-#pragma GCC unroll 6
-        for (int r = 0; r < R; r++) acc[r] = sg_fmadd(sg_set1(A[(size_t)r * lda + k]), b, acc[r]);
-    }
-#pragma GCC unroll 6
-    for (int r = 0; r < R; r++) {
-        sg_store(c[r], acc[r]);
-        memcpy(C + (size_t)r * ldc, c[r], sizeof(float) * (size_t)nc);
-    }
-}
-
 /* Columns [n, n + SG_W*V) of C, all rows. */
 static inline __attribute__((always_inline)) void sgemm_cols(const int V, int M, int n, int K, const float *A, size_t lda,
                                                                const uint16_t *B, size_t ldb, float *C, size_t ldc,
@@ -351,20 +324,16 @@ void lm_sgemm_f16(int M, int N, int K, const float *A, size_t lda, const uint16_
         sgemm_cols(1, M, n, K, A, lda, B, ldb, C, ldc, add);
         n += SG_W;
     }
-    if (n == N) return;
-    /* The last columns, by the tiles' own chains of FMAs, so that a
-     * column's value does not depend on where N ends. */
-    int m = 0;
-    for (; m + 6 <= M; m += 6) sgemm_tail_tile(6, N - n, K, A + lda * m, lda, B + n, ldb, C + ldc * m + n, ldc, add);
-    const float *a = A + lda * m;
-    float *c = C + ldc * m + n;
-    switch (M - m) {
-    case 5: sgemm_tail_tile(5, N - n, K, a, lda, B + n, ldb, c, ldc, add); break;
-    case 4: sgemm_tail_tile(4, N - n, K, a, lda, B + n, ldb, c, ldc, add); break;
-    case 3: sgemm_tail_tile(3, N - n, K, a, lda, B + n, ldb, c, ldc, add); break;
-    case 2: sgemm_tail_tile(2, N - n, K, a, lda, B + n, ldb, c, ldc, add); break;
-    case 1: sgemm_tail_tile(1, N - n, K, a, lda, B + n, ldb, c, ldc, add); break;
-    }
+    /* The last columns (rare: attention multiplies whole blocks of keys,
+     * and heads are mostly multiples of 16 wide): each element by the tiles' own
+     * chain of FMAs, so that a column's value does not depend on where N
+     * ends. */
+    for (int m = 0; m < M; m++)
+        for (int c = n; c < N; c++) {
+            float s = add ? C[(size_t)m * ldc + c] : 0.0f;
+            for (int k = 0; k < K; k++) s = fmaf(A[(size_t)m * lda + k], lm_f16_to_f32(B[(size_t)k * ldb + c]), s);
+            C[(size_t)m * ldc + c] = s;
+        }
 }
 
 /* e^x, 8 at a time: x = k ln 2 + r with |r| <= ln 2 / 2, e^r by Cephes'
