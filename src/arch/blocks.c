@@ -149,15 +149,15 @@ static void attention(void *arg, int task, int ith) {
      * start to the last row (scores past either end are computed, from
      * keys of other positions or none, and not used) */
     int n_pos = pos0 + nt, lo = window && pos0 - window + 1 > 0 ? (pos0 - window + 1) / LM_KV_BLOCK * LM_KV_BLOCK : 0;
+    const uint16_t *k = c->k_cache + base + key_index(kv_dim, (size_t)kvh * (size_t)hd, 0);
+    const size_t k_block = LM_KV_BLOCK * kv_dim; /* from one block of keys to the next */
     for (int p0 = lo; p0 < n_pos; p0 += ATT_RUN) {
         int p1 = p0 + ATT_RUN < n_pos ? p0 + ATT_RUN : n_pos;
+        lm_touch_rows(k + (size_t)(p0 / LM_KV_BLOCK) * k_block, sizeof(uint16_t) * LM_KV_BLOCK * (size_t)hd,
+                      sizeof(uint16_t) * k_block, (p1 - p0 + LM_KV_BLOCK - 1) / LM_KV_BLOCK);
         for (int p = p0; p < p1; p += LM_KV_BLOCK)
-            lm_touch_rows(c->k_cache + base + key_index(kv_dim, (size_t)kvh * (size_t)hd, (size_t)p),
-                          sizeof(uint16_t) * LM_KV_BLOCK * (size_t)hd, 0, 1);
-        for (int p = p0; p < p1; p += LM_KV_BLOCK) {
-            const uint16_t *k = c->k_cache + base + key_index(kv_dim, (size_t)kvh * (size_t)hd, (size_t)p);
-            lm_sgemm_f16(rows, LM_KV_BLOCK, hd, qt, (size_t)hd, k, LM_KV_BLOCK, sc + p, lds, false);
-        }
+            lm_sgemm_f16(rows, LM_KV_BLOCK, hd, qt, (size_t)hd, k + (size_t)(p / LM_KV_BLOCK) * k_block, LM_KV_BLOCK,
+                         sc + p, lds, false);
     }
     float scale = hp->att_scale, cap = hp->att_softcap;
     for (int r = 0; r < rows; r++) {
