@@ -336,21 +336,37 @@ static inline __attribute__((always_inline)) void zp_gemm(enum zkind k, int n, i
     }
 }
 
+/* How far ahead of the reads the one-row kernels fetch the weights, in
+ * bytes: a tile's rows are separate streams that the hardware prefetcher
+ * alone served at half the speed (q4_0, q8_0). Fetched a number of rows ahead (8), the distance was a
+ * few KB on short rows and the kernels read the 135M shape's matrices at
+ * 18 GB/s on one core; in address order, 16 KB ahead: 28 (8 KB: 26,
+ * 32 KB: 27; q8_0 25 -> 33). */
+#define Z_FETCH_AHEAD 16384
+
+/* The cache lines of the next `used` bytes at *pf, which moves past them:
+ * the weights read a fixed distance ahead, as one stream in the order of
+ * their addresses. Lines a step leaves partly ahead are fetched again by
+ * the next. */
+static inline __attribute__((always_inline)) void z_fetch(const char **pf, size_t used) {
+    for (size_t o = 0; o < used; o += 64) _mm_prefetch(*pf + o, _MM_HINT_T0);
+    *pf += used;
+}
+
 /* One activation row (generation): row after row, the weights one stream
- * fetched ZF_AHEAD bytes ahead in address order (as zq_fetch below), four
- * sums a row. Four rows at a time (zdot), each its own stream, left 1.2B
+ * fetched ahead in address order (z_fetch), four sums a row. Four rows at a time (zdot), each its own stream, left 1.2B
  * bf16 generation at 0.92-1.00 of llama.cpp's row-by-row loop; this reads
  * as fast as it (1.00-1.04, f16 and bf16, 1 and 2 threads). */
-#define ZF_AHEAD 16384
 static inline __attribute__((always_inline)) void zgemv_float(enum zkind k, int n, int nr, float *s, const uint8_t *x,
                                                                 size_t bx, const uint8_t *y) {
     const int per = ZDP(k) ? 32 : 16, esz = k == Z_F32 ? 4 : 2;
     for (int r = 0; r < nr; r++) {
         const uint8_t *row = x + bx * (size_t)r;
+        const char *pf = (const char *)row + Z_FETCH_AHEAD;
         __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
         int i = 0;
         for (; i + 4 * per <= n; i += 4 * per) {
-            for (int o = 0; o < 4 * per * esz; o += 64) _mm_prefetch((const char *)row + (size_t)i * esz + ZF_AHEAD + o, _MM_HINT_T0);
+            z_fetch(&pf, (size_t)(4 * per * esz));
 ZUNROLL
             for (int v = 0; v < 4; v++) {
 #if defined(__AVX512BF16__)
@@ -451,22 +467,6 @@ static inline float zf16(uint16_t h) { return _cvtsh_ss(h); }
 /* Rows at a time: each row's sums are chains of dependent additions, one
  * step per block, that the rows interleave. */
 #define ZQ_ROWS 4
-/* How far ahead of the reads the weights are fetched, in bytes: a tile's
- * rows are separate streams that the hardware prefetcher alone served at
- * half the speed. Fetched a number of rows ahead (8), the distance was a
- * few KB on short rows and the kernels read the 135M shape's matrices at
- * 18 GB/s on one core; in address order, 16 KB ahead: 28 (8 KB: 26,
- * 32 KB: 27; q8_0 25 -> 33). */
-#define ZQ_FETCH_AHEAD 16384
-
-/* The cache lines of the next `used` bytes at *pf, which moves past them:
- * the weights read a fixed distance ahead, as one stream in the order of
- * their addresses. Lines a step leaves partly ahead are fetched again by
- * the next. */
-static inline __attribute__((always_inline)) void zq_fetch(const char **pf, size_t used) {
-    for (size_t o = 0; o < used; o += 64) _mm_prefetch(*pf + o, _MM_HINT_T0);
-    *pf += used;
-}
 
 /* Activation blocks packed at once: a tile of rows runs through whole rows
  * up to this length (n = 16384), so that it reads one span of memory. */
@@ -543,7 +543,7 @@ static inline __m512 zq4_m4(__m512 sc0, __m512 sc1) {
 static inline __attribute__((always_inline)) void zq4_steps(const int K, const int P, bool alone, int b, const uint8_t *x,
                                                             size_t bx, const char **pf, const int8_t *qy, const float *ds,
                                                             const __m512i *pick, __m512 *acc, __m512 *accm) {
-    zq_fetch(pf, sizeof(struct lm_block_q4_0) * (size_t)K * (size_t)(alone ? 1 : 2 * P));
+    z_fetch(pf, sizeof(struct lm_block_q4_0) * (size_t)K * (size_t)(alone ? 1 : 2 * P));
     __m512i y[4];
     __m512 sc[ZQ_ROWS / 2 + 1];
     for (int k = 0; k < K; k++) y[k] = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(qy + 32 * (b + k))));
@@ -614,7 +614,7 @@ static void zgemv_q4_0(int n, int nr, float *s, const uint8_t *x, size_t bx, con
             ds[2 * b + 1] = ds[2 * b] * (float)sum;
         }
         const uint8_t *xb = x + xs * (size_t)b0;
-        const char *pf = (const char *)xb + ZQ_FETCH_AHEAD;
+        const char *pf = (const char *)xb + Z_FETCH_AHEAD;
         int r = 0;
         for (; r + ZQ_ROWS <= nr; r += ZQ_ROWS)
             zgemv_q4_0_tile(ZQ_ROWS / 2, false, nb, xb + bx * (size_t)r, bx, &pf, qy, ds, pick, s + r, b0 > 0);
@@ -640,7 +640,7 @@ static inline __attribute__((always_inline)) void zgemv_q8_0_tile(const int P, b
 #pragma GCC unroll 4
         for (int r = 0; r < P; r++) acc[r] = _mm512_setzero_ps();
         for (int b = b0; b < b1; b++) {
-            zq_fetch(pf, xs * (size_t)(alone ? 1 : 2 * P));
+            z_fetch(pf, xs * (size_t)(alone ? 1 : 2 * P));
             const __m512i y = _mm512_broadcast_i64x4(_mm256_load_si256((const __m256i *)(qy + 32 * b)));
             const __m512 d = _mm512_set1_ps(dy[b]);
 #pragma GCC unroll 4
@@ -680,7 +680,7 @@ static void zgemv_q8_0(int n, int nr, float *s, const uint8_t *x, size_t bx, con
             dy[b] = zf16(yb[b].d);
         }
         const uint8_t *xb = x + xs * (size_t)b0;
-        const char *pf = (const char *)xb + ZQ_FETCH_AHEAD;
+        const char *pf = (const char *)xb + Z_FETCH_AHEAD;
         int r = 0;
         for (; r + ZQ_ROWS <= nr; r += ZQ_ROWS)
             zgemv_q8_0_tile(ZQ_ROWS / 2, false, nb, xb + bx * (size_t)r, bx, &pf, qy, dy, s + r, b0 > 0);
