@@ -56,9 +56,10 @@ static const char usage[] =
     "  -o, --output FMT      md (default), json, jsonl or csv\n"
     "  --no-warmup           skip the warm-up run\n"
     "  --progress            say on stderr what runs\n"
-    "  --bandwidth           measure this machine's memory read bandwidth for each\n"
-    "                        -t, and say on stderr which fraction of it each tg\n"
-    "                        test reads (weights touched per token x t/s)\n"
+    "  --bandwidth           after each tg test, measure this machine's memory read\n"
+    "                        bandwidth with as many threads and say on stderr which\n"
+    "                        fraction of it the test read (weights a token touches\n"
+    "                        x t/s)\n"
     "\n"
     "-p, -n, -d, -b and -t take several values, comma-separated or by repeating\n"
     "the flag, and ranges FIRST-LAST, FIRST-LAST+STEP or FIRST-LAST*FACTOR;\n"
@@ -547,7 +548,6 @@ struct runner {
     uint64_t rng;
     int32_t *tokens; /* c.n_batch */
     long long index, count; /* the row's, from 1, and how many: for --progress */
-    double *bandwidth;      /* --bandwidth: GB/s for each -t value, 0 until measured */
 };
 
 static void progress(const struct runner *ru, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -561,12 +561,13 @@ static void progress(const struct runner *ru, const char *fmt, ...) {
     va_end(ap);
 }
 
-/* Random ids, as llama-bench's: what the tokens say does not change the work. */
 /* ---- memory read bandwidth (--bandwidth) ------------------------------
  * Threads of the pool sum disjoint chunks of a buffer far larger than the
  * caches, as a generated token streams the weights; the best of a few
  * passes. A sum the compiler cannot drop, in 8 independent lanes so that
- * the loop vectorizes and a core keeps many loads in flight. */
+ * the loop vectorizes and a core keeps many loads in flight. The fetch
+ * runs 16 KB ahead, as the one-row kernels' does: a line fetched only a few
+ * lines ahead arrives late and halves what one core reads. */
 #define BW_BYTES ((size_t)512 << 20)
 #define BW_CHUNK ((size_t)1 << 20)
 
@@ -580,13 +581,16 @@ static void bw_task(void *arg, int task, int ith) {
     const uint64_t *p = j->buf + BW_CHUNK / 8 * (size_t)task;
     uint64_t s[8] = {0};
     for (size_t i = 0; i < BW_CHUNK / 8; i += 8) {
-        __builtin_prefetch(p + i + 64); /* 512 bytes ahead, as the gemv kernels fetch ahead */
+        __builtin_prefetch(p + i + 16384 / 8);
         for (int k = 0; k < 8; k++) s[k] += p[i + k];
     }
     for (int k = 0; k < 8; k++) j->sums[ith] += s[k];
 }
 
-/* GB/s (1e9 bytes) read by n_threads, or 0 if the buffer cannot be had. */
+/* GB/s (1e9 bytes) read by n_threads, or 0 if the buffer cannot be had.
+ * The median pass: on a shared machine the best one can catch a moment when
+ * the neighbours are idle and the worst one a moment when they are busy. */
+#define BW_PASSES 9
 static double read_bandwidth(int n_threads) {
     struct bw_job j = {0};
     uint64_t *buf = malloc(BW_BYTES);
@@ -594,22 +598,26 @@ static double read_bandwidth(int n_threads) {
     memset(buf, 1, BW_BYTES); /* pages mapped before the timing */
     j.buf = buf;
     struct lm_pool *pool = lm_pool_create(n_threads);
-    uint64_t best = UINT64_MAX;
-    for (int pass = 0; pass < 6; pass++) {
+    uint64_t dt[BW_PASSES];
+    for (int pass = 0; pass < BW_PASSES; pass++) {
         const uint64_t t0 = lm_time_ns();
         lm_pool_run(pool, (int)(BW_BYTES / BW_CHUNK), bw_task, &j);
-        const uint64_t dt = lm_time_ns() - t0;
-        best = dt < best ? dt : best;
+        uint64_t d = lm_time_ns() - t0;
+        int k = pass;
+        for (; k > 0 && dt[k - 1] > d; k--) dt[k] = dt[k - 1];
+        dt[k] = d;
     }
     lm_pool_free(pool);
     free(buf);
     uint64_t sum = 0;
     for (int i = 0; i < 256; i++) sum += j.sums[i];
-    /* every byte is 1: 6 passes of 0x0101... words, a check that the reads happened */
-    LM_ASSERT(sum == 6 * (BW_BYTES / 8) * 0x0101010101010101ull);
-    return (double)BW_BYTES / (double)(best ? best : 1);
+    /* every byte is 1: the passes of 0x0101... words, a check that the reads happened */
+    LM_ASSERT(sum == BW_PASSES * (BW_BYTES / 8) * 0x0101010101010101ull);
+    const uint64_t median = dt[BW_PASSES / 2];
+    return (double)BW_BYTES / (double)(median ? median : 1);
 }
 
+/* Random ids, as llama-bench's: what the tokens say does not change the work. */
 static int32_t random_token(struct runner *ru) {
     ru->rng = ru->rng * 6364136223846793005ull + 1442695040888963407ull;
     return (int32_t)((ru->rng >> 33) % (uint64_t)ru->c.model->hp.n_vocab);
@@ -667,17 +675,15 @@ static int run_row(struct runner *ru, struct row *r, struct lm_err *err) {
 }
 
 /* --bandwidth, after a tg row: the bytes its tokens read per second against
- * what the machine can read with as many threads (measured once per -t). */
-static void report_bandwidth(struct runner *ru, const struct row *r, int it) {
-    if (!ru->bandwidth[it]) {
-        ru->bandwidth[it] = read_bandwidth(r->n_threads);
-        fprintf(stderr, "lm bench: read bandwidth with %d thread%s: %.1f GB/s\n", r->n_threads, r->n_threads > 1 ? "s" : "",
-                ru->bandwidth[it]);
-    }
+ * what the machine can read with as many threads, measured right after the
+ * row, as a shared machine's bandwidth varies with its neighbours' load. */
+static void report_bandwidth(const struct row *r) {
+    const double bw = read_bandwidth(r->n_threads);
+    fprintf(stderr, "lm bench: read bandwidth with %d thread%s: %.1f GB/s\n", r->n_threads, r->n_threads > 1 ? "s" : "", bw);
     const double ts = avg_ts(r), gbs = (double)r->model->token_bytes * ts * 1e-9;
     fprintf(stderr, "lm bench: %s tg%d -t %d: %.1f MB of weights per token x %.2f t/s = %.2f GB/s, %.0f%% of %.1f GB/s\n",
             r->model->type, r->n_gen, r->n_threads, (double)r->model->token_bytes * 1e-6, ts, gbs,
-            ru->bandwidth[it] > 0 ? 100 * gbs / ru->bandwidth[it] : 0.0, ru->bandwidth[it]);
+            bw > 0 ? 100 * gbs / bw : 0.0, bw);
 }
 
 /* The rows of one model, in llama-bench's order; an exit code. */
@@ -704,7 +710,7 @@ static int bench_model(struct runner *ru, struct printer *pr, const struct lm_mo
                         if (run_row(ru, &r, &err) < 0) rc = lm_cli_fail(LM_EXIT_RUNTIME, "%s", err.msg);
                         else print_row(pr, &r);
                         if (rc == LM_EXIT_OK && o->bandwidth && r.n_prompt == 0 && r.n_gen > 0)
-                            report_bandwidth(ru, &r, it);
+                            report_bandwidth(&r);
                         free(ru->tokens);
                     }
                     free(r.samples_ns);
@@ -755,7 +761,7 @@ int cmd_bench(int argc, char **argv) {
         if (o.pg.v[i] > 0 || o.pg.v[i + 1] > 0) tests.v[tests.n++] = o.pg.v[i], tests.v[tests.n++] = o.pg.v[i + 1];
 
     struct printer pr = {.fmt = o.fmt, .batch_column = o.batch.n != 1 || o.batch.v[0] != LM_BATCH_DEFAULT};
-    struct runner ru = {.o = &o, .rng = 12345, .bandwidth = lm_xcalloc((size_t)o.threads.n, sizeof(double))};
+    struct runner ru = {.o = &o, .rng = 12345};
     ru.count = (long long)o.n_models * o.batch.n * o.threads.n * o.depth.n * (tests.n / 2);
     print_header(&pr);
     for (int i = 0; i < o.n_models && rc == LM_EXIT_OK; i++) {
@@ -771,7 +777,6 @@ int cmd_bench(int argc, char **argv) {
         lm_model_free(&m);
     }
     if (rc == LM_EXIT_OK) print_footer(&pr);
-    free(ru.bandwidth);
     free(tests.v);
     free_opts(&o);
     return rc;
