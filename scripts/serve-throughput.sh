@@ -12,7 +12,8 @@
 # Each client sends the OpenAI chat request of the README with the official
 # openai Python client (pip install openai), max_tokens TOKENS, ignore_eos
 # so every reply is TOKENS long; t/s = all clients' completion tokens / wall
-# time of the round, best of ROUNDS.
+# time of the round, best of ROUNDS rounds (each round: every client count,
+# on each server in turn).
 set -euo pipefail
 LLAMA_SERVER=${1:-${LLAMA_SERVER:-}}
 MODEL=${2:-models/default.gguf}
@@ -35,12 +36,12 @@ wait_ready() { # port pid
     return 1
 }
 
-# Prints the best total t/s of ROUNDS rounds of N clients against PORT.
+# Prints the total t/s of one round of N clients against PORT.
 measure() { # port n
-    python3 - "$1" "$2" "$TOKENS" "$ROUNDS" <<'PY'
+    python3 - "$1" "$2" "$TOKENS" <<'PY'
 import sys, threading, time
 import openai
-port, n, tokens, rounds = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+port, n, tokens = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0, timeout=600)
 topics = ["the sea", "a city at night", "mountains", "a library", "the first snow", "trains", "a garden", "the moon"]
 def one(i, out):
@@ -48,15 +49,12 @@ def one(i, out):
         messages=[{"role": "user", "content": f"Write a long story about {topics[i % len(topics)]}."}],
         extra_body={"ignore_eos": True})
     out[i] = r.usage.completion_tokens
-best = 0.0
-for _ in range(rounds):
-    out = [0] * n
-    t0 = time.time()
-    th = [threading.Thread(target=one, args=(i, out)) for i in range(n)]
-    for t in th: t.start()
-    for t in th: t.join()
-    best = max(best, sum(out) / (time.time() - t0))
-print(f"{best:.1f}")
+out = [0] * n
+t0 = time.time()
+th = [threading.Thread(target=one, args=(i, out)) for i in range(n)]
+for t in th: t.start()
+for t in th: t.join()
+print(f"{sum(out) / (time.time() - t0):.1f}")
 PY
 }
 
@@ -73,11 +71,18 @@ start() { # name: sets PID and PORT
 
 servers=(lm)
 [ -n "$LLAMA_SERVER" ] && servers+=(llama-server)
+# A round measures every client count on each server in turn (one warm-up
+# request first), so that the ratios compare figures taken within a minute
+# or two of each other; the best round of each counts.
 declare -A result
-for n in $CLIENTS; do
-    for s in "${servers[@]}"; do # alternately, each server fresh for each row
+for _ in $(seq "$ROUNDS"); do
+    for s in "${servers[@]}"; do
         start "$s"
-        result[$s,$n]=$(measure "$PORT" "$n")
+        measure "$PORT" 1 >/dev/null
+        for n in $CLIENTS; do
+            t=$(measure "$PORT" "$n")
+            if python3 -c "import sys; sys.exit(not $t > ${result[$s,$n]:-0})"; then result[$s,$n]=$t; fi
+        done
         kill "$PID"; wait "$PID" 2>/dev/null || true
     done
 done
