@@ -30,9 +30,12 @@ size_t lm_matmul_scratch_size(const struct lm_tensor *w, int n_tok) {
 #define TOK_TILE 64
 #define TOK_TILE_FLOAT 512
 
+#define GUIDED_MAX_TASKS (64 + LM_MATMUL_MAX)
+
 struct matmul_job {
     int n_w, n_tok, tok_tile, tok_tiles;
-    int row_tile;                 /* rows per task */
+    int row_tile;                 /* rows per task (a batch) */
+    int32_t *guided;              /* or first row of each task, then the end (a few rows) */
     int task0[LM_MATMUL_MAX + 1]; /* first task of each weight */
     float *y[LM_MATMUL_MAX];
     const struct lm_tensor *w[LM_MATMUL_MAX];
@@ -56,6 +59,10 @@ static void matmul_tile(void *arg, int task, int ith) {
     task -= j->task0[i];
     int64_t rows = j->w[i]->ne[1];
     int64_t r0 = (int64_t)(task / j->tok_tiles) * j->row_tile, r1 = r0 + j->row_tile < rows ? r0 + j->row_tile : rows;
+    if (j->guided) {
+        r0 = j->guided[j->task0[i] + task];
+        r1 = task + 1 < j->task0[i + 1] - j->task0[i] ? j->guided[j->task0[i] + task + 1] : rows;
+    }
     int c0 = task % j->tok_tiles * j->tok_tile, c1 = c0 + j->tok_tile < j->n_tok ? c0 + j->tok_tile : j->n_tok;
     const uint8_t *w = (const uint8_t *)j->w[i]->data + j->w_row[i] * (size_t)r0;
     const uint8_t *x = j->xa[i] + j->xa_row[i] * (size_t)c0;
@@ -110,19 +117,45 @@ void lm_matmul_multi(struct lm_pool *pool, int n_w, float *const y[], const stru
         int per = (n_tok + QUANT_TILE - 1) / QUANT_TILE;
         lm_pool_run(pool, j.n_q * per, quantize_tile, &j);
     }
-    /* Row tiles: for up to 7 tokens (generation of a few sequences), about
-     * 4 per thread, so that whoever runs claims the next (no reuse to keep:
-     * one token tile; 256-row tiles left a thread idle on a 576-row matrix
-     * split in 3), yet long enough that a task's start (a new stream for
-     * the prefetchers, the activations packed again) stays small: 8 per
-     * thread were 10-15% slower on the 135M model's 1 to 4 rows at 2
-     * threads; for a batch of 8 or more, 256 rows that a run
-     * of a token tile reuses from L2 (and over which a kernel's
-     * rearrangement of the activations pays off). Multiples of 16 rows
-     * suit every GEMM kernel's row blocking. */
-    int64_t target = n_tok < 8 ? total_rows / (4 * lm_pool_size(pool)) : 256;
-    target = (target + 15) / 16 * 16;
-    j.row_tile = (int)(target < 16 ? 16 : target > 4096 ? 4096 : target);
+    /* Up to 7 tokens (generation of a few sequences): guided row tiles,
+     * each 1 / threads of the rows left, so that the first are long and
+     * the last short. A task's start costs (a new stream for the
+     * prefetchers, the activations packed again), so equal tiles had to be
+     * few (8 per thread were 10-15% slower than 4 on the 135M model's 1 to
+     * 4 rows at 2 threads), and then a thread waited out the other's last
+     * one: 4 rows a step, 5-7% faster than 4 equal tiles per thread. One
+     * thread: a task a weight. Multiples of 16 rows suit every GEMM
+     * kernel's row blocking. */
+    if (n_tok < 8) {
+        const int64_t share = lm_pool_size(pool);
+        /* at least 1/64 of the rows, so that the tasks are at most 64 + n_w */
+        const int64_t min_size = total_rows / 64 > 16 ? (total_rows / 64 + 15) / 16 * 16 : 16;
+        int32_t guided[GUIDED_MAX_TASKS];
+        int nt = 0;
+        int64_t left = total_rows;
+        for (int i = 0; i < n_w; i++) {
+            j.task0[i] = nt;
+            for (int64_t r = 0; r < w[i]->ne[1];) {
+                int64_t size = (left / share + 15) / 16 * 16;
+                size = size < min_size ? min_size : size;
+                size = size < w[i]->ne[1] - r ? size : w[i]->ne[1] - r;
+                LM_ASSERT(nt < GUIDED_MAX_TASKS);
+                guided[nt++] = (int32_t)r;
+                r += size;
+                left -= size;
+            }
+        }
+        j.task0[n_w] = nt;
+        j.guided = guided;
+        j.tok_tile = n_tok;
+        j.tok_tiles = 1;
+        lm_pool_run(pool, nt, matmul_tile, &j);
+        return;
+    }
+    /* A batch of 8 or more: 256 rows that a run of a token tile reuses from
+     * L2 (and over which a kernel's rearrangement of the activations pays
+     * off). */
+    j.row_tile = 256;
     int64_t row_tiles = 0;
     for (int i = 0; i < n_w; i++) row_tiles += (w[i]->ne[1] + j.row_tile - 1) / j.row_tile;
     /* float weights: the longer token tile, unless it leaves fewer than 4
