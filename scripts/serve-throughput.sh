@@ -71,15 +71,19 @@ start() { # name: sets PID and PORT
 
 servers=(lm)
 [ -n "$LLAMA_SERVER" ] && servers+=(llama-server)
-# A round measures every client count on each server in turn (one warm-up
-# request first), so that the ratios compare figures taken within a minute
-# or two of each other; the best round of each counts.
+# A round measures every client count on each server in turn, so that the
+# ratios compare figures taken within a minute or two of each other; the
+# best round of each counts. Each count's requests are sent once unmeasured
+# first: both servers keep a slot's prompt for a request that starts the
+# same way, so every measured request, of one client or of 8, finds its
+# prompt cached alike (a lone warm-up request gave the single client a
+# cached prompt and the others none).
 declare -A result
 for _ in $(seq "$ROUNDS"); do
     for s in "${servers[@]}"; do
         start "$s"
-        measure "$PORT" 1 >/dev/null
         for n in $CLIENTS; do
+            measure "$PORT" "$n" >/dev/null
             t=$(measure "$PORT" "$n")
             if python3 -c "import sys; sys.exit(not $t > ${result[$s,$n]:-0})"; then result[$s,$n]=$t; fi
         done

@@ -11,10 +11,12 @@
  * weights are read once a step for all slots.
  *
  * What a step holds: the next token of every generating slot and a chunk
- * of one prompt (n_batch tokens from its first uncached one, as lm chat
- * and lm run cut it), when the model's kernels give each row its bits
- * whatever the batch (lm_model_rows_independent). Otherwise the two kinds
- * take turns while both wait, because a prompt sharing its batch would get
+ * of each waiting prompt (n_batch tokens from its first uncached one, as
+ * lm chat and lm run cut it) while the step's n_batch + n_slots rows hold
+ * them whole (prompts that arrive together are read in one pass of the
+ * weights), when the model's kernels give each row its bits whatever the
+ * batch (lm_model_rows_independent). Otherwise the two kinds take turns
+ * while both wait, one prompt at a time, because a prompt sharing its batch would get
  * other logits than alone (test_serve checks that a request's tokens do
  * not depend on the others); rows of generating slots then stay within the
  * 1-7 rows whose kernels keep each row's bits. */
@@ -221,19 +223,26 @@ static void step(struct lm_sched *s) {
     }
     bool generating = false;
     for (int i = 0; i < s->n_slots; i++) generating |= s->slots[i].n_feed > 0;
-    if (s->mix || !generating || !s->last_was_generation) { /* a prompt's turn, if one waits */
+    if (s->mix || !generating || !s->last_was_generation) { /* the prompts' turn, if any wait */
+        int rows = 0;
+        for (int i = 0; i < s->n_slots; i++) rows += s->slots[i].n_feed;
+        const int first = s->next_prompt;
         for (int i = 0; i < s->n_slots; i++) {
-            struct slot *sl = &s->slots[(s->next_prompt + i) % s->n_slots];
+            struct slot *sl = &s->slots[(first + i) % s->n_slots];
             if (!sl->job || sl->finished || sl->has_last || sl->prompt_pos >= sl->job->n_prompt) continue;
+            int n = sl->job->n_prompt - sl->prompt_pos;
+            n = n < s->n_batch ? n : s->n_batch;
             if (!s->mix) {
                 for (int k = 0; k < s->n_slots; k++) s->slots[k].n_feed = 0;
                 generating = false;
+            } else if (rows + n > s->n_batch + s->n_slots) {
+                break; /* the step is full: this chunk whole in a later one */
             }
-            int n = sl->job->n_prompt - sl->prompt_pos;
             sl->feed = sl->job->prompt + sl->prompt_pos;
-            sl->n_feed = n < s->n_batch ? n : s->n_batch;
+            sl->n_feed = n;
+            rows += n;
             s->next_prompt = (int)(sl - s->slots + 1) % s->n_slots; /* prompts take turns too */
-            break;
+            if (!s->mix) break;
         }
     }
     s->last_was_generation = generating;
