@@ -1080,7 +1080,12 @@ static inline __attribute__((always_inline)) void q_tile(enum qkind k, const int
                                                            const uint8_t *x, size_t bx, const struct q_acts *a, float *s,
                                                            size_t ldc, bool add) {
     const size_t xsize = q_xsize(k);
-    __m512 acc[4][Q_MAX_PAIRS], accm[4];
+    /* 4 rows against up to 4 activation rows: the m terms of all 16 pairs
+     * in one vector, lane 4r + c (the same product and sum in each lane as
+     * a vector a row: a row's m and c's s), by one multiply and one add a
+     * block instead of four of each and the broadcasts */
+    const bool joint_m = k != Q8_0 && R == 4 && P <= 2;
+    __m512 acc[4][Q_MAX_PAIRS], accm[4], accm4 = _mm512_setzero_ps();
 ZUNROLL
     for (int r = 0; r < R; r++) {
         accm[r] = _mm512_setzero_ps();
@@ -1091,6 +1096,7 @@ ZUNROLL
         __m512i u[4], off[4];
         __mmask64 neg[4];
         __m512 dx[4];
+        __m128 dms[4];
 ZUNROLL
         for (int r = 0; r < R; r++) {
             const uint8_t *blk = x + bx * (size_t)r + xsize * (size_t)b;
@@ -1106,9 +1112,19 @@ ZUNROLL
                 neg[r] = _mm512_movepi8_mask(w);
             } else {
                 u[r] = w;
+                dms[r] = dm;
                 /* not fused, as in the one-row kernel */
-                accm[r] = _mm512_add_ps(accm[r], _mm512_mul_ps(_mm512_broadcastss_ps(_mm_movehdup_ps(dm)), _mm512_load_ps(a->sy + 16 * b)));
+                if (!joint_m)
+                    accm[r] = _mm512_add_ps(accm[r], _mm512_mul_ps(_mm512_broadcastss_ps(_mm_movehdup_ps(dm)), _mm512_load_ps(a->sy + 16 * b)));
             }
+        }
+        if (joint_m) {
+            const __m128 m0011 = _mm_shuffle_ps(dms[0], dms[1], _MM_SHUFFLE(1, 1, 1, 1));
+            const __m128 m2233 = _mm_shuffle_ps(dms[2], dms[3], _MM_SHUFFLE(1, 1, 1, 1));
+            const __m128 m0123 = _mm_shuffle_ps(m0011, m2233, _MM_SHUFFLE(2, 0, 2, 0));
+            const __m512 mx = _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
+                                                    _mm512_castps128_ps512(m0123));
+            accm4 = _mm512_add_ps(accm4, _mm512_mul_ps(mx, _mm512_broadcast_f32x4(_mm_load_ps(a->sy + 16 * b))));
         }
 ZUNROLL
         for (int p = 0; p < P; p++) {
@@ -1124,10 +1140,13 @@ ZUNROLL
             }
         }
     }
+    float m4[16];
+    if (joint_m) _mm512_storeu_ps(m4, accm4);
 ZUNROLL
     for (int r = 0; r < R; r++) {
-        float m[16];
-        _mm512_storeu_ps(m, accm[r]);
+        float mr[16];
+        if (!joint_m) _mm512_storeu_ps(mr, accm[r]);
+        const float *m = joint_m ? m4 + 4 * r : mr;
 ZUNROLL
         for (int c = 0; c < 2 * P; c++) {
             if (c >= nc) break;
