@@ -563,7 +563,7 @@ static void progress(const struct runner *ru, const char *fmt, ...) {
 
 /* ---- memory read bandwidth (--bandwidth) ------------------------------
  * Threads of the pool sum disjoint chunks of a buffer far larger than the
- * caches, as a generated token streams the weights; the best of a few
+ * caches, as a generated token streams the weights; the median of a few
  * passes. A sum the compiler cannot drop, in 8 independent lanes so that
  * the loop vectorizes and a core keeps many loads in flight. The fetch
  * runs 16 KB ahead, as the one-row kernels' does: a line fetched only a few

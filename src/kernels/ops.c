@@ -35,7 +35,7 @@ size_t lm_matmul_scratch_size(const struct lm_tensor *w, int n_tok) {
 struct matmul_job {
     int n_w, n_tok, tok_tile, tok_tiles;
     int row_tile;                 /* rows per task (a batch) */
-    int32_t *guided;              /* or first row of each task, then the end (a few rows) */
+    int32_t *guided;              /* or (a few tokens) each task's first row */
     int task0[LM_MATMUL_MAX + 1]; /* first task of each weight */
     float *y[LM_MATMUL_MAX];
     const struct lm_tensor *w[LM_MATMUL_MAX];

@@ -16,10 +16,10 @@
  * them whole (prompts that arrive together are read in one pass of the
  * weights), when the model's kernels give each row its bits whatever the
  * batch (lm_model_rows_independent). Otherwise the two kinds take turns
- * while both wait, one prompt at a time, because a prompt sharing its batch would get
- * other logits than alone (test_serve checks that a request's tokens do
- * not depend on the others); rows of generating slots then stay within the
- * 1-7 rows whose kernels keep each row's bits. */
+ * while both wait, one prompt at a time, because a prompt sharing its
+ * batch would get other logits than alone (test_serve checks that a
+ * request's tokens do not depend on the others); rows of generating slots
+ * then stay within the 1-7 rows whose kernels keep each row's bits. */
 #include "serve_int.h"
 
 #include "lm/tokenizer.h"
