@@ -34,8 +34,8 @@ size_t lm_matmul_scratch_size(const struct lm_tensor *w, int n_tok) {
 
 struct matmul_job {
     int n_w, n_tok, tok_tile, tok_tiles;
-    int row_tile;                 /* rows per task (a batch) */
-    int32_t *guided;              /* or (a few tokens) each task's first row */
+    int row_tile;                 /* a batch: rows per task, of tok_tile tokens */
+    int32_t *guided;              /* or a few tokens: each task's first row */
     int task0[LM_MATMUL_MAX + 1]; /* first task of each weight */
     float *y[LM_MATMUL_MAX];
     const struct lm_tensor *w[LM_MATMUL_MAX];
@@ -57,13 +57,18 @@ static void matmul_tile(void *arg, int task, int ith) {
     int i = 0;
     while (task >= j->task0[i + 1]) i++;
     task -= j->task0[i];
-    int64_t rows = j->w[i]->ne[1];
-    int64_t r0 = (int64_t)(task / j->tok_tiles) * j->row_tile, r1 = r0 + j->row_tile < rows ? r0 + j->row_tile : rows;
-    if (j->guided) {
-        r0 = j->guided[j->task0[i] + task];
-        r1 = task + 1 < j->task0[i + 1] - j->task0[i] ? j->guided[j->task0[i] + task + 1] : rows;
+    int64_t rows = j->w[i]->ne[1], r0, r1;
+    int c0 = 0, c1 = j->n_tok;
+    if (j->guided) { /* a few tokens: the task's rows, every token */
+        const int32_t *first = j->guided + j->task0[i];
+        r0 = first[task];
+        r1 = task + 1 < j->task0[i + 1] - j->task0[i] ? first[task + 1] : rows;
+    } else {
+        r0 = (int64_t)(task / j->tok_tiles) * j->row_tile;
+        r1 = r0 + j->row_tile < rows ? r0 + j->row_tile : rows;
+        c0 = task % j->tok_tiles * j->tok_tile;
+        c1 = c0 + j->tok_tile < j->n_tok ? c0 + j->tok_tile : j->n_tok;
     }
-    int c0 = task % j->tok_tiles * j->tok_tile, c1 = c0 + j->tok_tile < j->n_tok ? c0 + j->tok_tile : j->n_tok;
     const uint8_t *w = (const uint8_t *)j->w[i]->data + j->w_row[i] * (size_t)r0;
     const uint8_t *x = j->xa[i] + j->xa_row[i] * (size_t)c0;
     float *y = j->y[i] + (size_t)rows * (size_t)c0 + (size_t)r0;
@@ -147,8 +152,6 @@ void lm_matmul_multi(struct lm_pool *pool, int n_w, float *const y[], const stru
         }
         j.task0[n_w] = nt;
         j.guided = guided;
-        j.tok_tile = n_tok;
-        j.tok_tiles = 1;
         lm_pool_run(pool, nt, matmul_tile, &j);
         return;
     }

@@ -338,10 +338,10 @@ static inline __attribute__((always_inline)) void zp_gemm(enum zkind k, int n, i
 
 /* How far ahead of the reads the one-row kernels fetch the weights, in
  * bytes: a tile's rows are separate streams that the hardware prefetcher
- * alone served at half the speed (q4_0, q8_0). Fetched a number of rows ahead (8), the distance was a
- * few KB on short rows and the kernels read the 135M shape's matrices at
- * 18 GB/s on one core; in address order, 16 KB ahead: 28 (8 KB: 26,
- * 32 KB: 27; q8_0 25 -> 33). */
+ * alone served at half the speed (q4_0, q8_0). Fetched a number of rows
+ * ahead (8), the distance was a few KB on short rows and the kernels read
+ * the 135M shape's matrices at 18 GB/s on one core; in address order, 16 KB
+ * ahead: 28 (8 KB: 26, 32 KB: 27; q8_0 25 -> 33). */
 #define Z_FETCH_AHEAD 16384
 
 /* The cache lines of the next `used` bytes at *pf, which moves past them:
@@ -354,9 +354,10 @@ static inline __attribute__((always_inline)) void z_fetch(const char **pf, size_
 }
 
 /* One activation row (generation): row after row, the weights one stream
- * fetched ahead in address order (z_fetch), four sums a row. Four rows at a time (zdot), each its own stream, left 1.2B
- * bf16 generation at 0.92-1.00 of llama.cpp's row-by-row loop; this reads
- * as fast as it (1.00-1.04, f16 and bf16, 1 and 2 threads). */
+ * fetched ahead in address order (z_fetch), four sums a row. Four rows at
+ * a time (zdot), each its own stream, left 1.2B bf16 generation at
+ * 0.92-1.00 of llama.cpp's row-by-row loop; this reads as fast as it
+ * (1.00-1.04, f16 and bf16, 1 and 2 threads). */
 static inline __attribute__((always_inline)) void zgemv_float(enum zkind k, int n, int nr, float *s, const uint8_t *x,
                                                                 size_t bx, const uint8_t *y) {
     const int per = ZDP(k) ? 32 : 16, esz = k == Z_F32 ? 4 : 2;

@@ -212,6 +212,7 @@ static int forward(struct lm_sched *s, struct lm_err *err) {
 }
 
 static void step(struct lm_sched *s) {
+    int rows = 0; /* of the step */
     for (int i = 0; i < s->n_slots; i++) { /* generating slots: one token each */
         struct slot *sl = &s->slots[i];
         sl->n_feed = 0;
@@ -219,13 +220,11 @@ static void step(struct lm_sched *s) {
         if (sl->job && sl->has_last) {
             sl->feed = &sl->last;
             sl->n_feed = 1;
+            rows++;
         }
     }
-    bool generating = false;
-    for (int i = 0; i < s->n_slots; i++) generating |= s->slots[i].n_feed > 0;
+    bool generating = rows > 0;
     if (s->mix || !generating || !s->last_was_generation) { /* the prompts' turn, if any wait */
-        int rows = 0;
-        for (int i = 0; i < s->n_slots; i++) rows += s->slots[i].n_feed;
         const int first = s->next_prompt;
         for (int i = 0; i < s->n_slots; i++) {
             struct slot *sl = &s->slots[(first + i) % s->n_slots];
