@@ -447,6 +447,21 @@ static inline __m512i zdot_us8(__m512i u, __m512i s) {
 #endif
 }
 
+/* zdot_us8's sums as floats, exactly. With VNNI the products accumulate
+ * onto the bits of 1.5 * 2^23 and a subtraction leaves each sum (|sum| <
+ * 2^22) as the float vcvtdq2ps gives: the subtraction issues on any
+ * floating-point port, where on Intel cores the conversion shares the
+ * one port of the 512-bit vpdpbusd. off: integers added to the sums. */
+#define ZMAGIC 0x4B400000
+static inline __m512 zsum_ps(__m512i magic_sum) { return _mm512_sub_ps(_mm512_castsi512_ps(magic_sum), _mm512_set1_ps(12582912.0f)); }
+static inline __m512 zdot_us8_ps(__m512i u, __m512i s) {
+#if defined(__AVX512VNNI__)
+    return zsum_ps(_mm512_dpbusd_epi32(_mm512_set1_epi32(ZMAGIC), u, s));
+#else
+    return _mm512_cvtepi32_ps(zdot_us8(u, s));
+#endif
+}
+
 static inline float zf16(uint16_t h) { return _cvtsh_ss(h); }
 
 /* The q4_0 kernel permutes bytes (VBMI) and takes 256-bit halves of
@@ -527,7 +542,7 @@ static inline __attribute__((always_inline)) __m512 zq4_step(const int K, const 
 #pragma GCC unroll 4
     for (int k = 0; k < K; k++) {
         const __m512i w = k < 3 ? _mm512_permutex2var_epi8(a0, pick[k], b0) : _mm512_permutex2var_epi8(a1, pick[k], b1);
-        const __m512 p = _mm512_cvtepi32_ps(zdot_us8(zq4_nibbles(w), y[k]));
+        const __m512 p = zdot_us8_ps(zq4_nibbles(w), y[k]);
         *acc = _mm512_fmadd_ps(zq4_scale(sc, k), p, *acc);
     }
     return sc;
@@ -651,7 +666,7 @@ static inline __attribute__((always_inline)) void zgemv_q8_0_tile(const int P, b
                 const __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(ba + 2))),
                                                      _mm256_loadu_si256((const __m256i *)(bb + 2)), 1);
                 const __m512i ys = _mm512_mask_sub_epi8(y, _mm512_movepi8_mask(w), _mm512_setzero_si512(), y);
-                const __m512 p = _mm512_cvtepi32_ps(zdot_us8(_mm512_abs_epi8(w), ys));
+                const __m512 p = zdot_us8_ps(_mm512_abs_epi8(w), ys);
                 uint16_t da, db;
                 memcpy(&da, ba, 2);
                 memcpy(&db, bb, 2);
@@ -1105,9 +1120,9 @@ ZUNROLL
             __m128 dm;
             const __m512i w = q_decode(k, blk, &dm);
             dx[r] = _mm512_broadcastss_ps(dm);
-            if (k == Q8_0 && Q8_OFFSET) { /* the activations offset by 128: subtract 128 * sum(w) */
+            if (k == Q8_0 && Q8_OFFSET) { /* the activations offset by 128: subtract 128 * sum(w) (from 1.5 * 2^23, see zdot_us8_ps) */
                 u[r] = w;
-                off[r] = _mm512_sub_epi32(_mm512_setzero_si512(), zdot_us8(_mm512_set1_epi8(-128), w));
+                off[r] = _mm512_sub_epi32(_mm512_set1_epi32(ZMAGIC), zdot_us8(_mm512_set1_epi8(-128), w));
             } else if (k == Q8_0) { /* the sign moves onto the activations */
                 u[r] = _mm512_abs_epi8(w);
                 neg[r] = _mm512_movepi8_mask(w);
@@ -1133,10 +1148,9 @@ ZUNROLL
             const __m512 dy = a->dyp[P * b + p];
 ZUNROLL
             for (int r = 0; r < R; r++) {
-                __m512i dot;
-                if (k == Q8_0 && Q8_OFFSET) dot = _mm512_dpbusd_epi32(off[r], qy, u[r]);
-                else dot = zdot_us8(u[r], k == Q8_0 ? _mm512_mask_sub_epi8(qy, neg[r], _mm512_setzero_si512(), qy) : qy);
-                const __m512 pf = _mm512_cvtepi32_ps(dot);
+                __m512 pf;
+                if (k == Q8_0 && Q8_OFFSET) pf = zsum_ps(_mm512_dpbusd_epi32(off[r], qy, u[r]));
+                else pf = zdot_us8_ps(u[r], k == Q8_0 ? _mm512_mask_sub_epi8(qy, neg[r], _mm512_setzero_si512(), qy) : qy);
                 acc[r][p] = _mm512_fmadd_ps(_mm512_mul_ps(dx[r], dy), pf, acc[r][p]);
             }
         }
@@ -1260,7 +1274,7 @@ ZUNROLL
             for (int r = 0; r < R; r++) {
                 int32_t w4;
                 memcpy(&w4, w[r] + 4 * st, 4);
-                const __m512 p = _mm512_cvtepi32_ps(zdot_us8(_mm512_set1_epi32(w4), qy));
+                const __m512 p = zdot_us8_ps(_mm512_set1_epi32(w4), qy);
                 acc[r][st] = _mm512_fmadd_ps(dxy[r], p, acc[r][st]);
             }
         }
