@@ -1020,8 +1020,10 @@ static void gemm_q6_K(int n, int nr, int nc, float *s, size_t ldc, const void *x
  * few sequences) take tiles of 4 weight rows; a batch of q8_0 (the 64
  * tokens of a matmul task, against 256 weight rows that stay in L2) goes 16
  * rows at a time, in tiles of 2 weight rows x 8 pairs. The other formats'
- * batches go through "the rows in lanes" below, with the same arithmetic
- * for fewer instructions. The 8-rows-in-lanes kernel of quants_avx2.c
+ * batches go through "the rows in lanes" below, 16 rows at a time, with
+ * the same arithmetic for fewer instructions; fewer than 16 leave its
+ * lanes empty, and 8 to 15 ran there at 0.6-0.9 of the pairs' speed (1.2B
+ * q4_0 on an Intel Xeon), so they take the pairs. The 8-rows-in-lanes kernel of quants_avx2.c
  * (il_tile) sums a block's products into one int32 per row and so rounds
  * differently; it also ran at less than half the speed of either. */
 enum qkind { Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, QKINDS };
@@ -1205,7 +1207,7 @@ static inline __attribute__((always_inline)) void q_rows(enum qkind k, const int
     }
 }
 
-/* 8 to 16 activation rows of q4_0, q4_1, q5_0 and q5_1, the rows in lanes
+/* 16 activation rows of q4_0, q4_1, q5_0 and q5_1, the rows in lanes
  * (prompt batches): the one-row kernel's 8 float lanes of a dot product are
  * the sums of its 8 steps of 4 bytes, so here step st of a block gives, by
  * one vpdpbusd of the step's 4 weight bytes (broadcast) with the step's
@@ -1217,7 +1219,7 @@ static inline __attribute__((always_inline)) void q_rows(enum qkind k, const int
  * gets its one-row bits. q8_0 (signed weights) stays with the pairs. */
 #define QL_ROWS 2 /* weight rows a tile: 8 sums each, in registers */
 
-/* A chunk of 16 activation rows (rows past nc repeat the last): q[8*b +
+/* A chunk of 16 activation rows: q[8*b +
  * st] lane c = bytes 4st..4st+3 of block b of row c; dy[b], sy[b] lane c:
  * its d and s (or d*sum(q)), as q_pack has them. */
 struct ql_acts {
@@ -1225,13 +1227,13 @@ struct ql_acts {
     __m512 dy[LM_GEMM_CHUNK], sy[LM_GEMM_CHUNK];
 };
 
-static void ql_pack(enum qkind k, int nb, int nc, const uint8_t *y, size_t by, struct ql_acts *a) {
+static void ql_pack(enum qkind k, int nb, const uint8_t *y, size_t by, struct ql_acts *a) {
     const size_t yqs = q_y_q8_1(k) ? offsetof(struct lm_block_q8_1, qs) : offsetof(struct lm_block_q8_0, qs);
     for (int b = 0; b < nb; b++) {
         _Alignas(64) uint16_t h[2][16]; /* d, and s (q8_1) */
         __m512 v[16];
         for (int c = 0; c < 16; c++) {
-            const uint8_t *blk = y + by * (size_t)(c < nc ? c : nc - 1) + q_ysize(k) * (size_t)b;
+            const uint8_t *blk = y + by * (size_t)c + q_ysize(k) * (size_t)b;
             _mm_prefetch((const char *)(blk + 4 * q_ysize(k)), _MM_HINT_T0); /* 16 rows' streams: the hardware alone left them waiting */
             v[c] = _mm512_castsi512_ps(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(blk + yqs)))); /* upper half unused */
             memcpy(&h[0][c], blk, 2);
@@ -1248,9 +1250,9 @@ static void ql_pack(enum qkind k, int nb, int nc, const uint8_t *y, size_t by, s
     }
 }
 
-/* s[c*ldc + r] (+)= R weight rows against the nc (<= 16) rows of a, over
+/* s[c*ldc + r] (+)= R weight rows against the 16 rows of a, over
  * nb blocks; add: onto the previous chunks. */
-static inline __attribute__((always_inline)) void ql_tile(enum qkind k, const int R, int nb, int nc, const uint8_t *x,
+static inline __attribute__((always_inline)) void ql_tile(enum qkind k, const int R, int nb, const uint8_t *x,
                                                             size_t bx, const struct ql_acts *a, float *s, size_t ldc,
                                                             bool add) {
     __m512 acc[QL_ROWS][8], accm[QL_ROWS];
@@ -1304,23 +1306,23 @@ ZUNROLL
                                          _mm512_add_ps(_mm512_add_ps(l[1], l[5]), _mm512_add_ps(l[3], l[7])));
         float v[16];
         _mm512_storeu_ps(v, _mm512_add_ps(sum, accm[r]));
-        for (int c = 0; c < nc; c++) {
+        for (int c = 0; c < 16; c++) {
             float *o = s + ldc * (size_t)c + (size_t)r;
             *o = add ? *o + v[c] : v[c];
         }
     }
 }
 
-static inline __attribute__((always_inline)) void ql_gemm(enum qkind k, int n, int nr, int nc, float *s, size_t ldc,
+static inline __attribute__((always_inline)) void ql_gemm(enum qkind k, int n, int nr, float *s, size_t ldc,
                                                             const uint8_t *x, size_t bx, const uint8_t *y, size_t by) {
     struct ql_acts a;
     for (int b0 = 0; b0 < n / 32; b0 += LM_GEMM_CHUNK) {
         const int nb = n / 32 - b0 < LM_GEMM_CHUNK ? n / 32 - b0 : LM_GEMM_CHUNK;
         const uint8_t *xb = x + q_xsize(k) * (size_t)b0;
-        ql_pack(k, nb, nc, y + q_ysize(k) * (size_t)b0, by, &a);
+        ql_pack(k, nb, y + q_ysize(k) * (size_t)b0, by, &a);
         int r = 0;
-        for (; r + QL_ROWS <= nr; r += QL_ROWS) ql_tile(k, QL_ROWS, nb, nc, xb + bx * (size_t)r, bx, &a, s + r, ldc, b0 > 0);
-        for (; r < nr; r++) ql_tile(k, 1, nb, nc, xb + bx * (size_t)r, bx, &a, s + r, ldc, b0 > 0);
+        for (; r + QL_ROWS <= nr; r += QL_ROWS) ql_tile(k, QL_ROWS, nb, xb + bx * (size_t)r, bx, &a, s + r, ldc, b0 > 0);
+        for (; r < nr; r++) ql_tile(k, 1, nb, xb + bx * (size_t)r, bx, &a, s + r, ldc, b0 > 0);
     }
 }
 
@@ -1333,8 +1335,8 @@ static inline __attribute__((always_inline)) void q_gemm(enum qkind k, int n, in
         const int C = nc - c >= 2 * Q_MAX_PAIRS ? 2 * Q_MAX_PAIRS : nc - c;
         const uint8_t *yc = y + by * (size_t)c;
         float *sc = s + ldc * (size_t)c;
-        if (C >= 8 && k != Q8_0) {
-            ql_gemm(k, n, nr, C, sc, ldc, x, bx, yc, by);
+        if (C == 2 * Q_MAX_PAIRS && k != Q8_0) {
+            ql_gemm(k, n, nr, sc, ldc, x, bx, yc, by);
             c += C;
             continue;
         }
