@@ -16,12 +16,11 @@
  * Fewer activation rows (generation): dot products along the rows, with
  * masked loads for the tail.
  * bf16 weights take bf16 activations (as in ggml). Where the compiler
- * targets AVX512_BF16, the dot products of fewer than 8 activation rows
- * go through vdpbf16ps, which multiplies pairs of them into f32 sums, 32
- * multiply-adds an instruction; the panels widen them exactly (a shift)
- * and go the f32 way: through vdpbf16ps (pairs of adjacent weights in a
- * 32-bit lane), 1.2B bf16 prompts ran at 0.83 of that speed on an Intel
- * Xeon, whose vdpbf16ps issues at half the FMAs' rate.
+ * targets AVX512_BF16, fewer than 8 activation rows go through vdpbf16ps,
+ * which multiplies pairs of them into f32 sums, 32 multiply-adds an
+ * instruction. The panels widen bf16 exactly (a shift) and go the f32
+ * way: holding pairs of weights for vdpbf16ps, they ran 1.2B bf16 prompts
+ * at 0.83 of this speed on an Intel Xeon.
  *
  * One activation row (generation) of q4_0, q4_K and q6_K: see "one
  * activation row" below; q4_K and q6_K against 8 or more activation rows
