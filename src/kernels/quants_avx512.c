@@ -425,8 +425,7 @@ static inline __m512i zdot_us8(__m512i u, __m512i s) {
 /* zdot_us8's sums as floats, exactly. With VNNI the products accumulate
  * onto ZMAGIC, the bits of 1.5 * 2^23, and zsum_ps's subtraction leaves
  * each sum (|sum| < 2^22) as the float vcvtdq2ps gives. In place of the
- * conversion, which shares vpdpbusd's port on Intel cores, it sped small
- * q4_1 batches up 6-20% on an Intel Xeon. */
+ * conversion it sped small q4_1 batches up 6-20% on an Intel Xeon. */
 #define ZMAGIC 0x4B400000
 static inline __m512 zsum_ps(__m512i magic_sum) {
     return _mm512_sub_ps(_mm512_castsi512_ps(magic_sum), _mm512_set1_ps(12582912.0f));
