@@ -1325,6 +1325,9 @@ static inline __attribute__((always_inline)) void q_gemm(enum qkind k, int n, in
         case 2: q_rows(k, 4, 2, n, nr, C, sc, ldc, x, bx, yc, by); break;
         case 3: q_rows(k, 4, 3, n, nr, C, sc, ldc, x, bx, yc, by); break;
         case 4: q_rows(k, 4, 4, n, nr, C, sc, ldc, x, bx, yc, by); break;
+        case 5: q_rows(k, 2, 5, n, nr, C, sc, ldc, x, bx, yc, by); break;
+        case 6: q_rows(k, 2, 6, n, nr, C, sc, ldc, x, bx, yc, by); break;
+        case 7: q_rows(k, 2, 7, n, nr, C, sc, ldc, x, bx, yc, by); break;
         default: q_rows(k, 2, Q_MAX_PAIRS, n, nr, C, sc, ldc, x, bx, yc, by); break;
         }
         c += C;
