@@ -306,8 +306,8 @@ static inline __attribute__((always_inline)) void zp_gemm(enum zkind k, int n, i
     }
 }
 
-/* How far ahead of the reads the one-row kernels fetch the weights, in
- * bytes: a tile's rows are separate streams that the hardware prefetcher
+/* How far ahead of the reads the quantized one-row kernels fetch the
+ * weights, in bytes (on a Zen 5): a tile's rows are separate streams that the hardware prefetcher
  * alone served at half the speed (q4_0, q8_0). Fetched a number of rows
  * ahead (8), the distance was a few KB on short rows and the kernels read
  * the 135M shape's matrices at 18 GB/s on one core; in address order, 16 KB
@@ -773,7 +773,7 @@ static inline __attribute__((always_inline)) float zk6_dot(int n, const void *vx
 static void zdot_q6_K_q8_K(int n, float *s, const void *vx, const void *vy) { *s = zk6_dot(n, vx, vy, NULL); }
 
 /* One activation row against nr weight rows, row after row, the weights
- * one stream fetched ahead in address order, as zgemv_float's: left to
+ * one stream fetched ahead in address order, as zgemv_q4_0's: left to
  * the hardware prefetcher, 1.2B q4_K_M generation ran at 0.68-0.73 of
  * llama.cpp's on an Intel Xeon (1 and 2 threads). */
 static void zgemv_k(bool q6, int n, int nr, float *s, const uint8_t *x, size_t bx, const uint8_t *y) {
