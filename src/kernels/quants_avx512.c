@@ -328,6 +328,25 @@ static inline __attribute__((always_inline)) void z_fetch(const char **pf, size_
     *pf += used;
 }
 
+/* f16 weights in generation: the activation row rounded to f16 first, as
+ * llama.cpp's f16 dot product does. Half the bytes loaded beside each
+ * weight: on a Zen 4, f32 activations left 1.2B f16 generation at 0.5-0.7
+ * of llama.cpp's speed (6.4 t/s on one core, 9.7 with f16). Not for rows
+ * longer than the buffer or with a value beyond f16's range (it would be
+ * infinite): those keep f32. */
+#define ZF16_ACT_MAX 16384
+static bool zf16_acts(int n, const float *y, uint16_t *yh) {
+    if (n > ZF16_ACT_MAX) return false;
+    __m512 mx = _mm512_setzero_ps();
+    for (int i = 0; i < n; i += 16) {
+        const __mmask16 m = tail_mask(n - i);
+        const __m512 v = _mm512_maskz_loadu_ps(m, y + i);
+        mx = _mm512_max_ps(mx, _mm512_abs_ps(v));
+        _mm256_mask_storeu_epi16(yh + i, m, _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    }
+    return _mm512_reduce_max_ps(mx) <= 65504.0f;
+}
+
 /* One activation row (generation): row after row, the weights one stream
  * fetched ahead in address order (z_fetch), four sums a row. Four rows at
  * a time (zdot), each its own stream, left 1.2B bf16 generation at
@@ -336,6 +355,9 @@ static inline __attribute__((always_inline)) void z_fetch(const char **pf, size_
 static inline __attribute__((always_inline)) void zgemv_float(enum zkind k, int n, int nr, float *s, const uint8_t *x,
                                                                 size_t bx, const uint8_t *y) {
     const int per = ZDP(k) ? 32 : 16, esz = k == Z_F32 ? 4 : 2;
+    _Alignas(64) uint16_t yh[ZF16_ACT_MAX];
+    const enum zkind ka = k == Z_F16 && zf16_acts(n, (const float *)y, yh) ? Z_F16 : ZACT(k);
+    if (ka == Z_F16) y = (const uint8_t *)yh;
     for (int r = 0; r < nr; r++) {
         const uint8_t *row = x + bx * (size_t)r;
         const char *pf = (const char *)row + ZF_FETCH_AHEAD;
@@ -351,7 +373,7 @@ ZUNROLL
                     continue;
                 }
 #endif
-                acc[v] = _mm512_fmadd_ps(zload(k, row, i + v * per, 0xffff), zload(ZACT(k), y, i + v * per, 0xffff), acc[v]);
+                acc[v] = _mm512_fmadd_ps(zload(k, row, i + v * per, 0xffff), zload(ka, y, i + v * per, 0xffff), acc[v]);
             }
         }
         for (; i < n; i += per) {
@@ -363,7 +385,7 @@ ZUNROLL
             }
 #endif
             const __mmask16 m = tail_mask(n - i);
-            acc[0] = _mm512_fmadd_ps(zload(k, row, i, m), zload(ZACT(k), y, i, m), acc[0]);
+            acc[0] = _mm512_fmadd_ps(zload(k, row, i, m), zload(ka, y, i, m), acc[0]);
         }
         s[r] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
     }
