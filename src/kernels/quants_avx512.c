@@ -16,11 +16,15 @@
  * Fewer activation rows (generation): dot products along the rows, with
  * masked loads for the tail.
  * bf16 weights take bf16 activations (as in ggml). Where the compiler
- * targets AVX512_BF16, fewer than 8 activation rows go through vdpbf16ps,
- * which multiplies pairs of them into f32 sums, 32 multiply-adds an
- * instruction. The panels widen bf16 exactly (a shift) and go the f32
- * way: holding pairs of weights for vdpbf16ps, they ran 1.2B bf16 prompts
- * at 0.83 of this speed on an Intel Xeon.
+ * targets AVX512_BF16, vdpbf16ps multiplies pairs of them into f32 sums, 32
+ * multiply-adds an instruction, in the dot products of fewer than 8
+ * activation rows and, on AMD's cores, in the panels: these hold pairs of
+ * adjacent weights (one 32-bit lane: 16 rows x 2 positions a vector), and
+ * the micro-kernel broadcasts a pair of activations (ZP_DP). Intel's cores
+ * issue vdpbf16ps at half the FMAs' rate: there (and without AVX512_BF16)
+ * the panels widen bf16 exactly (a shift) and go the f32 way; holding
+ * pairs, they ran 1.2B bf16 prompts at 0.83 of that speed on an Intel
+ * Xeon, while on a Zen 4 the pairs run at twice the widened speed.
  *
  * One activation row (generation) of q4_0, q4_K and q6_K: see "one
  * activation row" below; q4_K and q6_K against 8 or more activation rows
@@ -55,6 +59,13 @@ static inline __mmask16 tail_mask(int m) { return (__mmask16)(m >= 16 ? 0xffff :
 #define ZDP(k) ((k) == Z_BF16)
 #else
 #define ZDP(k) false
+#endif
+/* The panels too, but for Intel's cores (AVX512_FP16 marks them: Sapphire
+ * Rapids on), where vdpbf16ps issues at half the FMAs' rate. */
+#if defined(__AVX512BF16__) && !defined(__AVX512FP16__)
+#define ZP_DP(k) ZDP(k)
+#else
+#define ZP_DP(k) false
 #endif
 /* The activations' format: bf16 for bf16 weights, else f32. */
 #define ZACT(k) ((k) == Z_BF16 ? Z_BF16 : Z_F32)
@@ -158,7 +169,7 @@ static inline __attribute__((always_inline)) void zdot(enum zkind k, int n, int 
 #define ZP_RV 4       /* weight vectors per micro-tile: panels of 16 * ZP_RV rows */
 #define ZP_ROWS (16 * ZP_RV)
 #define ZP_TOKS 6     /* activation rows per micro-tile at most: 24 sums + 4 weights in 32 registers */
-#define ZP_KC 256     /* weights per panel row */
+#define ZP_KC 256     /* 32-bit units per panel row (f32 weights, or pairs of bf16) */
 #define ZP_MIN_TOKS 8 /* fewer, and packing a panel costs more than it saves */
 /* The token split in zp_gemm gives tiles of 4..6 rows from 8 rows up. */
 _Static_assert(ZP_MIN_TOKS >= 8 && ZP_TOKS == 6, "zp_tile is instantiated for 4..6 activation rows");
@@ -189,11 +200,29 @@ static inline __attribute__((always_inline)) void transpose_16x16(__m512 v[16]) 
 
 /* Weights [k0, k0 + kc) of rows [0, nr) (nr <= ZP_ROWS) into p as f32:
  * ZP_RV parts of ZP_KC x 16, p[16*ZP_KC*h + 16*i + j] = weight k0 + i of
- * row 16h + j. Rows past nr repeat row nr - 1 (never stored). */
+ * row 16h + j. vdpbf16ps: the same with pairs, weights k0 + 2i and
+ * k0 + 2i + 1 (0 past kc) in the low and high half of
+ * p[16*ZP_KC*h + 16*i + j]. Rows past nr repeat row nr - 1 (never stored). */
 static inline __attribute__((always_inline)) void zp_pack(enum zkind k, int nr, int kc, int k0, const uint8_t *x, size_t bx,
                                                             float *p) {
     const uint8_t *row[ZP_ROWS];
     for (int r = 0; r < ZP_ROWS; r++) row[r] = x + bx * (size_t)(r < nr ? r : nr - 1);
+#if defined(__AVX512BF16__)
+    if (ZP_DP(k)) {
+        for (int i = 0; i < kc; i += 32) {
+            const __mmask32 m = tail_mask32(kc - i);
+            for (int h = 0; h < ZP_RV; h++) {
+                __m512 v[16];
+ZUNROLL
+                for (int j = 0; j < 16; j++) v[j] = _mm512_castsi512_ps(zload_bf16x32(row[16 * h + j], k0 + i, m));
+                transpose_16x16(v);
+                const int npairs = kc - i < 32 ? (kc - i + 1) / 2 : 16;
+                for (int j = 0; j < npairs; j++) _mm512_store_ps(p + 16 * ZP_KC * h + 16 * (i / 2 + j), v[j]);
+            }
+        }
+        return;
+    }
+#endif
     for (int i = 0; i < kc; i += 16) {
         const __mmask16 m = tail_mask(kc - i);
         for (int h = 0; h < ZP_RV; h++) {
@@ -207,19 +236,21 @@ ZUNROLL
     }
 }
 
-/* Activation i of row y in every lane as f32: an f32, or a bf16 widened
- * (the low half of the 32 bits at i, shifted up). last: i is the panel's
- * last element, whose neighbour may lie past the row: loaded alone. */
+/* 32 bits of activations at element i of row y in every lane: an f32, a
+ * bf16 widened (the low half of the 32 bits at i, shifted up), or for
+ * vdpbf16ps the pair i, i + 1. last: i is the panel's last element, whose
+ * neighbour may lie past the row: loaded alone (its pair's weight is 0). */
 static inline __attribute__((always_inline)) __m512 zp_bcast(enum zkind k, const uint8_t *y, int i, bool last) {
     if (k != Z_BF16) return _mm512_set1_ps(((const float *)y)[i]);
     const uint16_t *yh = (const uint16_t *)y + i;
     int32_t v;
     if (last) v = *yh;
     else memcpy(&v, yh, 4);
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_set1_epi32(v), 16));
+    return _mm512_castsi512_ps(ZP_DP(k) ? _mm512_set1_epi32(v) : _mm512_slli_epi32(_mm512_set1_epi32(v), 16));
 }
 
-/* Position k0 + i of the panel for C activation rows. */
+/* One 32-bit unit i of the panel (position k0 + i, or pair k0 + 2i, 2i + 1)
+ * for C activation rows. */
 static inline __attribute__((always_inline)) void zp_step(enum zkind k, const int C, const float *p, int i, const uint8_t *y,
                                                             size_t by, bool last, __m512 acc[ZP_RV][ZP_TOKS]) {
     __m512 w[ZP_RV];
@@ -230,9 +261,17 @@ ZUNROLL
     }
 ZUNROLL
     for (int c = 0; c < C; c++) {
-        const __m512 a = zp_bcast(k, y + by * (size_t)c, i, last);
+        const __m512 a = zp_bcast(k, y + by * (size_t)c, ZP_DP(k) ? 2 * i : i, last);
 ZUNROLL
-        for (int h = 0; h < ZP_RV; h++) acc[h][c] = _mm512_fmadd_ps(w[h], a, acc[h][c]);
+        for (int h = 0; h < ZP_RV; h++) {
+#if defined(__AVX512BF16__)
+            if (ZP_DP(k)) {
+                acc[h][c] = zdpbf16(acc[h][c], _mm512_castps_si512(w[h]), _mm512_castps_si512(a));
+                continue;
+            }
+#endif
+            acc[h][c] = _mm512_fmadd_ps(w[h], a, acc[h][c]);
+        }
     }
 }
 
@@ -254,10 +293,11 @@ ZUNROLL
 ZUNROLL
             for (int h = 0; h < ZP_RV; h++) _mm_prefetch((const char *)(s + ldc * (size_t)c + 16 * h), _MM_HINT_T0);
     y += (k == Z_BF16 ? 2 : 4) * (size_t)k0;
-    /* bf16 activations: the last one may end the row (see zp_bcast) */
-    const int units = k == Z_BF16 ? kc - 1 : kc;
+    /* bf16 activations: the last unit's may end the row (see zp_bcast);
+     * for vdpbf16ps only an odd one does */
+    const int units = ZP_DP(k) ? kc / 2 : k == Z_BF16 ? kc - 1 : kc;
     for (int i = 0; i < units; i++) zp_step(k, C, p, i, y, by, false, acc);
-    if (k == Z_BF16) zp_step(k, C, p, units, y, by, true, acc);
+    if (ZP_DP(k) ? kc % 2 : k == Z_BF16) zp_step(k, C, p, units, y, by, true, acc);
 ZUNROLL
     for (int h = 0; h < ZP_RV; h++) {
         const __mmask16 m = tail_mask(nr > 16 * h ? nr - 16 * h : 0);
@@ -270,7 +310,7 @@ ZUNROLL
     }
 }
 
-/* Every panel of a chunk of ZP_KC weights, then the next chunk: the chunk of
+/* Every panel of a chunk of ZP_KC units, then the next chunk: the chunk of
  * activations (nc rows of 1 KB) stays in L2 for all of them. While a panel's
  * micro-tiles run, each fetches a share of the next panel's weights (from
  * memory, without it packing waited: 5% on f16 rows 8192 long, 8% on bf16). */
@@ -278,16 +318,17 @@ static inline __attribute__((always_inline)) void zp_gemm(enum zkind k, int n, i
                                                             const uint8_t *x, size_t bx, const uint8_t *y, size_t by) {
     _Alignas(64) float p[ZP_RV * 16 * ZP_KC];
     const int nt = (nc + ZP_TOKS - 1) / ZP_TOKS; /* micro-tiles per panel, of near-equal sizes */
+    const int kc_max = ZP_DP(k) ? 2 * ZP_KC : ZP_KC;
     const int esz = k == Z_F32 ? 4 : 2;
-    for (int k0 = 0; k0 < n; k0 += ZP_KC) {
-        const int kc = n - k0 < ZP_KC ? n - k0 : ZP_KC;
+    for (int k0 = 0; k0 < n; k0 += kc_max) {
+        const int kc = n - k0 < kc_max ? n - k0 : kc_max;
         for (int r = 0; r < nr; r += ZP_ROWS) {
             const int R = nr - r < ZP_ROWS ? nr - r : ZP_ROWS;
             zp_pack(k, R, kc, k0, x + bx * (size_t)r, bx, p);
             /* the next panel: the next rows, or the first ones at the next chunk */
-            const int r1 = r + ZP_ROWS < nr ? r + ZP_ROWS : 0, k1 = r1 ? k0 : k0 + ZP_KC;
+            const int r1 = r + ZP_ROWS < nr ? r + ZP_ROWS : 0, k1 = r1 ? k0 : k0 + kc_max;
             const int rows1 = k1 < n ? (nr - r1 < ZP_ROWS ? nr - r1 : ZP_ROWS) : 0;
-            const int bytes1 = rows1 ? (n - k1 < ZP_KC ? n - k1 : ZP_KC) * esz : 0; /* of each row */
+            const int bytes1 = rows1 ? (n - k1 < kc_max ? n - k1 : kc_max) * esz : 0; /* of each row */
             const uint8_t *x1 = rows1 ? x + bx * (size_t)r1 + (size_t)esz * (size_t)k1 : x;
             for (int t = 0, c = 0; t < nt; t++) {
                 for (int q = t * rows1 / nt; q < (t + 1) * rows1 / nt; q++)
