@@ -355,6 +355,10 @@ TEST(quants_gemm) {
                     at->from_f32(yf, y + by * c, n);
                     lm_type_get_ref(t->vec_dot_type)->to_f32(y + by * c, yd + (size_t)n * c, n);
                 }
+                /* f16 weights against one activation row: the AVX-512 kernel rounds
+                 * the activations to f16 first, as llama.cpp does; yf: row 0 so */
+                if (type == LM_TYPE_F16)
+                    for (int j = 0; j < n; j++) yf[j] = lm_f16_to_f32(lm_f32_to_f16(((const float *)y)[j]));
                 const int shapes[][2] = {{1, 1}, {4, 1}, {7, 1}, {2, 4},  {3, 3},  {5, 2},
                                          {11, 9}, {1, 6}, {16, 8}, {27, 12}, {24, 19}, {59, 8}, {max_r, 13}, {max_r, 1}};
                 float out[(75 + 3) * 19];
@@ -372,10 +376,7 @@ TEST(quants_gemm) {
                             }
                             float ref, ref16 = 0;
                             r->vec_dot(n, &ref, x + bx * i, y + by * c);
-                            if (type == LM_TYPE_F16 && nc == 1) { /* see below */
-                                for (int j = 0; j < n; j++) yf[j] = lm_f16_to_f32(lm_f32_to_f16(((const float *)y)[j]));
-                                r->vec_dot(n, &ref16, x + bx * i, yf);
-                            }
+                            if (type == LM_TYPE_F16 && nc == 1) r->vec_dot(n, &ref16, x + bx * i, yf);
                             /* magnitude: the products, plus for q4_0/q5_0 the offset (8 or 16)*d
                              * that a kernel may apply as a separate term */
                             double mag = 0;
@@ -389,8 +390,6 @@ TEST(quants_gemm) {
                                 }
                                 mag += (fabs(xr[j]) + off) * fabs(yr[j]);
                             }
-                            /* f16 weights against one activation row: the AVX-512 kernel
-                             * rounds the activations to f16 first, as llama.cpp does */
                             if (!(fabs((double)got - ref) <= 2e-6 * mag + 1e-30) &&
                                 !(type == LM_TYPE_F16 && nc == 1 && fabs((double)got - ref16) <= 2e-6 * mag + 1e-30))
                                 test_fail(__FILE__, __LINE__, "%s n=%d %s gemm %dx%d [%d][%d]: %.9g, ref %.9g (sum |xy| %g)",
