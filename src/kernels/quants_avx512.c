@@ -507,6 +507,18 @@ static inline __m512 zdot_us8_ps(__m512i u, __m512i s) {
 
 static inline float zf16(uint16_t h) { return _cvtsh_ss(h); }
 
+/* Each byte's low nibble, or in the 64-bit lanes set in hi its high one,
+ * as a byte 0..15. With GFNI one affine bit operation (a bit matrix per
+ * lane) where a shift and a mask took two. */
+static inline __m512i znibbles(__m512i v, __mmask8 hi) {
+#if defined(__GFNI__)
+    const __m512i bits_0_3 = _mm512_set1_epi64(0x0102040800000000LL), bits_4_7 = _mm512_set1_epi64(0x1020408000000000LL);
+    return _mm512_gf2p8affine_epi64_epi8(v, _mm512_mask_blend_epi64(hi, bits_0_3, bits_4_7), 0);
+#else
+    return _mm512_and_si512(_mm512_srlv_epi64(v, _mm512_maskz_mov_epi64(hi, _mm512_set1_epi64(4))), _mm512_set1_epi8(0x0f));
+#endif
+}
+
 /* The q4_0 kernel permutes bytes (VBMI) and takes 256-bit halves of
  * float vectors (DQ); without them, the AVX2 one runs. */
 #if defined(__AVX512VBMI__) && defined(__AVX512DQ__)
@@ -545,18 +557,6 @@ static inline __m512i zq4_pick(int k) {
     return _mm512_load_si512(idx);
 }
 
-/* a's 32 weight bytes in the low half, b's in the high half, as bytes
- * q, q: the low nibbles, then the high ones. */
-static inline __m512i zq4_nibbles(__m512i dup) {
-#if defined(__GFNI__)
-    /* one affine bit matrix per 64-bit lane: bits 0-3 of each byte, or 4-7 */
-    const long long lo = 0x0102040800000000LL, hi = 0x1020408000000000LL;
-    return _mm512_gf2p8affine_epi64_epi8(dup, _mm512_setr_epi64(lo, lo, hi, hi, lo, lo, hi, hi), 0);
-#else
-    return _mm512_and_si512(_mm512_srlv_epi64(dup, _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4)), _mm512_set1_epi8(0x0f));
-#endif
-}
-
 /* Lanes 2k of each half of v, 8 times each */
 static inline __m512 zq4_scale(__m512 v, int k) {
     return _mm512_permutexvar_ps(_mm512_setr_epi32(2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 8 + 2 * k, 8 + 2 * k,
@@ -585,7 +585,9 @@ static inline __attribute__((always_inline)) __m512 zq4_step(const int K, const 
 #pragma GCC unroll 4
     for (int k = 0; k < K; k++) {
         const __m512i w = k < 3 ? _mm512_permutex2var_epi8(a0, pick[k], b0) : _mm512_permutex2var_epi8(a1, pick[k], b1);
-        const __m512 p = zdot_us8_ps(zq4_nibbles(w), y[k]);
+        /* w: each row's 16 weight bytes twice (row a in the low half, b in
+         * the high); their low nibbles, then their high ones */
+        const __m512 p = zdot_us8_ps(znibbles(w, 0xcc), y[k]);
         *acc = _mm512_fmadd_ps(zq4_scale(sc, k), p, *acc);
     }
     return sc;
@@ -769,7 +771,6 @@ static inline __m128i zk4_scales(const uint8_t packed[12]) {
 static inline __attribute__((always_inline)) float zk4_dot(int n, const void *vx, const void *vy, const char **pf) {
     const struct lm_block_q4_K *x = vx;
     const struct lm_block_q8_K *y = vy;
-    const __m512i m4 = _mm512_set1_epi8(0x0f);
     __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
     __m256 accm = _mm256_setzero_ps();
     for (int i = 0; i < n / LM_QK_K; i++) {
@@ -783,8 +784,7 @@ static inline __attribute__((always_inline)) float zk4_dot(int n, const void *vx
         accm = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * zf16(x[i].dmin)), _mm256_cvtepi32_ps(mins), accm);
 #pragma GCC unroll 4
         for (int k = 0; k < 4; k++) {
-            const __m256i bits = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * k));
-            const __m512i w = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(bits), _mm256_srli_epi16(bits, 4), 1), m4);
+            const __m512i w = znibbles(_mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * k))), 0xf0);
             const __m512i p = zdot_us8(w, _mm512_loadu_si512(y[i].qs + 64 * k));
             const __m512i pick = _mm512_set_epi32(2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1,
                                                   2 * k + 1, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k);
@@ -842,10 +842,18 @@ static void zdot_q6_K_q8_K(int n, float *s, const void *vx, const void *vy) { *s
 /* One activation row against nr weight rows, row after row, the weights
  * one stream fetched ahead in address order, as zgemv_q4_0's: left to
  * the hardware prefetcher, 1.2B q4_K_M generation ran at 0.68-0.73 of
- * llama.cpp's on an Intel Xeon (1 and 2 threads). */
+ * llama.cpp's on an Intel Xeon (1 and 2 threads). Not on AMD's cores (no
+ * AVX512_FP16): on a Zen 4, where one thread runs out of instructions
+ * before bandwidth, the fetches cost more than they brought (1.2B Q4_K_M
+ * tg +3% without them on one thread, +5% on two). */
+#if defined(__AVX512FP16__)
+#define ZK_FETCH true
+#else
+#define ZK_FETCH false
+#endif
 static void zgemv_k(bool q6, int n, int nr, float *s, const uint8_t *x, size_t bx, const uint8_t *y) {
-    const char *pf = (const char *)x + Z_FETCH_AHEAD;
-    for (int r = 0; r < nr; r++) s[r] = q6 ? zk6_dot(n, x + bx * (size_t)r, y, &pf) : zk4_dot(n, x + bx * (size_t)r, y, &pf);
+    const char *pf = (const char *)x + Z_FETCH_AHEAD, **fetch = ZK_FETCH ? &pf : NULL;
+    for (int r = 0; r < nr; r++) s[r] = q6 ? zk6_dot(n, x + bx * (size_t)r, y, fetch) : zk4_dot(n, x + bx * (size_t)r, y, fetch);
 }
 
 /* The AVX2 gemm of q4_K and q6_K, for what is not one activation row. */
