@@ -507,13 +507,23 @@ static inline __m512 zdot_us8_ps(__m512i u, __m512i s) {
 
 static inline float zf16(uint16_t h) { return _cvtsh_ss(h); }
 
+#if defined(__GFNI__)
+/* The bits of each byte rearranged by one affine bit operation: a bit
+ * matrix per 64-bit lane, a in the lanes not set in hi, b in those set.
+ * Bit i of a result byte is the matrix's byte 7 - i ANDed with the input
+ * byte (its parity), so a byte 1 << j there moves bit j to bit i and a 0
+ * clears it; the rest of a byte's bits are cleared. */
+static inline __m512i zbits(__m512i v, __mmask8 hi, long long a, long long b) {
+    return _mm512_gf2p8affine_epi64_epi8(v, _mm512_mask_blend_epi64(hi, _mm512_set1_epi64(a), _mm512_set1_epi64(b)), 0);
+}
+#endif
+
 /* Each byte's low nibble, or in the 64-bit lanes set in hi its high one,
- * as a byte 0..15. With GFNI one affine bit operation (a bit matrix per
- * lane) where a shift and a mask took two. */
+ * as a byte 0..15. With GFNI one operation where a shift and a mask took
+ * two. */
 static inline __m512i znibbles(__m512i v, __mmask8 hi) {
 #if defined(__GFNI__)
-    const __m512i bits_0_3 = _mm512_set1_epi64(0x0102040800000000LL), bits_4_7 = _mm512_set1_epi64(0x1020408000000000LL);
-    return _mm512_gf2p8affine_epi64_epi8(v, _mm512_mask_blend_epi64(hi, bits_0_3, bits_4_7), 0);
+    return zbits(v, hi, 0x0102040800000000LL, 0x1020408000000000LL);
 #else
     return _mm512_and_si512(_mm512_srlv_epi64(v, _mm512_maskz_mov_epi64(hi, _mm512_set1_epi64(4))), _mm512_set1_epi8(0x0f));
 #endif
@@ -800,15 +810,12 @@ static void zdot_q4_K_q8_K(int n, float *s, const void *vx, const void *vy) { *s
  * the -32 offset through the bsums. Of each half (128 weights), weights
  * 0-31 take the low nibbles of ql[0, 32) and bits 0-1 of qh, 32-63 the low
  * nibbles of ql[32, 64) and bits 2-3, 64-95 and 96-127 the high nibbles
- * with bits 4-5 and 6-7. The high bits are moved to bits 4-5 by 16-bit
- * shifts, by a different count in each 256-bit half: what crosses from the
- * neighbouring byte is masked away. */
+ * with bits 4-5 and 6-7. The high bits are moved to bits 4-5 by zbits, or
+ * without GFNI by 16-bit shifts, by a different count in each 256-bit
+ * half: what crosses from the neighbouring byte is masked away. */
 static inline __attribute__((always_inline)) float zk6_dot(int n, const void *vx, const void *vy, const char **pf) {
     const struct lm_block_q6_K *x = vx;
     const struct lm_block_q8_K *y = vy;
-    const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
-    const __m512i shl_lo = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1); /* bits 0-1, 2-3 to 4-5 */
-    const __m512i shr_hi = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1); /* bits 4-5, 6-7 to 4-5 */
     __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
     __m256 acco = _mm256_setzero_ps();
     for (int i = 0; i < n / LM_QK_K; i++) {
@@ -822,9 +829,19 @@ static inline __attribute__((always_inline)) float zk6_dot(int n, const void *vx
         for (int h = 0; h < 2; h++) {
             const __m512i ql = _mm512_loadu_si512(x[i].ql + 64 * h);
             const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(x[i].qh + 32 * h)));
+#if defined(__GFNI__)
+            /* qh's bits 0-1 and 2-3 (lo's halves), 4-5 and 6-7 (hi's) to bits 4-5 */
+            const __m512i lo = _mm512_ternarylogic_epi32(ql, _mm512_set1_epi8(0x0f), zbits(qh, 0xf0, 0x01020000, 0x04080000),
+                                                         0xea); /* (ql & 0x0f) | bits */
+            const __m512i hi = _mm512_or_si512(znibbles(ql, 0xff), zbits(qh, 0xf0, 0x10200000, 0x40800000));
+#else
+            const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
+            const __m512i shl_lo = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1); /* bits 0-1, 2-3 to 4-5 */
+            const __m512i shr_hi = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1); /* bits 4-5, 6-7 to 4-5 */
             const __m512i lo = _mm512_or_si512(_mm512_and_si512(ql, m4), _mm512_and_si512(_mm512_sllv_epi16(qh, shl_lo), m30));
             const __m512i hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4),
                                                _mm512_and_si512(_mm512_srlv_epi16(qh, shr_hi), m30));
+#endif
             const __m512i plo = zdot_us8(lo, _mm512_loadu_si512(y[i].qs + 128 * h));
             const __m512i phi = zdot_us8(hi, _mm512_loadu_si512(y[i].qs + 128 * h + 64));
             /* lane j of a step: weights 4j..4j+3 of its 64, sub-block j/4 of its 4 */
