@@ -54,19 +54,25 @@ static inline __attribute__((always_inline)) __m512 zload(enum zkind k, const ui
 
 static inline __mmask16 tail_mask(int m) { return (__mmask16)(m >= 16 ? 0xffff : (1u << m) - 1); }
 
+/* Intel's cores (AVX512_FP16 marks them: Sapphire Rapids on) and AMD's
+ * (Zen 4, Zen 5) want different kernels in two places, both measured on
+ * each: vdpbf16ps issues at half the FMAs' rate on Intel's (the panels
+ * below), and there the one-row kernels need their software fetches,
+ * which on a Zen 4 cost more than they bring (ZF_FETCH_AHEAD, zgemv_k). */
+#if defined(__AVX512FP16__)
+#define Z_INTEL true
+#else
+#define Z_INTEL false
+#endif
+
 /* bf16 x bf16 through vdpbf16ps: the kernels below step over pairs. */
 #if defined(__AVX512BF16__)
 #define ZDP(k) ((k) == Z_BF16)
 #else
 #define ZDP(k) false
 #endif
-/* The panels too, but for Intel's cores (AVX512_FP16 marks them: Sapphire
- * Rapids on), where vdpbf16ps issues at half the FMAs' rate. */
-#if defined(__AVX512BF16__) && !defined(__AVX512FP16__)
-#define ZP_DP(k) ZDP(k)
-#else
-#define ZP_DP(k) false
-#endif
+/* The panels too, but for Intel's cores. */
+#define ZP_DP(k) (ZDP(k) && !Z_INTEL)
 /* The activations' format: bf16 for bf16 weights, else f32. */
 #define ZACT(k) ((k) == Z_BF16 ? Z_BF16 : Z_F32)
 
@@ -357,12 +363,11 @@ static inline __attribute__((always_inline)) void zp_gemm(enum zkind k, int n, i
 /* The float rows' distance: on an Intel Xeon (2 cores, 15 GB/s a core),
  * 16 KB left 1.2B f16 generation at 5.2 t/s on one core, 0.93 of
  * llama.cpp's; 3 KB gave 7.0 (f16) and 7.0 for 6.1 (bf16), two threads
- * alike (the quantized kernels: no better at 1-8 KB). On a Zen 4 (the
- * cores that take vdpbf16ps pairs in the panels too), bf16 rows ran faster
- * left to the hardware prefetcher: 1.2B bf16 tg 8.7 -> 10.4 t/s on one
- * core, 13.3 -> 14.7 on two, 135M +3-12%; f16 there kept the 3 KB (the
- * same or 5% faster with it). 0: no fetch. */
-#define ZF_FETCH_AHEAD(k) (ZP_DP(k) ? 0 : 3072)
+ * alike (the quantized kernels: no better at 1-8 KB). On a Zen 4, bf16
+ * rows ran faster left to the hardware prefetcher: 1.2B bf16 tg 8.7 ->
+ * 10.4 t/s on one core, 13.3 -> 14.7 on two, 135M +3-12%; f16 there kept
+ * the 3 KB (the same or 5% faster with it). 0: no fetch. */
+#define ZF_FETCH_AHEAD(k) ((k) == Z_BF16 && !Z_INTEL ? 0 : 3072)
 
 /* The cache lines of the next `used` bytes at *pf, which moves past them:
  * the weights read a fixed distance ahead, as one stream in the order of
@@ -859,17 +864,12 @@ static void zdot_q6_K_q8_K(int n, float *s, const void *vx, const void *vy) { *s
 /* One activation row against nr weight rows, row after row, the weights
  * one stream fetched ahead in address order, as zgemv_q4_0's: left to
  * the hardware prefetcher, 1.2B q4_K_M generation ran at 0.68-0.73 of
- * llama.cpp's on an Intel Xeon (1 and 2 threads). Not on AMD's cores (no
- * AVX512_FP16): on a Zen 4, where one thread runs out of instructions
- * before bandwidth, the fetches cost more than they brought (1.2B Q4_K_M
- * tg +3% without them on one thread, +5% on two). */
-#if defined(__AVX512FP16__)
-#define ZK_FETCH true
-#else
-#define ZK_FETCH false
-#endif
+ * llama.cpp's on an Intel Xeon (1 and 2 threads). Not on AMD's cores: on
+ * a Zen 4, where one thread runs out of instructions before bandwidth,
+ * the fetches cost more than they brought (1.2B Q4_K_M tg +3% without
+ * them on one thread, +5% on two). */
 static void zgemv_k(bool q6, int n, int nr, float *s, const uint8_t *x, size_t bx, const uint8_t *y) {
-    const char *pf = (const char *)x + Z_FETCH_AHEAD, **fetch = ZK_FETCH ? &pf : NULL;
+    const char *pf = (const char *)x + Z_FETCH_AHEAD, **fetch = Z_INTEL ? &pf : NULL;
     for (int r = 0; r < nr; r++) s[r] = q6 ? zk6_dot(n, x + bx * (size_t)r, y, fetch) : zk4_dot(n, x + bx * (size_t)r, y, fetch);
 }
 
