@@ -539,9 +539,9 @@ static inline __m512i znibbles(__m512i v, __mmask8 hi) {
 #endif
 }
 
-/* The q4_0 kernel permutes bytes (VBMI) and takes 256-bit halves of
- * float vectors (DQ); without them, the AVX2 one runs. */
-#if defined(__AVX512VBMI__) && defined(__AVX512DQ__)
+/* The one-row kernels take 256-bit halves of float vectors (DQ); without
+ * it, the AVX2 ones run. */
+#if defined(__AVX512DQ__)
 /* q4_0 must give, for one activation row, the bits the AVX2 few-row tiles
  * (gemm_tile in quants_avx2.c) give for the same row, so the float steps
  * are theirs, in their order: per chunk of LM_GEMM_CHUNK blocks, acc (8 lanes)
@@ -567,36 +567,28 @@ static inline __m512i znibbles(__m512i v, __mmask8 hi) {
  * 0-7 are the first row's, 8-15 the second's, for the weights, the integer
  * sums, the scales and acc. */
 
-/* Where byte i of a pair's weight bytes of block k (0..3 of a step) is in
- * two 64-byte loads of the rows (vpermt2b: bytes 64-127 the second row's):
- * qs byte i % 16, twice (the nibbles are picked apart after). Block 3 ends
- * past the first 64 bytes: its loads start 8 later. */
-static inline __m512i zq4_pick(int k) {
-    _Alignas(64) int8_t idx[64];
-    for (int i = 0; i < 64; i++) idx[i] = (int8_t)(64 * (i / 32) + 2 + 18 * k - (k == 3 ? 8 : 0) + i % 16);
-    return _mm512_load_si512(idx);
-}
-
 /* Lanes 2k of each half of v, 8 times each */
 static inline __m512 zq4_scale(__m512 v, int k) {
     return _mm512_permutexvar_ps(_mm512_setr_epi32(2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 8 + 2 * k, 8 + 2 * k,
                                                    8 + 2 * k, 8 + 2 * k, 8 + 2 * k, 8 + 2 * k, 8 + 2 * k, 8 + 2 * k), v);
 }
 
-/* Blocks b..b + K - 1 (K <= 4) of a pair of rows from 64-byte loads (K
- * < 4, the last blocks of a row: masked, nothing read past them): the d
- * (bytes 0, 18, 36 and 54) by one word permutation, the weight bytes by a
- * byte permutation each. Returns dx*dy, mx*sy of block k in lanes 2k,
- * 2k + 1 (row a) and 8 + 2k, 9 + 2k (row b). */
+/* Blocks b..b + K - 1 (K <= 4) of a pair of rows: the d (bytes 0, 18, 36
+ * and 54) by one word permutation of a 64-byte load of each row (K < 4,
+ * the last blocks of a row: masked, nothing read past them); each block's
+ * weight bytes by a broadcast load of each row's 16, into the vector's
+ * halves. (Picked from the 64-byte loads by a byte permutation, vpermt2b,
+ * 1.2B q4_0 generation ran 6% slower on one Zen 4 core: a three-source
+ * permutation there hardly runs beside the FMAs and vpdpbusd.) Returns
+ * dx*dy, mx*sy of block k in lanes 2k, 2k + 1 (row a) and 8 + 2k, 9 + 2k
+ * (row b). */
 static inline __attribute__((always_inline)) __m512 zq4_step(const int K, const uint8_t *xa, const uint8_t *xb, int b,
-                                                             const __m512i *y, const __m512 dys, const __m512i *pick,
-                                                             __m512 *acc) {
+                                                             const __m512i *y, const __m512 dys, __m512 *acc) {
     const size_t xs = sizeof(struct lm_block_q4_0);
     const uint8_t *ba = xa + xs * (size_t)b, *bb = xb + xs * (size_t)b;
     const __mmask64 m = K == 4 ? ~0ull : (1ull << (18 * K)) - 1;
     const __m512i a0 = K == 4 ? _mm512_loadu_si512(ba) : _mm512_maskz_loadu_epi8(m, ba);
     const __m512i b0 = K == 4 ? _mm512_loadu_si512(bb) : _mm512_maskz_loadu_epi8(m, bb);
-    const __m512i a1 = K == 4 ? _mm512_loadu_si512(ba + 8) : a0, b1 = K == 4 ? _mm512_loadu_si512(bb + 8) : b0;
     const __m512i pick_d = _mm512_setr_epi32(0, 9 << 16 | 9, 18 << 16 | 18, 27 << 16 | 27, 32 << 16 | 32, 41 << 16 | 41,
                                              50 << 16 | 50, 59 << 16 | 59, 0, 0, 0, 0, 0, 0, 0, 0);
     const __m256i dd = _mm512_castsi512_si256(_mm512_permutex2var_epi16(a0, pick_d, b0));
@@ -604,7 +596,10 @@ static inline __attribute__((always_inline)) __m512 zq4_step(const int K, const 
                                     dys); /* dx*dy mx*sy, blocks b..b+3 of row a, then of row b */
 #pragma GCC unroll 4
     for (int k = 0; k < K; k++) {
-        const __m512i w = k < 3 ? _mm512_permutex2var_epi8(a0, pick[k], b0) : _mm512_permutex2var_epi8(a1, pick[k], b1);
+        const __m128i *qa = (const __m128i *)(ba + xs * (size_t)k + offsetof(struct lm_block_q4_0, qs));
+        const __m128i *qb = (const __m128i *)(bb + xs * (size_t)k + offsetof(struct lm_block_q4_0, qs));
+        const __m512i w = _mm512_mask_broadcast_i32x4(_mm512_castsi256_si512(_mm256_broadcastsi128_si256(_mm_loadu_si128(qa))),
+                                                      0xff00, _mm_loadu_si128(qb));
         /* w: each row's 16 weight bytes twice (row a in the low half, b in
          * the high); their low nibbles, then their high ones */
         const __m512 p = zdot_us8_ps(znibbles(w, 0xcc), y[k]);
@@ -623,7 +618,7 @@ static inline __m512 zq4_m4(__m512 sc0, __m512 sc1) {
  * bytes at *pf, which then moves past them. */
 static inline __attribute__((always_inline)) void zq4_steps(const int K, const int P, bool alone, int b, const uint8_t *x,
                                                             size_t bx, const char **pf, const int8_t *qy, const float *ds,
-                                                            const __m512i *pick, __m512 *acc, __m512 *accm) {
+                                                            __m512 *acc, __m512 *accm) {
     z_fetch(pf, sizeof(struct lm_block_q4_0) * (size_t)K * (size_t)(alone ? 1 : 2 * P));
     __m512i y[4];
     __m512 sc[ZQ_ROWS / 2 + 1];
@@ -631,7 +626,7 @@ static inline __attribute__((always_inline)) void zq4_steps(const int K, const i
     const __m512 dys = _mm512_broadcast_f32x8(K == 4 ? _mm256_loadu_ps(ds + 2 * b) : _mm256_maskz_loadu_ps((__mmask8)((1u << (2 * K)) - 1), ds + 2 * b));
 #pragma GCC unroll 4
     for (int r = 0; r < P; r++)
-        sc[r] = zq4_step(K, x + bx * (size_t)(2 * r), x + bx * (size_t)(alone ? 0 : 2 * r + 1), b, y, dys, pick, &acc[r]);
+        sc[r] = zq4_step(K, x + bx * (size_t)(2 * r), x + bx * (size_t)(alone ? 0 : 2 * r + 1), b, y, dys, &acc[r]);
     sc[P] = sc[P - 1];
 #pragma GCC unroll 4
     for (int q = 0; q < (P + 1) / 2; q++) {
@@ -651,7 +646,7 @@ static inline __attribute__((always_inline)) void zq4_steps(const int K, const i
  * accm[q], block after block. */
 static inline __attribute__((always_inline)) void zgemv_q4_0_tile(const int P, bool alone, int nb, const uint8_t *x,
                                                                  size_t bx, const char **pf, const int8_t *qy,
-                                                                 const float *ds, const __m512i *pick, float *s, bool add) {
+                                                                 const float *ds, float *s, bool add) {
     for (int b0 = 0; b0 < nb; b0 += LM_GEMM_CHUNK, add = true) {
         const int b1 = nb - b0 < LM_GEMM_CHUNK ? nb : b0 + LM_GEMM_CHUNK;
         __m512 acc[ZQ_ROWS / 2], accm[(ZQ_ROWS / 2 + 1) / 2];
@@ -660,10 +655,10 @@ static inline __attribute__((always_inline)) void zgemv_q4_0_tile(const int P, b
 #pragma GCC unroll 4
         for (int q = 0; q < (P + 1) / 2; q++) accm[q] = _mm512_setzero_ps();
         int b = b0;
-        for (; b + 4 <= b1; b += 4) zq4_steps(4, P, alone, b, x, bx, pf, qy, ds, pick, acc, accm);
-        if (b1 - b == 3) zq4_steps(3, P, alone, b, x, bx, pf, qy, ds, pick, acc, accm);
-        else if (b1 - b == 2) zq4_steps(2, P, alone, b, x, bx, pf, qy, ds, pick, acc, accm);
-        else if (b1 - b == 1) zq4_steps(1, P, alone, b, x, bx, pf, qy, ds, pick, acc, accm);
+        for (; b + 4 <= b1; b += 4) zq4_steps(4, P, alone, b, x, bx, pf, qy, ds, acc, accm);
+        if (b1 - b == 3) zq4_steps(3, P, alone, b, x, bx, pf, qy, ds, acc, accm);
+        else if (b1 - b == 2) zq4_steps(2, P, alone, b, x, bx, pf, qy, ds, acc, accm);
+        else if (b1 - b == 1) zq4_steps(1, P, alone, b, x, bx, pf, qy, ds, acc, accm);
 #pragma GCC unroll 4
         for (int r = 0; r < P; r++) {
             float m[16];
@@ -680,7 +675,6 @@ static void zgemv_q4_0(int n, int nr, float *s, const uint8_t *x, size_t bx, con
     _Alignas(64) int8_t qy[ZQ_MAX_BLOCKS * 32];
     _Alignas(16) float ds[2 * ZQ_MAX_BLOCKS];
     const size_t xs = sizeof(struct lm_block_q4_0);
-    const __m512i pick[4] = {zq4_pick(0), zq4_pick(1), zq4_pick(2), zq4_pick(3)};
     for (int b0 = 0; b0 < n / 32; b0 += ZQ_MAX_BLOCKS) {
         const int nb = n / 32 - b0 < ZQ_MAX_BLOCKS ? n / 32 - b0 : ZQ_MAX_BLOCKS;
         const struct lm_block_q8_0 *yb = (const struct lm_block_q8_0 *)y + b0;
@@ -698,9 +692,9 @@ static void zgemv_q4_0(int n, int nr, float *s, const uint8_t *x, size_t bx, con
         const char *pf = (const char *)xb + Z_FETCH_AHEAD;
         int r = 0;
         for (; r + ZQ_ROWS <= nr; r += ZQ_ROWS)
-            zgemv_q4_0_tile(ZQ_ROWS / 2, false, nb, xb + bx * (size_t)r, bx, &pf, qy, ds, pick, s + r, b0 > 0);
-        for (; r + 2 <= nr; r += 2) zgemv_q4_0_tile(1, false, nb, xb + bx * (size_t)r, bx, &pf, qy, ds, pick, s + r, b0 > 0);
-        if (r < nr) zgemv_q4_0_tile(1, true, nb, xb + bx * (size_t)r, bx, &pf, qy, ds, pick, s + r, b0 > 0);
+            zgemv_q4_0_tile(ZQ_ROWS / 2, false, nb, xb + bx * (size_t)r, bx, &pf, qy, ds, s + r, b0 > 0);
+        for (; r + 2 <= nr; r += 2) zgemv_q4_0_tile(1, false, nb, xb + bx * (size_t)r, bx, &pf, qy, ds, s + r, b0 > 0);
+        if (r < nr) zgemv_q4_0_tile(1, true, nb, xb + bx * (size_t)r, bx, &pf, qy, ds, s + r, b0 > 0);
     }
 }
 
@@ -1411,7 +1405,7 @@ static inline __attribute__((always_inline)) void q_gemm(enum qkind k, int n, in
         }
         switch ((C + 1) / 2) {
         case 1:
-#if defined(__AVX512VBMI__) && defined(__AVX512DQ__)
+#if defined(__AVX512DQ__)
             if (C == 1 && k == Q4_0) zgemv_q4_0(n, nr, sc, x, bx, yc);
             else if (C == 1 && k == Q8_0) zgemv_q8_0(n, nr, sc, x, bx, yc);
             else
