@@ -578,7 +578,7 @@ static inline __m512 zq4_scale(__m512 v, int k) {
  * the last blocks of a row: masked, nothing read past them); each block's
  * weight bytes by a broadcast load of each row's 16, into the vector's
  * halves. (Picked from the 64-byte loads by a byte permutation, vpermt2b,
- * 1.2B q4_0 generation ran 6% slower on one Zen 4 core: a three-source
+ * 1.2B q4_0 generation ran 2-8% slower on one Zen 4 core: a three-source
  * permutation there hardly runs beside the FMAs and vpdpbusd.) Returns
  * dx*dy, mx*sy of block k in lanes 2k, 2k + 1 (row a) and 8 + 2k, 9 + 2k
  * (row b). */
