@@ -55,10 +55,10 @@ static inline __attribute__((always_inline)) __m512 zload(enum zkind k, const ui
 static inline __mmask16 tail_mask(int m) { return (__mmask16)(m >= 16 ? 0xffff : (1u << m) - 1); }
 
 /* Intel's cores (AVX512_FP16 marks them: Sapphire Rapids on) and AMD's
- * (Zen 4, Zen 5) want different kernels in two places, both measured on
- * each: vdpbf16ps issues at half the FMAs' rate on Intel's (the panels
- * below), and there the one-row kernels need their software fetches,
- * which on a Zen 4 cost more than they bring (ZF_FETCH_AHEAD, zgemv_k). */
+ * (Zen 4, Zen 5) want different kernels, each measured on both:
+ * vdpbf16ps issues at half the FMAs' rate on Intel's (the panels below),
+ * and there the one-row kernels need their software fetches, which on a
+ * Zen 4 cost more than they bring (ZF_PLAIN, zgemv_k). */
 #if defined(__AVX512FP16__)
 #define Z_INTEL true
 #else
@@ -366,12 +366,14 @@ static inline __attribute__((always_inline)) void zp_gemm(enum zkind k, int n, i
  * alike (the quantized kernels: no better at 1-8 KB). On a Zen 4, bf16
  * rows ran faster left to the hardware prefetcher: 1.2B bf16 tg 8.7 ->
  * 10.4 t/s on one core, 13.3 -> 14.7 on two, 135M +3-12%; f16 there kept
- * the 3 KB (the same or 5% faster with it). 0: no fetch. */
-#define ZF_FETCH_AHEAD(k) ((k) == Z_BF16 && !Z_INTEL ? 0 : 3072)
-/* Sums a row: bf16 rows there also ran faster with two (64 weights a
+ * the 3 KB (the same or 5% faster with it). 0: no fetch. ZF_PLAIN: the
+ * rows read as llama.cpp's loop reads them (no fetch, two sums). */
+#define ZF_PLAIN(k) ((k) == Z_BF16 && !Z_INTEL)
+#define ZF_FETCH_AHEAD(k) (ZF_PLAIN(k) ? 0 : 3072)
+/* Sums a row: those bf16 rows also ran faster with two (64 weights a
  * step, llama.cpp's loop) than with four: 1.2B tg 9.6 -> 10.3 t/s on one
  * core, 13.6 -> 14.0 on two (8 alternating pairs). */
-#define ZF_SUMS(k) ((k) == Z_BF16 && !Z_INTEL ? 2 : 4)
+#define ZF_SUMS(k) (ZF_PLAIN(k) ? 2 : 4)
 
 /* The cache lines of the next `used` bytes at *pf, which moves past them:
  * the weights read a fixed distance ahead, as one stream in the order of
@@ -535,7 +537,7 @@ static inline __m512i znibbles(__m512i v, __mmask8 hi) {
 #if defined(__GFNI__)
     return zbits(v, hi, 0x0102040800000000LL, 0x1020408000000000LL);
 #else
-    return _mm512_and_si512(_mm512_srlv_epi64(v, _mm512_maskz_mov_epi64(hi, _mm512_set1_epi64(4))), _mm512_set1_epi8(0x0f));
+    return _mm512_and_si512(_mm512_mask_srli_epi64(v, hi, v, 4), _mm512_set1_epi8(0x0f));
 #endif
 }
 
