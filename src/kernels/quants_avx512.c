@@ -26,11 +26,12 @@
  * pairs, they ran 1.2B bf16 prompts at 0.83 of that speed on an Intel
  * Xeon, while on a Zen 4 the pairs run at twice the widened speed.
  *
- * One activation row (generation) of q4_0, q4_K and q6_K: see "one
- * activation row" below; q4_K and q6_K against 8 or more activation rows
- * (prompts): "the rows in lanes"; the 32-weight block formats against 2 or
- * more activation rows, every row with the bits it gets alone: "two or
- * more activation rows". */
+ * One activation row (generation) of q4_K and q6_K: see "one activation
+ * row" below; q4_0, any number of activation rows: "a block's products
+ * summed to one integer"; q4_K and q6_K against 8 or more activation rows
+ * (prompts): "the rows in lanes"; the other 32-weight block formats against
+ * 2 or more activation rows, every row with the bits it gets alone: "two
+ * or more activation rows". */
 #include "quants_simd.h"
 
 #if LM_QUANTS_AVX512
@@ -480,13 +481,13 @@ static void act_from_f32_bf16(const float *x, void *vy, int64_t n) {
     }
 }
 
-/* ---- one activation row (generation) for q4_0, q4_K and q6_K ----
+/* ---- one activation row (generation) for q4_K and q6_K ----
  * Generation streams every weight once, and two cores together read less
  * than the 256-bit kernels could compute, yet those spent about half of
  * each core's time on instructions: the 4-bit formats reached 60-70% of
  * the read bandwidth where f16 reached over 90%. Here the integer dot
- * products of 64 weights take one 512-bit step (a q4_0 block of two rows,
- * two sub-blocks of q4_K, four of q6_K), and the k-quants' sub-block scales
+ * products of 64 weights take one 512-bit step (two sub-blocks of q4_K,
+ * four of q6_K), and the k-quants' sub-block scales
  * multiply converted sums in floats, where the 256-bit kernels widened and
  * shuffled them per 16 or 32 weights. The k-quant dots keep four sums
  * rather than one chain of four dependent FMAs per super-block (4%). */
@@ -541,165 +542,220 @@ static inline __m512i znibbles(__m512i v, __mmask8 hi) {
 #endif
 }
 
-/* The one-row kernels take 256-bit halves of float vectors (DQ); without
- * it, the AVX2 ones run. */
-#if defined(__AVX512DQ__)
-/* q4_0 must give, for one activation row, the bits the AVX2 few-row tiles
- * (gemm_tile in quants_avx2.c) give for the same row, so the float steps
- * are theirs, in their order: per chunk of LM_GEMM_CHUNK blocks, acc (8 lanes)
- * += (dx*dy) * (8 int32 partial sums of a block), block after block; m +=
- * (-8dx)*sy, block after block; the chunk's result hsum(acc) + m, added to
- * the previous chunks' sum. What differs is only how the work is laid
- * out: two rows' blocks in one 512-bit vector (below), the d of four
- * blocks converted at once, the nibbles picked apart by one affine bit
- * operation (GFNI) where a shift and a mask took two, the m terms of four
- * rows summed in one vector, and a tile running through its rows' chunks
- * one after another (the rows' results take the chunks in order either
- * way). From cache, on one core: 29 GB/s of weights before these, 32-36
- * after. */
-/* Rows at a time: each row's sums are chains of dependent additions, one
- * step per block, that the rows interleave. */
-#define ZQ_ROWS 4
+/* ---- q4_0, any number of activation rows: a block's products summed to
+ * one integer ----
+ * What every q4_0 kernel below gives, for a weight row and an activation
+ * row: per block, T = sum((q - 8) * y) in int32 (exact) and S = dx*dy
+ * (rounded); within a chunk of LM_GEMM_CHUNK blocks, sum k (k = 0..3)
+ * gathers S*T of the chunk's blocks 4i + k, one FMA each, in order, from
+ * +0; the chunk adds (sum 0 + sum 1) + (sum 2 + sum 3) to the row's result.
+ * So a row gets the same bits whatever rows share its call (lm serve's
+ * batches). Before, q4_0 kept the AVX2 one-row kernel's 8 int32 sums a
+ * block, each converted, scaled and FMA'd: on a Zen 4 core the FMA, the
+ * multiply and vpdpbusd share one issue slot, and 1.2B q4_0 generation on
+ * one thread was bound by them at 0.86-0.95 of llama.cpp's speed (19 GB/s
+ * from L2). Here a vector holds 4 blocks of one weight row, and the 4 lane
+ * sums of each block are added as integers for 4 rows at once (two rounds
+ * of unpacks and adds), so one conversion, one multiply and one FMA serve
+ * 16 blocks. The -8 of q4_0 starts the integer sum (-8 * sum(y)) rather
+ * than taking a float term of its own. */
 
-/* Activation blocks packed at once: a tile of rows runs through whole rows
- * up to this length (n = 16384), so that it reads one span of memory. */
+/* Blocks 4g..4g + 3 of an activation row (group g), laid out for a vector
+ * of 4 blocks of weights: lo, hi: y[0..15] and y[16..31] of block k at
+ * bytes 16k..16k + 15 (they meet the weight bytes' low and high nibbles);
+ * init: where the integer sums start, -8 * sum(y) of block k in lane 4k and
+ * 0 in the other three of its lanes; dy: block k's d in lanes 4k..4k + 3.
+ * Blocks past the row's end are zero. */
+struct z0_acts {
+    __m512i lo, hi, init;
+    __m512 dy;
+};
+
+static void z0_pack(int nb, const struct lm_block_q8_0 *y, struct z0_acts *a) {
+    for (int g = 0; g < (nb + 3) / 4; g++) {
+        _Alignas(64) int8_t q[2][64] = {{0}};
+        _Alignas(64) int32_t init[16] = {0};
+        _Alignas(64) float dy[16] = {0};
+        for (int k = 0; k < 4 && 4 * g + k < nb; k++) {
+            const struct lm_block_q8_0 *blk = y + 4 * g + k;
+            memcpy(q[0] + 16 * k, blk->qs, 16);
+            memcpy(q[1] + 16 * k, blk->qs + 16, 16);
+            int sum = 0;
+            for (int i = 0; i < 32; i++) sum += blk->qs[i];
+            init[4 * k] = -8 * sum;
+            for (int j = 0; j < 4; j++) dy[4 * k + j] = zf16(blk->d);
+        }
+        a[g].lo = _mm512_load_si512(q[0]);
+        a[g].hi = _mm512_load_si512(q[1]);
+        a[g].init = _mm512_load_si512(init);
+        a[g].dy = _mm512_load_ps(dy);
+    }
+}
+
+/* acc + the products of unsigned bytes u and signed bytes s, in groups of 4 */
+static inline __m512i zdpbusd(__m512i acc, __m512i u, __m512i s) {
+#if defined(__AVX512VNNI__)
+    return _mm512_dpbusd_epi32(acc, u, s);
+#else
+    return _mm512_add_epi32(acc, zdot_us8(u, s));
+#endif
+}
+
+/* Blocks b..b + K - 1 (K <= 4) of 4 weight rows: row j's weight bytes in
+ * lo[j] (their low nibbles: block k's weights 0-15 at bytes 16k..16k + 15)
+ * and hi[j] (high nibbles, weights 16-31); returns dx of row j, block k in
+ * lane 4k + j. A block's 16 weight bytes start at an even offset (18k + 2),
+ * so word permutations of two 64-byte loads a row pick them (K < 4, a
+ * row's last blocks: one load, masked, nothing read past them). */
+static inline __attribute__((always_inline)) __m512 z0_weights(const int K, const uint8_t *const x[4], int b, __m512i lo[4],
+                                                               __m512i hi[4]) {
+    static const uint16_t pick_qw[32] = {1,  2,  3,  4,  5,  6,  7,  8,  10, 11, 12, 13, 14, 15, 16, 17,
+                                         19, 20, 21, 22, 23, 24, 25, 26, 28, 29, 30, 31, 60, 61, 62, 63};
+    static const uint16_t pick_dw[32] = {0, 32, 0, 32, 9, 41, 9, 41, 18, 50, 18, 50, 27, 59, 27, 59};
+    const __m512i pick_q = _mm512_loadu_si512(pick_qw), pick_d = _mm512_loadu_si512(pick_dw);
+    __m512i first[4];
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+        const uint8_t *p = x[j] + sizeof(struct lm_block_q4_0) * (size_t)b;
+        first[j] = K == 4 ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8((1ull << (18 * K)) - 1, p);
+        const __m512i w = K == 4 ? _mm512_permutex2var_epi16(first[j], pick_q, _mm512_loadu_si512(p + 8))
+                                 : _mm512_maskz_permutexvar_epi16((__mmask32)((1ull << (8 * K)) - 1), pick_q, first[j]);
+        lo[j] = _mm512_and_si512(w, _mm512_set1_epi8(0x0f));
+        hi[j] = _mm512_and_si512(_mm512_srli_epi16(w, 4), _mm512_set1_epi8(0x0f));
+    }
+    const __m512i d01 = _mm512_permutex2var_epi16(first[0], pick_d, first[1]);
+    const __m512i d23 = _mm512_permutex2var_epi16(first[2], pick_d, first[3]);
+    return _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_mask_blend_epi16(0xcccc, d01, d23)));
+}
+
+/* T (as floats) of 4 weight rows (lo, hi of z0_weights) against a group of
+ * one activation row: row j, block k in lane 4k + j. */
+static inline __attribute__((always_inline)) __m512 z0_dot(const __m512i lo[4], const __m512i hi[4], const struct z0_acts *y) {
+    __m512i p[4];
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) p[j] = zdpbusd(zdpbusd(y->init, lo[j], y->lo), hi[j], y->hi);
+    /* a block's 4 lane sums: lanes 4k + j of rows 0 and 1, then 2 and 3, pairwise, then the pairs */
+    const __m512i s01 = _mm512_add_epi32(_mm512_unpacklo_epi32(p[0], p[1]), _mm512_unpackhi_epi32(p[0], p[1]));
+    const __m512i s23 = _mm512_add_epi32(_mm512_unpacklo_epi32(p[2], p[3]), _mm512_unpackhi_epi32(p[2], p[3]));
+    return _mm512_cvtepi32_ps(_mm512_add_epi32(_mm512_unpacklo_epi64(s01, s23), _mm512_unpackhi_epi64(s01, s23)));
+}
+
+/* Blocks b..b + K - 1 of 4 weight rows against C activation rows (group
+ * b / 4 of each, ga groups apart in a) into acc[c]. */
+static inline __attribute__((always_inline)) void z0_step(const int K, const int C, const uint8_t *const x[4], int b,
+                                                          const struct z0_acts *a, size_t ga, __m512 *acc) {
+    __m512i lo[4], hi[4];
+    const __m512 dx = z0_weights(K, x, b, lo, hi);
+#pragma GCC unroll 8
+    for (int c = 0; c < C; c++) {
+        const struct z0_acts *y = a + ga * (size_t)c + (size_t)(b / 4);
+        acc[c] = _mm512_fmadd_ps(_mm512_mul_ps(dx, y->dy), z0_dot(lo, hi, y), acc[c]);
+    }
+}
+
+#define Z0_PASS 8 /* activation rows a tile takes at once: a vector of sums each */
+
+/* 4 weight rows x[] (the first nx of them real, the rest copies) against C
+ * (<= Z0_PASS) activation rows over nb packed blocks: s[ldc*c + j] (+)=
+ * row j's result for activation row c. The weights are fetched ahead at
+ * *pf (one activation row: the rows are read whole, one stream), or
+ * without pf 16 rows ahead (a chunk of each of a few rows). */
+static inline __attribute__((always_inline)) void z0_tile(const int C, int nb, const uint8_t *const x[4], int nx, size_t bx,
+                                                          const char **pf, const struct z0_acts *a, size_t ga, float *s,
+                                                          size_t ldc, bool add) {
+    const size_t gs = 4 * sizeof(struct lm_block_q4_0);
+    for (int c0 = 0; c0 < nb; c0 += LM_GEMM_CHUNK, add = true) {
+        const int c1 = nb - c0 < LM_GEMM_CHUNK ? nb : c0 + LM_GEMM_CHUNK;
+        __m512 acc[Z0_PASS];
+#pragma GCC unroll 8
+        for (int c = 0; c < C; c++) acc[c] = _mm512_setzero_ps();
+        for (int b = c0; b < c1; b += 4) {
+            if (pf) z_fetch(pf, gs * (size_t)nx);
+            else
+                for (int j = 0; j < nx; j++) {
+                    const char *p = (const char *)x[j] + sizeof(struct lm_block_q4_0) * (size_t)b + 16 * bx;
+                    _mm_prefetch(p, _MM_HINT_T0);
+                    _mm_prefetch(p + 64, _MM_HINT_T0);
+                }
+            if (c1 - b >= 4) z0_step(4, C, x, b, a, ga, acc);
+            else if (c1 - b == 3) z0_step(3, C, x, b, a, ga, acc);
+            else if (c1 - b == 2) z0_step(2, C, x, b, a, ga, acc);
+            else z0_step(1, C, x, b, a, ga, acc);
+        }
+#pragma GCC unroll 8
+        for (int c = 0; c < C; c++) {
+            /* lanes 4k + j: (sum 0 + sum 1) + (sum 2 + sum 3) of row j in lane j */
+            const __m512 t = _mm512_add_ps(acc[c], _mm512_shuffle_f32x4(acc[c], acc[c], _MM_SHUFFLE(2, 3, 0, 1)));
+            float v[16];
+            _mm512_storeu_ps(v, _mm512_add_ps(t, _mm512_shuffle_f32x4(t, t, _MM_SHUFFLE(1, 0, 3, 2))));
+            for (int j = 0; j < nx; j++) s[ldc * (size_t)c + (size_t)j] = add ? s[ldc * (size_t)c + (size_t)j] + v[j] : v[j];
+        }
+    }
+}
+
+/* The 4-row tile at row r of nr: its rows, the last repeated past nr; returns how many are real. */
+static inline int z0_rows_at(const uint8_t *x, size_t bx, int r, int nr, const uint8_t *rows[4]) {
+    const int nx = nr - r < 4 ? nr - r : 4;
+    for (int j = 0; j < 4; j++) rows[j] = x + bx * (size_t)(r + (j < nx ? j : nx - 1));
+    return nx;
+}
+
+/* Blocks packed at once for one activation row: a tile of rows runs through
+ * whole rows up to this length (n = 16384), so that it reads one span of
+ * memory. */
 #define ZQ_MAX_BLOCKS (8 * LM_GEMM_CHUNK)
 
-/* Rows are taken in pairs, a vector holding one block of both: its lanes
- * 0-7 are the first row's, 8-15 the second's, for the weights, the integer
- * sums, the scales and acc. */
-
-/* Lanes 2k of each half of v, 8 times each */
-static inline __m512 zq4_scale(__m512 v, int k) {
-    return _mm512_permutexvar_ps(_mm512_setr_epi32(2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 8 + 2 * k, 8 + 2 * k,
-                                                   8 + 2 * k, 8 + 2 * k, 8 + 2 * k, 8 + 2 * k, 8 + 2 * k, 8 + 2 * k), v);
-}
-
-/* Blocks b..b + K - 1 (K <= 4) of a pair of rows: the d (bytes 0, 18, 36
- * and 54) by one word permutation of a 64-byte load of each row (K < 4,
- * the last blocks of a row: masked, nothing read past them); each block's
- * weight bytes by a broadcast load of each row's 16, into the vector's
- * halves. (Picked from the 64-byte loads by a byte permutation, vpermt2b,
- * 1.2B q4_0 generation ran 2-8% slower on one Zen 4 core: a three-source
- * permutation there hardly runs beside the FMAs and vpdpbusd.) Returns
- * dx*dy, mx*sy of block k in lanes 2k, 2k + 1 (row a) and 8 + 2k, 9 + 2k
- * (row b). */
-static inline __attribute__((always_inline)) __m512 zq4_step(const int K, const uint8_t *xa, const uint8_t *xb, int b,
-                                                             const __m512i *y, const __m512 dys, __m512 *acc) {
-    const size_t xs = sizeof(struct lm_block_q4_0);
-    const uint8_t *ba = xa + xs * (size_t)b, *bb = xb + xs * (size_t)b;
-    const __mmask64 m = K == 4 ? ~0ull : (1ull << (18 * K)) - 1;
-    const __m512i a0 = K == 4 ? _mm512_loadu_si512(ba) : _mm512_maskz_loadu_epi8(m, ba);
-    const __m512i b0 = K == 4 ? _mm512_loadu_si512(bb) : _mm512_maskz_loadu_epi8(m, bb);
-    const __m512i pick_d = _mm512_setr_epi32(0, 9 << 16 | 9, 18 << 16 | 18, 27 << 16 | 27, 32 << 16 | 32, 41 << 16 | 41,
-                                             50 << 16 | 50, 59 << 16 | 59, 0, 0, 0, 0, 0, 0, 0, 0);
-    const __m256i dd = _mm512_castsi512_si256(_mm512_permutex2var_epi16(a0, pick_d, b0));
-    const __m512 sc = _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtph_ps(dd), _mm512_setr_ps(1, -8, 1, -8, 1, -8, 1, -8, 1, -8, 1, -8, 1, -8, 1, -8)),
-                                    dys); /* dx*dy mx*sy, blocks b..b+3 of row a, then of row b */
-#pragma GCC unroll 4
-    for (int k = 0; k < K; k++) {
-        const __m128i *qa = (const __m128i *)(ba + xs * (size_t)k + offsetof(struct lm_block_q4_0, qs));
-        const __m128i *qb = (const __m128i *)(bb + xs * (size_t)k + offsetof(struct lm_block_q4_0, qs));
-        const __m512i w = _mm512_mask_broadcast_i32x4(_mm512_castsi256_si512(_mm256_broadcastsi128_si256(_mm_loadu_si128(qa))),
-                                                      0xff00, _mm_loadu_si128(qb));
-        /* w: each row's 16 weight bytes twice (row a in the low half, b in
-         * the high); their low nibbles, then their high ones */
-        const __m512 p = zdot_us8_ps(znibbles(w, 0xcc), y[k]);
-        *acc = _mm512_fmadd_ps(zq4_scale(sc, k), p, *acc);
-    }
-    return sc;
-}
-
-/* The m terms (odd lanes of two pairs' scale vectors) of rows 2q..2q + 3
- * gathered: row j's blocks in the lanes 4j..4j + 3, in order. */
-static inline __m512 zq4_m4(__m512 sc0, __m512 sc1) {
-    return _mm512_permutex2var_ps(sc0, _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31), sc1);
-}
-
-/* Blocks b..b + K - 1 of P pairs of rows (below), and the fetch of as many
- * bytes at *pf, which then moves past them. */
-static inline __attribute__((always_inline)) void zq4_steps(const int K, const int P, bool alone, int b, const uint8_t *x,
-                                                            size_t bx, const char **pf, const int8_t *qy, const float *ds,
-                                                            __m512 *acc, __m512 *accm) {
-    z_fetch(pf, sizeof(struct lm_block_q4_0) * (size_t)K * (size_t)(alone ? 1 : 2 * P));
-    __m512i y[4];
-    __m512 sc[ZQ_ROWS / 2 + 1];
-    for (int k = 0; k < K; k++) y[k] = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(qy + 32 * (b + k))));
-    const __m512 dys = _mm512_broadcast_f32x8(K == 4 ? _mm256_loadu_ps(ds + 2 * b) : _mm256_maskz_loadu_ps((__mmask8)((1u << (2 * K)) - 1), ds + 2 * b));
-#pragma GCC unroll 4
-    for (int r = 0; r < P; r++)
-        sc[r] = zq4_step(K, x + bx * (size_t)(2 * r), x + bx * (size_t)(alone ? 0 : 2 * r + 1), b, y, dys, &acc[r]);
-    sc[P] = sc[P - 1];
-#pragma GCC unroll 4
-    for (int q = 0; q < (P + 1) / 2; q++) {
-        const __m512 m = zq4_m4(sc[2 * q], sc[2 * q + 1]);
-        accm[q] = _mm512_add_ps(accm[q], m);
-        if (K > 1) accm[q] = _mm512_add_ps(accm[q], _mm512_permute_ps(m, _MM_SHUFFLE(1, 1, 1, 1)));
-        if (K > 2) accm[q] = _mm512_add_ps(accm[q], _mm512_permute_ps(m, _MM_SHUFFLE(2, 2, 2, 2)));
-        if (K > 3) accm[q] = _mm512_add_ps(accm[q], _mm512_permute_ps(m, _MM_SHUFFLE(3, 3, 3, 3)));
+static void zgemv_q4_0(int n, int nr, float *s, const uint8_t *x, size_t bx, const uint8_t *y) {
+    struct z0_acts a[ZQ_MAX_BLOCKS / 4];
+    for (int b0 = 0; b0 < n / 32; b0 += ZQ_MAX_BLOCKS) {
+        const int nb = n / 32 - b0 < ZQ_MAX_BLOCKS ? n / 32 - b0 : ZQ_MAX_BLOCKS;
+        z0_pack(nb, (const struct lm_block_q8_0 *)y + b0, a);
+        const uint8_t *xb = x + sizeof(struct lm_block_q4_0) * (size_t)b0;
+        const char *pf = (const char *)xb + Z_FETCH_AHEAD;
+        for (int r = 0; r < nr; r += 4) {
+            const uint8_t *rows[4];
+            const int nx = z0_rows_at(xb, bx, r, nr, rows);
+            z0_tile(1, nb, rows, nx, bx, &pf, a, 0, s + r, 0, b0 > 0);
+        }
     }
 }
 
-/* P pairs of rows (ZQ_ROWS / 2, or 1 for the rest: a row alone is paired
- * with itself) against nb packed activation blocks: qy their bytes,
- * contiguous; ds (dy, sy) per block, sy = dy * sum(qy). A chunk of
- * LM_GEMM_CHUNK blocks after another, each one's sum added to the row's
- * result; m of rows 4q..4q + 3 is summed in lanes 0, 4, 8 and 12 of
- * accm[q], block after block. */
-static inline __attribute__((always_inline)) void zgemv_q4_0_tile(const int P, bool alone, int nb, const uint8_t *x,
-                                                                 size_t bx, const char **pf, const int8_t *qy,
-                                                                 const float *ds, float *s, bool add) {
-    for (int b0 = 0; b0 < nb; b0 += LM_GEMM_CHUNK, add = true) {
-        const int b1 = nb - b0 < LM_GEMM_CHUNK ? nb : b0 + LM_GEMM_CHUNK;
-        __m512 acc[ZQ_ROWS / 2], accm[(ZQ_ROWS / 2 + 1) / 2];
-#pragma GCC unroll 4
-        for (int r = 0; r < P; r++) acc[r] = _mm512_setzero_ps();
-#pragma GCC unroll 4
-        for (int q = 0; q < (P + 1) / 2; q++) accm[q] = _mm512_setzero_ps();
-        int b = b0;
-        for (; b + 4 <= b1; b += 4) zq4_steps(4, P, alone, b, x, bx, pf, qy, ds, acc, accm);
-        if (b1 - b == 3) zq4_steps(3, P, alone, b, x, bx, pf, qy, ds, acc, accm);
-        else if (b1 - b == 2) zq4_steps(2, P, alone, b, x, bx, pf, qy, ds, acc, accm);
-        else if (b1 - b == 1) zq4_steps(1, P, alone, b, x, bx, pf, qy, ds, acc, accm);
-#pragma GCC unroll 4
-        for (int r = 0; r < P; r++) {
-            float m[16];
-            _mm512_storeu_ps(m, accm[r / 2]);
-            for (int h = 0; h < (alone ? 1 : 2); h++) {
-                const float v = hsum_ps(h ? _mm512_extractf32x8_ps(acc[r], 1) : _mm512_castps512_ps256(acc[r])) + m[8 * (r % 2) + 4 * h];
-                s[2 * r + h] = add ? s[2 * r + h] + v : v;
+/* 2 to 15 activation rows (generation of a few sequences, a batch's rest):
+ * a chunk of each at once, tiles of 4 weight rows, Z0_PASS activation rows
+ * a pass over a tile's chunk (in L1 after the first). */
+static void z0_rows(int n, int nr, int nc, float *s, size_t ldc, const uint8_t *x, size_t bx, const uint8_t *y, size_t by) {
+    struct z0_acts a[15][LM_GEMM_CHUNK / 4];
+    for (int b0 = 0; b0 < n / 32; b0 += LM_GEMM_CHUNK) {
+        const int nb = n / 32 - b0 < LM_GEMM_CHUNK ? n / 32 - b0 : LM_GEMM_CHUNK;
+        for (int c = 0; c < nc; c++) z0_pack(nb, (const struct lm_block_q8_0 *)(y + by * (size_t)c) + b0, a[c]);
+        const uint8_t *xb = x + sizeof(struct lm_block_q4_0) * (size_t)b0;
+        for (int r = 0; r < nr; r += 4) {
+            const uint8_t *rows[4];
+            const int nx = z0_rows_at(xb, bx, r, nr, rows);
+            for (int c = 0; c < nc; c += Z0_PASS) {
+                const size_t ga = LM_GEMM_CHUNK / 4;
+                float *sc = s + ldc * (size_t)c + (size_t)r;
+                switch (nc - c < Z0_PASS ? nc - c : Z0_PASS) {
+                case 1: z0_tile(1, nb, rows, nx, bx, NULL, a[c], ga, sc, ldc, b0 > 0); break;
+                case 2: z0_tile(2, nb, rows, nx, bx, NULL, a[c], ga, sc, ldc, b0 > 0); break;
+                case 3: z0_tile(3, nb, rows, nx, bx, NULL, a[c], ga, sc, ldc, b0 > 0); break;
+                case 4: z0_tile(4, nb, rows, nx, bx, NULL, a[c], ga, sc, ldc, b0 > 0); break;
+                case 5: z0_tile(5, nb, rows, nx, bx, NULL, a[c], ga, sc, ldc, b0 > 0); break;
+                case 6: z0_tile(6, nb, rows, nx, bx, NULL, a[c], ga, sc, ldc, b0 > 0); break;
+                case 7: z0_tile(7, nb, rows, nx, bx, NULL, a[c], ga, sc, ldc, b0 > 0); break;
+                default: z0_tile(8, nb, rows, nx, bx, NULL, a[c], ga, sc, ldc, b0 > 0); break;
+                }
             }
         }
     }
 }
 
-static void zgemv_q4_0(int n, int nr, float *s, const uint8_t *x, size_t bx, const uint8_t *y) {
-    _Alignas(64) int8_t qy[ZQ_MAX_BLOCKS * 32];
-    _Alignas(16) float ds[2 * ZQ_MAX_BLOCKS];
-    const size_t xs = sizeof(struct lm_block_q4_0);
-    for (int b0 = 0; b0 < n / 32; b0 += ZQ_MAX_BLOCKS) {
-        const int nb = n / 32 - b0 < ZQ_MAX_BLOCKS ? n / 32 - b0 : ZQ_MAX_BLOCKS;
-        const struct lm_block_q8_0 *yb = (const struct lm_block_q8_0 *)y + b0;
-        for (int b = 0; b < nb; b++) {
-            const __m256i q = _mm256_loadu_si256((const __m256i *)yb[b].qs);
-            _mm256_store_si256((__m256i *)(qy + 32 * b), q);
-            /* sum(q): of the bytes q + 128, as unsigned (exact, as any integer sum) */
-            const __m256i sum8 = _mm256_sad_epu8(_mm256_xor_si256(q, _mm256_set1_epi8((char)0x80)), _mm256_setzero_si256());
-            const __m128i sum2 = _mm_add_epi64(_mm256_castsi256_si128(sum8), _mm256_extracti128_si256(sum8, 1));
-            const int sum = (int)(_mm_cvtsi128_si64(sum2) + _mm_extract_epi64(sum2, 1)) - 32 * 128;
-            ds[2 * b] = zf16(yb[b].d);
-            ds[2 * b + 1] = ds[2 * b] * (float)sum;
-        }
-        const uint8_t *xb = x + xs * (size_t)b0;
-        const char *pf = (const char *)xb + Z_FETCH_AHEAD;
-        int r = 0;
-        for (; r + ZQ_ROWS <= nr; r += ZQ_ROWS)
-            zgemv_q4_0_tile(ZQ_ROWS / 2, false, nb, xb + bx * (size_t)r, bx, &pf, qy, ds, s + r, b0 > 0);
-        for (; r + 2 <= nr; r += 2) zgemv_q4_0_tile(1, false, nb, xb + bx * (size_t)r, bx, &pf, qy, ds, s + r, b0 > 0);
-        if (r < nr) zgemv_q4_0_tile(1, true, nb, xb + bx * (size_t)r, bx, &pf, qy, ds, s + r, b0 > 0);
-    }
-}
-
+/* The q8_0 one-row kernel takes 256-bit halves of float vectors (DQ);
+ * without it, the AVX2 one runs. */
+#if defined(__AVX512DQ__)
+/* Rows at a time: each row's sums are chains of dependent additions, one
+ * step per block, that the rows interleave. */
+#define ZQ_ROWS 4
 /* One activation row of q8_0: gemv_tile's arithmetic (quants_avx2.c) lane
  * for lane, two weight rows a vector (row a in the low half, b in the
  * high) at half its instructions: the weights' signs moved onto the
@@ -1068,7 +1124,7 @@ static void gemm_q6_K(int n, int nr, int nc, float *s, size_t ldc, const void *x
 /* ---- 32-weight blocks, two or more activation rows (generation of a few
  * sequences, and prompt batches) ----
  * The one-row kernel of quants_avx2.c (gemv_tile) fixes each dot product's
- * arithmetic, which a row must keep whatever rows share its batch: per
+ * arithmetic (q4_0 aside: its own, above), which a row must keep whatever rows share its batch: per
  * block, 8 int32 sums of 4 byte products p, acc += (dx*dy) * p in 8 float
  * lanes, mx*sy rounded and summed apart; then hsum(acc) + that sum, per
  * chunk of LM_GEMM_CHUNK blocks. Here two activation rows share a 512-bit
@@ -1124,7 +1180,7 @@ static inline __attribute__((always_inline)) __m512i q_decode(enum qkind k, cons
     if (k == Q4_1 || k == Q5_1) *dm = _mm_cvtph_ps(_mm_cvtsi32_si128((int)h));
     else {
         const __m128 d = _mm_cvtph_ps(_mm_set1_epi16((short)(h & 0xffff)));
-        *dm = k == Q4_0 ? _mm_mul_ps(d, _mm_setr_ps(1, -8, 0, 0)) : k == Q5_0 ? _mm_mul_ps(d, _mm_setr_ps(1, -16, 0, 0)) : d;
+        *dm = k == Q5_0 ? _mm_mul_ps(d, _mm_setr_ps(1, -16, 0, 0)) : d; /* q4_0's -8 is in its integer sums */
     }
     if (k == Q8_0) return _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(b + offsetof(struct lm_block_q8_0, qs))));
     const size_t qs = k == Q4_0 ? offsetof(struct lm_block_q4_0, qs) : k == Q4_1 ? offsetof(struct lm_block_q4_1, qs)
@@ -1143,7 +1199,7 @@ static inline __attribute__((always_inline)) __m512i q_decode(enum qkind k, cons
 /* A chunk of up to 2 * Q_MAX_PAIRS activation rows, rearranged: qy[P*b + p]
  * the bytes of block b of rows 2p and 2p + 1 (or 2p again), dyp[P*b + p]
  * their d, 8 times each; sy[16*b + c] row c's s, or d*sum(q) for q8_0 rows
- * (q4_0, q5_0), as gemm_y_scales of quants_avx2.c computes them. */
+ * (q5_0), as gemm_y_scales of quants_avx2.c computes them. */
 struct q_acts {
     __m512i qy[LM_GEMM_CHUNK * Q_MAX_PAIRS];
     __m512 dyp[LM_GEMM_CHUNK * Q_MAX_PAIRS];
@@ -1281,7 +1337,9 @@ static inline __attribute__((always_inline)) void q_rows(enum qkind k, const int
  * lane st: per block 8 vpdpbusd, 8 conversions, 8 FMAs and one multiply
  * for 16 dot products, where the pairs took 8 of each of the four. The 8
  * lane sums are added up in hsum_ps's order at the end, so every row still
- * gets its one-row bits. q8_0 (signed weights) stays with the pairs. */
+ * gets its one-row bits. q4_0 takes its own arithmetic (above): the 8
+ * steps' vpdpbusd add up a block's integer sum, and one conversion and one
+ * FMA a block follow. q8_0 (signed weights) stays with the pairs. */
 #define QL_ROWS 2 /* weight rows a tile: 8 sums each, in registers */
 
 /* A chunk of 16 activation rows: q[8*b + st] lane c = bytes 4st..4st+3
@@ -1290,6 +1348,7 @@ static inline __attribute__((always_inline)) void q_rows(enum qkind k, const int
 struct ql_acts {
     __m512i q[LM_GEMM_CHUNK * 8];
     __m512 dy[LM_GEMM_CHUNK], sy[LM_GEMM_CHUNK];
+    __m512i init[LM_GEMM_CHUNK]; /* q4_0: -8 * sum(q), where a block's integer sum starts */
 };
 
 static void ql_pack(enum qkind k, int nb, const uint8_t *y, size_t by, struct ql_acts *a) {
@@ -1311,6 +1370,7 @@ static void ql_pack(enum qkind k, int nb, const uint8_t *y, size_t by, struct ql
             if (!q_y_q8_1(k)) sum = _mm512_add_epi32(sum, zdot_us8(_mm512_set1_epi8(1), a->q[8 * b + st]));
         }
         a->dy[b] = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)h[0]));
+        a->init[b] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(sum, 3));
         a->sy[b] = q_y_q8_1(k) ? _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)h[1])) : _mm512_mul_ps(a->dy[b], _mm512_cvtepi32_ps(sum));
     }
 }
@@ -1327,7 +1387,11 @@ ZUNROLL
 ZUNROLL
         for (int st = 0; st < 8; st++) acc[r][st] = _mm512_setzero_ps();
     }
-    for (int b = 0; b < nb; b++) {
+    for (int b4 = 0; b4 < nb; b4 += 4) {
+ZUNROLL
+    for (int kb = 0; kb < 4; kb++) {
+        const int b = b4 + kb;
+        if (b >= nb) break;
         _Alignas(64) uint8_t w[QL_ROWS][64];
         __m512 dxy[QL_ROWS];
 ZUNROLL
@@ -1335,21 +1399,41 @@ ZUNROLL
             const uint8_t *blk = x + bx * (size_t)r + q_xsize(k) * (size_t)b;
             __m128 dm;
             _mm512_store_si512(w[r], q_decode(k, blk, &dm));
-            /* dx and mx in every lane: for q4_0 and q5_0, mx = -8dx or
-             * -16dx (exact, the one-row kernel's value) from dx widened at
-             * once, fewer steps than broadcasting both */
+            /* dx and mx in every lane: for q5_0, mx = -16dx (exact, the
+             * one-row kernel's value) from dx widened at once, fewer steps
+             * than broadcasting both */
             uint16_t d;
             memcpy(&d, blk, 2);
             const bool own_m = k == Q4_1 || k == Q5_1;
             const __m512 dx = own_m ? _mm512_broadcastss_ps(dm) : _mm512_cvtph_ps(_mm256_set1_epi16((short)d));
-            const __m512 mx = own_m ? _mm512_broadcastss_ps(_mm_movehdup_ps(dm)) : _mm512_mul_ps(dx, _mm512_set1_ps(k == Q4_0 ? -8.0f : -16.0f));
+            const __m512 mx = own_m ? _mm512_broadcastss_ps(_mm_movehdup_ps(dm)) : _mm512_mul_ps(dx, _mm512_set1_ps(-16.0f));
             dxy[r] = _mm512_mul_ps(dx, a->dy[b]);
             /* not fused, as in the one-row kernel */
-            accm[r] = _mm512_add_ps(accm[r], _mm512_mul_ps(mx, a->sy[b]));
+            if (k != Q4_0) accm[r] = _mm512_add_ps(accm[r], _mm512_mul_ps(mx, a->sy[b]));
         }
         /* the steps' bytes broadcast from memory (a load); taken from the
          * register, each took two shuffles */
         __asm__("" : "+m"(w));
+        if (k == Q4_0) { /* the block's integer sum, in two chains of 4 steps, into sum b % 4 (kb) */
+            __m512i p[QL_ROWS][2];
+ZUNROLL
+            for (int r = 0; r < R; r++) p[r][0] = a->init[b], p[r][1] = _mm512_setzero_si512();
+ZUNROLL
+            for (int st = 0; st < 8; st++) {
+                __m512i qy = a->q[8 * b + st];
+                __asm__("" : "+v"(qy));
+ZUNROLL
+                for (int r = 0; r < R; r++) {
+                    int32_t w4;
+                    memcpy(&w4, w[r] + 4 * st, 4);
+                    p[r][st / 4] = zdpbusd(p[r][st / 4], _mm512_set1_epi32(w4), qy);
+                }
+            }
+ZUNROLL
+            for (int r = 0; r < R; r++)
+                acc[r][kb] = _mm512_fmadd_ps(dxy[r], _mm512_cvtepi32_ps(_mm512_add_epi32(p[r][0], p[r][1])), acc[r][kb]);
+            continue;
+        }
 ZUNROLL
         for (int st = 0; st < 8; st++) {
             __m512i qy = a->q[8 * b + st];
@@ -1363,13 +1447,22 @@ ZUNROLL
             }
         }
     }
+    }
 ZUNROLL
     for (int r = 0; r < R; r++) {
-        /* hsum_ps: (lanes 0+4, 2+6) and (1+5, 3+7) */
         const __m512 *l = acc[r];
+        float v[16];
+        if (k == Q4_0) { /* (sum 0 + sum 1) + (sum 2 + sum 3), as z0_tile */
+            _mm512_storeu_ps(v, _mm512_add_ps(_mm512_add_ps(l[0], l[1]), _mm512_add_ps(l[2], l[3])));
+            for (int c = 0; c < 16; c++) {
+                float *o = s + ldc * (size_t)c + (size_t)r;
+                *o = add ? *o + v[c] : v[c];
+            }
+            continue;
+        }
+        /* hsum_ps: (lanes 0+4, 2+6) and (1+5, 3+7) */
         const __m512 sum = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(l[0], l[4]), _mm512_add_ps(l[2], l[6])),
                                          _mm512_add_ps(_mm512_add_ps(l[1], l[5]), _mm512_add_ps(l[3], l[7])));
-        float v[16];
         _mm512_storeu_ps(v, _mm512_add_ps(sum, accm[r]));
         for (int c = 0; c < 16; c++) {
             float *o = s + ldc * (size_t)c + (size_t)r;
@@ -1405,11 +1498,16 @@ static inline __attribute__((always_inline)) void q_gemm(enum qkind k, int n, in
             c += C;
             continue;
         }
+        if (k == Q4_0) {
+            if (C == 1) zgemv_q4_0(n, nr, sc, x, bx, yc);
+            else z0_rows(n, nr, C, sc, ldc, x, bx, yc, by);
+            c += C;
+            continue;
+        }
         switch ((C + 1) / 2) {
         case 1:
 #if defined(__AVX512DQ__)
-            if (C == 1 && k == Q4_0) zgemv_q4_0(n, nr, sc, x, bx, yc);
-            else if (C == 1 && k == Q8_0) zgemv_q8_0(n, nr, sc, x, bx, yc);
+            if (C == 1 && k == Q8_0) zgemv_q8_0(n, nr, sc, x, bx, yc);
             else
 #endif
             if (C == 1) avx2_gemm[k](n, nr, 1, sc, ldc, x, bx, yc, by); /* the one-row kernel */
