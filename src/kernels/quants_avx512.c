@@ -27,8 +27,8 @@
  * Xeon, while on a Zen 4 the pairs run at twice the widened speed.
  *
  * One activation row (generation) of q4_K and q6_K: see "one activation
- * row" below; q4_0, any number of activation rows: "a block's products
- * summed to one integer"; q4_K and q6_K against 8 or more activation rows
+ * row" below; q4_0 and q4_1, any number of activation rows: "a block's
+ * products summed to one integer"; q4_K and q6_K against 8 or more activation rows
  * (prompts): "the rows in lanes"; the other 32-weight block formats against
  * 2 or more activation rows, every row with the bits it gets alone: "two
  * or more activation rows". */
@@ -542,53 +542,76 @@ static inline __m512i znibbles(__m512i v, __mmask8 hi) {
 #endif
 }
 
-/* ---- q4_0, any number of activation rows: a block's products summed to
- * one integer ----
- * What every q4_0 kernel below gives, for a weight row and an activation
- * row: per block, T = sum((q - 8) * y) in int32 (exact) and S = dx*dy
- * (rounded); within a chunk of LM_GEMM_CHUNK blocks, sum k (k = 0..3)
- * gathers S*T of the chunk's blocks 4i + k, one FMA each, in order, from
- * +0; the chunk adds (sum 0 + sum 1) + (sum 2 + sum 3) to the row's result.
- * So a row gets the same bits whatever rows share its call (lm serve's
- * batches). Before, q4_0 kept the AVX2 one-row kernel's 8 int32 sums a
- * block, each converted, scaled and FMA'd: on a Zen 4 core the FMA, the
- * multiply and vpdpbusd share one issue slot, and 1.2B q4_0 generation on
- * one thread was bound by them at 0.86-0.95 of llama.cpp's speed (19 GB/s
- * from L2). Here a vector holds 4 blocks of one weight row, and the 4 lane
- * sums of each block are added as integers for 4 rows at once (two rounds
- * of unpacks and adds), so one conversion, one multiply and one FMA serve
- * 16 blocks. The -8 of q4_0 starts the integer sum (-8 * sum(y)) rather
- * than taking a float term of its own. */
+/* The 32-weight block formats */
+enum qkind { Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, QKINDS };
+
+static inline size_t q_xsize(enum qkind k) {
+    return k == Q4_0 ? sizeof(struct lm_block_q4_0) : k == Q4_1 ? sizeof(struct lm_block_q4_1)
+         : k == Q5_0 ? sizeof(struct lm_block_q5_0) : k == Q5_1 ? sizeof(struct lm_block_q5_1)
+                     : sizeof(struct lm_block_q8_0);
+}
+static inline bool q_y_q8_1(enum qkind k) { return k == Q4_1 || k == Q5_1; }
+static inline size_t q_ysize(enum qkind k) { return q_y_q8_1(k) ? sizeof(struct lm_block_q8_1) : sizeof(struct lm_block_q8_0); }
+
+/* ---- q4_0 and q4_1, any number of activation rows: a block's products
+ * summed to one integer ----
+ * What every q4_0 and q4_1 kernel below gives, for a weight row and an
+ * activation row: per block, T = sum(q * y) in int32 (exact; q4_0: sum((q
+ * - 8) * y)) and S = dx*dy (rounded); within a chunk of LM_GEMM_CHUNK
+ * blocks, sum k (k = 0..3) gathers S*T of the chunk's blocks 4i + k, one
+ * FMA each, in order, from +0; q4_1's m terms mx*sy (rounded) likewise
+ * gather in sums m0..m3 by additions; the chunk adds (sum 0 + sum 1) +
+ * (sum 2 + sum 3), plus for q4_1 (m0 + m1) + (m2 + m3), to the row's
+ * result. So a row gets the same bits whatever rows share its call (lm
+ * serve's batches). Before, these formats kept the AVX2 one-row kernel's 8
+ * int32 sums a block, each converted, scaled and FMA'd: on a Zen 4 core the
+ * FMA, the multiply and vpdpbusd share one issue slot, and 1.2B q4_0
+ * generation on one thread was bound by them at 0.86-0.95 of llama.cpp's
+ * speed (17-19 GB/s from L2; now 25). Here a vector holds 4 blocks of one
+ * weight row, and the 4 lane sums of each block are added as integers for
+ * 4 rows at once (two rounds of unpacks and adds), so one conversion, one
+ * multiply and one FMA serve 16 blocks. q4_0's -8 starts the integer sum
+ * (-8 * sum(y)) rather than taking a float term of its own. */
 
 /* Blocks 4g..4g + 3 of an activation row (group g), laid out for a vector
  * of 4 blocks of weights: lo, hi: y[0..15] and y[16..31] of block k at
  * bytes 16k..16k + 15 (they meet the weight bytes' low and high nibbles);
- * init: where the integer sums start, -8 * sum(y) of block k in lane 4k and
- * 0 in the other three of its lanes; dy: block k's d in lanes 4k..4k + 3.
- * Blocks past the row's end are zero. */
+ * init: where the integer sums start, for q4_0 -8 * sum(y) of block k in
+ * lane 4k (0 in the other three of its lanes, and for q4_1); dy, sy: block
+ * k's d and (q8_1) s in lanes 4k..4k + 3. Blocks past the row's end are
+ * zero. */
 struct z0_acts {
     __m512i lo, hi, init;
-    __m512 dy;
+    __m512 dy, sy;
 };
 
-static void z0_pack(int nb, const struct lm_block_q8_0 *y, struct z0_acts *a) {
+static void z0_pack(enum qkind k, int nb, const uint8_t *y, struct z0_acts *a) {
+    const size_t ys = q_ysize(k), yqs = q_y_q8_1(k) ? offsetof(struct lm_block_q8_1, qs) : offsetof(struct lm_block_q8_0, qs);
     for (int g = 0; g < (nb + 3) / 4; g++) {
         _Alignas(64) int8_t q[2][64] = {{0}};
         _Alignas(64) int32_t init[16] = {0};
-        _Alignas(64) float dy[16] = {0};
-        for (int k = 0; k < 4 && 4 * g + k < nb; k++) {
-            const struct lm_block_q8_0 *blk = y + 4 * g + k;
-            memcpy(q[0] + 16 * k, blk->qs, 16);
-            memcpy(q[1] + 16 * k, blk->qs + 16, 16);
-            int sum = 0;
-            for (int i = 0; i < 32; i++) sum += blk->qs[i];
-            init[4 * k] = -8 * sum;
-            for (int j = 0; j < 4; j++) dy[4 * k + j] = zf16(blk->d);
+        _Alignas(64) float d[2][16] = {{0}};
+        for (int i = 0; i < 4 && 4 * g + i < nb; i++) {
+            const uint8_t *blk = y + ys * (size_t)(4 * g + i);
+            memcpy(q[0] + 16 * i, blk + yqs, 16);
+            memcpy(q[1] + 16 * i, blk + yqs + 16, 16);
+            uint16_t h[2];
+            memcpy(h, blk, sizeof h);
+            if (k == Q4_0) {
+                int sum = 0;
+                for (int j = 0; j < 32; j++) sum += (int8_t)blk[yqs + j];
+                init[4 * i] = -8 * sum;
+            }
+            for (int j = 0; j < 4; j++) {
+                d[0][4 * i + j] = zf16(h[0]);
+                if (k == Q4_1) d[1][4 * i + j] = zf16(h[1]);
+            }
         }
         a[g].lo = _mm512_load_si512(q[0]);
         a[g].hi = _mm512_load_si512(q[1]);
         a[g].init = _mm512_load_si512(init);
-        a[g].dy = _mm512_load_ps(dy);
+        a[g].dy = _mm512_load_ps(d[0]);
+        a[g].sy = _mm512_load_ps(d[1]);
     }
 }
 
@@ -602,92 +625,108 @@ static inline __m512i zdpbusd(__m512i acc, __m512i u, __m512i s) {
 }
 
 /* Blocks b..b + K - 1 (K <= 4) of 4 weight rows: row j's weight bytes in
- * lo[j] (their low nibbles: block k's weights 0-15 at bytes 16k..16k + 15)
- * and hi[j] (high nibbles, weights 16-31); returns dx of row j, block k in
- * lane 4k + j. A block's 16 weight bytes start at an even offset (18k + 2),
- * so word permutations of two 64-byte loads a row pick them (K < 4, a
- * row's last blocks: one load, masked, nothing read past them). */
-static inline __attribute__((always_inline)) __m512 z0_weights(const int K, const uint8_t *const x[4], int b, __m512i lo[4],
-                                                               __m512i hi[4]) {
-    static const uint16_t pick_qw[32] = {1,  2,  3,  4,  5,  6,  7,  8,  10, 11, 12, 13, 14, 15, 16, 17,
-                                         19, 20, 21, 22, 23, 24, 25, 26, 28, 29, 30, 31, 60, 61, 62, 63};
-    static const uint16_t pick_dw[32] = {0, 32, 0, 32, 9, 41, 9, 41, 18, 50, 18, 50, 27, 59, 27, 59};
-    const __m512i pick_q = _mm512_loadu_si512(pick_qw), pick_d = _mm512_loadu_si512(pick_dw);
+ * lo[j] (their low nibbles: block i's weights 0-15 at bytes 16i..16i + 15)
+ * and hi[j] (high nibbles, weights 16-31); returns dx of row j, block i in
+ * lane 4i + j, and q4_1's mx so in *mx. A block's 16 weight bytes start at
+ * an even offset (18i + 2, 20i + 4), so word permutations of two 64-byte
+ * loads a row pick them (K < 4, a row's last blocks: one load, masked,
+ * nothing read past them). */
+static inline __attribute__((always_inline)) __m512 z0_weights(enum qkind k, const int K, const uint8_t *const x[4], int b,
+                                                               __m512i lo[4], __m512i hi[4], __m512 *mx) {
+    /* the second load starts 8 (q4_0) or 16 bytes (q4_1) in: the last block's words 32.. are its words 28.. or 24.. */
+    static const uint16_t pick_q[2][32] = {
+        {1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15, 16, 17, 19, 20, 21, 22, 23, 24, 25, 26, 28, 29, 30, 31, 60, 61, 62, 63},
+        {2, 3, 4, 5, 6, 7, 8, 9, 12, 13, 14, 15, 16, 17, 18, 19, 22, 23, 24, 25, 26, 27, 28, 29, 56, 57, 58, 59, 60, 61, 62, 63}};
+    /* d of rows a and b (then c and d) in words 4i + 0 and 4i + 1 (+ 2, + 3); q4_1's m 16 words on */
+    static const uint16_t pick_d[2][32] = {
+        {0, 32, 0, 32, 9, 41, 9, 41, 18, 50, 18, 50, 27, 59, 27, 59},
+        {0, 32, 0, 32, 10, 42, 10, 42, 20, 52, 20, 52, 30, 62, 30, 62, 1, 33, 1, 33, 11, 43, 11, 43, 21, 53, 21, 53, 31, 63, 31, 63}};
+    const int f = k == Q4_1;
+    const size_t xs = q_xsize(k);
+    const __m512i pq = _mm512_loadu_si512(pick_q[f]), pd = _mm512_loadu_si512(pick_d[f]);
     __m512i first[4];
 #pragma GCC unroll 4
     for (int j = 0; j < 4; j++) {
-        const uint8_t *p = x[j] + sizeof(struct lm_block_q4_0) * (size_t)b;
-        first[j] = K == 4 ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8((1ull << (18 * K)) - 1, p);
-        const __m512i w = K == 4 ? _mm512_permutex2var_epi16(first[j], pick_q, _mm512_loadu_si512(p + 8))
-                                 : _mm512_maskz_permutexvar_epi16((__mmask32)((1ull << (8 * K)) - 1), pick_q, first[j]);
+        const uint8_t *p = x[j] + xs * (size_t)b;
+        first[j] = K == 4 ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8((1ull << (xs * K)) - 1, p);
+        const __m512i w = K == 4 ? _mm512_permutex2var_epi16(first[j], pq, _mm512_loadu_si512(p + (f ? 16 : 8)))
+                                 : _mm512_maskz_permutexvar_epi16((__mmask32)((1ull << (8 * K)) - 1), pq, first[j]);
         lo[j] = _mm512_and_si512(w, _mm512_set1_epi8(0x0f));
         hi[j] = _mm512_and_si512(_mm512_srli_epi16(w, 4), _mm512_set1_epi8(0x0f));
     }
-    const __m512i d01 = _mm512_permutex2var_epi16(first[0], pick_d, first[1]);
-    const __m512i d23 = _mm512_permutex2var_epi16(first[2], pick_d, first[3]);
-    return _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_mask_blend_epi16(0xcccc, d01, d23)));
+    const __m512i dm = _mm512_mask_blend_epi16(0xcccccccc, _mm512_permutex2var_epi16(first[0], pd, first[1]),
+                                               _mm512_permutex2var_epi16(first[2], pd, first[3]));
+    if (f) *mx = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(dm, 1));
+    return _mm512_cvtph_ps(_mm512_castsi512_si256(dm));
 }
 
 /* T (as floats) of 4 weight rows (lo, hi of z0_weights) against a group of
- * one activation row: row j, block k in lane 4k + j. */
+ * one activation row: row j, block i in lane 4i + j. */
 static inline __attribute__((always_inline)) __m512 z0_dot(const __m512i lo[4], const __m512i hi[4], const struct z0_acts *y) {
     __m512i p[4];
 #pragma GCC unroll 4
     for (int j = 0; j < 4; j++) p[j] = zdpbusd(zdpbusd(y->init, lo[j], y->lo), hi[j], y->hi);
-    /* a block's 4 lane sums: lanes 4k + j of rows 0 and 1, then 2 and 3, pairwise, then the pairs */
+    /* a block's 4 lane sums: lanes 4i + j of rows 0 and 1, then 2 and 3, pairwise, then the pairs */
     const __m512i s01 = _mm512_add_epi32(_mm512_unpacklo_epi32(p[0], p[1]), _mm512_unpackhi_epi32(p[0], p[1]));
     const __m512i s23 = _mm512_add_epi32(_mm512_unpacklo_epi32(p[2], p[3]), _mm512_unpackhi_epi32(p[2], p[3]));
     return _mm512_cvtepi32_ps(_mm512_add_epi32(_mm512_unpacklo_epi64(s01, s23), _mm512_unpackhi_epi64(s01, s23)));
 }
 
 /* Blocks b..b + K - 1 of 4 weight rows against C activation rows (group
- * b / 4 of each, ga groups apart in a) into acc[c]. */
-static inline __attribute__((always_inline)) void z0_step(const int K, const int C, const uint8_t *const x[4], int b,
-                                                          const struct z0_acts *a, size_t ga, __m512 *acc) {
+ * b / 4 of each, ga groups apart in a) into acc[c] (and q4_1's accm[c]). */
+static inline __attribute__((always_inline)) void z0_step(enum qkind k, const int K, const int C, const uint8_t *const x[4],
+                                                          int b, const struct z0_acts *a, size_t ga, __m512 *acc,
+                                                          __m512 *accm) {
     __m512i lo[4], hi[4];
-    const __m512 dx = z0_weights(K, x, b, lo, hi);
+    __m512 mx;
+    const __m512 dx = z0_weights(k, K, x, b, lo, hi, &mx);
 #pragma GCC unroll 8
     for (int c = 0; c < C; c++) {
         const struct z0_acts *y = a + ga * (size_t)c + (size_t)(b / 4);
         acc[c] = _mm512_fmadd_ps(_mm512_mul_ps(dx, y->dy), z0_dot(lo, hi, y), acc[c]);
+        if (k == Q4_1) accm[c] = _mm512_add_ps(accm[c], _mm512_mul_ps(mx, y->sy)); /* not fused: rounded, as the rows in lanes have it */
     }
 }
 
-#define Z0_PASS 8 /* activation rows a tile takes at once: a vector of sums each */
+/* Lanes 4i + j of v: (i = 0 + i = 1) + (i = 2 + i = 3) of each j, in lane j */
+static inline __m512 z0_sums(__m512 v) {
+    const __m512 t = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm512_add_ps(t, _mm512_shuffle_f32x4(t, t, _MM_SHUFFLE(1, 0, 3, 2)));
+}
+
+#define Z0_PASS 8 /* activation rows a tile takes at once: a vector of sums each (two for q4_1) */
 
 /* 4 weight rows x[] (the first nx of them real, the rest copies) against C
  * (<= Z0_PASS) activation rows over nb packed blocks: s[ldc*c + j] (+)=
  * row j's result for activation row c. The weights are fetched ahead at
  * *pf (one activation row: the rows are read whole, one stream), or
  * without pf 16 rows ahead (a chunk of each of a few rows). */
-static inline __attribute__((always_inline)) void z0_tile(const int C, int nb, const uint8_t *const x[4], int nx, size_t bx,
-                                                          const char **pf, const struct z0_acts *a, size_t ga, float *s,
-                                                          size_t ldc, bool add) {
-    const size_t gs = 4 * sizeof(struct lm_block_q4_0);
+static inline __attribute__((always_inline)) void z0_tile(enum qkind k, const int C, int nb, const uint8_t *const x[4],
+                                                          int nx, size_t bx, const char **pf, const struct z0_acts *a,
+                                                          size_t ga, float *s, size_t ldc, bool add) {
+    const size_t xs = q_xsize(k);
     for (int c0 = 0; c0 < nb; c0 += LM_GEMM_CHUNK, add = true) {
         const int c1 = nb - c0 < LM_GEMM_CHUNK ? nb : c0 + LM_GEMM_CHUNK;
-        __m512 acc[Z0_PASS];
+        __m512 acc[Z0_PASS], accm[Z0_PASS];
 #pragma GCC unroll 8
-        for (int c = 0; c < C; c++) acc[c] = _mm512_setzero_ps();
+        for (int c = 0; c < C; c++) acc[c] = accm[c] = _mm512_setzero_ps();
         for (int b = c0; b < c1; b += 4) {
-            if (pf) z_fetch(pf, gs * (size_t)nx);
+            if (pf) z_fetch(pf, 4 * xs * (size_t)nx);
             else
                 for (int j = 0; j < nx; j++) {
-                    const char *p = (const char *)x[j] + sizeof(struct lm_block_q4_0) * (size_t)b + 16 * bx;
+                    const char *p = (const char *)x[j] + xs * (size_t)b + 16 * bx;
                     _mm_prefetch(p, _MM_HINT_T0);
                     _mm_prefetch(p + 64, _MM_HINT_T0);
                 }
-            if (c1 - b >= 4) z0_step(4, C, x, b, a, ga, acc);
-            else if (c1 - b == 3) z0_step(3, C, x, b, a, ga, acc);
-            else if (c1 - b == 2) z0_step(2, C, x, b, a, ga, acc);
-            else z0_step(1, C, x, b, a, ga, acc);
+            if (c1 - b >= 4) z0_step(k, 4, C, x, b, a, ga, acc, accm);
+            else if (c1 - b == 3) z0_step(k, 3, C, x, b, a, ga, acc, accm);
+            else if (c1 - b == 2) z0_step(k, 2, C, x, b, a, ga, acc, accm);
+            else z0_step(k, 1, C, x, b, a, ga, acc, accm);
         }
 #pragma GCC unroll 8
         for (int c = 0; c < C; c++) {
-            /* lanes 4k + j: (sum 0 + sum 1) + (sum 2 + sum 3) of row j in lane j */
-            const __m512 t = _mm512_add_ps(acc[c], _mm512_shuffle_f32x4(acc[c], acc[c], _MM_SHUFFLE(2, 3, 0, 1)));
             float v[16];
-            _mm512_storeu_ps(v, _mm512_add_ps(t, _mm512_shuffle_f32x4(t, t, _MM_SHUFFLE(1, 0, 3, 2))));
+            _mm512_storeu_ps(v, k == Q4_1 ? _mm512_add_ps(z0_sums(acc[c]), z0_sums(accm[c])) : z0_sums(acc[c]));
             for (int j = 0; j < nx; j++) s[ldc * (size_t)c + (size_t)j] = add ? s[ldc * (size_t)c + (size_t)j] + v[j] : v[j];
         }
     }
@@ -705,17 +744,18 @@ static inline int z0_rows_at(const uint8_t *x, size_t bx, int r, int nr, const u
  * memory. */
 #define ZQ_MAX_BLOCKS (8 * LM_GEMM_CHUNK)
 
-static void zgemv_q4_0(int n, int nr, float *s, const uint8_t *x, size_t bx, const uint8_t *y) {
+static inline __attribute__((always_inline)) void z0_gemv(enum qkind k, int n, int nr, float *s, const uint8_t *x,
+                                                          size_t bx, const uint8_t *y) {
     struct z0_acts a[ZQ_MAX_BLOCKS / 4];
     for (int b0 = 0; b0 < n / 32; b0 += ZQ_MAX_BLOCKS) {
         const int nb = n / 32 - b0 < ZQ_MAX_BLOCKS ? n / 32 - b0 : ZQ_MAX_BLOCKS;
-        z0_pack(nb, (const struct lm_block_q8_0 *)y + b0, a);
-        const uint8_t *xb = x + sizeof(struct lm_block_q4_0) * (size_t)b0;
+        z0_pack(k, nb, y + q_ysize(k) * (size_t)b0, a);
+        const uint8_t *xb = x + q_xsize(k) * (size_t)b0;
         const char *pf = (const char *)xb + Z_FETCH_AHEAD;
         for (int r = 0; r < nr; r += 4) {
             const uint8_t *rows[4];
             const int nx = z0_rows_at(xb, bx, r, nr, rows);
-            z0_tile(1, nb, rows, nx, bx, &pf, a, 0, s + r, 0, b0 > 0);
+            z0_tile(k, 1, nb, rows, nx, bx, &pf, a, 0, s + r, 0, b0 > 0);
         }
     }
 }
@@ -723,12 +763,13 @@ static void zgemv_q4_0(int n, int nr, float *s, const uint8_t *x, size_t bx, con
 /* 2 to 15 activation rows (generation of a few sequences, a batch's rest):
  * a chunk of each at once, tiles of 4 weight rows, Z0_PASS activation rows
  * a pass over a tile's chunk (in L1 after the first). */
-static void z0_rows(int n, int nr, int nc, float *s, size_t ldc, const uint8_t *x, size_t bx, const uint8_t *y, size_t by) {
+static inline __attribute__((always_inline)) void z0_rows(enum qkind k, int n, int nr, int nc, float *s, size_t ldc,
+                                                          const uint8_t *x, size_t bx, const uint8_t *y, size_t by) {
     struct z0_acts a[15][LM_GEMM_CHUNK / 4];
     for (int b0 = 0; b0 < n / 32; b0 += LM_GEMM_CHUNK) {
         const int nb = n / 32 - b0 < LM_GEMM_CHUNK ? n / 32 - b0 : LM_GEMM_CHUNK;
-        for (int c = 0; c < nc; c++) z0_pack(nb, (const struct lm_block_q8_0 *)(y + by * (size_t)c) + b0, a[c]);
-        const uint8_t *xb = x + sizeof(struct lm_block_q4_0) * (size_t)b0;
+        for (int c = 0; c < nc; c++) z0_pack(k, nb, y + by * (size_t)c + q_ysize(k) * (size_t)b0, a[c]);
+        const uint8_t *xb = x + q_xsize(k) * (size_t)b0;
         for (int r = 0; r < nr; r += 4) {
             const uint8_t *rows[4];
             const int nx = z0_rows_at(xb, bx, r, nr, rows);
@@ -736,17 +777,29 @@ static void z0_rows(int n, int nr, int nc, float *s, size_t ldc, const uint8_t *
                 const size_t ga = LM_GEMM_CHUNK / 4;
                 float *sc = s + ldc * (size_t)c + (size_t)r;
                 switch (nc - c < Z0_PASS ? nc - c : Z0_PASS) {
-                case 1: z0_tile(1, nb, rows, nx, bx, NULL, a[c], ga, sc, ldc, b0 > 0); break;
-                case 2: z0_tile(2, nb, rows, nx, bx, NULL, a[c], ga, sc, ldc, b0 > 0); break;
-                case 3: z0_tile(3, nb, rows, nx, bx, NULL, a[c], ga, sc, ldc, b0 > 0); break;
-                case 4: z0_tile(4, nb, rows, nx, bx, NULL, a[c], ga, sc, ldc, b0 > 0); break;
-                case 5: z0_tile(5, nb, rows, nx, bx, NULL, a[c], ga, sc, ldc, b0 > 0); break;
-                case 6: z0_tile(6, nb, rows, nx, bx, NULL, a[c], ga, sc, ldc, b0 > 0); break;
-                case 7: z0_tile(7, nb, rows, nx, bx, NULL, a[c], ga, sc, ldc, b0 > 0); break;
-                default: z0_tile(8, nb, rows, nx, bx, NULL, a[c], ga, sc, ldc, b0 > 0); break;
+                case 1: z0_tile(k, 1, nb, rows, nx, bx, NULL, a[c], ga, sc, ldc, b0 > 0); break;
+                case 2: z0_tile(k, 2, nb, rows, nx, bx, NULL, a[c], ga, sc, ldc, b0 > 0); break;
+                case 3: z0_tile(k, 3, nb, rows, nx, bx, NULL, a[c], ga, sc, ldc, b0 > 0); break;
+                case 4: z0_tile(k, 4, nb, rows, nx, bx, NULL, a[c], ga, sc, ldc, b0 > 0); break;
+                case 5: z0_tile(k, 5, nb, rows, nx, bx, NULL, a[c], ga, sc, ldc, b0 > 0); break;
+                case 6: z0_tile(k, 6, nb, rows, nx, bx, NULL, a[c], ga, sc, ldc, b0 > 0); break;
+                case 7: z0_tile(k, 7, nb, rows, nx, bx, NULL, a[c], ga, sc, ldc, b0 > 0); break;
+                default: z0_tile(k, 8, nb, rows, nx, bx, NULL, a[c], ga, sc, ldc, b0 > 0); break;
                 }
             }
         }
+    }
+}
+
+/* A lone activation row or 2 to 15 of q4_0 or q4_1 */
+static void z0_gemm(enum qkind k, int n, int nr, int nc, float *s, size_t ldc, const uint8_t *x, size_t bx,
+                    const uint8_t *y, size_t by) {
+    if (k == Q4_0) {
+        if (nc == 1) z0_gemv(Q4_0, n, nr, s, x, bx, y);
+        else z0_rows(Q4_0, n, nr, nc, s, ldc, x, bx, y, by);
+    } else {
+        if (nc == 1) z0_gemv(Q4_1, n, nr, s, x, bx, y);
+        else z0_rows(Q4_1, n, nr, nc, s, ldc, x, bx, y, by);
     }
 }
 
@@ -762,7 +815,7 @@ static void z0_rows(int n, int nr, int nc, float *s, size_t ldc, const uint8_t *
  * activation bytes (the integer sums are exact either way), 8 int32 lane
  * sums per block times dx*dy rounded, FMA'd into 8 float lanes per row.
  * Whole rows a tile, chunk after chunk, the weights fetched ahead as
- * zgemv_q4_0's. */
+ * z0_gemv's. */
 static inline __attribute__((always_inline)) void zgemv_q8_0_tile(const int P, bool alone, int nb, const uint8_t *x,
                                                                  size_t bx, const char **pf, const int8_t *qy,
                                                                  const float *dy, float *s, bool add) {
@@ -919,7 +972,7 @@ static inline __attribute__((always_inline)) float zk6_dot(int n, const void *vx
 static void zdot_q6_K_q8_K(int n, float *s, const void *vx, const void *vy) { *s = zk6_dot(n, vx, vy, NULL); }
 
 /* One activation row against nr weight rows, row after row, the weights
- * one stream fetched ahead in address order, as zgemv_q4_0's: left to
+ * one stream fetched ahead in address order, as z0_gemv's: left to
  * the hardware prefetcher, 1.2B q4_K_M generation ran at 0.68-0.73 of
  * llama.cpp's on an Intel Xeon (1 and 2 threads). Not on AMD's cores: on
  * a Zen 4, where one thread runs out of instructions before bandwidth,
@@ -1124,8 +1177,8 @@ static void gemm_q6_K(int n, int nr, int nc, float *s, size_t ldc, const void *x
 /* ---- 32-weight blocks, two or more activation rows (generation of a few
  * sequences, and prompt batches) ----
  * The one-row kernel of quants_avx2.c (gemv_tile) fixes each dot product's
- * arithmetic (q4_0 aside: its own, above), which a row must keep whatever rows share its batch: per
- * block, 8 int32 sums of 4 byte products p, acc += (dx*dy) * p in 8 float
+ * arithmetic (q4_0 and q4_1 aside: theirs, above), which a row must keep
+ * whatever rows share its batch: per block, 8 int32 sums of 4 byte products p, acc += (dx*dy) * p in 8 float
  * lanes, mx*sy rounded and summed apart; then hsum(acc) + that sum, per
  * chunk of LM_GEMM_CHUNK blocks. Here two activation rows share a 512-bit
  * vector, one per half: a weight block is decoded once, into both halves,
@@ -1147,7 +1200,6 @@ static void gemm_q6_K(int n, int nr, int nc, float *s, size_t ldc, const void *x
  * kernel of quants_avx2.c (il_tile) sums a block's products into one int32
  * per row and so rounds differently; it also ran at less than half the
  * speed of either. */
-enum qkind { Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, QKINDS };
 /* q8_0 weights are signed, as are the activations. With VNNI, the
  * activations are stored plus 128 (unsigned) and each block's products
  * start from -128 * (the weights' sums), one instruction a weight block
@@ -1163,13 +1215,6 @@ enum qkind { Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, QKINDS };
 static void (*avx2_gemm[QKINDS])(int n, int nr, int nc, float *s, size_t ldc, const void *x, size_t bx, const void *y,
                                  size_t by);
 
-static inline size_t q_xsize(enum qkind k) {
-    return k == Q4_0 ? sizeof(struct lm_block_q4_0) : k == Q4_1 ? sizeof(struct lm_block_q4_1)
-         : k == Q5_0 ? sizeof(struct lm_block_q5_0) : k == Q5_1 ? sizeof(struct lm_block_q5_1)
-                     : sizeof(struct lm_block_q8_0);
-}
-static inline bool q_y_q8_1(enum qkind k) { return k == Q4_1 || k == Q5_1; }
-static inline size_t q_ysize(enum qkind k) { return q_y_q8_1(k) ? sizeof(struct lm_block_q8_1) : sizeof(struct lm_block_q8_0); }
 
 /* A weight block's 32 weights as bytes in both 256-bit halves (unsigned,
  * w = dx*u + mx; q8_0: signed), and (dx, mx) in lanes 0 and 1 of *dm, from
@@ -1337,7 +1382,7 @@ static inline __attribute__((always_inline)) void q_rows(enum qkind k, const int
  * lane st: per block 8 vpdpbusd, 8 conversions, 8 FMAs and one multiply
  * for 16 dot products, where the pairs took 8 of each of the four. The 8
  * lane sums are added up in hsum_ps's order at the end, so every row still
- * gets its one-row bits. q4_0 takes its own arithmetic (above): the 8
+ * gets its one-row bits. q4_0 and q4_1 take theirs (above): the 8
  * steps' vpdpbusd add up a block's integer sum, and one conversion and one
  * FMA a block follow. q8_0 (signed weights) stays with the pairs. */
 #define QL_ROWS 2 /* weight rows a tile: 8 sums each, in registers */
@@ -1409,12 +1454,13 @@ ZUNROLL
             const __m512 mx = own_m ? _mm512_broadcastss_ps(_mm_movehdup_ps(dm)) : _mm512_mul_ps(dx, _mm512_set1_ps(-16.0f));
             dxy[r] = _mm512_mul_ps(dx, a->dy[b]);
             /* not fused, as in the one-row kernel */
-            if (k != Q4_0) accm[r] = _mm512_add_ps(accm[r], _mm512_mul_ps(mx, a->sy[b]));
+            if (k == Q4_1) acc[r][4 + kb] = _mm512_add_ps(acc[r][4 + kb], _mm512_mul_ps(mx, a->sy[b])); /* m sum kb */
+            else if (k != Q4_0) accm[r] = _mm512_add_ps(accm[r], _mm512_mul_ps(mx, a->sy[b]));
         }
         /* the steps' bytes broadcast from memory (a load); taken from the
          * register, each took two shuffles */
         __asm__("" : "+m"(w));
-        if (k == Q4_0) { /* the block's integer sum, in two chains of 4 steps, into sum b % 4 (kb) */
+        if (k == Q4_0 || k == Q4_1) { /* the block's integer sum, in two chains of 4 steps, into sum b % 4 (kb) */
             __m512i p[QL_ROWS][2];
 ZUNROLL
             for (int r = 0; r < R; r++) p[r][0] = a->init[b], p[r][1] = _mm512_setzero_si512();
@@ -1452,8 +1498,9 @@ ZUNROLL
     for (int r = 0; r < R; r++) {
         const __m512 *l = acc[r];
         float v[16];
-        if (k == Q4_0) { /* (sum 0 + sum 1) + (sum 2 + sum 3), as z0_tile */
-            _mm512_storeu_ps(v, _mm512_add_ps(_mm512_add_ps(l[0], l[1]), _mm512_add_ps(l[2], l[3])));
+        if (k == Q4_0 || k == Q4_1) { /* (sum 0 + sum 1) + (sum 2 + sum 3), and q4_1's m sums so, as z0_tile */
+            const __m512 sum = _mm512_add_ps(_mm512_add_ps(l[0], l[1]), _mm512_add_ps(l[2], l[3]));
+            _mm512_storeu_ps(v, k == Q4_1 ? _mm512_add_ps(sum, _mm512_add_ps(_mm512_add_ps(l[4], l[5]), _mm512_add_ps(l[6], l[7]))) : sum);
             for (int c = 0; c < 16; c++) {
                 float *o = s + ldc * (size_t)c + (size_t)r;
                 *o = add ? *o + v[c] : v[c];
@@ -1498,9 +1545,8 @@ static inline __attribute__((always_inline)) void q_gemm(enum qkind k, int n, in
             c += C;
             continue;
         }
-        if (k == Q4_0) {
-            if (C == 1) zgemv_q4_0(n, nr, sc, x, bx, yc);
-            else z0_rows(n, nr, C, sc, ldc, x, bx, yc, by);
+        if (k == Q4_0 || k == Q4_1) {
+            z0_gemm(k, n, nr, C, sc, ldc, x, bx, yc, by);
             c += C;
             continue;
         }
