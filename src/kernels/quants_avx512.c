@@ -378,10 +378,13 @@ static inline __attribute__((always_inline)) void zp_gemm(enum zkind k, int n, i
 
 /* The cache lines of the next `used` bytes at *pf, which moves past them:
  * the weights read a fixed distance ahead, as one stream in the order of
- * their addresses. Lines a step leaves partly ahead are fetched again by
- * the next. */
-static inline __attribute__((always_inline)) void z_fetch(const char **pf, size_t used) {
-    for (size_t o = 0; o < used; o += 64) _mm_prefetch(*pf + o, _MM_HINT_T0);
+ * their addresses, into L1 or (to_l2) only L2. Lines a step leaves partly
+ * ahead are fetched again by the next. */
+static inline __attribute__((always_inline)) void z_fetch(const char **pf, size_t used, bool to_l2) {
+    for (size_t o = 0; o < used; o += 64) {
+        if (to_l2) _mm_prefetch(*pf + o, _MM_HINT_T1);
+        else _mm_prefetch(*pf + o, _MM_HINT_T0);
+    }
     *pf += used;
 }
 
@@ -422,7 +425,7 @@ static inline __attribute__((always_inline)) void zgemv_float(enum zkind k, int 
         __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
         int i = 0;
         for (; i + U * per <= n; i += U * per) {
-            if (ZF_FETCH_AHEAD(k)) z_fetch(&pf, (size_t)(U * per * esz));
+            if (ZF_FETCH_AHEAD(k)) z_fetch(&pf, (size_t)(U * per * esz), false);
 ZUNROLL
             for (int v = 0; v < U; v++) {
 #if defined(__AVX512BF16__)
@@ -552,12 +555,14 @@ static inline size_t q_xsize(enum qkind k) {
 }
 static inline bool q_y_q8_1(enum qkind k) { return k == Q4_1 || k == Q5_1; }
 static inline size_t q_ysize(enum qkind k) { return q_y_q8_1(k) ? sizeof(struct lm_block_q8_1) : sizeof(struct lm_block_q8_0); }
+/* The formats whose block products sum to one integer (below) */
+static inline bool q_int_sums(enum qkind k) { return k == Q4_0 || k == Q4_1 || k == Q8_0; }
 
-/* ---- q4_0 and q4_1, any number of activation rows: a block's products
- * summed to one integer ----
- * What every q4_0 and q4_1 kernel below gives, for a weight row and an
- * activation row: per block, T = sum(q * y) in int32 (exact; q4_0: sum((q
- * - 8) * y)) and S = dx*dy (rounded); within a chunk of LM_GEMM_CHUNK
+/* ---- q4_0, q4_1 and q8_0, any number of activation rows: a block's
+ * products summed to one integer ----
+ * What every q4_0, q4_1 and q8_0 kernel below gives, for a weight row and
+ * an activation row: per block, T = sum(q * y) in int32 (exact; q4_0:
+ * sum((q - 8) * y)) and S = dx*dy (rounded); within a chunk of LM_GEMM_CHUNK
  * blocks, sum k (k = 0..3) gathers S*T of the chunk's blocks 4i + k, one
  * FMA each, in order, from +0; q4_1's m terms mx*sy (rounded) likewise
  * gather in sums m0..m3 by additions; the chunk adds (sum 0 + sum 1) +
@@ -568,20 +573,21 @@ static inline size_t q_ysize(enum qkind k) { return q_y_q8_1(k) ? sizeof(struct 
  * FMA, the multiply and vpdpbusd share one issue slot, and 1.2B q4_0
  * generation on one thread was bound by them at 0.86-0.95 of llama.cpp's
  * speed (17-19 GB/s from L2; now 25). Here a vector holds 4 blocks of one
- * weight row, and the 4 lane sums of each block are added as integers for
- * 4 rows at once (two rounds of unpacks and adds), so one conversion, one
- * multiply and one FMA serve 16 blocks. q4_0's -8 starts the integer sum
- * (-8 * sum(y)) rather than taking a float term of its own. */
+ * weight row (q8_0: two vectors), and the 4 (8) lane sums of each block are
+ * added as integers for 4 rows at once (rounds of unpacks and adds), so one
+ * conversion, one multiply and one FMA serve 16 blocks. The weights meet
+ * the activations as unsigned bytes: q4_0's nibbles are q + 8 and q8_0's
+ * bytes w + 128 (their top bit flipped), so 8 * sum(y) or 128 * sum(y)
+ * comes off each integer sum, rather than a float term of its own. */
 
-/* Blocks 4g..4g + 3 of an activation row (group g), laid out for a vector
- * of 4 blocks of weights: lo, hi: y[0..15] and y[16..31] of block k at
- * bytes 16k..16k + 15 (they meet the weight bytes' low and high nibbles);
- * init: where the integer sums start, for q4_0 -8 * sum(y) of block k in
- * lane 4k (0 in the other three of its lanes, and for q4_1); dy, sy: block
- * k's d and (q8_1) s in lanes 4k..4k + 3. Blocks past the row's end are
- * zero. */
+/* Blocks 4g..4g + 3 of an activation row (group g), laid out as the
+ * weights' vectors: lo, hi: y[0..15] and y[16..31] of block k at bytes
+ * 16k..16k + 15 (they meet the weight bytes' low and high nibbles); q8_0:
+ * lo the y of blocks 0 and 1, hi of blocks 2 and 3; off: what comes off
+ * block k's integer sum (8 or 128 * sum(y); q4_1: 0), dy, sy: its d and
+ * (q8_1) s, in lanes 4k..4k + 3. Blocks past the row's end are zero. */
 struct z0_acts {
-    __m512i lo, hi, init;
+    __m512i lo, hi, off;
     __m512 dy, sy;
 };
 
@@ -589,87 +595,133 @@ static void z0_pack(enum qkind k, int nb, const uint8_t *y, struct z0_acts *a) {
     const size_t ys = q_ysize(k), yqs = q_y_q8_1(k) ? offsetof(struct lm_block_q8_1, qs) : offsetof(struct lm_block_q8_0, qs);
     for (int g = 0; g < (nb + 3) / 4; g++) {
         _Alignas(64) int8_t q[2][64] = {{0}};
-        _Alignas(64) int32_t init[16] = {0};
+        _Alignas(64) int32_t off[16] = {0};
         _Alignas(64) float d[2][16] = {{0}};
         for (int i = 0; i < 4 && 4 * g + i < nb; i++) {
             const uint8_t *blk = y + ys * (size_t)(4 * g + i);
-            memcpy(q[0] + 16 * i, blk + yqs, 16);
-            memcpy(q[1] + 16 * i, blk + yqs + 16, 16);
+            if (k == Q8_0) memcpy(q[i / 2] + 32 * (i % 2), blk + yqs, 32);
+            else {
+                memcpy(q[0] + 16 * i, blk + yqs, 16);
+                memcpy(q[1] + 16 * i, blk + yqs + 16, 16);
+            }
             uint16_t h[2];
             memcpy(h, blk, sizeof h);
-            if (k == Q4_0) {
-                int sum = 0;
-                for (int j = 0; j < 32; j++) sum += (int8_t)blk[yqs + j];
-                init[4 * i] = -8 * sum;
-            }
+            int sum = 0;
+            for (int j = 0; j < 32; j++) sum += (int8_t)blk[yqs + j];
             for (int j = 0; j < 4; j++) {
+                off[4 * i + j] = k == Q4_0 ? 8 * sum : k == Q8_0 ? 128 * sum : 0;
                 d[0][4 * i + j] = zf16(h[0]);
                 if (k == Q4_1) d[1][4 * i + j] = zf16(h[1]);
             }
         }
         a[g].lo = _mm512_load_si512(q[0]);
         a[g].hi = _mm512_load_si512(q[1]);
-        a[g].init = _mm512_load_si512(init);
+        a[g].off = _mm512_load_si512(off);
         a[g].dy = _mm512_load_ps(d[0]);
         a[g].sy = _mm512_load_ps(d[1]);
     }
 }
 
-/* acc + the products of unsigned bytes u and signed bytes s, in groups of 4 */
-static inline __m512i zdpbusd(__m512i acc, __m512i u, __m512i s) {
+/* acc + the products of unsigned bytes u and signed bytes s (activations:
+ * |s| <= 127), in groups of 4. Without VNNI, vpmaddubsw's int16 pair sums
+ * would saturate for u > 128 (wide: q8_0's w + 128), so those go in two
+ * parts, u's top bit and the rest. */
+static inline __m512i zdpbusd(__m512i acc, __m512i u, __m512i s, bool wide) {
 #if defined(__AVX512VNNI__)
+    (void)wide;
     return _mm512_dpbusd_epi32(acc, u, s);
 #else
-    return _mm512_add_epi32(acc, zdot_us8(u, s));
+    if (!wide) return _mm512_add_epi32(acc, zdot_us8(u, s));
+    const __m512i top = _mm512_set1_epi8((char)0x80);
+    return _mm512_add_epi32(acc, _mm512_add_epi32(zdot_us8(_mm512_andnot_si512(top, u), s), zdot_us8(_mm512_and_si512(top, u), s)));
 #endif
 }
 
-/* Blocks b..b + K - 1 (K <= 4) of 4 weight rows: row j's weight bytes in
- * lo[j] (their low nibbles: block i's weights 0-15 at bytes 16i..16i + 15)
- * and hi[j] (high nibbles, weights 16-31); returns dx of row j, block i in
- * lane 4i + j, and q4_1's mx so in *mx. A block's 16 weight bytes start at
- * an even offset (18i + 2, 20i + 4), so word permutations of two 64-byte
- * loads a row pick them (K < 4, a row's last blocks: one load, masked,
- * nothing read past them). */
+/* A mask of the first n (<= 64) bytes; none for n <= 0 */
+static inline __mmask64 zbytes(int n) { return n >= 64 ? ~0ull : n <= 0 ? 0 : (1ull << n) - 1; }
+
+/* Blocks b..b + K - 1 (K <= 4) of 4 weight rows as unsigned bytes, row j's
+ * in lo[j] and hi[j]: the low nibbles (block i's weights 0-15 at bytes
+ * 16i..16i + 15) and the high ones (weights 16-31); q8_0: blocks 0 and 1,
+ * and 2 and 3, plus 128. Returns dx of row j, block i in lane 4i + j, and
+ * q4_1's mx so in *mx. A block's weight bytes start at an even offset (18i
+ * + 2, 20i + 4, 34i + 2), so word permutations of two 64-byte loads (q8_0:
+ * two pairs) pick them (K < 4, a row's last blocks: loads masked, nothing
+ * read past them). */
 static inline __attribute__((always_inline)) __m512 z0_weights(enum qkind k, const int K, const uint8_t *const x[4], int b,
                                                                __m512i lo[4], __m512i hi[4], __m512 *mx) {
-    /* the second load starts 8 (q4_0) or 16 bytes (q4_1) in: the last block's words 32.. are its words 28.. or 24.. */
-    static const uint16_t pick_q[2][32] = {
+    /* the second load starts 8 (q4_0) or 16 bytes (q4_1) in: words 32.. of
+     * the first's span are its words 28.. or 24..; q8_0's at 64 */
+    static const uint16_t pick_q[3][32] = {
         {1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15, 16, 17, 19, 20, 21, 22, 23, 24, 25, 26, 28, 29, 30, 31, 60, 61, 62, 63},
-        {2, 3, 4, 5, 6, 7, 8, 9, 12, 13, 14, 15, 16, 17, 18, 19, 22, 23, 24, 25, 26, 27, 28, 29, 56, 57, 58, 59, 60, 61, 62, 63}};
-    /* d of rows a and b (then c and d) in words 4i + 0 and 4i + 1 (+ 2, + 3); q4_1's m 16 words on */
-    static const uint16_t pick_d[2][32] = {
+        {2, 3, 4, 5, 6, 7, 8, 9, 12, 13, 14, 15, 16, 17, 18, 19, 22, 23, 24, 25, 26, 27, 28, 29, 56, 57, 58, 59, 60, 61, 62, 63},
+        {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33}};
+    /* q8_0's blocks 2 and 3: words 35.., 52.. of loads at 64 and 72 bytes */
+    static const uint16_t pick_q8_hi[32] = {3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15, 16, 17, 18,
+                                            20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 60, 61, 62, 63};
+    /* d of rows a and b (then c and d) in words 4i + 0 and 4i + 1 (+ 2, + 3);
+     * q4_1's m 16 words on; q8_0: blocks 0 and 1 from the first loads,
+     * 2 and 3 from the second */
+    static const uint16_t pick_d[3][32] = {
         {0, 32, 0, 32, 9, 41, 9, 41, 18, 50, 18, 50, 27, 59, 27, 59},
-        {0, 32, 0, 32, 10, 42, 10, 42, 20, 52, 20, 52, 30, 62, 30, 62, 1, 33, 1, 33, 11, 43, 11, 43, 21, 53, 21, 53, 31, 63, 31, 63}};
-    const int f = k == Q4_1;
-    const size_t xs = q_xsize(k);
+        {0, 32, 0, 32, 10, 42, 10, 42, 20, 52, 20, 52, 30, 62, 30, 62, 1, 33, 1, 33, 11, 43, 11, 43, 21, 53, 21, 53, 31, 63, 31, 63},
+        {0, 32, 0, 32, 17, 49, 17, 49, 2, 34, 2, 34, 19, 51, 19, 51}};
+    const int f = k == Q4_0 ? 0 : k == Q4_1 ? 1 : 2;
+    const int xs = (int)q_xsize(k), next = k == Q4_0 ? 8 : 16;
     const __m512i pq = _mm512_loadu_si512(pick_q[f]), pd = _mm512_loadu_si512(pick_d[f]);
-    __m512i first[4];
+    __m512i first[4], second[4];
 #pragma GCC unroll 4
     for (int j = 0; j < 4; j++) {
-        const uint8_t *p = x[j] + xs * (size_t)b;
-        first[j] = K == 4 ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8((1ull << (xs * K)) - 1, p);
-        const __m512i w = K == 4 ? _mm512_permutex2var_epi16(first[j], pq, _mm512_loadu_si512(p + (f ? 16 : 8)))
+        const uint8_t *p = x[j] + (size_t)xs * (size_t)b;
+        if (k == Q8_0) { /* bytes 0-63, 64-127 and 72-135 */
+            const __m512i top = _mm512_set1_epi8((char)0x80);
+            first[j] = K == 4 ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8(zbytes(xs * K), p);
+            second[j] = K == 4 ? _mm512_loadu_si512(p + 64) : _mm512_maskz_loadu_epi8(zbytes(xs * K - 64), p + 64);
+            const __m512i third = K == 4 ? _mm512_loadu_si512(p + 72) : _mm512_maskz_loadu_epi8(zbytes(xs * K - 72), p + 72);
+            lo[j] = _mm512_xor_si512(_mm512_permutex2var_epi16(first[j], pq, second[j]), top);
+            hi[j] = _mm512_xor_si512(_mm512_permutex2var_epi16(second[j], _mm512_loadu_si512(pick_q8_hi), third), top);
+            continue;
+        }
+        first[j] = K == 4 ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8(zbytes(xs * K), p);
+        const __m512i w = K == 4 ? _mm512_permutex2var_epi16(first[j], pq, _mm512_loadu_si512(p + next))
                                  : _mm512_maskz_permutexvar_epi16((__mmask32)((1ull << (8 * K)) - 1), pq, first[j]);
         lo[j] = _mm512_and_si512(w, _mm512_set1_epi8(0x0f));
         hi[j] = _mm512_and_si512(_mm512_srli_epi16(w, 4), _mm512_set1_epi8(0x0f));
     }
-    const __m512i dm = _mm512_mask_blend_epi16(0xcccccccc, _mm512_permutex2var_epi16(first[0], pd, first[1]),
-                                               _mm512_permutex2var_epi16(first[2], pd, first[3]));
-    if (f) *mx = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(dm, 1));
+    __m512i d01 = _mm512_permutex2var_epi16(first[0], pd, first[1]), d23 = _mm512_permutex2var_epi16(first[2], pd, first[3]);
+    if (k == Q8_0) {
+        d01 = _mm512_mask_blend_epi16(0xff00, d01, _mm512_permutex2var_epi16(second[0], pd, second[1]));
+        d23 = _mm512_mask_blend_epi16(0xff00, d23, _mm512_permutex2var_epi16(second[2], pd, second[3]));
+    }
+    const __m512i dm = _mm512_mask_blend_epi16(0xcccccccc, d01, d23);
+    if (k == Q4_1) *mx = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(dm, 1));
     return _mm512_cvtph_ps(_mm512_castsi512_si256(dm));
+}
+
+/* Lanes 4q..4q + 3 of p[j] (a 128-bit lane q) summed into lane 4q + j */
+static inline __m512i z0_lanes(const __m512i p[4]) {
+    const __m512i s01 = _mm512_add_epi32(_mm512_unpacklo_epi32(p[0], p[1]), _mm512_unpackhi_epi32(p[0], p[1]));
+    const __m512i s23 = _mm512_add_epi32(_mm512_unpacklo_epi32(p[2], p[3]), _mm512_unpackhi_epi32(p[2], p[3]));
+    return _mm512_add_epi32(_mm512_unpacklo_epi64(s01, s23), _mm512_unpackhi_epi64(s01, s23));
 }
 
 /* T (as floats) of 4 weight rows (lo, hi of z0_weights) against a group of
  * one activation row: row j, block i in lane 4i + j. */
-static inline __attribute__((always_inline)) __m512 z0_dot(const __m512i lo[4], const __m512i hi[4], const struct z0_acts *y) {
-    __m512i p[4];
+static inline __attribute__((always_inline)) __m512 z0_dot(enum qkind k, const __m512i lo[4], const __m512i hi[4],
+                                                           const struct z0_acts *y) {
+    __m512i p[4], t;
+    if (k == Q8_0) { /* a block in two 128-bit lanes of lo or hi: their sums added */
+        __m512i q[4];
 #pragma GCC unroll 4
-    for (int j = 0; j < 4; j++) p[j] = zdpbusd(zdpbusd(y->init, lo[j], y->lo), hi[j], y->hi);
-    /* a block's 4 lane sums: lanes 4i + j of rows 0 and 1, then 2 and 3, pairwise, then the pairs */
-    const __m512i s01 = _mm512_add_epi32(_mm512_unpacklo_epi32(p[0], p[1]), _mm512_unpackhi_epi32(p[0], p[1]));
-    const __m512i s23 = _mm512_add_epi32(_mm512_unpacklo_epi32(p[2], p[3]), _mm512_unpackhi_epi32(p[2], p[3]));
-    return _mm512_cvtepi32_ps(_mm512_add_epi32(_mm512_unpacklo_epi64(s01, s23), _mm512_unpackhi_epi64(s01, s23)));
+        for (int j = 0; j < 4; j++) p[j] = zdpbusd(_mm512_setzero_si512(), lo[j], y->lo, true), q[j] = zdpbusd(_mm512_setzero_si512(), hi[j], y->hi, true);
+        const __m512i a = z0_lanes(p), c = z0_lanes(q);
+        t = _mm512_add_epi32(_mm512_shuffle_i32x4(a, c, _MM_SHUFFLE(2, 0, 2, 0)), _mm512_shuffle_i32x4(a, c, _MM_SHUFFLE(3, 1, 3, 1)));
+    } else {
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) p[j] = zdpbusd(zdpbusd(_mm512_setzero_si512(), lo[j], y->lo, false), hi[j], y->hi, false);
+        t = z0_lanes(p);
+    }
+    return _mm512_cvtepi32_ps(k == Q4_1 ? t : _mm512_sub_epi32(t, y->off));
 }
 
 /* Blocks b..b + K - 1 of 4 weight rows against C activation rows (group
@@ -683,7 +735,7 @@ static inline __attribute__((always_inline)) void z0_step(enum qkind k, const in
 #pragma GCC unroll 8
     for (int c = 0; c < C; c++) {
         const struct z0_acts *y = a + ga * (size_t)c + (size_t)(b / 4);
-        acc[c] = _mm512_fmadd_ps(_mm512_mul_ps(dx, y->dy), z0_dot(lo, hi, y), acc[c]);
+        acc[c] = _mm512_fmadd_ps(_mm512_mul_ps(dx, y->dy), z0_dot(k, lo, hi, y), acc[c]);
         if (k == Q4_1) accm[c] = _mm512_add_ps(accm[c], _mm512_mul_ps(mx, y->sy)); /* not fused: rounded, as the rows in lanes have it */
     }
 }
@@ -711,13 +763,12 @@ static inline __attribute__((always_inline)) void z0_tile(enum qkind k, const in
 #pragma GCC unroll 8
         for (int c = 0; c < C; c++) acc[c] = accm[c] = _mm512_setzero_ps();
         for (int b = c0; b < c1; b += 4) {
-            if (pf) z_fetch(pf, 4 * xs * (size_t)nx);
+            /* into L2 only: into L1, 1.2B q8_0 and q4_0 rows streamed from
+             * memory at 12-13 GB/s on a Zen 4 core, into L2 at 18-22 */
+            if (pf) z_fetch(pf, 4 * xs * (size_t)nx, true);
             else
-                for (int j = 0; j < nx; j++) {
-                    const char *p = (const char *)x[j] + xs * (size_t)b + 16 * bx;
-                    _mm_prefetch(p, _MM_HINT_T0);
-                    _mm_prefetch(p + 64, _MM_HINT_T0);
-                }
+                for (int j = 0; j < nx; j++)
+                    for (size_t o = 0; o < 4 * xs + 63; o += 64) _mm_prefetch((const char *)x[j] + xs * (size_t)b + 16 * bx + o, _MM_HINT_T0);
             if (c1 - b >= 4) z0_step(k, 4, C, x, b, a, ga, acc, accm);
             else if (c1 - b == 3) z0_step(k, 3, C, x, b, a, ga, acc, accm);
             else if (c1 - b == 2) z0_step(k, 2, C, x, b, a, ga, acc, accm);
@@ -791,91 +842,20 @@ static inline __attribute__((always_inline)) void z0_rows(enum qkind k, int n, i
     }
 }
 
-/* A lone activation row or 2 to 15 of q4_0 or q4_1 */
+/* A lone activation row or 2 to 15 of q4_0, q4_1 or q8_0 */
 static void z0_gemm(enum qkind k, int n, int nr, int nc, float *s, size_t ldc, const uint8_t *x, size_t bx,
                     const uint8_t *y, size_t by) {
     if (k == Q4_0) {
         if (nc == 1) z0_gemv(Q4_0, n, nr, s, x, bx, y);
         else z0_rows(Q4_0, n, nr, nc, s, ldc, x, bx, y, by);
-    } else {
+    } else if (k == Q4_1) {
         if (nc == 1) z0_gemv(Q4_1, n, nr, s, x, bx, y);
         else z0_rows(Q4_1, n, nr, nc, s, ldc, x, bx, y, by);
+    } else {
+        if (nc == 1) z0_gemv(Q8_0, n, nr, s, x, bx, y);
+        else z0_rows(Q8_0, n, nr, nc, s, ldc, x, bx, y, by);
     }
 }
-
-/* The q8_0 one-row kernel takes 256-bit halves of float vectors (DQ);
- * without it, the AVX2 one runs. */
-#if defined(__AVX512DQ__)
-/* Rows at a time: each row's sums are chains of dependent additions, one
- * step per block, that the rows interleave. */
-#define ZQ_ROWS 4
-/* One activation row of q8_0: gemv_tile's arithmetic (quants_avx2.c) lane
- * for lane, two weight rows a vector (row a in the low half, b in the
- * high) at half its instructions: the weights' signs moved onto the
- * activation bytes (the integer sums are exact either way), 8 int32 lane
- * sums per block times dx*dy rounded, FMA'd into 8 float lanes per row.
- * Whole rows a tile, chunk after chunk, the weights fetched ahead as
- * z0_gemv's. */
-static inline __attribute__((always_inline)) void zgemv_q8_0_tile(const int P, bool alone, int nb, const uint8_t *x,
-                                                                 size_t bx, const char **pf, const int8_t *qy,
-                                                                 const float *dy, float *s, bool add) {
-    const size_t xs = sizeof(struct lm_block_q8_0);
-    for (int b0 = 0; b0 < nb; b0 += LM_GEMM_CHUNK, add = true) {
-        const int b1 = nb - b0 < LM_GEMM_CHUNK ? nb : b0 + LM_GEMM_CHUNK;
-        __m512 acc[ZQ_ROWS / 2];
-#pragma GCC unroll 4
-        for (int r = 0; r < P; r++) acc[r] = _mm512_setzero_ps();
-        for (int b = b0; b < b1; b++) {
-            z_fetch(pf, xs * (size_t)(alone ? 1 : 2 * P));
-            const __m512i y = _mm512_broadcast_i64x4(_mm256_load_si256((const __m256i *)(qy + 32 * b)));
-            const __m512 d = _mm512_set1_ps(dy[b]);
-#pragma GCC unroll 4
-            for (int r = 0; r < P; r++) {
-                const uint8_t *ba = x + bx * (size_t)(2 * r) + xs * (size_t)b;
-                const uint8_t *bb = x + bx * (size_t)(alone ? 2 * r : 2 * r + 1) + xs * (size_t)b;
-                const __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(ba + 2))),
-                                                     _mm256_loadu_si256((const __m256i *)(bb + 2)), 1);
-                const __m512i ys = _mm512_mask_sub_epi8(y, _mm512_movepi8_mask(w), _mm512_setzero_si512(), y);
-                const __m512 p = zdot_us8_ps(_mm512_abs_epi8(w), ys);
-                uint16_t da, db;
-                memcpy(&da, ba, 2);
-                memcpy(&db, bb, 2);
-                const __m512 dx = _mm512_cvtph_ps(_mm256_set_m128i(_mm_set1_epi16((short)db), _mm_set1_epi16((short)da)));
-                acc[r] = _mm512_fmadd_ps(_mm512_mul_ps(dx, d), p, acc[r]);
-            }
-        }
-#pragma GCC unroll 4
-        for (int r = 0; r < P; r++)
-            for (int h = 0; h < (alone ? 1 : 2); h++) {
-                /* + 0.0f as gemv_tile's absent m term: -0.0 becomes +0.0 there too */
-                const float v = hsum_ps(h ? _mm512_extractf32x8_ps(acc[r], 1) : _mm512_castps512_ps256(acc[r])) + 0.0f;
-                s[2 * r + h] = add ? s[2 * r + h] + v : v;
-            }
-    }
-}
-
-static void zgemv_q8_0(int n, int nr, float *s, const uint8_t *x, size_t bx, const uint8_t *y) {
-    _Alignas(64) int8_t qy[ZQ_MAX_BLOCKS * 32];
-    float dy[ZQ_MAX_BLOCKS];
-    const size_t xs = sizeof(struct lm_block_q8_0);
-    for (int b0 = 0; b0 < n / 32; b0 += ZQ_MAX_BLOCKS) {
-        const int nb = n / 32 - b0 < ZQ_MAX_BLOCKS ? n / 32 - b0 : ZQ_MAX_BLOCKS;
-        const struct lm_block_q8_0 *yb = (const struct lm_block_q8_0 *)y + b0;
-        for (int b = 0; b < nb; b++) {
-            _mm256_store_si256((__m256i *)(qy + 32 * b), _mm256_loadu_si256((const __m256i *)yb[b].qs));
-            dy[b] = zf16(yb[b].d);
-        }
-        const uint8_t *xb = x + xs * (size_t)b0;
-        const char *pf = (const char *)xb + Z_FETCH_AHEAD;
-        int r = 0;
-        for (; r + ZQ_ROWS <= nr; r += ZQ_ROWS)
-            zgemv_q8_0_tile(ZQ_ROWS / 2, false, nb, xb + bx * (size_t)r, bx, &pf, qy, dy, s + r, b0 > 0);
-        for (; r + 2 <= nr; r += 2) zgemv_q8_0_tile(1, false, nb, xb + bx * (size_t)r, bx, &pf, qy, dy, s + r, b0 > 0);
-        if (r < nr) zgemv_q8_0_tile(1, true, nb, xb + bx * (size_t)r, bx, &pf, qy, dy, s + r, b0 > 0);
-    }
-}
-
-#endif
 
 /* unpack_k4_scales (quants_simd.h) in one vector: bytes 0-7 the scales,
  * 8-15 the mins. Reads 16 bytes: in a q4_K block, qs follows. */
@@ -899,7 +879,7 @@ static inline __attribute__((always_inline)) float zk4_dot(int n, const void *vx
     __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
     __m256 accm = _mm256_setzero_ps();
     for (int i = 0; i < n / LM_QK_K; i++) {
-        if (pf) z_fetch(pf, sizeof *x);
+        if (pf) z_fetch(pf, sizeof *x, false);
         const __m128i sm = zk4_scales(x[i].scales);
         /* lanes 0-7: the scales (8-15, the mins, unused) */
         const __m512 scale = _mm512_mul_ps(_mm512_set1_ps(y[i].d * zf16(x[i].d)), _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(sm)));
@@ -934,7 +914,7 @@ static inline __attribute__((always_inline)) float zk6_dot(int n, const void *vx
     __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
     __m256 acco = _mm256_setzero_ps();
     for (int i = 0; i < n / LM_QK_K; i++) {
-        if (pf) z_fetch(pf, sizeof *x);
+        if (pf) z_fetch(pf, sizeof *x, false);
         const float d = y[i].d * zf16(x[i].d);
         const __m128i sc8 = _mm_loadu_si128((const __m128i *)x[i].scales);
         const __m512 scale = _mm512_mul_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(sc8)));
@@ -1177,9 +1157,9 @@ static void gemm_q6_K(int n, int nr, int nc, float *s, size_t ldc, const void *x
 /* ---- 32-weight blocks, two or more activation rows (generation of a few
  * sequences, and prompt batches) ----
  * The one-row kernel of quants_avx2.c (gemv_tile) fixes each dot product's
- * arithmetic (q4_0 and q4_1 aside: theirs, above), which a row must keep
- * whatever rows share its batch: per block, 8 int32 sums of 4 byte products p, acc += (dx*dy) * p in 8 float
- * lanes, mx*sy rounded and summed apart; then hsum(acc) + that sum, per
+ * arithmetic for q5_0 and q5_1 (q4_0, q4_1 and q8_0 have theirs, above),
+ * which a row must keep whatever rows share its batch: per block, 8 int32
+ * sums of 4 byte products p, acc += (dx*dy) * p in 8 float lanes, mx*sy rounded and summed apart; then hsum(acc) + that sum, per
  * chunk of LM_GEMM_CHUNK blocks. Here two activation rows share a 512-bit
  * vector, one per half: a weight block is decoded once, into both halves,
  * and meets each pair of activation rows in one vpdpbusd, one conversion,
@@ -1190,31 +1170,17 @@ static void gemm_q6_K(int n, int nr, int nc, float *s, size_t ldc, const void *x
  *
  * Rows are copied pair by pair into one 64-byte vector each, with the
  * pair's scales beside them, once per chunk. 2 to 7 rows (generation of a
- * few sequences) take tiles of 4 weight rows; a batch of q8_0 (the 64
- * tokens of a matmul task, against 256 weight rows that stay in L2) goes 16
- * rows at a time, in tiles of 2 weight rows x 8 pairs. The other formats'
- * batches go through "the rows in lanes" below, 16 rows at a time, with
+ * few sequences) take tiles of 4 weight rows. Batches go through "the rows in lanes" below, 16 rows at a time, with
  * the same arithmetic for fewer instructions; fewer than 16 leave its
  * lanes empty, and 8 to 15 ran there at 0.6-0.9 of the pairs' speed (1.2B
  * q4_0 on an Intel Xeon), so they take the pairs. The 8-rows-in-lanes
  * kernel of quants_avx2.c (il_tile) sums a block's products into one int32
  * per row and so rounds differently; it also ran at less than half the
  * speed of either. */
-/* q8_0 weights are signed, as are the activations. With VNNI, the
- * activations are stored plus 128 (unsigned) and each block's products
- * start from -128 * (the weights' sums), one instruction a weight block
- * instead of one a weight block and activation pair; the integer sums are
- * the same. (Without it, vpmaddubsw would saturate 255 * 128 * 2.) */
-#if defined(__AVX512VNNI__)
-#define Q8_OFFSET true
-#else
-#define Q8_OFFSET false
-#endif
 #define Q_MAX_PAIRS 8 /* activation rows per pass: pairs (an odd last one twice, its copy not stored) */
 
 static void (*avx2_gemm[QKINDS])(int n, int nr, int nc, float *s, size_t ldc, const void *x, size_t bx, const void *y,
                                  size_t by);
-
 
 /* A weight block's 32 weights as bytes in both 256-bit halves (unsigned,
  * w = dx*u + mx; q8_0: signed), and (dx, mx) in lanes 0 and 1 of *dm, from
@@ -1258,13 +1224,13 @@ static void q_pack(enum qkind k, const int P, int nb, int nc, const uint8_t *y, 
         for (int c = 0; c < 2 * P; c++) {
             const uint8_t *blk = y + by * (size_t)(c < nc ? c : nc - 1) + q_ysize(k) * (size_t)b;
             const __m256i qy = _mm256_loadu_si256((const __m256i *)(blk + yqs));
-            _mm256_store_si256((__m256i *)&a->qy[P * b + c / 2] + c % 2, Q8_OFFSET && k == Q8_0 ? _mm256_xor_si256(qy, _mm256_set1_epi8(-128)) : qy);
+            _mm256_store_si256((__m256i *)&a->qy[P * b + c / 2] + c % 2, qy);
             uint16_t h[2];
             memcpy(h, blk, sizeof h);
             d[c] = _cvtsh_ss(h[0]);
             float *sy = &a->sy[16 * b + c];
             if (q_y_q8_1(k)) *sy = _cvtsh_ss(h[1]);
-            else if (k != Q8_0) *sy = d[c] * (float)_mm512_reduce_add_epi32(zdot_us8(_mm512_set1_epi8(1), _mm512_castsi256_si512(qy)));
+            else *sy = d[c] * (float)_mm512_reduce_add_epi32(zdot_us8(_mm512_set1_epi8(1), _mm512_castsi256_si512(qy)));
         }
         for (int c = 2 * P; c < 16; c++) a->sy[16 * b + c] = 0; /* unused lanes: garbage could be subnormal, and slow */
         for (int p = 0; p < P; p++) {
@@ -1285,7 +1251,7 @@ static inline __attribute__((always_inline)) void q_tile(enum qkind k, const int
      * in one vector, lane 4r + c (the same product and sum in each lane as
      * a vector a row: a row's m and c's s), by one multiply and one add a
      * block instead of four of each and the broadcasts */
-    const bool joint_m = k != Q8_0 && R == 4 && P <= 2;
+    const bool joint_m = R == 4 && P <= 2;
     __m512 acc[4][Q_MAX_PAIRS], accm[4], accm4 = _mm512_setzero_ps();
 ZUNROLL
     for (int r = 0; r < R; r++) {
@@ -1294,8 +1260,7 @@ ZUNROLL
         for (int p = 0; p < P; p++) acc[r][p] = _mm512_setzero_ps();
     }
     for (int b = 0; b < nb; b++) {
-        __m512i u[4], off[4];
-        __mmask64 neg[4];
+        __m512i u[4];
         __m512 dx[4];
         __m128 dms[4];
 ZUNROLL
@@ -1303,21 +1268,12 @@ ZUNROLL
             const uint8_t *blk = x + bx * (size_t)r + xsize * (size_t)b;
             _mm_prefetch((const char *)(blk + 16 * bx), _MM_HINT_T0); /* 16 rows ahead: the next tile's (as the one-row kernel) was slower */
             __m128 dm;
-            const __m512i w = q_decode(k, blk, &dm);
+            u[r] = q_decode(k, blk, &dm);
             dx[r] = _mm512_broadcastss_ps(dm);
-            if (k == Q8_0 && Q8_OFFSET) { /* activations offset by 128: ZMAGIC - 128 * sum(w) */
-                u[r] = w;
-                off[r] = _mm512_sub_epi32(_mm512_set1_epi32(ZMAGIC), zdot_us8(_mm512_set1_epi8(-128), w));
-            } else if (k == Q8_0) { /* the sign moves onto the activations */
-                u[r] = _mm512_abs_epi8(w);
-                neg[r] = _mm512_movepi8_mask(w);
-            } else {
-                u[r] = w;
-                dms[r] = dm;
-                /* not fused, as in the one-row kernel */
-                if (!joint_m)
-                    accm[r] = _mm512_add_ps(accm[r], _mm512_mul_ps(_mm512_broadcastss_ps(_mm_movehdup_ps(dm)), _mm512_load_ps(a->sy + 16 * b)));
-            }
+            dms[r] = dm;
+            /* not fused, as in the one-row kernel */
+            if (!joint_m)
+                accm[r] = _mm512_add_ps(accm[r], _mm512_mul_ps(_mm512_broadcastss_ps(_mm_movehdup_ps(dm)), _mm512_load_ps(a->sy + 16 * b)));
         }
         if (joint_m) {
             const __m128 m0011 = _mm_shuffle_ps(dms[0], dms[1], _MM_SHUFFLE(1, 1, 1, 1));
@@ -1333,10 +1289,7 @@ ZUNROLL
             const __m512 dy = a->dyp[P * b + p];
 ZUNROLL
             for (int r = 0; r < R; r++) {
-                __m512 pf;
-                if (k == Q8_0 && Q8_OFFSET) pf = zsum_ps(_mm512_dpbusd_epi32(off[r], qy, u[r]));
-                else pf = zdot_us8_ps(u[r], k == Q8_0 ? _mm512_mask_sub_epi8(qy, neg[r], _mm512_setzero_si512(), qy) : qy);
-                acc[r][p] = _mm512_fmadd_ps(_mm512_mul_ps(dx[r], dy), pf, acc[r][p]);
+                acc[r][p] = _mm512_fmadd_ps(_mm512_mul_ps(dx[r], dy), zdot_us8_ps(u[r], qy), acc[r][p]);
             }
         }
     }
@@ -1351,7 +1304,7 @@ ZUNROLL
         for (int c = 0; c < 2 * P; c++) {
             if (c >= nc) break;
             const __m512 v2 = acc[r][c / 2];
-            const float v = hsum_ps(c % 2 ? _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v2), 1)) : _mm512_castps512_ps256(v2)) + (k != Q8_0 ? m[c] : 0.0f);
+            const float v = hsum_ps(c % 2 ? _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v2), 1)) : _mm512_castps512_ps256(v2)) + m[c];
             float *o = s + ldc * (size_t)c + (size_t)r;
             *o = add ? *o + v : v;
         }
@@ -1373,7 +1326,7 @@ static inline __attribute__((always_inline)) void q_rows(enum qkind k, const int
     }
 }
 
-/* 16 activation rows of q4_0, q4_1, q5_0 and q5_1, the rows in lanes
+/* 16 activation rows of the 32-weight formats, the rows in lanes
  * (prompt batches): the one-row kernel's 8 float lanes of a dot product are
  * the sums of its 8 steps of 4 bytes, so here step st of a block gives, by
  * one vpdpbusd of the step's 4 weight bytes (broadcast) with the step's
@@ -1382,9 +1335,9 @@ static inline __attribute__((always_inline)) void q_rows(enum qkind k, const int
  * lane st: per block 8 vpdpbusd, 8 conversions, 8 FMAs and one multiply
  * for 16 dot products, where the pairs took 8 of each of the four. The 8
  * lane sums are added up in hsum_ps's order at the end, so every row still
- * gets its one-row bits. q4_0 and q4_1 take theirs (above): the 8
+ * gets its one-row bits. q4_0, q4_1 and q8_0 take theirs (above): the 8
  * steps' vpdpbusd add up a block's integer sum, and one conversion and one
- * FMA a block follow. q8_0 (signed weights) stays with the pairs. */
+ * FMA a block follow (q8_0's weights plus 128: unsigned bytes). */
 #define QL_ROWS 2 /* weight rows a tile: 8 sums each, in registers */
 
 /* A chunk of 16 activation rows: q[8*b + st] lane c = bytes 4st..4st+3
@@ -1415,7 +1368,8 @@ static void ql_pack(enum qkind k, int nb, const uint8_t *y, size_t by, struct ql
             if (!q_y_q8_1(k)) sum = _mm512_add_epi32(sum, zdot_us8(_mm512_set1_epi8(1), a->q[8 * b + st]));
         }
         a->dy[b] = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)h[0]));
-        a->init[b] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(sum, 3));
+        /* q4_0's nibbles are q + 8, q8_0's bytes w + 128 (unsigned) */
+        a->init[b] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(sum, k == Q8_0 ? 7 : 3));
         a->sy[b] = q_y_q8_1(k) ? _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)h[1])) : _mm512_mul_ps(a->dy[b], _mm512_cvtepi32_ps(sum));
     }
 }
@@ -1443,7 +1397,8 @@ ZUNROLL
         for (int r = 0; r < R; r++) {
             const uint8_t *blk = x + bx * (size_t)r + q_xsize(k) * (size_t)b;
             __m128 dm;
-            _mm512_store_si512(w[r], q_decode(k, blk, &dm));
+            const __m512i wr = q_decode(k, blk, &dm);
+            _mm512_store_si512(w[r], k == Q8_0 ? _mm512_xor_si512(wr, _mm512_set1_epi8((char)0x80)) : wr); /* q8_0: w + 128 */
             /* dx and mx in every lane: for q5_0, mx = -16dx (exact, the
              * one-row kernel's value) from dx widened at once, fewer steps
              * than broadcasting both */
@@ -1455,12 +1410,12 @@ ZUNROLL
             dxy[r] = _mm512_mul_ps(dx, a->dy[b]);
             /* not fused, as in the one-row kernel */
             if (k == Q4_1) acc[r][4 + kb] = _mm512_add_ps(acc[r][4 + kb], _mm512_mul_ps(mx, a->sy[b])); /* m sum kb */
-            else if (k != Q4_0) accm[r] = _mm512_add_ps(accm[r], _mm512_mul_ps(mx, a->sy[b]));
+            else if (!q_int_sums(k)) accm[r] = _mm512_add_ps(accm[r], _mm512_mul_ps(mx, a->sy[b]));
         }
         /* the steps' bytes broadcast from memory (a load); taken from the
          * register, each took two shuffles */
         __asm__("" : "+m"(w));
-        if (k == Q4_0 || k == Q4_1) { /* the block's integer sum, in two chains of 4 steps, into sum b % 4 (kb) */
+        if (q_int_sums(k)) { /* the block's integer sum, in two chains of 4 steps, into sum b % 4 (kb) */
             __m512i p[QL_ROWS][2];
 ZUNROLL
             for (int r = 0; r < R; r++) p[r][0] = a->init[b], p[r][1] = _mm512_setzero_si512();
@@ -1472,7 +1427,7 @@ ZUNROLL
                 for (int r = 0; r < R; r++) {
                     int32_t w4;
                     memcpy(&w4, w[r] + 4 * st, 4);
-                    p[r][st / 4] = zdpbusd(p[r][st / 4], _mm512_set1_epi32(w4), qy);
+                    p[r][st / 4] = zdpbusd(p[r][st / 4], _mm512_set1_epi32(w4), qy, k == Q8_0);
                 }
             }
 ZUNROLL
@@ -1498,7 +1453,7 @@ ZUNROLL
     for (int r = 0; r < R; r++) {
         const __m512 *l = acc[r];
         float v[16];
-        if (k == Q4_0 || k == Q4_1) { /* (sum 0 + sum 1) + (sum 2 + sum 3), and q4_1's m sums so, as z0_tile */
+        if (q_int_sums(k)) { /* (sum 0 + sum 1) + (sum 2 + sum 3), and q4_1's m sums so, as z0_tile */
             const __m512 sum = _mm512_add_ps(_mm512_add_ps(l[0], l[1]), _mm512_add_ps(l[2], l[3]));
             _mm512_storeu_ps(v, k == Q4_1 ? _mm512_add_ps(sum, _mm512_add_ps(_mm512_add_ps(l[4], l[5]), _mm512_add_ps(l[6], l[7]))) : sum);
             for (int c = 0; c < 16; c++) {
@@ -1540,22 +1495,18 @@ static inline __attribute__((always_inline)) void q_gemm(enum qkind k, int n, in
         const int C = nc - c >= 2 * Q_MAX_PAIRS ? 2 * Q_MAX_PAIRS : nc - c;
         const uint8_t *yc = y + by * (size_t)c;
         float *sc = s + ldc * (size_t)c;
-        if (C == 2 * Q_MAX_PAIRS && k != Q8_0) {
+        if (C == 2 * Q_MAX_PAIRS) {
             ql_gemm(k, n, nr, sc, ldc, x, bx, yc, by);
             c += C;
             continue;
         }
-        if (k == Q4_0 || k == Q4_1) {
+        if (q_int_sums(k)) {
             z0_gemm(k, n, nr, C, sc, ldc, x, bx, yc, by);
             c += C;
             continue;
         }
         switch ((C + 1) / 2) {
         case 1:
-#if defined(__AVX512DQ__)
-            if (C == 1 && k == Q8_0) zgemv_q8_0(n, nr, sc, x, bx, yc);
-            else
-#endif
             if (C == 1) avx2_gemm[k](n, nr, 1, sc, ldc, x, bx, yc, by); /* the one-row kernel */
             else q_rows(k, 4, 1, n, nr, C, sc, ldc, x, bx, yc, by);
             break;
