@@ -765,7 +765,7 @@ static inline __attribute__((always_inline)) void z0_tile(enum qkind k, const in
         for (int b = c0; b < c1; b += 4) {
             /* into L2 only: into L1, 1.2B q8_0 and q4_0 rows streamed from
              * memory at 12-13 GB/s on a Zen 4 core, into L2 at 18-22 */
-            if (pf) z_fetch(pf, 4 * xs * (size_t)nx, true);
+            if (pf) z_fetch(pf, (size_t)(c1 - b < 4 ? c1 - b : 4) * xs * (size_t)nx, true); /* the bytes this step reads */
             else
                 for (int j = 0; j < nx; j++)
                     for (size_t o = 0; o < 4 * xs + 63; o += 64) _mm_prefetch((const char *)x[j] + xs * (size_t)b + 16 * bx + o, _MM_HINT_T0);
