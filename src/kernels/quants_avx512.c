@@ -27,11 +27,11 @@
  * Xeon, while on a Zen 4 the pairs run at twice the widened speed.
  *
  * One activation row (generation) of q4_K and q6_K: see "one activation
- * row" below; q4_0 and q4_1, any number of activation rows: "a block's
- * products summed to one integer"; q4_K and q6_K against 8 or more activation rows
- * (prompts): "the rows in lanes"; the other 32-weight block formats against
- * 2 or more activation rows, every row with the bits it gets alone: "two
- * or more activation rows". */
+ * row" below; q4_0, q4_1 and q8_0, any number of activation rows: "a
+ * block's products summed to one integer"; q4_K and q6_K against 8 or more
+ * activation rows (prompts): "the rows in lanes"; q5_0 and q5_1 against 2
+ * or more activation rows, every row with the bits it gets alone: "two or
+ * more activation rows". */
 #include "quants_simd.h"
 
 #if LM_QUANTS_AVX512
@@ -646,7 +646,7 @@ static inline __mmask64 zbytes(int n) { return n >= 64 ? ~0ull : n <= 0 ? 0 : (1
  * and 2 and 3, plus 128. Returns dx of row j, block i in lane 4i + j, and
  * q4_1's mx so in *mx. A block's weight bytes start at an even offset (18i
  * + 2, 20i + 4, 34i + 2), so word permutations of two 64-byte loads (q8_0:
- * two pairs) pick them (K < 4, a row's last blocks: loads masked, nothing
+ * three) pick them (K < 4, a row's last blocks: loads masked, nothing
  * read past them). */
 static inline __attribute__((always_inline)) __m512 z0_weights(enum qkind k, const int K, const uint8_t *const x[4], int b,
                                                                __m512i lo[4], __m512i hi[4], __m512 *mx) {
@@ -1159,8 +1159,9 @@ static void gemm_q6_K(int n, int nr, int nc, float *s, size_t ldc, const void *x
  * The one-row kernel of quants_avx2.c (gemv_tile) fixes each dot product's
  * arithmetic for q5_0 and q5_1 (q4_0, q4_1 and q8_0 have theirs, above),
  * which a row must keep whatever rows share its batch: per block, 8 int32
- * sums of 4 byte products p, acc += (dx*dy) * p in 8 float lanes, mx*sy rounded and summed apart; then hsum(acc) + that sum, per
- * chunk of LM_GEMM_CHUNK blocks. Here two activation rows share a 512-bit
+ * sums of 4 byte products p, acc += (dx*dy) * p in 8 float lanes, mx*sy
+ * rounded and summed apart; then hsum(acc) + that sum, per chunk of
+ * LM_GEMM_CHUNK blocks. Here two activation rows share a 512-bit
  * vector, one per half: a weight block is decoded once, into both halves,
  * and meets each pair of activation rows in one vpdpbusd, one conversion,
  * one scale multiply and one FMA, lane for lane the one-row kernel's
@@ -1170,10 +1171,11 @@ static void gemm_q6_K(int n, int nr, int nc, float *s, size_t ldc, const void *x
  *
  * Rows are copied pair by pair into one 64-byte vector each, with the
  * pair's scales beside them, once per chunk. 2 to 7 rows (generation of a
- * few sequences) take tiles of 4 weight rows. Batches go through "the rows in lanes" below, 16 rows at a time, with
- * the same arithmetic for fewer instructions; fewer than 16 leave its
- * lanes empty, and 8 to 15 ran there at 0.6-0.9 of the pairs' speed (1.2B
- * q4_0 on an Intel Xeon), so they take the pairs. The 8-rows-in-lanes
+ * few sequences) take tiles of 4 weight rows. Batches go through "the
+ * rows in lanes" below, 16 rows at a time, with the same arithmetic for
+ * fewer instructions; fewer than 16 leave its lanes empty, and 8 to 15 ran
+ * there at 0.6-0.9 of the pairs' speed (1.2B q4_0 on an Intel Xeon), so
+ * they take the pairs (q4_0, q4_1 and q8_0: z0_rows). The 8-rows-in-lanes
  * kernel of quants_avx2.c (il_tile) sums a block's products into one int32
  * per row and so rounds differently; it also ran at less than half the
  * speed of either. */
