@@ -495,15 +495,25 @@ static void act_from_f32_bf16(const float *x, void *vy, int64_t n) {
  * shuffled them per 16 or 32 weights. The k-quant dots keep four sums
  * rather than one chain of four dependent FMAs per super-block (4%). */
 
-/* Unsigned bytes u times signed bytes s, summed in groups of 4 to int32
- * (the AVX2 kernels' dot_us8, twice as wide). */
-static inline __m512i zdot_us8(__m512i u, __m512i s) {
+/* acc + the products of unsigned bytes u and signed bytes s (activations:
+ * |s| <= 127), in groups of 4. Without VNNI, vpmaddubsw's int16 pair sums
+ * would saturate for u > 128 (wide: q8_0's w + 128), so those go in two
+ * parts, u's top bit and the rest. */
+static inline __m512i zdpbusd(__m512i acc, __m512i u, __m512i s, bool wide) {
 #if defined(__AVX512VNNI__)
-    return _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, s);
+    (void)wide;
+    return _mm512_dpbusd_epi32(acc, u, s);
 #else
-    return _mm512_madd_epi16(_mm512_maddubs_epi16(u, s), _mm512_set1_epi16(1));
+    const __m512i ones = _mm512_set1_epi16(1), top = _mm512_set1_epi8((char)0x80);
+    if (!wide) return _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(u, s), ones));
+    return _mm512_add_epi32(acc, _mm512_add_epi32(_mm512_madd_epi16(_mm512_maddubs_epi16(_mm512_andnot_si512(top, u), s), ones),
+                                                  _mm512_madd_epi16(_mm512_maddubs_epi16(_mm512_and_si512(top, u), s), ones)));
 #endif
 }
+
+/* Unsigned bytes u times signed bytes s, summed in groups of 4 to int32
+ * (the AVX2 kernels' dot_us8, twice as wide). */
+static inline __m512i zdot_us8(__m512i u, __m512i s) { return zdpbusd(_mm512_setzero_si512(), u, s, false); }
 
 /* zdot_us8's sums as floats, exactly. With VNNI the products accumulate
  * onto ZMAGIC, the bits of 1.5 * 2^23, and zsum_ps's subtraction leaves
@@ -555,8 +565,10 @@ static inline size_t q_xsize(enum qkind k) {
 }
 static inline bool q_y_q8_1(enum qkind k) { return k == Q4_1 || k == Q5_1; }
 static inline size_t q_ysize(enum qkind k) { return q_y_q8_1(k) ? sizeof(struct lm_block_q8_1) : sizeof(struct lm_block_q8_0); }
-/* The formats whose block products sum to one integer (below) */
+/* The formats whose block products sum to one integer (below), and what
+ * comes off that sum per unit of sum(y) */
 static inline bool q_int_sums(enum qkind k) { return k == Q4_0 || k == Q4_1 || k == Q8_0; }
+static inline int q_int_offset(enum qkind k) { return k == Q4_0 ? 8 : k == Q8_0 ? 128 : 0; }
 
 /* ---- q4_0, q4_1 and q8_0, any number of activation rows: a block's
  * products summed to one integer ----
@@ -607,12 +619,10 @@ static void z0_pack(enum qkind k, int nb, const uint8_t *y, struct z0_acts *a) {
             uint16_t h[2];
             memcpy(h, blk, sizeof h);
             int sum = 0;
-            for (int j = 0; j < 32; j++) sum += (int8_t)blk[yqs + j];
-            for (int j = 0; j < 4; j++) {
-                off[4 * i + j] = k == Q4_0 ? 8 * sum : k == Q8_0 ? 128 * sum : 0;
-                d[0][4 * i + j] = zf16(h[0]);
-                if (k == Q4_1) d[1][4 * i + j] = zf16(h[1]);
-            }
+            if (q_int_offset(k))
+                for (int j = 0; j < 32; j++) sum += (int8_t)blk[yqs + j];
+            const float dy = zf16(h[0]), sy = k == Q4_1 ? zf16(h[1]) : 0;
+            for (int j = 0; j < 4; j++) off[4 * i + j] = q_int_offset(k) * sum, d[0][4 * i + j] = dy, d[1][4 * i + j] = sy;
         }
         a[g].lo = _mm512_load_si512(q[0]);
         a[g].hi = _mm512_load_si512(q[1]);
@@ -620,21 +630,6 @@ static void z0_pack(enum qkind k, int nb, const uint8_t *y, struct z0_acts *a) {
         a[g].dy = _mm512_load_ps(d[0]);
         a[g].sy = _mm512_load_ps(d[1]);
     }
-}
-
-/* acc + the products of unsigned bytes u and signed bytes s (activations:
- * |s| <= 127), in groups of 4. Without VNNI, vpmaddubsw's int16 pair sums
- * would saturate for u > 128 (wide: q8_0's w + 128), so those go in two
- * parts, u's top bit and the rest. */
-static inline __m512i zdpbusd(__m512i acc, __m512i u, __m512i s, bool wide) {
-#if defined(__AVX512VNNI__)
-    (void)wide;
-    return _mm512_dpbusd_epi32(acc, u, s);
-#else
-    if (!wide) return _mm512_add_epi32(acc, zdot_us8(u, s));
-    const __m512i top = _mm512_set1_epi8((char)0x80);
-    return _mm512_add_epi32(acc, _mm512_add_epi32(zdot_us8(_mm512_andnot_si512(top, u), s), zdot_us8(_mm512_and_si512(top, u), s)));
-#endif
 }
 
 /* A mask of the first n (<= 64) bytes; none for n <= 0 */
@@ -839,21 +834,6 @@ static inline __attribute__((always_inline)) void z0_rows(enum qkind k, int n, i
                 }
             }
         }
-    }
-}
-
-/* A lone activation row or 2 to 15 of q4_0, q4_1 or q8_0 */
-static void z0_gemm(enum qkind k, int n, int nr, int nc, float *s, size_t ldc, const uint8_t *x, size_t bx,
-                    const uint8_t *y, size_t by) {
-    if (k == Q4_0) {
-        if (nc == 1) z0_gemv(Q4_0, n, nr, s, x, bx, y);
-        else z0_rows(Q4_0, n, nr, nc, s, ldc, x, bx, y, by);
-    } else if (k == Q4_1) {
-        if (nc == 1) z0_gemv(Q4_1, n, nr, s, x, bx, y);
-        else z0_rows(Q4_1, n, nr, nc, s, ldc, x, bx, y, by);
-    } else {
-        if (nc == 1) z0_gemv(Q8_0, n, nr, s, x, bx, y);
-        else z0_rows(Q8_0, n, nr, nc, s, ldc, x, bx, y, by);
     }
 }
 
@@ -1348,7 +1328,7 @@ static inline __attribute__((always_inline)) void q_rows(enum qkind k, const int
 struct ql_acts {
     __m512i q[LM_GEMM_CHUNK * 8];
     __m512 dy[LM_GEMM_CHUNK], sy[LM_GEMM_CHUNK];
-    __m512i init[LM_GEMM_CHUNK]; /* q4_0: -8 * sum(q), where a block's integer sum starts */
+    __m512i init[LM_GEMM_CHUNK]; /* -q_int_offset * sum(q): where a block's integer sum starts */
 };
 
 static void ql_pack(enum qkind k, int nb, const uint8_t *y, size_t by, struct ql_acts *a) {
@@ -1370,8 +1350,7 @@ static void ql_pack(enum qkind k, int nb, const uint8_t *y, size_t by, struct ql
             if (!q_y_q8_1(k)) sum = _mm512_add_epi32(sum, zdot_us8(_mm512_set1_epi8(1), a->q[8 * b + st]));
         }
         a->dy[b] = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)h[0]));
-        /* q4_0's nibbles are q + 8, q8_0's bytes w + 128 (unsigned) */
-        a->init[b] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(sum, k == Q8_0 ? 7 : 3));
+        a->init[b] = _mm512_mullo_epi32(sum, _mm512_set1_epi32(-q_int_offset(k)));
         a->sy[b] = q_y_q8_1(k) ? _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)h[1])) : _mm512_mul_ps(a->dy[b], _mm512_cvtepi32_ps(sum));
     }
 }
@@ -1503,7 +1482,8 @@ static inline __attribute__((always_inline)) void q_gemm(enum qkind k, int n, in
             continue;
         }
         if (q_int_sums(k)) {
-            z0_gemm(k, n, nr, C, sc, ldc, x, bx, yc, by);
+            if (C == 1) z0_gemv(k, n, nr, sc, x, bx, yc);
+            else z0_rows(k, n, nr, C, sc, ldc, x, bx, yc, by);
             c += C;
             continue;
         }
