@@ -280,7 +280,8 @@ TEST(quants_vec_dot) {
         const struct lm_type_traits *t = lm_type_get(type), *r = lm_type_get_ref(type);
         const struct lm_type_traits *at = lm_type_get_ref(t->vec_dot_type);
         const int blck = t->blck == 1 ? 8 : t->blck;
-        const int ns[] = {t->blck, 3 * blck + (t->blck == 1), 4096 + blck, 17 * blck + (t->blck == 1) * 5};
+        /* 80 blocks: k-quant rows longer than the AVX-512 kernels take at once (64) */
+        const int ns[] = {t->blck, 3 * blck + (t->blck == 1), 4096 + blck, 17 * blck + (t->blck == 1) * 5, 80 * blck};
         for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++)
             for (int raw = 0; raw < 2; raw++) {
                 const int n = ns[ni];

@@ -58,8 +58,8 @@ static inline __mmask16 tail_mask(int m) { return (__mmask16)(m >= 16 ? 0xffff :
 /* Intel's cores (AVX512_FP16 marks them: Sapphire Rapids on) and AMD's
  * (Zen 4, Zen 5) want different kernels, each measured on both:
  * vdpbf16ps issues at half the FMAs' rate on Intel's (the panels below),
- * and there the one-row kernels need their software fetches, which on a
- * Zen 4 cost more than they bring (ZF_PLAIN, zgemv_k). */
+ * and there the one-row bf16 kernels need their software fetches, which on
+ * a Zen 4 cost more than they bring (ZF_PLAIN). */
 #if defined(__AVX512FP16__)
 #define Z_INTEL true
 #else
@@ -489,11 +489,12 @@ static void act_from_f32_bf16(const float *x, void *vy, int64_t n) {
  * than the 256-bit kernels could compute, yet those spent about half of
  * each core's time on instructions: the 4-bit formats reached 60-70% of
  * the read bandwidth where f16 reached over 90%. Here the integer dot
- * products of 64 weights take one 512-bit step (two sub-blocks of q4_K,
- * four of q6_K), and the k-quants' sub-block scales
- * multiply converted sums in floats, where the 256-bit kernels widened and
- * shuffled them per 16 or 32 weights. The k-quant dots keep four sums
- * rather than one chain of four dependent FMAs per super-block (4%). */
+ * products of 64 weights take one 512-bit step (four sub-blocks of q4_K's
+ * in two steps, four of q6_K's in one), and vpdpwssd multiplies each
+ * step's int32 sums (below 2^15) by their sub-blocks' scales into one
+ * integer sum a super-block, converted once: on a Zen 4, where
+ * conversions, shuffles and multiplies share few ports, the float scales
+ * per step left 1.2B q4_K_M generation 4% slower. */
 
 /* acc + the products of unsigned bytes u and signed bytes s (activations:
  * |s| <= 127), in groups of 4. Without VNNI, vpmaddubsw's int16 pair sums
@@ -514,6 +515,15 @@ static inline __m512i zdpbusd(__m512i acc, __m512i u, __m512i s, bool wide) {
 /* Unsigned bytes u times signed bytes s, summed in groups of 4 to int32
  * (the AVX2 kernels' dot_us8, twice as wide). */
 static inline __m512i zdot_us8(__m512i u, __m512i s) { return zdpbusd(_mm512_setzero_si512(), u, s, false); }
+
+/* acc + the products of the int16 pairs of a and b, summed in pairs. */
+static inline __m512i zdpwssd(__m512i acc, __m512i a, __m512i b) {
+#if defined(__AVX512VNNI__)
+    return _mm512_dpwssd_epi32(acc, a, b);
+#else
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(a, b));
+#endif
+}
 
 /* zdot_us8's sums as floats, exactly. With VNNI the products accumulate
  * onto ZMAGIC, the bits of 1.5 * 2^23, and zsum_ps's subtraction leaves
@@ -848,37 +858,54 @@ static inline __m128i zk4_scales(const uint8_t packed[12]) {
     return _mm_unpacklo_epi32(lo, _mm_or_si128(low4, top2)); /* with scales 4-7, mins 4-7 */
 }
 
-/* q4_K: per 32-byte group k of qs, its low nibbles (sub-block 2k) and high
- * nibbles (2k + 1) meet 64 activation bytes in one step; lanes 0-7 take
- * sub-block 2k's scale, 8-15 sub-block 2k + 1's. The mins go through the
- * activations' bsums, in a separate sum. pf: where the fetch of the
- * weights ahead stands (z_fetch), or NULL. */
-static inline __attribute__((always_inline)) float zk4_dot(int n, const void *vx, const void *vy, const char **pf) {
+/* q4_K: each 64 bytes of qs hold sub-blocks 4g and 4g + 2 (low nibbles),
+ * 4g + 1 and 4g + 3 (high nibbles), and the activations come rearranged to
+ * match (zk4_acts): each step's 64 weights meet their activation bytes
+ * without a shuffle (the 32-byte broadcast of qs cost one a step). Lanes
+ * 0-7 of a step take the first sub-block's scale, 8-15 the second's. The
+ * mins go through the activations' bsums, in a separate sum. pf: where the
+ * fetch of the weights ahead stands (z_fetch). */
+static inline __attribute__((always_inline)) float zk4_dot(int n, const void *vx, const void *vy, const int8_t *yq,
+                                                             const char **pf) {
     const struct lm_block_q4_K *x = vx;
     const struct lm_block_q8_K *y = vy;
-    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    __m512 acc = _mm512_setzero_ps();
     __m256 accm = _mm256_setzero_ps();
-    for (int i = 0; i < n / LM_QK_K; i++) {
-        if (pf) z_fetch(pf, sizeof *x, false);
+    for (int i = 0; i < n / LM_QK_K; i++, yq += LM_QK_K) {
+        z_fetch(pf, sizeof *x, true);
         const __m128i sm = zk4_scales(x[i].scales);
-        /* lanes 0-7: the scales (8-15, the mins, unused) */
-        const __m512 scale = _mm512_mul_ps(_mm512_set1_ps(y[i].d * zf16(x[i].d)), _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(sm)));
+        const __m512i sc = _mm512_cvtepu8_epi32(sm); /* lanes 0-7: int16 pairs (scale, 0); 8-15 (the mins) unused */
         /* m[j] * (bsums[2j] + bsums[2j + 1]) in lane j */
         const __m256i mins = _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_unpackhi_epi8(sm, sm)),
                                                _mm256_loadu_si256((const __m256i *)y[i].bsums));
         accm = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * zf16(x[i].dmin)), _mm256_cvtepi32_ps(mins), accm);
-#pragma GCC unroll 4
-        for (int k = 0; k < 4; k++) {
-            const __m512i w = znibbles(_mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * k))), 0xf0);
-            const __m512i p = zdot_us8(w, _mm512_loadu_si512(y[i].qs + 64 * k));
-            const __m512i pick = _mm512_set_epi32(2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1,
-                                                  2 * k + 1, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k);
-            acc[k] = _mm512_fmadd_ps(_mm512_permutexvar_ps(pick, scale), _mm512_cvtepi32_ps(p), acc[k]);
+        __m512i t[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
+#pragma GCC unroll 2
+        for (int g = 0; g < 2; g++) {
+            const __m512i v = _mm512_loadu_si512(x[i].qs + 64 * g);
+            const __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+            const __m512i pick = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2);
+            t[0] = zdpwssd(t[0], zdot_us8(lo, _mm512_loadu_si512(yq + 128 * g)),
+                           _mm512_permutexvar_epi32(_mm512_add_epi32(pick, _mm512_set1_epi32(4 * g)), sc));
+            t[1] = zdpwssd(t[1], zdot_us8(hi, _mm512_loadu_si512(yq + 128 * g + 64)),
+                           _mm512_permutexvar_epi32(_mm512_add_epi32(pick, _mm512_set1_epi32(4 * g + 1)), sc));
         }
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(y[i].d * zf16(x[i].d)), _mm512_cvtepi32_ps(_mm512_add_epi32(t[0], t[1])), acc);
     }
-    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]))) - hsum_ps(accm);
+    return _mm512_reduce_add_ps(acc) - hsum_ps(accm);
 }
-static void zdot_q4_K_q8_K(int n, float *s, const void *vx, const void *vy) { *s = zk4_dot(n, vx, vy, NULL); }
+
+/* Activation super-blocks rearranged at once for zk4_dot (16 KB). */
+#define ZK4_CHUNK 64
+
+/* The qs of nb activation super-blocks in zk4_dot's order: of each 128,
+ * the 32-byte groups 0, 2, 1, 3. */
+static void zk4_acts(int nb, const struct lm_block_q8_K *y, int8_t *q) {
+    for (int b = 0; b < nb; b++)
+        for (int h = 0; h < 2; h++)
+            for (int k = 0; k < 4; k++) memcpy(q + LM_QK_K * b + 128 * h + 32 * k, y[b].qs + 128 * h + 32 * (k >> 1 | (k & 1) << 1), 32);
+}
 
 /* q6_K: levels 0..63 (4 low bits in ql, 2 high in qh) against 64
  * activation bytes per step, four 16-weight sub-blocks with a scale each;
@@ -891,13 +918,14 @@ static void zdot_q4_K_q8_K(int n, float *s, const void *vx, const void *vy) { *s
 static inline __attribute__((always_inline)) float zk6_dot(int n, const void *vx, const void *vy, const char **pf) {
     const struct lm_block_q6_K *x = vx;
     const struct lm_block_q8_K *y = vy;
-    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    __m512 acc = _mm512_setzero_ps();
     __m256 acco = _mm256_setzero_ps();
     for (int i = 0; i < n / LM_QK_K; i++) {
-        if (pf) z_fetch(pf, sizeof *x, false);
+        z_fetch(pf, sizeof *x, true);
         const float d = y[i].d * zf16(x[i].d);
         const __m128i sc8 = _mm_loadu_si128((const __m128i *)x[i].scales);
-        const __m512 scale = _mm512_mul_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(sc8)));
+        const __m512i sc = _mm512_and_si512(_mm512_cvtepi8_epi32(sc8), _mm512_set1_epi32(0xffff)); /* int16 pairs (scale, 0) */
+        __m512i t[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
         const __m256i off = _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc8), _mm256_loadu_si256((const __m256i *)y[i].bsums));
         acco = _mm256_fmadd_ps(_mm256_set1_ps(32 * d), _mm256_cvtepi32_ps(off), acco);
 #pragma GCC unroll 2
@@ -923,25 +951,41 @@ static inline __attribute__((always_inline)) float zk6_dot(int n, const void *vx
             const __m512i sub = _mm512_srli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 2);
             const __m512i pick_lo = _mm512_add_epi32(sub, _mm512_set1_epi32(8 * h));
             const __m512i pick_hi = _mm512_add_epi32(sub, _mm512_set1_epi32(8 * h + 4));
-            acc[2 * h] = _mm512_fmadd_ps(_mm512_permutexvar_ps(pick_lo, scale), _mm512_cvtepi32_ps(plo), acc[2 * h]);
-            acc[2 * h + 1] = _mm512_fmadd_ps(_mm512_permutexvar_ps(pick_hi, scale), _mm512_cvtepi32_ps(phi), acc[2 * h + 1]);
+            t[0] = zdpwssd(t[0], plo, _mm512_permutexvar_epi32(pick_lo, sc));
+            t[1] = zdpwssd(t[1], phi, _mm512_permutexvar_epi32(pick_hi, sc));
         }
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(_mm512_add_epi32(t[0], t[1])), acc);
     }
-    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]))) - hsum_ps(acco);
+    return _mm512_reduce_add_ps(acc) - hsum_ps(acco);
 }
-static void zdot_q6_K_q8_K(int n, float *s, const void *vx, const void *vy) { *s = zk6_dot(n, vx, vy, NULL); }
 
 /* One activation row against nr weight rows, row after row, the weights
- * one stream fetched ahead in address order, as z0_gemv's: left to
+ * one stream fetched ahead into L2 in address order, as z0_gemv's: left to
  * the hardware prefetcher, 1.2B q4_K_M generation ran at 0.68-0.73 of
- * llama.cpp's on an Intel Xeon (1 and 2 threads). Not on AMD's cores: on
- * a Zen 4, where one thread runs out of instructions before bandwidth,
- * the fetches cost more than they brought (1.2B Q4_K_M tg +3% without
- * them on one thread, +5% on two). */
+ * llama.cpp's on an Intel Xeon (1 and 2 threads), and on a Zen 4, with
+ * these kernels, 4-7% slower. Rows longer than ZK4_CHUNK super-blocks
+ * (q4_K) go a chunk of activations at a time, each row's part in turn. */
 static void zgemv_k(bool q6, int n, int nr, float *s, const uint8_t *x, size_t bx, const uint8_t *y) {
-    const char *pf = (const char *)x + Z_FETCH_AHEAD, **fetch = Z_INTEL ? &pf : NULL;
-    for (int r = 0; r < nr; r++) s[r] = q6 ? zk6_dot(n, x + bx * (size_t)r, y, fetch) : zk4_dot(n, x + bx * (size_t)r, y, fetch);
+    const char *pf = (const char *)x + Z_FETCH_AHEAD;
+    if (q6) {
+        for (int r = 0; r < nr; r++) s[r] = zk6_dot(n, x + bx * (size_t)r, y, &pf);
+        return;
+    }
+    _Alignas(64) int8_t yq[ZK4_CHUNK * LM_QK_K];
+    const struct lm_block_q8_K *ya = (const struct lm_block_q8_K *)y;
+    for (int b0 = 0; b0 < n / LM_QK_K; b0 += ZK4_CHUNK) {
+        const int nb = n / LM_QK_K - b0 < ZK4_CHUNK ? n / LM_QK_K - b0 : ZK4_CHUNK;
+        const uint8_t *xb = x + sizeof(struct lm_block_q4_K) * (size_t)b0;
+        zk4_acts(nb, ya + b0, yq);
+        pf = (const char *)xb + Z_FETCH_AHEAD;
+        for (int r = 0; r < nr; r++) {
+            const float v = zk4_dot(nb * LM_QK_K, xb + bx * (size_t)r, ya + b0, yq, &pf);
+            s[r] = b0 ? s[r] + v : v;
+        }
+    }
 }
+static void zdot_q4_K_q8_K(int n, float *s, const void *vx, const void *vy) { zgemv_k(false, n, 1, s, vx, 0, vy); }
+static void zdot_q6_K_q8_K(int n, float *s, const void *vx, const void *vy) { zgemv_k(true, n, 1, s, vx, 0, vy); }
 
 /* The AVX2 gemm of q4_K and q6_K, for what is not one activation row. */
 static void (*avx2_gemm_q4_K)(int, int, int, float *, size_t, const void *, size_t, const void *, size_t);
