@@ -710,6 +710,17 @@ static inline __m512i z0_lanes(const __m512i p[4]) {
     return _mm512_add_epi32(_mm512_unpacklo_epi64(s01, s23), _mm512_unpackhi_epi64(s01, s23));
 }
 
+/* z0_lanes where every lane is below 2^14 in magnitude (4-bit weights: 8
+ * products of at most 15 * 127), with half the shuffles: int16 packs of
+ * two vectors, their pairs summed by vpmaddwd (sums of two lanes below
+ * 2^15, so the packs never saturate), twice. */
+static inline __m512i z0_lanes_small(const __m512i p[4]) {
+    const __m512i ones = _mm512_set1_epi16(1);
+    const __m512i p01 = _mm512_madd_epi16(_mm512_packs_epi32(p[0], p[1]), ones);
+    const __m512i p23 = _mm512_madd_epi16(_mm512_packs_epi32(p[2], p[3]), ones);
+    return _mm512_madd_epi16(_mm512_packs_epi32(p01, p23), ones);
+}
+
 /* T (as floats) of 4 weight rows (lo, hi of z0_weights) against a group of
  * one activation row: row j, block i in lane 4i + j. */
 static inline __attribute__((always_inline)) __m512 z0_dot(enum qkind k, const __m512i lo[4], const __m512i hi[4],
@@ -724,7 +735,7 @@ static inline __attribute__((always_inline)) __m512 z0_dot(enum qkind k, const _
     } else {
 #pragma GCC unroll 4
         for (int j = 0; j < 4; j++) p[j] = zdpbusd(zdpbusd(_mm512_setzero_si512(), lo[j], y->lo, false), hi[j], y->hi, false);
-        t = z0_lanes(p);
+        t = z0_lanes_small(p);
     }
     return _mm512_cvtepi32_ps(k == Q4_1 ? t : _mm512_sub_epi32(t, y->off));
 }
