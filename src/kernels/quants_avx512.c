@@ -594,9 +594,11 @@ static inline int q_int_offset(enum qkind k) { return k == Q4_0 ? 8 : k == Q8_0 
  * int32 sums a block, each converted, scaled and FMA'd: on a Zen 4 core the
  * FMA, the multiply and vpdpbusd share one issue slot, and 1.2B q4_0
  * generation on one thread was bound by them at 0.86-0.95 of llama.cpp's
- * speed (17-19 GB/s from L2; now 25). Here a vector holds 4 blocks of one
- * weight row (q8_0: two vectors), and the 4 (8) lane sums of each block are
- * added as integers for 4 rows at once (rounds of unpacks and adds), so one
+ * speed (17-19 GB/s from L2; now 25). Here two vectors hold 4 blocks of
+ * one weight row, weights 0-15 of each block in one and 16-31 in the
+ * other, whose products vpdpbusd sums into the same 4 lanes a block; the
+ * lane sums of each block are added as integers for 4 rows at once (packs
+ * to int16 for 4-bit weights, unpacks for q8_0's, and adds), so one
  * conversion, one multiply and one FMA serve 16 blocks. The weights meet
  * the activations as unsigned bytes: q4_0's nibbles are q + 8 and q8_0's
  * bytes w + 128 (their top bit flipped), so 8 * sum(y) or 128 * sum(y)
@@ -604,10 +606,10 @@ static inline int q_int_offset(enum qkind k) { return k == Q4_0 ? 8 : k == Q8_0 
 
 /* Blocks 4g..4g + 3 of an activation row (group g), laid out as the
  * weights' vectors: lo, hi: y[0..15] and y[16..31] of block k at bytes
- * 16k..16k + 15 (they meet the weight bytes' low and high nibbles); q8_0:
- * lo the y of blocks 0 and 1, hi of blocks 2 and 3; off: what comes off
- * block k's integer sum (8 or 128 * sum(y); q4_1: 0), dy, sy: its d and
- * (q8_1) s, in lanes 4k..4k + 3. Blocks past the row's end are zero. */
+ * 16k..16k + 15 (they meet the weights' low and high nibbles, q8_0's
+ * first and second 16 bytes); off: what comes off block k's integer sum
+ * (8 or 128 * sum(y); q4_1: 0), dy, sy: its d and (q8_1) s, in lanes
+ * 4k..4k + 3. Blocks past the row's end are zero. */
 struct z0_acts {
     __m512i lo, hi, off;
     __m512 dy, sy;
@@ -621,11 +623,8 @@ static void z0_pack(enum qkind k, int nb, const uint8_t *y, struct z0_acts *a) {
         _Alignas(64) float d[2][16] = {{0}};
         for (int i = 0; i < 4 && 4 * g + i < nb; i++) {
             const uint8_t *blk = y + ys * (size_t)(4 * g + i);
-            if (k == Q8_0) memcpy(q[i / 2] + 32 * (i % 2), blk + yqs, 32);
-            else {
-                memcpy(q[0] + 16 * i, blk + yqs, 16);
-                memcpy(q[1] + 16 * i, blk + yqs + 16, 16);
-            }
+            memcpy(q[0] + 16 * i, blk + yqs, 16);
+            memcpy(q[1] + 16 * i, blk + yqs + 16, 16);
             uint16_t h[2];
             memcpy(h, blk, sizeof h);
             int sum = 0;
@@ -646,13 +645,13 @@ static void z0_pack(enum qkind k, int nb, const uint8_t *y, struct z0_acts *a) {
 static inline __mmask64 zbytes(int n) { return n >= 64 ? ~0ull : n <= 0 ? 0 : (1ull << n) - 1; }
 
 /* Blocks b..b + K - 1 (K <= 4) of 4 weight rows as unsigned bytes, row j's
- * in lo[j] and hi[j]: the low nibbles (block i's weights 0-15 at bytes
- * 16i..16i + 15) and the high ones (weights 16-31); q8_0: blocks 0 and 1,
- * and 2 and 3, plus 128. Returns dx of row j, block i in lane 4i + j, and
- * q4_1's mx so in *mx. A block's weight bytes start at an even offset (18i
- * + 2, 20i + 4, 34i + 2), so word permutations of two 64-byte loads (q8_0:
- * three) pick them (K < 4, a row's last blocks: loads masked, nothing
- * read past them). */
+ * in lo[j] and hi[j]: block i's weights 0-15 at bytes 16i..16i + 15 of lo,
+ * 16-31 of hi (the low and high nibbles; q8_0's bytes plus 128). Returns
+ * dx of row j, block i in lane 4i + j, and q4_1's mx so in *mx. A block's
+ * weight bytes start at an even offset (18i + 2, 20i + 4, 34i + 2), so word
+ * permutations of two 64-byte loads pick them; q8_0's weights 16-31 the
+ * same permutation of two loads 16 bytes further (K < 4, a row's last
+ * blocks: loads masked, nothing read past them). */
 static inline __attribute__((always_inline)) __m512 z0_weights(enum qkind k, const int K, const uint8_t *const x[4], int b,
                                                                __m512i lo[4], __m512i hi[4], __m512 *mx) {
     /* the second load starts 8 (q4_0) or 16 bytes (q4_1) in: words 32.. of
@@ -660,10 +659,7 @@ static inline __attribute__((always_inline)) __m512 z0_weights(enum qkind k, con
     static const uint16_t pick_q[3][32] = {
         {1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15, 16, 17, 19, 20, 21, 22, 23, 24, 25, 26, 28, 29, 30, 31, 60, 61, 62, 63},
         {2, 3, 4, 5, 6, 7, 8, 9, 12, 13, 14, 15, 16, 17, 18, 19, 22, 23, 24, 25, 26, 27, 28, 29, 56, 57, 58, 59, 60, 61, 62, 63},
-        {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33}};
-    /* q8_0's blocks 2 and 3: words 35.., 52.. of loads at 64 and 72 bytes */
-    static const uint16_t pick_q8_hi[32] = {3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15, 16, 17, 18,
-                                            20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 60, 61, 62, 63};
+        {1, 2, 3, 4, 5, 6, 7, 8, 18, 19, 20, 21, 22, 23, 24, 25, 35, 36, 37, 38, 39, 40, 41, 42, 52, 53, 54, 55, 56, 57, 58, 59}};
     /* d of rows a and b (then c and d) in words 4i + 0 and 4i + 1 (+ 2, + 3);
      * q4_1's m 16 words on; q8_0: blocks 0 and 1 from the first loads,
      * 2 and 3 from the second */
@@ -678,13 +674,14 @@ static inline __attribute__((always_inline)) __m512 z0_weights(enum qkind k, con
 #pragma GCC unroll 4
     for (int j = 0; j < 4; j++) {
         const uint8_t *p = x[j] + (size_t)xs * (size_t)b;
-        if (k == Q8_0) { /* bytes 0-63, 64-127 and 72-135 */
+        if (k == Q8_0) { /* bytes 0-63 and 64-127, 16-79 and 80-143 */
             const __m512i top = _mm512_set1_epi8((char)0x80);
             first[j] = K == 4 ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8(zbytes(xs * K), p);
             second[j] = K == 4 ? _mm512_loadu_si512(p + 64) : _mm512_maskz_loadu_epi8(zbytes(xs * K - 64), p + 64);
-            const __m512i third = K == 4 ? _mm512_loadu_si512(p + 72) : _mm512_maskz_loadu_epi8(zbytes(xs * K - 72), p + 72);
+            const __m512i third = K == 4 ? _mm512_loadu_si512(p + 16) : _mm512_maskz_loadu_epi8(zbytes(xs * K - 16), p + 16);
+            const __m512i fourth = K == 4 ? _mm512_loadu_si512(p + 80) : _mm512_maskz_loadu_epi8(zbytes(xs * K - 80), p + 80);
             lo[j] = _mm512_xor_si512(_mm512_permutex2var_epi16(first[j], pq, second[j]), top);
-            hi[j] = _mm512_xor_si512(_mm512_permutex2var_epi16(second[j], _mm512_loadu_si512(pick_q8_hi), third), top);
+            hi[j] = _mm512_xor_si512(_mm512_permutex2var_epi16(third, pq, fourth), top);
             continue;
         }
         first[j] = K == 4 ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8(zbytes(xs * K), p);
@@ -725,18 +722,10 @@ static inline __m512i z0_lanes_small(const __m512i p[4]) {
  * one activation row: row j, block i in lane 4i + j. */
 static inline __attribute__((always_inline)) __m512 z0_dot(enum qkind k, const __m512i lo[4], const __m512i hi[4],
                                                            const struct z0_acts *y) {
-    __m512i p[4], t;
-    if (k == Q8_0) { /* a block in two 128-bit lanes of lo or hi: their sums added */
-        __m512i q[4];
+    __m512i p[4];
 #pragma GCC unroll 4
-        for (int j = 0; j < 4; j++) p[j] = zdpbusd(_mm512_setzero_si512(), lo[j], y->lo, true), q[j] = zdpbusd(_mm512_setzero_si512(), hi[j], y->hi, true);
-        const __m512i a = z0_lanes(p), c = z0_lanes(q);
-        t = _mm512_add_epi32(_mm512_shuffle_i32x4(a, c, _MM_SHUFFLE(2, 0, 2, 0)), _mm512_shuffle_i32x4(a, c, _MM_SHUFFLE(3, 1, 3, 1)));
-    } else {
-#pragma GCC unroll 4
-        for (int j = 0; j < 4; j++) p[j] = zdpbusd(zdpbusd(_mm512_setzero_si512(), lo[j], y->lo, false), hi[j], y->hi, false);
-        t = z0_lanes_small(p);
-    }
+    for (int j = 0; j < 4; j++) p[j] = zdpbusd(zdpbusd(_mm512_setzero_si512(), lo[j], y->lo, k == Q8_0), hi[j], y->hi, k == Q8_0);
+    const __m512i t = k == Q8_0 ? z0_lanes(p) : z0_lanes_small(p);
     return _mm512_cvtepi32_ps(k == Q4_1 ? t : _mm512_sub_epi32(t, y->off));
 }
 
