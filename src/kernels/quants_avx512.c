@@ -874,7 +874,7 @@ static inline __attribute__((always_inline)) float zk4_dot(int n, const void *vx
     const __m512i m4 = _mm512_set1_epi8(0x0f);
     __m512 acc = _mm512_setzero_ps();
     __m256 accm = _mm256_setzero_ps();
-    for (int i = 0; i < n / LM_QK_K; i++, yq += LM_QK_K) {
+    for (int i = 0; i < n / LM_QK_K; i++) {
         z_fetch(pf, sizeof *x, true);
         const __m128i sm = zk4_scales(x[i].scales);
         const __m512i sc = _mm512_cvtepu8_epi32(sm); /* lanes 0-7: int16 pairs (scale, 0); 8-15 (the mins) unused */
@@ -888,9 +888,9 @@ static inline __attribute__((always_inline)) float zk4_dot(int n, const void *vx
             const __m512i v = _mm512_loadu_si512(x[i].qs + 64 * g);
             const __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
             const __m512i pick = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2);
-            t[0] = zdpwssd(t[0], zdot_us8(lo, _mm512_loadu_si512(yq + 128 * g)),
+            t[0] = zdpwssd(t[0], zdot_us8(lo, _mm512_loadu_si512(yq + LM_QK_K * i + 128 * g)),
                            _mm512_permutexvar_epi32(_mm512_add_epi32(pick, _mm512_set1_epi32(4 * g)), sc));
-            t[1] = zdpwssd(t[1], zdot_us8(hi, _mm512_loadu_si512(yq + 128 * g + 64)),
+            t[1] = zdpwssd(t[1], zdot_us8(hi, _mm512_loadu_si512(yq + LM_QK_K * i + 128 * g + 64)),
                            _mm512_permutexvar_epi32(_mm512_add_epi32(pick, _mm512_set1_epi32(4 * g + 1)), sc));
         }
         acc = _mm512_fmadd_ps(_mm512_set1_ps(y[i].d * zf16(x[i].d)), _mm512_cvtepi32_ps(_mm512_add_epi32(t[0], t[1])), acc);
@@ -970,8 +970,8 @@ static inline __attribute__((always_inline)) float zk6_dot(int n, const void *vx
  * ZK4_CHUNK super-blocks (q4_K) go a chunk of activations at a time, each
  * row's part in turn. */
 static void zgemv_k(bool q6, int n, int nr, float *s, const uint8_t *x, size_t bx, const uint8_t *y) {
-    const char *pf = (const char *)x + Z_FETCH_AHEAD;
     if (q6) {
+        const char *pf = (const char *)x + Z_FETCH_AHEAD;
         for (int r = 0; r < nr; r++) s[r] = zk6_dot(n, x + bx * (size_t)r, y, &pf);
         return;
     }
@@ -981,7 +981,7 @@ static void zgemv_k(bool q6, int n, int nr, float *s, const uint8_t *x, size_t b
         const int nb = n / LM_QK_K - b0 < ZK4_CHUNK ? n / LM_QK_K - b0 : ZK4_CHUNK;
         const uint8_t *xb = x + sizeof(struct lm_block_q4_K) * (size_t)b0;
         zk4_acts(nb, ya + b0, yq);
-        pf = (const char *)xb + Z_FETCH_AHEAD;
+        const char *pf = (const char *)xb + Z_FETCH_AHEAD;
         for (int r = 0; r < nr; r++) {
             const float v = zk4_dot(nb * LM_QK_K, xb + bx * (size_t)r, ya + b0, yq, &pf);
             s[r] = b0 ? s[r] + v : v;
