@@ -362,15 +362,19 @@ static inline __attribute__((always_inline)) void zp_gemm(enum zkind k, int n, i
  * ahead: 28 (8 KB: 26, 32 KB: 27; q8_0 25 -> 33). */
 #define Z_FETCH_AHEAD 16384
 /* The float rows' distance: on an Intel Xeon (2 cores, 15 GB/s a core),
- * 16 KB left 1.2B f16 generation at 5.2 t/s on one core, 0.93 of
+ * 16 KB into L1 left 1.2B f16 generation at 5.2 t/s on one core, 0.93 of
  * llama.cpp's; 3 KB gave 7.0 (f16) and 7.0 for 6.1 (bf16), two threads
- * alike (the quantized kernels: no better at 1-8 KB). On a Zen 4, bf16
- * rows ran faster left to the hardware prefetcher: 1.2B bf16 tg 8.7 ->
- * 10.4 t/s on one core, 13.3 -> 14.7 on two, 135M +3-12%; f16 there kept
- * the 3 KB (the same or 5% faster with it). 0: no fetch. ZF_PLAIN: the
- * rows read as llama.cpp's loop reads them (no fetch, two sums). */
+ * alike (the quantized kernels: no better at 1-8 KB). On a Zen 4 the f16
+ * and f32 rows go as the quantized ones, 16 KB ahead into L2: 1.2B f16
+ * generation 8.3 -> 9.1-11.2 t/s on one core in four runs (llama.cpp
+ * 8.1; 8, 12 and 24 KB alike), on two 14-15 -> 13-20 as the machine's
+ * shared bandwidth swings (llama.cpp 12-14); bf16 rows ran faster left to
+ * the hardware prefetcher (1.2B bf16 tg 8.7 -> 10.4 t/s on one core, 13.3
+ * -> 14.7 on two, 135M +3-12%; fetched 16 KB ahead into L2, still 7%
+ * slower). 0: no fetch. ZF_PLAIN: the rows read as llama.cpp's loop reads
+ * them (no fetch, two sums). */
 #define ZF_PLAIN(k) ((k) == Z_BF16 && !Z_INTEL)
-#define ZF_FETCH_AHEAD(k) (ZF_PLAIN(k) ? 0 : 3072)
+#define ZF_FETCH_AHEAD(k) (ZF_PLAIN(k) ? 0 : Z_INTEL ? 3072 : Z_FETCH_AHEAD)
 /* Sums a row: those bf16 rows also ran faster with two (64 weights a
  * step, llama.cpp's loop) than with four: 1.2B tg 9.6 -> 10.3 t/s on one
  * core, 13.6 -> 14.0 on two (8 alternating pairs). */
@@ -419,13 +423,14 @@ static inline __attribute__((always_inline)) void zgemv_float(enum zkind k, int 
     const enum zkind ka = k == Z_F16 && zf16_acts(n, (const float *)y, yh) ? Z_F16 : ZACT(k);
     if (ka == Z_F16) y = (const uint8_t *)yh;
     const int U = ZF_SUMS(k);
+    const char *end = (const char *)x + bx * (size_t)nr; /* no fetch past the rows of this call */
     for (int r = 0; r < nr; r++) {
         const uint8_t *row = x + bx * (size_t)r;
         const char *pf = (const char *)row + ZF_FETCH_AHEAD(k);
         __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
         int i = 0;
         for (; i + U * per <= n; i += U * per) {
-            if (ZF_FETCH_AHEAD(k)) z_fetch(&pf, (size_t)(U * per * esz), false);
+            if (ZF_FETCH_AHEAD(k) && pf < end) z_fetch(&pf, (size_t)(U * per * esz), !Z_INTEL);
 ZUNROLL
             for (int v = 0; v < U; v++) {
 #if defined(__AVX512BF16__)
