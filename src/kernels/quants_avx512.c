@@ -1443,9 +1443,9 @@ ZUNROLL
             const __m512 dx = own_m ? _mm512_broadcastss_ps(dm) : _mm512_cvtph_ps(_mm256_set1_epi16((short)d));
             const __m512 mx = own_m ? _mm512_broadcastss_ps(_mm_movehdup_ps(dm)) : _mm512_mul_ps(dx, _mm512_set1_ps(-16.0f));
             dxy[r] = _mm512_mul_ps(dx, a->dy[b]);
-            if (k == Q4_1) acc[r][4 + kb] = _mm512_fmadd_ps(mx, a->sy[b], acc[r][4 + kb]); /* m sum kb */
-            /* not fused, as in the one-row kernel */
-            else if (!q_int_sums(k)) accm[r] = _mm512_add_ps(accm[r], _mm512_mul_ps(mx, a->sy[b]));
+            if (k == Q4_1) acc[r][4 + kb] = _mm512_fmadd_ps(mx, a->sy[b], acc[r][4 + kb]); /* m sum kb, as z0_step */
+            else if (!q_int_sums(k)) /* q5_0, q5_1: not fused, as in the one-row kernel */
+                accm[r] = _mm512_add_ps(accm[r], _mm512_mul_ps(mx, a->sy[b]));
         }
         /* the steps' bytes broadcast from memory (a load); taken from the
          * register, each took two shuffles */
