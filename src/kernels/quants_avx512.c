@@ -365,13 +365,13 @@ static inline __attribute__((always_inline)) void zp_gemm(enum zkind k, int n, i
  * 16 KB into L1 left 1.2B f16 generation at 5.2 t/s on one core, 0.93 of
  * llama.cpp's; 3 KB gave 7.0 (f16) and 7.0 for 6.1 (bf16), two threads
  * alike (the quantized kernels: no better at 1-8 KB). On a Zen 4 the f16
- * and f32 rows go as the quantized ones, 16 KB ahead into L2: 1.2B f16
- * generation 8.3 -> 9.1-11.2 t/s on one core in four runs (llama.cpp
- * 8.1; 8, 12 and 24 KB alike), on two 14-15 -> 13-20 as the machine's
- * shared bandwidth swings (llama.cpp 12-14); bf16 rows ran faster left to
- * the hardware prefetcher (1.2B bf16 tg 8.7 -> 10.4 t/s on one core, 13.3
- * -> 14.7 on two, 135M +3-12%; fetched 16 KB ahead into L2, still 7%
- * slower). 0: no fetch. ZF_PLAIN: the rows read as llama.cpp's loop reads
+ * rows (and f32 with them, not measured apart) go as the quantized ones,
+ * 16 KB ahead into L2: 1.2B f16 generation 8.3 -> 9.1-11.2 t/s on one
+ * core in four runs (llama.cpp 8.1; 8, 12 and 24 KB alike), on two 14-15
+ * -> 13-20 as the machine's shared bandwidth swings (llama.cpp 12-14);
+ * bf16 rows ran faster left to the hardware prefetcher (1.2B bf16 tg 8.7
+ * -> 10.4 t/s on one core, 13.3 -> 14.7 on two, 135M +3-12%; fetched 16 KB
+ * ahead into L2, still 7% slower). 0: no fetch. ZF_PLAIN: the rows read as llama.cpp's loop reads
  * them (no fetch, two sums). */
 #define ZF_PLAIN(k) ((k) == Z_BF16 && !Z_INTEL)
 #define ZF_FETCH_AHEAD(k) (ZF_PLAIN(k) ? 0 : Z_INTEL ? 3072 : Z_FETCH_AHEAD)
@@ -423,7 +423,7 @@ static inline __attribute__((always_inline)) void zgemv_float(enum zkind k, int 
     const enum zkind ka = k == Z_F16 && zf16_acts(n, (const float *)y, yh) ? Z_F16 : ZACT(k);
     if (ka == Z_F16) y = (const uint8_t *)yh;
     const int U = ZF_SUMS(k);
-    const char *end = (const char *)x + bx * (size_t)nr; /* no fetch past the rows of this call */
+    const char *end = (const char *)x + bx * (size_t)nr; /* the rows past it are another task's: no fetch */
     for (int r = 0; r < nr; r++) {
         const uint8_t *row = x + bx * (size_t)r;
         const char *pf = (const char *)row + ZF_FETCH_AHEAD(k);
