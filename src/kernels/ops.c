@@ -26,9 +26,14 @@ size_t lm_matmul_scratch_size(const struct lm_tensor *w, int n_tok) {
 /* Tokens per tile of a batch: a tile of weight rows stays in cache while
  * this many tokens pass over it. Float weights go through a GEMM that
  * widens and rearranges each panel of weights once per tile, which pays
- * off over more tokens (a whole 512-token batch: 2-5% faster than 256). */
+ * off over more tokens: on one thread a whole 512-token batch (2-5% faster
+ * than 256). With more threads, 256: a task's chunk of activations and its
+ * sums (256 KB each) then fit a core's L2 beside the panel, where at 512
+ * they spilled; on a Zen 4, two threads ran 1.2B F16 and BF16 prompts 6-8%
+ * faster so, and one thread 3% slower. */
 #define TOK_TILE 64
 #define TOK_TILE_FLOAT 512
+#define TOK_TILE_FLOAT_SHARED 256
 
 #define GUIDED_MAX_TASKS (64 + LM_MATMUL_MAX)
 
@@ -163,7 +168,7 @@ void lm_matmul_multi(struct lm_pool *pool, int n_w, float *const y[], const stru
     for (int i = 0; i < n_w; i++) row_tiles += (w[i]->ne[1] + j.row_tile - 1) / j.row_tile;
     /* float weights: the longer token tile, unless it leaves fewer than 4
      * tasks per thread (a short prompt on a small matrix) */
-    j.tok_tile = float_w ? TOK_TILE_FLOAT : TOK_TILE;
+    j.tok_tile = !float_w ? TOK_TILE : lm_pool_size(pool) > 1 ? TOK_TILE_FLOAT_SHARED : TOK_TILE_FLOAT;
     while (j.tok_tile > TOK_TILE && row_tiles * ((n_tok + j.tok_tile - 1) / j.tok_tile) < 4 * lm_pool_size(pool)) j.tok_tile /= 2;
     j.tok_tiles = (n_tok + j.tok_tile - 1) / j.tok_tile;
     for (int i = 0; i < n_w; i++)
