@@ -26,11 +26,11 @@ size_t lm_matmul_scratch_size(const struct lm_tensor *w, int n_tok) {
 /* Tokens per tile of a batch: a tile of weight rows stays in cache while
  * this many tokens pass over it. Float weights go through a GEMM that
  * widens and rearranges each panel of weights once per tile, which pays
- * off over more tokens: on one thread a whole 512-token batch (2-5% faster
- * than 256). With more threads, 256: a task's chunk of activations and its
- * sums (256 KB each) then fit a core's L2 beside the panel, where at 512
- * they spilled; on a Zen 4, two threads ran 1.2B F16 and BF16 prompts 6-8%
- * faster so, and one thread 3% slower. */
+ * off over more tokens: on one thread a whole 512-token batch (256 was 3%
+ * slower on a Zen 4). With more threads, 256: a task's chunk of activations
+ * and its sums (256 KB each) then fit a core's L2 beside the panel, where
+ * at 512 they spilled; on a Zen 4 two threads ran 1.2B prompts 1-6% (F16,
+ * two series of alternating runs) and 8% (BF16) faster so. */
 #define TOK_TILE 64
 #define TOK_TILE_FLOAT 512
 #define TOK_TILE_FLOAT_SHARED 256
