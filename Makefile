@@ -16,6 +16,14 @@ endif
 CFLAGS ?= -O2 -g
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(ARCHFLAGS) -Iinclude -pthread -MMD -MP $(CFLAGS)
 LDLIBS := -lm -pthread
+# make OPENBLAS=1: f32 weights' batches through OpenBLAS's sgemm (Debian:
+# libopenblas-dev), built in a directory of its own. Off by default.
+OPENBLAS ?= 0
+ifeq ($(OPENBLAS),1)
+ALL_CFLAGS += -DLM_OPENBLAS
+LDLIBS += -lopenblas
+BUILD ?= build-openblas
+endif
 
 BUILD ?= build
 SRC := $(wildcard src/*.c src/*/*.c)
@@ -25,7 +33,7 @@ OBJ := $(SRC:%.c=$(BUILD)/%.o)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all test test-repeat asan tsan neon-test fuzz fuzz-run fuzz-replay corpus bench soak soak-valgrind chat clean model FORCE
+.PHONY: all lm test test-repeat asan tsan neon-test fuzz fuzz-run fuzz-replay corpus bench soak soak-valgrind chat clean model FORCE
 
 all: lm
 
@@ -174,6 +182,6 @@ soak-valgrind: models/default.gguf
 	LM=build-valgrind/lm ./scripts/soak.sh --valgrind $(SOAK)
 
 clean:
-	rm -rf build build-asan build-tsan build-clang build-neon build-neon-v8 build-fuzz build-valgrind lm
+	rm -rf build build-openblas build-asan build-tsan build-clang build-neon build-neon-v8 build-fuzz build-valgrind lm
 
 -include $(OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(FUZZ_OBJ:.o=.d)

@@ -1145,6 +1145,9 @@ static void init_traits(void) {
 #elif LM_QUANTS_NEON
     lm_quants_neon_install(traits);
 #endif
+#ifdef LM_OPENBLAS
+    lm_quants_openblas_install(traits);
+#endif
 }
 
 const struct lm_type_traits *lm_type_get(uint32_t type) {

@@ -64,6 +64,7 @@ static inline float hsum_ps(__m256 v) {
 void lm_quants_avx2_install(struct lm_type_traits *t);
 void lm_quants_avx512_install(struct lm_type_traits *t);
 void lm_quants_neon_install(struct lm_type_traits *t);
+void lm_quants_openblas_install(struct lm_type_traits *t);
 
 /* Scale unpacking shared by all kernels, four bytes at a time in 32-bit
  * words (little-endian, as GGUF files are). */
