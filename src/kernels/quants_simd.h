@@ -60,7 +60,8 @@ static inline float hsum_ps(__m256 v) {
 #define LM_GEMM_CHUNK 64
 
 /* quants_avx2.c, quants_avx512.c, quants_neon.c: replace kernels of t with
- * SIMD versions. */
+ * SIMD versions; quants_openblas.c (make OPENBLAS=1): f32 batches with
+ * OpenBLAS's sgemm, after those. */
 void lm_quants_avx2_install(struct lm_type_traits *t);
 void lm_quants_avx512_install(struct lm_type_traits *t);
 void lm_quants_neon_install(struct lm_type_traits *t);
