@@ -1,9 +1,10 @@
-/* quants_openblas.c: with `make OPENBLAS=1`, f32 weights' batches go to
- * OpenBLAS's sgemm, installed over this build's own f32 kernel (which
- * still takes generation's few rows, where a GEMM call's set-up costs more
- * than it saves). lm's pool splits a matrix into tiles and each thread
- * calls sgemm on its own, so OpenBLAS runs single-threaded. OpenBLAS has no
- * f16 GEMM; f16 and bf16 weights keep lm's kernels. */
+/* quants_openblas.c: with `make OPENBLAS=1`, f32 weights' batches (8 or
+ * more activation rows, as ops.c splits prompts from generation) go to
+ * OpenBLAS's sgemm, installed over this build's own f32 kernel, which
+ * keeps generation's few rows (a sgemm call for them was not measured).
+ * lm's pool splits a matrix into tiles and each thread calls sgemm on its
+ * own, so OpenBLAS runs single-threaded. OpenBLAS has no f16 GEMM; f16 and
+ * bf16 weights keep lm's kernels. */
 #include "lm/quants.h"
 #include "quants_simd.h"
 
