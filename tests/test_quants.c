@@ -415,9 +415,10 @@ TEST(quants_gemm) {
  * rows past the last full group of 8 (1 to 7 rows; a full group takes a
  * kernel with its own summation order). Against the call with that row
  * alone, for every row count up to 40 (passes of 16 rows and the rest), 37
- * weight rows (tiles of 4 or 2 and the rest) and rows of 1, 5 and 131
- * blocks (more than one chunk of a kernel's sums), and of the 32-weight
- * formats 521. */
+ * weight rows (tiles of 4 or 2 and the rest) and rows of 1, 5, 18 (the
+ * default model's 576 weights: a last step of 2 blocks) and 131 blocks
+ * (more than one chunk of a kernel's sums), and of the 32-weight formats
+ * 521. */
 TEST(quants_gemm_rows_invariant) {
     rng_state = 11;
     for (size_t k = 0; k < sizeof computed / sizeof computed[0]; k++)
@@ -427,7 +428,7 @@ TEST(quants_gemm_rows_invariant) {
             const bool every_row = lm_gemm_rows_independent(t);
             if (!every_row && (type < LM_TYPE_Q4_0 || type > LM_TYPE_Q8_0)) continue;
             /* 521 blocks of 32: past the 512 blocks a one-row kernel packs at once */
-            const int blocks[] = {1, 5, 131, 521};
+            const int blocks[] = {1, 5, 18, 131, 521};
             for (size_t ni = 0; ni < sizeof blocks / sizeof blocks[0] - (t->blck == 32 ? 0 : 1); ni++) {
                 const int n = blocks[ni] * t->blck, nr = 37, max_c = 40;
                 const size_t bx = (size_t)(n / t->blck) * t->size, by = (size_t)(n / at->blck) * at->size;
