@@ -80,12 +80,16 @@ static void matmul_tile(void *arg, int task, int ith) {
     lm_gemm(j->t[i], (int)j->cols, (int)(r1 - r0), c1 - c0, y, (size_t)rows, w, j->w_row[i], x, j->xa_row[i]);
 }
 
+/* Rows quantized a task: 8, or one where fewer (a step of several
+ * sequences' generation: on one thread, that took 2-3% of it while the
+ * other threads waited). */
 #define QUANT_TILE 8
+static int quant_tile(int n_tok) { return n_tok < QUANT_TILE ? 1 : QUANT_TILE; }
 
 static void quantize_tile(void *arg, int task, int ith) {
     struct matmul_job *j = arg;
-    int per = (j->n_tok + QUANT_TILE - 1) / QUANT_TILE;
-    int q = task / per, t0 = task % per * QUANT_TILE, t1 = t0 + QUANT_TILE < j->n_tok ? t0 + QUANT_TILE : j->n_tok;
+    int tile = quant_tile(j->n_tok), per = (j->n_tok + tile - 1) / tile;
+    int q = task / per, t0 = task % per * tile, t1 = t0 + tile < j->n_tok ? t0 + tile : j->n_tok;
     for (int t = t0; t < t1; t++) j->qt[q]->act_from_f32(j->x + j->cols * t, j->qdst[q] + j->qrow[q] * (size_t)t, j->cols);
 }
 
@@ -124,7 +128,7 @@ void lm_matmul_multi(struct lm_pool *pool, int n_w, float *const y[], const stru
         j.xa_row[i] = j.qrow[q];
     }
     if (j.n_q) {
-        int per = (n_tok + QUANT_TILE - 1) / QUANT_TILE;
+        int per = (n_tok + quant_tile(n_tok) - 1) / quant_tile(n_tok);
         lm_pool_run(pool, j.n_q * per, quantize_tile, &j);
     }
     /* Up to 7 tokens (generation of a few sequences): guided row tiles,
