@@ -13,7 +13,10 @@
 # openai Python client (pip install openai), max_tokens TOKENS, ignore_eos
 # so every reply is TOKENS long; t/s = all clients' completion tokens / wall
 # time of the round, best of ROUNDS rounds (each round: every client count,
-# on each server in turn).
+# on each server in turn). "vs 1 client" is the best t/s over the best one
+# client's; "median" is the median over the rounds of the same ratio within
+# each round: on a shared machine whose speed drifts from minute to minute,
+# the steadier figure (the first client count stands for "1 client").
 set -euo pipefail
 LLAMA_SERVER=${1:-${LLAMA_SERVER:-}}
 MODEL=${2:-models/default.gguf}
@@ -78,7 +81,7 @@ servers=(lm)
 # same way, so every measured request, of one client or of 8, finds its
 # prompt cached alike (a lone warm-up request gave the single client a
 # cached prompt and the others none).
-declare -A result
+declare -A result ratios
 for _ in $(seq "$ROUNDS"); do
     for s in "${servers[@]}"; do
         start "$s"
@@ -86,17 +89,20 @@ for _ in $(seq "$ROUNDS"); do
             measure "$PORT" "$n" >/dev/null
             t=$(measure "$PORT" "$n")
             if python3 -c "import sys; sys.exit(not $t > ${result[$s,$n]:-0})"; then result[$s,$n]=$t; fi
+            [ "$n" = "${CLIENTS%% *}" ] && one=$t
+            ratios[$s,$n]+="$(python3 -c "print($t / $one)") "
         done
         kill "$PID"; wait "$PID" 2>/dev/null || true
     done
 done
-printf '| clients |'; for s in "${servers[@]}"; do printf ' %s t/s | vs 1 client |' "$s"; done; echo
-printf '| ---: |'; for s in "${servers[@]}"; do printf ' ---: | ---: |'; done; echo
+printf '| clients |'; for s in "${servers[@]}"; do printf ' %s t/s | vs 1 client | median |' "$s"; done; echo
+printf '| ---: |'; for s in "${servers[@]}"; do printf ' ---: | ---: | ---: |'; done; echo
 first=${CLIENTS%% *}
 for n in $CLIENTS; do
     printf '| %s |' "$n"
     for s in "${servers[@]}"; do
-        printf ' %s | %.2fx |' "${result[$s,$n]}" "$(python3 -c "print(${result[$s,$n]} / ${result[$s,$first]})")"
+        printf ' %s | %.2fx | %.2fx |' "${result[$s,$n]}" "$(python3 -c "print(${result[$s,$n]} / ${result[$s,$first]})")" \
+            "$(python3 -c "import statistics, sys; print(statistics.median(map(float, sys.argv[1:])))" ${ratios[$s,$n]})"
     done
     echo
 done
