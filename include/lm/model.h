@@ -190,6 +190,8 @@ struct lm_ctx {
     int n_seq, n_ctx, n_batch;   /* n_ctx: positions of each sequence */
     uint16_t *k_cache, *v_cache; /* per sequence, per KV slot: n_ctx x its layer's n_head_kv*head_dim f16, values
                                   * by position, keys by dimension; see lm_layer.kv_base */
+    void *kv_map;                /* several sequences: the mapping both caches are in, else NULL */
+    size_t kv_map_size;
     /* scratch, sized for n_batch tokens */
     float *x, *xn, *q, *k, *v, *att, *ffn_g, *ffn_u;
     float *pl_inp; /* (n_batch + 1, n_embd_per_layer * n_layer): the per-layer inputs, and a row of scratch */
