@@ -596,9 +596,10 @@ static void *try_alloc(uint64_t bytes, bool zero, bool *failed) {
  * mapping (zeroed, as calloc's) of transparent huge pages where the system
  * offers them: every step reads each sequence's cache, and with them a
  * step of 4 sequences ran 4-8% faster (the default model on a Zen 4; fewer
- * TLB misses, presumably: that VM has no counters to show it). The price is that a 2 MB page becomes
- * resident at its first use, so one sequence (lm run, lm chat), whose
- * resident memory should grow with the context it uses, keeps calloc. */
+ * TLB misses, presumably: that VM has no counters to show it). The price
+ * is that a 2 MB page becomes resident at its first use, so one sequence
+ * (lm run, lm chat), whose resident memory should grow with the context it
+ * uses, keeps calloc. */
 static int map_kv(struct lm_ctx *c, uint64_t each) {
 #if defined(MAP_ANONYMOUS) && defined(MADV_HUGEPAGE)
     const size_t huge = (size_t)2 << 20;

@@ -670,20 +670,21 @@ static inline __mmask64 zbytes(int n) { return n >= 64 ? ~0ull : n <= 0 ? 0 : (1
  * in lo[j] and hi[j]: block i's weights 0-15 at bytes 16i..16i + 15 of lo,
  * 16-31 of hi (the low and high nibbles; q8_0's bytes plus 128). Returns
  * dx of row j, block i in lane 4i + j, and q4_1's mx so in *mx. A block's
- * weight bytes start at an even offset (18i + 2, 20i + 4, 34i + 2), so word
+ * weight bytes start at an even offset (18i + 2, 34i + 2), so word
  * permutations of two 64-byte loads pick them; q8_0's weights 16-31 the
  * same permutation of two loads 16 bytes further (K < 4, a row's last
- * blocks: loads masked, nothing read past them); q4_1's start at 20i + 4,
- * so a permutation of dwords picks them, one operation where one of words
- * took two on an Intel Xeon. */
+ * blocks: loads masked, nothing read past them). q4_1's start at 20i + 4,
+ * so dword permutations pick them: one operation where a word one took
+ * two on an Intel Xeon. */
 static inline __attribute__((always_inline)) __m512 z0_weights(enum qkind k, const int K, const uint8_t *const x[4], int b,
                                                                __m512i lo[4], __m512i hi[4], __m512 *mx) {
     /* the second load starts 8 (q4_0) or 16 bytes (q4_1) in: words 32.. of
-     * the first's span are its words 28.. or 24..; q8_0's at 64 */
-    static const uint16_t pick_q[3][32] = {
+     * the first's span are its words 28.. (q4_1: dwords 16.. are its 12..);
+     * q8_0's at 64 */
+    static const uint16_t pick_q[2][32] = {
         {1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15, 16, 17, 19, 20, 21, 22, 23, 24, 25, 26, 28, 29, 30, 31, 60, 61, 62, 63},
-        {2, 3, 4, 5, 6, 7, 8, 9, 12, 13, 14, 15, 16, 17, 18, 19, 22, 23, 24, 25, 26, 27, 28, 29, 56, 57, 58, 59, 60, 61, 62, 63},
         {1, 2, 3, 4, 5, 6, 7, 8, 18, 19, 20, 21, 22, 23, 24, 25, 35, 36, 37, 38, 39, 40, 41, 42, 52, 53, 54, 55, 56, 57, 58, 59}};
+    static const uint32_t pick_q4_1[16] = {1, 2, 3, 4, 6, 7, 8, 9, 11, 12, 13, 14, 28, 29, 30, 31};
     /* d of rows a and b (then c and d) in words 4i + 0 and 4i + 1 (+ 2, + 3);
      * q4_1's m 16 words on; q8_0: blocks 0 and 1 from the first loads,
      * 2 and 3 from the second */
@@ -693,8 +694,8 @@ static inline __attribute__((always_inline)) __m512 z0_weights(enum qkind k, con
         {0, 32, 0, 32, 17, 49, 17, 49, 2, 34, 2, 34, 19, 51, 19, 51}};
     const int f = k == Q4_0 ? 0 : k == Q4_1 ? 1 : 2;
     const int xs = (int)q_xsize(k), next = k == Q4_0 ? 8 : 16;
-    const __m512i pq = _mm512_loadu_si512(pick_q[f]), pd = _mm512_loadu_si512(pick_d[f]);
-    const __m512i pq4_1 = _mm512_setr_epi32(1, 2, 3, 4, 6, 7, 8, 9, 11, 12, 13, 14, 28, 29, 30, 31); /* pick_q[1] in dwords */
+    const __m512i pq = _mm512_loadu_si512(k == Q4_1 ? (const void *)pick_q4_1 : pick_q[k == Q8_0]);
+    const __m512i pd = _mm512_loadu_si512(pick_d[f]);
     __m512i first[4], second[4];
 #pragma GCC unroll 4
     for (int j = 0; j < 4; j++) {
@@ -710,9 +711,13 @@ static inline __attribute__((always_inline)) __m512 z0_weights(enum qkind k, con
             continue;
         }
         first[j] = K == 4 ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8(zbytes(xs * K), p);
-        const __m512i w = K == 4 && k == Q4_1 ? _mm512_permutex2var_epi32(first[j], pq4_1, _mm512_loadu_si512(p + next))
-                        : K == 4 ? _mm512_permutex2var_epi16(first[j], pq, _mm512_loadu_si512(p + next))
-                                 : _mm512_maskz_permutexvar_epi16((__mmask32)((1ull << (8 * K)) - 1), pq, first[j]);
+        __m512i w;
+        if (k == Q4_1) /* K < 4: dwords below 16, from the first load */
+            w = K == 4 ? _mm512_permutex2var_epi32(first[j], pq, _mm512_loadu_si512(p + next))
+                       : _mm512_maskz_permutexvar_epi32((__mmask16)((1u << (4 * K)) - 1), pq, first[j]);
+        else
+            w = K == 4 ? _mm512_permutex2var_epi16(first[j], pq, _mm512_loadu_si512(p + next))
+                       : _mm512_maskz_permutexvar_epi16((__mmask32)((1ull << (8 * K)) - 1), pq, first[j]);
         lo[j] = _mm512_and_si512(w, _mm512_set1_epi8(0x0f));
         hi[j] = _mm512_and_si512(_mm512_srli_epi16(w, 4), _mm512_set1_epi8(0x0f));
     }
