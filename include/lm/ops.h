@@ -23,12 +23,22 @@ size_t lm_matmul_scratch_size(const struct lm_tensor *w, int n_tok);
  * the work is split in tiles of rows and tokens over the pool. */
 void lm_matmul(struct lm_pool *pool, float *y, const struct lm_tensor *w, const float *x, int n_tok, void *scratch);
 
+/* Work on row t of the activations, fn(ctx, t), that must be done before
+ * a product reads the row (a norm, a residual, a gated activation), and
+ * touches nothing of any other row. */
+struct lm_row_op {
+    void (*fn)(const void *ctx, int t);
+    const void *ctx;
+};
+
 /* Several products of the same x in one pool job (Q, K and V; gate and
  * up): y[i] = W[i] x, all W[i] with the same ne[0]; x is quantized once
- * per distinct activation format. */
+ * per distinct activation format. pre (or NULL) is run on every row of x
+ * first: where x has one activation format, in the task that quantizes
+ * the row, so that a few rows' step waits on one pool job less. */
 #define LM_MATMUL_MAX 3
 void lm_matmul_multi(struct lm_pool *pool, int n_w, float *const y[], const struct lm_tensor *const w[], const float *x,
-                     int n_tok, void *scratch);
+                     int n_tok, void *scratch, const struct lm_row_op *pre);
 
 /* y = x / sqrt(mean(x^2) + eps) * weight, over n elements (y may be x;
  * weight NULL: no weight, as 1). */

@@ -119,18 +119,27 @@ void lm_blk_rmsnorm(const struct lm_fwd *f, float *y, const float *x, const stru
 void lm_blk_layernorm(const struct lm_fwd *f, float *y, const float *x, const struct lm_tensor *w,
                       const struct lm_tensor *b, int n_rows);
 
-/* Self-attention of layer L from c->xn (normed input): Q, K, V with their
+/* How a block (attention, gated FFN) makes its input c->xn from the
+ * residual stream c->x, row by row in the tasks of its first product:
+ * norm NULL: not at all, c->xn is ready; else first, with residual,
+ * c->x += c->xn (times hp.res_scale), then c->xn = RMSNorm(c->x) * norm. */
+struct lm_blk_in {
+    const struct lm_tensor *norm;
+    bool residual;
+};
+
+/* Self-attention of layer L from c->xn (normed input, or as in says): Q, K, V with their
  * biases and head norms, RoPE, the cache, softmax attention with the
  * layer's window and the model's scale and soft-cap, the output
  * projection and its bias. With the layer's own KV heads and head size; a
  * layer that reuses an earlier layer's cache computes Q only. Result in
  * c->xn. */
-void lm_blk_attention(const struct lm_fwd *f, const struct lm_layer *L);
+void lm_blk_attention(const struct lm_fwd *f, const struct lm_layer *L, struct lm_blk_in in);
 
 enum lm_act { LM_ACT_SILU, LM_ACT_GELU_TANH };
-/* Gated FFN from c->xn: down(act(gate x) * up x), result in c->xn; with
- * the layer's FFN biases where it has them. */
-void lm_blk_ffn_gated(const struct lm_fwd *f, const struct lm_layer *L, enum lm_act act);
+/* Gated FFN from c->xn (or as in says): down(act(gate x) * up x), result
+ * in c->xn; with the layer's FFN biases where it has them. */
+void lm_blk_ffn_gated(const struct lm_fwd *f, const struct lm_layer *L, enum lm_act act, struct lm_blk_in in);
 
 /* FFN without a gate from c->xn: down(gelu(up x + b_up)) + b_down, result
  * in c->xn (gpt2). */

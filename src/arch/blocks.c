@@ -18,6 +18,8 @@ struct rows_job {
     int dim, n_rows, n_tasks;
     float eps, scale;
     void (*row)(const struct rows_job *j, size_t r);
+    float *stream; /* block_input_row: the residual stream */
+    bool residual;
 };
 
 static void rows_task(void *arg, int task, int ith) {
@@ -51,13 +53,15 @@ void lm_blk_layernorm(const struct lm_fwd *f, float *y, const float *x, const st
         lm_layernorm(y + (size_t)r * dim, x + (size_t)r * dim, w->data, b ? b->data : NULL, dim, eps);
 }
 
-static void residual_row(const struct rows_job *j, size_t r) {
-    float *x = j->y + r * (size_t)j->dim;
-    const float *add = j->x + r * (size_t)j->dim;
-    if (j->scale == 1.0f)
-        for (int i = 0; i < j->dim; i++) x[i] += add[i];
+static void add_residual(float *x, const float *add, int dim, float scale) {
+    if (scale == 1.0f)
+        for (int i = 0; i < dim; i++) x[i] += add[i];
     else
-        for (int i = 0; i < j->dim; i++) x[i] += j->scale * add[i];
+        for (int i = 0; i < dim; i++) x[i] += scale * add[i];
+}
+
+static void residual_row(const struct rows_job *j, size_t r) {
+    add_residual(j->y + r * (size_t)j->dim, j->x + r * (size_t)j->dim, j->dim, j->scale);
 }
 
 void lm_blk_residual(const struct lm_fwd *f) {
@@ -65,6 +69,36 @@ void lm_blk_residual(const struct lm_fwd *f) {
     struct rows_job j = {.y = c->x, .x = c->xn, .dim = c->model->hp.n_embd, .n_rows = f->b->n,
                          .scale = c->model->hp.res_scale, .row = residual_row};
     run_rows(f, &j);
+}
+
+/* ---- a block's input, row by row in its first product ----------------------
+ * A few rows' step spent ~10% of its time in the pool jobs of the norms,
+ * residuals and quantizations between the products (each a wait for the
+ * slower thread, and the rows moving between the cores): the input of a
+ * block is made in the tasks that quantize it for the first product. */
+
+static void block_input_row(const struct rows_job *j, size_t r) {
+    float *x = j->stream + r * (size_t)j->dim;
+    if (j->residual) add_residual(x, j->y + r * (size_t)j->dim, j->dim, j->scale);
+    lm_rmsnorm(j->y + r * (size_t)j->dim, x, j->w, j->dim, j->eps);
+}
+
+static void rows_op(const void *ctx, int t) {
+    const struct rows_job *j = ctx;
+    j->row(j, (size_t)t);
+}
+
+/* The job that makes c->xn as `in` says, or none (NULL: c->xn is ready). */
+static const struct lm_row_op *block_input(const struct lm_fwd *f, struct lm_blk_in in, struct rows_job *j,
+                                           struct lm_row_op *op) {
+    struct lm_ctx *c = f->c;
+    LM_ASSERT(in.norm || !in.residual);
+    if (!in.norm) return NULL;
+    *j = (struct rows_job){.y = c->xn, .w = in.norm->data, .dim = (int)in.norm->ne[0], .n_rows = f->b->n,
+                           .eps = c->model->hp.norm_eps, .scale = c->model->hp.res_scale, .row = block_input_row,
+                           .stream = c->x, .residual = in.residual};
+    *op = (struct lm_row_op){rows_op, j};
+    return op;
 }
 
 static void add_bias(float *y, const struct lm_tensor *b, int n_tok, int dim) {
@@ -232,17 +266,20 @@ static void split_gate(float *q, float *gate, int n, int n_head, int hd) {
         }
 }
 
-void lm_blk_attention(const struct lm_fwd *f, const struct lm_layer *L) {
+void lm_blk_attention(const struct lm_fwd *f, const struct lm_layer *L, struct lm_blk_in in) {
     struct lm_ctx *c = f->c;
     const struct lm_model *m = c->model;
     const struct lm_hparams *hp = &m->hp;
     const struct lm_batch *b = f->b;
     int n = b->n, hd = L->head_dim, q_dim = hp->n_head * hd, kv_dim = L->n_head_kv * hd;
+    struct rows_job input;
+    struct lm_row_op op;
+    const struct lm_row_op *pre = block_input(f, in, &input, &op);
     if (L->kv_reused)
-        lm_matmul(c->pool, c->q, L->wq, c->xn, n, c->qscratch);
+        lm_matmul_multi(c->pool, 1, &c->q, &L->wq, c->xn, n, c->qscratch, pre);
     else
         lm_matmul_multi(c->pool, 3, (float *const[]){c->q, c->k, c->v},
-                        (const struct lm_tensor *const[]){L->wq, L->wk, L->wv}, c->xn, n, c->qscratch);
+                        (const struct lm_tensor *const[]){L->wq, L->wk, L->wv}, c->xn, n, c->qscratch, pre);
     if (L->att_gated) split_gate(c->q, c->xn, n, hp->n_head, hd);
     add_bias(c->q, L->bq, n, q_dim);
     add_bias(c->k, L->bk, n, kv_dim);
@@ -270,17 +307,21 @@ static void geglu_row(const struct rows_job *j, size_t r) {
     lm_geglu(j->y + r * (size_t)j->dim, j->x + r * (size_t)j->dim, j->dim);
 }
 
-void lm_blk_ffn_gated(const struct lm_fwd *f, const struct lm_layer *L, enum lm_act act) {
+void lm_blk_ffn_gated(const struct lm_fwd *f, const struct lm_layer *L, enum lm_act act, struct lm_blk_in in) {
     struct lm_ctx *c = f->c;
     int n = f->b->n, n_ff = L->n_ff;
+    struct rows_job input;
+    struct lm_row_op op;
     lm_matmul_multi(c->pool, 2, (float *const[]){c->ffn_g, c->ffn_u},
-                    (const struct lm_tensor *const[]){L->w_gate, L->w_up}, c->xn, n, c->qscratch);
+                    (const struct lm_tensor *const[]){L->w_gate, L->w_up}, c->xn, n, c->qscratch,
+                    block_input(f, in, &input, &op));
     add_bias(c->ffn_g, L->b_gate, n, n_ff);
     add_bias(c->ffn_u, L->b_up, n, n_ff);
+    /* the gated activation of a row in the task that quantizes it for down */
     struct rows_job j = {.y = c->ffn_g, .x = c->ffn_u, .dim = n_ff, .n_rows = n,
                          .row = act == LM_ACT_SILU ? swiglu_row : geglu_row};
-    run_rows(f, &j);
-    lm_matmul(c->pool, c->xn, L->w_down, c->ffn_g, n, c->qscratch);
+    const struct lm_row_op gate = {rows_op, &j};
+    lm_matmul_multi(c->pool, 1, &c->xn, &L->w_down, c->ffn_g, n, c->qscratch, &gate);
     add_bias(c->xn, L->b_down, n, c->model->hp.n_embd);
 }
 

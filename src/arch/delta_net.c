@@ -171,9 +171,9 @@ void lm_blk_delta_net(const struct lm_fwd *f, const struct lm_layer *L) {
     float *qkv = c->ssm_x, *z = qkv + nb * conv_dim, *o = z + nb * value_dim, *beta = o + nb * value_dim;
     float *g = beta + nb * (size_t)n_v;
     lm_matmul_multi(c->pool, 2, (float *const[]){qkv, z}, (const struct lm_tensor *const[]){L->ssm.qkv, L->ssm.z}, c->xn,
-                    n, c->qscratch);
+                    n, c->qscratch, NULL);
     lm_matmul_multi(c->pool, 2, (float *const[]){beta, g}, (const struct lm_tensor *const[]){L->ssm.beta, L->ssm.alpha},
-                    c->xn, n, c->qscratch);
+                    c->xn, n, c->qscratch, NULL);
     const float *dt = L->ssm.dt->data, *a = L->ssm.a->data;
     for (int t = 0; t < n; t++)
         for (int h = 0; h < n_v; h++) {

@@ -114,12 +114,9 @@ static int load_gemma2(struct lm_loader *ld) {
 void lm_arch_gemma_layer(const struct lm_fwd *f, const struct lm_layer *L) {
     struct lm_ctx *c = f->c;
     int n = f->b->n;
-    lm_blk_rmsnorm(f, c->xn, c->x, L->attn_norm, n);
-    lm_blk_attention(f, L);
+    lm_blk_attention(f, L, (struct lm_blk_in){L->attn_norm, false});
     lm_blk_rmsnorm(f, c->xn, c->xn, L->attn_post_norm, n);
-    lm_blk_residual(f);
-    lm_blk_rmsnorm(f, c->xn, c->x, L->ffn_norm, n);
-    lm_blk_ffn_gated(f, L, LM_ACT_GELU_TANH);
+    lm_blk_ffn_gated(f, L, LM_ACT_GELU_TANH, (struct lm_blk_in){L->ffn_norm, true});
     lm_blk_rmsnorm(f, c->xn, c->xn, L->ffn_post_norm, n);
     lm_blk_residual(f);
 }

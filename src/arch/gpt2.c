@@ -46,7 +46,7 @@ static int load(struct lm_loader *ld) {
 static void layer(const struct lm_fwd *f, const struct lm_layer *L) {
     struct lm_ctx *c = f->c;
     lm_blk_layernorm(f, c->xn, c->x, L->attn_norm, L->attn_norm_b, f->b->n);
-    lm_blk_attention(f, L);
+    lm_blk_attention(f, L, (struct lm_blk_in){0});
     lm_blk_residual(f);
     lm_blk_layernorm(f, c->xn, c->x, L->ffn_norm, L->ffn_norm_b, f->b->n);
     lm_blk_ffn(f, L);

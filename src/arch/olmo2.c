@@ -36,11 +36,11 @@ static void layer(const struct lm_fwd *f, const struct lm_layer *L) {
     int n = f->b->n;
     size_t bytes = sizeof(float) * (size_t)n * (size_t)c->model->hp.n_embd;
     memcpy(c->xn, c->x, bytes);
-    lm_blk_attention(f, L);
+    lm_blk_attention(f, L, (struct lm_blk_in){0});
     lm_blk_rmsnorm(f, c->xn, c->xn, L->attn_post_norm, n);
     lm_blk_residual(f);
     memcpy(c->xn, c->x, bytes);
-    lm_blk_ffn_gated(f, L, LM_ACT_SILU);
+    lm_blk_ffn_gated(f, L, LM_ACT_SILU, (struct lm_blk_in){0});
     lm_blk_rmsnorm(f, c->xn, c->xn, L->ffn_post_norm, n);
     lm_blk_residual(f);
 }

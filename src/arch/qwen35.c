@@ -150,12 +150,13 @@ static int load(struct lm_loader *ld) {
 
 static void layer(const struct lm_fwd *f, const struct lm_layer *L) {
     struct lm_ctx *c = f->c;
-    lm_blk_rmsnorm(f, c->xn, c->x, L->attn_norm, f->b->n);
-    if (L->ssm.out) lm_blk_delta_net(f, L);
-    else lm_blk_attention(f, L);
-    lm_blk_residual(f);
-    lm_blk_rmsnorm(f, c->xn, c->x, L->ffn_norm, f->b->n);
-    lm_blk_ffn_gated(f, L, LM_ACT_SILU);
+    if (L->ssm.out) {
+        lm_blk_rmsnorm(f, c->xn, c->x, L->attn_norm, f->b->n);
+        lm_blk_delta_net(f, L);
+    } else {
+        lm_blk_attention(f, L, (struct lm_blk_in){L->attn_norm, false});
+    }
+    lm_blk_ffn_gated(f, L, LM_ACT_SILU, (struct lm_blk_in){L->ffn_norm, true});
     lm_blk_residual(f);
 }
 

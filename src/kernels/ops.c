@@ -54,6 +54,7 @@ struct matmul_job {
     size_t qrow[LM_MATMUL_MAX];
     const float *x;
     int64_t cols;
+    const struct lm_row_op *pre; /* run on each row before its quantization */
 };
 
 /* y[t][r] for the rows and tokens of one task's tile. */
@@ -90,11 +91,14 @@ static void quantize_tile(void *arg, int task, int ith) {
     struct matmul_job *j = arg;
     int tile = quant_tile(j->n_tok), per = (j->n_tok + tile - 1) / tile;
     int q = task / per, t0 = task % per * tile, t1 = t0 + tile < j->n_tok ? t0 + tile : j->n_tok;
-    for (int t = t0; t < t1; t++) j->qt[q]->act_from_f32(j->x + j->cols * t, j->qdst[q] + j->qrow[q] * (size_t)t, j->cols);
+    for (int t = t0; t < t1; t++) {
+        if (j->pre) j->pre->fn(j->pre->ctx, t);
+        if (q < j->n_q) j->qt[q]->act_from_f32(j->x + j->cols * t, j->qdst[q] + j->qrow[q] * (size_t)t, j->cols);
+    }
 }
 
 void lm_matmul_multi(struct lm_pool *pool, int n_w, float *const y[], const struct lm_tensor *const w[], const float *x,
-                     int n_tok, void *scratch) {
+                     int n_tok, void *scratch, const struct lm_row_op *pre) {
     LM_ASSERT(n_w >= 1 && n_w <= LM_MATMUL_MAX && n_tok >= 1);
     struct matmul_job j = {.n_w = n_w, .n_tok = n_tok, .x = x, .cols = w[0]->ne[0]};
     uint8_t *free_scratch = scratch;
@@ -127,10 +131,20 @@ void lm_matmul_multi(struct lm_pool *pool, int n_w, float *const y[], const stru
         j.xa[i] = j.qdst[q];
         j.xa_row[i] = j.qrow[q];
     }
-    if (j.n_q) {
-        int per = (n_tok + quant_tile(n_tok) - 1) / quant_tile(n_tok);
-        lm_pool_run(pool, j.n_q * per, quantize_tile, &j);
+    /* pre in the quantization's tasks where x has one format; else a job
+     * of its own first (quantize_tile with no format: q == n_q) */
+    int per = (n_tok + quant_tile(n_tok) - 1) / quant_tile(n_tok);
+    if (pre && j.n_q != 1) {
+        j.pre = pre;
+        const int n_q = j.n_q;
+        j.n_q = 0;
+        lm_pool_run(pool, per, quantize_tile, &j);
+        j.n_q = n_q;
+        j.pre = NULL;
+    } else {
+        j.pre = pre;
     }
+    if (j.n_q) lm_pool_run(pool, j.n_q * per, quantize_tile, &j);
     /* Up to 7 tokens (generation of a few sequences): guided row tiles,
      * each 1 / threads of the rows left, so that the first are long and
      * the last short. A task's start costs (a new stream for the
@@ -181,7 +195,7 @@ void lm_matmul_multi(struct lm_pool *pool, int n_w, float *const y[], const stru
 }
 
 void lm_matmul(struct lm_pool *pool, float *y, const struct lm_tensor *w, const float *x, int n_tok, void *scratch) {
-    lm_matmul_multi(pool, 1, &y, &w, x, n_tok, scratch);
+    lm_matmul_multi(pool, 1, &y, &w, x, n_tok, scratch, NULL);
 }
 
 void lm_rmsnorm(float *y, const float *x, const float *weight, int n, float eps) {
