@@ -40,9 +40,12 @@ static int load_qwen3(struct lm_loader *ld) {
 }
 
 void lm_arch_llama_layer(const struct lm_fwd *f, const struct lm_layer *L) {
-    lm_blk_attention(f, L, (struct lm_blk_in){L->attn_norm, false});
+    const struct lm_model *m = f->c->model;
+    /* the FFN's residual is added as the next layer makes its input (one
+     * pool job less a layer), the last layer's here */
+    lm_blk_attention(f, L, (struct lm_blk_in){L->attn_norm, L != m->layers});
     lm_blk_ffn_gated(f, L, LM_ACT_SILU, (struct lm_blk_in){L->ffn_norm, true});
-    lm_blk_residual(f);
+    if (L == m->layers + m->hp.n_layer - 1) lm_blk_residual(f);
 }
 
 const struct lm_arch lm_arch_llama = {"llama", load_llama, lm_arch_llama_layer};
