@@ -11,8 +11,9 @@
 #   TOKENS (per request, default 128), ROUNDS (default 2), CLIENTS ("1 2 4 8").
 # Each client sends the OpenAI chat request of the README with the official
 # openai Python client (pip install openai), max_tokens TOKENS, ignore_eos
-# so every reply is TOKENS long; t/s = all clients' completion tokens / wall
-# time of the round, best of ROUNDS rounds (each round: every client count,
+# so every reply is TOKENS long; t/s = all clients' completion tokens / the
+# time from their common start to the last reply (see measure), best of
+# ROUNDS rounds (each round: every client count,
 # on each server in turn). "vs 1 client" is the best t/s over the best one
 # client's; "median" is the median over the rounds of the same ratio within
 # each round: on a shared machine whose speed drifts from minute to minute,
@@ -39,7 +40,12 @@ wait_ready() { # port pid
     return 1
 }
 
-# Prints the total t/s of one round of N clients against PORT.
+# Prints the total t/s of one round of N clients against PORT, after an
+# unmeasured round of the same requests from the same process: the slots'
+# prompts are cached, and the client's connections and its lazy set-up on
+# the first request (tens of ms for four threads at once, which counted
+# against many clients more than one) are made. The clients start together
+# at a barrier; the round's time runs from there to the last reply.
 measure() { # port n
     python3 - "$1" "$2" "$TOKENS" <<'PY'
 import sys, threading, time
@@ -47,17 +53,22 @@ import openai
 port, n, tokens = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0, timeout=600)
 topics = ["the sea", "a city at night", "mountains", "a library", "the first snow", "trains", "a garden", "the moon"]
-def one(i, out):
+def one(i, go, out, done):
+    go.wait()
     r = client.chat.completions.create(model="default", max_tokens=tokens, temperature=0.8, seed=i,
         messages=[{"role": "user", "content": f"Write a long story about {topics[i % len(topics)]}."}],
         extra_body={"ignore_eos": True})
-    out[i] = r.usage.completion_tokens
-out = [0] * n
-t0 = time.time()
-th = [threading.Thread(target=one, args=(i, out)) for i in range(n)]
-for t in th: t.start()
-for t in th: t.join()
-print(f"{sum(out) / (time.time() - t0):.1f}")
+    out[i], done[i] = r.usage.completion_tokens, time.time()
+def round_tps():
+    out, done, go = [0] * n, [0.0] * n, threading.Barrier(n + 1)
+    th = [threading.Thread(target=one, args=(i, go, out, done)) for i in range(n)]
+    for t in th: t.start()
+    go.wait()
+    t0 = time.time()
+    for t in th: t.join()
+    return sum(out) / (max(done) - t0)
+round_tps()
+print(f"{round_tps():.1f}")
 PY
 }
 
@@ -76,17 +87,16 @@ servers=(lm)
 [ -n "$LLAMA_SERVER" ] && servers+=(llama-server)
 # A round measures every client count on each server in turn, so that the
 # ratios compare figures taken within a minute or two of each other; the
-# best round of each counts. Each count's requests are sent once unmeasured
-# first: both servers keep a slot's prompt for a request that starts the
-# same way, so every measured request, of one client or of 8, finds its
-# prompt cached alike (a lone warm-up request gave the single client a
-# cached prompt and the others none).
+# best round of each counts. measure sends each count's requests once
+# unmeasured first: both servers keep a slot's prompt for a request that
+# starts the same way, so every measured request, of one client or of 8,
+# finds its prompt cached alike (a lone warm-up request gave the single
+# client a cached prompt and the others none).
 declare -A result ratios
 for _ in $(seq "$ROUNDS"); do
     for s in "${servers[@]}"; do
         start "$s"
         for n in $CLIENTS; do
-            measure "$PORT" "$n" >/dev/null
             t=$(measure "$PORT" "$n")
             if python3 -c "import sys; sys.exit(not $t > ${result[$s,$n]:-0})"; then result[$s,$n]=$t; fi
             [ "$n" = "${CLIENTS%% *}" ] && one=$t
