@@ -128,12 +128,12 @@ struct lm_blk_in {
     bool residual;
 };
 
-/* Self-attention of layer L from c->xn (normed input, or as in says): Q, K, V with their
- * biases and head norms, RoPE, the cache, softmax attention with the
- * layer's window and the model's scale and soft-cap, the output
- * projection and its bias. With the layer's own KV heads and head size; a
- * layer that reuses an earlier layer's cache computes Q only. Result in
- * c->xn. */
+/* Self-attention of layer L from c->xn (normed input, or as in says): Q,
+ * K, V with their biases and head norms, RoPE, the cache, softmax
+ * attention with the layer's window and the model's scale and soft-cap,
+ * the output projection and its bias. With the layer's own KV heads and
+ * head size; a layer that reuses an earlier layer's cache computes Q only.
+ * Result in c->xn. */
 void lm_blk_attention(const struct lm_fwd *f, const struct lm_layer *L, struct lm_blk_in in);
 
 enum lm_act { LM_ACT_SILU, LM_ACT_GELU_TANH };
