@@ -77,12 +77,12 @@ void lm_sgemm_f16(int M, int N, int K, const float *A, size_t lda, const uint16_
 void lm_sgemm_f16_ref(int M, int N, int K, const float *A, size_t lda, const uint16_t *B, size_t ldb, float *C,
                       size_t ldc, bool add);
 
-/* Reads a byte of every 64-byte line of n rows of `bytes`, `stride`
- * apart, so that they are in cache before their use: these loads,
- * independent of each other, keep more misses in flight than the
- * products' loads, which wait behind FMAs (attention over a KV cache that
- * the weights evicted since the last token: a third faster). */
-void lm_touch_rows(const void *p, size_t bytes, size_t stride, int n);
+/* Reads a byte of every 64-byte line of `bytes` at p, so that they are
+ * in cache before their use: these loads, independent of each other, keep
+ * more misses in flight than the products' loads, which wait behind FMAs
+ * (attention over a KV cache that the weights evicted since the last
+ * token: a third faster). */
+void lm_touch(const void *p, size_t bytes);
 
 /* Rows into the f16 KV cache. */
 void lm_f32_to_f16_row(const float *x, uint16_t *y, int n);

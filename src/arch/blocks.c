@@ -224,7 +224,8 @@ static void attention(void *arg, int task, int ith) {
             lm_f32_to_f16_row(c->q + (size_t)(t0 + t) * q_dim + (size_t)(kvh * group + g) * hd, q16, hd);
             f16->to_f32(q16, qt + (size_t)(t * group + g) * hd, hd);
         }
-    const uint16_t *v = c->v_cache + kv_head(c, j->L, seq, kvh), *k = c->k_cache + kv_head(c, j->L, seq, kvh);
+    const size_t head = kv_head(c, j->L, seq, kvh);
+    const uint16_t *v = c->v_cache + head, *k = c->k_cache + head;
     /* positions the tile sees: the blocks from the first row's window
      * start to the last row (scores past either end are computed, from
      * keys of other positions or none, and not used) */
@@ -232,8 +233,8 @@ static void attention(void *arg, int task, int ith) {
     const size_t k_block = LM_KV_BLOCK * (size_t)hd; /* from one block of keys to the next */
     for (int p0 = lo; p0 < n_pos; p0 += ATT_RUN) {
         int p1 = p0 + ATT_RUN < n_pos ? p0 + ATT_RUN : n_pos;
-        lm_touch_rows(k + (size_t)(p0 / LM_KV_BLOCK) * k_block,
-                      sizeof(uint16_t) * k_block * (size_t)((p1 - p0 + LM_KV_BLOCK - 1) / LM_KV_BLOCK), 0, 1);
+        lm_touch(k + (size_t)(p0 / LM_KV_BLOCK) * k_block,
+                 sizeof(uint16_t) * k_block * (size_t)((p1 - p0 + LM_KV_BLOCK - 1) / LM_KV_BLOCK));
         for (int p = p0; p < p1; p += LM_KV_BLOCK)
             lm_sgemm_f16(rows, LM_KV_BLOCK, hd, qt, (size_t)hd, k + (size_t)(p / LM_KV_BLOCK) * k_block, LM_KV_BLOCK,
                          sc + p, lds, false);
@@ -251,7 +252,7 @@ static void attention(void *arg, int task, int ith) {
     }
     for (int p0 = lo; p0 < n_pos; p0 += ATT_RUN) { /* one chain of FMAs over all positions, run by run */
         int np = n_pos - p0 < ATT_RUN ? n_pos - p0 : ATT_RUN;
-        lm_touch_rows(v + (size_t)p0 * (size_t)hd, sizeof(uint16_t) * (size_t)hd * (size_t)np, 0, 1);
+        lm_touch(v + (size_t)p0 * (size_t)hd, sizeof(uint16_t) * (size_t)hd * (size_t)np);
         lm_sgemm_f16(rows, hd, np, sc + p0, lds, v + (size_t)p0 * (size_t)hd, (size_t)hd, out, (size_t)hd, p0 > lo);
     }
     for (int t = 0; t < nt; t++)

@@ -87,14 +87,29 @@ static void matmul_tile(void *arg, int task, int ith) {
 #define QUANT_TILE 8
 static int quant_tile(int n_tok) { return n_tok < QUANT_TILE ? 1 : QUANT_TILE; }
 
-static void quantize_tile(void *arg, int task, int ith) {
-    struct matmul_job *j = arg;
+/* The rows [*t0, *t1) of a quantization task; returns its format. */
+static int quant_task(const struct matmul_job *j, int task, int *t0, int *t1) {
     int tile = quant_tile(j->n_tok), per = (j->n_tok + tile - 1) / tile;
-    int q = task / per, t0 = task % per * tile, t1 = t0 + tile < j->n_tok ? t0 + tile : j->n_tok;
+    *t0 = task % per * tile;
+    *t1 = *t0 + tile < j->n_tok ? *t0 + tile : j->n_tok;
+    return task / per;
+}
+
+static void quantize_tile(void *arg, int task, int ith) {
+    const struct matmul_job *j = arg;
+    int t0, t1, q = quant_task(j, task, &t0, &t1);
     for (int t = t0; t < t1; t++) {
         if (j->pre) j->pre->fn(j->pre->ctx, t);
-        if (q < j->n_q) j->qt[q]->act_from_f32(j->x + j->cols * t, j->qdst[q] + j->qrow[q] * (size_t)t, j->cols);
+        j->qt[q]->act_from_f32(j->x + j->cols * t, j->qdst[q] + j->qrow[q] * (size_t)t, j->cols);
     }
+}
+
+/* pre alone, on the rows of a quantization task of one format */
+static void pre_tile(void *arg, int task, int ith) {
+    const struct matmul_job *j = arg;
+    int t0, t1;
+    quant_task(j, task, &t0, &t1);
+    for (int t = t0; t < t1; t++) j->pre->fn(j->pre->ctx, t);
 }
 
 void lm_matmul_multi(struct lm_pool *pool, int n_w, float *const y[], const struct lm_tensor *const w[], const float *x,
@@ -132,17 +147,12 @@ void lm_matmul_multi(struct lm_pool *pool, int n_w, float *const y[], const stru
         j.xa_row[i] = j.qrow[q];
     }
     /* pre in the quantization's tasks where x has one format; else a job
-     * of its own first (quantize_tile with no format: q == n_q) */
+     * of its own first */
     int per = (n_tok + quant_tile(n_tok) - 1) / quant_tile(n_tok);
+    j.pre = pre;
     if (pre && j.n_q != 1) {
-        j.pre = pre;
-        const int n_q = j.n_q;
-        j.n_q = 0;
-        lm_pool_run(pool, per, quantize_tile, &j);
-        j.n_q = n_q;
+        lm_pool_run(pool, per, pre_tile, &j);
         j.pre = NULL;
-    } else {
-        j.pre = pre;
     }
     if (j.n_q) lm_pool_run(pool, j.n_q * per, quantize_tile, &j);
     /* Up to 7 tokens (generation of a few sequences): guided row tiles,
@@ -280,12 +290,9 @@ void lm_rope(float *x, int n_heads, int head_dim, int n_rot, const float *cos_t,
     }
 }
 
-void lm_touch_rows(const void *p, size_t bytes, size_t stride, int n) {
+void lm_touch(const void *p, size_t bytes) {
     uint64_t sum = 0;
-    for (int r = 0; r < n; r++) {
-        const unsigned char *row = (const unsigned char *)p + stride * (size_t)r;
-        for (size_t o = 0; o < bytes; o += 64) sum += row[o];
-    }
+    for (size_t o = 0; o < bytes; o += 64) sum += ((const unsigned char *)p)[o];
     __asm__ volatile("" : : "r"(sum)); /* the loads are the point: keep them */
 }
 
