@@ -624,19 +624,27 @@ static inline int q_int_offset(enum qkind k) { return k == Q4_0 ? 8 : k == Q8_0 
  * comes off each integer sum, rather than a float term of its own. */
 
 /* Blocks 4g..4g + 3 of an activation row (group g), laid out as the
- * weights' vectors: lo, hi: y[0..15] and y[16..31] of block k at bytes
- * 16k..16k + 15 (they meet the weights' low and high nibbles, q8_0's
- * first and second 16 bytes); off: what comes off block k's integer sum
- * (8 or 128 * sum(y); q4_1: 0), dy, sy: its d and (q8_1) s, in lanes
- * 4k..4k + 3. Blocks past the row's end are zero. */
+ * weights' vectors (z0_weights): lo, hi: y[0..15] and y[16..31] of block k
+ * at bytes 16k..16k + 15 (they meet the weights' low and high nibbles,
+ * q8_0's first and second 16 bytes); or in pairs, y[s]: bytes 8s..8s + 7
+ * of block k twice, there (they meet those weights of two weight rows);
+ * off: what comes off block k's integer sum (8 or 128 * sum(y); q4_1: 0),
+ * dy, sy: its d and (q8_1) s, in lanes 4k..4k + 3. Blocks past the row's
+ * end are zero. */
 struct z0_acts {
-    __m512i lo, hi, off;
+    union {
+        struct {
+            __m512i lo, hi;
+        };
+        __m512i y[4];
+    };
+    __m512i off;
     __m512 dy, sy;
 };
 
 /* Each block's parts go to its 128-bit lane by masked broadcasts (where
  * building the vectors in memory took 3% of a step of 4 sequences). */
-static void z0_pack(enum qkind k, int nb, const uint8_t *y, struct z0_acts *a) {
+static void z0_pack(enum qkind k, int nb, const uint8_t *y, bool pairs, struct z0_acts *a) {
     const size_t ys = q_ysize(k), yqs = q_y_q8_1(k) ? offsetof(struct lm_block_q8_1, qs) : offsetof(struct lm_block_q8_0, qs);
     for (int g = 0; g < (nb + 3) / 4; g++) {
         __m512i lo = _mm512_setzero_si512(), hi = lo, off = lo;
@@ -660,15 +668,23 @@ static void z0_pack(enum qkind k, int nb, const uint8_t *y, struct z0_acts *a) {
             }
         }
         a[g] = (struct z0_acts){.lo = lo, .hi = hi, .off = off, .dy = dy, .sy = sy};
+        if (pairs) {
+            a[g].y[0] = _mm512_unpacklo_epi64(lo, lo);
+            a[g].y[1] = _mm512_unpackhi_epi64(lo, lo);
+            a[g].y[2] = _mm512_unpacklo_epi64(hi, hi);
+            a[g].y[3] = _mm512_unpackhi_epi64(hi, hi);
+        }
     }
 }
 
 /* A mask of the first n (<= 64) bytes; none for n <= 0 */
 static inline __mmask64 zbytes(int n) { return n >= 64 ? ~0ull : n <= 0 ? 0 : (1ull << n) - 1; }
 
-/* Blocks b..b + K - 1 (K <= 4) of 4 weight rows as unsigned bytes, row j's
- * in lo[j] and hi[j]: block i's weights 0-15 at bytes 16i..16i + 15 of lo,
- * 16-31 of hi (the low and high nibbles; q8_0's bytes plus 128). Returns
+/* Blocks b..b + K - 1 (K <= 4) of 4 weight rows as unsigned bytes (the low
+ * and high nibbles; q8_0's bytes plus 128): row j's in w[j] and w[4 + j],
+ * block i's weights 0-15 at bytes 16i..16i + 15 of the first, 16-31 of the
+ * second; or in pairs, two rows a vector: w[4a + s] holds weights
+ * 8s..8s + 7 of block i of rows 2a and 2a + 1 there. Returns
  * dx of row j, block i in lane 4i + j, and q4_1's mx so in *mx. A block's
  * weight bytes start at an even offset (18i + 2, 34i + 2), so word
  * permutations of two 64-byte loads pick them; q8_0's weights 16-31 the
@@ -677,7 +693,7 @@ static inline __mmask64 zbytes(int n) { return n >= 64 ? ~0ull : n <= 0 ? 0 : (1
  * so dword permutations pick them: one operation where a word one took
  * two on an Intel Xeon. */
 static inline __attribute__((always_inline)) __m512 z0_weights(enum qkind k, const int K, const uint8_t *const x[4], int b,
-                                                               __m512i lo[4], __m512i hi[4], __m512 *mx) {
+                                                               const bool pairs, __m512i w[8], __m512 *mx) {
     /* the second load starts 8 (q4_0) or 16 bytes (q4_1) in: words 32.. of
      * the first's span are its words 28.. (q4_1: dwords 16.. are its 12..);
      * q8_0's at 64 */
@@ -696,7 +712,7 @@ static inline __attribute__((always_inline)) __m512 z0_weights(enum qkind k, con
     const int xs = (int)q_xsize(k), next = k == Q4_0 ? 8 : 16;
     const __m512i pq = _mm512_loadu_si512(k == Q4_1 ? (const void *)pick_q4_1 : pick_q[k == Q8_0]);
     const __m512i pd = _mm512_loadu_si512(pick_d[f]);
-    __m512i first[4], second[4];
+    __m512i first[4], second[4], lo[4], hi[4];
 #pragma GCC unroll 4
     for (int j = 0; j < 4; j++) {
         const uint8_t *p = x[j] + (size_t)xs * (size_t)b;
@@ -711,15 +727,35 @@ static inline __attribute__((always_inline)) __m512 z0_weights(enum qkind k, con
             continue;
         }
         first[j] = K == 4 ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8(zbytes(xs * K), p);
-        __m512i w;
         if (k == Q4_1) /* K < 4: dwords below 16, from the first load */
-            w = K == 4 ? _mm512_permutex2var_epi32(first[j], pq, _mm512_loadu_si512(p + next))
+            lo[j] = K == 4 ? _mm512_permutex2var_epi32(first[j], pq, _mm512_loadu_si512(p + next))
                        : _mm512_maskz_permutexvar_epi32((__mmask16)((1u << (4 * K)) - 1), pq, first[j]);
         else
-            w = K == 4 ? _mm512_permutex2var_epi16(first[j], pq, _mm512_loadu_si512(p + next))
+            lo[j] = K == 4 ? _mm512_permutex2var_epi16(first[j], pq, _mm512_loadu_si512(p + next))
                        : _mm512_maskz_permutexvar_epi16((__mmask32)((1ull << (8 * K)) - 1), pq, first[j]);
-        lo[j] = _mm512_and_si512(w, _mm512_set1_epi8(0x0f));
-        hi[j] = _mm512_and_si512(_mm512_srli_epi16(w, 4), _mm512_set1_epi8(0x0f));
+    }
+    /* lo[j]: q4's packed bytes (weights 0-15 and 16-31); in pairs, paired
+     * by qwords before the nibbles are split */
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+#pragma GCC unroll 4
+    for (int j = 0; j < 4 && !pairs; j++) {
+        w[j] = k == Q8_0 ? lo[j] : _mm512_and_si512(lo[j], m4);
+        w[4 + j] = k == Q8_0 ? hi[j] : _mm512_and_si512(_mm512_srli_epi16(lo[j], 4), m4);
+    }
+#pragma GCC unroll 2
+    for (int a = 0; a < 2 && pairs; a++) {
+        if (k == Q8_0) {
+            w[4 * a] = _mm512_unpacklo_epi64(lo[2 * a], lo[2 * a + 1]);
+            w[4 * a + 1] = _mm512_unpackhi_epi64(lo[2 * a], lo[2 * a + 1]);
+            w[4 * a + 2] = _mm512_unpacklo_epi64(hi[2 * a], hi[2 * a + 1]);
+            w[4 * a + 3] = _mm512_unpackhi_epi64(hi[2 * a], hi[2 * a + 1]);
+            continue;
+        }
+        const __m512i u = _mm512_unpacklo_epi64(lo[2 * a], lo[2 * a + 1]), v = _mm512_unpackhi_epi64(lo[2 * a], lo[2 * a + 1]);
+        w[4 * a] = _mm512_and_si512(u, m4);
+        w[4 * a + 1] = _mm512_and_si512(v, m4);
+        w[4 * a + 2] = _mm512_and_si512(_mm512_srli_epi16(u, 4), m4);
+        w[4 * a + 3] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
     }
     __m512i d01 = _mm512_permutex2var_epi16(first[0], pd, first[1]), d23 = _mm512_permutex2var_epi16(first[2], pd, first[3]);
     if (k == Q8_0) {
@@ -749,57 +785,107 @@ static inline __m512i z0_lanes_small(const __m512i p[4]) {
     return _mm512_madd_epi16(_mm512_packs_epi32(p01, p23), ones);
 }
 
-/* T (as floats) of 4 weight rows (lo, hi of z0_weights) against a group of
- * one activation row: row j, block i in lane 4i + j. The activations are
- * held in registers: as memory operands of the 4 rows' vpdpbusd, each was
- * loaded 4 times, and the loads bound the step (q8_0 ran 10% slower). */
-static inline __attribute__((always_inline)) __m512 z0_dot(enum qkind k, const __m512i lo[4], const __m512i hi[4],
+/* Lanes 4q + 2i and 4q + 2i + 1 of p0 (i = 0, 1), then of p1, summed into
+ * lanes 4q..4q + 3: vpmaddwd of int16 packs for 4-bit weights (sums of 16
+ * products of at most 15 * 127: below 2^15), a dword shuffle of the even
+ * and the odd lanes and an add for q8_0's. */
+static inline __m512i z0_pair_sums(enum qkind k, __m512i p0, __m512i p1) {
+    if (k != Q8_0) return _mm512_madd_epi16(_mm512_packs_epi32(p0, p1), _mm512_set1_epi16(1));
+    const __m512 a = _mm512_castsi512_ps(p0), b = _mm512_castsi512_ps(p1);
+    return _mm512_add_epi32(_mm512_castps_si512(_mm512_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0))),
+                            _mm512_castps_si512(_mm512_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1))));
+}
+static inline __m256i z0_pair_sums256(enum qkind k, __m256i p0, __m256i p1) {
+    if (k != Q8_0) return _mm256_madd_epi16(_mm256_packs_epi32(p0, p1), _mm256_set1_epi16(1));
+    const __m256 a = _mm256_castsi256_ps(p0), b = _mm256_castsi256_ps(p1);
+    return _mm256_add_epi32(_mm256_castps_si256(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0))),
+                            _mm256_castps_si256(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1))));
+}
+
+/* T (as floats) of 4 weight rows (w of z0_weights) against a group of one
+ * activation row: row j, block i in lane 4i + j. A row's block sums into
+ * lanes 4i..4i + 3 of p[j], added by z0_lanes. In pairs, rows 2a and
+ * 2a + 1 of block i sum into lanes 4i..4i + 3 of p[a], two a row (16
+ * products a lane), and z0_pair_sums adds each pair. Rows of 576 weights in
+ * L2 on an Intel Xeon, best of 5-7 alternating runs: 3 and 4 activation
+ * rows 2-6% faster for q4_1, 2-10% for q8_0; 2 rows no faster, one row
+ * 5-10% slower (the weights' extra unpacks). The activations are held in
+ * registers: as memory operands of the rows' vpdpbusd, each was loaded 4
+ * times, and the loads bound the step (q8_0 ran 10% slower). */
+static inline __attribute__((always_inline)) __m512 z0_dot(enum qkind k, const bool pairs, const __m512i w[8],
                                                            const struct z0_acts *y) {
-    __m512i ylo = y->lo, yhi = y->hi, p[4];
-    __asm__("" : "+v"(ylo), "+v"(yhi));
+    if (!pairs) {
+        __m512i ylo = y->lo, yhi = y->hi, p[4];
+        __asm__("" : "+v"(ylo), "+v"(yhi));
 #pragma GCC unroll 4
-    for (int j = 0; j < 4; j++) p[j] = zdpbusd(zdpbusd(_mm512_setzero_si512(), lo[j], ylo, k == Q8_0), hi[j], yhi, k == Q8_0);
-    const __m512i t = k == Q8_0 ? z0_lanes(p) : z0_lanes_small(p);
+        for (int j = 0; j < 4; j++) p[j] = zdpbusd(zdpbusd(_mm512_setzero_si512(), w[j], ylo, k == Q8_0), w[4 + j], yhi, k == Q8_0);
+        const __m512i t = k == Q8_0 ? z0_lanes(p) : z0_lanes_small(p);
+        return _mm512_cvtepi32_ps(k == Q4_1 ? t : _mm512_sub_epi32(t, y->off));
+    }
+    __m512i ys[4] = {y->y[0], y->y[1], y->y[2], y->y[3]}, p[2];
+    __asm__("" : "+v"(ys[0]), "+v"(ys[1]), "+v"(ys[2]), "+v"(ys[3]));
+#pragma GCC unroll 2
+    for (int a = 0; a < 2; a++) {
+        p[a] = _mm512_setzero_si512();
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) p[a] = zdpbusd(p[a], w[4 * a + i], ys[i], k == Q8_0);
+    }
+    const __m512i t = z0_pair_sums(k, p[0], p[1]);
     return _mm512_cvtepi32_ps(k == Q4_1 ? t : _mm512_sub_epi32(t, y->off));
 }
 
 /* z0_dot of a step of 1 or 2 blocks (a row's last), in 256-bit halves at
  * half the cost: its lanes 8-15, blocks past the row, are 0 as z0_dot's. */
-static inline __attribute__((always_inline)) __m512 z0_dot_half(enum qkind k, const __m512i lo[4], const __m512i hi[4],
+static inline __attribute__((always_inline)) __m512 z0_dot_half(enum qkind k, const bool pairs, const __m512i w[8],
                                                                 const struct z0_acts *y) {
-    const __m256i ylo = _mm512_castsi512_si256(y->lo), yhi = _mm512_castsi512_si256(y->hi);
-    __m256i p[4];
+    if (!pairs) {
+        const __m256i ylo = _mm512_castsi512_si256(y->lo), yhi = _mm512_castsi512_si256(y->hi);
+        __m256i p[4], t;
 #pragma GCC unroll 4
-    for (int j = 0; j < 4; j++)
-        p[j] = zdpbusd256(zdpbusd256(_mm256_setzero_si256(), _mm512_castsi512_si256(lo[j]), ylo, k == Q8_0),
-                          _mm512_castsi512_si256(hi[j]), yhi, k == Q8_0);
-    __m256i t;
-    if (k == Q8_0) {
-        const __m256i s01 = _mm256_add_epi32(_mm256_unpacklo_epi32(p[0], p[1]), _mm256_unpackhi_epi32(p[0], p[1]));
-        const __m256i s23 = _mm256_add_epi32(_mm256_unpacklo_epi32(p[2], p[3]), _mm256_unpackhi_epi32(p[2], p[3]));
-        t = _mm256_add_epi32(_mm256_unpacklo_epi64(s01, s23), _mm256_unpackhi_epi64(s01, s23));
-    } else {
-        const __m256i ones = _mm256_set1_epi16(1);
-        const __m256i p01 = _mm256_madd_epi16(_mm256_packs_epi32(p[0], p[1]), ones);
-        const __m256i p23 = _mm256_madd_epi16(_mm256_packs_epi32(p[2], p[3]), ones);
-        t = _mm256_madd_epi16(_mm256_packs_epi32(p01, p23), ones);
+        for (int j = 0; j < 4; j++)
+            p[j] = zdpbusd256(zdpbusd256(_mm256_setzero_si256(), _mm512_castsi512_si256(w[j]), ylo, k == Q8_0),
+                              _mm512_castsi512_si256(w[4 + j]), yhi, k == Q8_0);
+        if (k == Q8_0) {
+            const __m256i s01 = _mm256_add_epi32(_mm256_unpacklo_epi32(p[0], p[1]), _mm256_unpackhi_epi32(p[0], p[1]));
+            const __m256i s23 = _mm256_add_epi32(_mm256_unpacklo_epi32(p[2], p[3]), _mm256_unpackhi_epi32(p[2], p[3]));
+            t = _mm256_add_epi32(_mm256_unpacklo_epi64(s01, s23), _mm256_unpackhi_epi64(s01, s23));
+        } else {
+            const __m256i ones = _mm256_set1_epi16(1);
+            const __m256i p01 = _mm256_madd_epi16(_mm256_packs_epi32(p[0], p[1]), ones);
+            const __m256i p23 = _mm256_madd_epi16(_mm256_packs_epi32(p[2], p[3]), ones);
+            t = _mm256_madd_epi16(_mm256_packs_epi32(p01, p23), ones);
+        }
+        if (k != Q4_1) t = _mm256_sub_epi32(t, _mm512_castsi512_si256(y->off));
+        return _mm512_zextps256_ps512(_mm256_cvtepi32_ps(t));
     }
+    __m256i p[2];
+#pragma GCC unroll 2
+    for (int a = 0; a < 2; a++) {
+        p[a] = _mm256_setzero_si256();
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++)
+            p[a] = zdpbusd256(p[a], _mm512_castsi512_si256(w[4 * a + i]), _mm512_castsi512_si256(y->y[i]), k == Q8_0);
+    }
+    __m256i t = z0_pair_sums256(k, p[0], p[1]);
     if (k != Q4_1) t = _mm256_sub_epi32(t, _mm512_castsi512_si256(y->off));
     return _mm512_zextps256_ps512(_mm256_cvtepi32_ps(t));
 }
+
+#define Z0_PAIRS 3 /* activation rows from which a tile takes the weights in pairs (z0_dot) */
 
 /* Blocks b..b + K - 1 of 4 weight rows against C activation rows (group
  * b / 4 of each, ga groups apart in a) into acc[c] (and q4_1's accm[c]). */
 static inline __attribute__((always_inline)) void z0_step(enum qkind k, const int K, const int C, const uint8_t *const x[4],
                                                           int b, const struct z0_acts *a, size_t ga, __m512 *acc,
                                                           __m512 *accm) {
-    __m512i lo[4], hi[4];
+    __m512i w[8];
     __m512 mx;
-    const __m512 dx = z0_weights(k, K, x, b, lo, hi, &mx);
+    const bool pairs = C >= Z0_PAIRS;
+    const __m512 dx = z0_weights(k, K, x, b, pairs, w, &mx);
 #pragma GCC unroll 8
     for (int c = 0; c < C; c++) {
         const struct z0_acts *y = a + ga * (size_t)c + (size_t)(b / 4);
-        const __m512 t = K <= 2 ? z0_dot_half(k, lo, hi, y) : z0_dot(k, lo, hi, y);
+        const __m512 t = K <= 2 ? z0_dot_half(k, pairs, w, y) : z0_dot(k, pairs, w, y);
         acc[c] = _mm512_fmadd_ps(_mm512_mul_ps(dx, y->dy), t, acc[c]);
         if (k == Q4_1) accm[c] = _mm512_fmadd_ps(mx, y->sy, accm[c]); /* one FMA: 1-3% faster than a multiply and an add */
     }
@@ -906,7 +992,7 @@ static inline __attribute__((always_inline)) void z0_gemv(enum qkind k, int n, i
     struct z0_acts a[ZQ_MAX_BLOCKS / 4];
     for (int b0 = 0; b0 < n / 32; b0 += ZQ_MAX_BLOCKS) {
         const int nb = n / 32 - b0 < ZQ_MAX_BLOCKS ? n / 32 - b0 : ZQ_MAX_BLOCKS;
-        z0_pack(k, nb, y + q_ysize(k) * (size_t)b0, a);
+        z0_pack(k, nb, y + q_ysize(k) * (size_t)b0, false, a);
         const uint8_t *xb = x + q_xsize(k) * (size_t)b0;
         const char *pf = (const char *)xb + Z_FETCH_AHEAD;
         for (int r = 0; r < nr; r += 4) {
@@ -925,7 +1011,10 @@ static inline __attribute__((always_inline)) void z0_rows(enum qkind k, int n, i
     struct z0_acts a[15][LM_GEMM_CHUNK / 4];
     for (int b0 = 0; b0 < n / 32; b0 += LM_GEMM_CHUNK) {
         const int nb = n / 32 - b0 < LM_GEMM_CHUNK ? n / 32 - b0 : LM_GEMM_CHUNK;
-        for (int c = 0; c < nc; c++) z0_pack(k, nb, y + by * (size_t)c + q_ysize(k) * (size_t)b0, a[c]);
+        for (int c = 0; c < nc; c++) { /* laid out for the pass that takes row c */
+            const int c0 = c / Z0_PASS * Z0_PASS, pass = nc - c0 < Z0_PASS ? nc - c0 : Z0_PASS;
+            z0_pack(k, nb, y + by * (size_t)c + q_ysize(k) * (size_t)b0, pass >= Z0_PAIRS, a[c]);
+        }
         const uint8_t *xb = x + q_xsize(k) * (size_t)b0;
         for (int r = 0; r < nr; r += 4) {
             const uint8_t *rows[4];
