@@ -456,6 +456,37 @@ TEST(quants_gemm_rows_invariant) {
     return 0;
 }
 
+/* A kernel may keep the activations it packed for its next call (the
+ * AVX-512 build's few-row q4_0-q8_0 kernels do): new rows in the same
+ * buffer, of the same size and count, must be packed anew. Each row of the
+ * second call against the call with that row alone. */
+TEST(quants_gemm_new_rows_same_buffer) {
+    rng_state = 12;
+    const enum lm_type types[] = {LM_TYPE_Q4_0, LM_TYPE_Q4_1, LM_TYPE_Q8_0};
+    for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
+        const struct lm_type_traits *t = lm_type_get(types[k]), *at = lm_type_get(t->vec_dot_type);
+        const int n = 576, nr = 8, nc = 4;
+        const size_t bx = (size_t)(n / t->blck) * t->size, by = (size_t)(n / at->blck) * at->size;
+        uint8_t *x = make_x(t, types[k], n * nr, false), *y = lm_xmalloc(by * nc);
+        float yf[576], out[8 * 4], one[8];
+        for (int round = 0; round < 2; round++) {
+            for (int c = 0; c < nc; c++) {
+                for (int i = 0; i < n; i++) yf[i] = rng_uniform();
+                at->from_f32(yf, y + by * c, n);
+            }
+            lm_gemm(t, n, nr, nc, out, nr, x, bx, y, by);
+        }
+        for (int c = 0; c < nc; c++) {
+            lm_gemm(t, n, nr, 1, one, nr, x, bx, y + by * c, by);
+            if (memcmp(one, out + nr * c, sizeof one))
+                test_fail(__FILE__, __LINE__, "%s: activation row %d of the second call differs from the row alone", t->name, c);
+        }
+        free(x);
+        free(y);
+    }
+    return 0;
+}
+
 /* f16: numpy's conversions of edge values, and every one of the 65536 bit
  * patterns against the format's definition and back. */
 TEST(quants_f16) {

@@ -1003,15 +1003,37 @@ static inline __attribute__((always_inline)) void z0_gemv(enum qkind k, int n, i
     }
 }
 
+/* The activation rows z0_rows packed last on this thread, and the bytes it
+ * packed them from (nc = 0: none kept): a product's tasks on one thread
+ * (3-4 guided tiles of lm_matmul_multi) take the same rows, and packing
+ * them anew for each took 3% of a step of 4 sequences. Found again by
+ * their bytes, so another product's rows in the same buffer are not. */
+static _Thread_local struct {
+    int k, n, nc;
+    uint8_t y[15 * LM_GEMM_CHUNK * sizeof(struct lm_block_q8_1)];
+    struct z0_acts a[15][LM_GEMM_CHUNK / 4];
+} z0_last;
+
+static bool z0_last_holds(enum qkind k, int n, int nc, const uint8_t *y, size_t by) {
+    const size_t used = q_ysize(k) * (size_t)(n / 32);
+    if (z0_last.nc != nc || z0_last.k != (int)k || z0_last.n != n) return false;
+    for (int c = 0; c < nc; c++)
+        if (memcmp(z0_last.y + used * (size_t)c, y + by * (size_t)c, used)) return false;
+    return true;
+}
+
 /* 2 to 15 activation rows (generation of a few sequences, a batch's rest):
  * a chunk of each at once, tiles of 4 weight rows, Z0_PASS activation rows
- * a pass over a tile's chunk (in L1 after the first). */
+ * a pass over a tile's chunk (in L1 after the first). Rows of one chunk
+ * stay packed for the next call (z0_last). */
 static inline __attribute__((always_inline)) void z0_rows(enum qkind k, int n, int nr, int nc, float *s, size_t ldc,
                                                           const uint8_t *x, size_t bx, const uint8_t *y, size_t by) {
-    struct z0_acts a[15][LM_GEMM_CHUNK / 4];
+    const bool keep = n / 32 <= LM_GEMM_CHUNK, packed = keep && z0_last_holds(k, n, nc, y, by);
+    struct z0_acts(*a)[LM_GEMM_CHUNK / 4] = z0_last.a;
+    if (!packed) z0_last.nc = 0;
     for (int b0 = 0; b0 < n / 32; b0 += LM_GEMM_CHUNK) {
         const int nb = n / 32 - b0 < LM_GEMM_CHUNK ? n / 32 - b0 : LM_GEMM_CHUNK;
-        for (int c = 0; c < nc; c++) { /* laid out for the pass that takes row c */
+        for (int c = 0; c < nc && !packed; c++) { /* laid out for the pass that takes row c */
             const int c0 = c / Z0_PASS * Z0_PASS, pass = nc - c0 < Z0_PASS ? nc - c0 : Z0_PASS;
             z0_pack(k, nb, y + by * (size_t)c + q_ysize(k) * (size_t)b0, pass >= Z0_PAIRS, a[c]);
         }
@@ -1034,6 +1056,13 @@ static inline __attribute__((always_inline)) void z0_rows(enum qkind k, int n, i
                 }
             }
         }
+    }
+    if (keep && !packed) {
+        const size_t used = q_ysize(k) * (size_t)(n / 32);
+        for (int c = 0; c < nc; c++) memcpy(z0_last.y + used * (size_t)c, y + by * (size_t)c, used);
+        z0_last.k = (int)k;
+        z0_last.n = n;
+        z0_last.nc = nc;
     }
 }
 
