@@ -97,81 +97,6 @@ static inline __m512 zdpbf16(__m512 acc, __m512i a, __m512i b) { return _mm512_d
 #define ZUNROLL _Pragma("GCC unroll 16")
 #endif
 
-/* ---- a few activation rows: R weight rows x C activation rows ---- */
-/* Positions [i, i + 16) (vdpbf16ps: [i, i + 32)) of the tile; m: which exist. */
-static inline __attribute__((always_inline)) void zdot_step(enum zkind k, const int R, const int C, int i, uint32_t m,
-                                                              const uint8_t *x, size_t bx, const uint8_t *y, size_t by,
-                                                              __m512 acc[4][4]) {
-    /* one activation row: the weights stream from memory once; fetch the
-     * next tile's rows as well as this one's (as the AVX2 gemv does) */
-    if (C == 1)
-ZUNROLL
-        for (int r = 0; r < R; r++)
-            _mm_prefetch((const char *)(x + bx * (size_t)(r + R)) + (k == Z_F32 ? 4 : 2) * i, _MM_HINT_T0);
-#if defined(__AVX512BF16__)
-    if (ZDP(k)) {
-        __m512i w[4];
-ZUNROLL
-        for (int r = 0; r < R; r++) w[r] = zload_bf16x32(x + bx * (size_t)r, i, m);
-ZUNROLL
-        for (int c = 0; c < C; c++) {
-            const __m512i a = zload_bf16x32(y + by * (size_t)c, i, m);
-ZUNROLL
-            for (int r = 0; r < R; r++) acc[r][c] = zdpbf16(acc[r][c], w[r], a);
-        }
-        return;
-    }
-#endif
-    __m512 w[4];
-ZUNROLL
-    for (int r = 0; r < R; r++) w[r] = zload(k, x + bx * (size_t)r, i, (__mmask16)m);
-ZUNROLL
-    for (int c = 0; c < C; c++) {
-        const __m512 a = zload(ZACT(k), y + by * (size_t)c, i, (__mmask16)m);
-ZUNROLL
-        for (int r = 0; r < R; r++) acc[r][c] = _mm512_fmadd_ps(w[r], a, acc[r][c]);
-    }
-}
-
-static inline __attribute__((always_inline)) void zdot_tile(enum zkind k, const int R, const int C, int n, const uint8_t *x,
-                                                              size_t bx, const uint8_t *y, size_t by, float *s, size_t ldc) {
-    __m512 acc[4][4];
-ZUNROLL
-    for (int r = 0; r < R; r++)
-ZUNROLL
-        for (int c = 0; c < C; c++) acc[r][c] = _mm512_setzero_ps();
-    const int step = ZDP(k) ? 32 : 16;
-    const uint32_t full = ZDP(k) ? 0xffffffffu : 0xffffu;
-    int i = 0;
-    for (; i + step <= n; i += step) zdot_step(k, R, C, i, full, x, bx, y, by, acc);
-    if (i < n) zdot_step(k, R, C, i, (1u << (n - i)) - 1, x, bx, y, by, acc);
-ZUNROLL
-    for (int r = 0; r < R; r++)
-ZUNROLL
-        for (int c = 0; c < C; c++) s[ldc * (size_t)c + (size_t)r] = _mm512_reduce_add_ps(acc[r][c]);
-}
-
-static inline __attribute__((always_inline)) void zdot(enum zkind k, int n, int nr, int nc, float *s, size_t ldc,
-                                                         const uint8_t *x, size_t bx, const uint8_t *y, size_t by) {
-    for (int c = 0; c < nc;) {
-        const int C = nc - c >= 4 ? 4 : nc - c;
-        const uint8_t *yc = y + by * (size_t)c;
-        float *sc = s + ldc * (size_t)c;
-        int r = 0;
-        if (C == 4)
-            for (; r + 2 <= nr; r += 2) zdot_tile(k, 2, 4, n, x + bx * (size_t)r, bx, yc, by, sc + r, ldc);
-        else if (C == 1)
-            for (; r + 4 <= nr; r += 4) zdot_tile(k, 4, 1, n, x + bx * (size_t)r, bx, yc, by, sc + r, ldc);
-        for (; r < nr; r++) {
-            if (C == 4) zdot_tile(k, 1, 4, n, x + bx * (size_t)r, bx, yc, by, sc + r, ldc);
-            else if (C == 3) zdot_tile(k, 1, 3, n, x + bx * (size_t)r, bx, yc, by, sc + r, ldc);
-            else if (C == 2) zdot_tile(k, 1, 2, n, x + bx * (size_t)r, bx, yc, by, sc + r, ldc);
-            else zdot_tile(k, 1, 1, n, x + bx * (size_t)r, bx, yc, by, sc + r, ldc);
-        }
-        c += C;
-    }
-}
-
 /* ---- a batch: packed panels of 64 rows ---- */
 #define ZP_RV 4       /* weight vectors per micro-tile: panels of 16 * ZP_RV rows */
 #define ZP_ROWS (16 * ZP_RV)
@@ -399,35 +324,43 @@ static inline __attribute__((always_inline)) void z_fetch(const char **pf, size_
  * longer than the buffer or with a value beyond f16's range (it would be
  * infinite): those keep f32. */
 #define ZF16_ACT_MAX 16384
-static bool zf16_acts(int n, const float *y, uint16_t *yh) {
+static bool zf16_acts(int n, const float *y, uint16_t *yh, float *yr) {
     if (n > ZF16_ACT_MAX) return false;
     __m512 mx = _mm512_setzero_ps();
     for (int i = 0; i < n; i += 16) {
         const __mmask16 m = tail_mask(n - i);
         const __m512 v = _mm512_maskz_loadu_ps(m, y + i);
         mx = _mm512_max_ps(mx, _mm512_abs_ps(v));
-        _mm256_mask_storeu_epi16(yh + i, m, _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        const __m256i h = _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        if (yh) _mm256_mask_storeu_epi16(yh + i, m, h);
+        if (yr) _mm512_mask_storeu_ps(yr + i, m, _mm512_cvtph_ps(h));
     }
     return _mm512_reduce_max_ps(mx) <= 65504.0f;
 }
 
-/* One activation row (generation): row after row, the weights one stream
- * fetched ahead in address order (z_fetch), four sums a row. Four rows at
- * a time (zdot), each its own stream, left 1.2B bf16 generation at
- * 0.92-1.00 of llama.cpp's row-by-row loop; this reads as fast as it
- * (1.00-1.04, f16 and bf16, 1 and 2 threads). */
-static inline __attribute__((always_inline)) void zgemv_float(enum zkind k, int n, int nr, float *s, const uint8_t *x,
-                                                                size_t bx, const uint8_t *y) {
+/* 1 to 4 activation rows (generation of one or a few sequences), ys[c]
+ * in format ka: weight row after weight row, the weights one stream
+ * fetched ahead in address order (z_fetch) and read once for all the
+ * rows, four sums a pair of rows. Four weight rows at a time, each its own
+ * stream, left 1.2B bf16 generation at 0.92-1.00 of llama.cpp's row-by-row
+ * loop; this reads as fast as it (1.00-1.04, f16 and bf16, 1 and 2
+ * threads). Each activation row takes the operations, in the order, it
+ * takes alone, so that the sequences of a step of lm serve get their bits
+ * whatever the others. */
+static inline __attribute__((always_inline)) void zrows_float(enum zkind k, enum zkind ka, const int C, int n, int nr,
+                                                                float *s, size_t ldc, const uint8_t *x, size_t bx,
+                                                                const uint8_t *const ys[]) {
     const int per = ZDP(k) ? 32 : 16, esz = k == Z_F32 ? 4 : 2;
-    _Alignas(64) uint16_t yh[ZF16_ACT_MAX];
-    const enum zkind ka = k == Z_F16 && zf16_acts(n, (const float *)y, yh) ? Z_F16 : ZACT(k);
-    if (ka == Z_F16) y = (const uint8_t *)yh;
     const int U = ZF_SUMS(k);
     const char *end = (const char *)x + bx * (size_t)nr; /* the rows past it are another task's: no fetch */
     for (int r = 0; r < nr; r++) {
         const uint8_t *row = x + bx * (size_t)r;
         const char *pf = (const char *)row + ZF_FETCH_AHEAD(k);
-        __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+        __m512 acc[4][4];
+ZUNROLL
+        for (int c = 0; c < C; c++)
+ZUNROLL
+            for (int v = 0; v < 4; v++) acc[c][v] = _mm512_setzero_ps();
         int i = 0;
         for (; i + U * per <= n; i += U * per) {
             if (ZF_FETCH_AHEAD(k) && pf < end) z_fetch(&pf, (size_t)(U * per * esz), !Z_INTEL);
@@ -435,33 +368,91 @@ ZUNROLL
             for (int v = 0; v < U; v++) {
 #if defined(__AVX512BF16__)
                 if (ZDP(k)) {
-                    acc[v] = zdpbf16(acc[v], zload_bf16x32(row, i + v * per, 0xffffffffu), zload_bf16x32(y, i + v * per, 0xffffffffu));
+                    const __m512i w = zload_bf16x32(row, i + v * per, 0xffffffffu);
+ZUNROLL
+                    for (int c = 0; c < C; c++) acc[c][v] = zdpbf16(acc[c][v], w, zload_bf16x32(ys[c], i + v * per, 0xffffffffu));
                     continue;
                 }
 #endif
-                acc[v] = _mm512_fmadd_ps(zload(k, row, i + v * per, 0xffff), zload(ka, y, i + v * per, 0xffff), acc[v]);
+                const __m512 w = zload(k, row, i + v * per, 0xffff);
+ZUNROLL
+                for (int c = 0; c < C; c++) acc[c][v] = _mm512_fmadd_ps(w, zload(ka, ys[c], i + v * per, 0xffff), acc[c][v]);
             }
         }
         for (; i < n; i += per) {
 #if defined(__AVX512BF16__)
             if (ZDP(k)) {
                 const __mmask32 m = tail_mask32(n - i);
-                acc[0] = zdpbf16(acc[0], zload_bf16x32(row, i, m), zload_bf16x32(y, i, m));
+                const __m512i w = zload_bf16x32(row, i, m);
+ZUNROLL
+                for (int c = 0; c < C; c++) acc[c][0] = zdpbf16(acc[c][0], w, zload_bf16x32(ys[c], i, m));
                 continue;
             }
 #endif
             const __mmask16 m = tail_mask(n - i);
-            acc[0] = _mm512_fmadd_ps(zload(k, row, i, m), zload(ka, y, i, m), acc[0]);
+            const __m512 w = zload(k, row, i, m);
+ZUNROLL
+            for (int c = 0; c < C; c++) acc[c][0] = _mm512_fmadd_ps(w, zload(ka, ys[c], i, m), acc[c][0]);
         }
-        s[r] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
+ZUNROLL
+        for (int c = 0; c < C; c++)
+            s[ldc * (size_t)c + (size_t)r] =
+                _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[c][0], acc[c][1]), _mm512_add_ps(acc[c][2], acc[c][3])));
+    }
+}
+
+/* 1 to ZP_MIN_TOKS - 1 activation rows through zrows_float, 4 at a time.
+ * For f16 weights each row is rounded to f16 first where it can be
+ * (zf16_acts), as alone: one row is read as f16 (half the bytes beside the
+ * weights), the rows of a pass as floats up to ZF16_F32_MAX weights (4 rows
+ * of f16 weights in L2 on an Intel Xeon: 62 GMAC/s against 30 as f16,
+ * each converted where used), longer ones as f16, as many as agree. */
+#define ZF16_F32_MAX 4096
+static inline __attribute__((always_inline)) void zgemv_float(enum zkind k, int n, int nr, int nc, float *s, size_t ldc,
+                                                                const uint8_t *x, size_t bx, const uint8_t *y, size_t by) {
+    union {
+        _Alignas(64) uint16_t h[4][ZF16_ACT_MAX];
+        float f[4][ZF16_F32_MAX];
+    } rounded;
+    for (int c = 0; c < nc;) {
+        const uint8_t *ys[4];
+        enum zkind ka = ZACT(k);
+        int C = nc - c < 4 ? nc - c : 4;
+        for (int j = 0; j < C; j++) {
+            const uint8_t *yc = y + by * (size_t)(c + j);
+            ys[j] = yc;
+            if (k != Z_F16) continue;
+            const bool as_f32 = C > 1 && n <= ZF16_F32_MAX;
+            const bool r16 = zf16_acts(n, (const float *)yc, as_f32 ? NULL : rounded.h[j], as_f32 ? rounded.f[j] : NULL);
+            const enum zkind kj = r16 && !as_f32 ? Z_F16 : Z_F32;
+            if (j && kj != ka) {
+                C = j;
+                break;
+            }
+            ka = kj;
+            if (r16) ys[j] = as_f32 ? (const uint8_t *)rounded.f[j] : (const uint8_t *)rounded.h[j];
+        }
+        float *sc = s + ldc * (size_t)c;
+        if (ka == Z_F16) switch (C) {
+            case 1: zrows_float(k, Z_F16, 1, n, nr, sc, ldc, x, bx, ys); break;
+            case 2: zrows_float(k, Z_F16, 2, n, nr, sc, ldc, x, bx, ys); break;
+            case 3: zrows_float(k, Z_F16, 3, n, nr, sc, ldc, x, bx, ys); break;
+            default: zrows_float(k, Z_F16, 4, n, nr, sc, ldc, x, bx, ys); break;
+            }
+        else switch (C) {
+            case 1: zrows_float(k, ZACT(k), 1, n, nr, sc, ldc, x, bx, ys); break;
+            case 2: zrows_float(k, ZACT(k), 2, n, nr, sc, ldc, x, bx, ys); break;
+            case 3: zrows_float(k, ZACT(k), 3, n, nr, sc, ldc, x, bx, ys); break;
+            default: zrows_float(k, ZACT(k), 4, n, nr, sc, ldc, x, bx, ys); break;
+            }
+        c += C;
     }
 }
 
 static inline __attribute__((always_inline)) void zgemm(enum zkind k, int n, int nr, int nc, float *s, size_t ldc,
                                                           const void *x, size_t bx, const void *y, size_t by) {
     if (nc >= ZP_MIN_TOKS) zp_gemm(k, n, nr, nc, s, ldc, x, bx, y, by);
-    else if (nc == 1) zgemv_float(k, n, nr, s, x, bx, y);
-    else zdot(k, n, nr, nc, s, ldc, x, bx, y, by);
+    else zgemv_float(k, n, nr, nc, s, ldc, x, bx, y, by);
 }
 
 static void gemm_f32(int n, int nr, int nc, float *s, size_t ldc, const void *x, size_t bx, const void *y, size_t by) {
@@ -1077,45 +1068,63 @@ static inline __m128i zk4_scales(const uint8_t packed[12]) {
     return _mm_unpacklo_epi32(lo, _mm_or_si128(low4, top2)); /* with scales 4-7, mins 4-7 */
 }
 
+#define ZK_ROWS 4 /* activation rows a pass of zgemv_k takes at once */
+
 /* q4_K: each 64 bytes of qs hold sub-blocks 4g and 4g + 2 (low nibbles),
  * 4g + 1 and 4g + 3 (high nibbles), and the activations come rearranged to
  * match (zk4_acts): each step's 64 weights meet their activation bytes
  * without a shuffle (the 32-byte broadcast of qs cost one a step). Lanes
  * 0-7 of a step take the first sub-block's scale, 8-15 the second's. The
- * mins go through the activations' bsums, in a separate sum. pf: where the
- * fetch of the weights ahead stands (z_fetch). */
-static inline __attribute__((always_inline)) float zk4_dot(int n, const void *vx, const void *vy, const int8_t *yq,
-                                                             const char **pf) {
+ * mins go through the activations' bsums, in a separate sum. A weight row
+ * against C activation rows (y[c], yq[c]) into out[c]: the weights are
+ * unpacked once for all, and each row's sums take the operations, in the
+ * order, that they take alone. pf: where the fetch of the weights ahead
+ * stands (z_fetch). */
+static inline __attribute__((always_inline)) void zk4_dot(const int C, int n, const void *vx,
+                                                          const struct lm_block_q8_K *const y[], const int8_t *const yq[],
+                                                          const char **pf, float out[]) {
     const struct lm_block_q4_K *x = vx;
-    const struct lm_block_q8_K *y = vy;
     const __m512i m4 = _mm512_set1_epi8(0x0f);
-    __m512 acc = _mm512_setzero_ps();
-    __m256 accm = _mm256_setzero_ps();
+    __m512 acc[ZK_ROWS];
+    __m256 accm[ZK_ROWS];
+#pragma GCC unroll 4
+    for (int c = 0; c < C; c++) acc[c] = _mm512_setzero_ps(), accm[c] = _mm256_setzero_ps();
     for (int i = 0; i < n / LM_QK_K; i++) {
         z_fetch(pf, sizeof *x, true);
         const __m128i sm = zk4_scales(x[i].scales);
         const __m512i sc = _mm512_cvtepu8_epi32(sm); /* lanes 0-7: int16 pairs (scale, 0); 8-15 (the mins) unused */
-        /* m[j] * (bsums[2j] + bsums[2j + 1]) in lane j */
-        const __m256i mins = _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_unpackhi_epi8(sm, sm)),
-                                               _mm256_loadu_si256((const __m256i *)y[i].bsums));
-        accm = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * zf16(x[i].dmin)), _mm256_cvtepi32_ps(mins), accm);
-        __m512i t[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
+        const __m256i mins8 = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(sm, sm));
+        __m512i t[ZK_ROWS][2];
+#pragma GCC unroll 4
+        for (int c = 0; c < C; c++) {
+            /* m[j] * (bsums[2j] + bsums[2j + 1]) in lane j */
+            const __m256i mins = _mm256_madd_epi16(mins8, _mm256_loadu_si256((const __m256i *)y[c][i].bsums));
+            accm[c] = _mm256_fmadd_ps(_mm256_set1_ps(y[c][i].d * zf16(x[i].dmin)), _mm256_cvtepi32_ps(mins), accm[c]);
+            t[c][0] = t[c][1] = _mm512_setzero_si512();
+        }
 #pragma GCC unroll 2
         for (int g = 0; g < 2; g++) {
             const __m512i v = _mm512_loadu_si512(x[i].qs + 64 * g);
             const __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
             const __m512i pick = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2);
-            t[0] = zdpwssd(t[0], zdot_us8(lo, _mm512_loadu_si512(yq + LM_QK_K * i + 128 * g)),
-                           _mm512_permutexvar_epi32(_mm512_add_epi32(pick, _mm512_set1_epi32(4 * g)), sc));
-            t[1] = zdpwssd(t[1], zdot_us8(hi, _mm512_loadu_si512(yq + LM_QK_K * i + 128 * g + 64)),
-                           _mm512_permutexvar_epi32(_mm512_add_epi32(pick, _mm512_set1_epi32(4 * g + 1)), sc));
+            const __m512i slo = _mm512_permutexvar_epi32(_mm512_add_epi32(pick, _mm512_set1_epi32(4 * g)), sc);
+            const __m512i shi = _mm512_permutexvar_epi32(_mm512_add_epi32(pick, _mm512_set1_epi32(4 * g + 1)), sc);
+#pragma GCC unroll 4
+            for (int c = 0; c < C; c++) {
+                t[c][0] = zdpwssd(t[c][0], zdot_us8(lo, _mm512_loadu_si512(yq[c] + LM_QK_K * i + 128 * g)), slo);
+                t[c][1] = zdpwssd(t[c][1], zdot_us8(hi, _mm512_loadu_si512(yq[c] + LM_QK_K * i + 128 * g + 64)), shi);
+            }
         }
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(y[i].d * zf16(x[i].d)), _mm512_cvtepi32_ps(_mm512_add_epi32(t[0], t[1])), acc);
+#pragma GCC unroll 4
+        for (int c = 0; c < C; c++)
+            acc[c] = _mm512_fmadd_ps(_mm512_set1_ps(y[c][i].d * zf16(x[i].d)), _mm512_cvtepi32_ps(_mm512_add_epi32(t[c][0], t[c][1])),
+                                     acc[c]);
     }
-    return _mm512_reduce_add_ps(acc) - hsum_ps(accm);
+#pragma GCC unroll 4
+    for (int c = 0; c < C; c++) out[c] = _mm512_reduce_add_ps(acc[c]) - hsum_ps(accm[c]);
 }
 
-/* Activation super-blocks rearranged at once for zk4_dot (16 KB). */
+/* Activation super-blocks rearranged at once for zk4_dot (16 KB a row). */
 #define ZK4_CHUNK 64
 
 /* The qs of nb activation super-blocks in zk4_dot's order: of each 128,
@@ -1133,20 +1142,29 @@ static void zk4_acts(int nb, const struct lm_block_q8_K *y, int8_t *q) {
  * nibbles of ql[32, 64) and bits 2-3, 64-95 and 96-127 the high nibbles
  * with bits 4-5 and 6-7. The high bits are moved to bits 4-5 by zbits, or
  * without GFNI by 16-bit shifts, by a different count in each 256-bit
- * half: what crosses from the neighbouring byte is masked away. */
-static inline __attribute__((always_inline)) float zk6_dot(int n, const void *vx, const void *vy, const char **pf) {
+ * half: what crosses from the neighbouring byte is masked away. C
+ * activation rows as zk4_dot's. */
+static inline __attribute__((always_inline)) void zk6_dot(const int C, int n, const void *vx,
+                                                          const struct lm_block_q8_K *const y[], const char **pf, float out[]) {
     const struct lm_block_q6_K *x = vx;
-    const struct lm_block_q8_K *y = vy;
-    __m512 acc = _mm512_setzero_ps();
-    __m256 acco = _mm256_setzero_ps();
+    __m512 acc[ZK_ROWS];
+    __m256 acco[ZK_ROWS];
+#pragma GCC unroll 4
+    for (int c = 0; c < C; c++) acc[c] = _mm512_setzero_ps(), acco[c] = _mm256_setzero_ps();
     for (int i = 0; i < n / LM_QK_K; i++) {
         z_fetch(pf, sizeof *x, true);
-        const float d = y[i].d * zf16(x[i].d);
         const __m128i sc8 = _mm_loadu_si128((const __m128i *)x[i].scales);
         const __m512i sc = _mm512_and_si512(_mm512_cvtepi8_epi32(sc8), _mm512_set1_epi32(0xffff)); /* int16 pairs (scale, 0) */
-        __m512i t[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
-        const __m256i off = _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc8), _mm256_loadu_si256((const __m256i *)y[i].bsums));
-        acco = _mm256_fmadd_ps(_mm256_set1_ps(32 * d), _mm256_cvtepi32_ps(off), acco);
+        const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
+        float d[ZK_ROWS];
+        __m512i t[ZK_ROWS][2];
+#pragma GCC unroll 4
+        for (int c = 0; c < C; c++) {
+            d[c] = y[c][i].d * zf16(x[i].d);
+            t[c][0] = t[c][1] = _mm512_setzero_si512();
+            const __m256i off = _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)y[c][i].bsums));
+            acco[c] = _mm256_fmadd_ps(_mm256_set1_ps(32 * d[c]), _mm256_cvtepi32_ps(off), acco[c]);
+        }
 #pragma GCC unroll 2
         for (int h = 0; h < 2; h++) {
             const __m512i ql = _mm512_loadu_si512(x[i].ql + 64 * h);
@@ -1164,49 +1182,73 @@ static inline __attribute__((always_inline)) float zk6_dot(int n, const void *vx
             const __m512i hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4),
                                                _mm512_and_si512(_mm512_srlv_epi16(qh, shr_hi), m30));
 #endif
-            const __m512i plo = zdot_us8(lo, _mm512_loadu_si512(y[i].qs + 128 * h));
-            const __m512i phi = zdot_us8(hi, _mm512_loadu_si512(y[i].qs + 128 * h + 64));
             /* lane j of a step: weights 4j..4j+3 of its 64, sub-block j/4 of its 4 */
             const __m512i sub = _mm512_srli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 2);
-            const __m512i pick_lo = _mm512_add_epi32(sub, _mm512_set1_epi32(8 * h));
-            const __m512i pick_hi = _mm512_add_epi32(sub, _mm512_set1_epi32(8 * h + 4));
-            t[0] = zdpwssd(t[0], plo, _mm512_permutexvar_epi32(pick_lo, sc));
-            t[1] = zdpwssd(t[1], phi, _mm512_permutexvar_epi32(pick_hi, sc));
+            const __m512i slo = _mm512_permutexvar_epi32(_mm512_add_epi32(sub, _mm512_set1_epi32(8 * h)), sc);
+            const __m512i shi = _mm512_permutexvar_epi32(_mm512_add_epi32(sub, _mm512_set1_epi32(8 * h + 4)), sc);
+#pragma GCC unroll 4
+            for (int c = 0; c < C; c++) {
+                t[c][0] = zdpwssd(t[c][0], zdot_us8(lo, _mm512_loadu_si512(y[c][i].qs + 128 * h)), slo);
+                t[c][1] = zdpwssd(t[c][1], zdot_us8(hi, _mm512_loadu_si512(y[c][i].qs + 128 * h + 64)), shi);
+            }
         }
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(_mm512_add_epi32(t[0], t[1])), acc);
+#pragma GCC unroll 4
+        for (int c = 0; c < C; c++)
+            acc[c] = _mm512_fmadd_ps(_mm512_set1_ps(d[c]), _mm512_cvtepi32_ps(_mm512_add_epi32(t[c][0], t[c][1])), acc[c]);
     }
-    return _mm512_reduce_add_ps(acc) - hsum_ps(acco);
+#pragma GCC unroll 4
+    for (int c = 0; c < C; c++) out[c] = _mm512_reduce_add_ps(acc[c]) - hsum_ps(acco[c]);
 }
 
-/* One activation row against nr weight rows, row after row, the weights
- * one stream fetched ahead into L2 in address order, as z0_gemv's: left to
+/* C activation rows (by bytes apart) against nr weight rows into
+ * s[ldc*c + r], row after row, the weights one stream fetched ahead into L2
+ * in address order, as z0_gemv's, and read once for all C rows: left to
  * the hardware prefetcher, 1.2B q4_K_M generation ran at 0.68-0.73 of
  * llama.cpp's on an Intel Xeon (1 and 2 threads); on a Zen 4, with
  * these kernels, one core read q4_K rows from memory at 13.7 GB/s without
  * the fetches and 16.2 with them (q6_K 16.8 and 18.4). Rows longer than
  * ZK4_CHUNK super-blocks (q4_K) go a chunk of activations at a time, each
- * row's part in turn. */
-static void zgemv_k(bool q6, int n, int nr, float *s, const uint8_t *x, size_t bx, const uint8_t *y) {
+ * row's part in turn. Each activation row gets the bits it gets alone. */
+static inline __attribute__((always_inline)) void zgemv_k(bool q6, const int C, int n, int nr, float *s, size_t ldc,
+                                                          const uint8_t *x, size_t bx, const uint8_t *y, size_t by) {
+    const struct lm_block_q8_K *ya[ZK_ROWS];
+    float v[ZK_ROWS];
+#pragma GCC unroll 4
+    for (int c = 0; c < C; c++) ya[c] = (const struct lm_block_q8_K *)(y + by * (size_t)c);
     if (q6) {
         const char *pf = (const char *)x + Z_FETCH_AHEAD;
-        for (int r = 0; r < nr; r++) s[r] = zk6_dot(n, x + bx * (size_t)r, y, &pf);
+        for (int r = 0; r < nr; r++) {
+            zk6_dot(C, n, x + bx * (size_t)r, ya, &pf, v);
+#pragma GCC unroll 4
+            for (int c = 0; c < C; c++) s[ldc * (size_t)c + (size_t)r] = v[c];
+        }
         return;
     }
-    _Alignas(64) int8_t yq[ZK4_CHUNK * LM_QK_K];
-    const struct lm_block_q8_K *ya = (const struct lm_block_q8_K *)y;
+    _Alignas(64) int8_t yq[ZK_ROWS][ZK4_CHUNK * LM_QK_K];
     for (int b0 = 0; b0 < n / LM_QK_K; b0 += ZK4_CHUNK) {
         const int nb = n / LM_QK_K - b0 < ZK4_CHUNK ? n / LM_QK_K - b0 : ZK4_CHUNK;
         const uint8_t *xb = x + sizeof(struct lm_block_q4_K) * (size_t)b0;
-        zk4_acts(nb, ya + b0, yq);
+        const struct lm_block_q8_K *yb[ZK_ROWS];
+        const int8_t *yqc[ZK_ROWS];
+#pragma GCC unroll 4
+        for (int c = 0; c < C; c++) {
+            yb[c] = ya[c] + b0;
+            yqc[c] = yq[c];
+            zk4_acts(nb, yb[c], yq[c]);
+        }
         const char *pf = (const char *)xb + Z_FETCH_AHEAD;
         for (int r = 0; r < nr; r++) {
-            const float v = zk4_dot(nb * LM_QK_K, xb + bx * (size_t)r, ya + b0, yq, &pf);
-            s[r] = b0 ? s[r] + v : v;
+            zk4_dot(C, nb * LM_QK_K, xb + bx * (size_t)r, yb, yqc, &pf, v);
+#pragma GCC unroll 4
+            for (int c = 0; c < C; c++) {
+                float *o = s + ldc * (size_t)c + (size_t)r;
+                *o = b0 ? *o + v[c] : v[c];
+            }
         }
     }
 }
-static void zdot_q4_K_q8_K(int n, float *s, const void *vx, const void *vy) { zgemv_k(false, n, 1, s, vx, 0, vy); }
-static void zdot_q6_K_q8_K(int n, float *s, const void *vx, const void *vy) { zgemv_k(true, n, 1, s, vx, 0, vy); }
+static void zdot_q4_K_q8_K(int n, float *s, const void *vx, const void *vy) { zgemv_k(false, 1, n, 1, s, 0, vx, 0, vy, 0); }
+static void zdot_q6_K_q8_K(int n, float *s, const void *vx, const void *vy) { zgemv_k(true, 1, n, 1, s, 0, vx, 0, vy, 0); }
 
 /* The AVX2 gemm of q4_K and q6_K, for what is not one activation row. */
 static void (*avx2_gemm_q4_K)(int, int, int, float *, size_t, const void *, size_t, const void *, size_t);
@@ -1376,9 +1418,25 @@ static void kz_gemm(bool q6, int n, int nr, int nc, float *s, size_t ldc, const 
 }
 #endif
 
+/* The activation rows [c, nc) through zgemv_k, ZK_ROWS at a time */
+static void k_rest(bool q6, int c, int n, int nr, int nc, float *s, size_t ldc, const uint8_t *x, size_t bx, const uint8_t *y,
+                   size_t by) {
+    for (int k; c < nc; c += k) {
+        k = nc - c < ZK_ROWS ? nc - c : ZK_ROWS;
+        float *sc = s + ldc * (size_t)c;
+        const uint8_t *yc = y + by * (size_t)c;
+        switch (k) {
+        case 1: zgemv_k(q6, 1, n, nr, sc, ldc, x, bx, yc, by); break;
+        case 2: zgemv_k(q6, 2, n, nr, sc, ldc, x, bx, yc, by); break;
+        case 3: zgemv_k(q6, 3, n, nr, sc, ldc, x, bx, yc, by); break;
+        default: zgemv_k(q6, 4, n, nr, sc, ldc, x, bx, yc, by); break;
+        }
+    }
+}
+
 /* k-quants: groups of 8 to 16 activation rows through the tiles (AVX2's of
- * 8 rows without VNNI); the rest, generation's single row above all, row by
- * row through zgemv_k. */
+ * 8 rows without VNNI); the rest, generation of one or a few sequences,
+ * through zgemv_k (each row's bits as alone). */
 static void k_rows(bool q6, int n, int nr, int nc, float *s, size_t ldc, const uint8_t *x, size_t bx, const uint8_t *y,
                    size_t by) {
     int c = 0;
@@ -1389,7 +1447,7 @@ static void k_rows(bool q6, int n, int nr, int nc, float *s, size_t ldc, const u
     c = nc / 8 * 8;
     if (c) (q6 ? avx2_gemm_q6_K : avx2_gemm_q4_K)(n, nr, c, s, ldc, x, bx, y, by);
 #endif
-    for (; c < nc; c++) zgemv_k(q6, n, nr, s + ldc * (size_t)c, x, bx, y + by * (size_t)c);
+    k_rest(q6, c, n, nr, nc, s, ldc, x, bx, y, by);
 }
 
 static void gemm_q4_K(int n, int nr, int nc, float *s, size_t ldc, const void *x, size_t bx, const void *y, size_t by) {
