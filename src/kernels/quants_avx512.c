@@ -14,7 +14,8 @@
  * Where a core executes 512-bit FMAs at full width (Zen 5, Intel server
  * cores), this doubles the multiply-adds per cycle of the 256-bit kernel.
  * Fewer activation rows (generation): dot products along the rows, with
- * masked loads for the tail.
+ * masked loads for the tail, up to 4 activation rows a pass over the
+ * weights, each row with the bits it gets alone.
  * bf16 weights take bf16 activations (as in ggml). Where the compiler
  * targets AVX512_BF16, vdpbf16ps multiplies pairs of them into f32 sums, 32
  * multiply-adds an instruction, in the dot products of fewer than 8
@@ -26,8 +27,8 @@
  * pairs, they ran 1.2B bf16 prompts at 0.83 of that speed on an Intel
  * Xeon, while on a Zen 4 the pairs run at twice the widened speed.
  *
- * One activation row (generation) of q4_K and q6_K: see "one activation
- * row" below; q4_0, q4_1 and q8_0, any number of activation rows: "a
+ * One to 7 activation rows (generation) of q4_K and q6_K: see "one
+ * activation row" below (up to 4 a pass); q4_0, q4_1 and q8_0, any number of activation rows: "a
  * block's products summed to one integer"; q4_K and q6_K against 8 or more
  * activation rows (prompts): "the rows in lanes"; q5_0 and q5_1 against 2
  * or more activation rows, every row with the bits it gets alone: "two or
