@@ -409,6 +409,19 @@ ZUNROLL
  * of f16 weights in L2 on an Intel Xeon: 62 GMAC/s against 30 as f16,
  * each converted where used), longer ones as f16, as many as agree. */
 #define ZF16_F32_MAX 4096
+
+/* zrows_float for C (1-4) rows, C a constant within */
+static inline __attribute__((always_inline)) void zrows_float_c(enum zkind k, enum zkind ka, int C, int n, int nr,
+                                                                  float *s, size_t ldc, const uint8_t *x, size_t bx,
+                                                                  const uint8_t *const ys[]) {
+    switch (C) {
+    case 1: zrows_float(k, ka, 1, n, nr, s, ldc, x, bx, ys); break;
+    case 2: zrows_float(k, ka, 2, n, nr, s, ldc, x, bx, ys); break;
+    case 3: zrows_float(k, ka, 3, n, nr, s, ldc, x, bx, ys); break;
+    default: zrows_float(k, ka, 4, n, nr, s, ldc, x, bx, ys); break;
+    }
+}
+
 static inline __attribute__((always_inline)) void zgemv_float(enum zkind k, int n, int nr, int nc, float *s, size_t ldc,
                                                                 const uint8_t *x, size_t bx, const uint8_t *y, size_t by) {
     union {
@@ -419,11 +432,11 @@ static inline __attribute__((always_inline)) void zgemv_float(enum zkind k, int 
         const uint8_t *ys[4];
         enum zkind ka = ZACT(k);
         int C = nc - c < 4 ? nc - c : 4;
+        const bool as_f32 = C > 1 && n <= ZF16_F32_MAX;
         for (int j = 0; j < C; j++) {
             const uint8_t *yc = y + by * (size_t)(c + j);
             ys[j] = yc;
             if (k != Z_F16) continue;
-            const bool as_f32 = C > 1 && n <= ZF16_F32_MAX;
             const bool r16 = zf16_acts(n, (const float *)yc, as_f32 ? NULL : rounded.h[j], as_f32 ? rounded.f[j] : NULL);
             const enum zkind kj = r16 && !as_f32 ? Z_F16 : Z_F32;
             if (j && kj != ka) {
@@ -434,18 +447,8 @@ static inline __attribute__((always_inline)) void zgemv_float(enum zkind k, int 
             if (r16) ys[j] = as_f32 ? (const uint8_t *)rounded.f[j] : (const uint8_t *)rounded.h[j];
         }
         float *sc = s + ldc * (size_t)c;
-        if (ka == Z_F16) switch (C) {
-            case 1: zrows_float(k, Z_F16, 1, n, nr, sc, ldc, x, bx, ys); break;
-            case 2: zrows_float(k, Z_F16, 2, n, nr, sc, ldc, x, bx, ys); break;
-            case 3: zrows_float(k, Z_F16, 3, n, nr, sc, ldc, x, bx, ys); break;
-            default: zrows_float(k, Z_F16, 4, n, nr, sc, ldc, x, bx, ys); break;
-            }
-        else switch (C) {
-            case 1: zrows_float(k, ZACT(k), 1, n, nr, sc, ldc, x, bx, ys); break;
-            case 2: zrows_float(k, ZACT(k), 2, n, nr, sc, ldc, x, bx, ys); break;
-            case 3: zrows_float(k, ZACT(k), 3, n, nr, sc, ldc, x, bx, ys); break;
-            default: zrows_float(k, ZACT(k), 4, n, nr, sc, ldc, x, bx, ys); break;
-            }
+        if (ka == Z_F16) zrows_float_c(k, Z_F16, C, n, nr, sc, ldc, x, bx, ys);
+        else zrows_float_c(k, ZACT(k), C, n, nr, sc, ldc, x, bx, ys);
         c += C;
     }
 }
@@ -659,12 +662,15 @@ static void z0_pack(enum qkind k, int nb, const uint8_t *y, bool pairs, struct z
                 off = _mm512_mask_set1_epi32(off, lane, q_int_offset(k) * sum);
             }
         }
-        a[g] = (struct z0_acts){.lo = lo, .hi = hi, .off = off, .dy = dy, .sy = sy};
+        a[g] = (struct z0_acts){.off = off, .dy = dy, .sy = sy};
         if (pairs) {
             a[g].y[0] = _mm512_unpacklo_epi64(lo, lo);
             a[g].y[1] = _mm512_unpackhi_epi64(lo, lo);
             a[g].y[2] = _mm512_unpacklo_epi64(hi, hi);
             a[g].y[3] = _mm512_unpackhi_epi64(hi, hi);
+        } else {
+            a[g].lo = lo;
+            a[g].hi = hi;
         }
     }
 }
@@ -999,19 +1005,28 @@ static inline __attribute__((always_inline)) void z0_gemv(enum qkind k, int n, i
  * packed them from (nc = 0: none kept): a product's tasks on one thread
  * (3-4 guided tiles of lm_matmul_multi) take the same rows, and packing
  * them anew for each took 3% of a step of 4 sequences. Found again by
- * their bytes, so another product's rows in the same buffer are not. */
+ * their bytes, so another product's rows in the same buffer are not. Only
+ * rows of one chunk (n <= 32 * LM_GEMM_CHUNK) are kept. */
 static _Thread_local struct {
     int k, n, nc;
     uint8_t y[15 * LM_GEMM_CHUNK * sizeof(struct lm_block_q8_1)];
     struct z0_acts a[15][LM_GEMM_CHUNK / 4];
 } z0_last;
 
-static bool z0_last_holds(enum qkind k, int n, int nc, const uint8_t *y, size_t by) {
+/* Whether z0_last.a holds these rows packed; if not, z0_last takes them
+ * as the rows about to be packed there (or, longer than a chunk, none). */
+static bool z0_last_find(enum qkind k, int n, int nc, const uint8_t *y, size_t by) {
     const size_t used = q_ysize(k) * (size_t)(n / 32);
-    if (z0_last.nc != nc || z0_last.k != (int)k || z0_last.n != n) return false;
-    for (int c = 0; c < nc; c++)
-        if (memcmp(z0_last.y + used * (size_t)c, y + by * (size_t)c, used)) return false;
-    return true;
+    bool same = z0_last.nc == nc && z0_last.k == (int)k && z0_last.n == n;
+    for (int c = 0; c < nc && same; c++) same = !memcmp(z0_last.y + used * (size_t)c, y + by * (size_t)c, used);
+    if (same) return true;
+    z0_last.nc = 0;
+    if (n / 32 > LM_GEMM_CHUNK) return false;
+    for (int c = 0; c < nc; c++) memcpy(z0_last.y + used * (size_t)c, y + by * (size_t)c, used);
+    z0_last.k = (int)k;
+    z0_last.n = n;
+    z0_last.nc = nc;
+    return false;
 }
 
 /* 2 to 15 activation rows (generation of a few sequences, a batch's rest):
@@ -1020,9 +1035,8 @@ static bool z0_last_holds(enum qkind k, int n, int nc, const uint8_t *y, size_t 
  * stay packed for the next call (z0_last). */
 static inline __attribute__((always_inline)) void z0_rows(enum qkind k, int n, int nr, int nc, float *s, size_t ldc,
                                                           const uint8_t *x, size_t bx, const uint8_t *y, size_t by) {
-    const bool keep = n / 32 <= LM_GEMM_CHUNK, packed = keep && z0_last_holds(k, n, nc, y, by);
+    const bool packed = z0_last_find(k, n, nc, y, by);
     struct z0_acts(*a)[LM_GEMM_CHUNK / 4] = z0_last.a;
-    if (!packed) z0_last.nc = 0;
     for (int b0 = 0; b0 < n / 32; b0 += LM_GEMM_CHUNK) {
         const int nb = n / 32 - b0 < LM_GEMM_CHUNK ? n / 32 - b0 : LM_GEMM_CHUNK;
         for (int c = 0; c < nc && !packed; c++) { /* laid out for the pass that takes row c */
@@ -1048,13 +1062,6 @@ static inline __attribute__((always_inline)) void z0_rows(enum qkind k, int n, i
                 }
             }
         }
-    }
-    if (keep && !packed) {
-        const size_t used = q_ysize(k) * (size_t)(n / 32);
-        for (int c = 0; c < nc; c++) memcpy(z0_last.y + used * (size_t)c, y + by * (size_t)c, used);
-        z0_last.k = (int)k;
-        z0_last.n = n;
-        z0_last.nc = nc;
     }
 }
 
@@ -1095,12 +1102,13 @@ static inline __attribute__((always_inline)) void zk4_dot(const int C, int n, co
         const __m128i sm = zk4_scales(x[i].scales);
         const __m512i sc = _mm512_cvtepu8_epi32(sm); /* lanes 0-7: int16 pairs (scale, 0); 8-15 (the mins) unused */
         const __m256i mins8 = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(sm, sm));
+        const float xd = zf16(x[i].d), xdmin = zf16(x[i].dmin);
         __m512i t[ZK_ROWS][2];
 #pragma GCC unroll 4
         for (int c = 0; c < C; c++) {
             /* m[j] * (bsums[2j] + bsums[2j + 1]) in lane j */
             const __m256i mins = _mm256_madd_epi16(mins8, _mm256_loadu_si256((const __m256i *)y[c][i].bsums));
-            accm[c] = _mm256_fmadd_ps(_mm256_set1_ps(y[c][i].d * zf16(x[i].dmin)), _mm256_cvtepi32_ps(mins), accm[c]);
+            accm[c] = _mm256_fmadd_ps(_mm256_set1_ps(y[c][i].d * xdmin), _mm256_cvtepi32_ps(mins), accm[c]);
             t[c][0] = t[c][1] = _mm512_setzero_si512();
         }
 #pragma GCC unroll 2
@@ -1118,7 +1126,7 @@ static inline __attribute__((always_inline)) void zk4_dot(const int C, int n, co
         }
 #pragma GCC unroll 4
         for (int c = 0; c < C; c++)
-            acc[c] = _mm512_fmadd_ps(_mm512_set1_ps(y[c][i].d * zf16(x[i].d)), _mm512_cvtepi32_ps(_mm512_add_epi32(t[c][0], t[c][1])),
+            acc[c] = _mm512_fmadd_ps(_mm512_set1_ps(y[c][i].d * xd), _mm512_cvtepi32_ps(_mm512_add_epi32(t[c][0], t[c][1])),
                                      acc[c]);
     }
 #pragma GCC unroll 4
@@ -1157,11 +1165,12 @@ static inline __attribute__((always_inline)) void zk6_dot(const int C, int n, co
         const __m128i sc8 = _mm_loadu_si128((const __m128i *)x[i].scales);
         const __m512i sc = _mm512_and_si512(_mm512_cvtepi8_epi32(sc8), _mm512_set1_epi32(0xffff)); /* int16 pairs (scale, 0) */
         const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
+        const float xd = zf16(x[i].d);
         float d[ZK_ROWS];
         __m512i t[ZK_ROWS][2];
 #pragma GCC unroll 4
         for (int c = 0; c < C; c++) {
-            d[c] = y[c][i].d * zf16(x[i].d);
+            d[c] = y[c][i].d * xd;
             t[c][0] = t[c][1] = _mm512_setzero_si512();
             const __m256i off = _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)y[c][i].bsums));
             acco[c] = _mm256_fmadd_ps(_mm256_set1_ps(32 * d[c]), _mm256_cvtepi32_ps(off), acco[c]);
