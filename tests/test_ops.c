@@ -111,6 +111,54 @@ TEST(ops_softmax_swiglu) {
     return 0;
 }
 
+/* RoPE: the SIMD path gives the scalar one's bits, both pairings, with
+ * dimensions past n_rot and pairs left over after the SIMD steps. */
+TEST(ops_rope) {
+    const int shapes[][2] = {{64, 64}, {128, 64}, {80, 80}, {64, 22}, {6, 6}};
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+        for (int neox = 0; neox < 2; neox++) {
+            const int hd = shapes[si][0], n_rot = shapes[si][1], heads = 3;
+            float a[3 * 128], b[3 * 128], cs[64], sn[64];
+            for (int i = 0; i < heads * hd; i++) a[i] = b[i] = rnd() * 4;
+            for (int i = 0; i < n_rot / 2; i++) {
+                cs[i] = cosf((float)i * 0.37f + 0.1f);
+                sn[i] = sinf((float)i * 0.37f + 0.1f);
+            }
+            lm_rope(a, heads, hd, n_rot, cs, sn, neox);
+            lm_rope_ref(b, heads, hd, n_rot, cs, sn, neox);
+            if (memcmp(a, b, sizeof(float) * (size_t)(heads * hd)))
+                test_fail(__FILE__, __LINE__, "rope head_dim %d n_rot %d neox %d differs from the reference", hd, n_rot, neox);
+        }
+    return 0;
+}
+
+/* RMSNorm: the SIMD path within float rounding of the scalar one (its
+ * double sums run in another order), with and without a weight. */
+TEST(ops_rmsnorm) {
+    const int lens[] = {1, 15, 16, 17, 576, 1000};
+    for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+        const int n = lens[li];
+        float x[1000], w[1000], a[1000], b[1000];
+        for (int i = 0; i < n; i++) {
+            x[i] = rnd() * 3;
+            w[i] = rnd();
+        }
+        for (int weighted = 0; weighted < 2; weighted++) {
+            lm_rmsnorm(a, x, weighted ? w : NULL, n, 1e-5f);
+            lm_rmsnorm_ref(b, x, weighted ? w : NULL, n, 1e-5f);
+            double ss = 0;
+            for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
+            const double scale = 1 / sqrt(ss / n + 1e-5);
+            for (int i = 0; i < n; i++) {
+                const double exact = x[i] * scale * (weighted ? w[i] : 1);
+                if (!(fabsf(a[i] - b[i]) <= 2e-7f * fabsf(b[i])) || !(fabs(b[i] - exact) <= 1e-6 * fabs(exact)))
+                    test_fail(__FILE__, __LINE__, "rmsnorm n=%d [%d]: %g, ref %g, exact %g", n, i, a[i], b[i], exact);
+            }
+        }
+    }
+    return 0;
+}
+
 /* GELU: the SIMD path gives the scalar one's bits, over every f16 input,
  * values between them, the cut-offs at +-10 and non-finite inputs; the
  * scalar one is the tanh formula in double within its two f16 roundings. */

@@ -43,6 +43,7 @@ void lm_matmul_multi(struct lm_pool *pool, int n_w, float *const y[], const stru
 /* y = x / sqrt(mean(x^2) + eps) * weight, over n elements (y may be x;
  * weight NULL: no weight, as 1). */
 void lm_rmsnorm(float *y, const float *x, const float *weight, int n, float eps);
+void lm_rmsnorm_ref(float *y, const float *x, const float *weight, int n, float eps);
 
 /* y = (x - mean(x)) / sqrt(var(x) + eps) * weight + bias (bias may be NULL; y may be x). */
 void lm_layernorm(float *y, const float *x, const float *weight, const float *bias, int n, float eps);
@@ -66,6 +67,7 @@ void lm_geglu(float *gate, const float *up, int n);
  * cos/sin are given for i < n_rot/2: pairs (2i, 2i+1) when !neox, (i, i +
  * n_rot/2) when neox. Dimensions past n_rot are left alone. */
 void lm_rope(float *x, int n_heads, int head_dim, int n_rot, const float *cos_t, const float *sin_t, bool neox);
+void lm_rope_ref(float *x, int n_heads, int head_dim, int n_rot, const float *cos_t, const float *sin_t, bool neox);
 
 /* C[m][n] = (add ? C[m][n] : 0) + sum_k A[m][k] * B[k][n] for m < M, n < N,
  * k < K, B in f16 (widened exactly); rows lda, ldb, ldc elements apart.

@@ -210,18 +210,24 @@ void lm_matmul(struct lm_pool *pool, float *y, const struct lm_tensor *w, const 
     lm_matmul_multi(pool, 1, &y, &w, x, n_tok, scratch, NULL);
 }
 
-void lm_rmsnorm(float *y, const float *x, const float *weight, int n, float eps) {
+/* y = x * scale (* weight) */
+static void scale_row(float *y, const float *x, const float *weight, int n, float scale) {
+    if (!weight)
+        for (int i = 0; i < n; i++) y[i] = x[i] * scale;
+    else
+        for (int i = 0; i < n; i++) y[i] = x[i] * scale * weight[i];
+}
+
+static float rms_scale(double ss, int n, float eps) { return (float)(1.0 / sqrt(ss / n + eps)); }
+
+void lm_rmsnorm_ref(float *y, const float *x, const float *weight, int n, float eps) {
     double s[4] = {0}; /* four chains: one was bound by the adds' latency */
     int i = 0;
     for (; i + 4 <= n; i += 4)
         for (int j = 0; j < 4; j++) s[j] += (double)x[i + j] * x[i + j];
     double ss = (s[0] + s[1]) + (s[2] + s[3]);
     for (; i < n; i++) ss += (double)x[i] * x[i];
-    float scale = (float)(1.0 / sqrt(ss / n + eps));
-    if (!weight)
-        for (i = 0; i < n; i++) y[i] = x[i] * scale;
-    else
-        for (i = 0; i < n; i++) y[i] = x[i] * scale * weight[i];
+    scale_row(y, x, weight, n, rms_scale(ss, n, eps));
 }
 
 void lm_layernorm(float *y, const float *x, const float *weight, const float *bias, int n, float eps) {
@@ -279,17 +285,18 @@ void lm_geglu(float *gate, const float *up, int n) {
     for (int i = 0; i < n; i++) gate[i] *= up[i];
 }
 
-void lm_rope(float *x, int n_heads, int head_dim, int n_rot, const float *cos_t, const float *sin_t, bool neox) {
-    int half = n_rot / 2;
-    for (int h = 0; h < n_heads; h++) {
-        float *v = x + (size_t)h * head_dim;
-        for (int i = 0; i < half; i++) {
-            int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
-            float x0 = v[a], x1 = v[b];
-            v[a] = x0 * cos_t[i] - x1 * sin_t[i];
-            v[b] = x0 * sin_t[i] + x1 * cos_t[i];
-        }
+/* Pairs [i0, half) of one head. */
+static void rope_head(float *v, int i0, int half, const float *cos_t, const float *sin_t, bool neox) {
+    for (int i = i0; i < half; i++) {
+        int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
+        float x0 = v[a], x1 = v[b];
+        v[a] = x0 * cos_t[i] - x1 * sin_t[i];
+        v[b] = x0 * sin_t[i] + x1 * cos_t[i];
     }
+}
+
+void lm_rope_ref(float *x, int n_heads, int head_dim, int n_rot, const float *cos_t, const float *sin_t, bool neox) {
+    for (int h = 0; h < n_heads; h++) rope_head(x + (size_t)h * head_dim, 0, n_rot / 2, cos_t, sin_t, neox);
 }
 
 void lm_touch(const void *p, size_t bytes) {
@@ -438,6 +445,32 @@ static float hmax256(__m256 v) {
     return _mm_cvtss_f32(m);
 }
 
+#ifdef __AVX512F__
+/* exp256, 16 at a time: the same operations, so the same bits */
+static inline __m512 exp512(__m512 x) {
+    const __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    const __m512 kc = _mm512_min_ps(k, _mm512_set1_ps(127.0f));
+    const __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(kc), _mm512_set1_epi32(127)), 23);
+    p = _mm512_mul_ps(p, _mm512_castsi512_ps(e));
+    p = _mm512_mask_add_ps(p, _mm512_cmp_ps_mask(k, kc, _CMP_GT_OQ), p, p);
+    p = _mm512_mask_mov_ps(p, _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3365f), _CMP_LT_OQ), _mm512_setzero_ps());
+    p = _mm512_mask_mov_ps(p, _mm512_cmp_ps_mask(x, _mm512_set1_ps(88.7228f), _CMP_GT_OQ), _mm512_set1_ps(INFINITY));
+    return _mm512_mask_mov_ps(p, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x);
+}
+#endif
+
+/* The sum keeps 8 lanes, each adding every 8th element in order, however
+ * wide the exponentials are taken: the same bits with AVX2 and AVX-512. */
 void lm_softmax(float *x, int n) {
     int i = 0;
     float max = -INFINITY;
@@ -447,9 +480,18 @@ void lm_softmax(float *x, int n) {
         max = hmax256(m);
     }
     for (; i < n; i++) max = x[i] > max ? x[i] : max;
-    const __m256 vmax = _mm256_set1_ps(max);
     __m256 acc = _mm256_setzero_ps();
-    for (i = 0; i + 8 <= n; i += 8) {
+    i = 0;
+#ifdef __AVX512F__
+    const __m512 vmax16 = _mm512_set1_ps(max);
+    for (; i + 16 <= n; i += 16) {
+        const __m512 e = exp512(_mm512_sub_ps(_mm512_loadu_ps(x + i), vmax16));
+        _mm512_storeu_ps(x + i, e);
+        acc = _mm256_add_ps(_mm256_add_ps(acc, _mm512_castps512_ps256(e)), _mm512_extractf32x8_ps(e, 1));
+    }
+#endif
+    const __m256 vmax = _mm256_set1_ps(max);
+    for (; i + 8 <= n; i += 8) {
         const __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i), vmax));
         _mm256_storeu_ps(x + i, e);
         acc = _mm256_add_ps(acc, e);
@@ -467,12 +509,56 @@ void lm_softmax(float *x, int n) {
 
 void lm_swiglu(float *gate, const float *up, int n) {
     int i = 0;
+#ifdef __AVX512F__
+    for (; i + 16 <= n; i += 16) {
+        const __m512 g = _mm512_loadu_ps(gate + i);
+        const __m512 e = exp512(_mm512_sub_ps(_mm512_setzero_ps(), g));
+        _mm512_storeu_ps(gate + i, _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.0f), e)), _mm512_loadu_ps(up + i)));
+    }
+#endif
     for (; i + 8 <= n; i += 8) {
         const __m256 g = _mm256_loadu_ps(gate + i);
         const __m256 e = exp256(_mm256_sub_ps(_mm256_setzero_ps(), g));
         _mm256_storeu_ps(gate + i, _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.0f), e)), _mm256_loadu_ps(up + i)));
     }
     lm_swiglu_ref(gate + i, up + i, n - i);
+}
+
+/* Four chains of four doubles (lm_rmsnorm_ref: four of one). */
+void lm_rmsnorm(float *y, const float *x, const float *weight, int n, float eps) {
+    __m256d s[4] = {_mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd()};
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 4; j++) {
+            const __m256d v = _mm256_cvtps_pd(_mm_loadu_ps(x + i + 4 * j));
+            s[j] = _mm256_add_pd(s[j], _mm256_mul_pd(v, v));
+        }
+    const __m256d s4 = _mm256_add_pd(_mm256_add_pd(s[0], s[1]), _mm256_add_pd(s[2], s[3]));
+    const __m128d s2 = _mm_add_pd(_mm256_castpd256_pd128(s4), _mm256_extractf128_pd(s4, 1));
+    double ss = _mm_cvtsd_f64(_mm_add_sd(s2, _mm_unpackhi_pd(s2, s2)));
+    for (; i < n; i++) ss += (double)x[i] * x[i];
+    scale_row(y, x, weight, n, rms_scale(ss, n, eps));
+}
+
+/* Interleaved pairs (2i, 2i + 1), four a step: x0 * cos - x1 * sin in the
+ * even lanes, x1 * cos + x0 * sin in the odd ones, each product rounded as
+ * in rope_head (so the same bits); neox pairs (i, i + half) are two
+ * contiguous runs, which the compiler vectorizes in rope_head. */
+void lm_rope(float *x, int n_heads, int head_dim, int n_rot, const float *cos_t, const float *sin_t, bool neox) {
+    const int half = n_rot / 2;
+    const __m256i dup = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
+    for (int h = 0; h < n_heads; h++) {
+        float *v = x + (size_t)h * head_dim;
+        int i = 0;
+        for (; !neox && i + 4 <= half; i += 4) {
+            const __m256 c = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_loadu_ps(cos_t + i)), dup);
+            const __m256 sn = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_loadu_ps(sin_t + i)), dup);
+            const __m256 p = _mm256_loadu_ps(v + 2 * i), swapped = _mm256_permute_ps(p, _MM_SHUFFLE(2, 3, 0, 1));
+            const __m256 pc = _mm256_mul_ps(p, c), qs = _mm256_mul_ps(swapped, sn);
+            _mm256_storeu_ps(v + 2 * i, _mm256_blend_ps(_mm256_sub_ps(pc, qs), _mm256_add_ps(pc, qs), 0xaa));
+        }
+        rope_head(v, i, half, cos_t, sin_t, neox);
+    }
 }
 
 void lm_f32_to_f16_row(const float *x, uint16_t *y, int n) {
@@ -512,4 +598,8 @@ void lm_f32_to_f16_row(const float *x, uint16_t *y, int n) {
     for (int i = 0; i < n; i++) y[i] = lm_f32_to_f16(x[i]);
 }
 void lm_gelu(float *x, int n) { lm_gelu_ref(x, n); }
+void lm_rmsnorm(float *y, const float *x, const float *weight, int n, float eps) { lm_rmsnorm_ref(y, x, weight, n, eps); }
+void lm_rope(float *x, int n_heads, int head_dim, int n_rot, const float *cos_t, const float *sin_t, bool neox) {
+    lm_rope_ref(x, n_heads, head_dim, n_rot, cos_t, sin_t, neox);
+}
 #endif
