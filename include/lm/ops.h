@@ -40,6 +40,13 @@ struct lm_row_op {
 void lm_matmul_multi(struct lm_pool *pool, int n_w, float *const y[], const struct lm_tensor *const w[], const float *x,
                      int n_tok, void *scratch, const struct lm_row_op *pre);
 
+/* The format W's products take their activations in (NULL: f32, x as it is). */
+const struct lm_type_traits *lm_matmul_act(const struct lm_tensor *w);
+
+/* lm_matmul of activations the caller made in W's format (lm_matmul_act;
+ * f32 where that is NULL): xa holds n_tok rows of W->ne[0] values. */
+void lm_matmul_quantized(struct lm_pool *pool, float *y, const struct lm_tensor *w, const void *xa, int n_tok);
+
 /* y = x / sqrt(mean(x^2) + eps) * weight, over n elements (y may be x;
  * weight NULL: no weight, as 1). */
 void lm_rmsnorm(float *y, const float *x, const float *weight, int n, float eps);

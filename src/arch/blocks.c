@@ -141,6 +141,11 @@ int lm_kv_positions(int n_ctx) { return (n_ctx + LM_KV_BLOCK - 1) / LM_KV_BLOCK 
 struct attn_job {
     const struct lm_fwd *f;
     const struct lm_layer *L;
+    /* or NULL: each task quantizes its heads' output for the output
+     * projection, rows oq_row bytes apart at oq_dst */
+    const struct lm_type_traits *oq;
+    uint8_t *oq_dst;
+    size_t oq_row;
 };
 
 /* Where KV head h of layer L of sequence `seq` starts in the cache: the
@@ -255,10 +260,12 @@ static void attention(void *arg, int task, int ith) {
         lm_touch(v + (size_t)p0 * (size_t)hd, sizeof(uint16_t) * (size_t)hd * (size_t)np);
         lm_sgemm_f16(rows, hd, np, sc + p0, lds, v + (size_t)p0 * (size_t)hd, (size_t)hd, out, (size_t)hd, p0 > lo);
     }
-    for (int t = 0; t < nt; t++)
-        for (int g = 0; g < group; g++)
-            memcpy(c->att + (size_t)(t0 + t) * q_dim + (size_t)(kvh * group + g) * hd, out + (size_t)(t * group + g) * hd,
-                   sizeof(float) * (size_t)hd);
+    const size_t span = (size_t)group * (size_t)hd, first = (size_t)kvh * span; /* the task's values of a row */
+    for (size_t t = 0; t < (size_t)nt; t++) {
+        const float *o = out + t * span;
+        if (j->oq) j->oq->act_from_f32(o, j->oq_dst + (t0 + t) * j->oq_row + first / j->oq->blck * j->oq->size, (int64_t)span);
+        else memcpy(c->att + (t0 + t) * q_dim + first, o, sizeof(float) * span);
+    }
 }
 
 /* A gated query projection (n rows of n_head x (head_dim query, head_dim
@@ -301,11 +308,16 @@ void lm_blk_attention(const struct lm_fwd *f, const struct lm_layer *L, struct l
             lm_rmsnorm(c->v + h * (size_t)hd, c->v + h * (size_t)hd, NULL, hd, hp->norm_eps);
     if (!f->tiles_alone)
         for (int t = 0; t < n; t++) rope_and_cache(f, L, t, 0, L->n_head_kv);
-    struct attn_job job = {f, L};
+    /* The output projection's quantization in the attention's tasks,
+     * where a task's heads are whole blocks of its activation format. */
+    const struct lm_type_traits *oq = L->att_gated ? NULL : lm_matmul_act(L->wo);
+    if (oq && (size_t)(hp->n_head / L->n_head_kv * hd) % oq->blck) oq = NULL;
+    struct attn_job job = {f, L, oq, c->qscratch, lm_matmul_scratch_size(L->wo, 1)};
     lm_pool_run(c->pool, L->n_head_kv * f->n_tiles, attention, &job);
     if (L->att_gated)
         for (size_t i = 0; i < (size_t)n * (size_t)q_dim; i++) c->att[i] *= 1.0f / (1.0f + expf(-c->xn[i]));
-    lm_matmul(c->pool, c->xn, L->wo, c->att, n, c->qscratch);
+    if (oq) lm_matmul_quantized(c->pool, c->xn, L->wo, c->qscratch, n);
+    else lm_matmul(c->pool, c->xn, L->wo, c->att, n, c->qscratch);
     add_bias(c->xn, L->bo, n, hp->n_embd);
 }
 

@@ -113,9 +113,17 @@ static void pre_tile(void *arg, int task, int ith) {
     for (int t = t0; t < t1; t++) j->pre->fn(j->pre->ctx, t);
 }
 
-void lm_matmul_multi(struct lm_pool *pool, int n_w, float *const y[], const struct lm_tensor *const w[], const float *x,
-                     int n_tok, void *scratch, const struct lm_row_op *pre) {
-    LM_ASSERT(n_w >= 1 && n_w <= LM_MATMUL_MAX && n_tok >= 1);
+const struct lm_type_traits *lm_matmul_act(const struct lm_tensor *w) {
+    const struct lm_type_traits *t = lm_type_get(w->type);
+    LM_ASSERT(t && t->vec_dot);
+    return t->vec_dot_type == LM_TYPE_F32 ? NULL : lm_type_get(t->vec_dot_type);
+}
+
+/* The products of lm_matmul_multi, of x as it is or, with xa, of
+ * activations already in the weights' format. */
+static void matmul_run(struct lm_pool *pool, int n_w, float *const y[], const struct lm_tensor *const w[], const float *x,
+                       const void *xa, int n_tok, void *scratch, const struct lm_row_op *pre) {
+    LM_ASSERT(n_w >= 1 && n_w <= LM_MATMUL_MAX && n_tok >= 1 && (!xa || (n_w == 1 && !pre)));
     struct matmul_job j = {.n_w = n_w, .n_tok = n_tok, .x = x, .cols = w[0]->ne[0]};
     uint8_t *free_scratch = scratch;
     int64_t total_rows = 0;
@@ -129,9 +137,9 @@ void lm_matmul_multi(struct lm_pool *pool, int n_w, float *const y[], const stru
         j.w_row[i] = row_bytes(w[i]->type, j.cols);
         total_rows += w[i]->ne[1];
         float_w &= w[i]->type == LM_TYPE_F32 || w[i]->type == LM_TYPE_F16 || w[i]->type == LM_TYPE_BF16;
-        if (t->vec_dot_type == LM_TYPE_F32) {
-            j.xa[i] = (const uint8_t *)x;
-            j.xa_row[i] = sizeof(float) * (size_t)j.cols;
+        j.xa_row[i] = t->vec_dot_type == LM_TYPE_F32 ? sizeof(float) * (size_t)j.cols : row_bytes(t->vec_dot_type, j.cols);
+        if (xa || t->vec_dot_type == LM_TYPE_F32) {
+            j.xa[i] = xa ? xa : (const uint8_t *)x;
             continue;
         }
         int q = 0; /* weights with the same activation format share its quantization */
@@ -139,13 +147,12 @@ void lm_matmul_multi(struct lm_pool *pool, int n_w, float *const y[], const stru
         if (q == j.n_q) {
             j.qt[q] = lm_type_get(t->vec_dot_type);
             LM_ASSERT(j.qt[q]->act_from_f32);
-            j.qrow[q] = row_bytes(t->vec_dot_type, j.cols);
+            j.qrow[q] = j.xa_row[i];
             j.qdst[q] = free_scratch;
             free_scratch += j.qrow[q] * (size_t)n_tok;
             j.n_q++;
         }
         j.xa[i] = j.qdst[q];
-        j.xa_row[i] = j.qrow[q];
     }
     /* pre in the quantization's tasks where x has one format; else a job
      * of its own first */
@@ -204,6 +211,15 @@ void lm_matmul_multi(struct lm_pool *pool, int n_w, float *const y[], const stru
     for (int i = 0; i < n_w; i++)
         j.task0[i + 1] = j.task0[i] + (int)((w[i]->ne[1] + j.row_tile - 1) / j.row_tile) * j.tok_tiles;
     lm_pool_run(pool, j.task0[n_w], matmul_tile, &j);
+}
+
+void lm_matmul_multi(struct lm_pool *pool, int n_w, float *const y[], const struct lm_tensor *const w[], const float *x,
+                     int n_tok, void *scratch, const struct lm_row_op *pre) {
+    matmul_run(pool, n_w, y, w, x, NULL, n_tok, scratch, pre);
+}
+
+void lm_matmul_quantized(struct lm_pool *pool, float *y, const struct lm_tensor *w, const void *xa, int n_tok) {
+    matmul_run(pool, 1, &y, &w, NULL, xa, n_tok, NULL, NULL);
 }
 
 void lm_matmul(struct lm_pool *pool, float *y, const struct lm_tensor *w, const float *x, int n_tok, void *scratch) {
@@ -537,7 +553,13 @@ void lm_rmsnorm(float *y, const float *x, const float *weight, int n, float eps)
     const __m128d s2 = _mm_add_pd(_mm256_castpd256_pd128(s4), _mm256_extractf128_pd(s4, 1));
     double ss = _mm_cvtsd_f64(_mm_add_sd(s2, _mm_unpackhi_pd(s2, s2)));
     for (; i < n; i++) ss += (double)x[i] * x[i];
-    scale_row(y, x, weight, n, rms_scale(ss, n, eps));
+    const float scale = rms_scale(ss, n, eps);
+    const __m256 vs = _mm256_set1_ps(scale);
+    for (i = 0; i + 8 <= n; i += 8) { /* y may be x: whole vectors read before written */
+        const __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + i), vs);
+        _mm256_storeu_ps(y + i, weight ? _mm256_mul_ps(v, _mm256_loadu_ps(weight + i)) : v);
+    }
+    scale_row(y + i, x + i, weight ? weight + i : NULL, n - i, scale);
 }
 
 /* Interleaved pairs (2i, 2i + 1), four a step: x0 * cos - x1 * sin in the
