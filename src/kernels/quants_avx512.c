@@ -738,7 +738,7 @@ static inline __attribute__((always_inline)) __m512 z0_weights(enum qkind k, con
 #pragma GCC unroll 4
     for (int j = 0; j < 4 && !pairs; j++) {
         w[j] = k == Q8_0 ? lo[j] : _mm512_and_si512(lo[j], m4);
-        w[4 + j] = k == Q8_0 ? hi[j] : _mm512_and_si512(_mm512_srli_epi16(lo[j], 4), m4);
+        w[4 + j] = k == Q8_0 ? hi[j] : znibbles(lo[j], 0xff);
     }
 #pragma GCC unroll 2
     for (int a = 0; a < 2 && pairs; a++) {
@@ -752,8 +752,8 @@ static inline __attribute__((always_inline)) __m512 z0_weights(enum qkind k, con
         const __m512i u = _mm512_unpacklo_epi64(lo[2 * a], lo[2 * a + 1]), v = _mm512_unpackhi_epi64(lo[2 * a], lo[2 * a + 1]);
         w[4 * a] = _mm512_and_si512(u, m4);
         w[4 * a + 1] = _mm512_and_si512(v, m4);
-        w[4 * a + 2] = _mm512_and_si512(_mm512_srli_epi16(u, 4), m4);
-        w[4 * a + 3] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+        w[4 * a + 2] = znibbles(u, 0xff);
+        w[4 * a + 3] = znibbles(v, 0xff);
     }
     __m512i d01 = _mm512_permutex2var_epi16(first[0], pd, first[1]), d23 = _mm512_permutex2var_epi16(first[2], pd, first[3]);
     if (k == Q8_0) {
@@ -907,6 +907,27 @@ static inline __m512 z0_sums4(const __m512 v[4]) {
                          _mm512_shuffle_f32x4(v01, v23, _MM_SHUFFLE(3, 1, 3, 1)));
 }
 
+/* The weights of a step of K blocks fetched ahead into L2 only (into L1,
+ * 1.2B q8_0 and q4_0 rows streamed from memory at 12-13 GB/s on a Zen 4
+ * core, into L2 at 18-22): the bytes the step reads, at *pf (see z0_tile),
+ * or 8 rows ahead: the step's first byte and every 64 after it in its span
+ * (steps' spans follow on, so no line is left out), all 4 rows (copies of
+ * the last past nx: the same lines), no loop (4 rows of 576 weights in
+ * L2: q8_0 +11%, q4_1 +2% on an Intel Xeon, where the step is bound by
+ * its instruction count). */
+static inline __attribute__((always_inline)) void z0_fetch(enum qkind k, const char **pf, const uint8_t *const x[4], int b, int K,
+                                                           int nx, size_t bx) {
+    const size_t xs = q_xsize(k);
+    if (pf) {
+        z_fetch(pf, (size_t)K * xs * (size_t)nx, true);
+        return;
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++)
+#pragma GCC unroll 3
+        for (size_t o = 0; o < 4 * xs; o += 64) _mm_prefetch((const char *)x[j] + xs * (size_t)b + 8 * bx + o, _MM_HINT_T1);
+}
+
 #define Z0_PASS 8 /* activation rows a tile takes at once: a vector of sums each (two for q4_1) */
 
 /* 4 weight rows x[] (the first nx of them real, the rest copies) against C
@@ -919,31 +940,35 @@ static inline __m512 z0_sums4(const __m512 v[4]) {
 static inline __attribute__((always_inline)) void z0_tile(enum qkind k, const int C, int nb, const uint8_t *const x[4],
                                                           int nx, size_t bx, const char **pf, const struct z0_acts *a,
                                                           size_t ga, float *s, size_t ldc, bool add) {
-    const size_t xs = q_xsize(k);
     for (int c0 = 0; c0 < nb; c0 += LM_GEMM_CHUNK, add = true) {
         const int c1 = nb - c0 < LM_GEMM_CHUNK ? nb : c0 + LM_GEMM_CHUNK;
         __m512 acc[Z0_PASS], accm[Z0_PASS];
 #pragma GCC unroll 8
         for (int c = 0; c < C; c++) acc[c] = accm[c] = _mm512_setzero_ps();
-        for (int b = c0; b < c1; b += 4) {
-            /* into L2 only: into L1, 1.2B q8_0 and q4_0 rows streamed from
-             * memory at 12-13 GB/s on a Zen 4 core, into L2 at 18-22 */
-            if (pf) z_fetch(pf, (size_t)(c1 - b < 4 ? c1 - b : 4) * xs * (size_t)nx, true); /* the bytes this step reads */
-            else
-                /* the step's first byte and every 64 after it in its span:
-                 * steps' spans follow on, so no line is left out; all 4
-                 * rows (copies of the last past nx: the same lines), no
-                 * loop (4 rows of 576 weights in L2: q8_0 +11%, q4_1 +2%
-                 * on an Intel Xeon, where the step is bound by its
-                 * instruction count) */
-#pragma GCC unroll 4
-                for (int j = 0; j < 4; j++)
-#pragma GCC unroll 3
-                    for (size_t o = 0; o < 4 * xs; o += 64) _mm_prefetch((const char *)x[j] + xs * (size_t)b + 8 * bx + o, _MM_HINT_T1);
-            if (c1 - b >= 4) z0_step(k, 4, C, x, b, a, ga, acc, accm);
-            else if (c1 - b == 3) z0_step(k, 3, C, x, b, a, ga, acc, accm);
+        if (C == 1) {
+            for (int b = c0; b < c1; b += 4) {
+                z0_fetch(k, pf, x, b, c1 - b < 4 ? c1 - b : 4, nx, bx);
+                if (c1 - b >= 4) z0_step(k, 4, C, x, b, a, ga, acc, accm);
+                else if (c1 - b == 3) z0_step(k, 3, C, x, b, a, ga, acc, accm);
+                else if (c1 - b == 2) z0_step(k, 2, C, x, b, a, ga, acc, accm);
+                else z0_step(k, 1, C, x, b, a, ga, acc, accm);
+            }
+        } else {
+            /* Whole steps two a loop, the chunk's last 1-3 blocks after it:
+             * with the short step's choice in the loop (and one step a
+             * loop), 4 rows of 576 weights ran 8-16% slower (2-8 activation
+             * rows, q4_0, q4_1 and q8_0, an Intel Xeon). One row keeps the
+             * loop it had: so, 5-7% slower. */
+            int b = c0;
+#pragma GCC unroll 2
+            for (; b + 4 <= c1; b += 4) {
+                z0_fetch(k, pf, x, b, 4, nx, bx);
+                z0_step(k, 4, C, x, b, a, ga, acc, accm);
+            }
+            if (b < c1) z0_fetch(k, pf, x, b, c1 - b, nx, bx);
+            if (c1 - b == 3) z0_step(k, 3, C, x, b, a, ga, acc, accm);
             else if (c1 - b == 2) z0_step(k, 2, C, x, b, a, ga, acc, accm);
-            else z0_step(k, 1, C, x, b, a, ga, acc, accm);
+            else if (c1 - b == 1) z0_step(k, 1, C, x, b, a, ga, acc, accm);
         }
         const __mmask16 m = (__mmask16)((1u << nx) - 1);
         if (C == 1) {
