@@ -55,9 +55,9 @@ void lm_rmsnorm_ref(float *y, const float *x, const float *weight, int n, float 
 /* y = (x - mean(x)) / sqrt(var(x) + eps) * weight + bias (bias may be NULL; y may be x). */
 void lm_layernorm(float *y, const float *x, const float *weight, const float *bias, int n, float eps);
 
-/* In place, over n elements. */
-void lm_softmax(float *x, int n);
-void lm_softmax_ref(float *x, int n);
+/* In place, over n elements: softmax(scale * x). */
+void lm_softmax(float *x, int n, float scale);
+void lm_softmax_ref(float *x, int n, float scale);
 
 /* gate[i] = silu(gate[i]) * up[i]. */
 void lm_swiglu(float *gate, const float *up, int n);

@@ -248,10 +248,9 @@ static void attention(void *arg, int task, int ith) {
     for (int r = 0; r < rows; r++) {
         float *row = sc + (size_t)r * lds;
         int last = pos0 + r / group + 1, first = window && last - window > lo ? last - window : lo;
-        for (int p = first; p < last; p++) row[p] *= scale;
         if (cap > 0)
-            for (int p = first; p < last; p++) row[p] = cap * tanhf(row[p] / cap);
-        lm_softmax(row + first, last - first);
+            for (int p = first; p < last; p++) row[p] = cap * tanhf(row[p] * scale / cap);
+        lm_softmax(row + first, last - first, cap > 0 ? 1.0f : scale);
         memset(row + lo, 0, sizeof(float) * (size_t)(first - lo));
         memset(row + last, 0, sizeof(float) * (size_t)(n_pos - last));
     }

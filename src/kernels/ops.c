@@ -259,9 +259,12 @@ void lm_layernorm(float *y, const float *x, const float *weight, const float *bi
     for (int i = 0; i < n; i++) y[i] = (x[i] - mean) * scale * weight[i] + (bias ? bias[i] : 0.0f);
 }
 
-void lm_softmax_ref(float *x, int n) {
+void lm_softmax_ref(float *x, int n, float scale) {
     float max = -INFINITY;
-    for (int i = 0; i < n; i++) max = x[i] > max ? x[i] : max;
+    for (int i = 0; i < n; i++) {
+        x[i] *= scale;
+        max = x[i] > max ? x[i] : max;
+    }
     double sum = 0;
     for (int i = 0; i < n; i++) {
         x[i] = expf(x[i] - max);
@@ -487,15 +490,19 @@ static inline __m512 exp512(__m512 x) {
 
 /* The sum keeps 8 lanes, each adding every 8th element in order, however
  * wide the exponentials are taken: the same bits with AVX2 and AVX-512. */
-void lm_softmax(float *x, int n) {
+void lm_softmax(float *x, int n, float scale) {
     int i = 0;
-    float max = -INFINITY;
-    if (n >= 8) {
-        __m256 m = _mm256_loadu_ps(x);
-        for (i = 8; i + 8 <= n; i += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(x + i));
-        max = hmax256(m);
+    __m256 m = _mm256_set1_ps(-INFINITY);
+    for (; i + 8 <= n; i += 8) { /* scaled in place: the same products as the exponentials' pass would take */
+        const __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + i), _mm256_set1_ps(scale));
+        _mm256_storeu_ps(x + i, v);
+        m = _mm256_max_ps(m, v);
     }
-    for (; i < n; i++) max = x[i] > max ? x[i] : max;
+    float max = hmax256(m);
+    for (; i < n; i++) {
+        x[i] *= scale;
+        max = x[i] > max ? x[i] : max;
+    }
     __m256 acc = _mm256_setzero_ps();
     i = 0;
 #ifdef __AVX512F__
@@ -610,7 +617,7 @@ void lm_gelu(float *x, int n) {
     lm_gelu_ref(x + i, n - i);
 }
 #else
-void lm_softmax(float *x, int n) { lm_softmax_ref(x, n); }
+void lm_softmax(float *x, int n, float scale) { lm_softmax_ref(x, n, scale); }
 void lm_swiglu(float *gate, const float *up, int n) { lm_swiglu_ref(gate, up, n); }
 void lm_sgemm_f16(int M, int N, int K, const float *A, size_t lda, const uint16_t *B, size_t ldb, float *C, size_t ldc,
                   bool add) {
