@@ -304,13 +304,14 @@ void lm_geglu(float *gate, const float *up, int n) {
     for (int i = 0; i < n; i++) gate[i] *= up[i];
 }
 
-/* Pairs [i0, half) of one head. */
+/* Pairs [i0, half) of one head. Each product rounded apart (a statement
+ * each, so that no compiler fuses them), as lm_rope's vectors take them. */
 static void rope_head(float *v, int i0, int half, const float *cos_t, const float *sin_t, bool neox) {
     for (int i = i0; i < half; i++) {
         int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
-        float x0 = v[a], x1 = v[b];
-        v[a] = x0 * cos_t[i] - x1 * sin_t[i];
-        v[b] = x0 * sin_t[i] + x1 * cos_t[i];
+        const float x0c = v[a] * cos_t[i], x1s = v[b] * sin_t[i], x0s = v[a] * sin_t[i], x1c = v[b] * cos_t[i];
+        v[a] = x0c - x1s;
+        v[b] = x0s + x1c;
     }
 }
 
