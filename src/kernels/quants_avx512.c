@@ -599,11 +599,11 @@ static inline int q_int_offset(enum qkind k) { return k == Q4_0 ? 8 : k == Q8_0 
  * an activation row: per block, T = sum(q * y) in int32 (exact; q4_0:
  * sum((q - 8) * y)) and S = dx*dy (rounded); within a chunk of LM_GEMM_CHUNK
  * blocks, sum k (k = 0..3) gathers S*T of the chunk's blocks 4i + k, one
- * FMA each, in order, from +0; q4_1's m terms mx*sy (exact: products
- * of two f16 values, so fused or not alike) likewise gather in sums
- * m0..m3, one FMA each; the chunk adds (sum 0 + sum 1) +
- * (sum 2 + sum 3), plus for q4_1 (m0 + m1) + (m2 + m3), to the row's
- * result. So a row gets the same bits whatever rows share its call (lm
+ * FMA each, in order, from +0, each followed for q4_1 by its block's m
+ * term mx*sy (exact: a product of two f16 values, so fused or not alike),
+ * one FMA (in sums of their own, the 4 more vectors and their
+ * additions left 4 activation rows 7% slower); the chunk adds
+ * (sum 0 + sum 1) + (sum 2 + sum 3) to the row's result. So a row gets the same bits whatever rows share its call (lm
  * serve's batches). Before, these formats kept the AVX2 one-row kernel's 8
  * int32 sums a block, each converted, scaled and FMA'd: on a Zen 4 core the
  * FMA, the multiply and vpdpbusd share one issue slot, and 1.2B q4_0
@@ -872,10 +872,9 @@ static inline __attribute__((always_inline)) __m512 z0_dot_half(enum qkind k, co
 #define Z0_PAIRS 3 /* activation rows from which a tile takes the weights in pairs (z0_dot) */
 
 /* Blocks b..b + K - 1 of 4 weight rows against C activation rows (group
- * b / 4 of each, ga groups apart in a) into acc[c] (and q4_1's accm[c]). */
+ * b / 4 of each, ga groups apart in a) into acc[c]. */
 static inline __attribute__((always_inline)) void z0_step(enum qkind k, const int K, const int C, const uint8_t *const x[4],
-                                                          int b, const struct z0_acts *a, size_t ga, __m512 *acc,
-                                                          __m512 *accm) {
+                                                          int b, const struct z0_acts *a, size_t ga, __m512 *acc) {
     __m512i w[8];
     __m512 mx;
     const bool pairs = C >= Z0_PAIRS;
@@ -885,7 +884,7 @@ static inline __attribute__((always_inline)) void z0_step(enum qkind k, const in
         const struct z0_acts *y = a + ga * (size_t)c + (size_t)(b / 4);
         const __m512 t = K <= 2 ? z0_dot_half(k, pairs, w, y) : z0_dot(k, pairs, w, y);
         acc[c] = _mm512_fmadd_ps(_mm512_mul_ps(dx, y->dy), t, acc[c]);
-        if (k == Q4_1) accm[c] = _mm512_fmadd_ps(mx, y->sy, accm[c]); /* one FMA: 1-3% faster than a multiply and an add */
+        if (k == Q4_1) acc[c] = _mm512_fmadd_ps(mx, y->sy, acc[c]); /* one FMA: 1-3% faster than a multiply and an add */
     }
 }
 
@@ -929,26 +928,22 @@ static inline __attribute__((always_inline)) void z0_fetch(enum qkind k, const c
 }
 
 /* s[ldc*c + j] (+)= row j's result (j < nx) for activation row c, from a
- * tile's sums (z0_step's acc and accm). */
-static inline __attribute__((always_inline)) void z0_store(enum qkind k, const int C, const __m512 *acc, const __m512 *accm, int nx,
-                                                           float *s, size_t ldc, bool add) {
+ * tile's sums (z0_step's acc). */
+static inline __attribute__((always_inline)) void z0_store(const int C, const __m512 *acc, int nx, float *s, size_t ldc, bool add) {
     const __mmask16 m = (__mmask16)((1u << nx) - 1);
     if (C == 1) {
-        const __m512 r = k == Q4_1 ? _mm512_add_ps(z0_sums(acc[0]), z0_sums(accm[0])) : z0_sums(acc[0]);
+        const __m512 r = z0_sums(acc[0]);
         _mm_mask_storeu_ps(s, m, add ? _mm_add_ps(_mm_maskz_loadu_ps(m, s), _mm512_castps512_ps128(r)) : _mm512_castps512_ps128(r));
         return;
     }
     /* activation rows 4 at a time (the last group padded with zeros) */
 #pragma GCC unroll 2
     for (int g0 = 0; g0 < C; g0 += 4) {
-        __m512 g[4], gm[4];
+        __m512 g[4];
 #pragma GCC unroll 4
-        for (int i = 0; i < 4; i++) {
-            g[i] = g0 + i < C ? acc[g0 + i] : _mm512_setzero_ps();
-            gm[i] = g0 + i < C ? accm[g0 + i] : _mm512_setzero_ps();
-        }
+        for (int i = 0; i < 4; i++) g[i] = g0 + i < C ? acc[g0 + i] : _mm512_setzero_ps();
         _Alignas(64) float r[16];
-        _mm512_store_ps(r, k == Q4_1 ? _mm512_add_ps(z0_sums4(g), z0_sums4(gm)) : z0_sums4(g));
+        _mm512_store_ps(r, z0_sums4(g));
 #pragma GCC unroll 4
         for (int i = 0; i < 4; i++) {
             if (g0 + i == C) break;
@@ -973,16 +968,16 @@ static inline __attribute__((always_inline)) void z0_tile(enum qkind k, const in
                                                           size_t ga, float *s, size_t ldc, bool add) {
     for (int c0 = 0; c0 < nb; c0 += LM_GEMM_CHUNK, add = true) {
         const int c1 = nb - c0 < LM_GEMM_CHUNK ? nb : c0 + LM_GEMM_CHUNK;
-        __m512 acc[Z0_PASS], accm[Z0_PASS];
+        __m512 acc[Z0_PASS];
 #pragma GCC unroll 8
-        for (int c = 0; c < C; c++) acc[c] = accm[c] = _mm512_setzero_ps();
+        for (int c = 0; c < C; c++) acc[c] = _mm512_setzero_ps();
         if (C == 1) {
             for (int b = c0; b < c1; b += 4) {
                 z0_fetch(k, pf, x, b, c1 - b < 4 ? c1 - b : 4, nx, bx);
-                if (c1 - b >= 4) z0_step(k, 4, C, x, b, a, ga, acc, accm);
-                else if (c1 - b == 3) z0_step(k, 3, C, x, b, a, ga, acc, accm);
-                else if (c1 - b == 2) z0_step(k, 2, C, x, b, a, ga, acc, accm);
-                else z0_step(k, 1, C, x, b, a, ga, acc, accm);
+                if (c1 - b >= 4) z0_step(k, 4, C, x, b, a, ga, acc);
+                else if (c1 - b == 3) z0_step(k, 3, C, x, b, a, ga, acc);
+                else if (c1 - b == 2) z0_step(k, 2, C, x, b, a, ga, acc);
+                else z0_step(k, 1, C, x, b, a, ga, acc);
             }
         } else {
             /* Whole steps two a loop, the chunk's last 1-3 blocks after it:
@@ -994,14 +989,14 @@ static inline __attribute__((always_inline)) void z0_tile(enum qkind k, const in
 #pragma GCC unroll 2
             for (; b + 4 <= c1; b += 4) {
                 z0_fetch(k, pf, x, b, 4, nx, bx);
-                z0_step(k, 4, C, x, b, a, ga, acc, accm);
+                z0_step(k, 4, C, x, b, a, ga, acc);
             }
             if (b < c1) z0_fetch(k, pf, x, b, c1 - b, nx, bx);
-            if (c1 - b == 3) z0_step(k, 3, C, x, b, a, ga, acc, accm);
-            else if (c1 - b == 2) z0_step(k, 2, C, x, b, a, ga, acc, accm);
-            else if (c1 - b == 1) z0_step(k, 1, C, x, b, a, ga, acc, accm);
+            if (c1 - b == 3) z0_step(k, 3, C, x, b, a, ga, acc);
+            else if (c1 - b == 2) z0_step(k, 2, C, x, b, a, ga, acc);
+            else if (c1 - b == 1) z0_step(k, 1, C, x, b, a, ga, acc);
         }
-        z0_store(k, C, acc, accm, nx, s, ldc, add);
+        z0_store(C, acc, nx, s, ldc, add);
     }
 }
 
@@ -1031,15 +1026,15 @@ static inline __attribute__((always_inline)) void z0_tile2(enum qkind k, const i
                                                            size_t ldc, bool add) {
     const size_t xs = q_xsize(k);
     const int tail = nb - 2;
-    __m512 acc[2][Z0_PASS], accm[2][Z0_PASS];
+    __m512 acc[2][Z0_PASS];
     for (int t = 0; t < 2; t++) {
         const uint8_t *const *x = t ? xb : xa;
 #pragma GCC unroll 8
-        for (int c = 0; c < C; c++) acc[t][c] = accm[t][c] = _mm512_setzero_ps();
+        for (int c = 0; c < C; c++) acc[t][c] = _mm512_setzero_ps();
 #pragma GCC unroll 2
         for (int b = 0; b < tail; b += 4) {
             z0_fetch(k, NULL, x, b, 4, 4, bx);
-            z0_step(k, 4, C, x, b, a, ga, acc[t], accm[t]);
+            z0_step(k, 4, C, x, b, a, ga, acc[t]);
         }
         z0_fetch(k, NULL, x, tail, 2, 4, bx);
     }
@@ -1066,12 +1061,12 @@ static inline __attribute__((always_inline)) void z0_tile2(enum qkind k, const i
         acc[0][c] = _mm512_mask3_fmadd_ps(p, t, acc[0][c], 0x00ff);
         acc[1][c] = _mm512_mask3_fmadd_ps(z0_high(p), z0_high(t), acc[1][c], 0x00ff);
         if (k == Q4_1) {
-            accm[0][c] = _mm512_mask3_fmadd_ps(mx, d.sy, accm[0][c], 0x00ff);
-            accm[1][c] = _mm512_mask3_fmadd_ps(z0_high(mx), d.sy, accm[1][c], 0x00ff);
+            acc[0][c] = _mm512_mask3_fmadd_ps(mx, d.sy, acc[0][c], 0x00ff);
+            acc[1][c] = _mm512_mask3_fmadd_ps(z0_high(mx), d.sy, acc[1][c], 0x00ff);
         }
     }
-    z0_store(k, C, acc[0], accm[0], nxa, sa, ldc, add);
-    z0_store(k, C, acc[1], accm[1], nxb, sb, ldc, add);
+    z0_store(C, acc[0], nxa, sa, ldc, add);
+    z0_store(C, acc[1], nxb, sb, ldc, add);
 }
 
 /* Blocks packed at once for one activation row: a tile of rows runs through
@@ -1830,7 +1825,8 @@ ZUNROLL
             const __m512 dx = own_m ? _mm512_broadcastss_ps(dm) : _mm512_cvtph_ps(_mm256_set1_epi16((short)d));
             const __m512 mx = own_m ? _mm512_broadcastss_ps(_mm_movehdup_ps(dm)) : _mm512_mul_ps(dx, _mm512_set1_ps(-16.0f));
             dxy[r] = _mm512_mul_ps(dx, a->dy[b]);
-            if (k == Q4_1) acc[r][4 + kb] = _mm512_fmadd_ps(mx, a->sy[b], acc[r][4 + kb]); /* m sum kb, as z0_step */
+            /* q4_1's m term, exact (two f16 values), added after the block's product, as z0_step fuses it */
+            if (k == Q4_1) acc[r][4 + kb] = _mm512_mul_ps(mx, a->sy[b]);
             else if (!q_int_sums(k)) /* q5_0, q5_1: not fused, as in the one-row kernel */
                 accm[r] = _mm512_add_ps(accm[r], _mm512_mul_ps(mx, a->sy[b]));
         }
@@ -1853,8 +1849,10 @@ ZUNROLL
                 }
             }
 ZUNROLL
-            for (int r = 0; r < R; r++)
+            for (int r = 0; r < R; r++) {
                 acc[r][kb] = _mm512_fmadd_ps(dxy[r], _mm512_cvtepi32_ps(_mm512_add_epi32(p[r][0], p[r][1])), acc[r][kb]);
+                if (k == Q4_1) acc[r][kb] = _mm512_add_ps(acc[r][kb], acc[r][4 + kb]);
+            }
             continue;
         }
 ZUNROLL
@@ -1875,9 +1873,8 @@ ZUNROLL
     for (int r = 0; r < R; r++) {
         const __m512 *l = acc[r];
         float v[16];
-        if (q_int_sums(k)) { /* (sum 0 + sum 1) + (sum 2 + sum 3), and q4_1's m sums so, as z0_tile */
-            const __m512 sum = _mm512_add_ps(_mm512_add_ps(l[0], l[1]), _mm512_add_ps(l[2], l[3]));
-            _mm512_storeu_ps(v, k == Q4_1 ? _mm512_add_ps(sum, _mm512_add_ps(_mm512_add_ps(l[4], l[5]), _mm512_add_ps(l[6], l[7]))) : sum);
+        if (q_int_sums(k)) { /* (sum 0 + sum 1) + (sum 2 + sum 3), as z0_store */
+            _mm512_storeu_ps(v, _mm512_add_ps(_mm512_add_ps(l[0], l[1]), _mm512_add_ps(l[2], l[3])));
             for (int c = 0; c < 16; c++) {
                 float *o = s + ldc * (size_t)c + (size_t)r;
                 *o = add ? *o + v[c] : v[c];
