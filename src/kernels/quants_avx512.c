@@ -601,10 +601,10 @@ static inline int q_int_offset(enum qkind k) { return k == Q4_0 ? 8 : k == Q8_0 
  * blocks, sum k (k = 0..3) gathers S*T of the chunk's blocks 4i + k, one
  * FMA each, in order, from +0, each followed for q4_1 by its block's m
  * term mx*sy (exact: a product of two f16 values, so fused or not alike),
- * one FMA (in sums of their own, the 4 more vectors and their
- * additions left 4 activation rows 7% slower); the chunk adds
- * (sum 0 + sum 1) + (sum 2 + sum 3) to the row's result. So a row gets the same bits whatever rows share its call (lm
- * serve's batches). Before, these formats kept the AVX2 one-row kernel's 8
+ * one FMA (in sums of their own, the 4 more vectors and their additions
+ * left 4 activation rows 4-7% slower); the chunk adds (sum 0 + sum 1) +
+ * (sum 2 + sum 3) to the row's result. So a row gets the same bits
+ * whatever rows share its call (lm serve's batches). Before, these formats kept the AVX2 one-row kernel's 8
  * int32 sums a block, each converted, scaled and FMA'd: on a Zen 4 core the
  * FMA, the multiply and vpdpbusd share one issue slot, and 1.2B q4_0
  * generation on one thread was bound by them at 0.86-0.95 of llama.cpp's
@@ -954,7 +954,7 @@ static inline __attribute__((always_inline)) void z0_store(const int C, const __
     }
 }
 
-#define Z0_PASS 8 /* activation rows a tile takes at once: a vector of sums each (two for q4_1) */
+#define Z0_PASS 8 /* activation rows a tile takes at once: a vector of sums each */
 
 /* 4 weight rows x[] (the first nx of them real, the rest copies) against C
  * (<= Z0_PASS) activation rows over nb packed blocks: s[ldc*c + j] (+)=
