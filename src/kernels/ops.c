@@ -343,7 +343,7 @@ static float hsum256(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-/* The vectors of lm_sgemm_f16: 16 floats with AVX-512, else 8. */
+/* The vectors of lm_sgemm_f16 and sg_exp: 16 floats with AVX-512, else 8. */
 #ifdef __AVX512F__
 typedef __m512 sg_vec;
 #define SG_W 16
@@ -353,6 +353,13 @@ typedef __m512 sg_vec;
 #define sg_zero _mm512_setzero_ps
 #define sg_fmadd _mm512_fmadd_ps
 #define sg_load_f16(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p)))
+#define sg_add _mm512_add_ps
+#define sg_mul _mm512_mul_ps
+#define sg_min _mm512_min_ps
+#define sg_fnmadd _mm512_fnmadd_ps
+#define sg_round(v) _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define sg_pow2(k) _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(k), _mm512_set1_epi32(127)), 23))
+#define sg_where(a, pred, b, yes, no) _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, pred), no, yes)
 #else
 typedef __m256 sg_vec;
 #define SG_W 8
@@ -362,6 +369,13 @@ typedef __m256 sg_vec;
 #define sg_zero _mm256_setzero_ps
 #define sg_fmadd _mm256_fmadd_ps
 #define sg_load_f16(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
+#define sg_add _mm256_add_ps
+#define sg_mul _mm256_mul_ps
+#define sg_min _mm256_min_ps
+#define sg_fnmadd _mm256_fnmadd_ps
+#define sg_round(v) _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define sg_pow2(k) _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23))
+#define sg_where(a, pred, b, yes, no) _mm256_blendv_ps(no, yes, _mm256_cmp_ps(a, b, pred))
 #endif
 
 /* An R x SG_W*V tile of C: per k, V loads of B's row widened, R
@@ -431,31 +445,38 @@ void lm_sgemm_f16(int M, int N, int K, const float *A, size_t lda, const uint16_
         }
 }
 
-/* e^x, 8 at a time: x = k ln 2 + r with |r| <= ln 2 / 2, e^r by Cephes'
- * expf polynomial (within 2 ulp of expf), then the exponent added to 2^k's
- * bits. Below -87.3 (where e^x would be subnormal) the result is 0, above
- * 88.7 it is +inf, as for expf; NaN stays NaN. */
-static inline __m256 exp256(__m256 x) {
-    const __m256 hi = _mm256_set1_ps(88.7228f), lo = _mm256_set1_ps(-87.3365f);
-    const __m256 k = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693359375f), x); /* ln 2 in two parts, the first exact in k */
-    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-    p = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+/* e^x, a vector at a time: x = k ln 2 + r with |r| <= ln 2 / 2, e^r by
+ * Cephes' expf polynomial (within 2 ulp of expf), then the exponent added
+ * to 2^k's bits. Below -87.3 (where e^x would be subnormal) the result is
+ * 0, above 88.7 it is +inf, as for expf; NaN stays NaN. The same
+ * operations at either width, so the same bits. */
+static inline sg_vec sg_exp(sg_vec x) {
+    const sg_vec k = sg_round(sg_mul(x, sg_set1(1.44269504088896341f)));
+    sg_vec r = sg_fnmadd(k, sg_set1(0.693359375f), x); /* ln 2 in two parts, the first exact in k */
+    r = sg_fnmadd(k, sg_set1(-2.12194440e-4f), r);
+    sg_vec p = sg_set1(1.9875691500e-4f);
+    p = sg_fmadd(p, r, sg_set1(1.3981999507e-3f));
+    p = sg_fmadd(p, r, sg_set1(8.3334519073e-3f));
+    p = sg_fmadd(p, r, sg_set1(4.1665795894e-2f));
+    p = sg_fmadd(p, r, sg_set1(1.6666665459e-1f));
+    p = sg_fmadd(p, r, sg_set1(5.0000001201e-1f));
+    p = sg_fmadd(sg_mul(p, r), r, sg_add(r, sg_set1(1.0f)));
     /* 2^k for k in [-126, 128): k = 128 (x near the top) as 2 * 2^127 */
-    const __m256 kc = _mm256_min_ps(k, _mm256_set1_ps(127.0f));
-    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(kc), _mm256_set1_epi32(127)), 23);
-    p = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-    p = _mm256_blendv_ps(p, _mm256_add_ps(p, p), _mm256_cmp_ps(k, kc, _CMP_GT_OQ));
-    p = _mm256_blendv_ps(p, _mm256_setzero_ps(), _mm256_cmp_ps(x, lo, _CMP_LT_OQ));
-    p = _mm256_blendv_ps(p, _mm256_set1_ps(INFINITY), _mm256_cmp_ps(x, hi, _CMP_GT_OQ));
-    return _mm256_blendv_ps(p, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+    const sg_vec kc = sg_min(k, sg_set1(127.0f));
+    p = sg_mul(p, sg_pow2(kc));
+    p = sg_where(k, _CMP_GT_OQ, kc, sg_add(p, p), p);
+    p = sg_where(x, _CMP_LT_OQ, sg_set1(-87.3365f), sg_zero(), p);
+    p = sg_where(x, _CMP_GT_OQ, sg_set1(88.7228f), sg_set1(INFINITY), p);
+    return sg_where(x, _CMP_UNORD_Q, x, x, p);
+}
+
+/* sg_exp of 8 values (with AVX-512, in the low half of a vector) */
+static inline __m256 exp256(__m256 x) {
+#ifdef __AVX512F__
+    return _mm512_castps512_ps256(sg_exp(_mm512_zextps256_ps512(x)));
+#else
+    return sg_exp(x);
+#endif
 }
 
 static float hmax256(__m256 v) {
@@ -464,30 +485,6 @@ static float hmax256(__m256 v) {
     m = _mm_max_ss(m, _mm_movehdup_ps(m));
     return _mm_cvtss_f32(m);
 }
-
-#ifdef __AVX512F__
-/* exp256, 16 at a time: the same operations, so the same bits */
-static inline __m512 exp512(__m512 x) {
-    const __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    const __m512 kc = _mm512_min_ps(k, _mm512_set1_ps(127.0f));
-    const __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(kc), _mm512_set1_epi32(127)), 23);
-    p = _mm512_mul_ps(p, _mm512_castsi512_ps(e));
-    p = _mm512_mask_add_ps(p, _mm512_cmp_ps_mask(k, kc, _CMP_GT_OQ), p, p);
-    p = _mm512_mask_mov_ps(p, _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3365f), _CMP_LT_OQ), _mm512_setzero_ps());
-    p = _mm512_mask_mov_ps(p, _mm512_cmp_ps_mask(x, _mm512_set1_ps(88.7228f), _CMP_GT_OQ), _mm512_set1_ps(INFINITY));
-    return _mm512_mask_mov_ps(p, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x);
-}
-#endif
 
 /* The sum keeps 8 lanes, each adding every 8th element in order, however
  * wide the exponentials are taken: the same bits with AVX2 and AVX-512. */
@@ -509,7 +506,7 @@ void lm_softmax(float *x, int n, float scale) {
 #ifdef __AVX512F__
     const __m512 vmax16 = _mm512_set1_ps(max);
     for (; i + 16 <= n; i += 16) {
-        const __m512 e = exp512(_mm512_sub_ps(_mm512_loadu_ps(x + i), vmax16));
+        const __m512 e = sg_exp(_mm512_sub_ps(_mm512_loadu_ps(x + i), vmax16));
         _mm512_storeu_ps(x + i, e);
         acc = _mm256_add_ps(_mm256_add_ps(acc, _mm512_castps512_ps256(e)), _mm512_extractf32x8_ps(e, 1));
     }
@@ -536,7 +533,7 @@ void lm_swiglu(float *gate, const float *up, int n) {
 #ifdef __AVX512F__
     for (; i + 16 <= n; i += 16) {
         const __m512 g = _mm512_loadu_ps(gate + i);
-        const __m512 e = exp512(_mm512_sub_ps(_mm512_setzero_ps(), g));
+        const __m512 e = sg_exp(_mm512_sub_ps(_mm512_setzero_ps(), g));
         _mm512_storeu_ps(gate + i, _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.0f), e)), _mm512_loadu_ps(up + i)));
     }
 #endif
